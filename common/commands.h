@@ -1,0 +1,7 @@
+// Every `paw` subcommand: int cmd_NAME(int argc, char **argv), where argv[0] is the first
+// argument after the subcommand name. Returns the process exit status. Add new commands here
+// and in the table in paw.c.
+#ifndef PAW_COMMON_COMMANDS_H
+#define PAW_COMMON_COMMANDS_H
+
+#endif
