@@ -22,7 +22,14 @@ int paw_error_context(const char *fmt, ...) {
     vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
     memcpy(old, g_msg, sizeof old);
-    snprintf(g_msg, sizeof g_msg, "%s: %s", prefix, old);
+    size_t n = strlen(prefix);
+    if (n > sizeof g_msg - 3) n = sizeof g_msg - 3;
+    memcpy(g_msg, prefix, n);
+    memcpy(g_msg + n, ": ", 2);
+    size_t rest = sizeof g_msg - n - 3;
+    size_t m = strnlen(old, rest);
+    memcpy(g_msg + n + 2, old, m);
+    g_msg[n + 2 + m] = 0;
     return -1;
 }
 

@@ -1,4 +1,3 @@
-#define _POSIX_C_SOURCE 200809L
 #include "common/progress.h"
 
 #include <stdio.h>
