@@ -10,6 +10,7 @@ BUILD   ?= build
 # The Qwen3 tokenizer used by tests and the demo (also read from $PAW_TOKENIZER at run time).
 PAW_TOKENIZER ?= $(abspath ../shared/data/qwen3-tokenizer/tokenizer.json)
 export PAW_TOKENIZER
+CFLAGS  += -DPAW_DEFAULT_TOKENIZER='"$(PAW_TOKENIZER)"'
 
 SRC_DIRS := common kernels model data compiler interpreter train eval
 LIB_SRC  := $(wildcard $(addsuffix /*.c,$(SRC_DIRS)))

@@ -11,6 +11,7 @@ typedef struct {
 } Command;
 
 static const Command commands[] = {
+    {"data", cmd_data, "data pipeline: synthesize FuzzyBench-style data, build token shards"},
     {"help", NULL, "show this help"},
 };
 static const int ncommands = (int)(sizeof commands / sizeof commands[0]);

@@ -4,4 +4,6 @@
 #ifndef PAW_COMMON_COMMANDS_H
 #define PAW_COMMON_COMMANDS_H
 
+int cmd_data(int argc, char **argv);  // data/cli.c: paw data synth|build|...
+
 #endif
