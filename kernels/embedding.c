@@ -1,0 +1,22 @@
+#include "kernels/embedding.h"
+
+#include <stddef.h>
+#include <string.h>
+
+void embedding_forward(float *out, const int *ids, const float *table, int N, int C) {
+    for (int n = 0; n < N; n++) {
+        if (ids[n] < 0) continue;  // the caller provides this row itself
+        memcpy(out + (size_t)n * C, table + (size_t)ids[n] * C, sizeof(float) * (size_t)C);
+    }
+}
+
+void embedding_backward(float *dtable, const float *dout, const int *ids, int N, int C) {
+    // Serial over tokens (repeated ids add into one row); vectorised along C.
+    for (int n = 0; n < N; n++) {
+        if (ids[n] < 0) continue;
+        float *d = dtable + (size_t)ids[n] * C;
+        const float *g = dout + (size_t)n * C;
+#pragma omp simd
+        for (int c = 0; c < C; c++) d[c] += g[c];
+    }
+}

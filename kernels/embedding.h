@@ -1,0 +1,10 @@
+// Token embedding lookup and its gradient (a scatter-add into the table, which is also where
+// the LM head's gradient lands when the embeddings are tied).
+#ifndef PAW_KERNELS_EMBEDDING_H
+#define PAW_KERNELS_EMBEDDING_H
+
+void embedding_forward(float *out, const int *ids, const float *table, int N, int C);
+// dtable[ids[n]] += dout[n]; rows with ids[n] < 0 are skipped (positions fed by embeddings).
+void embedding_backward(float *dtable, const float *dout, const int *ids, int N, int C);
+
+#endif

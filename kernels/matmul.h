@@ -1,0 +1,15 @@
+// Matrix multiply in the nn.Linear layout: out[N, OC] = inp[N, C] @ weight[OC, C]^T.
+// CPU reference in fp32 (OpenMP over both cores); the CUDA version sits beside it.
+#ifndef PAW_KERNELS_MATMUL_H
+#define PAW_KERNELS_MATMUL_H
+
+// out = inp @ weight^T (overwrites out). ldo: row stride of out (OC for a dense output).
+void matmul_forward(float *out, const float *inp, const float *weight, int N, int C, int OC);
+// Same, accumulating: out += alpha * inp @ weight^T.
+void matmul_forward_acc(float *out, const float *inp, const float *weight, int N, int C, int OC, float alpha);
+// Gradients, accumulated (+=) like every backward here: dinp += dout @ weight,
+// dweight += dout^T @ inp. Either output may be NULL (frozen weights: no dweight).
+void matmul_backward(float *dinp, float *dweight, const float *dout, const float *inp, const float *weight, int N, int C,
+                     int OC);
+
+#endif

@@ -1,0 +1,352 @@
+#include "model/qwen3.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/error.h"
+#include "common/rng.h"
+#include "kernels/attention.h"
+#include "kernels/crossentropy.h"
+#include "kernels/embedding.h"
+#include "kernels/matmul.h"
+#include "kernels/rmsnorm.h"
+#include "kernels/rope.h"
+#include "kernels/swiglu.h"
+
+Qwen3ParamInfo qwen3_param_info(const Qwen3Config *c, int i) {
+    int C = c->hidden_size, I = c->intermediate_size, L = c->num_layers, V = c->vocab_size;
+    int Q = c->num_heads * c->head_dim, KV = c->num_kv_heads * c->head_dim, HD = c->head_dim;
+    Qwen3ParamInfo p = {0};
+    switch (i) {
+    case 0: p = (Qwen3ParamInfo){"model.embed_tokens.weight", 0, 2, {V, C}, 0}; break;
+    case 1: p = (Qwen3ParamInfo){"model.layers.%d.input_layernorm.weight", 1, 1, {C, 0}, 0}; break;
+    case 2: p = (Qwen3ParamInfo){"model.layers.%d.self_attn.q_proj.weight", 1, 2, {Q, C}, 0}; break;
+    case 3: p = (Qwen3ParamInfo){"model.layers.%d.self_attn.k_proj.weight", 1, 2, {KV, C}, 0}; break;
+    case 4: p = (Qwen3ParamInfo){"model.layers.%d.self_attn.v_proj.weight", 1, 2, {KV, C}, 0}; break;
+    case 5: p = (Qwen3ParamInfo){"model.layers.%d.self_attn.q_norm.weight", 1, 1, {HD, 0}, 0}; break;
+    case 6: p = (Qwen3ParamInfo){"model.layers.%d.self_attn.k_norm.weight", 1, 1, {HD, 0}, 0}; break;
+    case 7: p = (Qwen3ParamInfo){"model.layers.%d.self_attn.o_proj.weight", 1, 2, {C, Q}, 0}; break;
+    case 8: p = (Qwen3ParamInfo){"model.layers.%d.post_attention_layernorm.weight", 1, 1, {C, 0}, 0}; break;
+    case 9: p = (Qwen3ParamInfo){"model.layers.%d.mlp.gate_proj.weight", 1, 2, {I, C}, 0}; break;
+    case 10: p = (Qwen3ParamInfo){"model.layers.%d.mlp.up_proj.weight", 1, 2, {I, C}, 0}; break;
+    case 11: p = (Qwen3ParamInfo){"model.layers.%d.mlp.down_proj.weight", 1, 2, {C, I}, 0}; break;
+    case 12: p = (Qwen3ParamInfo){"model.norm.weight", 0, 1, {C, 0}, 0}; break;
+    case 13: p = (Qwen3ParamInfo){"lm_head.weight", 0, 2, {V, C}, 0}; break;
+    }
+    size_t n = (size_t)p.shape[0] * (p.ndim == 2 ? (size_t)p.shape[1] : 1);
+    p.numel = n * (p.per_layer ? (size_t)L : 1);
+    if (i == 13 && c->tie_word_embeddings) p.numel = 0;
+    return p;
+}
+
+float **qwen3_param_slot(Qwen3Params *p, int i) {
+    float **slots[QWEN3_NUM_PARAMS] = {&p->wte,   &p->ln1w, &p->qw,  &p->kw,    &p->vw,   &p->qnormw, &p->knormw,
+                                       &p->ow,    &p->ln2w, &p->gatew, &p->upw, &p->downw, &p->lnfw, &p->lm_head};
+    return slots[i];
+}
+
+// Points the tensors of p into one block of memory; returns the number of floats.
+static size_t layout_params(const Qwen3Config *cfg, Qwen3Params *p, float *mem) {
+    size_t off = 0;
+    for (int i = 0; i < QWEN3_NUM_PARAMS; i++) {
+        Qwen3ParamInfo info = qwen3_param_info(cfg, i);
+        *qwen3_param_slot(p, i) = mem ? mem + off : NULL;
+        off += info.numel;
+    }
+    if (cfg->tie_word_embeddings) p->lm_head = p->wte;
+    return off;
+}
+
+void qwen3_create(Qwen3 *m, const Qwen3Config *cfg, int frozen) {
+    memset(m, 0, sizeof *m);
+    m->cfg = *cfg;
+    m->num_params = layout_params(cfg, &m->params, NULL);
+    m->params_memory = xmalloc(sizeof(float) * m->num_params);
+    layout_params(cfg, &m->params, m->params_memory);
+    qwen3_set_frozen(m, frozen);
+}
+
+void qwen3_set_frozen(Qwen3 *m, int frozen) {
+    m->frozen = frozen;
+    free(m->grads_memory);
+    m->grads_memory = NULL;
+    memset(&m->grads, 0, sizeof m->grads);
+    if (!frozen) {
+        m->grads_memory = xcalloc(m->num_params, sizeof(float));
+        layout_params(&m->cfg, &m->grads, m->grads_memory);
+    }
+}
+
+void qwen3_zero_grad(Qwen3 *m) {
+    if (m->grads_memory) memset(m->grads_memory, 0, sizeof(float) * m->num_params);
+}
+
+void qwen3_free(Qwen3 *m) {
+    free(m->params_memory);
+    free(m->grads_memory);
+    free(m->acts_memory);
+    free(m->scratch_memory);
+    free(m->rope_cos);
+    free(m->rope_sin);
+    free(m->pos);
+    free(m->ids);
+    free(m->targets);
+    free(m->loss_weight);
+    memset(m, 0, sizeof *m);
+}
+
+void qwen3_init_random(Qwen3 *m, unsigned long long seed, float std) {
+    PawRng rng = {seed};
+    for (int i = 0; i < QWEN3_NUM_PARAMS; i++) {
+        Qwen3ParamInfo info = qwen3_param_info(&m->cfg, i);
+        float *t = *qwen3_param_slot(&m->params, i);
+        if (info.numel == 0) continue;
+        if (info.ndim == 1) {
+            for (size_t k = 0; k < info.numel; k++) t[k] = 1.0f;
+        } else {
+            for (size_t k = 0; k < info.numel; k++) t[k] = std * paw_rng_normal(&rng);
+        }
+    }
+}
+
+// Sizes the activation and scratch buffers for N tokens (B sequences), growing when needed.
+static void ensure_acts(Qwen3 *m, int B, int T) {
+    const Qwen3Config *c = &m->cfg;
+    size_t N = (size_t)B * T;
+    if (N <= m->acts_cap_tokens) return;
+    size_t C = c->hidden_size, I = c->intermediate_size, L = c->num_layers, V = c->vocab_size;
+    size_t Q = (size_t)c->num_heads * c->head_dim, KV = (size_t)c->num_kv_heads * c->head_dim;
+    size_t NH = c->num_heads, NKV = c->num_kv_heads;
+    size_t sizes[] = {(L + 1) * N * C, L * N * C, L * N, L * N * Q, L * N * KV, L * N * Q, L * N * KV, L * N * KV,
+                      L * N * NH,      L * N * NKV, L * N * Q, L * N * NH, L * N * C, L * N * C, L * N, L * N * I,
+                      L * N * I,       L * N * I, N * C, N, N * V, N, N};
+    float **slots[] = {&m->acts.x,        &m->acts.ln1,     &m->acts.ln1_rstd, &m->acts.q_raw,  &m->acts.k_raw,
+                       &m->acts.q,        &m->acts.k,       &m->acts.v,        &m->acts.q_rstd, &m->acts.k_rstd,
+                       &m->acts.att,      &m->acts.att_lse, &m->acts.x_mid,    &m->acts.ln2,    &m->acts.ln2_rstd,
+                       &m->acts.gate,     &m->acts.up,      &m->acts.act,      &m->acts.lnf,    &m->acts.lnf_rstd,
+                       &m->acts.logits,   &m->acts.ce_lse,  &m->acts.nll};
+    int n = (int)(sizeof sizes / sizeof sizes[0]);
+    size_t total = 0;
+    for (int i = 0; i < n; i++) total += sizes[i];
+    free(m->acts_memory);
+    m->acts_memory = xmalloc(sizeof(float) * total);
+    size_t off = 0;
+    for (int i = 0; i < n; i++) {
+        *slots[i] = m->acts_memory + off;
+        off += sizes[i];
+    }
+    size_t ssizes[] = {N * C, N * C, N * Q, N * Q, N * Q, N * KV, N * KV, N * KV, N * I, N * I, N * I};
+    float **sslots[] = {&m->scratch.dx,     &m->scratch.dln,  &m->scratch.datt, &m->scratch.dq,
+                        &m->scratch.dq_raw, &m->scratch.dk,   &m->scratch.dk_raw, &m->scratch.dv,
+                        &m->scratch.dact,   &m->scratch.dgate, &m->scratch.dup};
+    total = 0;
+    for (int i = 0; i < 11; i++) total += ssizes[i];
+    free(m->scratch_memory);
+    m->scratch_memory = xmalloc(sizeof(float) * total);
+    off = 0;
+    for (int i = 0; i < 11; i++) {
+        *sslots[i] = m->scratch_memory + off;
+        off += ssizes[i];
+    }
+    m->pos = xrealloc(m->pos, sizeof(int) * N);
+    m->ids = xrealloc(m->ids, sizeof(int) * N);
+    m->targets = xrealloc(m->targets, sizeof(int) * N);
+    m->loss_weight = xrealloc(m->loss_weight, sizeof(float) * N);
+    m->acts_cap_tokens = N;
+}
+
+static void ensure_rope(Qwen3 *m, int needed) {
+    if (needed <= m->rope_len) return;
+    int len = needed > 256 ? needed : 256;
+    if (len < 2 * m->rope_len) len = 2 * m->rope_len;
+    size_t h = (size_t)m->cfg.head_dim / 2;
+    free(m->rope_cos);
+    free(m->rope_sin);
+    m->rope_cos = xmalloc(sizeof(float) * (size_t)len * h);
+    m->rope_sin = xmalloc(sizeof(float) * (size_t)len * h);
+    rope_table(m->rope_cos, m->rope_sin, len, m->cfg.head_dim, (float)m->cfg.rope_theta);
+    m->rope_len = len;
+}
+
+int qwen3_forward(Qwen3 *m, const Qwen3Inputs *in, int B, int T) {
+    const Qwen3Config *c = &m->cfg;
+    const int C = c->hidden_size, I = c->intermediate_size, L = c->num_layers, V = c->vocab_size;
+    const int NH = c->num_heads, NKV = c->num_kv_heads, HD = c->head_dim;
+    const int Q = NH * HD, KV = NKV * HD;
+    if (B <= 0 || T <= 0) return paw_error("forward: empty batch (B=%d, T=%d)", B, T);
+    Qwen3KVCache *cache = in->cache;
+    int pos0 = cache ? cache->len : 0;
+    if (cache && (B != cache->B || pos0 + T > cache->cap))
+        return paw_error("forward: %d new tokens do not fit the KV cache (%d of %d used, batch %d vs %d)", T, pos0,
+                         cache->cap, B, cache->B);
+    const size_t N = (size_t)B * T;
+    ensure_acts(m, B, T);
+    ensure_rope(m, pos0 + T);
+    m->B = B;
+    m->T = T;
+    m->has_loss = 0;
+    m->backward_ok = 0;
+    Qwen3Acts *a = &m->acts;
+    const Qwen3Params *p = &m->params;
+
+    // Embeddings (or caller-supplied rows), remembering ids for the embedding gradient.
+    for (size_t n = 0; n < N; n++) {
+        int id = in->ids ? in->ids[n] : -1;
+        if (id >= V || (id < 0 && !in->embeds))
+            return paw_error("forward: token id %d at position %zu is outside the vocabulary [0, %d)", id, n, V);
+        m->ids[n] = id;
+        m->pos[n] = pos0 + (int)(n % (size_t)T);
+    }
+    if (in->embeds) memcpy(a->x, in->embeds, sizeof(float) * N * C);
+    embedding_forward(a->x, m->ids, p->wte, (int)N, C);
+
+    for (int l = 0; l < L; l++) {
+        float *x = a->x + (size_t)l * N * C, *xnext = a->x + (size_t)(l + 1) * N * C;
+        float *ln1 = a->ln1 + (size_t)l * N * C, *ln1r = a->ln1_rstd + (size_t)l * N;
+        float *q_raw = a->q_raw + (size_t)l * N * Q, *k_raw = a->k_raw + (size_t)l * N * KV;
+        float *q = a->q + (size_t)l * N * Q, *k = a->k + (size_t)l * N * KV, *v = a->v + (size_t)l * N * KV;
+        float *qr = a->q_rstd + (size_t)l * N * NH, *kr = a->k_rstd + (size_t)l * N * NKV;
+        float *att = a->att + (size_t)l * N * Q, *lse = a->att_lse + (size_t)l * N * NH;
+        float *xmid = a->x_mid + (size_t)l * N * C, *ln2 = a->ln2 + (size_t)l * N * C;
+        float *ln2r = a->ln2_rstd + (size_t)l * N;
+        float *gate = a->gate + (size_t)l * N * I, *up = a->up + (size_t)l * N * I, *act = a->act + (size_t)l * N * I;
+
+        rmsnorm_forward(ln1, ln1r, x, p->ln1w + (size_t)l * C, (int)N, C, (float)c->rms_norm_eps);
+        matmul_forward(q_raw, ln1, p->qw + (size_t)l * Q * C, (int)N, C, Q);
+        matmul_forward(k_raw, ln1, p->kw + (size_t)l * KV * C, (int)N, C, KV);
+        matmul_forward(v, ln1, p->vw + (size_t)l * KV * C, (int)N, C, KV);
+        qknorm_rope_forward(q, qr, q_raw, p->qnormw + (size_t)l * HD, m->rope_cos, m->rope_sin, m->pos, (int)N, NH, HD,
+                            (float)c->rms_norm_eps);
+        qknorm_rope_forward(k, kr, k_raw, p->knormw + (size_t)l * HD, m->rope_cos, m->rope_sin, m->pos, (int)N, NKV, HD,
+                            (float)c->rms_norm_eps);
+        if (cache) {
+            // Append this call's keys and values, then attend over everything cached so far.
+            size_t layer = (size_t)l * B * cache->cap * KV;
+            for (int b = 0; b < B; b++) {
+                size_t dst = layer + ((size_t)b * cache->cap + pos0) * KV;
+                memcpy(cache->k + dst, k + (size_t)b * T * KV, sizeof(float) * (size_t)T * KV);
+                memcpy(cache->v + dst, v + (size_t)b * T * KV, sizeof(float) * (size_t)T * KV);
+            }
+            attention_forward(att, NULL, q, cache->k + layer, cache->v + layer, B, T, pos0 + T, cache->cap, NH, NKV, HD);
+        } else {
+            attention_forward(att, lse, q, k, v, B, T, T, T, NH, NKV, HD);
+        }
+        memcpy(xmid, x, sizeof(float) * N * C);
+        matmul_forward_acc(xmid, att, p->ow + (size_t)l * C * Q, (int)N, Q, C, 1.0f);
+        rmsnorm_forward(ln2, ln2r, xmid, p->ln2w + (size_t)l * C, (int)N, C, (float)c->rms_norm_eps);
+        matmul_forward(gate, ln2, p->gatew + (size_t)l * I * C, (int)N, C, I);
+        matmul_forward(up, ln2, p->upw + (size_t)l * I * C, (int)N, C, I);
+        swiglu_forward(act, gate, up, N * I);
+        memcpy(xnext, xmid, sizeof(float) * N * C);
+        matmul_forward_acc(xnext, act, p->downw + (size_t)l * C * I, (int)N, I, C, 1.0f);
+    }
+    if (cache) cache->len = pos0 + T;
+
+    const float *xL = a->x + (size_t)L * N * C;
+    if (in->logits_mode == QWEN3_LOGITS_LAST) {
+        // Only the last position of each sequence: norm and project B rows.
+        for (int b = 0; b < B; b++) {
+            size_t row = (size_t)b * T + (T - 1);
+            rmsnorm_forward(a->lnf + (size_t)b * C, a->lnf_rstd + b, xL + row * C, p->lnfw, 1, C, (float)c->rms_norm_eps);
+        }
+        matmul_forward(a->logits, a->lnf, p->lm_head, B, C, V);
+        m->logits_rows = B;
+        return 0;
+    }
+    rmsnorm_forward(a->lnf, a->lnf_rstd, xL, p->lnfw, (int)N, C, (float)c->rms_norm_eps);
+    if (in->logits_mode == QWEN3_LOGITS_NONE) {
+        m->logits_rows = 0;
+        return 0;
+    }
+    matmul_forward(a->logits, a->lnf, p->lm_head, (int)N, C, V);
+    m->logits_rows = (int)N;
+    if (!in->targets) {
+        m->backward_ok = 0;
+        return 0;
+    }
+    for (size_t n = 0; n < N; n++) {
+        m->targets[n] = in->targets[n];
+        m->loss_weight[n] = in->loss_weight ? in->loss_weight[n] : 1.0f;
+    }
+    int bad = 0;
+    m->loss_sum = crossentropy_forward(a->nll, a->ce_lse, a->logits, m->targets, m->loss_weight, (int)N, V, &bad);
+    if (bad) return paw_error("forward: %d weighted positions have a target outside [0, %d)", bad, V);
+    double wsum = 0;
+    for (size_t n = 0; n < N; n++) wsum += m->loss_weight[n];
+    m->loss_weight_sum = wsum;
+    m->loss = wsum > 0 ? (float)(m->loss_sum / wsum) : 0.0f;
+    m->has_loss = 1;
+    m->backward_ok = !cache;
+    return 0;
+}
+
+#define GRAD(field, off) (m->frozen ? NULL : m->grads.field + (off))
+
+int qwen3_backward(Qwen3 *m, float grad_scale) {
+    if (!m->backward_ok)
+        return paw_error("backward: needs a full-sequence forward with targets and all logits just before it");
+    const Qwen3Config *c = &m->cfg;
+    const int C = c->hidden_size, I = c->intermediate_size, L = c->num_layers, V = c->vocab_size;
+    const int NH = c->num_heads, NKV = c->num_kv_heads, HD = c->head_dim;
+    const int Q = NH * HD, KV = NKV * HD, B = m->B, T = m->T;
+    const size_t N = (size_t)B * T;
+    Qwen3Acts *a = &m->acts;
+    Qwen3Scratch *s = &m->scratch;
+    const Qwen3Params *p = &m->params;
+    if (grad_scale == 0.0f) grad_scale = m->loss_weight_sum > 0 ? (float)(1.0 / m->loss_weight_sum) : 0.0f;
+    m->backward_ok = 0;  // the logits buffer now holds gradients
+
+    crossentropy_backward_inplace(a->logits, a->ce_lse, m->targets, m->loss_weight, (int)N, V, grad_scale);
+    memset(s->dln, 0, sizeof(float) * N * C);
+    float *dlm = m->frozen ? NULL : (c->tie_word_embeddings ? m->grads.wte : m->grads.lm_head);
+    matmul_backward(s->dln, dlm, a->logits, a->lnf, p->lm_head, (int)N, C, V);
+    memset(s->dx, 0, sizeof(float) * N * C);
+    rmsnorm_backward(s->dx, GRAD(lnfw, 0), s->dln, a->x + (size_t)L * N * C, p->lnfw, a->lnf_rstd, (int)N, C);
+
+    for (int l = L - 1; l >= 0; l--) {
+        float *x = a->x + (size_t)l * N * C;
+        float *ln1 = a->ln1 + (size_t)l * N * C, *ln1r = a->ln1_rstd + (size_t)l * N;
+        float *q_raw = a->q_raw + (size_t)l * N * Q, *k_raw = a->k_raw + (size_t)l * N * KV;
+        float *q = a->q + (size_t)l * N * Q, *k = a->k + (size_t)l * N * KV, *v = a->v + (size_t)l * N * KV;
+        float *qr = a->q_rstd + (size_t)l * N * NH, *kr = a->k_rstd + (size_t)l * N * NKV;
+        float *att = a->att + (size_t)l * N * Q, *lse = a->att_lse + (size_t)l * N * NH;
+        float *xmid = a->x_mid + (size_t)l * N * C, *ln2 = a->ln2 + (size_t)l * N * C;
+        float *ln2r = a->ln2_rstd + (size_t)l * N;
+        float *gate = a->gate + (size_t)l * N * I, *up = a->up + (size_t)l * N * I, *act = a->act + (size_t)l * N * I;
+
+        // MLP block: x_next = x_mid + down(swiglu(gate(ln2), up(ln2))). s->dx is d x_next = d x_mid (residual).
+        memset(s->dact, 0, sizeof(float) * N * I);
+        matmul_backward(s->dact, GRAD(downw, (size_t)l * C * I), s->dx, act, p->downw + (size_t)l * C * I, (int)N, I, C);
+        memset(s->dgate, 0, sizeof(float) * N * I);
+        memset(s->dup, 0, sizeof(float) * N * I);
+        swiglu_backward(s->dgate, s->dup, s->dact, gate, up, N * I);
+        memset(s->dln, 0, sizeof(float) * N * C);
+        matmul_backward(s->dln, GRAD(gatew, (size_t)l * I * C), s->dgate, ln2, p->gatew + (size_t)l * I * C, (int)N, C, I);
+        matmul_backward(s->dln, GRAD(upw, (size_t)l * I * C), s->dup, ln2, p->upw + (size_t)l * I * C, (int)N, C, I);
+        rmsnorm_backward(s->dx, GRAD(ln2w, (size_t)l * C), s->dln, xmid, p->ln2w + (size_t)l * C, ln2r, (int)N, C);
+
+        // Attention block: x_mid = x + o(attn(rope(qnorm(q(ln1))), rope(knorm(k(ln1))), v(ln1))).
+        memset(s->datt, 0, sizeof(float) * N * Q);
+        matmul_backward(s->datt, GRAD(ow, (size_t)l * C * Q), s->dx, att, p->ow + (size_t)l * C * Q, (int)N, Q, C);
+        memset(s->dq, 0, sizeof(float) * N * Q);
+        memset(s->dk, 0, sizeof(float) * N * KV);
+        memset(s->dv, 0, sizeof(float) * N * KV);
+        attention_backward(s->dq, s->dk, s->dv, s->datt, q, k, v, att, lse, B, T, NH, NKV, HD);
+        memset(s->dq_raw, 0, sizeof(float) * N * Q);
+        memset(s->dk_raw, 0, sizeof(float) * N * KV);
+        qknorm_rope_backward(s->dq_raw, GRAD(qnormw, (size_t)l * HD), s->dq, q_raw, p->qnormw + (size_t)l * HD, qr,
+                             m->rope_cos, m->rope_sin, m->pos, (int)N, NH, HD);
+        qknorm_rope_backward(s->dk_raw, GRAD(knormw, (size_t)l * HD), s->dk, k_raw, p->knormw + (size_t)l * HD, kr,
+                             m->rope_cos, m->rope_sin, m->pos, (int)N, NKV, HD);
+        memset(s->dln, 0, sizeof(float) * N * C);
+        matmul_backward(s->dln, GRAD(qw, (size_t)l * Q * C), s->dq_raw, ln1, p->qw + (size_t)l * Q * C, (int)N, C, Q);
+        matmul_backward(s->dln, GRAD(kw, (size_t)l * KV * C), s->dk_raw, ln1, p->kw + (size_t)l * KV * C, (int)N, C, KV);
+        matmul_backward(s->dln, GRAD(vw, (size_t)l * KV * C), s->dv, ln1, p->vw + (size_t)l * KV * C, (int)N, C, KV);
+        rmsnorm_backward(s->dx, GRAD(ln1w, (size_t)l * C), s->dln, x, p->ln1w + (size_t)l * C, ln1r, (int)N, C);
+    }
+    // s->dx now holds the gradient of the input embeddings.
+    if (!m->frozen) embedding_backward(m->grads.wte, s->dx, m->ids, (int)N, C);
+    return 0;
+}

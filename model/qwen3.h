@@ -1,0 +1,150 @@
+// The Qwen3 network in fp32 on the CPU: parameters in one allocation, activations in one
+// allocation (kept for the backward), forward, op-by-op backward (trainable or frozen), and
+// KV-cache decoding. Shared by the compiler and the interpreter.
+#ifndef PAW_MODEL_QWEN3_H
+#define PAW_MODEL_QWEN3_H
+
+#include <stddef.h>
+
+#include "model/config.h"
+
+// Parameters. Per-layer tensors are stacked over layers ([L, ...]), llm.c style.
+typedef struct {
+    float *wte;      // [V, C]         model.embed_tokens.weight
+    float *ln1w;     // [L, C]         input_layernorm
+    float *qw;       // [L, NH*HD, C]  self_attn.q_proj
+    float *kw;       // [L, NKV*HD, C] self_attn.k_proj
+    float *vw;       // [L, NKV*HD, C] self_attn.v_proj
+    float *qnormw;   // [L, HD]        self_attn.q_norm
+    float *knormw;   // [L, HD]        self_attn.k_norm
+    float *ow;       // [L, C, NH*HD]  self_attn.o_proj
+    float *ln2w;     // [L, C]         post_attention_layernorm
+    float *gatew;    // [L, I, C]      mlp.gate_proj
+    float *upw;      // [L, I, C]      mlp.up_proj
+    float *downw;    // [L, C, I]      mlp.down_proj
+    float *lnfw;     // [C]            model.norm
+    float *lm_head;  // [V, C]         lm_head; points at wte when the embeddings are tied
+} Qwen3Params;
+#define QWEN3_NUM_PARAMS 14
+
+// Describes parameter tensor i (0..QWEN3_NUM_PARAMS-1): its Hugging Face name (with %d for the
+// layer when per_layer), its shape within one layer, and its element count over all layers.
+typedef struct {
+    const char *hf_name;
+    int per_layer;
+    int ndim;
+    int shape[2];
+    size_t numel;  // total over layers; 0 for a tied lm_head
+} Qwen3ParamInfo;
+Qwen3ParamInfo qwen3_param_info(const Qwen3Config *cfg, int i);
+float **qwen3_param_slot(Qwen3Params *p, int i);
+
+// Activations of one forward, kept for the backward. N = B*T tokens.
+typedef struct {
+    float *x;         // [L+1, N, C] residual stream entering each layer; x[L] leaves the last
+    float *ln1;       // [L, N, C]
+    float *ln1_rstd;  // [L, N]
+    float *q_raw;     // [L, N, NH*HD]  projections before q/k norm
+    float *k_raw;     // [L, N, NKV*HD]
+    float *q;         // [L, N, NH*HD]  after q_norm and RoPE
+    float *k;         // [L, N, NKV*HD]
+    float *v;         // [L, N, NKV*HD]
+    float *q_rstd;    // [L, N*NH]
+    float *k_rstd;    // [L, N*NKV]
+    float *att;       // [L, N, NH*HD]
+    float *att_lse;   // [L, B*NH*T]
+    float *x_mid;     // [L, N, C] residual after attention
+    float *ln2;       // [L, N, C]
+    float *ln2_rstd;  // [L, N]
+    float *gate;      // [L, N, I]
+    float *up;        // [L, N, I]
+    float *act;       // [L, N, I]
+    float *lnf;       // [N, C] final norm output (the last captured hidden state)
+    float *lnf_rstd;  // [N]
+    float *logits;    // [N, V] (rows of the positions asked for); dlogits after the backward
+    float *ce_lse;    // [N]
+    float *nll;       // [N]
+} Qwen3Acts;
+
+// Gradient scratch for the backward (activation gradients).
+typedef struct {
+    float *dx;        // [N, C] running gradient of the residual stream; dx0 after the backward
+    float *dln;       // [N, C]
+    float *datt, *dq, *dq_raw;  // [N, NH*HD]
+    float *dk, *dk_raw, *dv;    // [N, NKV*HD]
+    float *dact, *dgate, *dup;  // [N, I]
+} Qwen3Scratch;
+
+// KV cache for decoding: k, v [L, B, cap, NKV*HD]; len tokens valid per sequence.
+typedef struct {
+    int L, B, cap, kvdim;
+    int len;
+    float *k, *v;
+} Qwen3KVCache;
+
+enum { QWEN3_LOGITS_ALL = 0, QWEN3_LOGITS_LAST = 1, QWEN3_LOGITS_NONE = 2 };
+
+typedef struct {
+    const int *ids;            // [B*T] token ids; -1 at rows supplied by embeds
+    const float *embeds;       // [B*T, C] input embeddings, or NULL to look ids up
+    const int *targets;        // [B*T] next-token targets, or NULL for no loss
+    const float *loss_weight;  // [B*T] loss mask / weights, or NULL for all ones
+    Qwen3KVCache *cache;       // NULL: full-sequence forward (the backward may follow)
+    int logits_mode;           // QWEN3_LOGITS_*
+} Qwen3Inputs;
+
+typedef struct {
+    Qwen3Config cfg;
+    Qwen3Params params;
+    float *params_memory;
+    size_t num_params;
+    int frozen;            // no weight gradients are allocated or computed
+    Qwen3Params grads;     // zeroed by qwen3_zero_grad; NULL pointers when frozen
+    float *grads_memory;
+    // activations, sized for up to cap_N tokens
+    Qwen3Acts acts;
+    float *acts_memory;
+    size_t acts_cap_tokens;
+    Qwen3Scratch scratch;
+    float *scratch_memory;
+    float *rope_cos, *rope_sin;  // [max_pos, HD/2]
+    int rope_len;
+    int *pos;                    // [cap_N] positions of the current batch
+    int *ids;                    // [cap_N] ids of the last forward (for the embedding gradient)
+    int *targets;                // [cap_N]
+    float *loss_weight;          // [cap_N]
+    // state of the last forward
+    int B, T, logits_rows, has_loss, backward_ok;
+    float loss;               // mean over weighted positions
+    double loss_sum, loss_weight_sum;
+} Qwen3;
+
+// Allocates parameters (uninitialised) for cfg. frozen: no gradient memory.
+void qwen3_create(Qwen3 *m, const Qwen3Config *cfg, int frozen);
+void qwen3_free(Qwen3 *m);
+// Random initialisation: N(0, std) matrices, ones for norm weights (transformers' init).
+void qwen3_init_random(Qwen3 *m, unsigned long long seed, float std);
+// Switches between trainable and frozen (allocates or frees the gradients).
+void qwen3_set_frozen(Qwen3 *m, int frozen);
+void qwen3_zero_grad(Qwen3 *m);
+
+// Forward over B sequences of T tokens. Returns 0, or -1 + paw_error (bad id, size).
+int qwen3_forward(Qwen3 *m, const Qwen3Inputs *in, int B, int T);
+// Backward of the last full-sequence forward with a loss. dlogits = grad_scale * w * (p - y);
+// grad_scale 0 means 1 / sum(w), the gradient of the mean loss. Accumulates weight gradients
+// (unless frozen) and leaves the input-embedding gradient in m->scratch.dx.
+int qwen3_backward(Qwen3 *m, float grad_scale);
+
+// Checkpoints: a Hugging Face directory (config.json + model.safetensors or an index of shards).
+int qwen3_load(Qwen3 *m, const char *dir, int frozen);
+// dtype: "float32" or "bfloat16".
+int qwen3_save(const Qwen3 *m, const char *dir, const char *dtype);
+
+// KV cache and decoding.
+void qwen3_cache_create(Qwen3KVCache *c, const Qwen3Config *cfg, int B, int cap);
+void qwen3_cache_free(Qwen3KVCache *c);
+// Greedy generation for one sequence: prefill ids, then append up to max_new tokens, stopping
+// after stop_id (when >= 0). out receives the new tokens; returns their count, or -1.
+int qwen3_generate(Qwen3 *m, const int *ids, int n, int max_new, int stop_id, int *out);
+
+#endif

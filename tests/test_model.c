@@ -1,0 +1,404 @@
+// The Qwen3 CPU model against Hugging Face transformers fixtures (tests/make_qwen3_fixtures.py):
+// logits and loss within 1e-4 relative (fp32 with different summation orders drifts by ~1e-6),
+// gradients within 1e-3 relative L2, plus decoding, checkpoints and bad inputs.
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <unistd.h>
+
+#include "common/fileio.h"
+#include "model/qwen3.h"
+#include "tests/testutil.h"
+
+#define FIX "tests/fixtures/qwen3/"
+
+typedef struct {
+    SafeTensors ref;
+    int *ids, *targets;
+    float *weights;
+    int B, T;
+} Ref;
+
+static void load_ref(Ref *r, const char *name) {
+    char path[512];
+    snprintf(path, sizeof path, FIX "%s/reference.safetensors", name);
+    cr_assert_eq(st_open(&r->ref, path), 0, "%s", paw_last_error());
+    const StTensor *t = st_find(&r->ref, "ids");
+    r->B = (int)t->shape[0];
+    r->T = (int)t->shape[1];
+    r->ids = ref_i32(&r->ref, "ids", NULL);
+    r->targets = ref_i32(&r->ref, "targets", NULL);
+    r->weights = ref_f32(&r->ref, "weights", NULL);
+}
+
+static void free_ref(Ref *r) {
+    free(r->ids);
+    free(r->targets);
+    free(r->weights);
+    st_close(&r->ref);
+}
+
+static void check_forward(Qwen3 *m, Ref *r) {
+    Qwen3Inputs in = {.ids = r->ids, .targets = r->targets, .loss_weight = r->weights};
+    cr_assert_eq(qwen3_forward(m, &in, r->B, r->T), 0, "%s", paw_last_error());
+    int64_t n;
+    float *logits = ref_f32(&r->ref, "logits", &n);
+    cr_assert_eq(n, (int64_t)r->B * r->T * m->cfg.vocab_size);
+    double e = rel_max(m->acts.logits, logits, (size_t)n);
+    cr_assert(e < 1e-4, "logits rel err %g", e);
+    float *loss = ref_f32(&r->ref, "loss", NULL);
+    cr_assert(fabs(m->loss - loss[0]) < 1e-4 * fabs(loss[0]), "loss %f vs %f", m->loss, loss[0]);
+    free(logits);
+    free(loss);
+}
+
+static void check_grads(Qwen3 *m, Ref *r) {
+    char name[256], key[300];
+    int checked = 0;
+    for (int i = 0; i < QWEN3_NUM_PARAMS; i++) {
+        Qwen3ParamInfo info = qwen3_param_info(&m->cfg, i);
+        if (info.numel == 0) continue;
+        const float *g = *qwen3_param_slot(&m->grads, i);
+        int layers = info.per_layer ? m->cfg.num_layers : 1;
+        size_t per = info.numel / (size_t)layers;
+        for (int l = 0; l < layers; l++) {
+            snprintf(name, sizeof name, info.hf_name, l);
+            snprintf(key, sizeof key, "grad.%s", name);
+            int64_t n;
+            float *ref = ref_f32(&r->ref, key, &n);
+            cr_assert_eq((size_t)n, per, "%s size", key);
+            double e = rel_l2(g + (size_t)l * per, ref, per);
+            cr_assert(e < 1e-3, "%s: gradient rel L2 err %g", key, e);
+            free(ref);
+            checked++;
+        }
+    }
+    cr_assert(checked >= 3 + 11 * m->cfg.num_layers - 1);
+}
+
+static void full_check(const char *name) {
+    Qwen3 m;
+    char dir[512];
+    snprintf(dir, sizeof dir, FIX "%s", name);
+    cr_assert_eq(qwen3_load(&m, dir, 0), 0, "%s", paw_last_error());
+    Ref r;
+    load_ref(&r, name);
+    check_forward(&m, &r);
+    qwen3_zero_grad(&m);
+    cr_assert_eq(qwen3_backward(&m, 0), 0, "%s", paw_last_error());
+    check_grads(&m, &r);
+    // The input-embedding gradient (the trainable model passes it back too).
+    int64_t n;
+    float *dx0 = ref_f32(&r.ref, "dx0", &n);
+    double e = rel_l2(m.scratch.dx, dx0, (size_t)n);
+    cr_assert(e < 1e-3, "dx0 rel L2 err %g", e);
+    free(dx0);
+    free_ref(&r);
+    qwen3_free(&m);
+}
+
+Test(model, gqa_tied_matches_transformers) { full_check("tiny-gqa-tied"); }
+Test(model, untied_bf16_sharded_matches_transformers) { full_check("tiny-untied-bf16-sharded"); }
+
+Test(model, frozen_mode_gives_input_gradients_only) {
+    Qwen3 m;
+    cr_assert_eq(qwen3_load(&m, FIX "tiny-gqa-tied", 1), 0, "%s", paw_last_error());
+    cr_assert_null(m.grads_memory);
+    cr_assert_null(m.grads.qw);
+    Ref r;
+    load_ref(&r, "tiny-gqa-tied");
+    check_forward(&m, &r);
+    cr_assert_eq(qwen3_backward(&m, 0), 0);
+    int64_t n;
+    float *dx0 = ref_f32(&r.ref, "dx0", &n);
+    double e = rel_l2(m.scratch.dx, dx0, (size_t)n);
+    cr_assert(e < 1e-3, "dx0 rel L2 err %g", e);
+    free(dx0);
+    free_ref(&r);
+    qwen3_free(&m);
+}
+
+Test(model, embeds_input_equals_ids_input) {
+    Qwen3 m;
+    cr_assert_eq(qwen3_load(&m, FIX "tiny-gqa-tied", 1), 0);
+    Ref r;
+    load_ref(&r, "tiny-gqa-tied");
+    int N = r.B * r.T, C = m.cfg.hidden_size, V = m.cfg.vocab_size;
+    // Rows 0..2 of each sequence come in as embeddings (id -1), the rest as ids.
+    float *emb = xcalloc((size_t)N * C, sizeof(float));
+    int *ids = xmalloc(sizeof(int) * (size_t)N);
+    for (int i = 0; i < N; i++) {
+        ids[i] = (i % r.T) < 3 ? -1 : r.ids[i];
+        if (ids[i] < 0) memcpy(emb + (size_t)i * C, m.params.wte + (size_t)r.ids[i] * C, sizeof(float) * C);
+    }
+    Qwen3Inputs in = {.ids = ids, .embeds = emb};
+    cr_assert_eq(qwen3_forward(&m, &in, r.B, r.T), 0);
+    float *got = xmalloc(sizeof(float) * (size_t)N * V);
+    memcpy(got, m.acts.logits, sizeof(float) * (size_t)N * V);
+    Qwen3Inputs in2 = {.ids = r.ids};
+    cr_assert_eq(qwen3_forward(&m, &in2, r.B, r.T), 0);
+    cr_assert(rel_max(got, m.acts.logits, (size_t)N * V) == 0.0);
+    free(got);
+    free(emb);
+    free(ids);
+    free_ref(&r);
+    qwen3_free(&m);
+}
+
+Test(model, stored_lm_head_on_tied_model_is_ignored) {
+    Qwen3 a, b;
+    cr_assert_eq(qwen3_load(&a, FIX "tiny-gqa-tied", 1), 0);
+    cr_assert_eq(qwen3_load(&b, FIX "tiny-gqa-tied-stored-head", 1), 0, "%s", paw_last_error());
+    cr_assert_eq(a.num_params, b.num_params);
+    cr_assert(memcmp(a.params_memory, b.params_memory, sizeof(float) * a.num_params) == 0);
+    qwen3_free(&a);
+    qwen3_free(&b);
+}
+
+static void check_decode(const char *name) {
+    Qwen3 m;
+    char dir[512];
+    snprintf(dir, sizeof dir, FIX "%s", name);
+    cr_assert_eq(qwen3_load(&m, dir, 1), 0);
+    Ref r;
+    load_ref(&r, name);
+    int64_t np, ng;
+    int *prompt = ref_i32(&r.ref, "gen_prompt", &np);
+    int *want = ref_i32(&r.ref, "gen_out", &ng);
+    int got[64];
+    int n = qwen3_generate(&m, prompt, (int)np, (int)ng, -1, got);
+    cr_assert_eq(n, ng);
+    for (int i = 0; i < n; i++) cr_assert_eq(got[i], want[i], "token %d: %d vs transformers %d", i, got[i], want[i]);
+
+    // Prefill + one token at a time gives the logits of the full-sequence forward.
+    int T = r.T, V = m.cfg.vocab_size;
+    Qwen3Inputs full = {.ids = r.ids};
+    cr_assert_eq(qwen3_forward(&m, &full, 1, T), 0);
+    float *ref = xmalloc(sizeof(float) * (size_t)T * V);
+    memcpy(ref, m.acts.logits, sizeof(float) * (size_t)T * V);
+    Qwen3KVCache cache;
+    qwen3_cache_create(&cache, &m.cfg, 1, T);
+    Qwen3Inputs in = {.ids = r.ids, .cache = &cache};
+    cr_assert_eq(qwen3_forward(&m, &in, 1, 4), 0);
+    cr_assert(rel_max(m.acts.logits, ref, 4 * (size_t)V) < 1e-5);
+    for (int t = 4; t < T; t++) {
+        in.ids = r.ids + t;
+        cr_assert_eq(qwen3_forward(&m, &in, 1, 1), 0);
+        double e = rel_max(m.acts.logits, ref + (size_t)t * V, (size_t)V);
+        cr_assert(e < 1e-5, "decode step %d: rel err %g", t, e);
+    }
+    in.ids = r.ids;
+    cr_assert_eq(qwen3_forward(&m, &in, 1, 1), -1);  // the cache is full: refused, not overrun
+    qwen3_cache_free(&cache);
+    free(ref);
+    free(prompt);
+    free(want);
+    free_ref(&r);
+    qwen3_free(&m);
+}
+
+Test(model, decode_matches_transformers_and_full_forward) {
+    check_decode("tiny-gqa-tied");
+    check_decode("tiny-untied-bf16-sharded");
+}
+
+// Finite differences on a random model with no fixture: the analytic gradient of the loss with
+// respect to a few coordinates of every parameter tensor and of the input embeddings.
+Test(model, finite_difference_gradients) {
+    Qwen3Config cfg = {.hidden_size = 16, .intermediate_size = 24, .num_layers = 2, .num_heads = 4, .num_kv_heads = 2,
+                       .head_dim = 6, .vocab_size = 20, .max_position_embeddings = 64, .rope_theta = 1e4,
+                       .rms_norm_eps = 1e-6, .tie_word_embeddings = 1};
+    Qwen3 m;
+    qwen3_create(&m, &cfg, 0);
+    qwen3_init_random(&m, 7, 0.3f);
+    for (size_t i = 0; i < m.num_params; i++)  // perturb the norm weights away from 1
+        m.params_memory[i] += 0.05f * (float)((i * 2654435761u) % 17) / 17.0f;
+    enum { B = 2, T = 5 };
+    int ids[B * T] = {1, 5, 7, 2, 9, 3, 3, 11, 19, 0}, tg[B * T];
+    float w[B * T];
+    for (int i = 0; i < B * T; i++) {
+        tg[i] = (ids[i] * 7 + 3) % 20;
+        w[i] = (i % 3 == 0) ? 0.0f : 1.0f;
+    }
+    Qwen3Inputs in = {.ids = ids, .targets = tg, .loss_weight = w};
+    qwen3_zero_grad(&m);
+    cr_assert_eq(qwen3_forward(&m, &in, B, T), 0);
+    cr_assert_eq(qwen3_backward(&m, 0), 0);
+    float *grad = xmalloc(sizeof(float) * m.num_params);
+    memcpy(grad, m.grads_memory, sizeof(float) * m.num_params);
+    int checked = 0;
+    for (int i = 0; i < QWEN3_NUM_PARAMS; i++) {
+        Qwen3ParamInfo info = qwen3_param_info(&cfg, i);
+        if (info.numel == 0) continue;
+        size_t base = (size_t)(*qwen3_param_slot(&m.params, i) - m.params_memory);
+        for (int k = 0; k < 3; k++) {
+            size_t idx = base + (size_t)(k * 7919 + 13) % info.numel;
+            float orig = m.params_memory[idx], h = 1e-2f;
+            m.params_memory[idx] = orig + h;
+            qwen3_forward(&m, &in, B, T);
+            double lp = m.loss;
+            m.params_memory[idx] = orig - h;
+            qwen3_forward(&m, &in, B, T);
+            double lm = m.loss;
+            m.params_memory[idx] = orig;
+            double fd = (lp - lm) / (2 * h), an = grad[idx];
+            // fp32 loss differences carry ~1e-6/h absolute noise; the second-order term is O(h^2).
+            cr_assert(fabs(fd - an) < 2e-3 + 2e-2 * fabs(an), "param %s[%zu]: fd %g vs analytic %g", info.hf_name,
+                      idx - base, fd, an);
+            checked++;
+        }
+    }
+    cr_assert_eq(checked, 13 * 3);
+    free(grad);
+    qwen3_free(&m);
+}
+
+// ---- checkpoints ---------------------------------------------------------------------------
+
+Test(model, save_and_reload_round_trip) {
+    Qwen3 m, r;
+    cr_assert_eq(qwen3_load(&m, FIX "tiny-untied-bf16-sharded", 1), 0);
+    char dir[] = "/tmp/paw_ckpt_XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    cr_assert_eq(qwen3_save(&m, dir, "float32"), 0, "%s", paw_last_error());
+    cr_assert_eq(qwen3_load(&r, dir, 1), 0, "%s", paw_last_error());
+    cr_assert(memcmp(m.params_memory, r.params_memory, sizeof(float) * m.num_params) == 0);
+    qwen3_free(&r);
+    // The weights came from bf16, so a bf16 save is exact too.
+    cr_assert_eq(qwen3_save(&m, dir, "bfloat16"), 0, "%s", paw_last_error());
+    cr_assert_eq(qwen3_load(&r, dir, 1), 0, "%s", paw_last_error());
+    cr_assert(memcmp(m.params_memory, r.params_memory, sizeof(float) * m.num_params) == 0);
+    cr_assert_eq(r.cfg.rope_theta, m.cfg.rope_theta);
+    cr_assert_eq(r.cfg.tie_word_embeddings, 0);
+    qwen3_free(&r);
+    qwen3_free(&m);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    cr_assert_eq(system(cmd), 0);
+}
+
+static char *tmpdir_with_config(const char *json) {
+    char *dir = xstrdup("/tmp/paw_cfg_XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+    char *p = paw_path_join(dir, "config.json");
+    cr_assert_eq(paw_write_file_atomic(p, json, strlen(json)), 0);
+    free(p);
+    return dir;
+}
+
+#define BASE_CFG                                                                                                      \
+    "\"model_type\":\"qwen3\",\"hidden_size\":64,\"intermediate_size\":96,\"num_hidden_layers\":2,"                 \
+    "\"num_attention_heads\":4,\"num_key_value_heads\":2,\"head_dim\":32,\"vocab_size\":256,"                        \
+    "\"max_position_embeddings\":128,\"rms_norm_eps\":1e-6,\"tie_word_embeddings\":true"
+
+Test(model, config_refusals_name_the_field) {
+    struct {
+        const char *json, *needle;
+    } cases[] = {
+        {"{\"architectures\":[\"LlamaForCausalLM\"]," BASE_CFG "}", "LlamaForCausalLM"},
+        {"{" BASE_CFG ",\"rope_scaling\":{\"rope_type\":\"yarn\",\"factor\":4}}", "rope_scaling"},
+        {"{" BASE_CFG ",\"use_sliding_window\":true}", "use_sliding_window"},
+        {"{" BASE_CFG ",\"attention_bias\":true}", "attention_bias"},
+        {"{" BASE_CFG ",\"hidden_act\":\"gelu\"}", "hidden_act"},
+        {"{\"model_type\":\"qwen3\",\"hidden_size\":64}", "intermediate_size"},
+        {"{\"model_type\":\"llama\"}", "llama"},
+        {"{\"model_type\":\"qwen3\",\"hidden_size\":64,\"intermediate_size\":96,\"num_hidden_layers\":2,"
+         "\"num_attention_heads\":4,\"num_key_value_heads\":3,\"vocab_size\":256}",
+         "num_key_value_heads"},
+        {"{\"model_type\":\"qwen3\",\"hidden_size\":\"64\"}", "hidden_size"},
+        {"{ not json", "malformed"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        Qwen3Config c;
+        cr_assert_eq(qwen3_config_parse(&c, cases[i].json, "x/config.json"), -1, "case %zu accepted", i);
+        cr_assert(strstr(paw_last_error(), cases[i].needle) && strstr(paw_last_error(), "x/config.json"),
+                  "case %zu: message '%s' lacks '%s'", i, paw_last_error(), cases[i].needle);
+    }
+    Qwen3Config c;
+    cr_assert_eq(qwen3_config_parse(&c, "{" BASE_CFG ",\"rope_theta\":5000000}", "ok"), 0);
+    cr_assert_eq(c.rope_theta, 5e6);
+    cr_assert_eq(c.head_dim, 32);
+    cr_assert_eq(qwen3_config_parse(&c, "{" BASE_CFG ",\"rope_parameters\":{\"rope_type\":\"default\",\"rope_theta\":1e6}}", "ok"), 0);
+    cr_assert_eq(c.rope_theta, 1e6);
+}
+
+Test(model, weights_mismatch_names_file_and_tensor) {
+    // Config and weights that disagree: a bigger intermediate size than the stored tensors.
+    char *dir = tmpdir_with_config("{" BASE_CFG "}");
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "cp " FIX "tiny-gqa-tied/model.safetensors %s/ && sed -i 's/\"intermediate_size\":96/\"intermediate_size\":97/' %s/config.json", dir, dir);
+    cr_assert_eq(system(cmd), 0);
+    Qwen3 m;
+    cr_assert_eq(qwen3_load(&m, dir, 1), -1);
+    cr_assert(strstr(paw_last_error(), "model.safetensors") && strstr(paw_last_error(), "mlp.gate_proj") &&
+                  strstr(paw_last_error(), "[96, 64]") && strstr(paw_last_error(), "[97, 64]"),
+              "%s", paw_last_error());
+    // Untied config: lm_head.weight is required and missing.
+    snprintf(cmd, sizeof cmd, "sed -i 's/\"intermediate_size\":97/\"intermediate_size\":96/; s/\"tie_word_embeddings\":true/\"tie_word_embeddings\":false/' %s/config.json", dir);
+    cr_assert_eq(system(cmd), 0);
+    cr_assert_eq(qwen3_load(&m, dir, 1), -1);
+    cr_assert(strstr(paw_last_error(), "missing tensor \"lm_head.weight\""), "%s", paw_last_error());
+    // No weights at all.
+    snprintf(cmd, sizeof cmd, "rm %s/model.safetensors", dir);
+    cr_assert_eq(system(cmd), 0);
+    cr_assert_eq(qwen3_load(&m, dir, 1), -1);
+    cr_assert(strstr(paw_last_error(), "no model.safetensors"), "%s", paw_last_error());
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    cr_assert_eq(system(cmd), 0);
+    free(dir);
+}
+
+Test(model, wrong_dtype_and_bad_index_are_refused) {
+    char *dir = tmpdir_with_config("{" BASE_CFG "}");
+    // An integer tensor where a weight should be.
+    SafeTensors st;
+    cr_assert_eq(st_open(&st, FIX "tiny-gqa-tied/model.safetensors"), 0);
+    StWriteTensor *ts = xcalloc((size_t)st.ntensors, sizeof *ts);
+    for (int i = 0; i < st.ntensors; i++) {
+        ts[i].name = st.tensors[i].name;
+        ts[i].dtype = st.tensors[i].dtype;
+        ts[i].ndim = st.tensors[i].ndim;
+        memcpy(ts[i].shape, st.tensors[i].shape, sizeof ts[i].shape);
+        ts[i].data = st.tensors[i].data;
+        if (strcmp(ts[i].name, "model.norm.weight") == 0) ts[i].dtype = ST_I32;  // same byte size as F32
+    }
+    char *p = paw_path_join(dir, "model.safetensors");
+    cr_assert_eq(st_write(p, ts, st.ntensors, NULL, 0), 0, "%s", paw_last_error());
+    Qwen3 m;
+    cr_assert_eq(qwen3_load(&m, dir, 1), -1);
+    cr_assert(strstr(paw_last_error(), "model.norm.weight") && strstr(paw_last_error(), "I32"), "%s", paw_last_error());
+    unlink(p);
+    // An index naming a shard that does not exist.
+    char *ip = paw_path_join(dir, "model.safetensors.index.json");
+    const char *idx = "{\"weight_map\":{\"model.norm.weight\":\"model-00001-of-00002.safetensors\"}}";
+    cr_assert_eq(paw_write_file_atomic(ip, idx, strlen(idx)), 0);
+    cr_assert_eq(qwen3_load(&m, dir, 1), -1);
+    cr_assert(strstr(paw_last_error(), "model-00001-of-00002.safetensors"), "%s", paw_last_error());
+    const char *bad = "{\"weight_map\":{\"model.norm.weight\":\"../../etc/passwd\"}}";
+    cr_assert_eq(paw_write_file_atomic(ip, bad, strlen(bad)), 0);
+    cr_assert_eq(qwen3_load(&m, dir, 1), -1);
+    cr_assert(strstr(paw_last_error(), "weight_map"), "%s", paw_last_error());
+    unlink(ip);
+    free(ip);
+    free(p);
+    free(ts);
+    st_close(&st);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    cr_assert_eq(system(cmd), 0);
+    free(dir);
+}
+
+Test(model, bad_token_ids_are_refused) {
+    Qwen3 m;
+    cr_assert_eq(qwen3_load(&m, FIX "tiny-gqa-tied", 1), 0);
+    int ids[3] = {1, 256, 2};
+    Qwen3Inputs in = {.ids = ids};
+    cr_assert_eq(qwen3_forward(&m, &in, 1, 3), -1);
+    cr_assert(strstr(paw_last_error(), "256"));
+    int tg[3] = {1, 2, 999};
+    ids[1] = 5;
+    Qwen3Inputs in2 = {.ids = ids, .targets = tg};
+    cr_assert_eq(qwen3_forward(&m, &in2, 1, 3), -1);
+    cr_assert_eq(qwen3_backward(&m, 0), -1);  // no valid forward before it
+    qwen3_free(&m);
+}

@@ -1,0 +1,55 @@
+// Helpers shared by the C tests: reference tensors from fixtures and error measures.
+#ifndef PAW_TESTS_TESTUTIL_H
+#define PAW_TESTS_TESTUTIL_H
+
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/error.h"
+#include "model/safetensors.h"
+
+// Reads an F32/BF16/F16 tensor as fp32 (caller frees); aborts the test on failure.
+static inline float *ref_f32(const SafeTensors *st, const char *name, int64_t *numel) {
+    const StTensor *t = st_find(st, name);
+    if (!t) paw_die("fixture %s: missing tensor %s", st->path, name);
+    float *v = xmalloc(sizeof(float) * (size_t)(t->numel ? t->numel : 1));
+    if (st_to_f32(st, t, v) != 0) paw_die("%s", paw_last_error());
+    if (numel) *numel = t->numel;
+    return v;
+}
+
+static inline int *ref_i32(const SafeTensors *st, const char *name, int64_t *numel) {
+    const StTensor *t = st_find(st, name);
+    if (!t || t->dtype != ST_I32) paw_die("fixture %s: missing I32 tensor %s", st->path, name);
+    int *v = xmalloc(sizeof(int) * (size_t)(t->numel ? t->numel : 1));
+    memcpy(v, t->data, t->nbytes);
+    if (numel) *numel = t->numel;
+    return v;
+}
+
+// ||a - b|| / ||b|| in double.
+static inline double rel_l2(const float *a, const float *b, size_t n) {
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = (double)a[i] - (double)b[i];
+        num += d * d;
+        den += (double)b[i] * (double)b[i];
+    }
+    return den > 0 ? sqrt(num / den) : sqrt(num);
+}
+
+// max |a - b| / max |b|.
+static inline double rel_max(const float *a, const float *b, size_t n) {
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - (double)b[i]);
+        if (!(d <= num)) num = d;  // NaN propagates
+        if (fabs((double)b[i]) > den) den = fabs((double)b[i]);
+    }
+    return den > 0 ? num / den : num;
+}
+
+#endif
