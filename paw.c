@@ -11,6 +11,9 @@ typedef struct {
 } Command;
 
 static const Command commands[] = {
+    {"logits", cmd_logits, "run a checkpoint on token ids; top-5 of the last position, or all logits to a file"},
+    {"generate", cmd_generate, "greedy decoding from token ids with a KV cache"},
+    {"bench", cmd_bench, "benchmarks (paw bench cpu|...)"},
     {"data", cmd_data, "data pipeline: synthesize FuzzyBench-style data, build token shards"},
     {"help", NULL, "show this help"},
 };

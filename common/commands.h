@@ -4,6 +4,9 @@
 #ifndef PAW_COMMON_COMMANDS_H
 #define PAW_COMMON_COMMANDS_H
 
+int cmd_logits(int argc, char **argv);    // model/cli.c
+int cmd_generate(int argc, char **argv);  // model/cli.c
+int cmd_bench(int argc, char **argv);     // model/bench.c: paw bench cpu|tokenizer|data
 int cmd_data(int argc, char **argv);  // data/cli.c: paw data synth|build|...
 
 #endif

@@ -1,0 +1,273 @@
+// CPU kernels against plain definitions: blocked matmul against the triple loop on sizes that
+// are not multiples of the blocks, attention against the explicit T x T softmax, and every
+// backward against central finite differences in double of its own forward.
+#include <criterion/criterion.h>
+#include <math.h>
+
+#include "common/error.h"
+#include "common/rng.h"
+#include "kernels/attention.h"
+#include "kernels/crossentropy.h"
+#include "kernels/matmul.h"
+#include "kernels/rmsnorm.h"
+#include "kernels/rope.h"
+#include "kernels/swiglu.h"
+#include "tests/testutil.h"
+
+static float *randn(size_t n, unsigned long long seed, float scale) {
+    PawRng r = {seed};
+    float *v = xmalloc(sizeof(float) * n);
+    for (size_t i = 0; i < n; i++) v[i] = scale * paw_rng_normal(&r);
+    return v;
+}
+
+Test(kernels, matmul_matches_triple_loop_on_awkward_sizes) {
+    int sizes[][3] = {{1, 1, 1}, {3, 5, 7}, {4, 4, 4}, {5, 17, 65}, {13, 64, 130}, {129, 33, 67}};
+    for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
+        int N = sizes[s][0], C = sizes[s][1], OC = sizes[s][2];
+        float *x = randn((size_t)N * C, 1 + s, 1), *w = randn((size_t)OC * C, 2 + s, 1);
+        float *out = xmalloc(sizeof(float) * (size_t)N * OC), *ref = xmalloc(sizeof(float) * (size_t)N * OC);
+        for (size_t i = 0; i < (size_t)N * OC; i++) out[i] = NAN;  // an unwritten element fails
+        for (int n = 0; n < N; n++)
+            for (int o = 0; o < OC; o++) {
+                double acc = 0;
+                for (int c = 0; c < C; c++) acc += (double)x[n * C + c] * w[o * C + c];
+                ref[n * OC + o] = (float)acc;
+            }
+        matmul_forward(out, x, w, N, C, OC);
+        cr_assert(rel_max(out, ref, (size_t)N * OC) < 1e-5, "forward %dx%dx%d: %g", N, C, OC,
+                  rel_max(out, ref, (size_t)N * OC));
+        matmul_forward_acc(out, x, w, N, C, OC, -1.0f);  // out - ref == 0
+        for (size_t i = 0; i < (size_t)N * OC; i++) cr_assert(fabsf(out[i]) < 1e-4f);
+        // Backward against the definitions.
+        float *dout = randn((size_t)N * OC, 9 + s, 1);
+        float *dx = xcalloc((size_t)N * C, sizeof(float)), *dw = xcalloc((size_t)OC * C, sizeof(float));
+        matmul_backward(dx, dw, dout, x, w, N, C, OC);
+        for (int n = 0; n < N; n++)
+            for (int c = 0; c < C; c++) {
+                double acc = 0;
+                for (int o = 0; o < OC; o++) acc += (double)dout[n * OC + o] * w[o * C + c];
+                cr_assert(fabs(dx[n * C + c] - acc) < 1e-4 * (1 + fabs(acc)));
+            }
+        for (int o = 0; o < OC; o++)
+            for (int c = 0; c < C; c++) {
+                double acc = 0;
+                for (int n = 0; n < N; n++) acc += (double)dout[n * OC + o] * x[n * C + c];
+                cr_assert(fabs(dw[o * C + c] - acc) < 1e-4 * (1 + fabs(acc)));
+            }
+        free(x), free(w), free(out), free(ref), free(dout), free(dx), free(dw);
+    }
+}
+
+// Explicit attention with the full score matrix, as the definition reads.
+static void attention_naive(float *out, const float *q, const float *k, const float *v, int B, int Tq, int Tk, int Tcap,
+                            int NH, int NKV, int HD) {
+    double *p = xmalloc(sizeof(double) * (size_t)Tk);
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < NH; h++)
+            for (int t = 0; t < Tq; t++) {
+                int g = h / (NH / NKV), last = Tk - Tq + t;
+                double mx = -1e300, sum = 0;
+                for (int j = 0; j <= last; j++) {
+                    double s = 0;
+                    for (int d = 0; d < HD; d++)
+                        s += (double)q[(((size_t)b * Tq + t) * NH + h) * HD + d] * k[(((size_t)b * Tcap + j) * NKV + g) * HD + d];
+                    p[j] = s / sqrt((double)HD);
+                    if (p[j] > mx) mx = p[j];
+                }
+                for (int j = 0; j <= last; j++) sum += (p[j] = exp(p[j] - mx));
+                for (int d = 0; d < HD; d++) {
+                    double o = 0;
+                    for (int j = 0; j <= last; j++) o += p[j] / sum * v[(((size_t)b * Tcap + j) * NKV + g) * HD + d];
+                    out[(((size_t)b * Tq + t) * NH + h) * HD + d] = (float)o;
+                }
+            }
+    free(p);
+}
+
+Test(kernels, attention_matches_explicit_softmax_with_gqa_and_cache_offsets) {
+    int B = 2, NH = 6, NKV = 2, HD = 12, Tcap = 19;
+    float *k = randn((size_t)B * Tcap * NKV * HD, 3, 1), *v = randn((size_t)B * Tcap * NKV * HD, 4, 1);
+    int cases[][2] = {{19, 19}, {1, 19}, {5, 13}, {1, 1}};  // (Tq, Tk)
+    for (int c = 0; c < 4; c++) {
+        int Tq = cases[c][0], Tk = cases[c][1];
+        float *q = randn((size_t)B * Tq * NH * HD, 5 + c, 1);
+        size_t n = (size_t)B * Tq * NH * HD;
+        float *out = xmalloc(sizeof(float) * n), *ref = xmalloc(sizeof(float) * n);
+        for (size_t i = 0; i < n; i++) out[i] = NAN;
+        attention_forward(out, NULL, q, k, v, B, Tq, Tk, Tcap, NH, NKV, HD);
+        attention_naive(ref, q, k, v, B, Tq, Tk, Tcap, NH, NKV, HD);
+        cr_assert(rel_max(out, ref, n) < 1e-5, "Tq=%d Tk=%d: %g", Tq, Tk, rel_max(out, ref, n));
+        free(q), free(out), free(ref);
+    }
+    free(k), free(v);
+}
+
+// ---- finite differences ----------------------------------------------------------------------
+// Each op is checked through a scalar loss L = sum(r * op(x)) with a fixed random r, so that
+// (tolerance: fp32 rounding of L over 2h gives ~1e-4 noise, the O(h^2) truncation ~1e-4)
+// dL/dx is the op's backward applied to r.
+
+typedef void (*FwdFn)(void *ctx, const float *x, float *y);
+
+static void fd_check(const char *what, FwdFn f, void *ctx, float *x, size_t nx, size_t ny, const float *analytic,
+                     const float *r) {
+    float *y = xmalloc(sizeof(float) * ny);
+    for (size_t k = 0; k < nx; k += 1 + nx / 23) {
+        float orig = x[k];
+        double lp = 0, lm = 0, h = 1e-2;
+        x[k] = orig + (float)h;
+        f(ctx, x, y);
+        for (size_t i = 0; i < ny; i++) lp += (double)r[i] * y[i];
+        x[k] = orig - (float)h;
+        f(ctx, x, y);
+        for (size_t i = 0; i < ny; i++) lm += (double)r[i] * y[i];
+        x[k] = orig;
+        double fd = (lp - lm) / (2 * h);
+        cr_assert(fabs(fd - analytic[k]) < 1e-3 + 3e-3 * fabs(fd), "%s[%zu]: fd %g vs analytic %g", what, k, fd,
+                  analytic[k]);
+    }
+    free(y);
+}
+
+typedef struct {
+    int N, C;
+    const float *w;
+    float *rstd;
+} NormCtx;
+static void norm_fwd(void *c, const float *x, float *y) {
+    NormCtx *n = c;
+    rmsnorm_forward(y, n->rstd, x, n->w, n->N, n->C, 1e-6f);
+}
+static void norm_fwd_w(void *c, const float *w, float *y) {
+    NormCtx *n = c;
+    rmsnorm_forward(y, n->rstd, n->w, w, n->N, n->C, 1e-6f);  // here n->w holds x
+}
+
+Test(kernels, rmsnorm_backward_matches_finite_differences) {
+    int N = 5, C = 37;
+    float *x = randn((size_t)N * C, 11, 1), *w = randn((size_t)C, 12, 1), *r = randn((size_t)N * C, 13, 1);
+    float rstd[5], *dx = xcalloc((size_t)N * C, 4), *dw = xcalloc((size_t)C, 4), *y = xmalloc(4 * (size_t)N * C);
+    rmsnorm_forward(y, rstd, x, w, N, C, 1e-6f);
+    rmsnorm_backward(dx, dw, r, x, w, rstd, N, C);
+    NormCtx ctx = {N, C, w, rstd};
+    fd_check("rmsnorm dx", norm_fwd, &ctx, x, (size_t)N * C, (size_t)N * C, dx, r);
+    NormCtx ctxw = {N, C, x, rstd};
+    fd_check("rmsnorm dw", norm_fwd_w, &ctxw, w, (size_t)C, (size_t)N * C, dw, r);
+    free(x), free(w), free(r), free(dx), free(dw), free(y);
+}
+
+typedef struct {
+    int N, nh, hd;
+    const float *w, *cs, *sn;
+    const int *pos;
+    float *rstd;
+} QkCtx;
+static void qk_fwd(void *c, const float *x, float *y) {
+    QkCtx *q = c;
+    qknorm_rope_forward(y, q->rstd, x, q->w, q->cs, q->sn, q->pos, q->N, q->nh, q->hd, 1e-6f);
+}
+
+Test(kernels, qknorm_rope_backward_matches_finite_differences) {
+    int N = 4, nh = 3, hd = 10, maxp = 40;
+    float cs[40 * 5], sn[40 * 5];
+    rope_table(cs, sn, maxp, hd, 10000.0f);
+    int pos[4] = {0, 7, 3, 39};
+    size_t n = (size_t)N * nh * hd;
+    float *x = randn(n, 21, 1), *w = randn((size_t)hd, 22, 1), *r = randn(n, 23, 1);
+    float rstd[12], *y = xmalloc(4 * n), *dx = xcalloc(n, 4), *dw = xcalloc((size_t)hd, 4), *dy = xmalloc(4 * n);
+    qknorm_rope_forward(y, rstd, x, w, cs, sn, pos, N, nh, hd, 1e-6f);
+    memcpy(dy, r, 4 * n);
+    qknorm_rope_backward(dx, dw, dy, x, w, rstd, cs, sn, pos, N, nh, hd);
+    QkCtx ctx = {N, nh, hd, w, cs, sn, pos, rstd};
+    fd_check("qknorm_rope dx", qk_fwd, &ctx, x, n, n, dx, r);
+    // RoPE at position 0 is the identity; a rotation keeps norms.
+    float v[10], v0[10];
+    for (int i = 0; i < 10; i++) v[i] = v0[i] = (float)i - 4.5f;
+    int p0 = 0, p5 = 5;
+    rope_forward(v, cs, sn, &p0, 1, 1, 10);
+    for (int i = 0; i < 10; i++) cr_assert_eq(v[i], v0[i]);
+    rope_forward(v, cs, sn, &p5, 1, 1, 10);
+    double a = 0, b = 0;
+    for (int i = 0; i < 10; i++) a += v[i] * v[i], b += v0[i] * v0[i];
+    cr_assert(fabs(a - b) < 1e-4 * b);
+    free(x), free(w), free(r), free(y), free(dx), free(dw), free(dy);
+}
+
+typedef struct {
+    size_t n;
+    const float *other;
+    int which;
+} GluCtx;
+static void glu_fwd(void *c, const float *x, float *y) {
+    GluCtx *g = c;
+    if (g->which == 0) swiglu_forward(y, x, g->other, g->n);
+    else swiglu_forward(y, g->other, x, g->n);
+}
+
+Test(kernels, swiglu_backward_matches_finite_differences) {
+    size_t n = 50;
+    float *g = randn(n, 31, 2), *u = randn(n, 32, 1), *r = randn(n, 33, 1);
+    float *dg = xcalloc(n, 4), *du = xcalloc(n, 4);
+    swiglu_backward(dg, du, r, g, u, n);
+    GluCtx c0 = {n, u, 0}, c1 = {n, g, 1};
+    fd_check("swiglu dgate", glu_fwd, &c0, g, n, n, dg, r);
+    fd_check("swiglu dup", glu_fwd, &c1, u, n, n, du, r);
+    free(g), free(u), free(r), free(dg), free(du);
+}
+
+typedef struct {
+    int B, T, NH, NKV, HD, which;
+    float *q, *k, *v;
+} AttCtx;
+static void att_fwd(void *c, const float *x, float *y) {
+    AttCtx *a = c;
+    const float *q = a->which == 0 ? x : a->q, *k = a->which == 1 ? x : a->k, *v = a->which == 2 ? x : a->v;
+    attention_forward(y, NULL, q, k, v, a->B, a->T, a->T, a->T, a->NH, a->NKV, a->HD);
+}
+
+Test(kernels, attention_backward_matches_finite_differences) {
+    int B = 2, T = 7, NH = 4, NKV = 2, HD = 8;
+    size_t nq = (size_t)B * T * NH * HD, nk = (size_t)B * T * NKV * HD;
+    float *q = randn(nq, 41, 1), *k = randn(nk, 42, 1), *v = randn(nk, 43, 1), *r = randn(nq, 44, 1);
+    float *out = xmalloc(4 * nq), *lse = xmalloc(4 * (size_t)B * NH * T);
+    float *dq = xcalloc(nq, 4), *dk = xcalloc(nk, 4), *dv = xcalloc(nk, 4);
+    attention_forward(out, lse, q, k, v, B, T, T, T, NH, NKV, HD);
+    attention_backward(dq, dk, dv, r, q, k, v, out, lse, B, T, NH, NKV, HD);
+    AttCtx c = {B, T, NH, NKV, HD, 0, q, k, v};
+    fd_check("attention dq", att_fwd, &c, q, nq, nq, dq, r);
+    c.which = 1;
+    fd_check("attention dk", att_fwd, &c, k, nk, nq, dk, r);
+    c.which = 2;
+    fd_check("attention dv", att_fwd, &c, v, nk, nq, dv, r);
+    free(q), free(k), free(v), free(r), free(out), free(lse), free(dq), free(dk), free(dv);
+}
+
+Test(kernels, crossentropy_matches_definition_and_masks) {
+    int N = 4, V = 33;
+    float *x = randn((size_t)N * V, 51, 3);
+    int tg[4] = {0, 32, 7, 7};
+    float w[4] = {1, 0, 2, 1}, nll[4], lse[4];
+    int bad;
+    double tot = crossentropy_forward(nll, lse, x, tg, w, N, V, &bad);
+    cr_assert_eq(bad, 0);
+    double want = 0;
+    for (int n = 0; n < N; n++) {
+        double s = 0;
+        for (int i = 0; i < V; i++) s += exp((double)x[n * V + i]);
+        double l = log(s) - x[n * V + tg[n]];
+        if (w[n] != 0) cr_assert(fabs(nll[n] - l) < 1e-5 * (1 + l));
+        else cr_assert_eq(nll[n], 0.0f);
+        want += w[n] * l;
+    }
+    cr_assert(fabs(tot - want) < 1e-5 * want);
+    crossentropy_backward_inplace(x, lse, tg, w, N, V, 0.5f);
+    for (int i = 0; i < V; i++) cr_assert_eq(x[1 * V + i], 0.0f);  // weight 0 row
+    double rowsum = 0;
+    for (int i = 0; i < V; i++) rowsum += x[2 * V + i];
+    cr_assert(fabs(rowsum) < 1e-6);  // softmax - onehot sums to zero
+    int tg_bad[4] = {0, 32, 33, 7};
+    crossentropy_forward(nll, lse, x, tg_bad, w, N, V, &bad);
+    cr_assert_eq(bad, 1);
+    free(x);
+}
