@@ -11,6 +11,7 @@ typedef struct {
 } DataCommand;
 
 static const DataCommand data_commands[] = {
+    {"synth", cmd_data_synth, "generate FuzzyBench-style train/val/test JSONL from procedural task families"},
     {"help", NULL, "show this help"},
 };
 static const int ndata = (int)(sizeof data_commands / sizeof data_commands[0]);
