@@ -15,6 +15,8 @@ static const Command commands[] = {
     {"generate", cmd_generate, "greedy decoding from token ids with a KV cache"},
     {"bench", cmd_bench, "benchmarks (paw bench cpu|...)"},
     {"data", cmd_data, "data pipeline: synthesize FuzzyBench-style data, build token shards"},
+    {"tokenize", cmd_tokenize, "text on stdin -> Qwen3 token ids"},
+    {"detokenize", cmd_detokenize, "token ids on stdin -> the exact text"},
     {"help", NULL, "show this help"},
 };
 static const int ncommands = (int)(sizeof commands / sizeof commands[0]);

@@ -432,3 +432,98 @@ Test(tokenizer, default_path_follows_environment) {
     if (old) setenv("PAW_TOKENIZER", old, 1);
     free(old);
 }
+
+static char *slurp(const char *path, size_t *n) {
+    char *s = paw_read_file(path, n);
+    cr_assert(s, "%s", paw_last_error());
+    return s;
+}
+
+static int run_sh(const char *fmt, const char *a, const char *b, const char *c) {
+    const char *bin = getenv("PAW_BIN") ? getenv("PAW_BIN") : "./paw";
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, fmt, bin, a, b, c);
+    return system(cmd);
+}
+
+// ids text "1 2 3\n4 5\n" -> the numbers of line `line`
+static int line_matches(const char *out, size_t line, const uint8_t *ref) {
+    const char *p = out;
+    for (size_t l = 0; l < line; l++) {
+        p = strchr(p, '\n');
+        if (!p) return 0;
+        p++;
+    }
+    uint32_t n = rd32(ref);
+    for (uint32_t k = 0; k < n; k++) {
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (end == p || v != (long)rd32(ref + 4 + 4 * k)) return 0;
+        p = end;
+    }
+    while (*p == ' ') p++;
+    return *p == '\n';
+}
+
+// paw tokenize | paw detokenize, line by line and as one text, against the HF ids.
+Test(tokenizer, cli_round_trip, .timeout = 120) {
+    Fixture f;
+    fixture_load(&f);
+    char in[64], ids[64], out[64];
+    write_tmp(in, "");
+    write_tmp(ids, "");
+    write_tmp(out, "");
+    // Line mode: records with no newline that come back byte for byte; the last has no \n.
+    FILE *fp = fopen(in, "wb");
+    size_t picked[400], np = 0;
+    for (size_t i = 0; i < f.count && np < 400; i++) {
+        if (memchr(f.text[i], '\n', f.len[i]) || rd32(f.decoded[0][i]) != 0xFFFFFFFFu || f.len[i] == 0) continue;
+        if (np) fputc('\n', fp);
+        fwrite(f.text[i], 1, f.len[i], fp);
+        picked[np++] = i;
+    }
+    fclose(fp);
+    cr_assert_eq(np, 400);
+    cr_assert_eq(run_sh("%s tokenize --special --lines < %s > %s", in, ids, NULL), 0);
+    size_t n;
+    char *got = slurp(ids, &n);
+    for (size_t k = 0; k < np; k++) cr_assert(line_matches(got, k, f.ids[0][picked[k]]), "line %zu (record %zu)", k, picked[k]);
+    free(got);
+    cr_assert_eq(run_sh("%s detokenize --lines < %s > %s", ids, out, NULL), 0);
+    size_t n_in, n_out;
+    char *a = slurp(in, &n_in), *b = slurp(out, &n_out);
+    cr_assert_eq(n_out, n_in + 1);  // every line now ends with \n
+    cr_assert_eq(memcmp(a, b, n_in), 0);
+    free(a);
+    free(b);
+
+    // Whole-text mode: multi-line records with no final newline, in both modes.
+    size_t done = 0;
+    for (size_t i = 0; i < f.count && done < 20; i++) {
+        if (!memchr(f.text[i], '\n', f.len[i]) || f.text[i][f.len[i] - 1] == '\n' || rd32(f.decoded[1][i]) != 0xFFFFFFFFu)
+            continue;
+        fp = fopen(in, "wb");
+        fwrite(f.text[i], 1, f.len[i], fp);
+        fclose(fp);
+        cr_assert_eq(run_sh("%s tokenize < %s > %s", in, ids, NULL), 0);
+        got = slurp(ids, &n);
+        cr_assert(line_matches(got, 0, f.ids[1][i]), "record %zu", i);
+        free(got);
+        cr_assert_eq(run_sh("%s detokenize < %s > %s", ids, out, NULL), 0);
+        b = slurp(out, &n_out);
+        cr_assert_eq(n_out, f.len[i]);
+        cr_assert_eq(memcmp(b, f.text[i], n_out), 0, "record %zu", i);
+        free(b);
+        done++;
+    }
+    cr_assert_eq(done, 20);
+    // Bad input is an error with a message, not a crash.
+    fp = fopen(ids, "wb");
+    fputs("1 2 banana", fp);
+    fclose(fp);
+    cr_assert_neq(run_sh("%s detokenize < %s > %s 2>/dev/null", ids, out, NULL), 0);
+    unlink(in);
+    unlink(ids);
+    unlink(out);
+    fixture_free(&f);
+}
