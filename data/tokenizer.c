@@ -2,6 +2,8 @@
 // HF `tokenizers`: (added tokens split out of the raw text) -> NFC -> split regex (Isolated) ->
 // GPT-2 byte mapping -> BPE by merge rank. Vocabulary strings are turned into raw bytes at load
 // time, so encoding works on bytes and never builds the mapped strings.
+// Character classes come from PCRE2 and NFC from utf8proc. Against HF they agree on every
+// assigned codepoint of Unicode 14 but U+1DF6, whose NFC ordering differs in HF's older tables.
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include "data/tokenizer.h"
 
@@ -315,6 +317,13 @@ static int load_model(PawTokenizer *t, const cJSON *model, const cJSON *added_li
         const cJSON *content = cJSON_GetObjectItemCaseSensitive(e, "content");
         if (!valid_id(id) || !cJSON_IsString(content) || !content->valuestring[0])
             return paw_error("added_tokens: expected entries with an id and a non-empty content");
+        // Matching is exact on the raw text; the whitespace-absorbing variants are not implemented,
+        // so refuse them rather than tokenize differently from HF. ("normalized" tokens are also
+        // matched on the raw text, which is the same for NFC and plain ASCII token strings.)
+        const char *flags[] = {"lstrip", "rstrip", "single_word"};
+        for (int f = 0; f < 3; f++)
+            if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(e, flags[f])))
+                return paw_error("added_tokens: \"%s\" has %s set, which is not supported", content->valuestring, flags[f]);
         if ((int32_t)id->valuedouble > max_id) max_id = (int32_t)id->valuedouble;
         count++;
     }

@@ -421,6 +421,13 @@ Test(tokenizer, bad_sections_give_clean_errors) {
         }
         free(js);
     }
+    // Added tokens that would absorb neighbouring whitespace are refused, not mis-tokenized.
+    char *js = mini_json("[]", good_pre, "null");
+    size_t n = strlen(js);
+    js = realloc(js, n + 128);
+    strcpy(js + n - 1, ", \"added_tokens\": [{\"id\": 300, \"content\": \"<x>\", \"lstrip\": true}]}");
+    expect_load_error(js, "lstrip");
+    free(js);
 }
 
 Test(tokenizer, default_path_follows_environment) {
