@@ -10,10 +10,24 @@
 #include "kernels/attention.h"
 #include "kernels/crossentropy.h"
 #include "kernels/embedding.h"
+#include "kernels/lora.h"
 #include "kernels/matmul.h"
 #include "kernels/rmsnorm.h"
 #include "kernels/rope.h"
 #include "kernels/swiglu.h"
+
+const char *const lora_module_names[LORA_NUM_MODULES] = {"down_proj", "gate_proj", "k_proj", "o_proj",
+                                                         "q_proj",    "up_proj",   "v_proj"};
+
+void lora_module_dims(const Qwen3Config *c, int m, int *d_in, int *d_out) {
+    int C = c->hidden_size, I = c->intermediate_size;
+    int Q = c->num_heads * c->head_dim, KV = c->num_kv_heads * c->head_dim;
+    static const int in_is[LORA_NUM_MODULES] = {2, 0, 0, 1, 0, 0, 0};  // 0: C, 1: Q, 2: I
+    static const int out_is[LORA_NUM_MODULES] = {0, 2, 3, 0, 1, 2, 3}; // 0: C, 1: Q, 2: I, 3: KV
+    int dims[4] = {C, Q, I, KV};
+    *d_in = dims[in_is[m]];
+    *d_out = dims[out_is[m]];
+}
 
 Qwen3ParamInfo qwen3_param_info(const Qwen3Config *c, int i) {
     int C = c->hidden_size, I = c->intermediate_size, L = c->num_layers, V = c->vocab_size;
@@ -91,6 +105,8 @@ void qwen3_free(Qwen3 *m) {
     free(m->rope_cos);
     free(m->rope_sin);
     free(m->pos);
+    free(m->lora_u);
+    free(m->lora_du);
     free(m->ids);
     free(m->targets);
     free(m->loss_weight);
@@ -190,6 +206,31 @@ int qwen3_forward(Qwen3 *m, const Qwen3Inputs *in, int B, int T) {
     m->backward_ok = 0;
     Qwen3Acts *a = &m->acts;
     const Qwen3Params *p = &m->params;
+    const Qwen3Lora *lora = in->lora;
+    m->lora = lora;
+    const int R = lora ? lora->rank : 0;
+    if (lora) {
+        if (lora->nb != B) return paw_error("forward: %d LoRA adapters for a batch of %d sequences", lora->nb, B);
+        size_t need = (size_t)LORA_NUM_MODULES * L * N * R;
+        if (need > m->lora_u_cap) {
+            free(m->lora_u);
+            free(m->lora_du);
+            m->lora_u = xmalloc(sizeof(float) * need);
+            m->lora_du = xmalloc(sizeof(float) * N * R);
+            m->lora_u_cap = need;
+        }
+    }
+// The saved LoRA activation of module mod at layer l.
+#define LORA_U(mod, l) (m->lora_u + ((size_t)(mod) * L + (l)) * N * R)
+#define LORA_FWD(mod, y, x)                                                                                          \
+    do {                                                                                                             \
+        if (lora) {                                                                                                  \
+            int din_, dout_;                                                                                         \
+            lora_module_dims(c, mod, &din_, &dout_);                                                                 \
+            lora_forward(y, LORA_U(mod, l), x, lora->A[mod] + (size_t)l * B * R * din_,                             \
+                         lora->B[mod] + (size_t)l * B * dout_ * R, B, T, din_, dout_, R, lora->scale);               \
+        }                                                                                                            \
+    } while (0)
 
     // Embeddings (or caller-supplied rows), remembering ids for the embedding gradient.
     for (size_t n = 0; n < N; n++) {
@@ -217,6 +258,9 @@ int qwen3_forward(Qwen3 *m, const Qwen3Inputs *in, int B, int T) {
         matmul_forward(q_raw, ln1, p->qw + (size_t)l * Q * C, (int)N, C, Q);
         matmul_forward(k_raw, ln1, p->kw + (size_t)l * KV * C, (int)N, C, KV);
         matmul_forward(v, ln1, p->vw + (size_t)l * KV * C, (int)N, C, KV);
+        LORA_FWD(LORA_Q, q_raw, ln1);
+        LORA_FWD(LORA_K, k_raw, ln1);
+        LORA_FWD(LORA_V, v, ln1);
         qknorm_rope_forward(q, qr, q_raw, p->qnormw + (size_t)l * HD, m->rope_cos, m->rope_sin, m->pos, (int)N, NH, HD,
                             (float)c->rms_norm_eps);
         qknorm_rope_forward(k, kr, k_raw, p->knormw + (size_t)l * HD, m->rope_cos, m->rope_sin, m->pos, (int)N, NKV, HD,
@@ -235,12 +279,16 @@ int qwen3_forward(Qwen3 *m, const Qwen3Inputs *in, int B, int T) {
         }
         memcpy(xmid, x, sizeof(float) * N * C);
         matmul_forward_acc(xmid, att, p->ow + (size_t)l * C * Q, (int)N, Q, C, 1.0f);
+        LORA_FWD(LORA_O, xmid, att);
         rmsnorm_forward(ln2, ln2r, xmid, p->ln2w + (size_t)l * C, (int)N, C, (float)c->rms_norm_eps);
         matmul_forward(gate, ln2, p->gatew + (size_t)l * I * C, (int)N, C, I);
         matmul_forward(up, ln2, p->upw + (size_t)l * I * C, (int)N, C, I);
+        LORA_FWD(LORA_GATE, gate, ln2);
+        LORA_FWD(LORA_UP, up, ln2);
         swiglu_forward(act, gate, up, N * I);
         memcpy(xnext, xmid, sizeof(float) * N * C);
         matmul_forward_acc(xnext, act, p->downw + (size_t)l * C * I, (int)N, I, C, 1.0f);
+        LORA_FWD(LORA_DOWN, xnext, act);
     }
     if (cache) cache->len = pos0 + T;
 
@@ -256,37 +304,43 @@ int qwen3_forward(Qwen3 *m, const Qwen3Inputs *in, int B, int T) {
         return 0;
     }
     rmsnorm_forward(a->lnf, a->lnf_rstd, xL, p->lnfw, (int)N, C, (float)c->rms_norm_eps);
+    m->backward_ok = !cache;  // a backward may inject gradients even without a loss
     if (in->logits_mode == QWEN3_LOGITS_NONE) {
         m->logits_rows = 0;
         return 0;
     }
     matmul_forward(a->logits, a->lnf, p->lm_head, (int)N, C, V);
     m->logits_rows = (int)N;
-    if (!in->targets) {
-        m->backward_ok = 0;
-        return 0;
-    }
+    if (!in->targets) return 0;
     for (size_t n = 0; n < N; n++) {
         m->targets[n] = in->targets[n];
         m->loss_weight[n] = in->loss_weight ? in->loss_weight[n] : 1.0f;
     }
     int bad = 0;
     m->loss_sum = crossentropy_forward(a->nll, a->ce_lse, a->logits, m->targets, m->loss_weight, (int)N, V, &bad);
-    if (bad) return paw_error("forward: %d weighted positions have a target outside [0, %d)", bad, V);
+    if (bad) {
+        m->backward_ok = 0;
+        return paw_error("forward: %d weighted positions have a target outside [0, %d)", bad, V);
+    }
     double wsum = 0;
     for (size_t n = 0; n < N; n++) wsum += m->loss_weight[n];
     m->loss_weight_sum = wsum;
     m->loss = wsum > 0 ? (float)(m->loss_sum / wsum) : 0.0f;
     m->has_loss = 1;
-    m->backward_ok = !cache;
     return 0;
 }
 
 #define GRAD(field, off) (m->frozen ? NULL : m->grads.field + (off))
 
 int qwen3_backward(Qwen3 *m, float grad_scale) {
+    if (!m->has_loss) return paw_error("backward: the last forward computed no loss (no targets)");
+    Qwen3BackwardArgs args = {.grad_scale = grad_scale};
+    return qwen3_backward_ex(m, &args);
+}
+
+int qwen3_backward_ex(Qwen3 *m, const Qwen3BackwardArgs *args) {
     if (!m->backward_ok)
-        return paw_error("backward: needs a full-sequence forward with targets and all logits just before it");
+        return paw_error("backward: needs a full-sequence forward (no KV cache) just before it");
     const Qwen3Config *c = &m->cfg;
     const int C = c->hidden_size, I = c->intermediate_size, L = c->num_layers, V = c->vocab_size;
     const int NH = c->num_heads, NKV = c->num_kv_heads, HD = c->head_dim;
@@ -295,17 +349,40 @@ int qwen3_backward(Qwen3 *m, float grad_scale) {
     Qwen3Acts *a = &m->acts;
     Qwen3Scratch *s = &m->scratch;
     const Qwen3Params *p = &m->params;
-    if (grad_scale == 0.0f) grad_scale = m->loss_weight_sum > 0 ? (float)(1.0 / m->loss_weight_sum) : 0.0f;
-    m->backward_ok = 0;  // the logits buffer now holds gradients
+    const Qwen3Lora *lora = m->lora;
+    const int R = lora ? lora->rank : 0;
+    m->backward_ok = 0;  // the logits buffer is about to hold gradients
 
-    crossentropy_backward_inplace(a->logits, a->ce_lse, m->targets, m->loss_weight, (int)N, V, grad_scale);
     memset(s->dln, 0, sizeof(float) * N * C);
-    float *dlm = m->frozen ? NULL : (c->tie_word_embeddings ? m->grads.wte : m->grads.lm_head);
-    matmul_backward(s->dln, dlm, a->logits, a->lnf, p->lm_head, (int)N, C, V);
+    if (m->has_loss) {
+        float grad_scale = args->grad_scale;
+        if (grad_scale == 0.0f) grad_scale = m->loss_weight_sum > 0 ? (float)(1.0 / m->loss_weight_sum) : 0.0f;
+        crossentropy_backward_inplace(a->logits, a->ce_lse, m->targets, m->loss_weight, (int)N, V, grad_scale);
+        float *dlm = m->frozen ? NULL : (c->tie_word_embeddings ? m->grads.wte : m->grads.lm_head);
+        matmul_backward(s->dln, dlm, a->logits, a->lnf, p->lm_head, (int)N, C, V);
+    }
+    if (args->dlnf)
+        for (size_t i = 0; i < N * C; i++) s->dln[i] += args->dlnf[i];
     memset(s->dx, 0, sizeof(float) * N * C);
     rmsnorm_backward(s->dx, GRAD(lnfw, 0), s->dln, a->x + (size_t)L * N * C, p->lnfw, a->lnf_rstd, (int)N, C);
 
+#define LORA_BWD(mod, dx_, dy_, x_)                                                                                  \
+    do {                                                                                                             \
+        if (lora) {                                                                                                  \
+            int din_, dout_;                                                                                         \
+            lora_module_dims(c, mod, &din_, &dout_);                                                                 \
+            size_t ao_ = (size_t)l * B * R * din_, bo_ = (size_t)l * B * dout_ * R;                                  \
+            lora_backward(dx_, lora->dA[mod] ? lora->dA[mod] + ao_ : NULL, lora->dB[mod] ? lora->dB[mod] + bo_ : NULL, \
+                          dy_, x_, LORA_U(mod, l), lora->A[mod] + ao_, lora->B[mod] + bo_, B, T, din_, dout_, R,    \
+                          lora->scale, m->lora_du);                                                                  \
+        }                                                                                                            \
+    } while (0)
+
     for (int l = L - 1; l >= 0; l--) {
+        if (args->dx_layer && args->dx_layer[l + 1]) {
+            const float *inj = args->dx_layer[l + 1];
+            for (size_t i = 0; i < N * C; i++) s->dx[i] += inj[i];
+        }
         float *x = a->x + (size_t)l * N * C;
         float *ln1 = a->ln1 + (size_t)l * N * C, *ln1r = a->ln1_rstd + (size_t)l * N;
         float *q_raw = a->q_raw + (size_t)l * N * Q, *k_raw = a->k_raw + (size_t)l * N * KV;
@@ -319,17 +396,21 @@ int qwen3_backward(Qwen3 *m, float grad_scale) {
         // MLP block: x_next = x_mid + down(swiglu(gate(ln2), up(ln2))). s->dx is d x_next = d x_mid (residual).
         memset(s->dact, 0, sizeof(float) * N * I);
         matmul_backward(s->dact, GRAD(downw, (size_t)l * C * I), s->dx, act, p->downw + (size_t)l * C * I, (int)N, I, C);
+        LORA_BWD(LORA_DOWN, s->dact, s->dx, act);
         memset(s->dgate, 0, sizeof(float) * N * I);
         memset(s->dup, 0, sizeof(float) * N * I);
         swiglu_backward(s->dgate, s->dup, s->dact, gate, up, N * I);
         memset(s->dln, 0, sizeof(float) * N * C);
         matmul_backward(s->dln, GRAD(gatew, (size_t)l * I * C), s->dgate, ln2, p->gatew + (size_t)l * I * C, (int)N, C, I);
         matmul_backward(s->dln, GRAD(upw, (size_t)l * I * C), s->dup, ln2, p->upw + (size_t)l * I * C, (int)N, C, I);
+        LORA_BWD(LORA_GATE, s->dln, s->dgate, ln2);
+        LORA_BWD(LORA_UP, s->dln, s->dup, ln2);
         rmsnorm_backward(s->dx, GRAD(ln2w, (size_t)l * C), s->dln, xmid, p->ln2w + (size_t)l * C, ln2r, (int)N, C);
 
         // Attention block: x_mid = x + o(attn(rope(qnorm(q(ln1))), rope(knorm(k(ln1))), v(ln1))).
         memset(s->datt, 0, sizeof(float) * N * Q);
         matmul_backward(s->datt, GRAD(ow, (size_t)l * C * Q), s->dx, att, p->ow + (size_t)l * C * Q, (int)N, Q, C);
+        LORA_BWD(LORA_O, s->datt, s->dx, att);
         memset(s->dq, 0, sizeof(float) * N * Q);
         memset(s->dk, 0, sizeof(float) * N * KV);
         memset(s->dv, 0, sizeof(float) * N * KV);
@@ -344,6 +425,9 @@ int qwen3_backward(Qwen3 *m, float grad_scale) {
         matmul_backward(s->dln, GRAD(qw, (size_t)l * Q * C), s->dq_raw, ln1, p->qw + (size_t)l * Q * C, (int)N, C, Q);
         matmul_backward(s->dln, GRAD(kw, (size_t)l * KV * C), s->dk_raw, ln1, p->kw + (size_t)l * KV * C, (int)N, C, KV);
         matmul_backward(s->dln, GRAD(vw, (size_t)l * KV * C), s->dv, ln1, p->vw + (size_t)l * KV * C, (int)N, C, KV);
+        LORA_BWD(LORA_Q, s->dln, s->dq_raw, ln1);
+        LORA_BWD(LORA_K, s->dln, s->dk_raw, ln1);
+        LORA_BWD(LORA_V, s->dln, s->dv, ln1);
         rmsnorm_backward(s->dx, GRAD(ln1w, (size_t)l * C), s->dln, x, p->ln1w + (size_t)l * C, ln1r, (int)N, C);
     }
     // s->dx now holds the gradient of the input embeddings.

@@ -82,6 +82,23 @@ typedef struct {
     float *k, *v;
 } Qwen3KVCache;
 
+// Per-example LoRA on the seven projections (unmerged side path, see kernels/lora.h). Modules
+// are indexed in sorted-name order, the order of the PAW mapper's coefficients.
+enum { LORA_DOWN = 0, LORA_GATE, LORA_K, LORA_O, LORA_Q, LORA_UP, LORA_V, LORA_NUM_MODULES };
+extern const char *const lora_module_names[LORA_NUM_MODULES];  // "down_proj", ...
+// d_in and d_out of module m for this config.
+void lora_module_dims(const Qwen3Config *cfg, int m, int *d_in, int *d_out);
+
+typedef struct {
+    int rank;
+    float scale;                   // alpha / rank
+    int nb;                        // adapters, one per sequence (must equal the batch size B)
+    float *A[LORA_NUM_MODULES];    // [L, nb, r, d_in]
+    float *B[LORA_NUM_MODULES];    // [L, nb, d_out, r]
+    float *dA[LORA_NUM_MODULES];   // gradients, accumulated; NULL when not wanted
+    float *dB[LORA_NUM_MODULES];
+} Qwen3Lora;
+
 enum { QWEN3_LOGITS_ALL = 0, QWEN3_LOGITS_LAST = 1, QWEN3_LOGITS_NONE = 2 };
 
 typedef struct {
@@ -91,7 +108,16 @@ typedef struct {
     const float *loss_weight;  // [B*T] loss mask / weights, or NULL for all ones
     Qwen3KVCache *cache;       // NULL: full-sequence forward (the backward may follow)
     int logits_mode;           // QWEN3_LOGITS_*
+    const Qwen3Lora *lora;     // per-example adapters, or NULL
 } Qwen3Inputs;
+
+// Extra gradients for a backward, for models whose hidden states feed something else (the
+// compiler's captured states): added where the forward produced those states.
+typedef struct {
+    float grad_scale;               // loss gradient scale (0: 1 / sum of weights); unused without a loss
+    const float *dlnf;              // [N, C] gradient on the final-norm output, or NULL
+    const float *const *dx_layer;   // L+1 entries: gradient on x[l] (x[l+1] = output of layer l), or NULL
+} Qwen3BackwardArgs;
 
 typedef struct {
     Qwen3Config cfg;
@@ -110,6 +136,10 @@ typedef struct {
     float *rope_cos, *rope_sin;  // [max_pos, HD/2]
     int rope_len;
     int *pos;                    // [cap_N] positions of the current batch
+    float *lora_u;               // [7, L, cap_N, r] saved LoRA activations
+    size_t lora_u_cap;
+    float *lora_du;              // [cap_N, r] scratch
+    const Qwen3Lora *lora;       // adapters of the last forward
     int *ids;                    // [cap_N] ids of the last forward (for the embedding gradient)
     int *targets;                // [cap_N]
     float *loss_weight;          // [cap_N]
@@ -134,6 +164,9 @@ int qwen3_forward(Qwen3 *m, const Qwen3Inputs *in, int B, int T);
 // grad_scale 0 means 1 / sum(w), the gradient of the mean loss. Accumulates weight gradients
 // (unless frozen) and leaves the input-embedding gradient in m->scratch.dx.
 int qwen3_backward(Qwen3 *m, float grad_scale);
+// General backward: loss gradient (if the forward had targets) plus injected gradients. Also
+// valid after a forward without logits or targets when args inject something.
+int qwen3_backward_ex(Qwen3 *m, const Qwen3BackwardArgs *args);
 
 // Checkpoints: a Hugging Face directory (config.json + model.safetensors or an index of shards).
 int qwen3_load(Qwen3 *m, const char *dir, int frozen);

@@ -1,0 +1,160 @@
+#include "train/paw_step.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/error.h"
+#include "model/safetensors.h"
+
+int paw_model_init(PawModel *pm, Qwen3 *compiler, Qwen3 *interpreter, int prefix_len, int lora_rank,
+                   float lora_alpha, int nbases, int freeze_compiler, unsigned long long seed) {
+    memset(pm, 0, sizeof *pm);
+    if (prefix_len <= 0 || lora_rank <= 0 || nbases <= 0)
+        return paw_error("prefix_steps, lora_rank and mapper_bases must be positive");
+    qwen3_set_frozen(interpreter, 1);
+    qwen3_set_frozen(compiler, freeze_compiler);
+    pm->freeze_compiler = freeze_compiler;
+    pm->interp = *interpreter;
+    memset(interpreter, 0, sizeof *interpreter);
+    compiler_init(&pm->comp, compiler, prefix_len, pm->interp.cfg.num_layers, seed);
+    MapperConfig mc = {.d = pm->comp.model.cfg.hidden_size, .L = pm->interp.cfg.num_layers, .nbases = nbases,
+                       .rank = lora_rank, .alpha = lora_alpha, .icfg = pm->interp.cfg};
+    mapper_create(&pm->mapper, &mc);
+    mapper_init(&pm->mapper, seed ^ 0x6d61707065720000ull);
+    return 0;
+}
+
+void paw_model_free(PawModel *pm) {
+    compiler_free(&pm->comp);
+    qwen3_free(&pm->interp);
+    mapper_free(&pm->mapper);
+    mapper_lora_free(&pm->lora);
+    free(pm->dH), free(pm->ids), free(pm->targets), free(pm->weights);
+    memset(pm, 0, sizeof *pm);
+}
+
+void paw_model_zero_grad(PawModel *pm) {
+    qwen3_zero_grad(&pm->comp.model);
+    memset(pm->comp.dprefix, 0, sizeof(float) * (size_t)pm->comp.P * pm->comp.model.cfg.hidden_size);
+    mapper_zero_grad(&pm->mapper);
+}
+
+// Compiler + mapper + interpreter forward; leaves everything the backward needs in place.
+static int forward(PawModel *pm, const PawExample *ex, int B, int with_grads, PawStepStats *st) {
+    if (B <= 0) return paw_error("PAW step: empty batch");
+    if (pm->lora.nb != B || (with_grads && !pm->lora.dA[0])) {
+        mapper_lora_free(&pm->lora);
+        mapper_lora_alloc(&pm->mapper.cfg, B, 1, &pm->lora);
+        free(pm->dH);
+        pm->dH = xmalloc(sizeof(float) * (size_t)B * pm->comp.slots * pm->comp.P * pm->comp.model.cfg.hidden_size);
+    }
+    const int **seqs = xmalloc(sizeof(int *) * (size_t)B);
+    int *lens = xmalloc(sizeof(int) * (size_t)B);
+    int T = 0;
+    for (int b = 0; b < B; b++) {
+        seqs[b] = ex[b].comp_ids;
+        lens[b] = ex[b].comp_len;
+        if (ex[b].target_len <= 0 || ex[b].interp_len <= 0) {
+            free(seqs), free(lens);
+            return paw_error("PAW step: example %d has an empty interpreter prompt or target", b);
+        }
+        int t = ex[b].interp_len + ex[b].target_len;
+        if (t > T) T = t;
+    }
+    int rc = compiler_forward(&pm->comp, (const int *const *)seqs, lens, B);
+    free(seqs), free(lens);
+    if (rc != 0) return -1;
+    mapper_forward(&pm->mapper, pm->comp.H, B, pm->comp.P, &pm->lora);
+
+    // Interpreter batch: [prompt, target, pad]; position t predicts token t+1, weighted 1 on target tokens.
+    size_t N = (size_t)B * T;
+    if (N > pm->cap) {
+        free(pm->ids), free(pm->targets), free(pm->weights);
+        pm->ids = xmalloc(sizeof(int) * N);
+        pm->targets = xmalloc(sizeof(int) * N);
+        pm->weights = xmalloc(sizeof(float) * N);
+        pm->cap = N;
+    }
+    for (int b = 0; b < B; b++) {
+        int np = ex[b].interp_len, nt = ex[b].target_len;
+        for (int t = 0; t < T; t++) {
+            size_t row = (size_t)b * T + t;
+            pm->ids[row] = t < np ? ex[b].interp_ids[t] : t < np + nt ? ex[b].target_ids[t - np] : 0;
+        }
+        for (int t = 0; t < T; t++) {
+            size_t row = (size_t)b * T + t;
+            int next = t + 1;
+            int is_target = next >= np && next < np + nt;
+            pm->targets[row] = is_target ? ex[b].target_ids[next - np] : 0;
+            pm->weights[row] = is_target ? 1.0f : 0.0f;
+        }
+    }
+    Qwen3Inputs in = {.ids = pm->ids, .targets = pm->targets, .loss_weight = pm->weights, .lora = &pm->lora};
+    if (qwen3_forward(&pm->interp, &in, B, T) != 0) return -1;
+    st->loss = pm->interp.loss;
+    st->loss_sum = pm->interp.loss_sum;
+    st->target_tokens = pm->interp.loss_weight_sum;
+    st->comp_tokens = pm->comp.B * pm->comp.T;
+    st->interp_tokens = B * T;
+    return 0;
+}
+
+int paw_forward(PawModel *pm, const PawExample *ex, int B, PawStepStats *st) { return forward(pm, ex, B, 0, st); }
+
+int paw_forward_backward(PawModel *pm, const PawExample *ex, int B, float grad_scale, PawStepStats *st) {
+    if (forward(pm, ex, B, 1, st) != 0) return -1;
+    const MapperConfig *mc = &pm->mapper.cfg;
+    for (int mod = 0; mod < LORA_NUM_MODULES; mod++) {
+        int din, dout;
+        lora_module_dims(&mc->icfg, mod, &din, &dout);
+        memset(pm->lora.dA[mod], 0, sizeof(float) * (size_t)mc->L * B * mc->rank * din);
+        memset(pm->lora.dB[mod], 0, sizeof(float) * (size_t)mc->L * B * dout * mc->rank);
+    }
+    if (qwen3_backward(&pm->interp, grad_scale) != 0) return -1;
+    mapper_backward(&pm->mapper, pm->comp.H, pm->comp.P, &pm->lora, pm->dH);
+    return compiler_backward(&pm->comp, pm->dH);
+}
+
+int paw_model_save_mapper(const PawModel *pm, const char *path) {
+    StWriteTensor ts[1 + MAPPER_NUM_TENSORS];
+    char names[MAPPER_NUM_TENSORS][64];
+    int d = pm->comp.model.cfg.hidden_size;
+    ts[0] = (StWriteTensor){.name = "prefix", .dtype = ST_F32, .ndim = 2, .shape = {pm->comp.P, d}, .data = pm->comp.prefix};
+    MapperParams *p = (MapperParams *)&pm->mapper.params;
+    for (int i = 0; i < MAPPER_NUM_TENSORS; i++) {
+        int nd, sh[3];
+        mapper_tensor_shape(&pm->mapper.cfg, i, &nd, sh);
+        StWriteTensor *t = &ts[1 + i];
+        t->name = mapper_tensor_name(i, names[i], sizeof names[i]);
+        t->dtype = ST_F32;
+        t->ndim = nd;
+        for (int k = 0; k < nd; k++) t->shape[k] = sh[k];
+        t->data = *mapper_tensor_slot(p, i);
+    }
+    const char *meta[] = {"format", "pt"};
+    return st_write(path, ts, 1 + MAPPER_NUM_TENSORS, meta, 1);
+}
+
+static int load_exact(const SafeTensors *st, const char *name, int nd, const int *shape, float *dst) {
+    const StTensor *t = st_find(st, name);
+    if (!t) return paw_error("%s: missing tensor \"%s\"", st->path, name);
+    int ok = t->ndim == nd;
+    for (int k = 0; ok && k < nd; k++) ok = t->shape[k] == shape[k];
+    if (!ok) return paw_error("%s: tensor \"%s\" does not have the shape this configuration needs", st->path, name);
+    return st_to_f32(st, t, dst);
+}
+
+int paw_model_load_mapper(PawModel *pm, const char *path) {
+    SafeTensors st;
+    if (st_open(&st, path) != 0) return -1;
+    int shape[3] = {pm->comp.P, pm->comp.model.cfg.hidden_size, 0};
+    int rc = load_exact(&st, "prefix", 2, shape, pm->comp.prefix);
+    for (int i = 0; i < MAPPER_NUM_TENSORS && rc == 0; i++) {
+        int nd, sh[3];
+        char name[64];
+        mapper_tensor_shape(&pm->mapper.cfg, i, &nd, sh);
+        rc = load_exact(&st, mapper_tensor_name(i, name, sizeof name), nd, sh, *mapper_tensor_slot(&pm->mapper.params, i));
+    }
+    st_close(&st);
+    return rc;
+}

@@ -1,0 +1,58 @@
+// One differentiable PAW step (DESIGN.md, "Data flow of one training step"):
+// compiler forward -> captured states -> mapper -> per-example LoRA -> frozen interpreter
+// forward on prompt + target -> masked NLL; then the backward through all of it.
+#ifndef PAW_TRAIN_PAW_STEP_H
+#define PAW_TRAIN_PAW_STEP_H
+
+#include "compiler/compiler.h"
+#include "compiler/mapper.h"
+#include "model/qwen3.h"
+
+typedef struct {
+    const int *comp_ids;   // chat(compiler_prompt(spec)) + pseudo_program + <|im_end|> (prefix not included)
+    int comp_len;
+    const int *interp_ids; // chat(pseudo_program + input) with the empty think block, up to the answer
+    int interp_len;
+    const int *target_ids; // output + <|im_end|>
+    int target_len;
+} PawExample;
+
+typedef struct {
+    Compiler comp;
+    Qwen3 interp;      // frozen
+    Mapper mapper;
+    Qwen3Lora lora;    // per-example adapters with gradients, for lora.nb examples
+    float *dH;
+    int freeze_compiler;
+    // interpreter batch buffers
+    int *ids, *targets;
+    float *weights;
+    size_t cap;
+} PawModel;
+
+typedef struct {
+    float loss;             // mean NLL over this batch's target tokens
+    double loss_sum;        // sum of NLL over target tokens
+    double target_tokens;   // number of target tokens
+    int comp_tokens, interp_tokens;  // padded tokens processed (B * T) by each model
+} PawStepStats;
+
+// Takes ownership of the loaded compiler and interpreter models.
+int paw_model_init(PawModel *pm, Qwen3 *compiler, Qwen3 *interpreter, int prefix_len, int lora_rank,
+                   float lora_alpha, int nbases, int freeze_compiler, unsigned long long seed);
+void paw_model_free(PawModel *pm);
+void paw_model_zero_grad(PawModel *pm);
+
+// The mapper and prefix as one safetensors file ("prefix" [P, d], "mapper.fc1.weight", ...,
+// "mapper.A.<module>" [N, r, d_in], "mapper.B.<module>" [N, d_out, r]); shapes are checked.
+int paw_model_save_mapper(const PawModel *pm, const char *path);
+int paw_model_load_mapper(PawModel *pm, const char *path);
+
+// Forward only: the loss of a batch (no gradients).
+int paw_forward(PawModel *pm, const PawExample *ex, int B, PawStepStats *st);
+// Forward and backward; gradients accumulate (call paw_model_zero_grad first). grad_scale is
+// the factor on the summed NLL: 0 means 1 / (this batch's target tokens), the mean's gradient;
+// with gradient accumulation pass 1 / (target tokens of the whole global batch).
+int paw_forward_backward(PawModel *pm, const PawExample *ex, int B, float grad_scale, PawStepStats *st);
+
+#endif
