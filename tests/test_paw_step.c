@@ -14,7 +14,7 @@ typedef struct {
     SafeTensors batch;
     int *ids[3][2];
     int lens[3][2];
-    PawExample ex[2];
+    PawStepExample ex[2];
 } Batch;
 
 static void load_batch(Batch *bt) {
@@ -29,7 +29,7 @@ static void load_batch(Batch *bt) {
             bt->lens[k][b] = (int)n;
         }
     for (int b = 0; b < 2; b++)
-        bt->ex[b] = (PawExample){bt->ids[0][b], bt->lens[0][b], bt->ids[1][b], bt->lens[1][b], bt->ids[2][b],
+        bt->ex[b] = (PawStepExample){bt->ids[0][b], bt->lens[0][b], bt->ids[1][b], bt->lens[1][b], bt->ids[2][b],
                                  bt->lens[2][b]};
 }
 

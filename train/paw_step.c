@@ -40,7 +40,7 @@ void paw_model_zero_grad(PawModel *pm) {
 }
 
 // Compiler + mapper + interpreter forward; leaves everything the backward needs in place.
-static int forward(PawModel *pm, const PawExample *ex, int B, int with_grads, PawStepStats *st) {
+static int forward(PawModel *pm, const PawStepExample *ex, int B, int with_grads, PawStepStats *st) {
     if (B <= 0) return paw_error("PAW step: empty batch");
     if (pm->lora.nb != B || (with_grads && !pm->lora.dA[0])) {
         mapper_lora_free(&pm->lora);
@@ -99,9 +99,9 @@ static int forward(PawModel *pm, const PawExample *ex, int B, int with_grads, Pa
     return 0;
 }
 
-int paw_forward(PawModel *pm, const PawExample *ex, int B, PawStepStats *st) { return forward(pm, ex, B, 0, st); }
+int paw_forward(PawModel *pm, const PawStepExample *ex, int B, PawStepStats *st) { return forward(pm, ex, B, 0, st); }
 
-int paw_forward_backward(PawModel *pm, const PawExample *ex, int B, float grad_scale, PawStepStats *st) {
+int paw_forward_backward(PawModel *pm, const PawStepExample *ex, int B, float grad_scale, PawStepStats *st) {
     if (forward(pm, ex, B, 1, st) != 0) return -1;
     const MapperConfig *mc = &pm->mapper.cfg;
     for (int mod = 0; mod < LORA_NUM_MODULES; mod++) {

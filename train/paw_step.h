@@ -15,7 +15,7 @@ typedef struct {
     int interp_len;
     const int *target_ids; // output + <|im_end|>
     int target_len;
-} PawExample;
+} PawStepExample;
 
 typedef struct {
     Compiler comp;
@@ -49,10 +49,10 @@ int paw_model_save_mapper(const PawModel *pm, const char *path);
 int paw_model_load_mapper(PawModel *pm, const char *path);
 
 // Forward only: the loss of a batch (no gradients).
-int paw_forward(PawModel *pm, const PawExample *ex, int B, PawStepStats *st);
+int paw_forward(PawModel *pm, const PawStepExample *ex, int B, PawStepStats *st);
 // Forward and backward; gradients accumulate (call paw_model_zero_grad first). grad_scale is
 // the factor on the summed NLL: 0 means 1 / (this batch's target tokens), the mean's gradient;
 // with gradient accumulation pass 1 / (target tokens of the whole global batch).
-int paw_forward_backward(PawModel *pm, const PawExample *ex, int B, float grad_scale, PawStepStats *st);
+int paw_forward_backward(PawModel *pm, const PawStepExample *ex, int B, float grad_scale, PawStepStats *st);
 
 #endif
