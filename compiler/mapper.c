@@ -136,6 +136,20 @@ void mapper_lora_free(Qwen3Lora *lora) {
     memset(lora, 0, sizeof *lora);
 }
 
+void mapper_lora_select(const MapperConfig *c, const Qwen3Lora *src, int b, Qwen3Lora *dst) {
+    mapper_lora_alloc(c, 1, 0, dst);
+    dst->scale = src->scale;
+    for (int mod = 0; mod < LORA_NUM_MODULES; mod++) {
+        int din, dout;
+        lora_module_dims(&c->icfg, mod, &din, &dout);
+        size_t sa = (size_t)c->rank * din, sb = (size_t)dout * c->rank;
+        for (int l = 0; l < c->L; l++) {
+            memcpy(dst->A[mod] + (size_t)l * sa, src->A[mod] + ((size_t)l * src->nb + b) * sa, sizeof(float) * sa);
+            memcpy(dst->B[mod] + (size_t)l * sb, src->B[mod] + ((size_t)l * src->nb + b) * sb, sizeof(float) * sb);
+        }
+    }
+}
+
 // Exact (erf) GELU, as torch.nn.GELU() computes it.
 static float gelu(float x) { return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f)); }
 static float gelu_grad(float x) {

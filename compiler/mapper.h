@@ -65,5 +65,7 @@ void mapper_backward(Mapper *mp, const float *H, int P, const Qwen3Lora *lora, f
 // Allocates A/B (and gradient buffers when with_grads) for nb adapters of this config.
 void mapper_lora_alloc(const MapperConfig *cfg, int nb, int with_grads, Qwen3Lora *lora);
 void mapper_lora_free(Qwen3Lora *lora);
+// Copies example b's adapters out of a batch into a one-adapter set (allocated, no gradients).
+void mapper_lora_select(const MapperConfig *cfg, const Qwen3Lora *src, int b, Qwen3Lora *dst);
 
 #endif

@@ -5,9 +5,7 @@
 
 double crossentropy_forward(float *nll, float *lse, const float *logits, const int *targets, const float *weight,
                             int N, int V, int *bad) {
-    double total = 0;
-    int nbad = 0;
-#pragma omp parallel for reduction(+ : total, nbad) if (N >= 4)
+#pragma omp parallel for if (N >= 4)
     for (int n = 0; n < N; n++) {
         const float *x = logits + (size_t)n * V;
         float mx = -INFINITY;
@@ -17,15 +15,17 @@ double crossentropy_forward(float *nll, float *lse, const float *logits, const i
         float l = mx + (float)log(s);
         lse[n] = l;
         float w = weight ? weight[n] : 1.0f;
-        nll[n] = 0;
-        if (w != 0.0f) {
-            if (targets[n] < 0 || targets[n] >= V) {
-                nbad++;
-                continue;
-            }
-            nll[n] = l - x[targets[n]];
-            total += (double)w * nll[n];
-        }
+        int ok = targets[n] >= 0 && targets[n] < V;
+        nll[n] = (w != 0.0f && ok) ? l - x[targets[n]] : 0.0f;
+    }
+    // Summed in row order, so the loss has the same bits on every run.
+    double total = 0;
+    int nbad = 0;
+    for (int n = 0; n < N; n++) {
+        float w = weight ? weight[n] : 1.0f;
+        if (w == 0.0f) continue;
+        if (targets[n] < 0 || targets[n] >= V) nbad++;
+        else total += (double)w * nll[n];
     }
     if (bad) *bad = nbad;
     return total;

@@ -123,7 +123,7 @@ int cmd_generate(int argc, char **argv) {
     }
     if (stop == -2) stop = m.cfg.eos_token_id;
     int *out = xmalloc(sizeof(int) * (size_t)(max_new + 1));
-    int got = qwen3_generate(&m, ids, n, max_new, stop, out);
+    int got = qwen3_generate(&m, NULL, ids, n, max_new, stop, out);
     int status = 0;
     if (got < 0) {
         fprintf(stderr, "paw generate: %s\n", paw_last_error());

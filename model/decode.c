@@ -30,7 +30,7 @@ static int argmax(const float *x, int n) {
     return best;
 }
 
-int qwen3_generate(Qwen3 *m, const int *ids, int n, int max_new, int stop_id, int *out) {
+int qwen3_generate(Qwen3 *m, const Qwen3Lora *lora, const int *ids, int n, int max_new, int stop_id, int *out) {
     if (n <= 0) return paw_error("generate: empty prompt");
     if (max_new < 0) return paw_error("generate: negative --max-new");
     int cap = n + max_new;
@@ -39,7 +39,7 @@ int qwen3_generate(Qwen3 *m, const int *ids, int n, int max_new, int stop_id, in
                          m->cfg.max_position_embeddings);
     Qwen3KVCache cache;
     qwen3_cache_create(&cache, &m->cfg, 1, cap);
-    Qwen3Inputs in = {.ids = ids, .cache = &cache, .logits_mode = QWEN3_LOGITS_LAST};
+    Qwen3Inputs in = {.ids = ids, .cache = &cache, .logits_mode = QWEN3_LOGITS_LAST, .lora = lora};
     int count = 0, rc = 0;
     if (qwen3_forward(m, &in, 1, n) != 0) {
         rc = -1;

@@ -165,7 +165,7 @@ static void check_decode(const char *name) {
     int *prompt = ref_i32(&r.ref, "gen_prompt", &np);
     int *want = ref_i32(&r.ref, "gen_out", &ng);
     int got[64];
-    int n = qwen3_generate(&m, prompt, (int)np, (int)ng, -1, got);
+    int n = qwen3_generate(&m, NULL, prompt, (int)np, (int)ng, -1, got);
     cr_assert_eq(n, ng);
     for (int i = 0; i < n; i++) cr_assert_eq(got[i], want[i], "token %d: %d vs transformers %d", i, got[i], want[i]);
 
