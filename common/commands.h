@@ -12,5 +12,7 @@ int cmd_data_synth(int argc, char **argv);  // data/synth_cli.c
 int cmd_tokenize(int argc, char **argv);    // data/tokenize_cli.c: text -> token ids
 int cmd_detokenize(int argc, char **argv);  // data/tokenize_cli.c: token ids -> text
 int bench_tokenizer_main(int argc, char **argv);  // data/tokenize_cli.c: paw bench tokenizer
+int cmd_data_build(int argc, char **argv);  // data/build_cli.c: paw data build
+int bench_data_main(int argc, char **argv);  // data/build_cli.c: paw bench data
 
 #endif

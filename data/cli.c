@@ -12,6 +12,7 @@ typedef struct {
 
 static const DataCommand data_commands[] = {
     {"synth", cmd_data_synth, "generate FuzzyBench-style train/val/test JSONL from procedural task families"},
+    {"build", cmd_data_build, "tokenize FuzzyBench JSONL into training shards"},
     {"help", NULL, "show this help"},
 };
 static const int ndata = (int)(sizeof data_commands / sizeof data_commands[0]);
