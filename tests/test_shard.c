@@ -379,7 +379,7 @@ Test(build, good_lines_round_trip_across_files_and_shards) {
     for (int i = 0; i < 11; i++) {
         PawExample ex;
         cr_assert_eq(paw_dataset_get(ds, (uint64_t)i, &ex), 0, "%s", paw_last_error());
-        char spec[32], input[32], output[32], family[8], task[8];
+        char spec[32], input[32], output[32], family[16], task[16];
         if (i < 10) {
             snprintf(spec, sizeof spec, "spec %d", i);
             snprintf(input, sizeof input, "in\n%d", i);
