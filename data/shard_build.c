@@ -89,7 +89,7 @@ const char *paw_bad_kind_name(PawBadKind k) {
 void paw_build_options_default(PawBuildOptions *o) {
     memset(o, 0, sizeof *o);
     o->max_tokens = 4096;
-    o->examples_per_block = 64;
+    o->examples_per_block = 16;
     o->examples_per_shard = 1 << 20;
     o->threads = omp_get_max_threads();
     o->zstd_level = 3;
@@ -292,7 +292,8 @@ static int write_manifest(const PawBuildOptions *opt, const Output *o, const Paw
         cJSON_AddItemToArray(ins, s);
     }
     cJSON *sk = cJSON_AddObjectToObject(m, "skipped");
-    for (int k = 0; k < PAW_BAD_KINDS; k++) cJSON_AddItemToObject(sk, paw_bad_kind_name((PawBadKind)k), json_num(sum->bad[k]));
+    static const char *keys[PAW_BAD_KINDS] = {"malformed_json", "missing_field", "wrong_type", "too_long", "tokenizer_error"};
+    for (int k = 0; k < PAW_BAD_KINDS; k++) cJSON_AddItemToObject(sk, keys[k], json_num(sum->bad[k]));
     cJSON_AddItemToObject(m, "blank_lines", json_num(sum->blank_lines));
     char *text = cJSON_Print(m);
     cJSON_Delete(m);
@@ -316,6 +317,7 @@ int paw_build_shards(const char *const *inputs, int ninputs, const PawBuildOptio
     if (opt.threads < 1) opt.threads = 1;
     if (opt.examples_per_shard < 1) opt.examples_per_shard = 1;
     FILE *log = opt.log ? opt.log : stderr;
+    if (!opt.skip_errors && opt.max_messages > 1) opt.max_messages = 1;  // the first bad line is what stops the build
     double t0 = paw_now();
     if (!opt.encode) return paw_error("paw_build_shards: no encoder given");
     if (opt.examples_per_block < 1) return paw_error("examples per block must be at least 1, found %d", opt.examples_per_block);

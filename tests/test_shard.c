@@ -2,6 +2,7 @@
 // The build tests use a stand-in encoder (one token per byte, tagged per segment) so that they
 // check the pipeline, not the tokenizer.
 #define _XOPEN_SOURCE 700
+#include <cjson/cJSON.h>
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <ftw.h>
@@ -9,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "common/error.h"
@@ -517,5 +519,105 @@ Test(build, sha256_of_a_file) {
     cr_assert_eq(paw_sha256_file(p, hex), 0);
     cr_assert_str_eq(hex, "b35439a4ac6f0948b6d6f9e3c6af0f5f590ce20f1bde7090ef7970686ec6738a");
     free(p);
+    rm_tree(dir);
+}
+
+// ------------------------------------------------------------------------------------------
+// `paw data build` with the real Qwen3 tokenizer, against Hugging Face (tests/make_shard_fixtures.py).
+
+static const char *paw_bin(void) {
+    const char *b = getenv("PAW_BIN");
+    return b ? b : "./paw";
+}
+
+// Runs a shell command, capturing stderr into *err (caller frees). Returns the exit status.
+static int run_cmd(const char *cmd, char **err) {
+    char full[4096];
+    char errfile[] = "/tmp/paw_test_cli_XXXXXX";
+    int fd = mkstemp(errfile);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    snprintf(full, sizeof full, "%s 2>%s", cmd, errfile);
+    int st = system(full);
+    *err = paw_read_file(errfile, NULL);
+    unlink(errfile);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+Test(cli, build_matches_hugging_face_segments) {
+    char *dir = make_tmpdir();
+    char *out = paw_path_join(dir, "out");
+    char cmd[1024], *err;
+    snprintf(cmd, sizeof cmd, "%s data build tests/fixtures/shard/examples.jsonl -o %s --quiet", paw_bin(), out);
+    int st = run_cmd(cmd, &err);
+    cr_assert_eq(st, 0, "%s", err);
+    free(err);
+    char *json = paw_read_file("tests/fixtures/shard/expected_segments.json", NULL);
+    cr_assert_not_null(json);
+    cJSON *expected = cJSON_Parse(json);
+    cr_assert_not_null(expected);
+    char *lines = paw_read_file("tests/fixtures/shard/examples.jsonl", NULL);
+    PawDataset *ds = paw_dataset_open(out);
+    cr_assert_not_null(ds, "%s", paw_last_error());
+    cr_assert_eq(paw_dataset_size(ds), (uint64_t)cJSON_GetArraySize(expected));
+    cr_assert_eq(strlen(paw_dataset_tokenizer_sha256(ds)), 64);
+    char *line = lines;
+    for (int i = 0; i < cJSON_GetArraySize(expected); i++) {
+        PawExample ex;
+        cr_assert_eq(paw_dataset_get(ds, (uint64_t)i, &ex), 0, "%s", paw_last_error());
+        const cJSON *segs = cJSON_GetObjectItem(cJSON_GetArrayItem(expected, i), "segments");
+        for (int k = 0; k < PAW_SEG_COUNT; k++) {
+            const cJSON *ids = cJSON_GetArrayItem(segs, k);
+            cr_assert_eq(ex.len[k], (uint32_t)cJSON_GetArraySize(ids), "example %d segment %d length", i, k);
+            for (uint32_t j = 0; j < ex.len[k]; j++)
+                cr_assert_eq(ex.seg[k][j], (uint32_t)cJSON_GetArrayItem(ids, (int)j)->valueint, "example %d segment %d token %u", i, k, j);
+        }
+        char *nl = strchr(line, '\n');
+        *nl = 0;
+        cJSON *src = cJSON_Parse(line);
+        line = nl + 1;
+        cr_assert_str_eq(ex.input, cJSON_GetObjectItem(src, "input")->valuestring);
+        cr_assert_str_eq(ex.output, cJSON_GetObjectItem(src, "output")->valuestring);
+        const cJSON *fam = cJSON_GetObjectItem(src, "family");
+        cr_assert_str_eq(ex.family, fam ? fam->valuestring : "");
+        cJSON_Delete(src);
+    }
+    paw_dataset_close(ds);
+    cJSON_Delete(expected);
+    free(json);
+    free(lines);
+    free(out);
+    rm_tree(dir);
+}
+
+Test(cli, bad_input_fail_and_skip) {
+    char *dir = make_tmpdir();
+    char *in = paw_path_join(dir, "bad.jsonl"), *out = paw_path_join(dir, "out");
+    write_text(in, "{\"spec\": \"a\", \"input\": \"x\", \"output\": \"y\"}\n"
+                   "{\"spec\": \"a\", \"input\": \"x\"}\n"
+                   "not json\n"
+                   "{\"spec\": \"a\", \"input\": \"x\", \"output\": \"y\"}\n");
+    char cmd[1024], *err, want[512];
+    snprintf(cmd, sizeof cmd, "%s data build %s -o %s", paw_bin(), in, out);
+    int st = run_cmd(cmd, &err);
+    cr_assert_neq(st, 0, "%s", err);
+    snprintf(want, sizeof want, "%s:2: missing field \"output\"", in);
+    cr_assert_not_null(strstr(err, want), "%s", err);
+    cr_assert_eq(paw_is_dir(out), 0);
+    free(err);
+    snprintf(cmd, sizeof cmd, "%s data build %s -o %s --on-error skip", paw_bin(), in, out);
+    st = run_cmd(cmd, &err);
+    cr_assert_eq(st, 0, "%s", err);
+    snprintf(want, sizeof want, "%s:3: malformed JSON", in);
+    cr_assert_not_null(strstr(err, want), "%s", err);
+    cr_assert_not_null(strstr(err, "2 examples"), "%s", err);
+    cr_assert_not_null(strstr(err, "missing field    1 (skipped)"), "%s", err);
+    cr_assert_not_null(strstr(err, "malformed JSON   1 (skipped)"), "%s", err);
+    free(err);
+    PawDataset *ds = paw_dataset_open(out);
+    cr_assert_not_null(ds, "%s", paw_last_error());
+    cr_assert_eq(paw_dataset_size(ds), 2);
+    paw_dataset_close(ds);
+    free(in), free(out);
     rm_tree(dir);
 }
