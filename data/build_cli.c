@@ -15,80 +15,45 @@
 #include "data/loader.h"
 #include "data/shard.h"
 #include "data/shard_build.h"
+#include "data/template.h"
 #include "data/tokenizer.h"
 
 // ------------------------------------------------------------------------------------------
-// The tokenization step. Special tokens are inserted by id; the texts between them are encoded
-// with allow_special = 0, so a spec or input that contains "<|im_end|>" stays plain text. Each
-// segment is encoded on its own, exactly as the prompt is encoded at run time before decoding
-// starts (so training sees the token boundaries inference sees).
+// The tokenization step: the prompts come from data/template.h, and every segment is encoded as
+// Hugging Face encodes the rendered string (allow_special = 1: added-token strings such as
+// "<|im_end|>" become their ids, wherever they appear). Each segment is encoded on its own, as
+// the prompt is encoded at run time before decoding starts, so training sees the token
+// boundaries inference sees.
 
 typedef struct {
     const PawTokenizer *tok;
-    int32_t im_start, im_end, think, end_think;
+    int32_t im_end;
 } QwenEncoder;
 
 static int qwen_encoder_init(QwenEncoder *q, const PawTokenizer *tok) {
     q->tok = tok;
-    q->im_start = paw_tokenizer_token_id(tok, "<|im_start|>");
     q->im_end = paw_tokenizer_token_id(tok, "<|im_end|>");
-    q->think = paw_tokenizer_token_id(tok, "<think>");
-    q->end_think = paw_tokenizer_token_id(tok, "</think>");
-    if (q->im_start < 0 || q->im_end < 0 || q->think < 0 || q->end_think < 0)
-        return paw_error("tokenizer lacks a chat token (<|im_start|>, <|im_end|>, <think>, </think>)");
+    if (q->im_end < 0) return paw_error("the tokenizer has no <|im_end|> token");
     return 0;
 }
 
-// Appends text pieces joined together, encoded as one run of plain text.
-static int encode_text(const QwenEncoder *q, PawIds *out, const char *const *parts, int nparts) {
-    size_t n = 0;
-    for (int i = 0; i < nparts; i++) n += strlen(parts[i]);
-    char *buf = xmalloc(n + 1), *p = buf;
-    for (int i = 0; i < nparts; i++) {
-        size_t k = strlen(parts[i]);
-        memcpy(p, parts[i], k);
-        p += k;
-    }
-    *p = 0;
-    int rc = paw_tokenizer_encode(q->tok, buf, n, 0, out);
-    free(buf);
+static int encode_owned(const QwenEncoder *q, char *text, PawIds *out) {
+    int rc = paw_tokenizer_encode(q->tok, text, strlen(text), 1, out);
+    free(text);
     return rc;
-}
-
-// chat(user) = <|im_start|> "user\n" + user <|im_end|> "\n" <|im_start|> "assistant\n"
-static int encode_chat(const QwenEncoder *q, PawIds *out, const char *const *user, int nuser) {
-    const char *parts[16] = {"user\n"};
-    for (int i = 0; i < nuser; i++) parts[i + 1] = user[i];
-    paw_ids_push(out, q->im_start);
-    if (encode_text(q, out, parts, nuser + 1) != 0) return -1;
-    paw_ids_push(out, q->im_end);
-    const char *nl[] = {"\n"}, *asst[] = {"assistant\n"};
-    if (encode_text(q, out, nl, 1) != 0) return -1;
-    paw_ids_push(out, q->im_start);
-    return encode_text(q, out, asst, 1);
 }
 
 static int qwen_encode_segments(void *ctx, const PawRawExample *ex, PawIds seg[PAW_SEG_COUNT]) {
     const QwenEncoder *q = ctx;
-    // 0: chat("[SPEC]\n" + spec + "\n[END_SPEC]\n\n[PSEUDO_PROGRAM]")
-    const char *cp[] = {"[SPEC]\n", ex->spec, "\n[END_SPEC]\n\n[PSEUDO_PROGRAM]"};
-    if (encode_chat(q, &seg[PAW_SEG_COMPILER_PROMPT], cp, 3) != 0) return -1;
+    // 0: chat("[SPEC]\n" + spec + "\n[END_SPEC]\n\n[PSEUDO_PROGRAM]"), no think block
+    if (encode_owned(q, paw_compiler_prompt(ex->spec), &seg[PAW_SEG_COMPILER_PROMPT]) != 0) return -1;
     // 1: pseudo_program <|im_end|>
-    const char *pp[] = {ex->pseudo_program};
-    if (encode_text(q, &seg[PAW_SEG_PROGRAM], pp, 1) != 0) return -1;
+    if (encode_owned(q, xstrdup(ex->pseudo_program), &seg[PAW_SEG_PROGRAM]) != 0) return -1;
     paw_ids_push(&seg[PAW_SEG_PROGRAM], q->im_end);
-    // 2: chat(pseudo_program + "\n\n[INPUT]\n" + input + "\n[END_INPUT]") <think> "\n\n" </think> "\n\n"
-    const char *ip[] = {ex->pseudo_program, "\n\n[INPUT]\n", ex->input, "\n[END_INPUT]"};
-    PawIds *s2 = &seg[PAW_SEG_INTERP_PROMPT];
-    if (encode_chat(q, s2, ip, 4) != 0) return -1;
-    const char *nn[] = {"\n\n"};
-    paw_ids_push(s2, q->think);
-    if (encode_text(q, s2, nn, 1) != 0) return -1;
-    paw_ids_push(s2, q->end_think);
-    if (encode_text(q, s2, nn, 1) != 0) return -1;
+    // 2: chat(pseudo_program + "\n\n[INPUT]\n" + input + "\n[END_INPUT]") + "<think>\n\n</think>\n\n"
+    if (encode_owned(q, paw_interpreter_prompt(ex->pseudo_program, ex->input), &seg[PAW_SEG_INTERP_PROMPT]) != 0) return -1;
     // 3: output <|im_end|>
-    const char *op[] = {ex->output};
-    if (encode_text(q, &seg[PAW_SEG_TARGET], op, 1) != 0) return -1;
+    if (encode_owned(q, xstrdup(ex->output), &seg[PAW_SEG_TARGET]) != 0) return -1;
     paw_ids_push(&seg[PAW_SEG_TARGET], q->im_end);
     return 0;
 }
@@ -158,8 +123,11 @@ int cmd_data_build(int argc, char **argv) {
     PawBuildSummary sum;
     rc = paw_build_shards((const char *const *)pos, npos, &o, &sum);
     if (!quiet || rc != 0) paw_build_summary_print(stderr, &sum);
-    if (rc != 0) fprintf(stderr, "paw data build: %s\n", paw_last_error());
-    else if (!quiet) fprintf(stderr, "wrote %s/manifest.json\n", out);
+    if (rc != 0) {
+        if (!sum.aborted) fprintf(stderr, "paw data build: %s\n", paw_last_error());  // else already printed
+    } else if (!quiet) {
+        fprintf(stderr, "wrote %s/manifest.json\n", out);
+    }
     paw_tokenizer_free(tok);
     free(pos);
     return rc == 0 ? 0 : 1;
@@ -191,7 +159,7 @@ static int remove_entry(const char *path, const struct stat *st, int flag, struc
 }
 
 int bench_data_main(int argc, char **argv) {
-    int n = 20000, threads = omp_get_max_threads(), epb = 64;
+    int n = 20000, threads = omp_get_max_threads(), epb = 16;
     const char *tokenizer = paw_tokenizer_default_path(), *dir = NULL;
     PawOpt opts[] = {
         {"examples", PAW_OPT_INT, &n, "examples to generate"},
