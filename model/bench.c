@@ -125,6 +125,7 @@ typedef struct {
 static const BenchCommand benches[] = {
     {"cpu", bench_cpu, "CPU reference model: forward and backward tokens/s"},
     {"tokenizer", bench_tokenizer_main, "tokenizer encode MB/s on one core"},
+    {"data", bench_data_main, "token shards: build and read examples/s"},
 };
 static const int nbenches = (int)(sizeof benches / sizeof benches[0]);
 
