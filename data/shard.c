@@ -331,9 +331,11 @@ static int read_index(PawShard *s) {
                          (unsigned long long)ioff, (unsigned long long)icsize, size - TRAILER_SIZE);
     unsigned long long usize = ZSTD_getFrameContentSize(d + ioff, icsize);
     if (usize == ZSTD_CONTENTSIZE_ERROR || usize == ZSTD_CONTENTSIZE_UNKNOWN || usize < sizeof(IndexHeader) ||
-        usize > (unsigned long long)icsize * 4096 + 65536)
+        usize > (1ULL << 40))
         return paw_error("%s: corrupt index (bad zstd frame header)", p);
-    s->index = xmalloc((size_t)usize);
+    // Not xmalloc: a damaged size field must give an error, not end the process.
+    s->index = malloc((size_t)usize);
+    if (!s->index) return paw_error("%s: corrupt index (claims %llu bytes)", p, usize);
     size_t got = ZSTD_decompressDCtx(s->dctx, s->index, (size_t)usize, d + ioff, icsize);
     if (ZSTD_isError(got)) return paw_error("%s: corrupt index: %s", p, ZSTD_getErrorName(got));
     if (got != usize) return paw_error("%s: corrupt index: %zu bytes, expected %llu", p, got, usize);

@@ -317,7 +317,7 @@ int paw_build_shards(const char *const *inputs, int ninputs, const PawBuildOptio
     if (opt.threads < 1) opt.threads = 1;
     if (opt.examples_per_shard < 1) opt.examples_per_shard = 1;
     FILE *log = opt.log ? opt.log : stderr;
-    if (!opt.skip_errors && opt.max_messages > 1) opt.max_messages = 1;  // the first bad line is what stops the build
+    if (!opt.skip_errors) opt.max_messages = 1;  // the first bad line is what stops the build: name it
     double t0 = paw_now();
     if (!opt.encode) return paw_error("paw_build_shards: no encoder given");
     if (opt.examples_per_block < 1) return paw_error("examples per block must be at least 1, found %d", opt.examples_per_block);
