@@ -14,6 +14,8 @@ static const Command commands[] = {
     {"logits", cmd_logits, "run a checkpoint on token ids; top-5 of the last position, or all logits to a file"},
     {"generate", cmd_generate, "greedy decoding from token ids with a KV cache"},
     {"bench", cmd_bench, "benchmarks (paw bench cpu|...)"},
+    {"init", cmd_init, "write a new model directory with random weights (optionally a trimmed vocabulary)"},
+    {"train", cmd_train, "train the compiler through the interpreter, or pre-train a tiny interpreter"},
     {"data", cmd_data, "data pipeline: synthesize FuzzyBench-style data, build token shards"},
     {"tokenize", cmd_tokenize, "text on stdin -> Qwen3 token ids"},
     {"detokenize", cmd_detokenize, "token ids on stdin -> the exact text"},

@@ -7,6 +7,8 @@
 int cmd_logits(int argc, char **argv);    // model/cli.c
 int cmd_generate(int argc, char **argv);  // model/cli.c
 int cmd_bench(int argc, char **argv);     // model/bench.c: paw bench cpu|tokenizer|data
+int cmd_init(int argc, char **argv);      // train/init_cli.c
+int cmd_train(int argc, char **argv);     // train/train.c
 int cmd_data(int argc, char **argv);  // data/cli.c: paw data synth|build|...
 int cmd_data_synth(int argc, char **argv);  // data/synth_cli.c
 int cmd_tokenize(int argc, char **argv);    // data/tokenize_cli.c: text -> token ids

@@ -36,6 +36,8 @@ int paw_mkdir_p(const char *path);          // like `mkdir -p`
 int paw_fsync_dir(const char *path);        // fsync the directory holding path (or path itself if a dir)
 int paw_file_exists(const char *path);
 int paw_is_dir(const char *path);
+// Removes a file or a directory tree (like `rm -rf`); a missing path is not an error.
+int paw_rm_rf(const char *path);
 // Joins a directory and a file name into a new string (caller frees).
 char *paw_path_join(const char *dir, const char *name);
 

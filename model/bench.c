@@ -34,15 +34,6 @@ static int shape_config(const char *name, Qwen3Config *c) {
     return 0;
 }
 
-// Forward FLOPs of B*T tokens: 2 per weight per token for every matmul, plus causal attention.
-static double forward_flops(const Qwen3Config *c, int B, int T) {
-    double C = c->hidden_size, I = c->intermediate_size, L = c->num_layers, V = c->vocab_size;
-    double Q = (double)c->num_heads * c->head_dim, KV = (double)c->num_kv_heads * c->head_dim;
-    double per_tok = 2.0 * L * (C * Q + 2 * C * KV + Q * C + 3 * C * I) + 2.0 * C * V;
-    double attn = 2.0 * 2.0 * L * Q * ((double)T * (T + 1) / 2.0);  // QK^T and PV, causal half
-    return B * (T * per_tok + attn);
-}
-
 static int bench_cpu(int argc, char **argv) {
     const char *shape = "0.6b";
     int T = 128, B = 1, layers = 0, iters = 2;
@@ -81,7 +72,7 @@ static int bench_cpu(int argc, char **argv) {
     for (int i = 0; i < N; i++) ids[i] = (int)paw_rng_below(&rng, 151643);
     for (int i = 0; i < N; i++) tg[i] = (i + 1 < N) ? ids[i + 1] : 0;
     Qwen3Inputs in = {.ids = ids, .targets = tg};
-    double fl = forward_flops(&cfg, B, T);
+    double fl = qwen3_forward_flops(&cfg, B, T, 1);
 
     double t_fwd = 1e30, t_fb = 1e30, t_frozen = 1e30;
     for (int pass = 0; pass < 3; pass++) {

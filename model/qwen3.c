@@ -434,3 +434,11 @@ int qwen3_backward_ex(Qwen3 *m, const Qwen3BackwardArgs *args) {
     if (!m->frozen) embedding_backward(m->grads.wte, s->dx, m->ids, (int)N, C);
     return 0;
 }
+
+double qwen3_forward_flops(const Qwen3Config *c, int B, int T, int with_lm_head) {
+    double C = c->hidden_size, I = c->intermediate_size, L = c->num_layers, V = c->vocab_size;
+    double Q = (double)c->num_heads * c->head_dim, KV = (double)c->num_kv_heads * c->head_dim;
+    double per_tok = 2.0 * L * (C * Q + 2 * C * KV + Q * C + 3 * C * I) + (with_lm_head ? 2.0 * C * V : 0.0);
+    double attn = 2.0 * 2.0 * L * Q * ((double)T * (T + 1) / 2.0);  // QK^T and PV over the causal half
+    return (double)B * (T * per_tok + attn);
+}

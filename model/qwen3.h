@@ -168,6 +168,10 @@ int qwen3_backward(Qwen3 *m, float grad_scale);
 // valid after a forward without logits or targets when args inject something.
 int qwen3_backward_ex(Qwen3 *m, const Qwen3BackwardArgs *args);
 
+// Forward FLOPs for B sequences of T tokens (2 per weight per token, plus causal attention;
+// with_lm_head 0 leaves the LM head out). A backward costs about twice this.
+double qwen3_forward_flops(const Qwen3Config *c, int B, int T, int with_lm_head);
+
 // Checkpoints: a Hugging Face directory (config.json + model.safetensors or an index of shards).
 int qwen3_load(Qwen3 *m, const char *dir, int frozen);
 // dtype: "float32" or "bfloat16".

@@ -1,0 +1,683 @@
+#include "train/train.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "common/args.h"
+#include "common/error.h"
+#include "common/fileio.h"
+#include "common/progress.h"
+#include "data/loader.h"
+#include "data/tokenizer.h"
+#include "data/vocab_map.h"
+#include "kernels/adamw.h"
+#include "train/checkpoint.h"
+#include "train/config.h"
+#include "train/paw_step.h"
+
+typedef struct {
+    TrainConfig cfg;
+    int pretrain;
+    PawModel pm;       // mode paw
+    Qwen3 lm;          // mode pretrain
+    Qwen3 *interp;     // the model that generates (pm.interp or lm)
+    PawVocabMap vmap;  // n == 0: no trimmed vocabulary
+    PawTokenizer *tok;
+    int stop_id;       // model id of <|im_end|>
+    PawDataset *train_ds, *val_ds;
+    PawLoader *loader;
+    TrainParam params[3];
+    int nparams;
+    FILE *log;
+    long step;
+    double tokens_seen, elapsed;
+    // converted batch storage
+    int32_t *tok_buf;
+    size_t tok_cap;
+    PawStepExample *ex;
+    int ex_cap;
+    int *ids, *targets;
+    float *weights;
+    size_t lm_cap;
+} Trainer;
+
+// ---- batches ------------------------------------------------------------------------------------
+
+// Copies n examples' segments into model ids (through the trimmed vocabulary when there is one):
+// compiler = seg0 + seg1, interpreter prompt = seg2, target = seg3.
+static int convert(Trainer *tr, const PawExample *src, int n) {
+    size_t need = 0;
+    for (int i = 0; i < n; i++)
+        for (int s = 0; s < PAW_SEG_COUNT; s++) need += src[i].len[s];
+    if (need > tr->tok_cap) {
+        free(tr->tok_buf);
+        tr->tok_cap = need * 2;
+        tr->tok_buf = xmalloc(sizeof(int32_t) * tr->tok_cap);
+    }
+    if (n > tr->ex_cap) {
+        free(tr->ex);
+        tr->ex_cap = n;
+        tr->ex = xmalloc(sizeof(PawStepExample) * (size_t)n);
+    }
+    int32_t *p = tr->tok_buf;
+    for (int i = 0; i < n; i++) {
+        PawStepExample *e = &tr->ex[i];
+        int32_t *start = p;
+        for (int s = 0; s < PAW_SEG_COUNT; s++)
+            for (uint32_t k = 0; k < src[i].len[s]; k++) *p++ = (int32_t)src[i].seg[s][k];
+        if (tr->vmap.n && paw_vocab_map_to_model(&tr->vmap, start, p - start) != 0)
+            return paw_error_context("example %d of the batch", i);
+        e->comp_ids = start;
+        e->comp_len = (int)(src[i].len[0] + src[i].len[1]);
+        e->interp_ids = start + e->comp_len;
+        e->interp_len = (int)src[i].len[2];
+        e->target_ids = e->interp_ids + e->interp_len;
+        e->target_len = (int)src[i].len[3];
+    }
+    return 0;
+}
+
+// Language-model batch of the interpreter sequences: loss on the target (and the prompt when asked).
+static int lm_step(Trainer *tr, int n, int backward, float grad_scale, double *loss_sum, double *weight_sum, int *tokens) {
+    int T = 0;
+    for (int i = 0; i < n; i++)
+        if (tr->ex[i].interp_len + tr->ex[i].target_len > T) T = tr->ex[i].interp_len + tr->ex[i].target_len;
+    size_t N = (size_t)n * T;
+    if (N > tr->lm_cap) {
+        free(tr->ids), free(tr->targets), free(tr->weights);
+        tr->ids = xmalloc(sizeof(int) * N);
+        tr->targets = xmalloc(sizeof(int) * N);
+        tr->weights = xmalloc(sizeof(float) * N);
+        tr->lm_cap = N;
+    }
+    for (int i = 0; i < n; i++) {
+        const PawStepExample *e = &tr->ex[i];
+        int np = e->interp_len, len = np + e->target_len;
+        for (int t = 0; t < T; t++) {
+            size_t r = (size_t)i * T + t;
+            tr->ids[r] = t < np ? e->interp_ids[t] : t < len ? e->target_ids[t - np] : 0;
+        }
+        for (int t = 0; t < T; t++) {
+            size_t r = (size_t)i * T + t;
+            int next = t + 1;
+            int in_seq = next < len;
+            tr->targets[r] = in_seq ? tr->ids[r + 1] : 0;
+            tr->weights[r] = in_seq && (next >= np || tr->cfg.loss_on_prompt) ? 1.0f : 0.0f;
+        }
+    }
+    Qwen3Inputs in = {.ids = tr->ids, .targets = tr->targets, .loss_weight = tr->weights};
+    if (qwen3_forward(&tr->lm, &in, n, T) != 0) return -1;
+    *loss_sum = tr->lm.loss_sum;
+    *weight_sum = tr->lm.loss_weight_sum;
+    *tokens = n * T;
+    if (backward && qwen3_backward(&tr->lm, grad_scale) != 0) return -1;
+    return 0;
+}
+
+// FLOPs of one forward+backward over these examples (for MFU).
+static double step_flops(const Trainer *tr, int n) {
+    int Tc = 0, Ti = 0;
+    for (int i = 0; i < n; i++) {
+        if (tr->ex[i].comp_len > Tc) Tc = tr->ex[i].comp_len;
+        if (tr->ex[i].interp_len + tr->ex[i].target_len > Ti) Ti = tr->ex[i].interp_len + tr->ex[i].target_len;
+    }
+    if (tr->pretrain) return 3.0 * qwen3_forward_flops(&tr->lm.cfg, n, Ti, 1);
+    double comp = qwen3_forward_flops(&tr->pm.comp.model.cfg, n, Tc + tr->pm.comp.P, 0) * (tr->cfg.freeze_compiler ? 2 : 3);
+    return comp + 2.0 * qwen3_forward_flops(&tr->pm.interp.cfg, n, Ti, 1);
+}
+
+// ---- evaluation ---------------------------------------------------------------------------------
+
+static char *strip_dup(const char *s, size_t n) {
+    while (n && (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r')) s++, n--;
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\n' || s[n - 1] == '\r')) n--;
+    char *r = xmalloc(n + 1);
+    memcpy(r, s, n);
+    r[n] = 0;
+    return r;
+}
+
+// Greedy decode of one prompt (model ids), decoded to text and stripped. Caller frees.
+static char *generate_text(Trainer *tr, const Qwen3Lora *lora, const int *prompt, int n) {
+    int max_new = tr->cfg.max_new_tokens;
+    int *out = xmalloc(sizeof(int) * (size_t)(max_new + 1));
+    int got = qwen3_generate(tr->interp, lora, prompt, n, max_new, tr->stop_id, out);
+    char *text = NULL;
+    if (got >= 0) {
+        if (got > 0 && out[got - 1] == tr->stop_id) got--;
+        for (int i = 0; i < got; i++) out[i] = tr->vmap.n ? paw_vocab_map_to_tokenizer(&tr->vmap, out[i]) : out[i];
+        size_t len;
+        char *raw = paw_tokenizer_decode(tr->tok, out, (size_t)got, &len);
+        if (raw) {
+            text = strip_dup(raw, len);
+            free(raw);
+        }
+    }
+    free(out);
+    return text;
+}
+
+typedef struct {
+    double loss;
+    int em_hits, em_total;
+} EvalResult;
+
+// One example copied out of a dataset (views into shard blocks do not outlive the next read).
+static int fetch_copy(Trainer *tr, PawDataset *ds, uint64_t i, int32_t **toks, PawStepExample *e, char **output) {
+    PawExample v;
+    if (paw_dataset_get(ds, i, &v) != 0) return -1;
+    size_t n = 0;
+    for (int s = 0; s < PAW_SEG_COUNT; s++) n += v.len[s];
+    int32_t *p = *toks = xmalloc(sizeof(int32_t) * (n ? n : 1));
+    for (int s = 0; s < PAW_SEG_COUNT; s++)
+        for (uint32_t k = 0; k < v.len[s]; k++) *p++ = (int32_t)v.seg[s][k];
+    *output = strip_dup(v.output, v.output_len);
+    if (tr->vmap.n && paw_vocab_map_to_model(&tr->vmap, *toks, (int64_t)n) != 0)
+        return paw_error_context("example %llu", (unsigned long long)i);
+    e->comp_ids = *toks;
+    e->comp_len = (int)(v.len[0] + v.len[1]);
+    e->interp_ids = *toks + e->comp_len;
+    e->interp_len = (int)v.len[2];
+    e->target_ids = e->interp_ids + e->interp_len;
+    e->target_len = (int)v.len[3];
+    return 0;
+}
+
+static int evaluate(Trainer *tr, PawDataset *ds, EvalResult *res) {
+    memset(res, 0, sizeof *res);
+    uint64_t total = paw_dataset_size(ds);
+    int K = (uint64_t)tr->cfg.eval_examples < total ? tr->cfg.eval_examples : (int)total;
+    int chunk = tr->cfg.max_batch_examples;
+    int32_t **toks = xcalloc((size_t)chunk, sizeof(int32_t *));
+    char **outputs = xcalloc((size_t)chunk, sizeof(char *));
+    if (chunk > tr->ex_cap) {
+        free(tr->ex);
+        tr->ex_cap = chunk;
+        tr->ex = xmalloc(sizeof(PawStepExample) * (size_t)chunk);
+    }
+    double loss_sum = 0, wsum = 0;
+    int rc = 0;
+    for (int i0 = 0; i0 < K && rc == 0; i0 += chunk) {
+        int n = K - i0 < chunk ? K - i0 : chunk;
+        for (int j = 0; j < n && rc == 0; j++) rc = fetch_copy(tr, ds, (uint64_t)(i0 + j), &toks[j], &tr->ex[j], &outputs[j]);
+        Qwen3Lora *lora = NULL;
+        if (rc == 0 && tr->pretrain) {
+            double ls, ws;
+            int ntok;
+            rc = lm_step(tr, n, 0, 0, &ls, &ws, &ntok);
+            loss_sum += ls, wsum += ws;
+        } else if (rc == 0) {
+            PawStepStats st;
+            rc = paw_forward(&tr->pm, tr->ex, n, &st);
+            loss_sum += st.loss_sum, wsum += st.target_tokens;
+            lora = &tr->pm.lora;
+        }
+        for (int j = 0; j < n && rc == 0; j++) {
+            Qwen3Lora one;
+            if (lora) mapper_lora_select(&tr->pm.mapper.cfg, lora, j, &one);
+            char *got = generate_text(tr, lora ? &one : NULL, tr->ex[j].interp_ids, tr->ex[j].interp_len);
+            if (lora) mapper_lora_free(&one);
+            if (!got) rc = -1;
+            else {
+                res->em_hits += strcmp(got, outputs[j]) == 0;
+                res->em_total++;
+                free(got);
+            }
+        }
+        for (int j = 0; j < n; j++) {
+            free(toks[j]), free(outputs[j]);
+            toks[j] = NULL, outputs[j] = NULL;
+        }
+    }
+    free(toks);
+    free(outputs);
+    res->loss = wsum > 0 ? loss_sum / wsum : 0;
+    return rc;
+}
+
+// ---- logging ------------------------------------------------------------------------------------
+
+static void log_json(Trainer *tr, cJSON *obj) {
+    char *s = cJSON_PrintUnformatted(obj);
+    if (s && tr->log) {
+        fprintf(tr->log, "%s\n", s);
+        fflush(tr->log);
+    }
+    free(s);
+}
+
+static int run_eval(Trainer *tr, PawProgress *prog) {
+    if (!tr->val_ds) return 0;
+    EvalResult r;
+    double t0 = paw_now();
+    if (evaluate(tr, tr->val_ds, &r) != 0) return -1;
+    double dt = paw_now() - t0;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "event", "eval");
+    cJSON_AddNumberToObject(o, "step", (double)tr->step);
+    cJSON_AddNumberToObject(o, "val_loss", r.loss);
+    cJSON_AddNumberToObject(o, "val_exact_match", r.em_total ? (double)r.em_hits / r.em_total : 0);
+    cJSON_AddNumberToObject(o, "val_examples", r.em_total);
+    cJSON_AddNumberToObject(o, "seconds", dt);
+    log_json(tr, o);
+    cJSON_Delete(o);
+    if (prog && prog->tty) fprintf(stderr, "\r\033[K");
+    fprintf(stderr, "eval step %ld: val loss %.4f, exact match %d/%d (%.1f%%)%s, %.1fs\n", tr->step, r.loss, r.em_hits,
+            r.em_total, r.em_total ? 100.0 * r.em_hits / r.em_total : 0.0,
+            tr->step == 0 && !tr->pretrain ? " [no-LoRA baseline: fresh adapters are no-ops]" : "", dt);
+    return 0;
+}
+
+// ---- checkpoints and export ---------------------------------------------------------------------
+
+static char *state_json(Trainer *tr) {
+    PawLoaderPos pos = paw_loader_tell(tr->loader);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "step", (double)tr->step);
+    char buf[32];
+    snprintf(buf, sizeof buf, "%llu", (unsigned long long)pos.epoch);
+    cJSON_AddStringToObject(o, "loader_epoch", buf);
+    snprintf(buf, sizeof buf, "%llu", (unsigned long long)pos.step);
+    cJSON_AddStringToObject(o, "loader_step", buf);
+    snprintf(buf, sizeof buf, "%llu", (unsigned long long)pos.fingerprint);
+    cJSON_AddStringToObject(o, "loader_fingerprint", buf);
+    cJSON_AddNumberToObject(o, "tokens_seen", tr->tokens_seen);
+    cJSON_AddNumberToObject(o, "elapsed_s", tr->elapsed);
+    char *s = cJSON_Print(o);
+    cJSON_Delete(o);
+    return s;
+}
+
+static int restore_state(Trainer *tr, const char *json, const char *where) {
+    cJSON *o = cJSON_Parse(json);
+    const cJSON *st = o ? cJSON_GetObjectItem(o, "step") : NULL;
+    const cJSON *e = o ? cJSON_GetObjectItem(o, "loader_epoch") : NULL, *s = o ? cJSON_GetObjectItem(o, "loader_step") : NULL;
+    const cJSON *f = o ? cJSON_GetObjectItem(o, "loader_fingerprint") : NULL;
+    int rc = 0;
+    if (!cJSON_IsNumber(st) || !cJSON_IsString(e) || !cJSON_IsString(s) || !cJSON_IsString(f)) {
+        rc = paw_error("%s/state.json: malformed", where);
+    } else {
+        tr->step = (long)st->valuedouble;
+        PawLoaderPos pos = {strtoull(e->valuestring, NULL, 10), strtoull(s->valuestring, NULL, 10),
+                            strtoull(f->valuestring, NULL, 10)};
+        rc = paw_loader_seek(tr->loader, pos);
+        const cJSON *ts = cJSON_GetObjectItem(o, "tokens_seen"), *el = cJSON_GetObjectItem(o, "elapsed_s");
+        if (cJSON_IsNumber(ts)) tr->tokens_seen = ts->valuedouble;
+        if (cJSON_IsNumber(el)) tr->elapsed = el->valuedouble;
+    }
+    cJSON_Delete(o);
+    return rc;
+}
+
+static int copy_file(const char *src, const char *dst) {
+    size_t n;
+    char *d = paw_read_file(src, &n);
+    if (!d) return -1;
+    int rc = paw_write_file_atomic(dst, d, n);
+    free(d);
+    return rc;
+}
+
+static int export_models(Trainer *tr) {
+    char *dir = paw_path_join(tr->cfg.out_dir, "export");
+    int rc = paw_mkdir_p(dir);
+    const Qwen3 *model = tr->pretrain ? &tr->lm : &tr->pm.comp.model;
+    if (rc == 0) rc = qwen3_save(model, dir, "float32");
+    if (rc == 0 && tr->vmap.n) rc = paw_vocab_map_save(&tr->vmap, dir);
+    // The tokenizer travels with the model, so commands given the directory need nothing else.
+    const char *src_model = tr->pretrain ? tr->cfg.interpreter : tr->cfg.compiler;
+    char *tk = paw_path_join(src_model, "tokenizer.json"), *tk_out = paw_path_join(dir, "tokenizer.json");
+    if (rc == 0 && paw_file_exists(tk)) rc = copy_file(tk, tk_out);
+    free(tk), free(tk_out);
+    if (rc == 0 && !tr->pretrain) {
+        char *mp = paw_path_join(dir, "mapper.safetensors");
+        rc = paw_model_save_mapper(&tr->pm, mp);
+        free(mp);
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "format", "paw-compiler");
+        cJSON_AddNumberToObject(o, "version", 1);
+        cJSON_AddNumberToObject(o, "lora_rank", tr->cfg.lora_rank);
+        cJSON_AddNumberToObject(o, "lora_alpha", tr->cfg.lora_alpha);
+        cJSON_AddNumberToObject(o, "mapper_bases", tr->cfg.mapper_bases);
+        cJSON_AddNumberToObject(o, "prefix_steps", tr->cfg.prefix_steps);
+        cJSON_AddStringToObject(o, "interpreter", tr->cfg.interpreter);
+        cJSON_AddNumberToObject(o, "interpreter_layers", tr->pm.interp.cfg.num_layers);
+        cJSON_AddNumberToObject(o, "interpreter_hidden_size", tr->pm.interp.cfg.hidden_size);
+        cJSON_AddNumberToObject(o, "trained_steps", (double)tr->step);
+        char *s = cJSON_Print(o);
+        cJSON_Delete(o);
+        char *pj = paw_path_join(dir, "paw.json");
+        if (rc == 0) rc = paw_write_file_atomic(pj, s, strlen(s));
+        free(pj);
+        free(s);
+    }
+    if (rc == 0) fprintf(stderr, "exported %s to %s\n", tr->pretrain ? "the trained model" : "the compiler", dir);
+    free(dir);
+    return rc;
+}
+
+// ---- setup --------------------------------------------------------------------------------------
+
+static int load_vocab_and_tokenizer(Trainer *tr) {
+    const char *idir = tr->cfg.interpreter;
+    int rc = paw_vocab_map_load(&tr->vmap, idir);
+    if (rc < 0) return -1;
+    if (!tr->pretrain) {
+        PawVocabMap cm;
+        int rc2 = paw_vocab_map_load(&cm, tr->cfg.compiler);
+        if (rc2 < 0) return -1;
+        int same = (rc == 1 && rc2 == 1) || (rc == 0 && rc2 == 0 && paw_vocab_map_equal(&tr->vmap, &cm));
+        paw_vocab_map_free(&cm);
+        if (!same)
+            return paw_error("compiler %s and interpreter %s do not share one vocabulary (vocab_map.safetensors differs)",
+                             tr->cfg.compiler, idir);
+    }
+    char *tk = paw_path_join(idir, "tokenizer.json");
+    const char *path = paw_file_exists(tk) ? tk : paw_tokenizer_default_path();
+    tr->tok = paw_tokenizer_load(path);
+    free(tk);
+    if (!tr->tok) return paw_error_context("tokenizer for evaluation");
+    int32_t im_end = paw_tokenizer_token_id(tr->tok, "<|im_end|>");
+    if (im_end < 0) return paw_error("tokenizer has no <|im_end|>");
+    if (tr->vmap.n) {
+        int32_t m = im_end;
+        if (paw_vocab_map_to_model(&tr->vmap, &m, 1) != 0) return paw_error("<|im_end|> is not in the trimmed vocabulary");
+        im_end = m;
+    }
+    tr->stop_id = im_end;
+    return 0;
+}
+
+static int setup(Trainer *tr) {
+    TrainConfig *c = &tr->cfg;
+    tr->pretrain = c->mode == TRAIN_MODE_PRETRAIN;
+    if (strcmp(c->device, "cpu") != 0)
+        return paw_error("device \"%s\": the training loop runs on the CPU in this build", c->device);
+    if (load_vocab_and_tokenizer(tr) != 0) return -1;
+    tr->train_ds = paw_dataset_open(c->train_data);
+    if (!tr->train_ds) return paw_error_context("train_data");
+    if (c->val_data && !(tr->val_ds = paw_dataset_open(c->val_data))) return paw_error_context("val_data");
+    if (tr->pretrain) {
+        if (qwen3_load(&tr->lm, c->interpreter, 0) != 0) return -1;
+        tr->interp = &tr->lm;
+        tr->params[0] = (TrainParam){"model", tr->lm.params_memory, tr->lm.grads_memory, NULL, NULL, tr->lm.num_params, 1};
+        tr->nparams = 1;
+    } else {
+        Qwen3 comp, interp;
+        if (qwen3_load(&comp, c->compiler, c->freeze_compiler) != 0) return -1;
+        if (qwen3_load(&interp, c->interpreter, 1) != 0) {
+            qwen3_free(&comp);
+            return -1;
+        }
+        if (comp.cfg.vocab_size != interp.cfg.vocab_size) {
+            int a = comp.cfg.vocab_size, b = interp.cfg.vocab_size;
+            qwen3_free(&comp), qwen3_free(&interp);
+            return paw_error("compiler vocab_size %d differs from interpreter vocab_size %d", a, b);
+        }
+        if (paw_model_init(&tr->pm, &comp, &interp, c->prefix_steps, c->lora_rank, c->lora_alpha, c->mapper_bases,
+                           c->freeze_compiler, (unsigned long long)c->seed) != 0)
+            return -1;
+        if (c->mapper_init && paw_model_load_mapper(&tr->pm, c->mapper_init) != 0) return -1;
+        tr->interp = &tr->pm.interp;
+        int k = 0;
+        if (!c->freeze_compiler)
+            tr->params[k++] = (TrainParam){"compiler", tr->pm.comp.model.params_memory, tr->pm.comp.model.grads_memory,
+                                           NULL, NULL, tr->pm.comp.model.num_params, 1};
+        size_t np = (size_t)tr->pm.comp.P * tr->pm.comp.model.cfg.hidden_size;
+        tr->params[k++] = (TrainParam){"prefix", tr->pm.comp.prefix, tr->pm.comp.dprefix, NULL, NULL, np, c->mapper_lr_scale};
+        tr->params[k++] = (TrainParam){"mapper", tr->pm.mapper.params_memory, tr->pm.mapper.grads_memory, NULL, NULL,
+                                       tr->pm.mapper.num_params, c->mapper_lr_scale};
+        tr->nparams = k;
+    }
+    for (int i = 0; i < tr->nparams; i++) {
+        tr->params[i].m = xcalloc(tr->params[i].n, sizeof(float));
+        tr->params[i].v = xcalloc(tr->params[i].n, sizeof(float));
+    }
+    PawLoaderConfig lc;
+    paw_loader_config_default(&lc);
+    lc.seed = (uint64_t)c->seed;
+    lc.rank = 0;
+    lc.world_size = 1;
+    lc.token_budget = c->batch_tokens;
+    lc.max_examples = c->max_batch_examples;
+    lc.sort_window = c->sort_window;
+    tr->loader = paw_loader_new(tr->train_ds, &lc);
+    if (!tr->loader) return paw_error_context("train_data");
+    return 0;
+}
+
+static void teardown(Trainer *tr) {
+    if (tr->loader) paw_loader_free(tr->loader);
+    if (tr->train_ds) paw_dataset_close(tr->train_ds);
+    if (tr->val_ds) paw_dataset_close(tr->val_ds);
+    if (tr->pretrain) qwen3_free(&tr->lm);
+    else if (tr->interp) paw_model_free(&tr->pm);
+    for (int i = 0; i < tr->nparams; i++) free(tr->params[i].m), free(tr->params[i].v);
+    if (tr->tok) paw_tokenizer_free(tr->tok);
+    paw_vocab_map_free(&tr->vmap);
+    if (tr->log) fclose(tr->log);
+    free(tr->tok_buf), free(tr->ex), free(tr->ids), free(tr->targets), free(tr->weights);
+    train_config_free(&tr->cfg);
+}
+
+static double cpu_peak_flops(void) {
+    // Nominal fp32 peak of an AVX2+FMA core: 2 FMA units x 8 lanes x 2 FLOPs at 3 GHz.
+    int threads = 1;
+#ifdef _OPENMP
+    threads = omp_get_max_threads();
+#endif
+    return threads * 32.0 * 3.0e9;
+}
+
+// ---- the loop -----------------------------------------------------------------------------------
+
+static int train_loop(Trainer *tr) {
+    TrainConfig *c = &tr->cfg;
+    int accum = c->grad_accum;
+    PawBatch *batches = xcalloc((size_t)accum, sizeof(PawBatch));
+    double peak = c->peak_tflops > 0 ? c->peak_tflops * 1e12 : cpu_peak_flops();
+    PawProgress prog;
+    paw_progress_start(&prog, tr->pretrain ? "pretrain" : "train", c->steps);
+    int rc = 0;
+    if (c->eval_every > 0 && tr->step == 0) rc = run_eval(tr, &prog);
+    double t_start = paw_now(), elapsed0 = tr->elapsed;
+    long first_step = tr->step;
+    while (rc == 0 && tr->step < c->steps) {
+        double t0 = paw_now();
+        float lr = train_lr_at(c, (int)tr->step);
+        // Fetch all micro-batches first: the loss is normalised by the target tokens of the whole step.
+        double total_w = 0;
+        for (int a = 0; a < accum && rc == 0; a++) {
+            rc = paw_loader_next(tr->loader, &batches[a], 1);
+            for (int i = 0; rc == 0 && i < batches[a].n; i++)
+                total_w += tr->pretrain && c->loss_on_prompt
+                               ? paw_interp_len(batches[a].ex[i].len) - 1.0
+                               : batches[a].ex[i].len[PAW_SEG_TARGET];
+        }
+        if (rc) break;
+        float grad_scale = total_w > 0 ? (float)(1.0 / total_w) : 0.0f;
+        for (int i = 0; i < tr->nparams; i++) memset(tr->params[i].g, 0, sizeof(float) * tr->params[i].n);
+        if (!tr->pretrain) paw_model_zero_grad(&tr->pm);
+        double loss_sum = 0, wsum = 0, flops = 0, tokens = 0;
+        for (int a = 0; a < accum && rc == 0; a++) {
+            int n = batches[a].n;
+            if (n == 0) continue;
+            rc = convert(tr, batches[a].ex, n);
+            if (rc) break;
+            flops += step_flops(tr, n);
+            if (tr->pretrain) {
+                double ls, ws;
+                int toks;
+                rc = lm_step(tr, n, 1, grad_scale, &ls, &ws, &toks);
+                loss_sum += ls, wsum += ws, tokens += toks;
+            } else {
+                PawStepStats st;
+                rc = paw_forward_backward(&tr->pm, tr->ex, n, grad_scale, &st);
+                loss_sum += st.loss_sum, wsum += st.target_tokens, tokens += st.comp_tokens + st.interp_tokens;
+            }
+        }
+        if (rc) break;
+        double sq = 0;
+        for (int i = 0; i < tr->nparams; i++) sq += sum_squares(tr->params[i].g, tr->params[i].n);
+        double gnorm = sqrt(sq);
+        float clip = (c->grad_clip > 0 && gnorm > c->grad_clip) ? (float)(c->grad_clip / gnorm) : 1.0f;
+        if (!isfinite(gnorm)) {
+            rc = paw_error("step %ld: gradient norm is not finite (loss %g); stopping before the weights are damaged",
+                           tr->step, wsum > 0 ? loss_sum / wsum : 0);
+            break;
+        }
+        for (int i = 0; i < tr->nparams; i++) {
+            TrainParam *p = &tr->params[i];
+            AdamWParams hp = {lr * p->lr_scale, c->beta1, c->beta2, c->eps, c->weight_decay};
+            adamw_update(p->p, p->g, p->m, p->v, p->n, &hp, tr->step + 1, clip);
+        }
+        tr->step++;
+        double dt = paw_now() - t0;
+        tr->tokens_seen += tokens;
+        tr->elapsed = elapsed0 + (paw_now() - t_start);
+        double loss = wsum > 0 ? loss_sum / wsum : 0;
+        double per_step = (paw_now() - t_start) / (double)(tr->step - first_step);
+        double eta = per_step * (double)(c->steps - tr->step);
+        if (tr->step % c->log_every == 0 || tr->step == c->steps) {
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddNumberToObject(o, "step", (double)tr->step);
+            cJSON_AddNumberToObject(o, "loss", loss);
+            cJSON_AddNumberToObject(o, "lr", lr);
+            cJSON_AddNumberToObject(o, "grad_norm", gnorm);
+            cJSON_AddNumberToObject(o, "tokens_per_s", tokens / dt);
+            cJSON_AddNumberToObject(o, "mfu", flops / dt / peak);
+            cJSON_AddNumberToObject(o, "step_s", dt);
+            cJSON_AddNumberToObject(o, "eta_s", eta);
+            log_json(tr, o);
+            cJSON_Delete(o);
+        }
+        char extra[160];
+        snprintf(extra, sizeof extra, "loss %.4f lr %.2e gnorm %.2f %.0f tok/s mfu %.1f%%", loss, lr, gnorm, tokens / dt,
+                 100 * flops / dt / peak);
+        paw_progress_update(&prog, tr->step, extra);
+        if (!prog.tty && (tr->step % (c->log_every * 10) == 0 || tr->step == c->steps))
+            fprintf(stderr, "step %ld/%d %s eta %.0fs\n", tr->step, c->steps, extra, eta);
+        if (c->eval_every > 0 && (tr->step % c->eval_every == 0 || tr->step == c->steps)) rc = run_eval(tr, &prog);
+        if (rc == 0 && ((c->save_every > 0 && tr->step % c->save_every == 0) || tr->step == c->steps)) {
+            char *s = state_json(tr);
+            rc = ckpt_save(c->out_dir, tr->step, tr->params, tr->nparams, s, c->keep_last);
+            free(s);
+        }
+    }
+    paw_progress_finish(&prog, tr->step, NULL);
+    for (int a = 0; a < accum; a++) paw_batch_free(&batches[a]);
+    free(batches);
+    return rc;
+}
+
+int cmd_train(int argc, char **argv) {
+    int resume = 0, overwrite = 0, export_only = 0;
+    PawOpt opts[] = {
+        {"resume", PAW_OPT_FLAG, &resume, "continue from the newest complete checkpoint in out_dir"},
+        {"overwrite", PAW_OPT_FLAG, &overwrite, "delete an existing run in out_dir and start over"},
+        {"export-only", PAW_OPT_FLAG, &export_only, "export the newest checkpoint and exit"},
+    };
+    PawCommandSpec spec = {
+        "paw train CONFIG.json [--resume | --overwrite | --export-only]",
+        "Trains the PAW compiler (mode \"paw\") through the frozen interpreter, or pre-trains a model on the "
+        "interpreter prompts (mode \"pretrain\"). Writes out_dir/log.jsonl, out_dir/checkpoints/ and, at the end, "
+        "out_dir/export/. The keys of CONFIG are listed in the README.",
+        opts, 3, 1};
+    char *pos[1];
+    int npos, prc = paw_parse_args(&spec, argc, argv, pos, &npos);
+    if (prc) return prc > 0 ? 0 : 2;
+    if (npos != 1) {
+        fprintf(stderr, "paw train: a CONFIG file is required\n");
+        paw_print_usage(&spec, 1);
+        return 2;
+    }
+    Trainer tr;
+    memset(&tr, 0, sizeof tr);
+    if (train_config_load(&tr.cfg, pos[0]) != 0) {
+        fprintf(stderr, "paw train: %s\n", paw_last_error());
+        return 2;
+    }
+    char *latest = ckpt_latest(tr.cfg.out_dir);
+    if (latest && !resume && !overwrite && !export_only) {
+        fprintf(stderr, "paw train: %s already holds checkpoints (newest %s); use --resume to continue or --overwrite to start over\n",
+                tr.cfg.out_dir, latest);
+        free(latest);
+        train_config_free(&tr.cfg);
+        return 2;
+    }
+    if (overwrite && !resume) {
+        char *cd = paw_path_join(tr.cfg.out_dir, "checkpoints"), *lg = paw_path_join(tr.cfg.out_dir, "log.jsonl");
+        paw_rm_rf(cd), paw_rm_rf(lg);
+        free(cd), free(lg);
+        free(latest);
+        latest = NULL;
+    }
+    int status = 0;
+    if (setup(&tr) != 0) {
+        fprintf(stderr, "paw train: %s\n", paw_last_error());
+        status = 1;
+        goto out;
+    }
+    if ((resume || export_only) && !latest) {
+        if (export_only) {
+            fprintf(stderr, "paw train: --export-only: no checkpoint in %s\n", tr.cfg.out_dir);
+            status = 1;
+            goto out;
+        }
+        fprintf(stderr, "paw train: --resume: no checkpoint in %s yet, starting from step 0\n", tr.cfg.out_dir);
+    }
+    if (latest) {
+        char *sj = NULL;
+        if (ckpt_load(latest, tr.params, tr.nparams, &sj) != 0 || restore_state(&tr, sj, latest) != 0) {
+            fprintf(stderr, "paw train: resuming from %s: %s\n", latest, paw_last_error());
+            free(sj);
+            status = 1;
+            goto out;
+        }
+        free(sj);
+        if (!export_only) fprintf(stderr, "resumed from %s at step %ld\n", latest, tr.step);
+    }
+    if (export_only) {
+        if (export_models(&tr) != 0) {
+            fprintf(stderr, "paw train: export: %s\n", paw_last_error());
+            status = 1;
+        }
+        goto out;
+    }
+    if (paw_mkdir_p(tr.cfg.out_dir) != 0) {
+        fprintf(stderr, "paw train: %s\n", paw_last_error());
+        status = 1;
+        goto out;
+    }
+    char *lp = paw_path_join(tr.cfg.out_dir, "log.jsonl");
+    tr.log = fopen(lp, "a");
+    if (!tr.log) {
+        fprintf(stderr, "paw train: cannot open %s\n", lp);
+        free(lp);
+        status = 1;
+        goto out;
+    }
+    free(lp);
+    {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "event", latest ? "resume" : "start");
+        cJSON_AddNumberToObject(o, "step", (double)tr.step);
+        cJSON_AddStringToObject(o, "mode", tr.pretrain ? "pretrain" : "paw");
+        log_json(&tr, o);
+        cJSON_Delete(o);
+    }
+    if (train_loop(&tr) != 0 || export_models(&tr) != 0) {
+        fprintf(stderr, "paw train: %s\n", paw_last_error());
+        status = 1;
+    }
+out:
+    free(latest);
+    teardown(&tr);
+    return status;
+}
