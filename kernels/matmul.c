@@ -1,117 +1,168 @@
 #include "kernels/matmul.h"
 
 #include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#endif
 
-// The forward is a dot product along C for every (row, output) pair. A 4x4 block of outputs
-// keeps 16 running sums in registers and reads each input and weight row once per block;
-// `omp simd reduction` lets the compiler vectorise the sums across C.
-static void block4x4(float *out, const float *inp, const float *w, int C, int OC, float alpha, int acc) {
-    const float *a0 = inp, *a1 = inp + C, *a2 = inp + 2 * (size_t)C, *a3 = inp + 3 * (size_t)C;
-    const float *b0 = w, *b1 = w + C, *b2 = w + 2 * (size_t)C, *b3 = w + 3 * (size_t)C;
-    float s00 = 0, s01 = 0, s02 = 0, s03 = 0, s10 = 0, s11 = 0, s12 = 0, s13 = 0;
-    float s20 = 0, s21 = 0, s22 = 0, s23 = 0, s30 = 0, s31 = 0, s32 = 0, s33 = 0;
-#pragma omp simd reduction(+ : s00, s01, s02, s03, s10, s11, s12, s13, s20, s21, s22, s23, s30, s31, s32, s33)
-    for (int i = 0; i < C; i++) {
-        float x0 = a0[i], x1 = a1[i], x2 = a2[i], x3 = a3[i];
-        float y0 = b0[i], y1 = b1[i], y2 = b2[i], y3 = b3[i];
-        s00 += x0 * y0; s01 += x0 * y1; s02 += x0 * y2; s03 += x0 * y3;
-        s10 += x1 * y0; s11 += x1 * y1; s12 += x1 * y2; s13 += x1 * y3;
-        s20 += x2 * y0; s21 += x2 * y1; s22 += x2 * y2; s23 += x2 * y3;
-        s30 += x3 * y0; s31 += x3 * y1; s32 += x3 * y2; s33 += x3 * y3;
-    }
-    float s[4][4] = {{s00, s01, s02, s03}, {s10, s11, s12, s13}, {s20, s21, s22, s23}, {s30, s31, s32, s33}};
-    for (int r = 0; r < 4; r++)
-        for (int c = 0; c < 4; c++) {
-            float *o = &out[(size_t)r * OC + c];
-            *o = acc ? *o + alpha * s[r][c] : alpha * s[r][c];
-        }
-}
+#include "common/error.h"
 
-static float dot(const float *a, const float *b, int C) {
-    float s = 0;
-#pragma omp simd reduction(+ : s)
-    for (int i = 0; i < C; i++) s += a[i] * b[i];
-    return s;
-}
+// One packed GEMM serves the forward and both backward products:
+//     Y[R, M] (+)= alpha * sum_k A(r, k) * B(k, m)
+// with A and B read through (row, column) strides, so transposed operands are never copied
+// whole. Y is cut into MC x NC tiles spread over the threads (each tile has one writer: no
+// races, and the same bits on every run). Per tile and per KC-slice of k, the A and B blocks are
+// packed into contiguous panels, and a 6 x 16 micro-kernel keeps its output in 12 AVX registers
+// while k streams through (the classic register blocking of BLIS-like GEMMs).
 
-static void matmul_impl(float *out, const float *inp, const float *weight, int N, int C, int OC, float alpha, int acc) {
-    int N4 = N - N % 4, OC4 = OC - OC % 4;
-    // Output columns are split across threads: the weight (the big operand) is then read once.
-    // Column blocks of 64 keep the weight rows of a block in cache while all rows pass over them.
-    const int OB = 64;
-    int nob = (OC + OB - 1) / OB;
-#pragma omp parallel for schedule(dynamic, 1)
-    for (int ob = 0; ob < nob; ob++) {
-        int o_begin = ob * OB, o_end = o_begin + OB < OC ? o_begin + OB : OC;
-        for (int n = 0; n < N; n += 4) {
-            for (int o = o_begin; o < o_end; o += 4) {
-                if (n < N4 && o + 4 <= OC4 && o + 4 <= o_end) {
-                    block4x4(out + (size_t)n * OC + o, inp + (size_t)n * C, weight + (size_t)o * C, C, OC, alpha, acc);
-                } else {
-                    for (int r = n; r < n + 4 && r < N; r++)
-                        for (int c = o; c < o + 4 && c < o_end; c++) {
-                            float v = alpha * dot(inp + (size_t)r * C, weight + (size_t)c * C, C);
-                            float *dst = &out[(size_t)r * OC + c];
-                            *dst = acc ? *dst + v : v;
-                        }
-                }
+enum { MR = 6, NR = 16, MC = 96, NC = 128, KC = 256 };
+
+typedef struct {
+    const float *p;
+    size_t rs, cs;  // element (i, j) at p[i * rs + j * cs]
+} View;
+
+static inline float at(View v, size_t i, size_t j) { return v.p[i * v.rs + j * v.cs]; }
+
+// A block [mc, kc] -> panels of MR rows, k-major: a[(panel * kc + k) * MR + r]. Rows past mc are 0.
+static void pack_a(float *dst, View A, int r0, int mc, int k0, int kc) {
+    for (int p = 0; p < mc; p += MR, dst += (size_t)kc * MR) {
+        int rows = mc - p < MR ? mc - p : MR;
+        if (A.cs == 1) {
+            // Rows are contiguous along k: read each row once, scatter into the panel.
+            for (int r = 0; r < MR; r++) {
+                const float *src = A.p + (size_t)(r0 + p + r) * A.rs + k0;
+                if (r < rows)
+                    for (int k = 0; k < kc; k++) dst[(size_t)k * MR + r] = src[k];
+                else
+                    for (int k = 0; k < kc; k++) dst[(size_t)k * MR + r] = 0.0f;
             }
+        } else {
+            for (int k = 0; k < kc; k++)
+                for (int r = 0; r < MR; r++) dst[(size_t)k * MR + r] = r < rows ? at(A, (size_t)(r0 + p + r), (size_t)(k0 + k)) : 0.0f;
         }
     }
 }
 
-void matmul_forward(float *out, const float *inp, const float *weight, int N, int C, int OC) {
-    matmul_impl(out, inp, weight, N, C, OC, 1.0f, 0);
+// B block [kc, nc] -> panels of NR columns, k-major: b[(panel * kc + k) * NR + j]. Columns past nc are 0.
+static void pack_b(float *dst, View B, int k0, int kc, int c0, int nc) {
+    for (int p = 0; p < nc; p += NR, dst += (size_t)kc * NR) {
+        int cols = nc - p < NR ? nc - p : NR;
+        if (B.cs == 1) {
+            for (int k = 0; k < kc; k++) {
+                const float *src = B.p + (size_t)(k0 + k) * B.rs + (c0 + p);
+                float *d = dst + (size_t)k * NR;
+                memcpy(d, src, sizeof(float) * (size_t)cols);
+                for (int j = cols; j < NR; j++) d[j] = 0.0f;
+            }
+        } else if (B.rs == 1) {
+            // Columns are contiguous along k (B is a transposed weight): read each once.
+            for (int j = 0; j < NR; j++) {
+                const float *src = B.p + (size_t)(c0 + p + j) * B.cs + k0;
+                if (j < cols)
+                    for (int k = 0; k < kc; k++) dst[(size_t)k * NR + j] = src[k];
+                else
+                    for (int k = 0; k < kc; k++) dst[(size_t)k * NR + j] = 0.0f;
+            }
+        } else {
+            for (int k = 0; k < kc; k++)
+                for (int j = 0; j < NR; j++) dst[(size_t)k * NR + j] = j < cols ? at(B, (size_t)(k0 + k), (size_t)(c0 + p + j)) : 0.0f;
+        }
+    }
 }
 
-void matmul_forward_acc(float *out, const float *inp, const float *weight, int N, int C, int OC, float alpha) {
-    matmul_impl(out, inp, weight, N, C, OC, alpha, 1);
+// c[MR][NR] (row stride ldc) = sum_k a[k][r] * b[k][j] over kc steps.
+static void kernel_6x16(int kc, const float *a, const float *b, float *c, size_t ldc) {
+#if defined(__AVX2__) && defined(__FMA__)
+    __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps(), c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
+    __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps(), c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
+    __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps(), c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+    for (int k = 0; k < kc; k++, a += MR, b += NR) {
+        __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8), x;
+        x = _mm256_broadcast_ss(a + 0), c00 = _mm256_fmadd_ps(x, b0, c00), c01 = _mm256_fmadd_ps(x, b1, c01);
+        x = _mm256_broadcast_ss(a + 1), c10 = _mm256_fmadd_ps(x, b0, c10), c11 = _mm256_fmadd_ps(x, b1, c11);
+        x = _mm256_broadcast_ss(a + 2), c20 = _mm256_fmadd_ps(x, b0, c20), c21 = _mm256_fmadd_ps(x, b1, c21);
+        x = _mm256_broadcast_ss(a + 3), c30 = _mm256_fmadd_ps(x, b0, c30), c31 = _mm256_fmadd_ps(x, b1, c31);
+        x = _mm256_broadcast_ss(a + 4), c40 = _mm256_fmadd_ps(x, b0, c40), c41 = _mm256_fmadd_ps(x, b1, c41);
+        x = _mm256_broadcast_ss(a + 5), c50 = _mm256_fmadd_ps(x, b0, c50), c51 = _mm256_fmadd_ps(x, b1, c51);
+    }
+    _mm256_storeu_ps(c + 0 * ldc, c00), _mm256_storeu_ps(c + 0 * ldc + 8, c01);
+    _mm256_storeu_ps(c + 1 * ldc, c10), _mm256_storeu_ps(c + 1 * ldc + 8, c11);
+    _mm256_storeu_ps(c + 2 * ldc, c20), _mm256_storeu_ps(c + 2 * ldc + 8, c21);
+    _mm256_storeu_ps(c + 3 * ldc, c30), _mm256_storeu_ps(c + 3 * ldc + 8, c31);
+    _mm256_storeu_ps(c + 4 * ldc, c40), _mm256_storeu_ps(c + 4 * ldc + 8, c41);
+    _mm256_storeu_ps(c + 5 * ldc, c50), _mm256_storeu_ps(c + 5 * ldc + 8, c51);
+#else
+    float acc[MR][NR] = {{0}};
+    for (int k = 0; k < kc; k++, a += MR, b += NR)
+        for (int r = 0; r < MR; r++)
+            for (int j = 0; j < NR; j++) acc[r][j] += a[r] * b[j];
+    for (int r = 0; r < MR; r++)
+        for (int j = 0; j < NR; j++) c[r * ldc + j] = acc[r][j];
+#endif
 }
 
-void matmul_backward(float *dinp, float *dweight, const float *dout, const float *inp, const float *weight, int N, int C,
-                     int OC) {
-    if (dinp) {
-        // dinp[n, :] += sum_o dout[n, o] * weight[o, :]. Threads own slices of C, so no two write
-        // the same element; within a slice, blocks of weight rows are reused across all n.
-        const int CB = 256, OBK = 32;
-        int ncb = (C + CB - 1) / CB;
-#pragma omp parallel for schedule(dynamic, 1)
-        for (int cb = 0; cb < ncb; cb++) {
-            int c0 = cb * CB, c1 = c0 + CB < C ? c0 + CB : C;
-            for (int o0 = 0; o0 < OC; o0 += OBK) {
-                int o1 = o0 + OBK < OC ? o0 + OBK : OC;
-                for (int n = 0; n < N; n++) {
-                    float *di = dinp + (size_t)n * C;
-                    const float *dn = dout + (size_t)n * OC;
-                    for (int o = o0; o < o1; o++) {
-                        float g = dn[o];
-                        if (g == 0.0f) continue;
-                        const float *wr = weight + (size_t)o * C;
-#pragma omp simd
-                        for (int c = c0; c < c1; c++) di[c] += g * wr[c];
+static void gemm(float *Y, int R, int M, View A, View B, int K, float alpha, int accumulate) {
+    if (R <= 0 || M <= 0) return;
+    if (K <= 0) {
+        if (!accumulate)
+            for (int r = 0; r < R; r++) memset(Y + (size_t)r * M, 0, sizeof(float) * (size_t)M);
+        return;
+    }
+    int nrt = (R + MC - 1) / MC, nct = (M + NC - 1) / NC;
+    long work = (long)R * M * K;
+#pragma omp parallel if (work > 65536)
+    {
+        float *pa = xmalloc(sizeof(float) * MC * KC), *pb = xmalloc(sizeof(float) * KC * NC);
+        float tile[MR * NR];
+#pragma omp for collapse(2) schedule(dynamic, 1)
+        for (int ti = 0; ti < nrt; ti++) {
+            for (int tj = 0; tj < nct; tj++) {
+                int r0 = ti * MC, mc = R - r0 < MC ? R - r0 : MC;
+                int c0 = tj * NC, nc = M - c0 < NC ? M - c0 : NC;
+                for (int k0 = 0; k0 < K; k0 += KC) {
+                    int kc = K - k0 < KC ? K - k0 : KC;
+                    // The first k-slice overwrites (or scales into) Y, later slices add.
+                    int add = accumulate || k0 > 0;
+                    pack_a(pa, A, r0, mc, k0, kc);
+                    pack_b(pb, B, k0, kc, c0, nc);
+                    for (int i = 0; i < mc; i += MR) {
+                        for (int j = 0; j < nc; j += NR) {
+                            kernel_6x16(kc, pa + (size_t)i * kc, pb + (size_t)j * kc, tile, NR);
+                            int rows = mc - i < MR ? mc - i : MR, cols = nc - j < NR ? nc - j : NR;
+                            for (int r = 0; r < rows; r++) {
+                                float *y = Y + (size_t)(r0 + i + r) * M + (c0 + j);
+                                const float *t = tile + r * NR;
+                                if (add)
+                                    for (int q = 0; q < cols; q++) y[q] += alpha * t[q];
+                                else
+                                    for (int q = 0; q < cols; q++) y[q] = alpha * t[q];
+                            }
+                        }
                     }
                 }
             }
         }
+        free(pa);
+        free(pb);
     }
-    if (dweight) {
-        // dweight[o, :] += sum_n dout[n, o] * inp[n, :]; threads own rows of dweight.
-        const int OBK = 16;
-        int nob = (OC + OBK - 1) / OBK;
-#pragma omp parallel for schedule(dynamic, 1)
-        for (int ob = 0; ob < nob; ob++) {
-            int o0 = ob * OBK, o1 = o0 + OBK < OC ? o0 + OBK : OC;
-            for (int n = 0; n < N; n++) {
-                const float *in = inp + (size_t)n * C;
-                const float *dn = dout + (size_t)n * OC;
-                for (int o = o0; o < o1; o++) {
-                    float g = dn[o];
-                    if (g == 0.0f) continue;
-                    float *dw = dweight + (size_t)o * C;
-#pragma omp simd
-                    for (int c = 0; c < C; c++) dw[c] += g * in[c];
-                }
-            }
-        }
-    }
+}
+
+void matmul_forward(float *out, const float *inp, const float *weight, int N, int C, int OC) {
+    // B(k, m) = weight[m, k]
+    gemm(out, N, OC, (View){inp, (size_t)C, 1}, (View){weight, 1, (size_t)C}, C, 1.0f, 0);
+}
+
+void matmul_forward_acc(float *out, const float *inp, const float *weight, int N, int C, int OC, float alpha) {
+    gemm(out, N, OC, (View){inp, (size_t)C, 1}, (View){weight, 1, (size_t)C}, C, alpha, 1);
+}
+
+void matmul_backward(float *dinp, float *dweight, const float *dout, const float *inp, const float *weight, int N, int C,
+                     int OC) {
+    // dinp[N, C] += dout[N, OC] @ weight[OC, C]
+    if (dinp) gemm(dinp, N, C, (View){dout, (size_t)OC, 1}, (View){weight, (size_t)C, 1}, OC, 1.0f, 1);
+    // dweight[OC, C] += dout^T[OC, N] @ inp[N, C]
+    if (dweight) gemm(dweight, OC, C, (View){dout, 1, (size_t)OC}, (View){inp, (size_t)C, 1}, N, 1.0f, 1);
 }
