@@ -17,7 +17,7 @@ void paw_print_usage(const PawCommandSpec *spec, int to_stderr) {
         const PawOpt *o = &spec->opts[i];
         char left[96];
         const char *meta = o->type == PAW_OPT_INT ? " N" : o->type == PAW_OPT_FLOAT ? " X" : o->type == PAW_OPT_STR ? " S" : "";
-        snprintf(left, sizeof left, "--%s%s", o->name, meta);
+        snprintf(left, sizeof left, "%s%s%s", o->name[1] ? "--" : "-", o->name, meta);
         fprintf(f, "  %-26s %s", left, o->help);
         switch (o->type) {
         case PAW_OPT_INT: fprintf(f, " (default %d)", *(int *)o->ptr); break;
@@ -67,8 +67,10 @@ int paw_parse_args(const PawCommandSpec *spec, int argc, char **argv, char **pos
             paw_print_usage(spec, 0);
             return 1;
         }
-        if (a[1] != '-') return bad(spec, "unknown option '%s'%s", a, "");
-        const char *name = a + 2;
+        // A one-letter option may be written with one dash ("-o DIR" is "--o DIR").
+        int short_form = a[1] != '-' && a[2] == 0;
+        if (a[1] != '-' && !short_form) return bad(spec, "unknown option '%s'%s", a, "");
+        const char *name = short_form ? a + 1 : a + 2;
         const char *eq = strchr(name, '=');
         size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
         const PawOpt *o = NULL;

@@ -6,7 +6,7 @@
 
 #include "model/qwen3.h"
 
-typedef struct {
+typedef struct Compiler {
     Qwen3 model;          // owned; trainable, or frozen when only the mapper is trained
     int P;                // prefix length
     float *prefix;        // [P, d] learned prefix embeddings

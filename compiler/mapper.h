@@ -68,4 +68,9 @@ void mapper_lora_free(Qwen3Lora *lora);
 // Copies example b's adapters out of a batch into a one-adapter set (allocated, no gradients).
 void mapper_lora_select(const MapperConfig *cfg, const Qwen3Lora *src, int b, Qwen3Lora *dst);
 
+// The mapper and the compiler's prefix as one safetensors file (compiler/mapper_io.c).
+struct Compiler;
+int paw_mapper_file_save(const struct Compiler *comp, const Mapper *mapper, const char *path);
+int paw_mapper_file_load(struct Compiler *comp, Mapper *mapper, const char *path);
+
 #endif

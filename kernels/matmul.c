@@ -150,12 +150,40 @@ static void gemm(float *Y, int R, int M, View A, View B, int K, float alpha, int
     }
 }
 
+// Few rows (decoding): packing would cost more than it saves; dot products read each weight row once.
+static float dot(const float *a, const float *b, int n) {
+    float s = 0;
+#pragma omp simd reduction(+ : s)
+    for (int i = 0; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+static void gemv_rows(float *out, const float *inp, const float *weight, int N, int C, int OC, float alpha, int acc) {
+#pragma omp parallel for schedule(static) if ((long)N * C * OC > 65536)
+    for (int o = 0; o < OC; o++) {
+        const float *w = weight + (size_t)o * C;
+        for (int n = 0; n < N; n++) {
+            float v = alpha * dot(inp + (size_t)n * C, w, C);
+            float *d = out + (size_t)n * OC + o;
+            *d = acc ? *d + v : v;
+        }
+    }
+}
+
 void matmul_forward(float *out, const float *inp, const float *weight, int N, int C, int OC) {
+    if (N < MR) {
+        gemv_rows(out, inp, weight, N, C, OC, 1.0f, 0);
+        return;
+    }
     // B(k, m) = weight[m, k]
     gemm(out, N, OC, (View){inp, (size_t)C, 1}, (View){weight, 1, (size_t)C}, C, 1.0f, 0);
 }
 
 void matmul_forward_acc(float *out, const float *inp, const float *weight, int N, int C, int OC, float alpha) {
+    if (N < MR) {
+        gemv_rows(out, inp, weight, N, C, OC, alpha, 1);
+        return;
+    }
     gemm(out, N, OC, (View){inp, (size_t)C, 1}, (View){weight, 1, (size_t)C}, C, alpha, 1);
 }
 

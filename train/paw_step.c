@@ -4,7 +4,6 @@
 #include <string.h>
 
 #include "common/error.h"
-#include "model/safetensors.h"
 
 int paw_model_init(PawModel *pm, Qwen3 *compiler, Qwen3 *interpreter, int prefix_len, int lora_rank,
                    float lora_alpha, int nbases, int freeze_compiler, unsigned long long seed) {
@@ -115,46 +114,5 @@ int paw_forward_backward(PawModel *pm, const PawStepExample *ex, int B, float gr
     return compiler_backward(&pm->comp, pm->dH);
 }
 
-int paw_model_save_mapper(const PawModel *pm, const char *path) {
-    StWriteTensor ts[1 + MAPPER_NUM_TENSORS];
-    char names[MAPPER_NUM_TENSORS][64];
-    int d = pm->comp.model.cfg.hidden_size;
-    ts[0] = (StWriteTensor){.name = "prefix", .dtype = ST_F32, .ndim = 2, .shape = {pm->comp.P, d}, .data = pm->comp.prefix};
-    MapperParams *p = (MapperParams *)&pm->mapper.params;
-    for (int i = 0; i < MAPPER_NUM_TENSORS; i++) {
-        int nd, sh[3];
-        mapper_tensor_shape(&pm->mapper.cfg, i, &nd, sh);
-        StWriteTensor *t = &ts[1 + i];
-        t->name = mapper_tensor_name(i, names[i], sizeof names[i]);
-        t->dtype = ST_F32;
-        t->ndim = nd;
-        for (int k = 0; k < nd; k++) t->shape[k] = sh[k];
-        t->data = *mapper_tensor_slot(p, i);
-    }
-    const char *meta[] = {"format", "pt"};
-    return st_write(path, ts, 1 + MAPPER_NUM_TENSORS, meta, 1);
-}
-
-static int load_exact(const SafeTensors *st, const char *name, int nd, const int *shape, float *dst) {
-    const StTensor *t = st_find(st, name);
-    if (!t) return paw_error("%s: missing tensor \"%s\"", st->path, name);
-    int ok = t->ndim == nd;
-    for (int k = 0; ok && k < nd; k++) ok = t->shape[k] == shape[k];
-    if (!ok) return paw_error("%s: tensor \"%s\" does not have the shape this configuration needs", st->path, name);
-    return st_to_f32(st, t, dst);
-}
-
-int paw_model_load_mapper(PawModel *pm, const char *path) {
-    SafeTensors st;
-    if (st_open(&st, path) != 0) return -1;
-    int shape[3] = {pm->comp.P, pm->comp.model.cfg.hidden_size, 0};
-    int rc = load_exact(&st, "prefix", 2, shape, pm->comp.prefix);
-    for (int i = 0; i < MAPPER_NUM_TENSORS && rc == 0; i++) {
-        int nd, sh[3];
-        char name[64];
-        mapper_tensor_shape(&pm->mapper.cfg, i, &nd, sh);
-        rc = load_exact(&st, mapper_tensor_name(i, name, sizeof name), nd, sh, *mapper_tensor_slot(&pm->mapper.params, i));
-    }
-    st_close(&st);
-    return rc;
-}
+int paw_model_save_mapper(const PawModel *pm, const char *path) { return paw_mapper_file_save(&pm->comp, &pm->mapper, path); }
+int paw_model_load_mapper(PawModel *pm, const char *path) { return paw_mapper_file_load(&pm->comp, &pm->mapper, path); }

@@ -347,8 +347,14 @@ static int export_models(Trainer *tr) {
         cJSON_AddNumberToObject(o, "mapper_bases", tr->cfg.mapper_bases);
         cJSON_AddNumberToObject(o, "prefix_steps", tr->cfg.prefix_steps);
         cJSON_AddStringToObject(o, "interpreter", tr->cfg.interpreter);
-        cJSON_AddNumberToObject(o, "interpreter_layers", tr->pm.interp.cfg.num_layers);
-        cJSON_AddNumberToObject(o, "interpreter_hidden_size", tr->pm.interp.cfg.hidden_size);
+        // The interpreter's config.json travels with the compiler: the mapper's shapes depend on it,
+        // and programs record it so that a mismatched interpreter is refused.
+        char *icp = paw_path_join(tr->cfg.interpreter, "config.json");
+        char *itext = paw_read_file(icp, NULL);
+        cJSON *icfg = itext ? cJSON_Parse(itext) : NULL;
+        if (icfg) cJSON_AddItemToObject(o, "interpreter_config", icfg);
+        else rc = paw_error("%s: cannot read the interpreter config for the export", icp);
+        free(icp), free(itext);
         cJSON_AddNumberToObject(o, "trained_steps", (double)tr->step);
         char *s = cJSON_Print(o);
         cJSON_Delete(o);

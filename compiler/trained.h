@@ -1,0 +1,33 @@
+// A trained compiler as `paw train` exports it: a Hugging Face checkpoint directory (config.json,
+// model.safetensors) plus mapper.safetensors (mapper and prefix), paw.json (LoRA rank, alpha,
+// bases, prefix steps, the interpreter's id and config.json), tokenizer.json and, for tiny
+// models, vocab_map.safetensors. Turns (spec, pseudo-program) pairs into LoRA adapters.
+#ifndef PAW_COMPILER_TRAINED_H
+#define PAW_COMPILER_TRAINED_H
+
+#include "compiler/compiler.h"
+#include "compiler/mapper.h"
+#include "data/tokenizer.h"
+#include "data/vocab_map.h"
+
+typedef struct {
+    Compiler comp;
+    Mapper mapper;
+    PawTokenizer *tok;
+    PawVocabMap vmap;
+    int32_t im_end;           // tokenizer id
+    Qwen3Config icfg;         // the interpreter the adapters are for
+    char *interpreter_id;
+    char fingerprint[65];     // sha256 of mapper.safetensors (changes with every trained compiler)
+    int rank, bases, prefix_steps;
+    float alpha;
+} PawTrainedCompiler;
+
+int paw_trained_compiler_load(PawTrainedCompiler *tc, const char *dir);
+void paw_trained_compiler_free(PawTrainedCompiler *tc);
+// One adapter per (spec, pseudo-program) pair, computed in batches of up to `batch`: out[i] is
+// allocated with nb = 1 (free with mapper_lora_free).
+int paw_trained_compiler_adapters(PawTrainedCompiler *tc, const char *const *specs, const char *const *pseudo, int n,
+                                  int batch, Qwen3Lora *out);
+
+#endif
