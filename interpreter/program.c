@@ -517,7 +517,8 @@ static int load_adapter(PawProgram *p, const Gguf *g, const char *where, int met
     if (rc == 0) {
         p->rank = r;
         p->L = L;
-        p->adapter_dtype = g->tensors[0].type;
+        for (int i = L * LORA_NUM_MODULES - 1; i >= 0; i--)  // ends at the first LoRA tensor present
+            if (pairs[i].a) p->adapter_dtype = pairs[i].a->type;
         for (int m = 0; m < LORA_NUM_MODULES; m++) {
             size_t na = (size_t)r * p->d_in[m], nb = (size_t)p->d_out[m] * r;
             p->A[m] = xcalloc((size_t)L * na, sizeof(float));
