@@ -1,0 +1,450 @@
+// `paw eval`: exact match of compiled programs on a FuzzyBench-style test set, overall and per
+// family, beside the baselines:
+//   compiled   pseudo-program prompt + the compiled LoRA          (the PAW program)
+//   baseline   raw spec in place of the pseudo-program, no LoRA   (no compiler at all)
+//   pseudo     pseudo-program prompt, no LoRA                     (the text half alone)
+//   lora       raw spec prompt + the compiled LoRA                (the weight half alone)
+// Each distinct (spec, pseudo-program) is compiled once; its examples share one prompt cache per
+// condition. The JSON report is rewritten atomically after every program, and a rerun with the
+// same data, compiler and settings resumes from it without redoing finished examples.
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/args.h"
+#include "common/commands.h"
+#include "common/error.h"
+#include "common/fileio.h"
+#include "common/progress.h"
+#include "compiler/pseudo.h"
+#include "compiler/trained.h"
+#include "data/shard_build.h"
+#include "data/template.h"
+#include "interpreter/runner.h"
+
+enum { C_COMPILED, C_BASELINE, C_PSEUDO, C_LORA, NCOND };
+static const char *cond_names[NCOND] = {"compiled", "baseline", "pseudo", "lora"};
+
+typedef struct {
+    char *spec, *input, *output, *pseudo, *family;
+    int group;
+    int done;
+    char *got[NCOND];
+} Example;
+
+typedef struct {
+    int nex;
+    Example *ex;
+    int ngroups;
+    int *group_first;  // an example index of each group
+} TestSet;
+
+static void free_set(TestSet *t) {
+    for (int i = 0; i < t->nex; i++) {
+        Example *e = &t->ex[i];
+        free(e->spec), free(e->input), free(e->output), free(e->pseudo), free(e->family);
+        for (int c = 0; c < NCOND; c++) free(e->got[c]);
+    }
+    free(t->ex);
+    free(t->group_first);
+}
+
+static int read_set(const char *path, int max_examples, TestSet *t) {
+    memset(t, 0, sizeof *t);
+    size_t len;
+    char *text = paw_read_file(path, &len);
+    if (!text) return -1;
+    int cap = 64, line_no = 0, rc = 0;
+    t->ex = xcalloc((size_t)cap, sizeof(Example));
+    for (char *line = text; line && *line && rc == 0 && (max_examples <= 0 || t->nex < max_examples);) {
+        char *nl = strchr(line, '\n');
+        if (nl) *nl = 0;
+        line_no++;
+        if (strspn(line, " \t\r") != strlen(line)) {
+            cJSON *o = cJSON_Parse(line);
+            const cJSON *s = cJSON_GetObjectItemCaseSensitive(o, "spec"), *in = cJSON_GetObjectItemCaseSensitive(o, "input");
+            const cJSON *out = cJSON_GetObjectItemCaseSensitive(o, "output");
+            const cJSON *pp = cJSON_GetObjectItemCaseSensitive(o, "pseudo_program");
+            const cJSON *fam = cJSON_GetObjectItemCaseSensitive(o, "family");
+            if (!fam) fam = cJSON_GetObjectItemCaseSensitive(o, "task_id");
+            if (!o) rc = paw_error("%s:%d: not valid JSON", path, line_no);
+            else if (!cJSON_IsString(s) || !cJSON_IsString(in) || !cJSON_IsString(out))
+                rc = paw_error("%s:%d: needs string fields spec, input and output", path, line_no);
+            else {
+                if (t->nex == cap) {
+                    t->ex = xrealloc(t->ex, sizeof(Example) * (size_t)(cap * 2));
+                    memset(t->ex + cap, 0, sizeof(Example) * (size_t)cap);
+                    cap *= 2;
+                }
+                Example *e = &t->ex[t->nex++];
+                e->spec = xstrdup(s->valuestring);
+                e->input = xstrdup(in->valuestring);
+                e->output = xstrdup(out->valuestring);
+                e->pseudo = cJSON_IsString(pp) ? xstrdup(pp->valuestring) : NULL;
+                e->family = xstrdup(cJSON_IsString(fam) ? fam->valuestring : "all");
+            }
+            cJSON_Delete(o);
+        }
+        line = nl ? nl + 1 : NULL;
+    }
+    free(text);
+    if (rc == 0 && t->nex == 0) rc = paw_error("%s: no examples", path);
+    return rc;
+}
+
+// Groups examples by (spec, pseudo-program): one compile each.
+static void group_set(TestSet *t) {
+    t->group_first = xmalloc(sizeof(int) * (size_t)t->nex);
+    for (int i = 0; i < t->nex; i++) {
+        Example *e = &t->ex[i];
+        e->group = -1;
+        for (int g = 0; g < t->ngroups; g++) {
+            Example *f = &t->ex[t->group_first[g]];
+            if (!strcmp(f->spec, e->spec) && !strcmp(f->pseudo, e->pseudo)) {
+                e->group = g;
+                break;
+            }
+        }
+        if (e->group < 0) {
+            e->group = t->ngroups;
+            t->group_first[t->ngroups++] = i;
+        }
+    }
+}
+
+typedef struct {
+    const char *path;
+    char data_sha[65];
+    const char *compiler_fp;
+    const char *interpreter;
+    int max_new;
+    double seconds;
+} ReportInfo;
+
+static cJSON *report_json(const TestSet *t, const ReportInfo *ri, const int *conds, int final) {
+    cJSON *r = cJSON_CreateObject();
+    cJSON_AddStringToObject(r, "data_sha256", ri->data_sha);
+    cJSON_AddStringToObject(r, "compiler", ri->compiler_fp);
+    cJSON_AddStringToObject(r, "interpreter", ri->interpreter);
+    cJSON_AddNumberToObject(r, "max_new_tokens", ri->max_new);
+    cJSON_AddBoolToObject(r, "complete", final);
+    cJSON *summary = cJSON_AddObjectToObject(r, "exact_match");
+    for (int c = 0; c < NCOND; c++) {
+        if (!conds[c]) continue;
+        int hit = 0, tot = 0;
+        cJSON *cj = cJSON_AddObjectToObject(summary, cond_names[c]);
+        cJSON *fams = cJSON_CreateObject();
+        for (int i = 0; i < t->nex; i++) {
+            const Example *e = &t->ex[i];
+            if (!e->done) continue;
+            int ok = strcmp(e->got[c], e->output) == 0;
+            hit += ok, tot++;
+            cJSON *f = cJSON_GetObjectItemCaseSensitive(fams, e->family);
+            if (!f) {
+                f = cJSON_AddObjectToObject(fams, e->family);
+                cJSON_AddNumberToObject(f, "correct", 0);
+                cJSON_AddNumberToObject(f, "total", 0);
+            }
+            cJSON_SetNumberValue(cJSON_GetObjectItem(f, "correct"), cJSON_GetObjectItem(f, "correct")->valuedouble + ok);
+            cJSON_SetNumberValue(cJSON_GetObjectItem(f, "total"), cJSON_GetObjectItem(f, "total")->valuedouble + 1);
+        }
+        cJSON_AddNumberToObject(cj, "accuracy", tot ? (double)hit / tot : 0);
+        cJSON_AddNumberToObject(cj, "correct", hit);
+        cJSON_AddNumberToObject(cj, "total", tot);
+        cJSON_AddItemToObject(cj, "per_family", fams);
+    }
+    cJSON_AddNumberToObject(r, "seconds", ri->seconds);
+    cJSON *exs = cJSON_AddArrayToObject(r, "examples");
+    for (int i = 0; i < t->nex; i++) {
+        const Example *e = &t->ex[i];
+        if (!e->done) continue;
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddNumberToObject(o, "index", i);
+        cJSON_AddStringToObject(o, "family", e->family);
+        cJSON *outs = cJSON_AddObjectToObject(o, "outputs");
+        for (int c = 0; c < NCOND; c++)
+            if (conds[c]) cJSON_AddStringToObject(outs, cond_names[c], e->got[c]);
+        cJSON_AddItemToArray(exs, o);
+    }
+    return r;
+}
+
+static int save_report(const TestSet *t, const ReportInfo *ri, const int *conds, int final) {
+    cJSON *r = report_json(t, ri, conds, final);
+    char *s = cJSON_Print(r);
+    cJSON_Delete(r);
+    int rc = paw_write_file_atomic(ri->path, s, strlen(s));
+    free(s);
+    return rc;
+}
+
+// Takes finished examples from an earlier report of the same run.
+static int resume_report(TestSet *t, const ReportInfo *ri, const int *conds) {
+    if (!paw_file_exists(ri->path)) return 0;
+    char *text = paw_read_file(ri->path, NULL);
+    cJSON *r = text ? cJSON_Parse(text) : NULL;
+    free(text);
+    if (!r) return paw_error("%s: an existing report that is not valid JSON; move it away or pick another --report", ri->path);
+    const cJSON *sha = cJSON_GetObjectItem(r, "data_sha256"), *fp = cJSON_GetObjectItem(r, "compiler");
+    const cJSON *mn = cJSON_GetObjectItem(r, "max_new_tokens");
+    if (!cJSON_IsString(sha) || strcmp(sha->valuestring, ri->data_sha) || !cJSON_IsString(fp) ||
+        strcmp(fp->valuestring, ri->compiler_fp) || !cJSON_IsNumber(mn) || mn->valueint != ri->max_new) {
+        cJSON_Delete(r);
+        return paw_error("%s: an existing report of a different data set, compiler or setting; move it away or pick another --report",
+                         ri->path);
+    }
+    int taken = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, cJSON_GetObjectItem(r, "examples")) {
+        const cJSON *idx = cJSON_GetObjectItem(e, "index"), *outs = cJSON_GetObjectItem(e, "outputs");
+        if (!cJSON_IsNumber(idx) || idx->valueint < 0 || idx->valueint >= t->nex || !cJSON_IsObject(outs)) continue;
+        Example *x = &t->ex[idx->valueint];
+        int ok = 1;
+        for (int c = 0; c < NCOND; c++)
+            if (conds[c] && !cJSON_IsString(cJSON_GetObjectItem(outs, cond_names[c]))) ok = 0;
+        if (!ok) continue;
+        for (int c = 0; c < NCOND; c++)
+            if (conds[c]) x->got[c] = xstrdup(cJSON_GetObjectItem(outs, cond_names[c])->valuestring);
+        x->done = 1;
+        taken++;
+    }
+    cJSON_Delete(r);
+    if (taken) fprintf(stderr, "resuming: %d of %d examples already in %s\n", taken, t->nex, ri->path);
+    return 0;
+}
+
+static void print_table(const TestSet *t, const int *conds, double seconds, int ran) {
+    // Families in order of first appearance.
+    const char **fams = xmalloc(sizeof(char *) * (size_t)t->nex);
+    int nf = 0;
+    for (int i = 0; i < t->nex; i++) {
+        int seen = 0;
+        for (int k = 0; k < nf && !seen; k++) seen = !strcmp(fams[k], t->ex[i].family);
+        if (!seen) fams[nf++] = t->ex[i].family;
+    }
+    printf("\n%-22s %6s", "family", "n");
+    for (int c = 0; c < NCOND; c++)
+        if (conds[c]) printf(" %9s", cond_names[c]);
+    printf("\n");
+    for (int f = -1; f < nf; f++) {
+        int tot = 0, hit[NCOND] = {0};
+        for (int i = 0; i < t->nex; i++) {
+            const Example *e = &t->ex[i];
+            if (!e->done || (f >= 0 && strcmp(e->family, fams[f]))) continue;
+            tot++;
+            for (int c = 0; c < NCOND; c++)
+                if (conds[c]) hit[c] += !strcmp(e->got[c], e->output);
+        }
+        printf("%-22s %6d", f < 0 ? "ALL" : fams[f], tot);
+        for (int c = 0; c < NCOND; c++)
+            if (conds[c]) printf(" %8.1f%%", tot ? 100.0 * hit[c] / tot : 0.0);
+        printf("\n");
+    }
+    if (ran) printf("\n%d examples in %.1f s: %.2f examples/s (all conditions)\n", ran, seconds, ran / seconds);
+    free(fams);
+}
+
+int cmd_eval(int argc, char **argv) {
+    const char *compiler = NULL, *interp_dir = NULL, *data = NULL, *report = NULL, *cond_arg = "all", *pseudo_model = NULL;
+    int max_examples = 0, max_new = 32, batch = 8;
+    PawOpt opts[] = {
+        {"compiler", PAW_OPT_STR, &compiler, "trained compiler directory"},
+        {"interpreter", PAW_OPT_STR, &interp_dir, "interpreter directory"},
+        {"data", PAW_OPT_STR, &data, "test JSONL (spec, input, output, optional pseudo_program and family)"},
+        {"report", PAW_OPT_STR, &report, "JSON report (default: DATA.report.json); an unfinished one is resumed"},
+        {"conditions", PAW_OPT_STR, &cond_arg, "all, or a comma list of compiled,baseline,pseudo,lora"},
+        {"pseudo-model", PAW_OPT_STR, &pseudo_model, "instruct model for examples without a pseudo_program"},
+        {"max-examples", PAW_OPT_INT, &max_examples, "evaluate only the first N examples (0: all)"},
+        {"max-new", PAW_OPT_INT, &max_new, "most tokens generated per example"},
+        {"batch", PAW_OPT_INT, &batch, "specs per compiler forward"},
+    };
+    PawCommandSpec cs = {"paw eval --compiler DIR --interpreter DIR --data TEST.jsonl [options]",
+                         "Exact match (stripped output == stripped target) of compiled programs, overall and per family, "
+                         "beside the no-compiler baseline (raw spec, no LoRA) and the pseudo-program-only and LoRA-only "
+                         "ablations. Prints a table and writes a JSON report.",
+                         opts, 9, 0};
+    char *pos[1];
+    int npos, prc = paw_parse_args(&cs, argc, argv, pos, &npos);
+    if (prc) return prc > 0 ? 0 : 2;
+    if (!compiler || !interp_dir || !data) {
+        fprintf(stderr, "paw eval: --compiler, --interpreter and --data are required\n");
+        paw_print_usage(&cs, 1);
+        return 2;
+    }
+    int conds[NCOND] = {0};
+    if (!strcmp(cond_arg, "all")) {
+        for (int c = 0; c < NCOND; c++) conds[c] = 1;
+    } else {
+        char *list = xstrdup(cond_arg);
+        for (char *tk = strtok(list, ","); tk; tk = strtok(NULL, ",")) {
+            int found = 0;
+            for (int c = 0; c < NCOND; c++)
+                if (!strcmp(tk, cond_names[c])) conds[c] = found = 1;
+            if (!found) {
+                fprintf(stderr, "paw eval: --conditions: unknown condition '%s'\n", tk);
+                free(list);
+                return 2;
+            }
+        }
+        free(list);
+    }
+    if (max_new < 1 || batch < 1) {
+        fprintf(stderr, "paw eval: --max-new and --batch must be positive\n");
+        return 2;
+    }
+    char *report_path = report ? xstrdup(report) : NULL;
+    if (!report_path) {
+        size_t n = strlen(data) + 16;
+        report_path = xmalloc(n);
+        snprintf(report_path, n, "%s.report.json", data);
+    }
+    TestSet t;
+    PawTrainedCompiler tc;
+    memset(&tc, 0, sizeof tc);
+    Qwen3 model;
+    memset(&model, 0, sizeof model);
+    PawTokenizer *tok = NULL;
+    PawVocabMap vm = {0};
+    int stop, status = 0;
+    ReportInfo ri = {report_path, "", NULL, interp_dir, max_new, 0};
+    if (read_set(data, max_examples, &t) != 0 || paw_sha256_file(data, ri.data_sha) != 0) {
+        fprintf(stderr, "paw eval: %s\n", paw_last_error());
+        free(report_path);
+        return 1;
+    }
+    if (paw_trained_compiler_load(&tc, compiler) != 0 || qwen3_load(&model, interp_dir, 1) != 0 ||
+        paw_runner_resources(interp_dir, &tok, &vm, &stop) != 0) {
+        fprintf(stderr, "paw eval: %s\n", paw_last_error());
+        status = 1;
+        goto out;
+    }
+    if (model.cfg.num_layers != tc.icfg.num_layers || model.cfg.hidden_size != tc.icfg.hidden_size ||
+        model.cfg.intermediate_size != tc.icfg.intermediate_size) {
+        fprintf(stderr, "paw eval: the compiler was trained for another interpreter (%d layers, hidden %d) than %s (%d layers, hidden %d)\n",
+                tc.icfg.num_layers, tc.icfg.hidden_size, interp_dir, model.cfg.num_layers, model.cfg.hidden_size);
+        status = 2;
+        goto out;
+    }
+    ri.compiler_fp = tc.fingerprint;
+    // Pseudo-programs for examples without one.
+    for (int i = 0; i < t.nex && status == 0; i++) {
+        Example *e = &t.ex[i];
+        if (e->pseudo) continue;
+        for (int j = 0; j < i; j++)
+            if (!strcmp(t.ex[j].spec, e->spec)) {
+                e->pseudo = xstrdup(t.ex[j].pseudo);
+                break;
+            }
+        if (e->pseudo) continue;
+        if (pseudo_model) {
+            if (paw_pseudo_generate(pseudo_model, e->spec, 512, 8000, &e->pseudo) != 0) {
+                fprintf(stderr, "paw eval: %s:%d: %s\n", data, i + 1, paw_last_error());
+                status = 1;
+            }
+        } else {
+            e->pseudo = paw_default_pseudo_program(e->spec);
+        }
+    }
+    if (status) goto out;
+    group_set(&t);
+    for (int i = 0; i < t.nex; i++) {  // compare stripped against stripped
+        char *s = paw_strip(t.ex[i].output, strlen(t.ex[i].output));
+        free(t.ex[i].output);
+        t.ex[i].output = s;
+    }
+    if (resume_report(&t, &ri, conds) != 0) {
+        fprintf(stderr, "paw eval: %s\n", paw_last_error());
+        status = 2;
+        goto out;
+    }
+    int todo = 0;
+    for (int i = 0; i < t.nex; i++) todo += !t.ex[i].done;
+    fprintf(stderr, "%d examples, %d distinct programs, %d to run\n", t.nex, t.ngroups, todo);
+    PawProgress prog;
+    paw_progress_start(&prog, "eval", todo);
+    double t0 = paw_now();
+    int ran = 0, em_hit = 0, em_tot = 0;
+    for (int i = 0; i < t.nex; i++)
+        if (t.ex[i].done && conds[C_COMPILED]) em_tot++, em_hit += !strcmp(t.ex[i].got[C_COMPILED], t.ex[i].output);
+    for (int g0 = 0; g0 < t.ngroups && status == 0; g0 += batch) {
+        int G = t.ngroups - g0 < batch ? t.ngroups - g0 : batch;
+        // Compile the groups of this batch that still have work.
+        const char **sv = xmalloc(sizeof(char *) * (size_t)G), **pv = xmalloc(sizeof(char *) * (size_t)G);
+        int *gid = xmalloc(sizeof(int) * (size_t)G), ng = 0;
+        for (int g = g0; g < g0 + G; g++) {
+            int need = 0;
+            for (int i = 0; i < t.nex && !need; i++) need = t.ex[i].group == g && !t.ex[i].done;
+            if (!need) continue;
+            const Example *f = &t.ex[t.group_first[g]];
+            sv[ng] = f->spec, pv[ng] = f->pseudo, gid[ng] = g, ng++;
+        }
+        Qwen3Lora *ad = xcalloc((size_t)(ng ? ng : 1), sizeof(Qwen3Lora));
+        if (ng && paw_trained_compiler_adapters(&tc, sv, pv, ng, batch, ad) != 0) {
+            fprintf(stderr, "paw eval: %s\n", paw_last_error());
+            status = 1;
+        }
+        for (int k = 0; k < ng && status == 0; k++) {
+            const Example *f = &t.ex[t.group_first[gid[k]]];
+            PawRunner runners[NCOND];
+            memset(runners, 0, sizeof runners);
+            for (int c = 0; c < NCOND && status == 0; c++) {
+                if (!conds[c]) continue;
+                char *tmpl = paw_interpreter_prompt_template(c == C_COMPILED || c == C_PSEUDO ? f->pseudo : f->spec);
+                const Qwen3Lora *l = c == C_COMPILED || c == C_LORA ? &ad[k] : NULL;
+                if (paw_runner_init(&runners[c], &model, tok, &vm, stop, tmpl, l) != 0) status = 1;
+                free(tmpl);
+            }
+            for (int i = 0; i < t.nex && status == 0; i++) {
+                Example *e = &t.ex[i];
+                if (e->group != gid[k] || e->done) continue;
+                for (int c = 0; c < NCOND && status == 0; c++) {
+                    if (!conds[c]) continue;
+                    if (paw_runner_run(&runners[c], e->input, max_new, &e->got[c]) != 0) {
+                        // An input the interpreter cannot take counts as a miss, with the reason kept.
+                        size_t n = strlen(paw_last_error()) + 16;
+                        e->got[c] = xmalloc(n);
+                        snprintf(e->got[c], n, "<error: %s>", paw_last_error());
+                    }
+                }
+                e->done = 1;
+                ran++;
+                char extra[64];
+                if (conds[C_COMPILED]) em_tot++, em_hit += !strcmp(e->got[C_COMPILED], e->output);
+                snprintf(extra, sizeof extra, "compiled EM %.1f%%", em_tot ? 100.0 * em_hit / em_tot : 0.0);
+                paw_progress_update(&prog, ran, conds[C_COMPILED] ? extra : NULL);
+            }
+            if (status) {
+                fprintf(stderr, "paw eval: %s\n", paw_last_error());
+            }
+            for (int c = 0; c < NCOND; c++)
+                if (runners[c].model) paw_runner_free(&runners[c]);
+            ri.seconds = paw_now() - t0;
+            if (status == 0 && save_report(&t, &ri, conds, 0) != 0) {
+                fprintf(stderr, "paw eval: %s\n", paw_last_error());
+                status = 1;
+            }
+        }
+        for (int k = 0; k < ng; k++) mapper_lora_free(&ad[k]);
+        free(ad), free(sv), free(pv), free(gid);
+    }
+    paw_progress_finish(&prog, ran, NULL);
+    ri.seconds = paw_now() - t0;
+    if (status == 0) {
+        if (save_report(&t, &ri, conds, 1) != 0) {
+            fprintf(stderr, "paw eval: %s\n", paw_last_error());
+            status = 1;
+        } else {
+            print_table(&t, conds, ri.seconds, ran);
+            printf("report: %s\n", report_path);
+        }
+    }
+out:
+    free_set(&t);
+    if (tc.tok || tc.comp.prefix) paw_trained_compiler_free(&tc);
+    if (model.params_memory) qwen3_free(&model);
+    if (tok) paw_tokenizer_free(tok);
+    paw_vocab_map_free(&vm);
+    free(report_path);
+    return status;
+}
