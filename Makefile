@@ -18,17 +18,49 @@ LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC := $(wildcard tests/*.c)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 
-.PHONY: all test asan clean fixtures
+# CUDA: built when nvcc is on PATH (or NVCC names it) unless CUDA=0. The .cu files are compiled
+# for Hopper (sm_90a) and Ampere (sm_80) and linked by gcc; PAW_CUDA tells the C code that the
+# GPU path exists. The binary touches the CUDA runtime only when a command asks for --device cuda.
+NVCC    ?= $(shell command -v nvcc 2>/dev/null)
+CUDA    ?= $(if $(NVCC),1,0)
+ifeq ($(CUDA),1)
+CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
+CU_SRC    := $(wildcard kernels/*.cu model/*.cu)
+CU_OBJ    := $(CU_SRC:%.cu=$(BUILD)/%.cu.o)
+CU_ARCH   ?= -gencode=arch=compute_90a,code=sm_90a -gencode=arch=compute_80,code=sm_80
+NVCCFLAGS ?= -O3 -std=c++17 $(CU_ARCH) -I. -Xcompiler -Wall,-Wextra
+CFLAGS    += -DPAW_CUDA -I$(CUDA_HOME)/include
+LDLIBS    += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcudart -lstdc++
+endif
+
+.PHONY: all test asan clean fixtures test-gpu
 all: paw
 
 paw: $(BUILD)/paw
 	cp $< $@.tmp && mv -f $@.tmp $@
 
-$(BUILD)/paw: $(BUILD)/paw.o $(LIB_OBJ)
+$(BUILD)/paw: $(BUILD)/paw.o $(LIB_OBJ) $(CU_OBJ)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/test_paw: $(TEST_OBJ) $(LIB_OBJ)
+$(BUILD)/test_paw: $(TEST_OBJ) $(LIB_OBJ) $(CU_OBJ)
 	$(CC) $(CFLAGS) -o $@ $^ -lcriterion $(LDLIBS)
+
+# GPU tests (CUDA ops against the CPU references, the model against the fixtures). It needs a GPU
+# to run; `make test-gpu` builds it and runs it, and prints "N passed, N failed" last.
+$(BUILD)/test_gpu: $(BUILD)/tests/gpu/test_gpu.o $(LIB_OBJ) $(CU_OBJ)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+ifeq ($(CUDA),1)
+test-gpu: paw $(BUILD)/test_gpu
+	./$(BUILD)/test_gpu
+else
+test-gpu:
+	@echo "make test-gpu: nvcc not found (or CUDA=0): the GPU tests need a CUDA build" >&2; exit 2
+endif
+
+$(BUILD)/%.cu.o: %.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCCFLAGS) -MMD -MP -c $< -o $@
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -40,7 +72,7 @@ test: paw $(BUILD)/test_paw
 
 ASAN_OPT := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
 asan:
-	$(MAKE) BUILD=build-asan OPT="$(ASAN_OPT)" build-asan/paw build-asan/test_paw
+	$(MAKE) CUDA=0 BUILD=build-asan OPT="$(ASAN_OPT)" build-asan/paw build-asan/test_paw
 	ASAN_OPTIONS=detect_leaks=0 PAW_BIN=build-asan/paw ./build-asan/test_paw -j2
 
 # Regenerates the committed fixtures (needs torch, transformers, tokenizers, safetensors from pip).
@@ -50,4 +82,4 @@ fixtures:
 clean:
 	rm -rf build build-asan paw
 
--include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BUILD)/paw.d
+-include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BUILD)/paw.d $(CU_OBJ:.o=.d) $(BUILD)/tests/gpu/test_gpu.d

@@ -107,6 +107,13 @@ static int bench_cpu(int argc, char **argv) {
     return 0;
 }
 
+#ifdef PAW_CUDA
+// paw bench gpu lives in model/bench_gpu.c and reuses the shapes and FLOP count above.
+int bench_gpu(int argc, char **argv);
+int paw_bench_shape_config(const char *name, Qwen3Config *c) { return shape_config(name, c); }
+double paw_bench_forward_flops(const Qwen3Config *c, int B, int T) { return forward_flops(c, B, T); }
+#endif
+
 typedef struct {
     const char *name;
     int (*fn)(int, char **);
@@ -117,6 +124,9 @@ static const BenchCommand benches[] = {
     {"cpu", bench_cpu, "CPU reference model: forward and backward tokens/s"},
     {"tokenizer", bench_tokenizer_main, "tokenizer encode MB/s on one core"},
     {"data", bench_data_main, "token shards: build and read examples/s"},
+#ifdef PAW_CUDA
+    {"gpu", bench_gpu, "CUDA model: ms/step, tokens/s, peak memory, MFU (needs a GPU)"},
+#endif
 };
 static const int nbenches = (int)(sizeof benches / sizeof benches[0]);
 

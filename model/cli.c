@@ -8,13 +8,21 @@
 #include "common/error.h"
 #include "common/fileio.h"
 #include "model/qwen3.h"
+#ifdef PAW_CUDA
+#include "model/qwen3_cuda.h"
+#endif
 
-// Only the CPU path exists in a build without CUDA; say so instead of silently ignoring --device.
+// 0: cpu, 1: cuda. Only the CPU path exists in a build without CUDA; say so instead of silently
+// ignoring --device.
 static int check_device(const char *device) {
     if (strcmp(device, "cpu") == 0) return 0;
     if (strcmp(device, "cuda") == 0) {
+#ifdef PAW_CUDA
+        return 1;
+#else
         fprintf(stderr, "paw: --device cuda: this binary was built without CUDA (rebuild where nvcc is present)\n");
         return -1;
+#endif
     }
     fprintf(stderr, "paw: --device '%s': expected cpu or cuda\n", device);
     return -1;
@@ -40,7 +48,8 @@ int cmd_logits(int argc, char **argv) {
         paw_print_usage(&spec, 1);
         return 2;
     }
-    if (check_device(device)) return 2;
+    int use_cuda = check_device(device);
+    if (use_cuda < 0) return 2;
     int *ids, n;
     if (paw_parse_int_list(ids_s, &ids, &n) != 0) {
         fprintf(stderr, "paw logits: --ids: %s\n", paw_last_error());
@@ -54,10 +63,19 @@ int cmd_logits(int argc, char **argv) {
     }
     int status = 0;
     Qwen3Inputs in = {.ids = ids, .logits_mode = out ? QWEN3_LOGITS_ALL : QWEN3_LOGITS_LAST};
+    int fwd = 0;
+#ifdef PAW_CUDA
+    float *gpu_logits = NULL;  // stands in for m.acts.logits when the forward ran on the GPU
+    if (use_cuda && n <= m.cfg.max_position_embeddings) {
+        fwd = qwen3_cuda_logits_once(&m, ids, n, out != NULL, &gpu_logits);
+        m.acts.logits = gpu_logits;
+    } else
+#endif
+    if (n <= m.cfg.max_position_embeddings) fwd = qwen3_forward(&m, &in, 1, n);
     if (n > m.cfg.max_position_embeddings) {
         fprintf(stderr, "paw logits: %d ids exceed max_position_embeddings %d\n", n, m.cfg.max_position_embeddings);
         status = 1;
-    } else if (qwen3_forward(&m, &in, 1, n) != 0) {
+    } else if (fwd != 0) {
         fprintf(stderr, "paw logits: %s\n", paw_last_error());
         status = 1;
     } else {
@@ -80,6 +98,9 @@ int cmd_logits(int argc, char **argv) {
             status = 1;
         }
     }
+#ifdef PAW_CUDA
+    free(gpu_logits);
+#endif
     qwen3_free(&m);
     free(ids);
     return status;
@@ -105,7 +126,8 @@ int cmd_generate(int argc, char **argv) {
         paw_print_usage(&spec, 1);
         return 2;
     }
-    if (check_device(device)) return 2;
+    int use_cuda = check_device(device);
+    if (use_cuda < 0) return 2;
     if (max_new < 0) {
         fprintf(stderr, "paw generate: --max-new must be >= 0\n");
         return 2;
@@ -123,7 +145,12 @@ int cmd_generate(int argc, char **argv) {
     }
     if (stop == -2) stop = m.cfg.eos_token_id;
     int *out = xmalloc(sizeof(int) * (size_t)(max_new + 1));
+#ifdef PAW_CUDA
+    int got = use_cuda ? qwen3_cuda_generate_once(&m, ids, n, max_new, stop, out)
+                       : qwen3_generate(&m, NULL, ids, n, max_new, stop, out);
+#else
     int got = qwen3_generate(&m, NULL, ids, n, max_new, stop, out);
+#endif
     int status = 0;
     if (got < 0) {
         fprintf(stderr, "paw generate: %s\n", paw_last_error());

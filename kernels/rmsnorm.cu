@@ -1,0 +1,100 @@
+// One warp per row: the row's sum of squares is a warp reduction, no shared memory or block
+// barrier. The backward also sums the weight gradient of its rows in shared memory and adds it to
+// the global fp32 buffer once per block.
+#include "kernels/cuda_common.cuh"
+#include "kernels/rmsnorm_cuda.h"
+
+#define ROWS_PER_BLOCK 4
+
+__global__ void __launch_bounds__(32 * ROWS_PER_BLOCK)
+    rmsnorm_fwd_kernel(__nv_bfloat16 *res, __nv_bfloat16 *out, float *rstd, const __nv_bfloat16 *a,
+                       const __nv_bfloat16 *b, const __nv_bfloat16 *w, int N, int C, long in_stride, float eps) {
+    int row = blockIdx.x * ROWS_PER_BLOCK + threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (row >= N) return;
+    const __nv_bfloat16 *x = a + (size_t)row * in_stride;
+    const __nv_bfloat16 *y = b ? b + (size_t)row * C : NULL;
+    __nv_bfloat16 *r = res ? res + (size_t)row * C : NULL;
+    float ss = 0;
+    for (int i = lane; i < C; i += 32) {
+        float v = __bfloat162float(x[i]);
+        if (y) {
+            // The residual stream is stored in bf16: normalise the rounded value that is kept.
+            __nv_bfloat16 s = __float2bfloat16_rn(v + __bfloat162float(y[i]));
+            r[i] = s;
+            v = __bfloat162float(s);
+        }
+        ss += v * v;
+    }
+    ss = warp_sum(ss);
+    float k = rsqrtf(ss / (float)C + eps);
+    if (rstd && lane == 0) rstd[row] = k;
+    const __nv_bfloat16 *src = y ? r : x;  // the lane reads back only what it wrote itself
+    __nv_bfloat16 *o = out + (size_t)row * C;
+    for (int i = lane; i < C; i += 32) o[i] = __float2bfloat16_rn(__bfloat162float(w[i]) * (__bfloat162float(src[i]) * k));
+}
+
+extern "C" void rmsnorm_cuda_forward(paw_bf16 *out, float *rstd, const paw_bf16 *inp, const paw_bf16 *weight, int N,
+                                     int C, long in_stride, float eps) {
+    if (N <= 0) return;
+    rmsnorm_fwd_kernel<<<paw_ceil_div(N, ROWS_PER_BLOCK), 32 * ROWS_PER_BLOCK, 0, paw_cuda_stream()>>>(
+        NULL, out, rstd, inp, NULL, weight, N, C, in_stride, eps);
+    CUDA_CHECK_LAUNCH();
+}
+
+extern "C" void residual_rmsnorm_cuda_forward(paw_bf16 *res, paw_bf16 *out, float *rstd, const paw_bf16 *a,
+                                              const paw_bf16 *b, const paw_bf16 *weight, int N, int C, float eps) {
+    if (N <= 0) return;
+    rmsnorm_fwd_kernel<<<paw_ceil_div(N, ROWS_PER_BLOCK), 32 * ROWS_PER_BLOCK, 0, paw_cuda_stream()>>>(
+        res, out, rstd, a, b, weight, N, C, C, eps);
+    CUDA_CHECK_LAUNCH();
+}
+
+// y_i = w_i x_i r, r = (mean(x^2)+eps)^-1/2:  dx_i = r w_i dy_i - x_i r^3 / C * sum_j w_j dy_j x_j.
+__global__ void __launch_bounds__(32 * ROWS_PER_BLOCK)
+    rmsnorm_bwd_kernel(float *dres, __nv_bfloat16 *dres16, float *dweight, const __nv_bfloat16 *dout,
+                       const __nv_bfloat16 *inp, const __nv_bfloat16 *w, const float *rstd, int N, int C) {
+    extern __shared__ float dw_acc[];  // [C] when dweight is wanted
+    int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (dweight) {
+        for (int i = threadIdx.x; i < C; i += blockDim.x) dw_acc[i] = 0;
+        __syncthreads();
+    }
+    for (int row = blockIdx.x * ROWS_PER_BLOCK + warp; row < N; row += gridDim.x * ROWS_PER_BLOCK) {
+        const __nv_bfloat16 *x = inp + (size_t)row * C, *dy = dout + (size_t)row * C;
+        float r = rstd[row], dot = 0;
+        for (int i = lane; i < C; i += 32)
+            dot += __bfloat162float(w[i]) * __bfloat162float(dy[i]) * __bfloat162float(x[i]);
+        dot = warp_sum(dot);
+        float k = dot * r * r * r / (float)C;
+        float *d = dres + (size_t)row * C;
+        __nv_bfloat16 *d16 = dres16 ? dres16 + (size_t)row * C : NULL;
+        for (int i = lane; i < C; i += 32) {
+            float xi = __bfloat162float(x[i]), gi = __bfloat162float(dy[i]);
+            float v = d[i] + r * __bfloat162float(w[i]) * gi - k * xi;
+            d[i] = v;
+            if (d16) d16[i] = __float2bfloat16_rn(v);
+            if (dweight) atomicAdd(&dw_acc[i], gi * xi * r);
+        }
+    }
+    if (dweight) {
+        __syncthreads();
+        for (int i = threadIdx.x; i < C; i += blockDim.x) atomicAdd(&dweight[i], dw_acc[i]);
+    }
+}
+
+extern "C" void rmsnorm_cuda_backward(float *dres, paw_bf16 *dres16, float *dweight, const paw_bf16 *dout,
+                                      const paw_bf16 *inp, const paw_bf16 *weight, const float *rstd, int N, int C) {
+    if (N <= 0) return;
+    unsigned blocks = paw_ceil_div(N, ROWS_PER_BLOCK);
+    size_t smem = 0;
+    if (dweight) {
+        // Few blocks, many rows each: the per-block weight-gradient flush then costs little.
+        unsigned cap = (unsigned)paw_cuda_sm_count() * 4;
+        if (blocks > cap) blocks = cap;
+        smem = sizeof(float) * (size_t)C;
+        if (smem > 48 * 1024) CUDA_CHECK(cudaFuncSetAttribute(rmsnorm_bwd_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+    }
+    rmsnorm_bwd_kernel<<<blocks, 32 * ROWS_PER_BLOCK, smem, paw_cuda_stream()>>>(dres, dres16, dweight, dout, inp,
+                                                                                weight, rstd, N, C);
+    CUDA_CHECK_LAUNCH();
+}

@@ -1,0 +1,29 @@
+// Per-head q/k RMSNorm + RoPE on the GPU, fused (see kernels/rope.h), over the packed output of
+// the fused q/k/v projection: each token's row holds NH query heads, then NKV key heads, then NKV
+// value heads, HD each (row length S = (NH + 2*NKV) * HD). Query and key heads are normalised and
+// rotated; value heads are copied, so that attention reads q, k and v from one buffer.
+#ifndef PAW_KERNELS_ROPE_CUDA_H
+#define PAW_KERNELS_ROPE_CUDA_H
+
+#include "kernels/cuda_common_cuda.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// cos_t/sin_t: device fp32 [max_pos, HD/2] (rope_table's values); pos: device [N] positions.
+// HD must be even and at most 256.
+void qknorm_rope_cuda_forward(paw_bf16 *out, const paw_bf16 *inp, const paw_bf16 *qnormw, const paw_bf16 *knormw,
+                              const float *cos_t, const float *sin_t, const int *pos, int N, int NH, int NKV, int HD,
+                              float eps);
+// dinp = d loss / d inp (overwritten, same packed layout; value heads copy dout). The per-head
+// norm statistics are recomputed from inp. dqnormw/dknormw (fp32 [HD], may be NULL) accumulate.
+void qknorm_rope_cuda_backward(paw_bf16 *dinp, float *dqnormw, float *dknormw, const paw_bf16 *dout,
+                               const paw_bf16 *inp, const paw_bf16 *qnormw, const paw_bf16 *knormw, const float *cos_t,
+                               const float *sin_t, const int *pos, int N, int NH, int NKV, int HD, float eps);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

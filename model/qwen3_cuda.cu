@@ -1,0 +1,736 @@
+// The Qwen3 model on the GPU, built from the kernels/*_cuda.h ops. Layout and precision are
+// described in model/qwen3_cuda.h; the order of operations mirrors model/qwen3.c.
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/adamw_cuda.h"
+#include "kernels/attention_cuda.h"
+#include "kernels/crossentropy_cuda.h"
+#include "kernels/cuda_common.cuh"
+#include "kernels/embedding_cuda.h"
+#include "kernels/matmul_cuda.h"
+#include "kernels/rmsnorm_cuda.h"
+#include "kernels/rope_cuda.h"
+#include "kernels/swiglu_cuda.h"
+#include "model/qwen3_cuda.h"
+
+extern "C" {
+#include "common/error.h"
+#include "kernels/rope.h"
+}
+
+typedef __nv_bfloat16 bf16;
+
+// GPU parameter groups, in memory order. Each starts 256-byte aligned.
+enum { G_WTE, G_LN1, G_QKV, G_QN, G_KN, G_O, G_LN2, G_GU, G_DOWN, G_LNF, G_HEAD, NGROUPS };
+
+// Activations of one layer (slices of the stacked buffers; all layers share one slice when the
+// backward recomputes them).
+struct LayerActs {
+    bf16 *ln1, *qkvr, *qkv, *att, *xmid, *ln2, *gu, *act;
+    float *ln1_rstd, *ln2_rstd, *lse;
+};
+
+struct Qwen3Cuda {
+    Qwen3Config cfg;
+    int frozen, recompute;
+    int C, I, L, V, NH, NKV, HD, Q, KV, QKV;
+    size_t base[NGROUPS + 1], nparams;
+    bf16 *params;
+    float *grads;                     // NULL when frozen
+    float *master, *adam_m, *adam_v;  // optimizer state, from the first step
+    float *d_norm_sq;
+    int adam_step;
+    float *rope_cos, *rope_sin;
+    int rope_len;
+
+    // activations for up to cap_tokens tokens
+    size_t cap_tokens;
+    bf16 *x, *ln1, *qkvr, *qkv, *att, *xmid, *ln2, *gu, *act, *lnf;
+    float *ln1_rstd, *ln2_rstd, *lse, *lnf_rstd;
+    // backward scratch
+    size_t cap_scratch;
+    float *dx32, *dq32, *dsum;
+    bf16 *dx16, *dln, *datt, *dqkv, *dqkvr, *dact, *dgu, *dlnf;
+    // per-batch inputs on the device
+    int *d_ids, *d_pos, *d_targets, *d_lens;
+    float *d_weights, *d_nll;
+    float *h_weights, *h_nll;
+    int *h_pos;
+    // logits kept for the caller, and the LM-head + loss workspace
+    float *logits;
+    size_t cap_logits_rows;
+    float *ce_logits;
+    bf16 *ce_dlogits;
+    int ce_rows;
+    // state of the last forward
+    int B, T, has_lens, logits_rows, has_loss, backward_ready;
+    float loss;
+    double loss_sum, weight_sum;
+    // KV cache (one sequence) and the decode-step graph
+    bf16 *kcache, *vcache;
+    int cache_cap, cache_len;
+    int *d_cache_len, *d_token;
+    cudaGraphExec_t step_exec;
+    int step_graph_ready, eager_steps;
+};
+
+#define P(grp, off) (g->params + g->base[grp] + (off))
+#define GR(grp, off) (g->grads ? g->grads + g->base[grp] + (off) : (float *)NULL)
+
+static void layout(Qwen3Cuda *g) {
+    const Qwen3Config *c = &g->cfg;
+    g->C = c->hidden_size, g->I = c->intermediate_size, g->L = c->num_layers, g->V = c->vocab_size;
+    g->NH = c->num_heads, g->NKV = c->num_kv_heads, g->HD = c->head_dim;
+    g->Q = g->NH * g->HD, g->KV = g->NKV * g->HD, g->QKV = g->Q + 2 * g->KV;
+    size_t C = g->C, I = g->I, L = g->L, V = g->V, HD = g->HD, Q = g->Q, QKV = g->QKV;
+    size_t sizes[NGROUPS] = {V * C, L * C, L * QKV * C, L * HD, L * HD, L * C * Q, L * C, L * 2 * I * C, L * C * I,
+                             C, c->tie_word_embeddings ? 0 : V * C};
+    size_t off = 0;
+    for (int i = 0; i < NGROUPS; i++) {
+        g->base[i] = off;
+        off += (sizes[i] + 127) / 128 * 128;
+    }
+    g->base[NGROUPS] = off;
+    g->nparams = off;
+    if (c->tie_word_embeddings) g->base[G_HEAD] = g->base[G_WTE];
+}
+
+// Where CPU tensor i (qwen3_param_info order), layer l, starts in the GPU block.
+static size_t gpu_offset(const Qwen3Cuda *g, int i, int l) {
+    size_t C = g->C, I = g->I, HD = g->HD, Q = g->Q, KV = g->KV, QKV = g->QKV;
+    switch (i) {
+    case 0: return g->base[G_WTE];
+    case 1: return g->base[G_LN1] + l * C;
+    case 2: return g->base[G_QKV] + l * QKV * C;
+    case 3: return g->base[G_QKV] + l * QKV * C + Q * C;
+    case 4: return g->base[G_QKV] + l * QKV * C + (Q + KV) * C;
+    case 5: return g->base[G_QN] + l * HD;
+    case 6: return g->base[G_KN] + l * HD;
+    case 7: return g->base[G_O] + l * C * Q;
+    case 8: return g->base[G_LN2] + l * C;
+    case 9: return g->base[G_GU] + l * 2 * I * C;
+    case 10: return g->base[G_GU] + l * 2 * I * C + I * C;
+    case 11: return g->base[G_DOWN] + l * C * I;
+    case 12: return g->base[G_LNF];
+    default: return g->base[G_HEAD];
+    }
+}
+
+static Qwen3Cuda *create_common(const Qwen3Config *cfg, int frozen, int recompute) {
+    if (paw_cuda_init() != 0) return NULL;
+    if (cfg->head_dim > 128 || cfg->head_dim % 2) {
+        paw_error("qwen3 on the GPU: head_dim %d unsupported (even, at most 128)", cfg->head_dim);
+        return NULL;
+    }
+    Qwen3Cuda *g = (Qwen3Cuda *)xcalloc(1, sizeof(Qwen3Cuda));
+    g->cfg = *cfg;
+    g->frozen = frozen;
+    g->recompute = recompute;
+    layout(g);
+    g->params = (bf16 *)paw_cuda_malloc(sizeof(bf16) * g->nparams);
+    paw_cuda_memset(g->params, 0, sizeof(bf16) * g->nparams);
+    if (!frozen) {
+        g->grads = (float *)paw_cuda_malloc(sizeof(float) * g->nparams);
+        paw_cuda_memset(g->grads, 0, sizeof(float) * g->nparams);
+    }
+    // RoPE tables for every position the config allows (as transformers computes them).
+    g->rope_len = cfg->max_position_embeddings;
+    size_t h = (size_t)g->HD / 2, n = (size_t)g->rope_len * h;
+    float *cs = (float *)xmalloc(sizeof(float) * n), *sn = (float *)xmalloc(sizeof(float) * n);
+    rope_table(cs, sn, g->rope_len, g->HD, (float)cfg->rope_theta);
+    g->rope_cos = (float *)paw_cuda_malloc(sizeof(float) * n);
+    g->rope_sin = (float *)paw_cuda_malloc(sizeof(float) * n);
+    paw_cuda_upload(g->rope_cos, cs, sizeof(float) * n);
+    paw_cuda_upload(g->rope_sin, sn, sizeof(float) * n);
+    free(cs);
+    free(sn);
+    g->d_cache_len = (int *)paw_cuda_malloc(sizeof(int) * 2);
+    g->d_token = g->d_cache_len + 1;
+    g->d_norm_sq = (float *)paw_cuda_malloc(sizeof(float));
+    return g;
+}
+
+extern "C" Qwen3Cuda *qwen3_cuda_create(const Qwen3 *cpu, int frozen, int recompute) {
+    Qwen3Cuda *g = create_common(&cpu->cfg, frozen, recompute);
+    if (!g) return NULL;
+    Qwen3Params src = cpu->params;
+    for (int i = 0; i < QWEN3_NUM_PARAMS; i++) {
+        Qwen3ParamInfo info = qwen3_param_info(&g->cfg, i);
+        if (info.numel == 0) continue;
+        int layers = info.per_layer ? g->L : 1;
+        size_t per = info.numel / (size_t)layers;
+        const float *t = *qwen3_param_slot(&src, i);
+        for (int l = 0; l < layers; l++) paw_cuda_upload_bf16(g->params + gpu_offset(g, i, l), t + l * per, per);
+    }
+    return g;
+}
+
+__device__ __forceinline__ unsigned long long mix64(unsigned long long z) {
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+__global__ void init_normal_kernel(bf16 *p, size_t n, unsigned long long seed, float std) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+        unsigned long long r = mix64(seed + 0x9E3779B97F4A7C15ull * (i + 1));
+        float u1 = ((float)(r >> 40) + 1.0f) * (1.0f / 16777217.0f), u2 = (float)((r >> 16) & 0xffffff) / 16777216.0f;
+        p[i] = __float2bfloat16_rn(std * sqrtf(-2.0f * logf(u1)) * cospif(2.0f * u2));
+    }
+}
+
+__global__ void fill_bf16_kernel(bf16 *p, size_t n, float v) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+        p[i] = __float2bfloat16_rn(v);
+}
+
+static unsigned grid_for(size_t n) {
+    unsigned blocks = paw_ceil_div(n, 256), cap = (unsigned)paw_cuda_sm_count() * 16;
+    if (blocks > cap) blocks = cap;
+    return blocks ? blocks : 1;
+}
+
+static int is_norm_group(int grp) {
+    return grp == G_LN1 || grp == G_QN || grp == G_KN || grp == G_LN2 || grp == G_LNF;
+}
+
+extern "C" Qwen3Cuda *qwen3_cuda_create_random(const Qwen3Config *cfg, int frozen, int recompute,
+                                               unsigned long long seed, float std) {
+    Qwen3Cuda *g = create_common(cfg, frozen, recompute);
+    if (!g) return NULL;
+    for (int grp = 0; grp < NGROUPS; grp++) {
+        if (grp == G_HEAD && cfg->tie_word_embeddings) continue;
+        size_t n = g->base[grp + 1] - g->base[grp];
+        if (grp == G_HEAD) n = (size_t)g->V * g->C;
+        if (!n) continue;
+        if (is_norm_group(grp)) fill_bf16_kernel<<<grid_for(n), 256, 0, paw_cuda_stream()>>>(P(grp, 0), n, 1.0f);
+        else init_normal_kernel<<<grid_for(n), 256, 0, paw_cuda_stream()>>>(P(grp, 0), n, seed + 7919ull * grp, std);
+        CUDA_CHECK_LAUNCH();
+    }
+    paw_cuda_sync();
+    return g;
+}
+
+static void drop_step_graph(Qwen3Cuda *g) {
+    if (g->step_graph_ready) CUDA_CHECK(cudaGraphExecDestroy(g->step_exec));
+    g->step_graph_ready = 0;
+    g->eager_steps = 0;
+}
+
+static void free_acts(Qwen3Cuda *g) {
+    void *bufs[] = {g->x,        g->ln1,      g->qkvr, g->qkv,      g->att,   g->xmid,  g->ln2,
+                    g->gu,       g->act,      g->lnf,  g->ln1_rstd, g->ln2_rstd, g->lse, g->lnf_rstd,
+                    g->d_ids,    g->d_pos,    g->d_targets, g->d_lens, g->d_weights, g->d_nll};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) paw_cuda_free(bufs[i]);
+    free(g->h_weights);
+    free(g->h_nll);
+    free(g->h_pos);
+}
+
+static void free_scratch(Qwen3Cuda *g) {
+    void *bufs[] = {g->dx32, g->dq32, g->dsum, g->dx16, g->dln, g->datt, g->dqkv, g->dqkvr, g->dact, g->dgu, g->dlnf};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) paw_cuda_free(bufs[i]);
+}
+
+extern "C" void qwen3_cuda_free(Qwen3Cuda *g) {
+    if (!g) return;
+    drop_step_graph(g);
+    free_acts(g);
+    free_scratch(g);
+    void *bufs[] = {g->params, g->grads,  g->master,     g->adam_m,     g->adam_v,  g->d_norm_sq, g->rope_cos,
+                    g->rope_sin, g->logits, g->ce_logits, g->ce_dlogits, g->kcache, g->vcache,    g->d_cache_len};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) paw_cuda_free(bufs[i]);
+    free(g);
+}
+
+extern "C" size_t qwen3_cuda_num_params(const Qwen3Cuda *g) {
+    size_t n = 0;
+    for (int i = 0; i < QWEN3_NUM_PARAMS; i++) n += qwen3_param_info(&g->cfg, i).numel;
+    return n;
+}
+
+// Sizes activations for N tokens (growing only).
+static void ensure_acts(Qwen3Cuda *g, size_t N) {
+    if (N <= g->cap_tokens) return;
+    drop_step_graph(g);  // the captured step points into the old buffers
+    free_acts(g);
+    size_t C = g->C, I = g->I, L = g->L, QKV = g->QKV, Q = g->Q, NH = g->NH;
+    size_t LA = g->recompute ? 1 : L;  // layers whose activations are kept
+    g->x = (bf16 *)paw_cuda_malloc(sizeof(bf16) * (L + 1) * N * C);
+    g->ln1 = (bf16 *)paw_cuda_malloc(sizeof(bf16) * LA * N * C);
+    g->qkvr = (bf16 *)paw_cuda_malloc(sizeof(bf16) * LA * N * QKV);
+    g->qkv = (bf16 *)paw_cuda_malloc(sizeof(bf16) * LA * N * QKV);
+    g->att = (bf16 *)paw_cuda_malloc(sizeof(bf16) * LA * N * Q);
+    g->xmid = (bf16 *)paw_cuda_malloc(sizeof(bf16) * LA * N * C);
+    g->ln2 = (bf16 *)paw_cuda_malloc(sizeof(bf16) * LA * N * C);
+    g->gu = (bf16 *)paw_cuda_malloc(sizeof(bf16) * LA * N * 2 * I);
+    g->act = (bf16 *)paw_cuda_malloc(sizeof(bf16) * LA * N * I);
+    g->lnf = (bf16 *)paw_cuda_malloc(sizeof(bf16) * N * C);
+    g->ln1_rstd = (float *)paw_cuda_malloc(sizeof(float) * LA * N);
+    g->ln2_rstd = (float *)paw_cuda_malloc(sizeof(float) * LA * N);
+    g->lse = (float *)paw_cuda_malloc(sizeof(float) * LA * N * NH);
+    g->lnf_rstd = (float *)paw_cuda_malloc(sizeof(float) * N);
+    g->d_ids = (int *)paw_cuda_malloc(sizeof(int) * N);
+    g->d_pos = (int *)paw_cuda_malloc(sizeof(int) * N);
+    g->d_targets = (int *)paw_cuda_malloc(sizeof(int) * N);
+    g->d_lens = (int *)paw_cuda_malloc(sizeof(int) * N);  // B <= N
+    g->d_weights = (float *)paw_cuda_malloc(sizeof(float) * N);
+    g->d_nll = (float *)paw_cuda_malloc(sizeof(float) * N);
+    g->h_weights = (float *)xmalloc(sizeof(float) * N);
+    g->h_nll = (float *)xmalloc(sizeof(float) * N);
+    g->h_pos = (int *)xmalloc(sizeof(int) * N);
+    g->cap_tokens = N;
+}
+
+static void ensure_scratch(Qwen3Cuda *g, size_t N) {
+    if (N <= g->cap_scratch) return;
+    free_scratch(g);
+    size_t C = g->C, I = g->I, QKV = g->QKV, Q = g->Q, NH = g->NH;
+    g->dx32 = (float *)paw_cuda_malloc(sizeof(float) * N * C);
+    g->dq32 = (float *)paw_cuda_malloc(sizeof(float) * N * Q);
+    g->dsum = (float *)paw_cuda_malloc(sizeof(float) * N * NH);
+    g->dx16 = (bf16 *)paw_cuda_malloc(sizeof(bf16) * N * C);
+    g->dln = (bf16 *)paw_cuda_malloc(sizeof(bf16) * N * C);
+    g->datt = (bf16 *)paw_cuda_malloc(sizeof(bf16) * N * Q);
+    g->dqkv = (bf16 *)paw_cuda_malloc(sizeof(bf16) * N * QKV);
+    g->dqkvr = (bf16 *)paw_cuda_malloc(sizeof(bf16) * N * QKV);
+    g->dact = (bf16 *)paw_cuda_malloc(sizeof(bf16) * N * I);
+    g->dgu = (bf16 *)paw_cuda_malloc(sizeof(bf16) * N * 2 * I);
+    g->dlnf = (bf16 *)paw_cuda_malloc(sizeof(bf16) * N * C);
+    g->cap_scratch = N;
+}
+
+static void ensure_logits(Qwen3Cuda *g, size_t rows) {
+    if (rows <= g->cap_logits_rows) return;
+    drop_step_graph(g);
+    paw_cuda_free(g->logits);
+    g->logits = (float *)paw_cuda_malloc(sizeof(float) * rows * g->V);
+    g->cap_logits_rows = rows;
+}
+
+// The LM-head + loss workspace: rows of fp32 logits and bf16 dlogits, about 1 GiB at most.
+static void ensure_ce(Qwen3Cuda *g, size_t N) {
+    size_t per_row = (size_t)g->V * (sizeof(float) + sizeof(bf16));
+    size_t rows = ((size_t)1 << 30) / per_row;
+    if (rows > 64) rows = rows / 64 * 64;
+    if (rows < 1) rows = 1;
+    if (rows > N) rows = N;
+    if ((int)rows <= g->ce_rows) return;
+    paw_cuda_free(g->ce_logits);
+    paw_cuda_free(g->ce_dlogits);
+    g->ce_logits = (float *)paw_cuda_malloc(sizeof(float) * rows * g->V);
+    g->ce_dlogits = (bf16 *)paw_cuda_malloc(sizeof(bf16) * rows * g->V);
+    g->ce_rows = (int)rows;
+}
+
+static LayerActs layer_acts(Qwen3Cuda *g, int l, size_t N) {
+    size_t s = g->recompute ? 0 : (size_t)l;
+    size_t C = g->C, I = g->I, QKV = g->QKV, Q = g->Q, NH = g->NH;
+    LayerActs a;
+    a.ln1 = g->ln1 + s * N * C;
+    a.qkvr = g->qkvr + s * N * QKV;
+    a.qkv = g->qkv + s * N * QKV;
+    a.att = g->att + s * N * Q;
+    a.xmid = g->xmid + s * N * C;
+    a.ln2 = g->ln2 + s * N * C;
+    a.gu = g->gu + s * N * 2 * I;
+    a.act = g->act + s * N * I;
+    a.ln1_rstd = g->ln1_rstd + s * N;
+    a.ln2_rstd = g->ln2_rstd + s * N;
+    a.lse = g->lse + s * N * NH;
+    return a;
+}
+
+// Copies this call's keys and values (from the packed q/k/v rows) into the cache at rows
+// *cache_len + t.
+__global__ void kv_append_kernel(bf16 *kc, bf16 *vc, const bf16 *qkv, const int *cache_len, int B, int T, int cap,
+                                 int Q, int KV, int QKV) {
+    long total = (long)B * T * KV;
+    int len = *cache_len;
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < total; i += (long)gridDim.x * blockDim.x) {
+        int c = (int)(i % KV);
+        long row = i / KV;
+        int t = (int)(row % T), b = (int)(row / T);
+        size_t dst = ((size_t)b * cap + len + t) * KV + c;
+        kc[dst] = qkv[row * QKV + Q + c];
+        vc[dst] = qkv[row * QKV + Q + KV + c];
+    }
+}
+
+__global__ void add_int_kernel(int *p, int n) { *p += n; }
+
+// Argmax of one row (first index among equal maxima, as the CPU path).
+__global__ void argmax_kernel(int *out, const float *x, int V) {
+    __shared__ float bv[32];
+    __shared__ int bi[32];
+    float best = -INFINITY;
+    int idx = 0x7fffffff;
+    for (int i = threadIdx.x; i < V; i += blockDim.x) {
+        float v = x[i];
+        if (v > best) best = v, idx = i;
+    }
+    for (int o = 16; o > 0; o >>= 1) {
+        float v2 = __shfl_xor_sync(0xffffffffu, best, o);
+        int i2 = __shfl_xor_sync(0xffffffffu, idx, o);
+        if (v2 > best || (v2 == best && i2 < idx)) best = v2, idx = i2;
+    }
+    if (threadIdx.x % 32 == 0) bv[threadIdx.x / 32] = best, bi[threadIdx.x / 32] = idx;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        for (int w = 1; w < (int)blockDim.x / 32; w++)
+            if (bv[w] > best || (bv[w] == best && bi[w] < idx)) best = bv[w], idx = bi[w];
+        *out = idx == 0x7fffffff ? 0 : idx;
+    }
+}
+
+// One decoder layer over N = B*T tokens. cache: attend over the KV cache (appending first)
+// instead of over this call's tokens; pos are the tokens' positions (device).
+static void layer_forward(Qwen3Cuda *g, int l, int B, int T, int cache, const int *pos, const LayerActs &a) {
+    const size_t N = (size_t)B * T, C = g->C, I = g->I, Q = g->Q, KV = g->KV, QKV = g->QKV, HD = g->HD;
+    const float eps = (float)g->cfg.rms_norm_eps;
+    bf16 *x = g->x + l * N * C, *xn = g->x + (l + 1) * N * C;
+    rmsnorm_cuda_forward(a.ln1, a.ln1_rstd, x, P(G_LN1, l * C), (int)N, (int)C, (long)C, eps);
+    matmul_cuda_forward(a.qkvr, PAW_OUT_BF16, a.ln1, P(G_QKV, l * QKV * C), NULL, (int)N, (int)C, (int)QKV, 1.0f, 0.0f);
+    qknorm_rope_cuda_forward(a.qkv, a.qkvr, P(G_QN, l * HD), P(G_KN, l * HD), g->rope_cos, g->rope_sin, pos, (int)N,
+                             g->NH, g->NKV, g->HD, eps);
+    if (cache) {
+        size_t layer = (size_t)l * B * g->cache_cap * KV;
+        kv_append_kernel<<<grid_for(N * KV), 256, 0, paw_cuda_stream()>>>(g->kcache + layer, g->vcache + layer, a.qkv,
+                                                                           g->d_cache_len, B, T, g->cache_cap,
+                                                                           (int)Q, (int)KV, (int)QKV);
+        CUDA_CHECK_LAUNCH();
+        attention_cuda_forward(a.att, NULL, a.qkv, g->kcache + layer, g->vcache + layer, NULL, g->d_cache_len, B, T, 0,
+                               g->NH, g->NKV, g->HD, (long)QKV, (long)KV, (long)g->cache_cap * KV);
+    } else {
+        attention_cuda_forward(a.att, a.lse, a.qkv, a.qkv + Q, a.qkv + Q + KV, g->has_lens ? g->d_lens : NULL, NULL, B,
+                               T, T, g->NH, g->NKV, g->HD, (long)QKV, (long)QKV, (long)T * QKV);
+    }
+    // Residual adds ride on the GEMM epilogue: xmid = x + att @ Wo^T, x_next = xmid + act @ Wdown^T.
+    matmul_cuda_forward(a.xmid, PAW_OUT_BF16, a.att, P(G_O, l * C * Q), x, (int)N, (int)Q, (int)C, 1.0f, 1.0f);
+    rmsnorm_cuda_forward(a.ln2, a.ln2_rstd, a.xmid, P(G_LN2, l * C), (int)N, (int)C, (long)C, eps);
+    matmul_cuda_forward(a.gu, PAW_OUT_BF16, a.ln2, P(G_GU, l * 2 * I * C), NULL, (int)N, (int)C, (int)(2 * I), 1.0f,
+                        0.0f);
+    swiglu_cuda_forward(a.act, a.gu, (int)N, (int)I);
+    matmul_cuda_forward(xn, PAW_OUT_BF16, a.act, P(G_DOWN, l * C * I), a.xmid, (int)N, (int)I, (int)C, 1.0f, 1.0f);
+}
+
+extern "C" int qwen3_cuda_forward(Qwen3Cuda *g, const Qwen3CudaInputs *in, int B, int T) {
+    const int C = g->C, V = g->V, L = g->L;
+    if (B <= 0 || T <= 0) return paw_error("forward: empty batch (B=%d, T=%d)", B, T);
+    if (T > g->rope_len) return paw_error("forward: T=%d exceeds max_position_embeddings %d", T, g->rope_len);
+    const size_t N = (size_t)B * T;
+    for (size_t n = 0; n < N; n++) {
+        int id = in->ids ? in->ids[n] : -1;
+        if (id >= V || (id < 0 && !in->embeds))
+            return paw_error("forward: token id %d at position %zu is outside the vocabulary [0, %d)", id, n, V);
+    }
+    if (in->lens)
+        for (int b = 0; b < B; b++)
+            if (in->lens[b] < 0 || in->lens[b] > T)
+                return paw_error("forward: lens[%d] = %d is outside [0, %d]", b, in->lens[b], T);
+    ensure_acts(g, N);
+    g->B = B, g->T = T, g->has_loss = 0, g->backward_ready = 0, g->logits_rows = 0;
+    g->has_lens = in->lens != NULL;
+    if (in->lens) paw_cuda_upload(g->d_lens, in->lens, sizeof(int) * (size_t)B);
+    for (size_t n = 0; n < N; n++) g->h_pos[n] = (int)(n % (size_t)T);
+    paw_cuda_upload(g->d_pos, g->h_pos, sizeof(int) * N);
+    if (in->ids) {
+        paw_cuda_upload(g->d_ids, in->ids, sizeof(int) * N);
+    } else {
+        for (size_t n = 0; n < N; n++) g->h_pos[n] = -1;  // reused as an all -1 id list
+        paw_cuda_upload(g->d_ids, g->h_pos, sizeof(int) * N);
+    }
+    if (in->embeds) paw_cuda_upload_bf16(g->x, in->embeds, N * C);
+    embedding_cuda_forward(g->x, g->d_ids, P(G_WTE, 0), (int)N, C);
+
+    for (int l = 0; l < L; l++) layer_forward(g, l, B, T, 0, g->d_pos, layer_acts(g, l, N));
+
+    const bf16 *xL = g->x + (size_t)L * N * C;
+    const float eps = (float)g->cfg.rms_norm_eps;
+    if (in->targets) {
+        double wsum = 0;
+        for (size_t n = 0; n < N; n++) {
+            float w = in->loss_weight ? in->loss_weight[n] : 1.0f;
+            if (in->lens && (int)(n % (size_t)T) >= in->lens[n / (size_t)T]) w = 0.0f;  // padding
+            if (w != 0.0f && (in->targets[n] < 0 || in->targets[n] >= V))
+                return paw_error("forward: weighted position %zu has target %d outside [0, %d)", n, in->targets[n], V);
+            g->h_weights[n] = w;
+            wsum += w;
+        }
+        paw_cuda_upload(g->d_targets, in->targets, sizeof(int) * N);
+        paw_cuda_upload(g->d_weights, g->h_weights, sizeof(float) * N);
+        rmsnorm_cuda_forward(g->lnf, g->lnf_rstd, xL, P(G_LNF, 0), (int)N, C, (long)C, eps);
+        float scale = in->grad_scale != 0.0f ? in->grad_scale : (wsum > 0 ? (float)(1.0 / wsum) : 0.0f);
+        ensure_ce(g, N);
+        if (in->backward) ensure_scratch(g, N);
+        lmhead_ce_cuda(g->d_nll, in->backward ? g->dlnf : NULL, in->backward ? GR(G_HEAD, 0) : NULL, g->lnf,
+                       P(G_HEAD, 0), g->d_targets, g->d_weights, (int)N, C, V, scale, g->ce_logits, g->ce_dlogits,
+                       g->ce_rows);
+        paw_cuda_download(g->h_nll, g->d_nll, sizeof(float) * N);
+        double total = 0;
+        for (size_t n = 0; n < N; n++) total += (double)g->h_weights[n] * g->h_nll[n];
+        g->loss_sum = total;
+        g->weight_sum = wsum;
+        g->loss = wsum > 0 ? (float)(total / wsum) : 0.0f;
+        g->has_loss = 1;
+        g->backward_ready = in->backward != 0;
+        return 0;
+    }
+    if (in->logits_mode == QWEN3_LOGITS_LAST) {
+        rmsnorm_cuda_forward(g->lnf, g->lnf_rstd, xL + (size_t)(T - 1) * C, P(G_LNF, 0), B, C, (long)T * C, eps);
+        ensure_logits(g, B);
+        matmul_cuda_forward(g->logits, PAW_OUT_F32, g->lnf, P(G_HEAD, 0), NULL, B, C, V, 1.0f, 0.0f);
+        g->logits_rows = B;
+    } else {
+        rmsnorm_cuda_forward(g->lnf, g->lnf_rstd, xL, P(G_LNF, 0), (int)N, C, (long)C, eps);
+        if (in->logits_mode == QWEN3_LOGITS_ALL) {
+            ensure_logits(g, N);
+            matmul_cuda_forward(g->logits, PAW_OUT_F32, g->lnf, P(G_HEAD, 0), NULL, (int)N, C, V, 1.0f, 0.0f);
+            g->logits_rows = (int)N;
+        }
+    }
+    paw_cuda_sync();
+    return 0;
+}
+
+extern "C" float qwen3_cuda_loss(const Qwen3Cuda *g) { return g->loss; }
+extern "C" int qwen3_cuda_logits_rows(const Qwen3Cuda *g) { return g->logits_rows; }
+
+extern "C" int qwen3_cuda_get_logits(const Qwen3Cuda *g, float *out) {
+    if (g->logits_rows <= 0) return paw_error("get_logits: the last forward kept no logits");
+    paw_cuda_download(out, g->logits, sizeof(float) * (size_t)g->logits_rows * g->V);
+    return 0;
+}
+
+extern "C" int qwen3_cuda_backward(Qwen3Cuda *g) {
+    if (!g->backward_ready)
+        return paw_error("backward: needs a full-sequence forward with targets and backward = 1 just before it");
+    g->backward_ready = 0;
+    const int B = g->B, T = g->T, L = g->L;
+    const size_t N = (size_t)B * T, C = g->C, I = g->I, Q = g->Q, KV = g->KV, QKV = g->QKV, HD = g->HD;
+    const float eps = (float)g->cfg.rms_norm_eps;
+    ensure_scratch(g, N);
+    paw_cuda_memset(g->dx32, 0, sizeof(float) * N * C);
+    rmsnorm_cuda_backward(g->dx32, g->dx16, GR(G_LNF, 0), g->dlnf, g->x + (size_t)L * N * C, P(G_LNF, 0), g->lnf_rstd,
+                          (int)N, (int)C);
+    for (int l = L - 1; l >= 0; l--) {
+        LayerActs a = layer_acts(g, l, N);
+        if (g->recompute) layer_forward(g, l, B, T, 0, g->d_pos, a);
+        const bf16 *x = g->x + l * N * C;
+        // MLP: x_next = xmid + down(swiglu(gu(ln2(xmid)))); dx16 = d x_next.
+        matmul_cuda_backward_input(g->dact, g->dx16, P(G_DOWN, l * C * I), (int)N, (int)I, (int)C, 0.0f);
+        if (g->grads) matmul_cuda_backward_weight(GR(G_DOWN, l * C * I), g->dx16, a.act, (int)N, (int)I, (int)C);
+        swiglu_cuda_backward(g->dgu, g->dact, a.gu, (int)N, (int)I);
+        matmul_cuda_backward_input(g->dln, g->dgu, P(G_GU, l * 2 * I * C), (int)N, (int)C, (int)(2 * I), 0.0f);
+        if (g->grads) matmul_cuda_backward_weight(GR(G_GU, l * 2 * I * C), g->dgu, a.ln2, (int)N, (int)C, (int)(2 * I));
+        rmsnorm_cuda_backward(g->dx32, g->dx16, GR(G_LN2, l * C), g->dln, a.xmid, P(G_LN2, l * C), a.ln2_rstd, (int)N,
+                              (int)C);
+        // Attention: xmid = x + o(attn(rope(norm(q)), rope(norm(k)), v)).
+        matmul_cuda_backward_input(g->datt, g->dx16, P(G_O, l * C * Q), (int)N, (int)Q, (int)C, 0.0f);
+        if (g->grads) matmul_cuda_backward_weight(GR(G_O, l * C * Q), g->dx16, a.att, (int)N, (int)Q, (int)C);
+        attention_cuda_backward(g->dqkv, g->dqkv + Q, g->dqkv + Q + KV, (long)QKV, (long)QKV, g->dq32, g->dsum,
+                                g->datt, a.qkv, a.qkv + Q, a.qkv + Q + KV, (long)QKV, (long)QKV, a.att, a.lse,
+                                g->has_lens ? g->d_lens : NULL, B, T, g->NH, g->NKV, g->HD);
+        qknorm_rope_cuda_backward(g->dqkvr, GR(G_QN, l * HD), GR(G_KN, l * HD), g->dqkv, a.qkvr, P(G_QN, l * HD),
+                                  P(G_KN, l * HD), g->rope_cos, g->rope_sin, g->d_pos, (int)N, g->NH, g->NKV, g->HD,
+                                  eps);
+        matmul_cuda_backward_input(g->dln, g->dqkvr, P(G_QKV, l * QKV * C), (int)N, (int)C, (int)QKV, 0.0f);
+        if (g->grads) matmul_cuda_backward_weight(GR(G_QKV, l * QKV * C), g->dqkvr, a.ln1, (int)N, (int)C, (int)QKV);
+        rmsnorm_cuda_backward(g->dx32, g->dx16, GR(G_LN1, l * C), g->dln, x, P(G_LN1, l * C), a.ln1_rstd, (int)N,
+                              (int)C);
+    }
+    if (g->grads) embedding_cuda_backward(GR(G_WTE, 0), g->dx32, g->d_ids, (int)N, (int)C);
+    paw_cuda_sync();
+    return 0;
+}
+
+extern "C" int qwen3_cuda_get_input_grad(const Qwen3Cuda *g, float *out) {
+    if (!g->dx32) return paw_error("get_input_grad: no backward has run");
+    paw_cuda_download(out, g->dx32, sizeof(float) * (size_t)g->B * g->T * g->C);
+    return 0;
+}
+
+extern "C" void qwen3_cuda_zero_grad(Qwen3Cuda *g) {
+    if (g->grads) paw_cuda_memset(g->grads, 0, sizeof(float) * g->nparams);
+}
+
+static int copy_out(const Qwen3Cuda *g, Qwen3Params *dst, int grads) {
+    if (grads && !g->grads) return paw_error("get_grads: the model is frozen (no weight gradients)");
+    for (int i = 0; i < QWEN3_NUM_PARAMS; i++) {
+        Qwen3ParamInfo info = qwen3_param_info(&g->cfg, i);
+        if (info.numel == 0) continue;
+        int layers = info.per_layer ? g->L : 1;
+        size_t per = info.numel / (size_t)layers;
+        float *t = *qwen3_param_slot(dst, i);
+        for (int l = 0; l < layers; l++) {
+            size_t off = gpu_offset(g, i, l);
+            if (grads) paw_cuda_download(t + l * per, g->grads + off, sizeof(float) * per);
+            else paw_cuda_download_bf16(t + l * per, g->params + off, per);
+        }
+    }
+    return 0;
+}
+
+extern "C" int qwen3_cuda_get_grads(const Qwen3Cuda *g, Qwen3Params *dst) { return copy_out(g, dst, 1); }
+extern "C" int qwen3_cuda_get_params(const Qwen3Cuda *g, Qwen3Params *dst) { return copy_out(g, dst, 0); }
+
+extern "C" int qwen3_cuda_adamw_step(Qwen3Cuda *g, const Qwen3CudaAdamW *opt, float *grad_norm) {
+    if (!g->grads) return paw_error("adamw: the model is frozen (no weight gradients)");
+    size_t n = g->nparams;
+    if (!g->master) {
+        g->master = (float *)paw_cuda_malloc(sizeof(float) * n);
+        g->adam_m = (float *)paw_cuda_malloc(sizeof(float) * n);
+        g->adam_v = (float *)paw_cuda_malloc(sizeof(float) * n);
+        paw_cuda_bf16_to_f32(g->master, g->params, n);
+        paw_cuda_memset(g->adam_m, 0, sizeof(float) * n);
+        paw_cuda_memset(g->adam_v, 0, sizeof(float) * n);
+    }
+    g->adam_step++;
+    paw_cuda_memset(g->d_norm_sq, 0, sizeof(float));
+    grad_norm_sq_cuda(g->d_norm_sq, g->grads, n);  // padding between groups holds zeros
+    for (int grp = 0; grp < NGROUPS; grp++) {
+        if (grp == G_HEAD && g->cfg.tie_word_embeddings) continue;
+        size_t off = g->base[grp], cnt = g->base[grp + 1] - off;
+        float wd = is_norm_group(grp) ? 0.0f : opt->weight_decay;
+        adamw_cuda(g->params + off, g->master + off, g->grads + off, g->adam_m + off, g->adam_v + off, cnt, opt->lr,
+                   opt->beta1, opt->beta2, opt->eps, wd, g->adam_step, g->d_norm_sq, opt->max_grad_norm,
+                   0x5eedull * (unsigned long long)g->adam_step + (unsigned long long)grp);
+    }
+    if (grad_norm) {
+        float sq = 0;
+        paw_cuda_download(&sq, g->d_norm_sq, sizeof sq);
+        *grad_norm = sqrtf(sq);
+    }
+    return 0;
+}
+
+extern "C" int qwen3_cuda_cache_reset(Qwen3Cuda *g, int cap) {
+    if (cap <= 0 || cap > g->rope_len)
+        return paw_error("cache: capacity %d outside [1, max_position_embeddings %d]", cap, g->rope_len);
+    if (cap > g->cache_cap) {
+        drop_step_graph(g);
+        paw_cuda_free(g->kcache);
+        paw_cuda_free(g->vcache);
+        size_t n = (size_t)g->L * cap * g->KV;
+        g->kcache = (bf16 *)paw_cuda_malloc(sizeof(bf16) * n);
+        g->vcache = (bf16 *)paw_cuda_malloc(sizeof(bf16) * n);
+        g->cache_cap = cap;
+    }
+    g->cache_len = 0;
+    paw_cuda_memset(g->d_cache_len, 0, sizeof(int));
+    return 0;
+}
+
+// Final norm of the last row, logits, argmax into d_token.
+static void head_last_row(Qwen3Cuda *g, size_t N) {
+    const int C = g->C;
+    const bf16 *last = g->x + (size_t)g->L * N * C + (N - 1) * C;
+    rmsnorm_cuda_forward(g->lnf, g->lnf_rstd, last, P(G_LNF, 0), 1, C, (long)C, (float)g->cfg.rms_norm_eps);
+    matmul_cuda_forward(g->logits, PAW_OUT_F32, g->lnf, P(G_HEAD, 0), NULL, 1, C, g->V, 1.0f, 0.0f);
+    argmax_kernel<<<1, 1024, 0, paw_cuda_stream()>>>(g->d_token, g->logits, g->V);
+    CUDA_CHECK_LAUNCH();
+}
+
+// The single-token step, entirely on the device: reads d_token and d_cache_len, leaves the next
+// greedy token in d_token and advances d_cache_len.
+static void decode_step_body(Qwen3Cuda *g) {
+    embedding_cuda_forward(g->x, g->d_token, P(G_WTE, 0), 1, g->C);
+    for (int l = 0; l < g->L; l++) layer_forward(g, l, 1, 1, 1, g->d_cache_len, layer_acts(g, l, 1));
+    head_last_row(g, 1);
+    add_int_kernel<<<1, 1, 0, paw_cuda_stream()>>>(g->d_cache_len, 1);
+    CUDA_CHECK_LAUNCH();
+}
+
+extern "C" int qwen3_cuda_cache_forward(Qwen3Cuda *g, const int *ids, int n, float *last_logits) {
+    if (!g->kcache) return paw_error("cache_forward: call qwen3_cuda_cache_reset first");
+    if (n <= 0) return paw_error("cache_forward: no tokens");
+    if (g->cache_len + n > g->cache_cap)
+        return paw_error("cache_forward: %d new tokens do not fit the KV cache (%d of %d used)", n, g->cache_len,
+                         g->cache_cap);
+    for (int i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= g->V)
+            return paw_error("cache_forward: token id %d outside the vocabulary [0, %d)", ids[i], g->V);
+    ensure_acts(g, (size_t)n);
+    ensure_logits(g, 1);
+    g->backward_ready = 0;
+    if (n == 1) {
+        CUDA_CHECK(cudaMemcpyAsync(g->d_token, ids, sizeof(int), cudaMemcpyHostToDevice, paw_cuda_stream()));
+        if (g->step_graph_ready) {
+            CUDA_CHECK(cudaGraphLaunch(g->step_exec, paw_cuda_stream()));
+        } else if (g->eager_steps == 0) {
+            decode_step_body(g);  // the first step runs directly: every lazy set-up happens outside capture
+            g->eager_steps = 1;
+        } else {
+            cudaGraph_t graph;
+            CUDA_CHECK(cudaStreamBeginCapture(paw_cuda_stream(), cudaStreamCaptureModeThreadLocal));
+            decode_step_body(g);
+            CUDA_CHECK(cudaStreamEndCapture(paw_cuda_stream(), &graph));
+            CUDA_CHECK(cudaGraphInstantiate(&g->step_exec, graph, 0));
+            CUDA_CHECK(cudaGraphDestroy(graph));
+            g->step_graph_ready = 1;
+            CUDA_CHECK(cudaGraphLaunch(g->step_exec, paw_cuda_stream()));
+        }
+    } else {
+        for (int t = 0; t < n; t++) g->h_pos[t] = g->cache_len + t;
+        paw_cuda_upload(g->d_pos, g->h_pos, sizeof(int) * (size_t)n);
+        paw_cuda_upload(g->d_ids, ids, sizeof(int) * (size_t)n);
+        embedding_cuda_forward(g->x, g->d_ids, P(G_WTE, 0), n, g->C);
+        for (int l = 0; l < g->L; l++) layer_forward(g, l, 1, n, 1, g->d_pos, layer_acts(g, l, (size_t)n));
+        head_last_row(g, (size_t)n);
+        add_int_kernel<<<1, 1, 0, paw_cuda_stream()>>>(g->d_cache_len, n);
+        CUDA_CHECK_LAUNCH();
+    }
+    g->cache_len += n;
+    g->logits_rows = 1;
+    if (last_logits) paw_cuda_download(last_logits, g->logits, sizeof(float) * (size_t)g->V);
+    else paw_cuda_sync();
+    return 0;
+}
+
+extern "C" int qwen3_cuda_generate(Qwen3Cuda *g, const int *ids, int n, int max_new, int stop_id, int *out) {
+    if (n <= 0) return paw_error("generate: empty prompt");
+    if (max_new < 0) return paw_error("generate: negative --max-new");
+    if (n + max_new > g->cfg.max_position_embeddings)
+        return paw_error("generate: %d prompt + %d new tokens exceed max_position_embeddings %d", n, max_new,
+                         g->cfg.max_position_embeddings);
+    if (max_new == 0) return 0;
+    if (qwen3_cuda_cache_reset(g, n + max_new) != 0) return -1;
+    if (qwen3_cuda_cache_forward(g, ids, n, NULL) != 0) return -1;
+    int count = 0;
+    while (count < max_new) {
+        int next;
+        paw_cuda_download(&next, g->d_token, sizeof(int));
+        out[count++] = next;
+        if (next == stop_id || count == max_new) break;
+        if (qwen3_cuda_cache_forward(g, &next, 1, NULL) != 0) return -1;
+    }
+    return count;
+}
+
+extern "C" int qwen3_cuda_logits_once(const Qwen3 *cpu, const int *ids, int n, int all, float **logits) {
+    *logits = NULL;
+    Qwen3Cuda *g = qwen3_cuda_create(cpu, 1, 0);
+    if (!g) return -1;
+    Qwen3CudaInputs in;
+    memset(&in, 0, sizeof in);
+    in.ids = ids;
+    in.logits_mode = all ? QWEN3_LOGITS_ALL : QWEN3_LOGITS_LAST;
+    int rc = qwen3_cuda_forward(g, &in, 1, n);
+    if (rc == 0) {
+        *logits = (float *)xmalloc(sizeof(float) * (size_t)g->logits_rows * g->V);
+        rc = qwen3_cuda_get_logits(g, *logits);
+    }
+    qwen3_cuda_free(g);
+    return rc;
+}
+
+extern "C" int qwen3_cuda_generate_once(const Qwen3 *cpu, const int *ids, int n, int max_new, int stop_id, int *out) {
+    Qwen3Cuda *g = qwen3_cuda_create(cpu, 1, 0);
+    if (!g) return -1;
+    int got = qwen3_cuda_generate(g, ids, n, max_new, stop_id, out);
+    qwen3_cuda_free(g);
+    return got;
+}

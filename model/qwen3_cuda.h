@@ -1,0 +1,87 @@
+// The Qwen3 network on the GPU: the twin of model/qwen3.h with bf16 parameters and activations,
+// fp32 accumulation, statistics, gradients and optimizer state. Built from a loaded CPU model
+// (or randomly, for benchmarks). The projections that read the same input are fused on the GPU:
+// q/k/v are one [Q+2KV, C] matrix per layer and gate/up one [2I, C] matrix; gradients come back to
+// the host in the CPU layout (Qwen3Params), so both sides compare tensor by tensor.
+//
+// Precision: weights and activations are bf16 (Hugging Face's bf16 inference); the residual
+// gradient runs in fp32 with a bf16 copy for the GEMMs; weight gradients are fp32 and accumulate
+// across calls until qwen3_cuda_zero_grad.
+#ifndef PAW_MODEL_QWEN3_CUDA_H
+#define PAW_MODEL_QWEN3_CUDA_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#include "model/qwen3.h"
+
+typedef struct Qwen3Cuda Qwen3Cuda;
+
+typedef struct {
+    const int *ids;            // [B*T] host; -1 at rows supplied by embeds
+    const float *embeds;       // [B*T, C] host fp32 input embeddings, or NULL
+    const int *targets;        // [B*T] next-token targets, or NULL for no loss
+    const float *loss_weight;  // [B*T] loss mask / weights, or NULL for all ones
+    const int *lens;           // [B] valid tokens per sequence (right padding), or NULL: all T.
+                               // Rows past a sequence's length give zero attention output and no loss.
+    int logits_mode;           // QWEN3_LOGITS_* when there are no targets (with targets, no logits are kept)
+    int backward;              // with targets: run the LM-head backward in the same chunked pass, so
+                               // that qwen3_cuda_backward can follow
+    float grad_scale;          // dlogits = grad_scale * w * (p - y); 0 means 1 / sum(w) (mean loss)
+} Qwen3CudaInputs;
+
+// Uploads a CPU model (its fp32 weights rounded to bf16). frozen: no weight gradients are
+// allocated or computed. recompute: keep only each layer's input and recompute the rest of the
+// layer during the backward (less memory, about one more forward of compute).
+// NULL with paw_error when no GPU is usable.
+Qwen3Cuda *qwen3_cuda_create(const Qwen3 *cpu, int frozen, int recompute);
+// A model of the given shape with N(0, std) matrices and unit norm weights, made on the device.
+Qwen3Cuda *qwen3_cuda_create_random(const Qwen3Config *cfg, int frozen, int recompute, unsigned long long seed,
+                                    float std);
+void qwen3_cuda_free(Qwen3Cuda *g);
+size_t qwen3_cuda_num_params(const Qwen3Cuda *g);
+
+// Forward over B sequences of T tokens. Returns 0, or -1 + paw_error (bad id, target, size).
+int qwen3_cuda_forward(Qwen3Cuda *g, const Qwen3CudaInputs *in, int B, int T);
+float qwen3_cuda_loss(const Qwen3Cuda *g);      // mean over weighted positions, last forward
+int qwen3_cuda_logits_rows(const Qwen3Cuda *g);  // rows of logits the last forward kept
+// Copies the kept logits (rows x V fp32) to the host.
+int qwen3_cuda_get_logits(const Qwen3Cuda *g, float *out);
+// Backward of the last forward (which had targets and backward = 1): weight gradients accumulate
+// (unless frozen); the input-embedding gradient is then available from qwen3_cuda_get_input_grad.
+int qwen3_cuda_backward(Qwen3Cuda *g);
+int qwen3_cuda_get_input_grad(const Qwen3Cuda *g, float *out);  // [B*T, C]
+void qwen3_cuda_zero_grad(Qwen3Cuda *g);
+// Weight gradients (or the current weights) into CPU-layout tensors: dst's pointers must point at
+// buffers of qwen3_param_info(cfg, i).numel floats (as a CPU Qwen3's grads or params do).
+int qwen3_cuda_get_grads(const Qwen3Cuda *g, Qwen3Params *dst);
+int qwen3_cuda_get_params(const Qwen3Cuda *g, Qwen3Params *dst);
+
+// AdamW over all parameters (fp32 master weights and moments, allocated at the first step from
+// the bf16 weights), with global gradient-norm clipping when max_grad_norm > 0. Weight decay
+// applies to matrices, not to norm weights. *grad_norm (may be NULL) receives the norm before
+// clipping.
+typedef struct {
+    float lr, beta1, beta2, eps, weight_decay, max_grad_norm;
+} Qwen3CudaAdamW;
+int qwen3_cuda_adamw_step(Qwen3Cuda *g, const Qwen3CudaAdamW *opt, float *grad_norm);
+
+// KV-cache decoding for one sequence. cache_reset sizes the cache for cap tokens and empties it;
+// cache_forward appends n tokens (n == 1 steps run as a captured CUDA graph after the first) and
+// copies the last position's logits (V floats) to last_logits when it is not NULL.
+int qwen3_cuda_cache_reset(Qwen3Cuda *g, int cap);
+int qwen3_cuda_cache_forward(Qwen3Cuda *g, const int *ids, int n, float *last_logits);
+// Greedy generation as qwen3_generate: returns the count of new tokens written to out, or -1.
+int qwen3_cuda_generate(Qwen3Cuda *g, const int *ids, int n, int max_new, int stop_id, int *out);
+
+// One-shot helpers for the command line: upload cpu, run, download, free the GPU model.
+// logits_once: *logits (malloc'd, caller frees) gets all n rows (all) or the last row.
+int qwen3_cuda_logits_once(const Qwen3 *cpu, const int *ids, int n, int all, float **logits);
+int qwen3_cuda_generate_once(const Qwen3 *cpu, const int *ids, int n, int max_new, int stop_id, int *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

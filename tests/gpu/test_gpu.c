@@ -1,0 +1,807 @@
+// GPU tests: every CUDA op against its CPU reference on fresh random inputs of awkward sizes
+// (not multiples of the kernels' tiles), and the CUDA model against the transformers fixtures.
+// A plain C program (CUDA and Criterion's forked workers do not mix); the last line of output
+// is "N passed, N failed". Run from the repository root: `make test-gpu`.
+//
+// Inputs are drawn in fp32, rounded to bf16, and the CPU reference runs in fp32 on the rounded
+// values, so the comparison measures the GPU's arithmetic (bf16 outputs, fp32 accumulation):
+// ||gpu - cpu|| / ||cpu|| below 1e-2 for the ops. Every output buffer is filled with NaN before
+// the op runs, so an element the op failed to write fails the comparison.
+//
+// Model tolerances against the fp32 Hugging Face fixtures are looser because the GPU model rounds
+// the weights and every activation to bf16 (as bf16 inference does): logits 3e-2, loss 1e-2
+// relative, gradients 1e-1 relative L2 per tensor.
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/error.h"
+#include "common/rng.h"
+#include "kernels/adamw_cuda.h"
+#include "kernels/attention.h"
+#include "kernels/attention_cuda.h"
+#include "kernels/crossentropy.h"
+#include "kernels/crossentropy_cuda.h"
+#include "kernels/cuda_common_cuda.h"
+#include "kernels/embedding.h"
+#include "kernels/embedding_cuda.h"
+#include "kernels/matmul.h"
+#include "kernels/matmul_cuda.h"
+#include "kernels/rmsnorm.h"
+#include "kernels/rmsnorm_cuda.h"
+#include "kernels/rope.h"
+#include "kernels/rope_cuda.h"
+#include "kernels/swiglu.h"
+#include "kernels/swiglu_cuda.h"
+#include "model/qwen3_cuda.h"
+#include "tests/testutil.h"
+
+static int g_pass, g_fail;
+static PawRng g_rng = {20261123};
+
+#define CHECK(cond, ...)                                        \
+    do {                                                        \
+        if (cond) {                                             \
+            g_pass++;                                           \
+        } else {                                                \
+            g_fail++;                                           \
+            printf("FAIL %s:%d: ", __FILE__, __LINE__);         \
+            printf(__VA_ARGS__);                                \
+            printf("\n");                                       \
+        }                                                       \
+    } while (0)
+
+// ||a - b|| / ||b||, reported and checked against tol (NaN fails).
+#define CHECK_CLOSE(name, got, ref, n, tol)                                          \
+    do {                                                                             \
+        double e_ = rel_l2((got), (ref), (n));                                       \
+        CHECK(e_ < (tol), "%s: rel L2 error %.3g >= %.3g", (name), e_, (double)(tol)); \
+    } while (0)
+
+static float bf16_round(float x) { return st_bf16_to_f32(st_f32_to_bf16(x)); }
+
+// n normal values times scale, rounded to bf16 (so CPU and GPU see the same inputs).
+static float *rand_bf16(size_t n, float scale) {
+    float *v = xmalloc(sizeof(float) * (n ? n : 1));
+    for (size_t i = 0; i < n; i++) v[i] = bf16_round(scale * paw_rng_normal(&g_rng));
+    return v;
+}
+
+static float *rand_f32(size_t n, float scale) {
+    float *v = xmalloc(sizeof(float) * (n ? n : 1));
+    for (size_t i = 0; i < n; i++) v[i] = scale * paw_rng_normal(&g_rng);
+    return v;
+}
+
+static float *zeros(size_t n) { return xcalloc(n ? n : 1, sizeof(float)); }
+
+static paw_bf16 *dev_bf16(const float *h, size_t n) {
+    paw_bf16 *d = paw_cuda_malloc(sizeof(paw_bf16) * (n ? n : 1));
+    paw_cuda_upload_bf16(d, h, n);
+    return d;
+}
+
+static float *dev_f32(const float *h, size_t n) {
+    float *d = paw_cuda_malloc(sizeof(float) * (n ? n : 1));
+    paw_cuda_upload(d, h, sizeof(float) * n);
+    return d;
+}
+
+static int *dev_i32(const int *h, size_t n) {
+    int *d = paw_cuda_malloc(sizeof(int) * (n ? n : 1));
+    paw_cuda_upload(d, h, sizeof(int) * n);
+    return d;
+}
+
+// Output buffers: all-ones bytes are NaN in both bf16 and fp32.
+static paw_bf16 *poisoned_bf16(size_t n) {
+    paw_bf16 *d = paw_cuda_malloc(sizeof(paw_bf16) * (n ? n : 1));
+    paw_cuda_memset(d, 0xFF, sizeof(paw_bf16) * n);
+    return d;
+}
+
+static float *poisoned_f32(size_t n) {
+    float *d = paw_cuda_malloc(sizeof(float) * (n ? n : 1));
+    paw_cuda_memset(d, 0xFF, sizeof(float) * n);
+    return d;
+}
+
+static float *host_bf16(const paw_bf16 *d, size_t n) {
+    float *h = xmalloc(sizeof(float) * (n ? n : 1));
+    paw_cuda_download_bf16(h, d, n);
+    return h;
+}
+
+static float *host_f32(const float *d, size_t n) {
+    float *h = xmalloc(sizeof(float) * (n ? n : 1));
+    paw_cuda_download(h, d, sizeof(float) * n);
+    return h;
+}
+
+// ---------------------------------------------------------------------------------------------
+static void test_matmul(int N, int C, int OC) {
+    char name[128];
+    float *x = rand_bf16((size_t)N * C, 1.0f), *w = rand_bf16((size_t)OC * C, 0.1f);
+    float *res = rand_bf16((size_t)N * OC, 1.0f);
+    paw_bf16 *dx = dev_bf16(x, (size_t)N * C), *dw = dev_bf16(w, (size_t)OC * C);
+
+    // bf16 output, plain.
+    float *ref = zeros((size_t)N * OC);
+    matmul_forward(ref, x, w, N, C, OC);
+    paw_bf16 *dout = poisoned_bf16((size_t)N * OC);
+    matmul_cuda_forward(dout, PAW_OUT_BF16, dx, dw, NULL, N, C, OC, 1.0f, 0.0f);
+    float *got = host_bf16(dout, (size_t)N * OC);
+    snprintf(name, sizeof name, "matmul fwd bf16 %dx%dx%d", N, C, OC);
+    CHECK_CLOSE(name, got, ref, (size_t)N * OC, 1e-2);
+    free(got);
+
+    // fp32 output with the residual riding on the epilogue (res in another buffer).
+    float *ref2 = xmalloc(sizeof(float) * (size_t)N * OC);
+    for (size_t i = 0; i < (size_t)N * OC; i++) ref2[i] = ref[i] + res[i];
+    float *dres = dev_f32(res, (size_t)N * OC), *dout32 = poisoned_f32((size_t)N * OC);
+    matmul_cuda_forward(dout32, PAW_OUT_F32, dx, dw, dres, N, C, OC, 1.0f, 1.0f);
+    got = host_f32(dout32, (size_t)N * OC);
+    snprintf(name, sizeof name, "matmul fwd fp32 + residual %dx%dx%d", N, C, OC);
+    CHECK_CLOSE(name, got, ref2, (size_t)N * OC, 1e-3);
+    free(got);
+
+    // Backward: dinp (overwritten, bf16) and dweight (accumulated onto a random start, fp32).
+    float *g = rand_bf16((size_t)N * OC, 1.0f), *dw0 = rand_f32((size_t)OC * C, 1.0f);
+    float *ref_dx = zeros((size_t)N * C), *ref_dw = xmalloc(sizeof(float) * (size_t)OC * C);
+    memcpy(ref_dw, dw0, sizeof(float) * (size_t)OC * C);
+    matmul_backward(ref_dx, ref_dw, g, x, w, N, C, OC);
+    paw_bf16 *dg = dev_bf16(g, (size_t)N * OC), *ddx = poisoned_bf16((size_t)N * C);
+    float *ddw = dev_f32(dw0, (size_t)OC * C);
+    matmul_cuda_backward_input(ddx, dg, dw, N, C, OC, 0.0f);
+    matmul_cuda_backward_weight(ddw, dg, dx, N, C, OC);
+    got = host_bf16(ddx, (size_t)N * C);
+    snprintf(name, sizeof name, "matmul dinp %dx%dx%d", N, C, OC);
+    CHECK_CLOSE(name, got, ref_dx, (size_t)N * C, 1e-2);
+    free(got);
+    got = host_f32(ddw, (size_t)OC * C);
+    snprintf(name, sizeof name, "matmul dweight (accumulated) %dx%dx%d", N, C, OC);
+    CHECK_CLOSE(name, got, ref_dw, (size_t)OC * C, 1e-3);
+    free(got);
+
+    paw_cuda_free(dx), paw_cuda_free(dw), paw_cuda_free(dout), paw_cuda_free(dres), paw_cuda_free(dout32);
+    paw_cuda_free(dg), paw_cuda_free(ddx), paw_cuda_free(ddw);
+    free(x), free(w), free(res), free(ref), free(ref2), free(g), free(dw0), free(ref_dx), free(ref_dw);
+}
+
+static void test_rmsnorm(int N, int C) {
+    const float eps = 1e-6f;
+    size_t n = (size_t)N * C;
+    float *x = rand_bf16(n, 2.0f), *w = rand_bf16((size_t)C, 1.0f), *y = rand_bf16(n, 1.0f);
+    paw_bf16 *dx = dev_bf16(x, n), *dw = dev_bf16(w, (size_t)C), *dy = dev_bf16(y, n);
+
+    float *ref = zeros(n), *ref_rstd = zeros((size_t)N);
+    rmsnorm_forward(ref, ref_rstd, x, w, N, C, eps);
+    paw_bf16 *dout = poisoned_bf16(n);
+    float *drstd = poisoned_f32((size_t)N);
+    rmsnorm_cuda_forward(dout, drstd, dx, dw, N, C, C, eps);
+    float *got = host_bf16(dout, n), *got_r = host_f32(drstd, (size_t)N);
+    CHECK_CLOSE("rmsnorm fwd", got, ref, n, 1e-2);
+    CHECK_CLOSE("rmsnorm rstd", got_r, ref_rstd, (size_t)N, 1e-4);
+    free(got), free(got_r);
+
+    // Fused residual: res = bf16(x + y), out = rmsnorm(res).
+    float *sum = xmalloc(sizeof(float) * n), *ref2 = zeros(n);
+    for (size_t i = 0; i < n; i++) sum[i] = bf16_round(x[i] + y[i]);
+    rmsnorm_forward(ref2, NULL, sum, w, N, C, eps);
+    paw_bf16 *dres = poisoned_bf16(n), *dout2 = poisoned_bf16(n);
+    residual_rmsnorm_cuda_forward(dres, dout2, NULL, dx, dy, dw, N, C, eps);
+    got = host_bf16(dres, n);
+    CHECK_CLOSE("residual add", got, sum, n, 1e-3);
+    free(got);
+    got = host_bf16(dout2, n);
+    CHECK_CLOSE("residual + rmsnorm fwd", got, ref2, n, 1e-2);
+    free(got);
+
+    // Backward: dres (fp32) += ..., dres16 = copy, dweight accumulates onto a random start.
+    float *d0 = rand_f32(n, 1.0f), *dw0 = rand_f32((size_t)C, 1.0f);
+    float *ref_d = xmalloc(sizeof(float) * n), *ref_dw = xmalloc(sizeof(float) * (size_t)C);
+    memcpy(ref_d, d0, sizeof(float) * n);
+    memcpy(ref_dw, dw0, sizeof(float) * (size_t)C);
+    rmsnorm_backward(ref_d, ref_dw, y, x, w, ref_rstd, N, C);
+    float *dd = dev_f32(d0, n), *ddw = dev_f32(dw0, (size_t)C), *drstd_ref = dev_f32(ref_rstd, (size_t)N);
+    paw_bf16 *dd16 = poisoned_bf16(n);
+    rmsnorm_cuda_backward(dd, dd16, ddw, dy, dx, dw, drstd_ref, N, C);
+    got = host_f32(dd, n);
+    CHECK_CLOSE("rmsnorm bwd dinp (fp32 residual)", got, ref_d, n, 1e-3);
+    free(got);
+    got = host_bf16(dd16, n);
+    CHECK_CLOSE("rmsnorm bwd dinp (bf16 copy)", got, ref_d, n, 1e-2);
+    free(got);
+    got = host_f32(ddw, (size_t)C);
+    CHECK_CLOSE("rmsnorm bwd dweight", got, ref_dw, (size_t)C, 1e-3);
+    free(got);
+
+    paw_cuda_free(dx), paw_cuda_free(dw), paw_cuda_free(dy), paw_cuda_free(dout), paw_cuda_free(drstd);
+    paw_cuda_free(dres), paw_cuda_free(dout2), paw_cuda_free(dd), paw_cuda_free(ddw), paw_cuda_free(drstd_ref);
+    paw_cuda_free(dd16);
+    free(x), free(w), free(y), free(ref), free(ref_rstd), free(sum), free(ref2), free(d0), free(dw0), free(ref_d);
+    free(ref_dw);
+}
+
+// Packed [N, (NH + 2 NKV) * HD] rows <-> separate q [N, NH*HD], k and v [N, NKV*HD].
+static void unpack_qkv(const float *packed, float *q, float *k, float *v, int N, int NH, int NKV, int HD) {
+    int Q = NH * HD, KV = NKV * HD, S = Q + 2 * KV;
+    for (int n = 0; n < N; n++) {
+        memcpy(q + (size_t)n * Q, packed + (size_t)n * S, sizeof(float) * Q);
+        memcpy(k + (size_t)n * KV, packed + (size_t)n * S + Q, sizeof(float) * KV);
+        memcpy(v + (size_t)n * KV, packed + (size_t)n * S + Q + KV, sizeof(float) * KV);
+    }
+}
+
+static void test_qknorm_rope(int N, int NH, int NKV, int HD) {
+    char name[128];
+    const float eps = 1e-6f;
+    const int Q = NH * HD, KV = NKV * HD, S = Q + 2 * KV, maxpos = 100;
+    size_t n = (size_t)N * S;
+    float *inp = rand_bf16(n, 1.5f), *qw = rand_bf16((size_t)HD, 1.0f), *kw = rand_bf16((size_t)HD, 1.0f);
+    int *pos = xmalloc(sizeof(int) * (size_t)N);
+    for (int i = 0; i < N; i++) pos[i] = (int)paw_rng_below(&g_rng, maxpos);
+    float *cs = xmalloc(sizeof(float) * maxpos * (HD / 2)), *sn = xmalloc(sizeof(float) * maxpos * (HD / 2));
+    rope_table(cs, sn, maxpos, HD, 1e6f);
+
+    float *q = zeros((size_t)N * Q), *k = zeros((size_t)N * KV), *v = zeros((size_t)N * KV);
+    float *rq = zeros((size_t)N * Q), *rk = zeros((size_t)N * KV);
+    float *rstd_q = zeros((size_t)N * NH), *rstd_k = zeros((size_t)N * NKV);
+    unpack_qkv(inp, q, k, v, N, NH, NKV, HD);
+    qknorm_rope_forward(rq, rstd_q, q, qw, cs, sn, pos, N, NH, HD, eps);
+    qknorm_rope_forward(rk, rstd_k, k, kw, cs, sn, pos, N, NKV, HD, eps);
+
+    paw_bf16 *d_inp = dev_bf16(inp, n), *d_qw = dev_bf16(qw, (size_t)HD), *d_kw = dev_bf16(kw, (size_t)HD);
+    float *d_cs = dev_f32(cs, (size_t)maxpos * (HD / 2)), *d_sn = dev_f32(sn, (size_t)maxpos * (HD / 2));
+    int *d_pos = dev_i32(pos, (size_t)N);
+    paw_bf16 *d_out = poisoned_bf16(n);
+    qknorm_rope_cuda_forward(d_out, d_inp, d_qw, d_kw, d_cs, d_sn, d_pos, N, NH, NKV, HD, eps);
+    float *got = host_bf16(d_out, n);
+    float *gq = zeros((size_t)N * Q), *gk = zeros((size_t)N * KV), *gv = zeros((size_t)N * KV);
+    unpack_qkv(got, gq, gk, gv, N, NH, NKV, HD);
+    snprintf(name, sizeof name, "qknorm+rope fwd q (HD %d)", HD);
+    CHECK_CLOSE(name, gq, rq, (size_t)N * Q, 1e-2);
+    snprintf(name, sizeof name, "qknorm+rope fwd k (HD %d)", HD);
+    CHECK_CLOSE(name, gk, rk, (size_t)N * KV, 1e-2);
+    snprintf(name, sizeof name, "qknorm+rope fwd v copy (HD %d)", HD);
+    CHECK_CLOSE(name, gv, v, (size_t)N * KV, 1e-6);
+
+    // Backward.
+    float *dout = rand_bf16(n, 1.0f);
+    float *dq = zeros((size_t)N * Q), *dk = zeros((size_t)N * KV), *dv = zeros((size_t)N * KV);
+    unpack_qkv(dout, dq, dk, dv, N, NH, NKV, HD);
+    float *rdq = zeros((size_t)N * Q), *rdk = zeros((size_t)N * KV), *rdqw = zeros((size_t)HD),
+          *rdkw = zeros((size_t)HD);
+    qknorm_rope_backward(rdq, rdqw, dq, q, qw, rstd_q, cs, sn, pos, N, NH, HD);
+    qknorm_rope_backward(rdk, rdkw, dk, k, kw, rstd_k, cs, sn, pos, N, NKV, HD);
+    paw_bf16 *d_dout = dev_bf16(dout, n), *d_din = poisoned_bf16(n);
+    float *zhd = zeros((size_t)HD);
+    float *d_dqw = dev_f32(zhd, (size_t)HD), *d_dkw = dev_f32(zhd, (size_t)HD);
+    free(zhd);
+    qknorm_rope_cuda_backward(d_din, d_dqw, d_dkw, d_dout, d_inp, d_qw, d_kw, d_cs, d_sn, d_pos, N, NH, NKV, HD, eps);
+    float *gdin = host_bf16(d_din, n), *gdqw = host_f32(d_dqw, (size_t)HD), *gdkw = host_f32(d_dkw, (size_t)HD);
+    unpack_qkv(gdin, gq, gk, gv, N, NH, NKV, HD);
+    snprintf(name, sizeof name, "qknorm+rope bwd dq (HD %d)", HD);
+    CHECK_CLOSE(name, gq, rdq, (size_t)N * Q, 1e-2);
+    snprintf(name, sizeof name, "qknorm+rope bwd dk (HD %d)", HD);
+    CHECK_CLOSE(name, gk, rdk, (size_t)N * KV, 1e-2);
+    // dv is a copy of dout's value part (the CPU reference's dout was rotated in place: use dout).
+    float *ov = zeros((size_t)N * KV), *oq = zeros((size_t)N * Q), *ok_ = zeros((size_t)N * KV);
+    unpack_qkv(dout, oq, ok_, ov, N, NH, NKV, HD);
+    snprintf(name, sizeof name, "qknorm+rope bwd dv copy (HD %d)", HD);
+    CHECK_CLOSE(name, gv, ov, (size_t)N * KV, 1e-6);
+    snprintf(name, sizeof name, "qknorm+rope bwd dqnorm (HD %d)", HD);
+    CHECK_CLOSE(name, gdqw, rdqw, (size_t)HD, 1e-2);
+    snprintf(name, sizeof name, "qknorm+rope bwd dknorm (HD %d)", HD);
+    CHECK_CLOSE(name, gdkw, rdkw, (size_t)HD, 1e-2);
+
+    paw_cuda_free(d_inp), paw_cuda_free(d_qw), paw_cuda_free(d_kw), paw_cuda_free(d_cs), paw_cuda_free(d_sn);
+    paw_cuda_free(d_pos), paw_cuda_free(d_out), paw_cuda_free(d_dout), paw_cuda_free(d_din), paw_cuda_free(d_dqw);
+    paw_cuda_free(d_dkw);
+    free(inp), free(qw), free(kw), free(pos), free(cs), free(sn), free(q), free(k), free(v), free(rq), free(rk);
+    free(rstd_q), free(rstd_k), free(got), free(gq), free(gk), free(gv), free(dout), free(dq), free(dk), free(dv);
+    free(rdq), free(rdk), free(rdqw), free(rdkw), free(gdin), free(gdqw), free(gdkw), free(ov), free(oq), free(ok_);
+}
+
+// Full-sequence attention from a packed q/k/v buffer, with optional right padding (lens).
+static void test_attention(int B, int T, int NH, int NKV, int HD, int padded) {
+    char name[160];
+    const int Q = NH * HD, KV = NKV * HD, S = Q + 2 * KV;
+    const size_t N = (size_t)B * T;
+    float *packed = rand_bf16(N * S, 1.0f);
+    float *q = zeros(N * Q), *k = zeros(N * KV), *v = zeros(N * KV);
+    unpack_qkv(packed, q, k, v, (int)N, NH, NKV, HD);
+    int *lens = xmalloc(sizeof(int) * (size_t)B);
+    for (int b = 0; b < B; b++) lens[b] = padded ? T - (int)paw_rng_below(&g_rng, (uint64_t)T / 2 + 1) - (b == 1) : T;
+    if (padded && B > 1) lens[B - 1] = T;  // one full sequence too
+
+    float *ref = zeros(N * Q), *ref_lse = zeros((size_t)B * NH * T);
+    attention_forward(ref, ref_lse, q, k, v, B, T, T, T, NH, NKV, HD);
+    // Padding rows: zero output and lse.
+    for (int b = 0; b < B; b++)
+        for (int t = lens[b]; t < T; t++) {
+            memset(ref + ((size_t)b * T + t) * Q, 0, sizeof(float) * Q);
+            for (int h = 0; h < NH; h++) ref_lse[((size_t)b * NH + h) * T + t] = 0.0f;
+        }
+    paw_bf16 *d_qkv = dev_bf16(packed, N * S), *d_out = poisoned_bf16(N * Q);
+    float *d_lse = poisoned_f32((size_t)B * NH * T);
+    int *d_lens = dev_i32(lens, (size_t)B);
+    attention_cuda_forward(d_out, d_lse, d_qkv, d_qkv + Q, d_qkv + Q + KV, padded ? d_lens : NULL, NULL, B, T, T, NH,
+                           NKV, HD, S, S, (long)T * S);
+    float *got = host_bf16(d_out, N * Q), *got_lse = host_f32(d_lse, (size_t)B * NH * T);
+    snprintf(name, sizeof name, "attention fwd B%d T%d NH%d NKV%d HD%d%s", B, T, NH, NKV, HD, padded ? " padded" : "");
+    CHECK_CLOSE(name, got, ref, N * Q, 1e-2);
+    snprintf(name, sizeof name, "attention lse B%d T%d HD%d%s", B, T, HD, padded ? " padded" : "");
+    CHECK_CLOSE(name, got_lse, ref_lse, (size_t)B * NH * T, 1e-3);
+
+    // Backward: dout zero on padding rows (nothing flows there), CPU from the CPU forward.
+    float *dout = rand_bf16(N * Q, 1.0f);
+    for (int b = 0; b < B; b++)
+        for (int t = lens[b]; t < T; t++) memset(dout + ((size_t)b * T + t) * Q, 0, sizeof(float) * Q);
+    float *rdq = zeros(N * Q), *rdk = zeros(N * KV), *rdv = zeros(N * KV);
+    attention_backward(rdq, rdk, rdv, dout, q, k, v, ref, ref_lse, B, T, NH, NKV, HD);
+    paw_bf16 *d_dout = dev_bf16(dout, N * Q), *d_dqkv = poisoned_bf16(N * S);
+    float *d_dq32 = paw_cuda_malloc(sizeof(float) * N * Q), *d_dsum = paw_cuda_malloc(sizeof(float) * N * NH);
+    attention_cuda_backward(d_dqkv, d_dqkv + Q, d_dqkv + Q + KV, S, S, d_dq32, d_dsum, d_dout, d_qkv, d_qkv + Q,
+                            d_qkv + Q + KV, S, S, d_out, d_lse, padded ? d_lens : NULL, B, T, NH, NKV, HD);
+    float *gd = host_bf16(d_dqkv, N * S), *gq = zeros(N * Q), *gk = zeros(N * KV), *gv = zeros(N * KV);
+    unpack_qkv(gd, gq, gk, gv, (int)N, NH, NKV, HD);
+    snprintf(name, sizeof name, "attention bwd dq HD%d%s", HD, padded ? " padded" : "");
+    CHECK_CLOSE(name, gq, rdq, N * Q, 2e-2);
+    snprintf(name, sizeof name, "attention bwd dk HD%d%s", HD, padded ? " padded" : "");
+    CHECK_CLOSE(name, gk, rdk, N * KV, 2e-2);
+    snprintf(name, sizeof name, "attention bwd dv HD%d%s", HD, padded ? " padded" : "");
+    CHECK_CLOSE(name, gv, rdv, N * KV, 2e-2);
+
+    paw_cuda_free(d_qkv), paw_cuda_free(d_out), paw_cuda_free(d_lse), paw_cuda_free(d_lens), paw_cuda_free(d_dout);
+    paw_cuda_free(d_dqkv), paw_cuda_free(d_dq32), paw_cuda_free(d_dsum);
+    free(packed), free(q), free(k), free(v), free(lens), free(ref), free(ref_lse), free(got), free(got_lse);
+    free(dout), free(rdq), free(rdk), free(rdv), free(gd), free(gq), free(gk), free(gv);
+}
+
+// Decoding: Tq new queries against a cache of capacity cap holding Tk keys, Tk read on the device.
+static void test_attention_cache(int B, int Tq, int Tk, int cap, int NH, int NKV, int HD) {
+    char name[128];
+    const int Q = NH * HD, KV = NKV * HD;
+    float *q = rand_bf16((size_t)B * Tq * Q, 1.0f);
+    float *kc = rand_bf16((size_t)B * cap * KV, 1.0f), *vc = rand_bf16((size_t)B * cap * KV, 1.0f);
+    float *ref = zeros((size_t)B * Tq * Q);
+    attention_forward(ref, NULL, q, kc, vc, B, Tq, Tk, cap, NH, NKV, HD);
+    paw_bf16 *d_q = dev_bf16(q, (size_t)B * Tq * Q), *d_k = dev_bf16(kc, (size_t)B * cap * KV);
+    paw_bf16 *d_v = dev_bf16(vc, (size_t)B * cap * KV), *d_out = poisoned_bf16((size_t)B * Tq * Q);
+    int prev = Tk - Tq, *d_prev = dev_i32(&prev, 1);
+    attention_cuda_forward(d_out, NULL, d_q, d_k, d_v, NULL, d_prev, B, Tq, 0, NH, NKV, HD, Q, KV, (long)cap * KV);
+    float *got = host_bf16(d_out, (size_t)B * Tq * Q);
+    snprintf(name, sizeof name, "attention over a KV cache B%d Tq%d Tk%d HD%d", B, Tq, Tk, HD);
+    CHECK_CLOSE(name, got, ref, (size_t)B * Tq * Q, 1e-2);
+    paw_cuda_free(d_q), paw_cuda_free(d_k), paw_cuda_free(d_v), paw_cuda_free(d_out), paw_cuda_free(d_prev);
+    free(q), free(kc), free(vc), free(ref), free(got);
+}
+
+static void test_swiglu(int N, int I) {
+    size_t n = (size_t)N * I;
+    float *gu = rand_bf16(2 * n, 2.0f), *gate = zeros(n), *up = zeros(n);
+    for (int r = 0; r < N; r++) {
+        memcpy(gate + (size_t)r * I, gu + (size_t)r * 2 * I, sizeof(float) * I);
+        memcpy(up + (size_t)r * I, gu + (size_t)r * 2 * I + I, sizeof(float) * I);
+    }
+    float *ref = zeros(n);
+    swiglu_forward(ref, gate, up, n);
+    paw_bf16 *d_gu = dev_bf16(gu, 2 * n), *d_out = poisoned_bf16(n);
+    swiglu_cuda_forward(d_out, d_gu, N, I);
+    float *got = host_bf16(d_out, n);
+    CHECK_CLOSE("swiglu fwd", got, ref, n, 1e-2);
+
+    float *dout = rand_bf16(n, 1.0f), *rdg = zeros(n), *rdu = zeros(n);
+    swiglu_backward(rdg, rdu, dout, gate, up, n);
+    paw_bf16 *d_dout = dev_bf16(dout, n), *d_dgu = poisoned_bf16(2 * n);
+    swiglu_cuda_backward(d_dgu, d_dout, d_gu, N, I);
+    float *gd = host_bf16(d_dgu, 2 * n), *gdg = zeros(n), *gdu = zeros(n);
+    for (int r = 0; r < N; r++) {
+        memcpy(gdg + (size_t)r * I, gd + (size_t)r * 2 * I, sizeof(float) * I);
+        memcpy(gdu + (size_t)r * I, gd + (size_t)r * 2 * I + I, sizeof(float) * I);
+    }
+    CHECK_CLOSE("swiglu bwd dgate", gdg, rdg, n, 1e-2);
+    CHECK_CLOSE("swiglu bwd dup", gdu, rdu, n, 1e-2);
+    paw_cuda_free(d_gu), paw_cuda_free(d_out), paw_cuda_free(d_dout), paw_cuda_free(d_dgu);
+    free(gu), free(gate), free(up), free(ref), free(got), free(dout), free(rdg), free(rdu), free(gd), free(gdg);
+    free(gdu);
+}
+
+static void test_embedding(int N, int V, int C) {
+    float *table = rand_bf16((size_t)V * C, 1.0f);
+    int *ids = xmalloc(sizeof(int) * (size_t)N);
+    for (int i = 0; i < N; i++) ids[i] = (int)paw_rng_below(&g_rng, (uint64_t)V / 4);  // many repeats
+    ids[1] = -1, ids[N - 1] = -1;  // rows supplied by the caller
+    float *pre = rand_bf16((size_t)N * C, 1.0f), *ref = xmalloc(sizeof(float) * (size_t)N * C);
+    memcpy(ref, pre, sizeof(float) * (size_t)N * C);
+    embedding_forward(ref, ids, table, N, C);
+    paw_bf16 *d_table = dev_bf16(table, (size_t)V * C), *d_out = dev_bf16(pre, (size_t)N * C);
+    int *d_ids = dev_i32(ids, (size_t)N);
+    embedding_cuda_forward(d_out, d_ids, d_table, N, C);
+    float *got = host_bf16(d_out, (size_t)N * C);
+    CHECK_CLOSE("embedding fwd (caller rows kept)", got, ref, (size_t)N * C, 1e-6);
+
+    float *dout = rand_f32((size_t)N * C, 1.0f), *dt0 = rand_f32((size_t)V * C, 1.0f);
+    float *rdt = xmalloc(sizeof(float) * (size_t)V * C);
+    memcpy(rdt, dt0, sizeof(float) * (size_t)V * C);
+    embedding_backward(rdt, dout, ids, N, C);
+    float *d_dout = dev_f32(dout, (size_t)N * C), *d_dt = dev_f32(dt0, (size_t)V * C);
+    embedding_cuda_backward(d_dt, d_dout, d_ids, N, C);
+    float *gdt = host_f32(d_dt, (size_t)V * C);
+    CHECK_CLOSE("embedding bwd (scatter-add)", gdt, rdt, (size_t)V * C, 1e-6);
+    paw_cuda_free(d_table), paw_cuda_free(d_out), paw_cuda_free(d_ids), paw_cuda_free(d_dout), paw_cuda_free(d_dt);
+    free(table), free(ids), free(pre), free(ref), free(got), free(dout), free(dt0), free(rdt), free(gdt);
+}
+
+static void test_crossentropy(int N, int V) {
+    float *logits = rand_f32((size_t)N * V, 3.0f), *w = xmalloc(sizeof(float) * (size_t)N);
+    int *tg = xmalloc(sizeof(int) * (size_t)N);
+    for (int i = 0; i < N; i++) {
+        tg[i] = (int)paw_rng_below(&g_rng, (uint64_t)V);
+        w[i] = (i % 4 == 1) ? 0.0f : 0.5f + paw_rng_uniform(&g_rng);
+    }
+    tg[3] = -100;  // ignored target on a zero-weight row
+    w[3] = 0.0f;
+    const float scale = 0.37f;
+    float *nll = zeros((size_t)N), *lse = zeros((size_t)N);
+    int bad = 0;
+    crossentropy_forward(nll, lse, logits, tg, w, N, V, &bad);
+    float *dl = xmalloc(sizeof(float) * (size_t)N * V);
+    memcpy(dl, logits, sizeof(float) * (size_t)N * V);
+    crossentropy_backward_inplace(dl, lse, tg, w, N, V, scale);
+
+    float *d_logits = dev_f32(logits, (size_t)N * V), *d_w = dev_f32(w, (size_t)N);
+    int *d_tg = dev_i32(tg, (size_t)N);
+    float *d_nll = poisoned_f32((size_t)N), *d_lse = poisoned_f32((size_t)N);
+    paw_bf16 *d_dl = poisoned_bf16((size_t)N * V);
+    crossentropy_cuda(d_nll, d_lse, d_dl, d_logits, d_tg, d_w, N, V, scale);
+    float *gn = host_f32(d_nll, (size_t)N), *gl = host_f32(d_lse, (size_t)N), *gd = host_bf16(d_dl, (size_t)N * V);
+    CHECK_CLOSE("crossentropy nll", gn, nll, (size_t)N, 1e-4);
+    CHECK_CLOSE("crossentropy lse", gl, lse, (size_t)N, 1e-5);
+    CHECK_CLOSE("crossentropy dlogits", gd, dl, (size_t)N * V, 1e-2);
+    paw_cuda_free(d_logits), paw_cuda_free(d_w), paw_cuda_free(d_tg), paw_cuda_free(d_nll), paw_cuda_free(d_lse);
+    paw_cuda_free(d_dl);
+    free(logits), free(w), free(tg), free(nll), free(lse), free(dl), free(gn), free(gl), free(gd);
+}
+
+// The fused LM head + loss in several row chunks against logits GEMM + loss + GEMM backward.
+static void test_lmhead_ce(int N, int C, int V, int chunk) {
+    char name[128];
+    float *x = rand_bf16((size_t)N * C, 1.0f), *W = rand_bf16((size_t)V * C, 0.2f);
+    float *w = xmalloc(sizeof(float) * (size_t)N);
+    int *tg = xmalloc(sizeof(int) * (size_t)N);
+    for (int i = 0; i < N; i++) tg[i] = (int)paw_rng_below(&g_rng, (uint64_t)V), w[i] = (i % 5 == 2) ? 0.0f : 1.0f;
+    const float scale = 1.0f / (float)N;
+    float *logits = zeros((size_t)N * V), *nll = zeros((size_t)N), *lse = zeros((size_t)N);
+    matmul_forward(logits, x, W, N, C, V);
+    crossentropy_forward(nll, lse, logits, tg, w, N, V, NULL);
+    crossentropy_backward_inplace(logits, lse, tg, w, N, V, scale);
+    float *rdx = zeros((size_t)N * C), *rdW = rand_f32((size_t)V * C, 0.01f);
+    float *dW0 = xmalloc(sizeof(float) * (size_t)V * C);
+    memcpy(dW0, rdW, sizeof(float) * (size_t)V * C);
+    matmul_backward(rdx, rdW, logits, x, W, N, C, V);
+
+    paw_bf16 *d_x = dev_bf16(x, (size_t)N * C), *d_W = dev_bf16(W, (size_t)V * C), *d_dx = poisoned_bf16((size_t)N * C);
+    float *d_w = dev_f32(w, (size_t)N), *d_nll = poisoned_f32((size_t)N), *d_dW = dev_f32(dW0, (size_t)V * C);
+    int *d_tg = dev_i32(tg, (size_t)N);
+    float *ws = paw_cuda_malloc(sizeof(float) * (size_t)chunk * V);
+    paw_bf16 *dws = paw_cuda_malloc(sizeof(paw_bf16) * (size_t)chunk * V);
+    lmhead_ce_cuda(d_nll, d_dx, d_dW, d_x, d_W, d_tg, d_w, N, C, V, scale, ws, dws, chunk);
+    float *gn = host_f32(d_nll, (size_t)N), *gdx = host_bf16(d_dx, (size_t)N * C), *gdW = host_f32(d_dW, (size_t)V * C);
+    snprintf(name, sizeof name, "lm head + loss nll (N%d V%d chunk %d)", N, V, chunk);
+    CHECK_CLOSE(name, gn, nll, (size_t)N, 1e-3);
+    snprintf(name, sizeof name, "lm head + loss dx (N%d V%d chunk %d)", N, V, chunk);
+    CHECK_CLOSE(name, gdx, rdx, (size_t)N * C, 2e-2);
+    snprintf(name, sizeof name, "lm head + loss dW accumulated (N%d V%d chunk %d)", N, V, chunk);
+    CHECK_CLOSE(name, gdW, rdW, (size_t)V * C, 1e-2);
+    paw_cuda_free(d_x), paw_cuda_free(d_W), paw_cuda_free(d_dx), paw_cuda_free(d_w), paw_cuda_free(d_nll);
+    paw_cuda_free(d_dW), paw_cuda_free(d_tg), paw_cuda_free(ws), paw_cuda_free(dws);
+    free(x), free(W), free(w), free(tg), free(logits), free(nll), free(lse), free(rdx), free(rdW), free(dW0), free(gn);
+    free(gdx), free(gdW);
+}
+
+static void test_adamw(size_t n) {
+    float *p = rand_f32(n, 1.0f), *g = rand_f32(n, 0.5f), *m = rand_f32(n, 0.1f), *v = xmalloc(sizeof(float) * n);
+    for (size_t i = 0; i < n; i++) v[i] = fabsf(paw_rng_normal(&g_rng)) * 0.01f;
+    const float lr = 1e-2f, b1 = 0.9f, b2 = 0.95f, eps = 1e-8f, wd = 0.1f, max_norm = 1.0f;
+    const int step = 3;
+    double sq = 0;
+    for (size_t i = 0; i < n; i++) sq += (double)g[i] * g[i];
+    float clip = (float)fmin(1.0, max_norm / (sqrt(sq) + 1e-6));
+    float *rp = xmalloc(sizeof(float) * n), *rm = xmalloc(sizeof(float) * n), *rv = xmalloc(sizeof(float) * n);
+    float bc1 = 1.0f - powf(b1, step), bc2 = 1.0f - powf(b2, step);
+    for (size_t i = 0; i < n; i++) {
+        float gi = g[i] * clip;
+        rm[i] = b1 * m[i] + (1 - b1) * gi;
+        rv[i] = b2 * v[i] + (1 - b2) * gi * gi;
+        rp[i] = p[i] - lr * ((rm[i] / bc1) / (sqrtf(rv[i] / bc2) + eps) + wd * p[i]);
+    }
+    float *d_p = dev_f32(p, n), *d_g = dev_f32(g, n), *d_m = dev_f32(m, n), *d_v = dev_f32(v, n);
+    float zero = 0, *d_sq = dev_f32(&zero, 1);
+    paw_bf16 *d_b = poisoned_bf16(n);
+    grad_norm_sq_cuda(d_sq, d_g, n);
+    float got_sq;
+    paw_cuda_download(&got_sq, d_sq, sizeof got_sq);
+    CHECK(fabs(got_sq - sq) < 1e-4 * sq, "grad norm^2 %g vs %g", got_sq, sq);
+    adamw_cuda(d_b, d_p, d_g, d_m, d_v, n, lr, b1, b2, eps, wd, step, d_sq, max_norm, 99);
+    float *gp = host_f32(d_p, n), *gm = host_f32(d_m, n), *gv = host_f32(d_v, n), *gb = host_bf16(d_b, n);
+    CHECK_CLOSE("adamw master", gp, rp, n, 1e-5);
+    CHECK_CLOSE("adamw m", gm, rm, n, 1e-5);
+    CHECK_CLOSE("adamw v", gv, rv, n, 1e-5);
+    // The bf16 copy is one of the two neighbours of the master value.
+    size_t off = 0;
+    for (size_t i = 0; i < n; i++) {
+        float lo = st_bf16_to_f32(st_f32_to_bf16(gp[i])), step_ = fabsf(lo) * (1.0f / 128.0f) + 1e-30f;
+        if (!(fabsf(gb[i] - gp[i]) <= step_)) off++;
+    }
+    CHECK(off == 0, "adamw bf16 copy: %zu of %zu values not next to the master value", off, n);
+
+    // Stochastic rounding is unbiased: x = 1 + 1/3 of a bf16 step rounds up a third of the time.
+    size_t k = 1 << 16;
+    float *x = xmalloc(sizeof(float) * k);
+    for (size_t i = 0; i < k; i++) x[i] = 1.0f + (1.0f / 128.0f) / 3.0f;
+    float *d_x = dev_f32(x, k);
+    paw_bf16 *d_r = poisoned_bf16(k);
+    stochastic_round_cuda(d_r, d_x, k, 12345);
+    float *r = host_bf16(d_r, k);
+    double mean = 0;
+    int bad = 0;
+    for (size_t i = 0; i < k; i++) {
+        mean += r[i];
+        bad += !(r[i] == 1.0f || r[i] == 1.0f + 1.0f / 128.0f);
+    }
+    mean /= (double)k;
+    CHECK(bad == 0 && fabs(mean - x[0]) < 2e-4, "stochastic rounding: mean %.6f vs %.6f, %d off-grid", mean, x[0], bad);
+    paw_cuda_free(d_p), paw_cuda_free(d_g), paw_cuda_free(d_m), paw_cuda_free(d_v), paw_cuda_free(d_sq);
+    paw_cuda_free(d_b), paw_cuda_free(d_x), paw_cuda_free(d_r);
+    free(p), free(g), free(m), free(v), free(rp), free(rm), free(rv), free(gp), free(gm), free(gv), free(gb), free(x);
+    free(r);
+}
+
+// ---------------------------------------------------------------------------------------------
+#define FIX "tests/fixtures/qwen3/"
+
+static void test_model_fixture(const char *fixture) {
+    char dir[256], path[300], key[300], name[400];
+    snprintf(dir, sizeof dir, FIX "%s", fixture);
+    snprintf(path, sizeof path, "%s/reference.safetensors", dir);
+    Qwen3 cpu;
+    if (qwen3_load(&cpu, dir, 0) != 0) {
+        CHECK(0, "%s: %s", dir, paw_last_error());
+        return;
+    }
+    SafeTensors ref;
+    if (st_open(&ref, path) != 0) {
+        CHECK(0, "%s", paw_last_error());
+        qwen3_free(&cpu);
+        return;
+    }
+    const StTensor *ti = st_find(&ref, "ids");
+    int B = (int)ti->shape[0], T = (int)ti->shape[1], N = B * T, V = cpu.cfg.vocab_size, C = cpu.cfg.hidden_size;
+    int *ids = ref_i32(&ref, "ids", NULL), *targets = ref_i32(&ref, "targets", NULL);
+    float *weights = ref_f32(&ref, "weights", NULL);
+    float *ref_logits = ref_f32(&ref, "logits", NULL), *ref_loss = ref_f32(&ref, "loss", NULL);
+    float *ref_dx0 = ref_f32(&ref, "dx0", NULL);
+
+    for (int recompute = 0; recompute <= 1; recompute++) {
+        Qwen3Cuda *g = qwen3_cuda_create(&cpu, 0, recompute);
+        if (!g) {
+            CHECK(0, "create: %s", paw_last_error());
+            break;
+        }
+        // Logits.
+        Qwen3CudaInputs in = {.ids = ids, .logits_mode = QWEN3_LOGITS_ALL};
+        CHECK(qwen3_cuda_forward(g, &in, B, T) == 0, "forward: %s", paw_last_error());
+        float *logits = xmalloc(sizeof(float) * (size_t)N * V);
+        CHECK(qwen3_cuda_get_logits(g, logits) == 0, "get_logits");
+        snprintf(name, sizeof name, "%s logits vs transformers", fixture);
+        CHECK_CLOSE(name, logits, ref_logits, (size_t)N * V, 3e-2);
+        // Loss and gradients.
+        Qwen3CudaInputs tin = {.ids = ids, .targets = targets, .loss_weight = weights, .backward = 1};
+        CHECK(qwen3_cuda_forward(g, &tin, B, T) == 0, "forward with loss: %s", paw_last_error());
+        float loss = qwen3_cuda_loss(g);
+        CHECK(fabsf(loss - ref_loss[0]) < 1e-2f * fabsf(ref_loss[0]), "%s loss %f vs %f", fixture, loss, ref_loss[0]);
+        qwen3_cuda_zero_grad(g);
+        CHECK(qwen3_cuda_backward(g) == 0, "backward: %s", paw_last_error());
+        float *dx0 = xmalloc(sizeof(float) * (size_t)N * C);
+        CHECK(qwen3_cuda_get_input_grad(g, dx0) == 0, "input grad");
+        snprintf(name, sizeof name, "%s dx0%s", fixture, recompute ? " (recompute)" : "");
+        CHECK_CLOSE(name, dx0, ref_dx0, (size_t)N * C, 1e-1);
+        Qwen3 grads;  // CPU-layout buffers for the GPU gradients
+        qwen3_create(&grads, &cpu.cfg, 1);
+        CHECK(qwen3_cuda_get_grads(g, &grads.params) == 0, "get_grads: %s", paw_last_error());
+        int checked = 0;
+        for (int i = 0; i < QWEN3_NUM_PARAMS; i++) {
+            Qwen3ParamInfo info = qwen3_param_info(&cpu.cfg, i);
+            if (info.numel == 0) continue;
+            int layers = info.per_layer ? cpu.cfg.num_layers : 1;
+            size_t per = info.numel / (size_t)layers;
+            const float *gg = *qwen3_param_slot(&grads.params, i);
+            for (int l = 0; l < layers; l++) {
+                char hf[256];
+                snprintf(hf, sizeof hf, info.hf_name, l);
+                snprintf(key, sizeof key, "grad.%s", hf);
+                float *rg = ref_f32(&ref, key, NULL);
+                snprintf(name, sizeof name, "%s %s%s", fixture, key, recompute ? " (recompute)" : "");
+                CHECK_CLOSE(name, gg + (size_t)l * per, rg, per, 1e-1);
+                free(rg);
+                checked++;
+            }
+        }
+        CHECK(checked >= 3 + 11 * cpu.cfg.num_layers - 1, "%s: only %d gradient tensors compared", fixture, checked);
+        qwen3_free(&grads);
+        free(dx0);
+        free(logits);
+        qwen3_cuda_free(g);
+    }
+
+    // Frozen: no weight gradients, same input gradient.
+    Qwen3Cuda *g = qwen3_cuda_create(&cpu, 1, 0);
+    if (g) {
+        Qwen3CudaInputs tin = {.ids = ids, .targets = targets, .loss_weight = weights, .backward = 1};
+        CHECK(qwen3_cuda_forward(g, &tin, B, T) == 0 && qwen3_cuda_backward(g) == 0, "frozen fwd/bwd: %s",
+              paw_last_error());
+        float *dx0 = xmalloc(sizeof(float) * (size_t)N * C);
+        CHECK(qwen3_cuda_get_input_grad(g, dx0) == 0, "frozen input grad");
+        snprintf(name, sizeof name, "%s frozen dx0", fixture);
+        CHECK_CLOSE(name, dx0, ref_dx0, (size_t)N * C, 1e-1);
+        Qwen3 grads;
+        qwen3_create(&grads, &cpu.cfg, 1);
+        CHECK(qwen3_cuda_get_grads(g, &grads.params) != 0, "frozen model returned weight gradients");
+        qwen3_free(&grads);
+        free(dx0);
+        qwen3_cuda_free(g);
+    }
+    free(ids), free(targets), free(weights), free(ref_logits), free(ref_loss), free(ref_dx0);
+    st_close(&ref);
+    qwen3_free(&cpu);
+}
+
+// Right padding: the valid rows of a padded batch equal the same rows without padding, the loss
+// only counts valid rows, and padding rows get no input gradient.
+static void test_model_padding(void) {
+    Qwen3 cpu;
+    if (qwen3_load(&cpu, FIX "tiny-gqa-tied", 0) != 0) {
+        CHECK(0, "%s", paw_last_error());
+        return;
+    }
+    const int B = 3, T = 37, N = B * T, V = cpu.cfg.vocab_size, C = cpu.cfg.hidden_size;
+    int lens[3] = {37, 20, 1};
+    int *ids = xmalloc(sizeof(int) * N), *tg = xmalloc(sizeof(int) * N);
+    for (int i = 0; i < N; i++) ids[i] = (int)paw_rng_below(&g_rng, (uint64_t)V), tg[i] = (int)paw_rng_below(&g_rng, (uint64_t)V);
+    Qwen3Cuda *g = qwen3_cuda_create(&cpu, 0, 0);
+    if (!g) {
+        CHECK(0, "%s", paw_last_error());
+        qwen3_free(&cpu);
+        return;
+    }
+    float *a = xmalloc(sizeof(float) * (size_t)N * V), *b = xmalloc(sizeof(float) * (size_t)N * V);
+    Qwen3CudaInputs in = {.ids = ids, .logits_mode = QWEN3_LOGITS_ALL};
+    CHECK(qwen3_cuda_forward(g, &in, B, T) == 0 && qwen3_cuda_get_logits(g, a) == 0, "unpadded forward");
+    in.lens = lens;
+    CHECK(qwen3_cuda_forward(g, &in, B, T) == 0 && qwen3_cuda_get_logits(g, b) == 0, "padded forward");
+    double worst = 0;
+    for (int s = 0; s < B; s++)
+        for (int t = 0; t < lens[s]; t++) {
+            size_t row = ((size_t)s * T + t) * V;
+            double e = rel_max(b + row, a + row, (size_t)V);
+            if (!(e <= worst)) worst = e;
+        }
+    CHECK(worst < 1e-6, "padded batch: valid rows differ from the unpadded run (rel max %g)", worst);
+    // Loss with lens equals the loss with the padding rows' weights set to zero.
+    float *w = xmalloc(sizeof(float) * N);
+    for (int i = 0; i < N; i++) w[i] = (i % T) < lens[i / T] ? 1.0f : 0.0f;
+    Qwen3CudaInputs t1 = {.ids = ids, .targets = tg, .lens = lens, .backward = 1};
+    CHECK(qwen3_cuda_forward(g, &t1, B, T) == 0, "padded loss");
+    float l1 = qwen3_cuda_loss(g);
+    CHECK(qwen3_cuda_backward(g) == 0, "padded backward: %s", paw_last_error());
+    float *dx = xmalloc(sizeof(float) * (size_t)N * C);
+    CHECK(qwen3_cuda_get_input_grad(g, dx) == 0, "padded input grad");
+    int nonzero = 0, nan = 0;
+    for (int i = 0; i < N; i++)
+        for (int c = 0; c < C; c++) {
+            float d = dx[(size_t)i * C + c];
+            nan += isnan(d);
+            if ((i % T) >= lens[i / T] && d != 0.0f) nonzero++;
+        }
+    CHECK(nan == 0 && nonzero == 0, "padded backward: %d NaN, %d nonzero gradients on padding rows", nan, nonzero);
+    Qwen3CudaInputs t2 = {.ids = ids, .targets = tg, .loss_weight = w};
+    CHECK(qwen3_cuda_forward(g, &t2, B, T) == 0, "masked loss");
+    float l2 = qwen3_cuda_loss(g);
+    CHECK(fabsf(l1 - l2) < 1e-5f * fabsf(l2), "padded loss %f vs masked loss %f", l1, l2);
+    free(a), free(b), free(w), free(dx), free(ids), free(tg);
+    qwen3_cuda_free(g);
+    qwen3_free(&cpu);
+}
+
+// KV-cache decoding (prefill, one eager step, then graph replays) against the full forward.
+static void test_model_decode(const char *fixture) {
+    char dir[256], name[256];
+    snprintf(dir, sizeof dir, FIX "%s", fixture);
+    Qwen3 cpu;
+    if (qwen3_load(&cpu, dir, 1) != 0) {
+        CHECK(0, "%s", paw_last_error());
+        return;
+    }
+    const int n = 29, prefill = 11, V = cpu.cfg.vocab_size;
+    int ids[29];
+    for (int i = 0; i < n; i++) ids[i] = (int)paw_rng_below(&g_rng, (uint64_t)V);
+    Qwen3Cuda *g = qwen3_cuda_create(&cpu, 1, 0);
+    if (!g) {
+        CHECK(0, "%s", paw_last_error());
+        qwen3_free(&cpu);
+        return;
+    }
+    float *full = xmalloc(sizeof(float) * (size_t)n * V), *row = xmalloc(sizeof(float) * (size_t)V);
+    Qwen3CudaInputs in = {.ids = ids, .logits_mode = QWEN3_LOGITS_ALL};
+    CHECK(qwen3_cuda_forward(g, &in, 1, n) == 0 && qwen3_cuda_get_logits(g, full) == 0, "full forward");
+    CHECK(qwen3_cuda_cache_reset(g, n + 3) == 0, "cache reset");
+    CHECK(qwen3_cuda_cache_forward(g, ids, prefill, row) == 0, "prefill: %s", paw_last_error());
+    snprintf(name, sizeof name, "%s decode prefill row %d", fixture, prefill - 1);
+    CHECK_CLOSE(name, row, full + (size_t)(prefill - 1) * V, (size_t)V, 2e-2);
+    double worst = 0;
+    for (int t = prefill; t < n; t++) {
+        CHECK(qwen3_cuda_cache_forward(g, &ids[t], 1, row) == 0, "step %d: %s", t, paw_last_error());
+        double e = rel_l2(row, full + (size_t)t * V, (size_t)V);
+        if (!(e <= worst)) worst = e;
+    }
+    CHECK(worst < 2e-2, "%s decode steps vs full forward: worst row rel L2 %g", fixture, worst);
+    // Greedy generation equals argmax over successive full forwards (first 4 tokens).
+    int out[4], seq[40];
+    memcpy(seq, ids, sizeof(int) * 8);
+    int got = qwen3_cuda_generate(g, ids, 8, 4, -1, out);
+    CHECK(got == 4, "generate returned %d", got);
+    int agree = 0;
+    for (int k = 0; k < 4 && got == 4; k++) {
+        Qwen3CudaInputs li = {.ids = seq, .logits_mode = QWEN3_LOGITS_LAST};
+        if (qwen3_cuda_forward(g, &li, 1, 8 + k) != 0 || qwen3_cuda_get_logits(g, row) != 0) break;
+        int best = 0;
+        for (int i = 1; i < V; i++)
+            if (row[i] > row[best]) best = i;
+        agree += best == out[k];
+        seq[8 + k] = out[k];
+    }
+    CHECK(agree == 4, "%s generate: %d of 4 tokens agree with full-forward argmax", fixture, agree);
+    free(full), free(row);
+    qwen3_cuda_free(g);
+    qwen3_free(&cpu);
+}
+
+int main(void) {
+    if (paw_cuda_init() != 0) {
+        printf("test_gpu: %s\n", paw_last_error());
+        printf("0 passed, 1 failed\n");
+        return 1;
+    }
+    printf("test_gpu on %s (%d SMs)\n", paw_cuda_device_name(), paw_cuda_sm_count());
+    test_matmul(77, 96, 200);
+    test_matmul(33, 75, 41);
+    test_matmul(1, 64, 300);
+    test_rmsnorm(37, 200);
+    test_rmsnorm(5, 2560);
+    test_qknorm_rope(19, 3, 1, 24);
+    test_qknorm_rope(23, 4, 2, 128);
+    test_attention(2, 70, 4, 2, 24, 0);
+    test_attention(2, 70, 4, 2, 24, 1);
+    test_attention(3, 131, 4, 1, 64, 1);
+    test_attention(2, 100, 4, 2, 128, 0);
+    test_attention(2, 157, 6, 2, 128, 1);
+    test_attention(1, 1, 2, 1, 128, 0);
+    test_attention_cache(1, 1, 50, 64, 4, 2, 128);
+    test_attention_cache(2, 5, 93, 100, 3, 1, 24);
+    test_swiglu(33, 75);
+    test_embedding(41, 97, 72);
+    test_crossentropy(13, 1001);
+    test_lmhead_ce(50, 64, 1001, 16);
+    test_lmhead_ce(7, 48, 300, 64);
+    test_adamw(100003);
+    test_model_fixture("tiny-gqa-tied");
+    test_model_fixture("tiny-untied-bf16-sharded");
+    test_model_padding();
+    test_model_decode("tiny-gqa-tied");
+    test_model_decode("tiny-untied-bf16-sharded");
+    printf("%d passed, %d failed\n", g_pass, g_fail);
+    return g_fail ? 1 : 0;
+}
