@@ -37,7 +37,7 @@ struct Qwen3Cuda {
     Qwen3Config cfg;
     int frozen, recompute;
     int C, I, L, V, NH, NKV, HD, Q, KV, QKV;
-    size_t base[NGROUPS + 1], nparams;
+    size_t base[NGROUPS], extent[NGROUPS], nparams;  // element offset and padded size of each group
     bf16 *params;
     float *grads;                     // NULL when frozen
     float *master, *adam_m, *adam_v;  // optimizer state, from the first step
@@ -91,11 +91,11 @@ static void layout(Qwen3Cuda *g) {
     size_t off = 0;
     for (int i = 0; i < NGROUPS; i++) {
         g->base[i] = off;
-        off += (sizes[i] + 127) / 128 * 128;
+        g->extent[i] = (sizes[i] + 127) / 128 * 128;
+        off += g->extent[i];
     }
-    g->base[NGROUPS] = off;
     g->nparams = off;
-    if (c->tie_word_embeddings) g->base[G_HEAD] = g->base[G_WTE];
+    if (c->tie_word_embeddings) g->base[G_HEAD] = g->base[G_WTE];  // extent 0: nothing of its own
 }
 
 // Where CPU tensor i (qwen3_param_info order), layer l, starts in the GPU block.
@@ -202,9 +202,7 @@ extern "C" Qwen3Cuda *qwen3_cuda_create_random(const Qwen3Config *cfg, int froze
     Qwen3Cuda *g = create_common(cfg, frozen, recompute);
     if (!g) return NULL;
     for (int grp = 0; grp < NGROUPS; grp++) {
-        if (grp == G_HEAD && cfg->tie_word_embeddings) continue;
-        size_t n = g->base[grp + 1] - g->base[grp];
-        if (grp == G_HEAD) n = (size_t)g->V * g->C;
+        size_t n = g->extent[grp];  // padding included: it is never read
         if (!n) continue;
         if (is_norm_group(grp)) fill_bf16_kernel<<<grid_for(n), 256, 0, paw_cuda_stream()>>>(P(grp, 0), n, 1.0f);
         else init_normal_kernel<<<grid_for(n), 256, 0, paw_cuda_stream()>>>(P(grp, 0), n, seed + 7919ull * grp, std);
@@ -592,8 +590,8 @@ extern "C" int qwen3_cuda_adamw_step(Qwen3Cuda *g, const Qwen3CudaAdamW *opt, fl
     paw_cuda_memset(g->d_norm_sq, 0, sizeof(float));
     grad_norm_sq_cuda(g->d_norm_sq, g->grads, n);  // padding between groups holds zeros
     for (int grp = 0; grp < NGROUPS; grp++) {
-        if (grp == G_HEAD && g->cfg.tie_word_embeddings) continue;
-        size_t off = g->base[grp], cnt = g->base[grp + 1] - off;
+        size_t off = g->base[grp], cnt = g->extent[grp];
+        if (!cnt) continue;  // a tied head has no parameters of its own
         float wd = is_norm_group(grp) ? 0.0f : opt->weight_decay;
         adamw_cuda(g->params + off, g->master + off, g->grads + off, g->adam_m + off, g->adam_v + off, cnt, opt->lr,
                    opt->beta1, opt->beta2, opt->eps, wd, g->adam_step, g->d_norm_sq, opt->max_grad_norm,

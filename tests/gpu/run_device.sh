@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# One call on a GPU machine: build, run the GPU tests, then the benchmarks; a short table last.
+# Usage (repository root): tests/gpu/run_device.sh [quick]
+# Full logs go to $OUT (when set) or build/gpu-logs.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+LOGS="${OUT:-build/gpu-logs}"
+mkdir -p "$LOGS"
+nvidia-smi --query-gpu=name,memory.total,clocks.sm,clocks.max.sm --format=csv >"$LOGS/gpu.txt" 2>&1
+make -j"$(nproc)" paw build/test_gpu >"$LOGS/build.txt" 2>&1 || { tail -40 "$LOGS/build.txt"; exit 1; }
+./build/test_gpu >"$LOGS/test_gpu.txt" 2>&1
+tests_rc=$?
+grep -E "^FAIL" "$LOGS/test_gpu.txt" | head -40
+tail -1 "$LOGS/test_gpu.txt"
+if [ "${1:-}" = quick ]; then exit $tests_rc; fi
+bench() { ./paw bench gpu "$@" 2>&1 | tee -a "$LOGS/bench.txt" | grep -E "^\| [a-z]" ; }
+: >"$LOGS/bench.txt"
+echo "| mode | ms/step | tokens/s | TFLOP/s | MFU | peak alloc GiB | device used GiB | loss |"
+bench --shape 0.6b --B 8 --T 1024 --mode frozen
+bench --shape 0.6b --B 8 --T 1024 --mode full
+bench --shape 0.6b --B 8 --T 1024 --mode full --recompute
+bench --shape 0.6b --T 512 --mode decode --new 256
+bench --shape 4b --B 4 --T 1024 --mode frozen
+bench --shape 4b --B 2 --T 1024 --mode full --recompute
+bench --shape 4b --T 512 --mode decode --new 128
+exit $tests_rc
