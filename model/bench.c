@@ -108,10 +108,9 @@ static int bench_cpu(int argc, char **argv) {
 }
 
 #ifdef PAW_CUDA
-// paw bench gpu lives in model/bench_gpu.c and reuses the shapes and FLOP count above.
+// paw bench gpu lives in model/bench_gpu.c and reuses the shapes above.
 int bench_gpu(int argc, char **argv);
 int paw_bench_shape_config(const char *name, Qwen3Config *c) { return shape_config(name, c); }
-double paw_bench_forward_flops(const Qwen3Config *c, int B, int T) { return forward_flops(c, B, T); }
 #endif
 
 typedef struct {

@@ -15,7 +15,6 @@
 
 int bench_gpu(int argc, char **argv);
 int paw_bench_shape_config(const char *name, Qwen3Config *c);
-double paw_bench_forward_flops(const Qwen3Config *c, int B, int T);
 
 #define PEAK_TFLOPS 989.0
 
@@ -105,10 +104,10 @@ int bench_gpu(int argc, char **argv) {
     float ms = median(times, iters);
     if (is_decode) {
         // Per new token: 2 FLOPs per weight read (LM head included) plus attention over the cache.
-        flops = paw_bench_forward_flops(&cfg, 1, 1) * new_tokens;
+        flops = qwen3_forward_flops(&cfg, 1, 1, 1) * new_tokens;
         tokens = new_tokens;
     } else {
-        flops = paw_bench_forward_flops(&cfg, B, T) * (is_full ? 3.0 : 2.0);
+        flops = qwen3_forward_flops(&cfg, B, T, 1) * (is_full ? 3.0 : 2.0);
         tokens = N;
     }
     double s = ms / 1e3;
