@@ -66,7 +66,6 @@ static float get_f16(const uint8_t *p) { return st_f16_to_f32((uint16_t)(p[0] | 
 
 void quantize_q4_0(const float *x, uint8_t *out, int64_t n) {
     int64_t nb = n / QK4_0;
-#pragma omp parallel for schedule(static) if (nb > 4096)
     for (int64_t b = 0; b < nb; b++) {
         const float *xb = x + b * QK4_0;
         uint8_t *ob = out + b * Q4_0_BLOCK_BYTES;
@@ -94,7 +93,6 @@ void quantize_q4_0(const float *x, uint8_t *out, int64_t n) {
 
 void dequantize_q4_0(const uint8_t *in, float *y, int64_t n) {
     int64_t nb = n / QK4_0;
-#pragma omp parallel for schedule(static) if (nb > 4096)
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *ib = in + b * Q4_0_BLOCK_BYTES;
         float *yb = y + b * QK4_0;
@@ -108,7 +106,6 @@ void dequantize_q4_0(const uint8_t *in, float *y, int64_t n) {
 
 void quantize_q8_0(const float *x, uint8_t *out, int64_t n) {
     int64_t nb = n / QK8_0;
-#pragma omp parallel for schedule(static) if (nb > 4096)
     for (int64_t b = 0; b < nb; b++) {
         const float *xb = x + b * QK8_0;
         uint8_t *ob = out + b * Q8_0_BLOCK_BYTES;
@@ -128,7 +125,6 @@ void quantize_q8_0(const float *x, uint8_t *out, int64_t n) {
 
 void dequantize_q8_0(const uint8_t *in, float *y, int64_t n) {
     int64_t nb = n / QK8_0;
-#pragma omp parallel for schedule(static) if (nb > 4096)
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *ib = in + b * Q8_0_BLOCK_BYTES;
         float *yb = y + b * QK8_0;
@@ -138,11 +134,9 @@ void dequantize_q8_0(const uint8_t *in, float *y, int64_t n) {
 }
 
 void f32_to_f16_array(const float *x, uint16_t *out, int64_t n) {
-#pragma omp parallel for schedule(static) if (n > (1 << 16))
     for (int64_t i = 0; i < n; i++) out[i] = st_f32_to_f16(x[i]);
 }
 
 void f16_to_f32_array(const uint16_t *in, float *y, int64_t n) {
-#pragma omp parallel for schedule(static) if (n > (1 << 16))
     for (int64_t i = 0; i < n; i++) y[i] = st_f16_to_f32(in[i]);
 }

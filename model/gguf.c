@@ -337,11 +337,9 @@ int gguf_tensor_to_f32(const Gguf *g, const GgufTensor *t, float *dst) {
         if (t->nbytes) memcpy(dst, src, t->nbytes);  // little-endian host
         return 0;
     case GGML_TYPE_F16:
-#pragma omp parallel for schedule(static) if (n > (1 << 16))
         for (int64_t i = 0; i < n; i++) dst[i] = st_f16_to_f32(le16(src + 2 * i));
         return 0;
     case GGML_TYPE_BF16:
-#pragma omp parallel for schedule(static) if (n > (1 << 16))
         for (int64_t i = 0; i < n; i++) dst[i] = st_bf16_to_f32(le16(src + 2 * i));
         return 0;
     case GGML_TYPE_Q8_0: dequantize_q8_0(src, dst, n); return 0;

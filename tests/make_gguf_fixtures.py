@@ -331,8 +331,10 @@ def check_llama(path, llama_src):
             shutil.copy(os.path.join(tok_dir, f), hf_dir)
         base = os.path.join(work, "base.gguf")
         env = dict(os.environ, PYTHONPATH=os.path.join(llama_src, "gguf-py"))
-        subprocess.run([sys.executable, os.path.join(llama_src, "convert_hf_to_gguf.py"), hf_dir, "--outtype", "f32",
-                        "--outfile", base], check=True, env=env, capture_output=True)
+        res = subprocess.run([sys.executable, os.path.join(llama_src, "convert_hf_to_gguf.py"), hf_dir, "--outtype",
+                              "f32", "--outfile", base], env=env, capture_output=True, text=True)
+        if res.returncode:
+            fail("convert_hf_to_gguf.py failed:\n" + res.stderr[-3000:])
         ad_path = os.path.join(work, "adapter.gguf")
         with open(ad_path, "wb") as f:
             f.write(adapter)
