@@ -3,9 +3,7 @@
 #include <cjson/cJSON.h>
 #include <criterion/criterion.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
-#include <sys/wait.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -14,21 +12,7 @@
 #include "kernels/adamw.h"
 #include "train/checkpoint.h"
 #include "train/config.h"
-
-static const char *paw_bin(void) {
-    const char *b = getenv("PAW_BIN");
-    return b ? b : "./paw";
-}
-
-static int sh(const char *fmt, ...) {
-    char cmd[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    int rc = system(cmd);
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : 128 + WTERMSIG(rc);
-}
+#include "tests/world.h"
 
 Test(train_config, refusals_name_the_key) {
     struct {
@@ -103,21 +87,6 @@ Test(train_optimizer, adamw_matches_the_update_rule) {
 
 static char g_dir[64];
 
-// Synthetic data, shards, a trimmed-vocabulary tiny interpreter and compiler, made once per test.
-static void make_world(void) {
-    strcpy(g_dir, "/tmp/paw_train_XXXXXX");
-    cr_assert_not_null(mkdtemp(g_dir));
-    const char *p = paw_bin();
-    cr_assert_eq(sh("%s data synth -o %s/jsonl --seed 5 --train 48 --val 8 --test 8 "
-                    "--families first_word,parity,sentiment --pseudo-examples 1 >/dev/null 2>&1", p, g_dir), 0);
-    cr_assert_eq(sh("%s data build %s/jsonl/train.jsonl -o %s/train --quiet", p, g_dir, g_dir), 0);
-    cr_assert_eq(sh("%s data build %s/jsonl/val.jsonl -o %s/val --quiet", p, g_dir, g_dir), 0);
-    cr_assert_eq(sh("%s init --shape tests/fixtures/train/interp-shape.json --out %s/interp --vocab-from %s/train,%s/val "
-                    "--seed 1 --std 0.1 >/dev/null 2>&1", p, g_dir, g_dir, g_dir), 0);
-    cr_assert_eq(sh("%s init --shape tests/fixtures/train/comp-shape.json --out %s/comp --vocab-from %s/train,%s/val "
-                    "--seed 2 --std 0.1 >/dev/null 2>&1", p, g_dir, g_dir, g_dir), 0);
-}
-
 static void write_config(const char *name, const char *out, const char *extra) {
     char path[256], text[2048];
     snprintf(path, sizeof path, "%s/%s", g_dir, name);
@@ -151,7 +120,7 @@ static int read_losses(const char *run, double *loss, int max) {
 }
 
 Test(train_e2e, resume_is_bit_exact_and_a_killed_save_leaves_the_previous_checkpoint, .timeout = 300) {
-    make_world();
+    make_world(g_dir);
     const char *p = paw_bin();
     write_config("a.json", "run_a", "");
     cr_assert_eq(sh("%s train %s/a.json 2>%s/a.err", p, g_dir, g_dir), 0);
@@ -188,7 +157,7 @@ Test(train_e2e, resume_is_bit_exact_and_a_killed_save_leaves_the_previous_checkp
 }
 
 Test(train_e2e, pretrain_mode_and_mismatched_vocabularies, .timeout = 300) {
-    make_world();
+    make_world(g_dir);
     const char *p = paw_bin();
     char path[256], text[1024];
     snprintf(path, sizeof path, "%s/pre.json", g_dir);

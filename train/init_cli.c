@@ -8,7 +8,11 @@
 #include "common/commands.h"
 #include "common/error.h"
 #include "common/fileio.h"
+#include <cjson/cJSON.h>
+
 #include "data/loader.h"
+#include "data/shard_build.h"
+#include "data/template.h"
 #include "data/tokenizer.h"
 #include "data/vocab_map.h"
 #include "model/qwen3.h"
@@ -23,6 +27,52 @@ static int collect_ids(char **dirs, int ndirs, const PawTokenizer *tok, int32_t 
         if (id >= 0) ids[k++] = id;
     }
     for (int d = 0; d < ndirs; d++) {
+        size_t plen = strlen(dirs[d]);
+        if (plen > 6 && strcmp(dirs[d] + plen - 6, ".jsonl") == 0) {
+            // FuzzyBench JSONL: every prompt a program or an evaluation may render, including the
+            // no-compiler baseline that puts the raw spec where the pseudo-program goes.
+            char *text = paw_read_file(dirs[d], NULL);
+            if (!text) {
+                free(ids);
+                return paw_error_context("--vocab-from");
+            }
+            int line_no = 0, rc = 0;
+            for (char *line = text; line && *line && rc == 0;) {
+                char *nl = strchr(line, '\n');
+                if (nl) *nl = 0;
+                line_no++;
+                cJSON *o = cJSON_Parse(line);
+                const cJSON *sp = cJSON_GetObjectItem(o, "spec"), *in = cJSON_GetObjectItem(o, "input");
+                const cJSON *out = cJSON_GetObjectItem(o, "output"), *pp = cJSON_GetObjectItem(o, "pseudo_program");
+                if (o && cJSON_IsString(sp) && cJSON_IsString(in) && cJSON_IsString(out)) {
+                    char *pseudo = cJSON_IsString(pp) ? xstrdup(pp->valuestring) : paw_default_pseudo_program(sp->valuestring);
+                    char *texts[5] = {paw_compiler_prompt(sp->valuestring), xstrdup(pseudo),
+                                      paw_interpreter_prompt(pseudo, in->valuestring),
+                                      paw_interpreter_prompt(sp->valuestring, in->valuestring), xstrdup(out->valuestring)};
+                    for (int j = 0; j < 5; j++) {
+                        PawIds v = {0};
+                        if (rc == 0 && paw_tokenizer_encode(tok, texts[j], strlen(texts[j]), 1, &v) != 0) rc = -1;
+                        for (size_t t = 0; t < v.n; t++) {
+                            if (k == cap) ids = xrealloc(ids, sizeof(int32_t) * (size_t)(cap *= 2));
+                            ids[k++] = v.ids[t];
+                        }
+                        paw_ids_free(&v);
+                        free(texts[j]);
+                    }
+                    free(pseudo);
+                } else if (o || strspn(line, " \t\r") != strlen(line)) {
+                    rc = paw_error("%s:%d: expected a JSON object with string spec, input and output", dirs[d], line_no);
+                }
+                cJSON_Delete(o);
+                line = nl ? nl + 1 : NULL;
+            }
+            free(text);
+            if (rc != 0) {
+                free(ids);
+                return -1;
+            }
+            continue;
+        }
         PawDataset *ds = paw_dataset_open(dirs[d]);
         if (!ds) {
             free(ids);
@@ -56,7 +106,7 @@ int cmd_init(int argc, char **argv) {
     PawOpt opts[] = {
         {"shape", PAW_OPT_STR, &shape, "a Hugging Face style config.json (e.g. configs/tiny-interpreter.json)"},
         {"out", PAW_OPT_STR, &out, "the new model directory"},
-        {"vocab-from", PAW_OPT_STR, &vocab_from, "comma-separated shard directories: trim the vocabulary to their ids"},
+        {"vocab-from", PAW_OPT_STR, &vocab_from, "comma-separated shard directories or JSONL files: trim the vocabulary to their ids"},
         {"tokenizer", PAW_OPT_STR, &tokenizer, "tokenizer.json copied into the directory (default $PAW_TOKENIZER)"},
         {"seed", PAW_OPT_INT, &seed, "random seed"},
         {"std", PAW_OPT_FLOAT, &std, "standard deviation of the weight matrices"},

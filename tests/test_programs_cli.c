@@ -1,0 +1,189 @@
+// Programs end to end through ./paw on a tiny world: train a few steps, compile single and
+// batched, run as an argument and as a filter, evaluate and resume, and the command-line errors.
+#include <cjson/cJSON.h>
+#include <criterion/criterion.h>
+#include <math.h>
+
+#include "common/error.h"
+#include "common/fileio.h"
+#include "interpreter/program.h"
+#include "kernels/quant.h"
+#include "tests/world.h"
+
+static char W[64];
+
+static char *slurp(const char *fmt, ...) {
+    char path[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(path, sizeof path, fmt, ap);
+    va_end(ap);
+    char *s = paw_read_file(path, NULL);
+    cr_assert_not_null(s, "%s", paw_last_error());
+    return s;
+}
+
+// The first test example's fields, written to files for the CLI.
+static void first_test_example(char **input, char **output) {
+    char *text = slurp("%s/jsonl/test.jsonl", W);
+    *strchr(text, '\n') = 0;
+    cJSON *o = cJSON_Parse(text);
+    char path[256];
+    snprintf(path, sizeof path, "%s/spec.txt", W);
+    const char *spec = cJSON_GetObjectItem(o, "spec")->valuestring;
+    cr_assert_eq(paw_write_file_atomic(path, spec, strlen(spec)), 0);
+    snprintf(path, sizeof path, "%s/pp.txt", W);
+    const char *pp = cJSON_GetObjectItem(o, "pseudo_program")->valuestring;
+    cr_assert_eq(paw_write_file_atomic(path, pp, strlen(pp)), 0);
+    // The same spec twice in a --specs file, plus the pseudo-program given inline.
+    cJSON *line = cJSON_CreateObject();
+    cJSON_AddStringToObject(line, "spec", spec);
+    cJSON_AddStringToObject(line, "pseudo_program", pp);
+    cJSON_AddStringToObject(line, "out", "a.paw");
+    char *l1 = cJSON_PrintUnformatted(line);
+    cJSON_ReplaceItemInObject(line, "out", cJSON_CreateString("b.paw"));
+    char *l2 = cJSON_PrintUnformatted(line);
+    char buf[16384];
+    snprintf(buf, sizeof buf, "%s\n%s\n", l1, l2);
+    snprintf(path, sizeof path, "%s/specs.jsonl", W);
+    cr_assert_eq(paw_write_file_atomic(path, buf, strlen(buf)), 0);
+    *input = xstrdup(cJSON_GetObjectItem(o, "input")->valuestring);
+    *output = xstrdup(cJSON_GetObjectItem(o, "output")->valuestring);
+    free(l1), free(l2);
+    cJSON_Delete(line);
+    cJSON_Delete(o);
+    free(text);
+}
+
+static void train_tiny(void) {
+    char path[256], text[1024];
+    snprintf(path, sizeof path, "%s/paw.json", W);
+    snprintf(text, sizeof text,
+             "{\"compiler\":\"%s/comp\",\"interpreter\":\"%s/interp\",\"train_data\":\"%s/train\",\"out_dir\":\"%s/run\","
+             "\"lora_rank\":4,\"lora_alpha\":8,\"mapper_bases\":3,\"prefix_steps\":4,\"steps\":3,\"max_batch_examples\":4,"
+             "\"lr\":0.01}",
+             W, W, W, W);
+    cr_assert_eq(paw_write_file_atomic(path, text, strlen(text)), 0);
+    cr_assert_eq(sh("%s train %s 2>/dev/null", paw_bin(), path), 0);
+}
+
+Test(programs_cli, compile_run_eval_end_to_end, .timeout = 300) {
+    make_world(W);
+    train_tiny();
+    const char *p = paw_bin();
+    char *input, *target;
+    first_test_example(&input, &target);
+    // Single compile, then the same spec twice through the batched path.
+    cr_assert_eq(sh("%s compile --compiler %s/run/export --spec-file %s/spec.txt --pseudo-program %s/pp.txt "
+                    "-o %s/one.paw --adapter-dtype f32 >/dev/null", p, W, W, W, W), 0);
+    cr_assert_eq(sh("%s compile --compiler %s/run/export --specs %s/specs.jsonl --out-dir %s/many --adapter-dtype f32 "
+                    "--batch 2 >/dev/null", p, W, W, W), 0);
+    char path[256];
+    PawProgram one, a, b;
+    snprintf(path, sizeof path, "%s/one.paw", W);
+    cr_assert_eq(paw_program_read(path, &one), 0, "%s", paw_last_error());
+    snprintf(path, sizeof path, "%s/many/a.paw", W);
+    cr_assert_eq(paw_program_read(path, &a), 0, "%s", paw_last_error());
+    snprintf(path, sizeof path, "%s/many/b.paw", W);
+    cr_assert_eq(paw_program_read(path, &b), 0, "%s", paw_last_error());
+    cr_assert_str_eq(one.template_text, a.template_text);
+    for (int m = 0; m < LORA_NUM_MODULES; m++) {
+        size_t na = (size_t)one.L * one.rank * one.d_in[m], nb = (size_t)one.L * one.d_out[m] * one.rank;
+        // Batched and single compiles give the same adapter up to fp32 summation order.
+        for (size_t i = 0; i < na; i++) cr_assert(fabsf(one.A[m][i] - a.A[m][i]) <= 1e-5f * (1 + fabsf(one.A[m][i])));
+        for (size_t i = 0; i < nb; i++) cr_assert(fabsf(one.B[m][i] - b.B[m][i]) <= 1e-5f * (1 + fabsf(one.B[m][i])));
+        cr_assert(memcmp(a.A[m], b.A[m], sizeof(float) * na) == 0);  // two rows of one batch
+    }
+    paw_program_free(&one), paw_program_free(&a), paw_program_free(&b);
+
+    // Run: an argument, then the same input three times through stdin, as a filter.
+    snprintf(path, sizeof path, "%s/in.txt", W);
+    char lines[4096];
+    snprintf(lines, sizeof lines, "%s\n%s\n%s\n", input, input, input);
+    cr_assert_eq(paw_write_file_atomic(path, lines, strlen(lines)), 0);
+    cr_assert_eq(sh("%s run %s/one.paw '%s' --max-new 6 > %s/arg.out", p, W, input, W), 0);
+    cr_assert_eq(sh("%s run %s/one.paw --max-new 6 < %s/in.txt > %s/filter.out", p, W, W, W), 0);
+    char *arg = slurp("%s/arg.out", W), *filt = slurp("%s/filter.out", W);
+    char want[8192];
+    snprintf(want, sizeof want, "%s%s%s", arg, arg, arg);
+    cr_assert_str_eq(filt, want, "filter output differs from single runs (prompt cache?)");
+    // JSONL mode keeps the other fields and adds "output".
+    cr_assert_eq(sh("printf '{\"input\":\"%s\",\"id\":7}\\n' | %s run %s/one.paw --jsonl --max-new 6 > %s/j.out", input, p, W, W), 0);
+    char *j = slurp("%s/j.out", W);
+    cJSON *jo = cJSON_Parse(j);
+    cr_assert_not_null(jo);
+    cr_assert_eq(cJSON_GetObjectItem(jo, "id")->valueint, 7);
+    char *argline = xstrdup(arg);
+    argline[strcspn(argline, "\n")] = 0;
+    cr_assert_str_eq(cJSON_GetObjectItem(jo, "output")->valuestring, argline);
+    cJSON_Delete(jo);
+
+    // Eval: four conditions, a complete report, and the compiled output of example 0 equal to paw run's
+    // (its program is the same spec and pseudo-program, compiled by eval in its own batch).
+    cr_assert_eq(sh("%s eval --compiler %s/run/export --interpreter %s/interp --data %s/jsonl/test.jsonl --max-new 6 "
+                    "--report %s/report.json > %s/eval.out 2>&1", p, W, W, W, W, W), 0);
+    char *rep = slurp("%s/report.json", W);
+    cJSON *r = cJSON_Parse(rep);
+    cr_assert(cJSON_IsTrue(cJSON_GetObjectItem(r, "complete")));
+    const cJSON *em = cJSON_GetObjectItem(r, "exact_match");
+    const char *names[] = {"compiled", "baseline", "pseudo", "lora"};
+    for (int c = 0; c < 4; c++) cr_assert_eq(cJSON_GetObjectItem(cJSON_GetObjectItem(em, names[c]), "total")->valueint, 8);
+    const cJSON *ex0 = cJSON_GetArrayItem(cJSON_GetObjectItem(r, "examples"), 0);
+    cr_assert_eq(cJSON_GetObjectItem(ex0, "index")->valueint, 0);
+    cr_assert_str_eq(cJSON_GetObjectItem(cJSON_GetObjectItem(ex0, "outputs"), "compiled")->valuestring, argline);
+    cJSON_Delete(r);
+    // A second run resumes: nothing left to run.
+    cr_assert_eq(sh("%s eval --compiler %s/run/export --interpreter %s/interp --data %s/jsonl/test.jsonl --max-new 6 "
+                    "--report %s/report.json 2>&1 | grep -q '0 to run'", p, W, W, W, W), 0);
+    // Another setting on the same report is refused, not mixed in.
+    cr_assert_eq(sh("%s eval --compiler %s/run/export --interpreter %s/interp --data %s/jsonl/test.jsonl --max-new 5 "
+                    "--report %s/report.json >/dev/null 2>&1", p, W, W, W, W), 2);
+    free(rep), free(arg), free(filt), free(j), free(argline), free(input), free(target);
+    sh("rm -rf %s", W);
+}
+
+Test(programs_cli, command_line_errors, .timeout = 300) {
+    make_world(W);
+    train_tiny();
+    const char *p = paw_bin();
+    cr_assert_eq(sh("%s compile --spec x -o %s/x.paw 2>/dev/null", p, W), 2);                   // no --compiler
+    cr_assert_eq(sh("%s compile --compiler %s/nope --spec x --pseudo-program y -o %s/x.paw 2>%s/e1", p, W, W, W), 1);
+    char *e1 = slurp("%s/e1", W);
+    cr_assert(strstr(e1, "nope"), "%s", e1);
+    cr_assert_eq(sh("%s compile --compiler %s/run/export --spec x -o %s/x.paw 2>%s/e2", p, W, W, W), 2);  // no pseudo
+    char *e2 = slurp("%s/e2", W);
+    cr_assert(strstr(e2, "--pseudo-model"), "%s", e2);
+    cr_assert_eq(sh("%s compile --compiler %s/run/export --spec x --pseudo-program y -o %s/x.paw --adapter-dtype q3 2>/dev/null",
+                    p, W, W), 2);
+    // A spec with words the tiny vocabulary lacks is refused with the reason.
+    cr_assert_eq(sh("%s compile --compiler %s/run/export --spec 'zebra quantum' --pseudo-program y -o %s/x.paw 2>%s/e3", p, W,
+                    W, W), 1);
+    char *e3 = slurp("%s/e3", W);
+    cr_assert(strstr(e3, "vocabulary"), "%s", e3);
+    cr_assert_eq(sh("%s run %s/missing.paw x 2>/dev/null", p, W), 1);
+    cr_assert_eq(sh("head -c 300 %s/interp/model.safetensors > %s/garbage.paw && %s run %s/garbage.paw x 2>%s/e4", W, W, p, W, W), 1);
+    char *e4 = slurp("%s/e4", W);
+    cr_assert(strstr(e4, "garbage.paw"), "%s", e4);
+    // Empty input and an input longer than the context: messages, not crashes.
+    char *text = slurp("%s/jsonl/test.jsonl", W);
+    *strchr(text, '\n') = 0;
+    cJSON *o = cJSON_Parse(text);
+    char sp[256];
+    snprintf(sp, sizeof sp, "%s/s.txt", W);
+    const char *spec = cJSON_GetObjectItem(o, "spec")->valuestring;
+    paw_write_file_atomic(sp, spec, strlen(spec));
+    cr_assert_eq(sh("%s compile --compiler %s/run/export --spec-file %s --pseudo-program %s/s.txt -o %s/t.paw >/dev/null", p, W,
+                    sp, W, W), 0);
+    cr_assert_eq(sh("%s run %s/t.paw '   ' 2>%s/e5", p, W, W), 1);
+    char *e5 = slurp("%s/e5", W);
+    cr_assert(strstr(e5, "empty input"), "%s", e5);
+    // No room left in the context (the tiny interpreter has 512 positions): refused, not truncated.
+    cr_assert_eq(sh("%s run %s/t.paw '%s' --max-new 600 2>%s/e6", p, W, cJSON_GetObjectItem(o, "input")->valuestring, W), 1);
+    char *e6 = slurp("%s/e6", W);
+    cr_assert(strstr(e6, "context"), "%s", e6);
+    cr_assert_eq(sh("%s eval --compiler %s/run/export --interpreter %s/interp --data %s/jsonl/test.jsonl --conditions best 2>/dev/null",
+                    p, W, W, W), 2);
+    cJSON_Delete(o);
+    free(text), free(e1), free(e2), free(e3), free(e4), free(e5), free(e6);
+    sh("rm -rf %s", W);
+}
