@@ -75,11 +75,22 @@ asan:
 	$(MAKE) CUDA=0 BUILD=build-asan OPT="$(ASAN_OPT)" build-asan/paw build-asan/test_paw
 	ASAN_OPTIONS=detect_leaks=0 PAW_BIN=build-asan/paw ./build-asan/test_paw -j2
 
-# Regenerates the committed fixtures (needs torch, transformers, tokenizers, safetensors from pip).
+# Regenerates the committed fixtures (needs torch, transformers, tokenizers, safetensors and gguf
+# from pip, and the zstd command). Nothing here is needed to build or test.
 fixtures:
 	python3 tests/make_qwen3_fixtures.py
+	python3 tests/make_paw_fixtures.py
+	python3 tests/make_tokenizer_fixtures.py
+	python3 tests/make_safetensors_fixtures.py
+	python3 tests/make_gguf_fixtures.py
+	python3 tests/make_shard_fixtures.py
 
 clean:
 	rm -rf build build-asan paw
 
 -include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BUILD)/paw.d $(CU_OBJ:.o=.d) $(BUILD)/tests/gpu/test_gpu.d
+
+# The README's main command: the whole pipeline on the CPU with tiny models.
+.PHONY: demo
+demo: paw
+	configs/demo/run.sh

@@ -138,6 +138,8 @@ int cmd_run(int argc, char **argv) {
                 printf("\n");
             }
         } else if (jsonl) {
+            // "output" is set (replacing one already there, e.g. the expected answer of a test file).
+            if (cJSON_GetObjectItemCaseSensitive(obj, "output")) cJSON_DeleteItemFromObjectCaseSensitive(obj, "output");
             cJSON_AddStringToObject(obj, "output", output);
             char *s = cJSON_PrintUnformatted(obj);
             printf("%s\n", s);

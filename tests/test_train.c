@@ -10,6 +10,7 @@
 #include "common/error.h"
 #include "common/fileio.h"
 #include "kernels/adamw.h"
+#include "model/safetensors.h"
 #include "train/checkpoint.h"
 #include "train/config.h"
 #include "tests/world.h"
@@ -187,5 +188,96 @@ Test(train_e2e, pretrain_mode_and_mismatched_vocabularies, .timeout = 300) {
     char *err = paw_read_file(path, NULL);
     cr_assert(strstr(err, "vocabulary") || strstr(err, "vocab_size"), "%s", err);
     free(err);
+    sh("rm -rf %s", g_dir);
+}
+
+// `paw grad` through the command line against finite differences of its own loss: one
+// coefficient bias of a trained mapper, moved by +-h through "mapper_init".
+static void write_grad_config(const char *name, const char *mapper) {
+    char path[256], text[2048];
+    snprintf(path, sizeof path, "%s/%s", g_dir, name);
+    snprintf(text, sizeof text,
+             "{\"compiler\":\"%s/comp\",\"interpreter\":\"%s/interp\",\"train_data\":\"%s/train\",\"out_dir\":\"%s/g\","
+             "\"lora_rank\":4,\"lora_alpha\":8,\"mapper_bases\":3,\"prefix_steps\":4,\"max_batch_examples\":4,"
+             "\"batch_tokens\":4096,\"seed\":3,\"mapper_init\":\"%s\"}",
+             g_dir, g_dir, g_dir, g_dir, mapper);
+    cr_assert_eq(paw_write_file_atomic(path, text, strlen(text)), 0);
+}
+
+static float grad_file_value(const char *file, const char *tensor, int k) {
+    char path[256];
+    snprintf(path, sizeof path, "%s/%s", g_dir, file);
+    SafeTensors st;
+    cr_assert_eq(st_open(&st, path), 0, "%s", paw_last_error());
+    const StTensor *t = st_find(&st, tensor);
+    cr_assert_not_null(t, "%s lacks %s", file, tensor);
+    float v;
+    memcpy(&v, t->data + sizeof(float) * (size_t)k, sizeof v);
+    st_close(&st);
+    return v;
+}
+
+// Copies a mapper file with element k of one tensor moved by delta.
+static void shifted_mapper(const char *src, const char *dst, const char *tensor, int k, float delta) {
+    SafeTensors st;
+    cr_assert_eq(st_open(&st, src), 0);
+    StWriteTensor ts[64];
+    float *copy = NULL;
+    for (int i = 0; i < st.ntensors; i++) {
+        const StTensor *t = &st.tensors[i];
+        ts[i] = (StWriteTensor){.name = t->name, .dtype = t->dtype, .ndim = t->ndim, .data = t->data};
+        memcpy(ts[i].shape, t->shape, sizeof ts[i].shape);
+        if (!strcmp(t->name, tensor)) {
+            copy = xmalloc(t->nbytes);
+            memcpy(copy, t->data, t->nbytes);
+            copy[k] += delta;
+            ts[i].data = copy;
+        }
+    }
+    cr_assert_not_null(copy);
+    cr_assert_eq(st_write(dst, ts, st.ntensors, NULL, 0), 0);
+    free(copy);
+    st_close(&st);
+}
+
+Test(train_e2e, paw_grad_matches_finite_differences_through_the_cli, .timeout = 300) {
+    make_world(g_dir);
+    const char *p = paw_bin();
+    write_config("a.json", "run_a", ",\"steps\":4,\"lr\":0.01");
+    cr_assert_eq(sh("%s train %s/a.json 2>/dev/null", p, g_dir), 0);
+    char m0[256], mp[256], mm[256];
+    snprintf(m0, sizeof m0, "%s/run_a/export/mapper.safetensors", g_dir);
+    snprintf(mp, sizeof mp, "%s/m_plus.safetensors", g_dir);
+    snprintf(mm, sizeof mm, "%s/m_minus.safetensors", g_dir);
+    write_grad_config("g0.json", m0);
+    cr_assert_eq(sh("%s grad %s/g0.json --out %s/g0.safetensors >/dev/null", p, g_dir, g_dir), 0);
+    // The file holds the loss and every trainable tensor's gradient.
+    char path[256];
+    snprintf(path, sizeof path, "%s/g0.safetensors", g_dir);
+    SafeTensors st;
+    cr_assert_eq(st_open(&st, path), 0);
+    const char *need[] = {"loss", "grad.prefix", "grad.mapper.fc1.weight", "grad.mapper.fc2.bias", "grad.mapper.A.q_proj",
+                          "grad.mapper.B.down_proj", "grad.compiler.model.embed_tokens.weight",
+                          "grad.compiler.model.layers.2.mlp.down_proj.weight", "grad.compiler.model.norm.weight"};
+    for (size_t i = 0; i < sizeof need / sizeof need[0]; i++) cr_assert_not_null(st_find(&st, need[i]), "missing %s", need[i]);
+    // Pick the coefficient bias with the largest gradient.
+    const StTensor *gb = st_find(&st, "grad.mapper.fc2.bias");
+    int best = 0;
+    const float *gv = (const float *)gb->data;
+    for (int i = 1; i < gb->numel; i++)
+        if (fabsf(gv[i]) > fabsf(gv[best])) best = i;
+    float g = gv[best];
+    st_close(&st);
+    cr_assert(fabsf(g) > 1e-4f, "gradient too small to test: %g", g);
+    float h = 1e-2f;
+    shifted_mapper(m0, mp, "mapper.fc2.bias", best, h);
+    shifted_mapper(m0, mm, "mapper.fc2.bias", best, -h);
+    write_grad_config("gp.json", mp);
+    write_grad_config("gm.json", mm);
+    cr_assert_eq(sh("%s grad %s/gp.json --out %s/gp.safetensors >/dev/null", p, g_dir, g_dir), 0);
+    cr_assert_eq(sh("%s grad %s/gm.json --out %s/gm.safetensors >/dev/null", p, g_dir, g_dir), 0);
+    double fd = ((double)grad_file_value("gp.safetensors", "loss", 0) - grad_file_value("gm.safetensors", "loss", 0)) / (2 * h);
+    // fp32 losses differ by ~1e-6 / 2h of noise; the O(h^2) term is smaller still.
+    cr_assert(fabs(fd - g) < 2e-4 + 2e-2 * fabs(g), "finite difference %g vs paw grad %g", fd, g);
     sh("rm -rf %s", g_dir);
 }

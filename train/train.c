@@ -17,6 +17,7 @@
 #include "data/tokenizer.h"
 #include "data/vocab_map.h"
 #include "kernels/adamw.h"
+#include "model/safetensors.h"
 #include "train/checkpoint.h"
 #include "train/config.h"
 #include "train/paw_step.h"
@@ -684,6 +685,107 @@ int cmd_train(int argc, char **argv) {
     }
 out:
     free(latest);
+    teardown(&tr);
+    return status;
+}
+
+// ---- paw grad -----------------------------------------------------------------------------------
+
+// Loss and every trainable tensor's gradient on the first batch, as safetensors: "loss" [1],
+// "target_tokens" [1], "grad.compiler.<Hugging Face name>" (unless the compiler is frozen),
+// "grad.prefix", "grad.<mapper tensor>" ("grad.mapper.fc1.weight", ...). Nothing is updated.
+static int write_grads(Trainer *tr, const char *path, double loss, double tokens) {
+    const Qwen3 *cm = &tr->pm.comp.model;
+    int cap = 2 + QWEN3_NUM_PARAMS * (cm->cfg.num_layers + 1) + 1 + MAPPER_NUM_TENSORS;
+    StWriteTensor *ts = xcalloc((size_t)cap, sizeof *ts);
+    char **names = xcalloc((size_t)cap, sizeof(char *));
+    float scalars[2] = {(float)loss, (float)tokens};
+    int n = 0;
+    ts[n++] = (StWriteTensor){.name = "loss", .dtype = ST_F32, .ndim = 1, .shape = {1}, .data = &scalars[0]};
+    ts[n++] = (StWriteTensor){.name = "target_tokens", .dtype = ST_F32, .ndim = 1, .shape = {1}, .data = &scalars[1]};
+    if (!tr->cfg.freeze_compiler) {
+        for (int i = 0; i < QWEN3_NUM_PARAMS; i++) {
+            Qwen3ParamInfo info = qwen3_param_info(&cm->cfg, i);
+            if (info.numel == 0) continue;
+            int layers = info.per_layer ? cm->cfg.num_layers : 1;
+            size_t per = info.numel / (size_t)layers;
+            const float *g = *qwen3_param_slot((Qwen3Params *)&cm->grads, i);
+            for (int l = 0; l < layers; l++) {
+                char buf[256];
+                int k = snprintf(buf, sizeof buf, "grad.compiler.");
+                snprintf(buf + k, sizeof buf - (size_t)k, info.hf_name, l);
+                names[n] = xstrdup(buf);
+                ts[n] = (StWriteTensor){.name = names[n], .dtype = ST_F32, .ndim = info.ndim,
+                                        .shape = {info.shape[0], info.ndim == 2 ? info.shape[1] : 0},
+                                        .data = g + (size_t)l * per};
+                n++;
+            }
+        }
+    }
+    ts[n++] = (StWriteTensor){.name = "grad.prefix", .dtype = ST_F32, .ndim = 2,
+                              .shape = {tr->pm.comp.P, cm->cfg.hidden_size}, .data = tr->pm.comp.dprefix};
+    for (int i = 0; i < MAPPER_NUM_TENSORS; i++) {
+        int nd, sh[3];
+        char nm[64], buf[80];
+        mapper_tensor_shape(&tr->pm.mapper.cfg, i, &nd, sh);
+        snprintf(buf, sizeof buf, "grad.%s", mapper_tensor_name(i, nm, sizeof nm));
+        names[n] = xstrdup(buf);
+        ts[n] = (StWriteTensor){.name = names[n], .dtype = ST_F32, .ndim = nd, .shape = {sh[0], sh[1], sh[2]},
+                                .data = *mapper_tensor_slot(&tr->pm.mapper.grads, i)};
+        n++;
+    }
+    const char *meta[] = {"format", "pt"};
+    int rc = st_write(path, ts, n, meta, 1);
+    for (int i = 0; i < n; i++) free(names[i]);
+    free(names);
+    free(ts);
+    return rc;
+}
+
+int cmd_grad(int argc, char **argv) {
+    const char *out = NULL;
+    PawOpt opts[] = {{"out", PAW_OPT_STR, &out, "the safetensors file to write"}};
+    PawCommandSpec spec = {"paw grad CONFIG.json --out GRADS.safetensors",
+                           "Runs one PAW training step (mode \"paw\") on the first batch of train_data without updating "
+                           "anything, and writes the loss and the gradient of every trainable tensor (compiler weights "
+                           "unless frozen, prefix, mapper) for comparison with another implementation.",
+                           opts, 1, 1};
+    char *pos[1];
+    int npos, prc = paw_parse_args(&spec, argc, argv, pos, &npos);
+    if (prc) return prc > 0 ? 0 : 2;
+    if (npos != 1 || !out) {
+        fprintf(stderr, "paw grad: CONFIG and --out are required\n");
+        paw_print_usage(&spec, 1);
+        return 2;
+    }
+    Trainer tr;
+    memset(&tr, 0, sizeof tr);
+    if (train_config_load(&tr.cfg, pos[0]) != 0) {
+        fprintf(stderr, "paw grad: %s\n", paw_last_error());
+        return 2;
+    }
+    if (tr.cfg.mode != TRAIN_MODE_PAW) {
+        fprintf(stderr, "paw grad: %s: needs \"mode\": \"paw\"\n", pos[0]);
+        train_config_free(&tr.cfg);
+        return 2;
+    }
+    int status = 0;
+    PawBatch batch = {0};
+    PawStepStats st;
+    if (setup(&tr) != 0 || paw_loader_next(tr.loader, &batch, 1) != 0 || convert(&tr, batch.ex, batch.n) != 0) {
+        fprintf(stderr, "paw grad: %s\n", paw_last_error());
+        status = 1;
+    } else {
+        paw_model_zero_grad(&tr.pm);
+        if (paw_forward_backward(&tr.pm, tr.ex, batch.n, 0, &st) != 0 || write_grads(&tr, out, st.loss, st.target_tokens) != 0) {
+            fprintf(stderr, "paw grad: %s\n", paw_last_error());
+            status = 1;
+        } else {
+            printf("loss %.6f over %.0f target tokens of %d examples; gradients in %s\n", st.loss, st.target_tokens,
+                   batch.n, out);
+        }
+    }
+    paw_batch_free(&batch);
     teardown(&tr);
     return status;
 }

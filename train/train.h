@@ -7,5 +7,6 @@
 #define PAW_TRAIN_TRAIN_H
 
 int cmd_train(int argc, char **argv);
+int cmd_grad(int argc, char **argv);
 
 #endif

@@ -1,0 +1,3 @@
+build-cpu/common/fileio.o: common/fileio.c common/fileio.h common/error.h
+common/fileio.h:
+common/error.h:

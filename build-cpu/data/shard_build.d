@@ -1,0 +1,9 @@
+build-cpu/data/shard_build.o: data/shard_build.c data/shard_build.h \
+ data/shard.h data/tokenizer.h common/error.h common/fileio.h \
+ common/progress.h
+data/shard_build.h:
+data/shard.h:
+data/tokenizer.h:
+common/error.h:
+common/fileio.h:
+common/progress.h:

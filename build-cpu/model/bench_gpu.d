@@ -1,0 +1,1 @@
+build-cpu/model/bench_gpu.o: model/bench_gpu.c

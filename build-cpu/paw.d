@@ -1,0 +1,2 @@
+build-cpu/paw.o: paw.c common/commands.h
+common/commands.h:

@@ -1,0 +1,6 @@
+build-cpu/train/checkpoint.o: train/checkpoint.c train/checkpoint.h \
+ common/error.h common/fileio.h model/safetensors.h
+train/checkpoint.h:
+common/error.h:
+common/fileio.h:
+model/safetensors.h:
