@@ -18,6 +18,7 @@
 
 #include "common/error.h"
 #include "common/rng.h"
+#include "compiler/mapper.h"
 #include "kernels/adamw_cuda.h"
 #include "kernels/attention.h"
 #include "kernels/attention_cuda.h"
@@ -26,6 +27,9 @@
 #include "kernels/cuda_common_cuda.h"
 #include "kernels/embedding.h"
 #include "kernels/embedding_cuda.h"
+#include "kernels/lora.h"
+#include "kernels/lora_cuda.h"
+#include "kernels/mapper_mix_cuda.h"
 #include "kernels/matmul.h"
 #include "kernels/matmul_cuda.h"
 #include "kernels/rmsnorm.h"
@@ -560,6 +564,158 @@ static void test_adamw(size_t n) {
     free(r);
 }
 
+// Per-example LoRA against lora_forward/lora_backward. y/dy are rows of ld_y elements (the first
+// d_out used, like a column slice of a fused projection): the spare columns of y must come back
+// untouched and those of dy hold NaN, so reading them fails. Accumulated outputs start from
+// random values and the checks compare what the op added with the reference (computed from zero).
+static void test_lora(int nb, int T, int d_in, int d_out, int r, int ld_y, PawOutType type) {
+    char name[160];
+    const float scale = 2.0f / (float)r;
+    const size_t N = (size_t)nb * T, nx = N * d_in, na = (size_t)nb * r * d_in, nbm = (size_t)nb * d_out * r;
+    const size_t ny = N * ld_y, nyd = N * d_out, nu = N * r;
+    const char *tname = type == PAW_OUT_F32 ? "fp32" : "bf16";
+    float *x = rand_bf16(nx, 1.0f), *A = rand_bf16(na, 0.3f), *Bm = rand_bf16(nbm, 0.3f);
+    float *y0 = rand_bf16(ny, 0.1f), *dy = rand_bf16(ny, 1.0f), *dy_dense = xmalloc(sizeof(float) * nyd);
+    for (size_t i = 0; i < N; i++)
+        for (int j = 0; j < ld_y; j++) {
+            if (j < d_out) dy_dense[i * d_out + j] = dy[i * ld_y + j];
+            else dy[i * ld_y + j] = NAN;
+        }
+    float *ref_y = zeros(nyd), *ref_u = zeros(nu);
+    lora_forward(ref_y, ref_u, x, A, Bm, nb, T, d_in, d_out, r, scale);
+    float *ref_dx = zeros(nx), *ref_dA = zeros(na), *ref_dB = zeros(nbm), *du_scratch = zeros((size_t)T * r);
+    lora_backward(ref_dx, ref_dA, ref_dB, dy_dense, x, ref_u, A, Bm, nb, T, d_in, d_out, r, scale, du_scratch);
+
+    paw_bf16 *d_x = dev_bf16(x, nx), *d_A = dev_bf16(A, na), *d_B = dev_bf16(Bm, nbm), *d_u = poisoned_bf16(nu);
+    void *d_y = type == PAW_OUT_F32 ? (void *)dev_f32(y0, ny) : (void *)dev_bf16(y0, ny);
+    lora_cuda_forward(d_y, type, ld_y, d_u, d_x, d_A, d_B, nb, T, d_in, d_out, r, scale);
+    float *got_y = type == PAW_OUT_F32 ? host_f32((float *)d_y, ny) : host_bf16((paw_bf16 *)d_y, ny);
+    float *added = xmalloc(sizeof(float) * nyd);
+    size_t spare_changed = 0;
+    for (size_t i = 0; i < N; i++)
+        for (int j = 0; j < ld_y; j++) {
+            if (j < d_out) added[i * d_out + j] = got_y[i * ld_y + j] - y0[i * ld_y + j];
+            else spare_changed += !(got_y[i * ld_y + j] == y0[i * ld_y + j]);
+        }
+    float *got_u = host_bf16(d_u, nu);
+    snprintf(name, sizeof name, "lora u nb=%d T=%d %dx%d r=%d", nb, T, d_in, d_out, r);
+    CHECK_CLOSE(name, got_u, ref_u, nu, 1e-2);
+    snprintf(name, sizeof name, "lora fwd (%s y, ld %d) nb=%d T=%d %dx%d r=%d", tname, ld_y, nb, T, d_in, d_out, r);
+    CHECK_CLOSE(name, added, ref_y, nyd, 1e-2);
+    CHECK(spare_changed == 0, "lora fwd: %zu values of y beyond column d_out=%d changed", spare_changed, d_out);
+
+    // Backward onto random starting gradients; du is poisoned scratch.
+    float *dx0 = rand_bf16(nx, 0.1f), *dA0 = rand_f32(na, 1.0f), *dB0 = rand_f32(nbm, 1.0f);
+    void *d_dx = type == PAW_OUT_F32 ? (void *)dev_f32(dx0, nx) : (void *)dev_bf16(dx0, nx);
+    float *d_dA = dev_f32(dA0, na), *d_dB = dev_f32(dB0, nbm);
+    paw_bf16 *d_dy = dev_bf16(dy, ny), *d_du = poisoned_bf16(nu);
+    lora_cuda_backward(d_dx, type, d_dA, d_dB, d_dy, ld_y, d_x, d_u, d_A, d_B, nb, T, d_in, d_out, r, scale, d_du);
+    float *got_dx = type == PAW_OUT_F32 ? host_f32((float *)d_dx, nx) : host_bf16((paw_bf16 *)d_dx, nx);
+    float *got_dA = host_f32(d_dA, na), *got_dB = host_f32(d_dB, nbm);
+    for (size_t i = 0; i < nx; i++) got_dx[i] -= dx0[i];
+    for (size_t i = 0; i < na; i++) got_dA[i] -= dA0[i];
+    for (size_t i = 0; i < nbm; i++) got_dB[i] -= dB0[i];
+    snprintf(name, sizeof name, "lora dx (%s, accumulated) nb=%d T=%d %dx%d r=%d", tname, nb, T, d_in, d_out, r);
+    CHECK_CLOSE(name, got_dx, ref_dx, nx, 1e-2);
+    snprintf(name, sizeof name, "lora dA (accumulated) nb=%d T=%d %dx%d r=%d", nb, T, d_in, d_out, r);
+    CHECK_CLOSE(name, got_dA, ref_dA, na, 1e-2);
+    snprintf(name, sizeof name, "lora dB (accumulated) nb=%d T=%d %dx%d r=%d", nb, T, d_in, d_out, r);
+    CHECK_CLOSE(name, got_dB, ref_dB, nbm, 1e-2);
+
+    // dB alone (dA and dx NULL): the early return must still have written it.
+    paw_cuda_upload(d_dB, dB0, sizeof(float) * nbm);
+    lora_cuda_backward(NULL, type, NULL, d_dB, d_dy, ld_y, d_x, d_u, d_A, d_B, nb, T, d_in, d_out, r, scale, d_du);
+    free(got_dB);
+    got_dB = host_f32(d_dB, nbm);
+    for (size_t i = 0; i < nbm; i++) got_dB[i] -= dB0[i];
+    snprintf(name, sizeof name, "lora dB alone nb=%d T=%d %dx%d r=%d", nb, T, d_in, d_out, r);
+    CHECK_CLOSE(name, got_dB, ref_dB, nbm, 1e-2);
+
+    paw_cuda_free(d_x), paw_cuda_free(d_A), paw_cuda_free(d_B), paw_cuda_free(d_u), paw_cuda_free(d_y);
+    paw_cuda_free(d_dx), paw_cuda_free(d_dA), paw_cuda_free(d_dB), paw_cuda_free(d_dy), paw_cuda_free(d_du);
+    free(x), free(A), free(Bm), free(y0), free(dy), free(dy_dense), free(ref_y), free(ref_u), free(ref_dx);
+    free(ref_dA), free(ref_dB), free(du_scratch), free(got_y), free(added), free(got_u), free(dx0), free(dA0);
+    free(dB0), free(got_dx), free(got_dA), free(got_dB);
+}
+
+// The mapper's basis mixing against mapper_forward/mapper_backward: the CPU mapper runs whole,
+// and its coefficients (mp.coef), adapters, coefficient gradients (mp.dcoef) and basis gradients
+// are the references for pack -> mix -> (backward) -> unpack on the GPU. fp32 throughout.
+static void test_mapper_mix(int nb, int L, int N, int r, int C, int I, int NH, int NKV, int HD, int d, int P) {
+    char name[160];
+    MapperConfig cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.d = d, cfg.L = L, cfg.nbases = N, cfg.rank = r, cfg.alpha = 2.0f * (float)r;
+    cfg.icfg.hidden_size = C, cfg.icfg.intermediate_size = I, cfg.icfg.num_layers = L;
+    cfg.icfg.num_heads = NH, cfg.icfg.num_kv_heads = NKV, cfg.icfg.head_dim = HD;
+    Mapper mp;
+    mapper_create(&mp, &cfg);
+    mapper_init(&mp, 4242);
+    // mapper_init zeroes the B bases; random ones make the B side checkable.
+    for (int i = 4 + LORA_NUM_MODULES; i < MAPPER_NUM_TENSORS; i++) {
+        int nd, sh[3];
+        size_t n = mapper_tensor_shape(&cfg, i, &nd, sh);
+        float *p = *mapper_tensor_slot(&mp.params, i);
+        for (size_t k = 0; k < n; k++) p[k] = 0.2f * paw_rng_normal(&g_rng);
+    }
+    Qwen3Lora lora;
+    mapper_lora_alloc(&cfg, nb, 1, &lora);
+    float *H = rand_f32((size_t)nb * L * P * d, 1.0f), *dH = zeros((size_t)nb * L * P * d);
+    mapper_forward(&mp, H, nb, P, &lora);
+    for (int mod = 0; mod < LORA_NUM_MODULES; mod++) {
+        int din, dout;
+        lora_module_dims(&cfg.icfg, mod, &din, &dout);
+        size_t na = (size_t)L * nb * r * din, nbm = (size_t)L * nb * dout * r;
+        for (size_t k = 0; k < na; k++) lora.dA[mod][k] = paw_rng_normal(&g_rng);
+        for (size_t k = 0; k < nbm; k++) lora.dB[mod][k] = paw_rng_normal(&g_rng);
+    }
+    mapper_zero_grad(&mp);
+    mapper_backward(&mp, H, P, &lora, dH);
+
+    const size_t K = mapper_num_coef(&cfg), rows = (size_t)L * nb, slice = rows * N;
+    float *d_coef = dev_f32(mp.coef, nb * K), *d_packed = poisoned_f32(14 * slice);
+    float *d_dpacked = poisoned_f32(14 * slice), *d_dcoef = poisoned_f32(nb * K);
+    mapper_coef_pack_cuda(d_packed, d_coef, nb, L, N);
+    for (int mod = 0; mod < LORA_NUM_MODULES; mod++) {
+        int din, dout;
+        lora_module_dims(&cfg.icfg, mod, &din, &dout);
+        for (int side = 0; side < 2; side++) {
+            const int cols = side ? dout * r : r * din;
+            const size_t nout = rows * cols, nbase = (size_t)N * cols, off = (size_t)(mod * 2 + side) * slice;
+            const float *bases = side ? mp.params.bbase[mod] : mp.params.abase[mod];
+            const float *ref = side ? lora.B[mod] : lora.A[mod], *grad_out = side ? lora.dB[mod] : lora.dA[mod];
+            const float *ref_dbases = side ? mp.grads.bbase[mod] : mp.grads.abase[mod];
+            float *d_bases = dev_f32(bases, nbase), *d_out = poisoned_f32(nout);
+            mapper_mix_cuda_forward(d_out, d_packed + off, d_bases, (int)rows, N, cols);
+            float *got = host_f32(d_out, nout);
+            snprintf(name, sizeof name, "mapper mix %s.%c nb=%d L=%d N=%d [%zu, %d]", lora_module_names[mod],
+                     side ? 'B' : 'A', nb, L, N, rows, cols);
+            CHECK_CLOSE(name, got, ref, nout, 1e-4);
+            free(got);
+
+            float *g0 = rand_f32(nbase, 1.0f), *d_dbases = dev_f32(g0, nbase), *d_gout = dev_f32(grad_out, nout);
+            mapper_mix_cuda_backward(d_dpacked + off, d_dbases, d_gout, d_packed + off, d_bases, (int)rows, N, cols);
+            got = host_f32(d_dbases, nbase);
+            for (size_t k = 0; k < nbase; k++) got[k] -= g0[k];
+            snprintf(name, sizeof name, "mapper mix dbases %s.%c (accumulated) nb=%d L=%d N=%d",
+                     lora_module_names[mod], side ? 'B' : 'A', nb, L, N);
+            CHECK_CLOSE(name, got, ref_dbases, nbase, 1e-4);
+            free(got), free(g0);
+            paw_cuda_free(d_bases), paw_cuda_free(d_out), paw_cuda_free(d_dbases), paw_cuda_free(d_gout);
+        }
+    }
+    mapper_coef_unpack_cuda(d_dcoef, d_dpacked, nb, L, N);
+    float *got = host_f32(d_dcoef, nb * K);
+    snprintf(name, sizeof name, "mapper mix dcoef nb=%d L=%d N=%d", nb, L, N);
+    CHECK_CLOSE(name, got, mp.dcoef, nb * K, 1e-4);
+    free(got);
+
+    paw_cuda_free(d_coef), paw_cuda_free(d_packed), paw_cuda_free(d_dpacked), paw_cuda_free(d_dcoef);
+    free(H), free(dH);
+    mapper_lora_free(&lora);
+    mapper_free(&mp);
+}
+
 // ---------------------------------------------------------------------------------------------
 #define FIX "tests/fixtures/qwen3/"
 
@@ -797,6 +953,12 @@ int main(void) {
     test_lmhead_ce(50, 64, 1001, 16);
     test_lmhead_ce(7, 48, 300, 64);
     test_adamw(100003);
+    test_lora(3, 7, 40, 24, 5, 24, PAW_OUT_F32);
+    test_lora(3, 7, 40, 24, 5, 29, PAW_OUT_BF16);
+    test_lora(4, 33, 72, 56, 8, 56, PAW_OUT_BF16);
+    test_lora(1, 130, 96, 136, 16, 150, PAW_OUT_F32);
+    test_mapper_mix(3, 2, 3, 5, 40, 24, 2, 1, 8, 16, 3);
+    test_mapper_mix(2, 3, 4, 8, 72, 56, 3, 1, 12, 24, 2);
     test_model_fixture("tiny-gqa-tied");
     test_model_fixture("tiny-untied-bf16-sharded");
     test_model_padding();
