@@ -40,19 +40,27 @@ step 3/8 "pre-train the tiny interpreter on the general families"
 step "4-5/8" "train the compiler through the frozen interpreter on the task families, then export it"
 "$paw" train "$here/train.json" --overwrite
 
-step 6/8 "compile a held-out spec (from the test split) into a program"
-head -n 1 data/tasks/test.jsonl > first.jsonl
+step 6/8 "compile held-out specs (the first test example of three families) into programs"
 field() { sed -e "s/.*\"$1\":\"\([^\"]*\)\".*/\1/" "$2"; }
-"$paw" compile --compiler compiler-run/export --specs first.jsonl --out-dir programs
-echo "spec: $(field spec first.jsonl)"
+rm -rf programs specs.jsonl
+for f in contains_word is_question parity; do
+  grep -m 1 "\"family\":\"$f\"" data/tasks/test.jsonl > "spec-$f.jsonl"
+  sed -e "s/}\$/,\"out\":\"$f.paw\"}/" "spec-$f.jsonl" >> specs.jsonl
+done
+"$paw" compile --compiler compiler-run/export --specs specs.jsonl --out-dir programs
 ls -l programs
 
-step 7/8 "run the program on a few held-out inputs of its family"
-grep "\"family\":\"$(field family first.jsonl)\"" data/tasks/test.jsonl | head -n 5 > sample.jsonl
-field input sample.jsonl > sample-inputs.txt
-field output sample.jsonl > sample-expected.txt
-"$paw" run programs/program-00000.paw --interpreter interpreter-run/export --max-new 8 < sample-inputs.txt > sample-got.txt
-paste sample-inputs.txt sample-expected.txt sample-got.txt | awk -F'\t' '{printf "  %-36s expected %-12s got %s\n", $1, $2, $3}'
+step 7/8 "run each program on a few held-out inputs of its task"
+for f in contains_word is_question parity; do
+  task=$(field task_id "spec-$f.jsonl")
+  echo "$f: spec \"$(field spec "spec-$f.jsonl")\""
+  grep -m 4 "\"task_id\":\"$task\"" data/tasks/test.jsonl > sample.jsonl
+  field input sample.jsonl > sample-inputs.txt
+  field output sample.jsonl > sample-expected.txt
+  "$paw" run "programs/$f.paw" --interpreter interpreter-run/export --max-new 8 < sample-inputs.txt > sample-got.txt
+  paste sample-inputs.txt sample-expected.txt sample-got.txt |
+    awk -F'\t' '{printf "    %-40s expected %-10s got %s\n", $1, $2, $3}'
+done
 
 step 8/8 "evaluate on the held-out test set (unseen inputs and unseen spec phrasings)"
 rm -f eval.json
