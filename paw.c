@@ -1,16 +1,10 @@
 // paw: the command-line entry point. Each subcommand lives beside the code it drives.
-#include <stdio.h>
-#include <string.h>
+#include <stddef.h>
 
+#include "common/args.h"
 #include "common/commands.h"
 
-typedef struct {
-    const char *name;
-    int (*fn)(int, char **);
-    const char *summary;
-} Command;
-
-static const Command commands[] = {
+static const PawSubcommand commands[] = {
     {"logits", cmd_logits, "run a checkpoint on token ids; top-5 of the last position, or all logits to a file"},
     {"generate", cmd_generate, "greedy decoding from token ids with a KV cache"},
     {"bench", cmd_bench, "benchmarks (paw bench cpu|...)"},
@@ -25,27 +19,8 @@ static const Command commands[] = {
     {"detokenize", cmd_detokenize, "token ids on stdin -> the exact text"},
     {"help", NULL, "show this help"},
 };
-static const int ncommands = (int)(sizeof commands / sizeof commands[0]);
-
-static void usage(FILE *f) {
-    fprintf(f,
-            "paw: Program-as-Weights toolchain (Qwen3 compiler + interpreter in C)\n\n"
-            "usage: paw COMMAND [options]    (paw COMMAND --help for details)\n\ncommands:\n");
-    for (int i = 0; i < ncommands; i++) fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].summary);
-}
-
 int main(int argc, char **argv) {
-    if (argc < 2) {
-        usage(stderr);
-        return 2;
-    }
-    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
-        usage(stdout);
-        return 0;
-    }
-    for (int i = 0; i < ncommands; i++)
-        if (commands[i].fn && strcmp(argv[1], commands[i].name) == 0) return commands[i].fn(argc - 2, argv + 2);
-    fprintf(stderr, "paw: unknown command '%s'\n\n", argv[1]);
-    usage(stderr);
-    return 2;
+    return paw_dispatch("paw: Program-as-Weights toolchain (Qwen3 compiler + interpreter in C)\n\n"
+                        "usage: paw COMMAND [options]    (paw COMMAND --help for details)",
+                        "commands", commands, (int)(sizeof commands / sizeof commands[0]), argc - 1, argv + 1);
 }

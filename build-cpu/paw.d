@@ -1,2 +1,3 @@
-build-cpu/paw.o: paw.c common/commands.h
+build-cpu/paw.o: paw.c common/args.h common/commands.h
+common/args.h:
 common/commands.h:

@@ -128,3 +128,24 @@ int paw_parse_int_list(const char *s, int **out, int *n) {
     *n = k;
     return 0;
 }
+
+static void print_table(FILE *f, const char *usage_line, const char *heading, const PawSubcommand *t, int n) {
+    fprintf(f, "%s\n\n%s:\n", usage_line, heading);
+    for (int i = 0; i < n; i++) fprintf(f, "  %-12s %s\n", t[i].name, t[i].summary);
+}
+
+int paw_dispatch(const char *usage_line, const char *heading, const PawSubcommand *t, int n, int argc, char **argv) {
+    if (argc < 1) {
+        print_table(stderr, usage_line, heading, t, n);
+        return 2;
+    }
+    if (!strcmp(argv[0], "--help") || !strcmp(argv[0], "-h") || !strcmp(argv[0], "help")) {
+        print_table(stdout, usage_line, heading, t, n);
+        return 0;
+    }
+    for (int i = 0; i < n; i++)
+        if (t[i].fn && !strcmp(argv[0], t[i].name)) return t[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "paw: '%s' is not one of the %s below\n\n", argv[0], heading);
+    print_table(stderr, usage_line, heading, t, n);
+    return 2;
+}

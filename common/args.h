@@ -25,6 +25,16 @@ typedef struct {
 int paw_parse_args(const PawCommandSpec *spec, int argc, char **argv, char **pos, int *npos);
 void paw_print_usage(const PawCommandSpec *spec, int to_stderr);
 
+// A table of subcommands ("paw data build", "paw bench cpu", ...) and the shared dispatcher:
+// runs the entry named by argv[0] with the rest of argv, prints the table for help, and names an
+// unknown subcommand. Entries with fn == NULL are listed but not run ("help").
+typedef struct {
+    const char *name;
+    int (*fn)(int, char **);
+    const char *summary;
+} PawSubcommand;
+int paw_dispatch(const char *usage_line, const char *heading, const PawSubcommand *table, int n, int argc, char **argv);
+
 // Parses "1,2,3" into a new int array (caller frees). -1 with paw_error on bad input.
 int paw_parse_int_list(const char *s, int **out, int *n);
 

@@ -1,5 +1,7 @@
 #include "common/sha256.h"
 
+#include "common/fileio.h"
+
 #include <string.h>
 
 static const uint32_t K[64] = {
@@ -99,4 +101,14 @@ void paw_sha256_hex(const uint8_t digest[32], char hex[65]) {
         hex[2 * i + 1] = digits[digest[i] & 15];
     }
     hex[64] = 0;
+}
+
+int paw_sha256_file(const char *path, char hex[65]) {
+    PawMap map;
+    if (paw_map_file(path, &map) != 0) return -1;
+    uint8_t d[32];
+    paw_sha256(map.data ? map.data : (const uint8_t *)"", map.size, d);
+    paw_unmap(&map);
+    paw_sha256_hex(d, hex);
+    return 0;
 }

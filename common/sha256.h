@@ -19,5 +19,7 @@ void paw_sha256_final(PawSha256 *s, uint8_t digest[32]);
 void paw_sha256(const void *data, size_t n, uint8_t digest[32]);
 // 64 lowercase hex digits + NUL.
 void paw_sha256_hex(const uint8_t digest[32], char hex[65]);
+// SHA-256 of a file's contents as hex. 0, or -1 + paw_error() naming the file.
+int paw_sha256_file(const char *path, char hex[65]);
 
 #endif

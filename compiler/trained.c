@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "common/error.h"
+#include "common/sha256.h"
 #include "common/fileio.h"
 #include "data/shard_build.h"
 #include "data/template.h"

@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "common/sha256.h"
 #include "data/shard.h"
 #include "data/tokenizer.h"
 
@@ -75,8 +76,5 @@ typedef struct {
 // mode, I/O errors). The summary is filled either way.
 int paw_build_shards(const char *const *inputs, int ninputs, const PawBuildOptions *opt, PawBuildSummary *sum);
 void paw_build_summary_print(FILE *f, const PawBuildSummary *sum);
-
-// SHA-256 of a file as 64 hex digits + NUL into hex. 0, or -1 + paw_error().
-int paw_sha256_file(const char *path, char hex[65]);
 
 #endif

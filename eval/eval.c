@@ -15,6 +15,7 @@
 #include "common/args.h"
 #include "common/commands.h"
 #include "common/error.h"
+#include "common/sha256.h"
 #include "common/fileio.h"
 #include "common/progress.h"
 #include "compiler/pseudo.h"

@@ -113,13 +113,7 @@ int bench_gpu(int argc, char **argv);
 int paw_bench_shape_config(const char *name, Qwen3Config *c) { return shape_config(name, c); }
 #endif
 
-typedef struct {
-    const char *name;
-    int (*fn)(int, char **);
-    const char *summary;
-} BenchCommand;
-
-static const BenchCommand benches[] = {
+static const PawSubcommand benches[] = {
     {"cpu", bench_cpu, "CPU reference model: forward and backward tokens/s"},
     {"tokenizer", bench_tokenizer_main, "tokenizer encode MB/s on one core"},
     {"data", bench_data_main, "token shards: build and read examples/s"},
@@ -127,25 +121,8 @@ static const BenchCommand benches[] = {
     {"gpu", bench_gpu, "CUDA model: ms/step, tokens/s, peak memory, MFU (needs a GPU)"},
 #endif
 };
-static const int nbenches = (int)(sizeof benches / sizeof benches[0]);
-
-static void usage(FILE *f) {
-    fprintf(f, "usage: paw bench WHAT [options]   (paw bench WHAT --help)\n\nbenchmarks:\n");
-    for (int i = 0; i < nbenches; i++) fprintf(f, "  %-10s %s\n", benches[i].name, benches[i].summary);
-}
 
 int cmd_bench(int argc, char **argv) {
-    if (argc < 1) {
-        usage(stderr);
-        return 2;
-    }
-    if (!strcmp(argv[0], "--help") || !strcmp(argv[0], "-h") || !strcmp(argv[0], "help")) {
-        usage(stdout);
-        return 0;
-    }
-    for (int i = 0; i < nbenches; i++)
-        if (!strcmp(argv[0], benches[i].name)) return benches[i].fn(argc - 1, argv + 1);
-    fprintf(stderr, "paw bench: unknown benchmark '%s'\n", argv[0]);
-    usage(stderr);
-    return 2;
+    return paw_dispatch("usage: paw bench WHAT [options]   (paw bench WHAT --help)", "benchmarks", benches,
+                        (int)(sizeof benches / sizeof benches[0]), argc, argv);
 }

@@ -1,2 +1,4 @@
-build-cpu/common/sha256.o: common/sha256.c common/sha256.h
+build-cpu/common/sha256.o: common/sha256.c common/sha256.h \
+ common/fileio.h
 common/sha256.h:
+common/fileio.h:

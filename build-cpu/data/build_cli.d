@@ -1,7 +1,7 @@
 build-cpu/data/build_cli.o: data/build_cli.c common/args.h \
  common/commands.h common/error.h common/fileio.h common/progress.h \
- data/loader.h data/shard.h data/shard_build.h data/tokenizer.h \
- data/template.h
+ data/loader.h data/shard.h data/shard_build.h common/sha256.h \
+ data/tokenizer.h data/template.h
 common/args.h:
 common/commands.h:
 common/error.h:
@@ -10,5 +10,6 @@ common/progress.h:
 data/loader.h:
 data/shard.h:
 data/shard_build.h:
+common/sha256.h:
 data/tokenizer.h:
 data/template.h:

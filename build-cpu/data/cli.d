@@ -1,2 +1,3 @@
-build-cpu/data/cli.o: data/cli.c common/commands.h
+build-cpu/data/cli.o: data/cli.c common/args.h common/commands.h
+common/args.h:
 common/commands.h:
