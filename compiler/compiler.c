@@ -39,7 +39,7 @@ void compiler_free(Compiler *c) {
 }
 
 int compiler_forward(Compiler *c, const int *const *seqs, const int *lens, int B) {
-    const int d = c->model.cfg.hidden_size, P = c->P, S = c->slots, Lc = c->model.cfg.num_layers;
+    const int d = c->model.cfg.hidden_size, P = c->P, S = c->slots;
     int T = 0;
     for (int b = 0; b < B; b++) {
         if (lens[b] < 0) return paw_error("compiler: negative sequence length");
@@ -84,7 +84,6 @@ int compiler_forward(Compiler *c, const int *const *seqs, const int *lens, int B
                 memcpy(c->H + (((size_t)b * S + s) * P + t) * d, src + ((size_t)b * T + lens[b] + t) * d,
                        sizeof(float) * d);
         }
-    (void)Lc;
     return 0;
 }
 

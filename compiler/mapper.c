@@ -222,8 +222,7 @@ static double dotd(const float *a, const float *b, size_t n) {
     return s;
 }
 
-void mapper_backward(Mapper *mp, const float *H, int P, const Qwen3Lora *lora, float *dH) {
-    (void)H;
+void mapper_backward(Mapper *mp, int P, const Qwen3Lora *lora, float *dH) {
     const MapperConfig *c = &mp->cfg;
     const int d = c->d, L = c->L, N = c->nbases, r = c->rank, nb = mp->nb;
     const size_t K = mapper_num_coef(c);

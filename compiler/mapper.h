@@ -60,7 +60,7 @@ size_t mapper_num_coef(const MapperConfig *cfg);
 // allocated for nb adapters (see mapper_lora_alloc).
 void mapper_forward(Mapper *mp, const float *H, int nb, int P, Qwen3Lora *lora);
 // Given lora->dA/dB, accumulates the mapper's gradients and writes dH [nb, L, P, d].
-void mapper_backward(Mapper *mp, const float *H, int P, const Qwen3Lora *lora, float *dH);
+void mapper_backward(Mapper *mp, int P, const Qwen3Lora *lora, float *dH);
 
 // Allocates A/B (and gradient buffers when with_grads) for nb adapters of this config.
 void mapper_lora_alloc(const MapperConfig *cfg, int nb, int with_grads, Qwen3Lora *lora);

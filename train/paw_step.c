@@ -110,7 +110,7 @@ int paw_forward_backward(PawModel *pm, const PawStepExample *ex, int B, float gr
         memset(pm->lora.dB[mod], 0, sizeof(float) * (size_t)mc->L * B * dout * mc->rank);
     }
     if (qwen3_backward(&pm->interp, grad_scale) != 0) return -1;
-    mapper_backward(&pm->mapper, pm->comp.H, pm->comp.P, &pm->lora, pm->dH);
+    mapper_backward(&pm->mapper, pm->comp.P, &pm->lora, pm->dH);
     return compiler_backward(&pm->comp, pm->dH);
 }
 

@@ -670,7 +670,7 @@ static void test_mapper_mix(int nb, int L, int N, int r, int C, int I, int NH, i
         for (size_t k = 0; k < nbm; k++) lora.dB[mod][k] = paw_rng_normal(&g_rng);
     }
     mapper_zero_grad(&mp);
-    mapper_backward(&mp, H, P, &lora, dH);
+    mapper_backward(&mp, P, &lora, dH);
 
     const size_t K = mapper_num_coef(&cfg), rows = (size_t)L * nb, slice = rows * N;
     float *d_coef = dev_f32(mp.coef, nb * K), *d_packed = poisoned_f32(14 * slice);
