@@ -18,6 +18,15 @@ LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC := $(wildcard tests/*.c)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 
+# MPI: multi-process training (`mpirun -np N paw train`) when mpicc is found, unless MPI=0.
+# Only the compile and link flags of mpicc are used; gcc stays the compiler.
+MPICC   ?= $(shell command -v mpicc 2>/dev/null)
+MPI     ?= $(if $(MPICC),1,0)
+ifeq ($(MPI),1)
+CFLAGS  += -DPAW_MPI $(shell $(MPICC) --showme:compile 2>/dev/null || pkg-config --cflags ompi-c)
+LDLIBS  += $(shell $(MPICC) --showme:link 2>/dev/null || pkg-config --libs ompi-c)
+endif
+
 # CUDA: built when nvcc is on PATH (or NVCC names it) unless CUDA=0. The .cu files are compiled
 # for Hopper (sm_90a) and Ampere (sm_80) and linked by gcc; PAW_CUDA tells the C code that the
 # GPU path exists. The binary touches the CUDA runtime only when a command asks for --device cuda.

@@ -11,6 +11,7 @@ static const PawSubcommand commands[] = {
     {"init", cmd_init, "write a new model directory with random weights (optionally a trimmed vocabulary)"},
     {"train", cmd_train, "train the compiler through the interpreter, or pre-train a tiny interpreter"},
     {"grad", cmd_grad, "one PAW step on the first batch: write the loss and every trainable gradient"},
+    {"ckpt", cmd_ckpt, "checkpoint tools: re-shard a checkpoint for another number of ranks"},
     {"compile", cmd_compile, "spec -> program file (.paw): pseudo-program + LoRA from the trained compiler"},
     {"run", cmd_run, "run a program on inputs (an argument, or stdin lines as a filter)"},
     {"eval", cmd_eval, "exact match of compiled programs vs the no-compiler baseline and ablations"},

@@ -10,6 +10,7 @@ int cmd_bench(int argc, char **argv);     // model/bench.c: paw bench cpu|tokeni
 int cmd_init(int argc, char **argv);      // train/init_cli.c
 int cmd_train(int argc, char **argv);     // train/train.c
 int cmd_grad(int argc, char **argv);      // train/train.c
+int cmd_ckpt(int argc, char **argv);      // train/ckpt_cli.c: paw ckpt reshard
 int cmd_compile(int argc, char **argv);   // compiler/compile_cli.c
 int cmd_run(int argc, char **argv);       // interpreter/run_cli.c
 int cmd_eval(int argc, char **argv);      // eval/eval.c

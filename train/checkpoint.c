@@ -1,5 +1,6 @@
 #include "train/checkpoint.h"
 
+#include <cjson/cJSON.h>
 #include <dirent.h>
 #include <signal.h>
 #include <stdio.h>
@@ -34,7 +35,7 @@ static int write_optimizer(const char *path, const TrainParam *ps, int np) {
         size_t len = strlen(p->name) + 4;
         names[i] = xmalloc(len);
         snprintf(names[i], len, "%s.%c", p->name, i % 2 ? 'v' : 'm');
-        ts[i] = (StWriteTensor){.name = names[i], .dtype = ST_F32, .ndim = 1, .shape = {(int64_t)p->n},
+        ts[i] = (StWriteTensor){.name = names[i], .dtype = ST_F32, .ndim = 1, .shape = {(int64_t)(p->hi - p->lo)},
                                 .data = i % 2 ? p->v : p->m};
     }
     const char *meta[] = {"format", "pt"};
@@ -45,11 +46,34 @@ static int write_optimizer(const char *path, const TrainParam *ps, int np) {
     return rc;
 }
 
-// Fault injection for the crash-safety test: PAW_TEST_KILL_DURING_SAVE=N kills the process with
-// SIGKILL halfway through writing the checkpoint of step N, as `kill -9` would.
-static void maybe_die_here(long step) {
-    const char *e = getenv("PAW_TEST_KILL_DURING_SAVE");
-    if (e && atol(e) == step) raise(SIGKILL);
+// Fault injection for the crash-safety tests: PAW_TEST_KILL_DURING_SAVE=N kills the process with
+// SIGKILL halfway through writing the checkpoint of step N, as `kill -9` would; with
+// PAW_TEST_KILL_RANK=R only rank R of a multi-process run dies.
+static void maybe_die_here(long step, int rank) {
+    const char *e = getenv("PAW_TEST_KILL_DURING_SAVE"), *r = getenv("PAW_TEST_KILL_RANK");
+    if (e && atol(e) == step && (!r || atoi(r) == rank)) raise(SIGKILL);
+}
+
+static void optimizer_file_name(char *buf, size_t cap, int rank, int world, int zero) {
+    if (zero) snprintf(buf, cap, "optimizer-%05d-of-%05d.safetensors", rank, world);
+    else snprintf(buf, cap, "optimizer.safetensors");
+}
+
+// Every rank's status after a phase of a collective save: 0 when all succeeded, else -1 with an
+// error naming the first rank that failed (its own message on that rank).
+static int agree(PawComm *comm, int rc, const char *phase) {
+    if (!comm || comm->world == 1) return rc;
+    int *all = xcalloc((size_t)comm->world, sizeof(int));
+    int mine = rc != 0;
+    int crc = paw_allgather_bytes(comm, &mine, all, sizeof(int));
+    int bad = -1;
+    for (int r = 0; crc == 0 && r < comm->world && bad < 0; r++)
+        if (all[r]) bad = r;
+    free(all);
+    if (crc != 0) return -1;
+    if (bad < 0) return 0;
+    if (mine) return -1;
+    return paw_error("rank %d failed while %s", bad, phase);
 }
 
 static int is_step_name(const char *name, long *step) {
@@ -89,27 +113,43 @@ static int prune(const char *dir, int keep_last) {
     return 0;
 }
 
-int ckpt_save(const char *out_dir, long step, const TrainParam *ps, int np, const char *state_json, int keep_last) {
+int ckpt_save(const char *out_dir, long step, const TrainParam *ps, int np, const char *state_json, int keep_last,
+              PawComm *comm, int zero) {
+    int rank = comm ? comm->rank : 0, world = comm ? comm->world : 1;
     char *cdir = paw_path_join(out_dir, "checkpoints");
-    char name[64], tmpname[64];
+    char name[64], tmpname[64], optname[64];
     snprintf(name, sizeof name, "step-%08ld", step);
     snprintf(tmpname, sizeof tmpname, "step-%08ld.tmp", step);
+    optimizer_file_name(optname, sizeof optname, rank, world, zero);
     char *final = paw_path_join(cdir, name), *tmp = paw_path_join(cdir, tmpname);
-    char *pp = paw_path_join(tmp, "params.safetensors"), *op = paw_path_join(tmp, "optimizer.safetensors");
+    char *pp = paw_path_join(tmp, "params.safetensors"), *op = paw_path_join(tmp, optname);
     char *sp = paw_path_join(tmp, "state.json"), *cp = paw_path_join(tmp, "COMPLETE");
-    int rc = paw_mkdir_p(cdir);
-    if (rc == 0) rc = paw_rm_rf(tmp);  // a leftover of a crashed save
-    if (rc == 0) rc = paw_mkdir_p(tmp);
-    if (rc == 0) rc = write_tensors(pp, ps, np, 0);
-    if (rc == 0) maybe_die_here(step);
-    if (rc == 0) rc = write_optimizer(op, ps, np);
-    if (rc == 0) rc = paw_write_file_atomic(sp, state_json, strlen(state_json));
-    if (rc == 0) rc = paw_write_file_atomic(cp, "complete\n", 9);
-    if (rc == 0) rc = paw_fsync_dir(tmp);
-    if (rc == 0 && paw_file_exists(final)) rc = paw_rm_rf(final);  // re-saving a step after a resume
-    if (rc == 0 && rename(tmp, final) != 0) rc = paw_error("%s: cannot rename to %s", tmp, final);
-    if (rc == 0) rc = paw_fsync_dir(cdir);
-    if (rc == 0) prune(cdir, keep_last);
+    int rc = 0;
+    if (rank == 0) {
+        rc = paw_mkdir_p(cdir);
+        if (rc == 0) rc = paw_rm_rf(tmp);  // a leftover of a crashed save
+        if (rc == 0) rc = paw_mkdir_p(tmp);
+        if (rc == 0) rc = write_tensors(pp, ps, np, 0);
+        if (rc == 0) maybe_die_here(step, rank);
+        if (rc == 0 && !zero) rc = write_optimizer(op, ps, np);
+    }
+    // The other ranks write into the directory rank 0 made.
+    rc = agree(comm, rc, "writing the parameters");
+    if (rc == 0 && zero) {
+        if (rank != 0) maybe_die_here(step, rank);
+        rc = write_optimizer(op, ps, np);
+        rc = agree(comm, rc, "writing its optimizer shard");
+    }
+    if (rank == 0 && rc == 0) {
+        rc = paw_write_file_atomic(sp, state_json, strlen(state_json));
+        if (rc == 0) rc = paw_write_file_atomic(cp, "complete\n", 9);
+        if (rc == 0) rc = paw_fsync_dir(tmp);
+        if (rc == 0 && paw_file_exists(final)) rc = paw_rm_rf(final);  // re-saving a step after a resume
+        if (rc == 0 && rename(tmp, final) != 0) rc = paw_error("%s: cannot rename to %s", tmp, final);
+        if (rc == 0) rc = paw_fsync_dir(cdir);
+        if (rc == 0) prune(cdir, keep_last);
+    }
+    rc = agree(comm, rc, "completing the checkpoint");
     if (rc != 0) paw_error_context("saving checkpoint %s", final);
     free(cdir), free(final), free(tmp), free(pp), free(op), free(sp), free(cp);
     return rc;
@@ -152,22 +192,29 @@ static int read_into(const SafeTensors *st, const char *name, float *dst, size_t
     return 0;
 }
 
-int ckpt_load(const char *dir, TrainParam *ps, int np, char **state_json) {
-    char *pp = paw_path_join(dir, "params.safetensors"), *op = paw_path_join(dir, "optimizer.safetensors");
+int ckpt_load(const char *dir, TrainParam *ps, int np, char **state_json, int rank, int world, int zero) {
+    char optname[64];
+    optimizer_file_name(optname, sizeof optname, rank, world, zero);
+    char *pp = paw_path_join(dir, "params.safetensors"), *op = paw_path_join(dir, optname);
     char *sp = paw_path_join(dir, "state.json");
     SafeTensors a, b;
     memset(&b, 0, sizeof b);
     int rc = st_open(&a, pp);
     if (rc == 0) {
-        rc = st_open(&b, op);
+        if (!paw_file_exists(op))
+            rc = paw_error("%s: no %s: the checkpoint was written with another world size or zero setting; "
+                           "convert it with `paw ckpt reshard %s OUT --world-size %d --zero %d`",
+                           dir, optname, dir, world, zero);
+        else rc = st_open(&b, op);
         if (rc != 0) memset(&b, 0, sizeof b);
         for (int i = 0; i < np && rc == 0; i++) {
             char nm[256];
+            size_t len = ps[i].hi - ps[i].lo;
             rc = read_into(&a, ps[i].name, ps[i].p, ps[i].n);
             snprintf(nm, sizeof nm, "%s.m", ps[i].name);
-            if (rc == 0) rc = read_into(&b, nm, ps[i].m, ps[i].n);
+            if (rc == 0) rc = read_into(&b, nm, ps[i].m, len);
             snprintf(nm, sizeof nm, "%s.v", ps[i].name);
-            if (rc == 0) rc = read_into(&b, nm, ps[i].v, ps[i].n);
+            if (rc == 0) rc = read_into(&b, nm, ps[i].v, len);
         }
         if (b.path) st_close(&b);
         st_close(&a);
@@ -177,5 +224,145 @@ int ckpt_load(const char *dir, TrainParam *ps, int np, char **state_json) {
         if (!*state_json) rc = -1;
     }
     free(pp), free(op), free(sp);
+    return rc;
+}
+
+// ---- re-sharding --------------------------------------------------------------------------------
+
+static int json_int(const cJSON *o, const char *key, long long dflt, long long *out) {
+    const cJSON *it = cJSON_GetObjectItem(o, key);
+    if (!it) *out = dflt;
+    else if (cJSON_IsNumber(it)) *out = (long long)it->valuedouble;
+    else if (cJSON_IsString(it)) *out = strtoll(it->valuestring, NULL, 10);
+    else return -1;
+    return 0;
+}
+
+// The new state.json: world size and zero replaced, the data position re-expressed in steps of
+// the new world size (the loader's step s of W ranks is global batch s * W).
+static char *reshard_state(const char *in_dir, const char *text, int world, int zero) {
+    cJSON *o = cJSON_Parse(text);
+    long long old_world, lws, step, old_zero;
+    if (!o || json_int(o, "world_size", 1, &old_world) || json_int(o, "loader_step", -1, &step) ||
+        json_int(o, "zero", 0, &old_zero) || step < 0 || old_world < 1) {
+        cJSON_Delete(o);
+        paw_error("%s/state.json: malformed (world_size, loader_step)", in_dir);
+        return NULL;
+    }
+    if (json_int(o, "loader_world_size", old_world, &lws)) lws = old_world;
+    if ((step * old_world) % world != 0) {
+        cJSON_Delete(o);
+        paw_error("%s: the data position (step %lld of %lld ranks = global batch %lld) is not a multiple of %d ranks; "
+                  "reshard a checkpoint at another step",
+                  in_dir, step, old_world, step * old_world, world);
+        return NULL;
+    }
+    char buf[32];
+    snprintf(buf, sizeof buf, "%lld", step * old_world / world);
+    cJSON_ReplaceItemInObject(o, "loader_step", cJSON_CreateString(buf));
+    cJSON_DeleteItemFromObject(o, "world_size");
+    cJSON_DeleteItemFromObject(o, "zero");
+    cJSON_DeleteItemFromObject(o, "loader_world_size");
+    cJSON_AddNumberToObject(o, "world_size", world);
+    cJSON_AddNumberToObject(o, "zero", zero);
+    // The saved loader fingerprint was computed for this world size; resume checks it against it.
+    cJSON_AddNumberToObject(o, "loader_world_size", (double)lws);
+    char *s = cJSON_Print(o);
+    cJSON_Delete(o);
+    (void)old_zero;
+    return s;
+}
+
+// Fills m[0..n) and v[0..n) of one tensor from the old layout.
+static int gather_moments(const char *in_dir, const char *name, size_t n, float *m, float *v, int world, int zero) {
+    int rc = 0;
+    for (int r = 0; r < (zero ? world : 1) && rc == 0; r++) {
+        char fn[64], nm[256];
+        optimizer_file_name(fn, sizeof fn, r, world, zero);
+        char *path = paw_path_join(in_dir, fn);
+        SafeTensors st;
+        rc = st_open(&st, path);
+        free(path);
+        if (rc) break;
+        size_t lo = zero ? paw_shard_begin(n, world, r) : 0, hi = zero ? paw_shard_begin(n, world, r + 1) : n;
+        snprintf(nm, sizeof nm, "%s.m", name);
+        rc = read_into(&st, nm, m + lo, hi - lo);
+        snprintf(nm, sizeof nm, "%s.v", name);
+        if (rc == 0) rc = read_into(&st, nm, v + lo, hi - lo);
+        st_close(&st);
+    }
+    return rc;
+}
+
+int ckpt_reshard(const char *in_dir, const char *out_dir, int world, int zero) {
+    if (world < 1) return paw_error("reshard: world size %d must be at least 1", world);
+    if (paw_file_exists(out_dir)) return paw_error("reshard: %s already exists", out_dir);
+    char *cp = paw_path_join(in_dir, "COMPLETE"), *sp = paw_path_join(in_dir, "state.json");
+    char *pp = paw_path_join(in_dir, "params.safetensors");
+    size_t tlen = strlen(out_dir) + 5;
+    char *tmp = xmalloc(tlen);
+    snprintf(tmp, tlen, "%s.tmp", out_dir);
+    char *state = NULL, *new_state = NULL;
+    SafeTensors ps;
+    int have_ps = 0, rc = 0, np = 0;
+    TrainParam *tp = NULL;
+    if (!paw_file_exists(cp)) rc = paw_error("reshard: %s is not a complete checkpoint (no COMPLETE marker)", in_dir);
+    if (rc == 0 && !(state = paw_read_file(sp, NULL))) rc = -1;
+    long long old_world = 1, old_zero = 0;
+    if (rc == 0) {
+        cJSON *o = cJSON_Parse(state);
+        if (!o || json_int(o, "world_size", 1, &old_world) || json_int(o, "zero", 0, &old_zero) || old_world < 1)
+            rc = paw_error("%s: malformed world_size/zero", sp);
+        cJSON_Delete(o);
+    }
+    if (rc == 0 && !(new_state = reshard_state(in_dir, state, world, zero))) rc = -1;
+    if (rc == 0 && (rc = st_open(&ps, pp)) == 0) have_ps = 1;
+    if (rc == 0) {
+        np = ps.ntensors;
+        tp = xcalloc((size_t)np, sizeof *tp);
+        for (int i = 0; i < np && rc == 0; i++) {
+            const StTensor *t = &ps.tensors[i];
+            if (t->dtype != ST_F32 || t->ndim != 1) {
+                rc = paw_error("%s: tensor \"%s\" is not a 1-D fp32 tensor", pp, t->name);
+                break;
+            }
+            size_t n = (size_t)t->numel;
+            tp[i] = (TrainParam){.name = t->name, .p = (float *)t->data, .n = n, .lo = 0, .hi = n};
+            tp[i].m = xmalloc(sizeof(float) * (n ? n : 1));
+            tp[i].v = xmalloc(sizeof(float) * (n ? n : 1));
+            rc = gather_moments(in_dir, t->name, n, tp[i].m, tp[i].v, (int)old_world, (int)old_zero);
+        }
+    }
+    if (rc == 0) rc = paw_rm_rf(tmp);
+    if (rc == 0) rc = paw_mkdir_p(tmp);
+    char *tpp = paw_path_join(tmp, "params.safetensors");
+    if (rc == 0) rc = write_tensors(tpp, tp, np, 0);
+    free(tpp);
+    for (int r = 0; r < (zero ? world : 1) && rc == 0; r++) {
+        char fn[64];
+        optimizer_file_name(fn, sizeof fn, r, world, zero);
+        TrainParam *view = xcalloc((size_t)np, sizeof *view);
+        for (int i = 0; i < np; i++) {
+            view[i] = tp[i];
+            view[i].lo = zero ? paw_shard_begin(tp[i].n, world, r) : 0;
+            view[i].hi = zero ? paw_shard_begin(tp[i].n, world, r + 1) : tp[i].n;
+            view[i].m = tp[i].m + view[i].lo, view[i].v = tp[i].v + view[i].lo;
+        }
+        char *op = paw_path_join(tmp, fn);
+        rc = write_optimizer(op, view, np);
+        free(op);
+        free(view);
+    }
+    char *tsp = paw_path_join(tmp, "state.json"), *tcp = paw_path_join(tmp, "COMPLETE");
+    if (rc == 0) rc = paw_write_file_atomic(tsp, new_state, strlen(new_state));
+    if (rc == 0) rc = paw_write_file_atomic(tcp, "complete\n", 9);
+    if (rc == 0) rc = paw_fsync_dir(tmp);
+    if (rc == 0 && rename(tmp, out_dir) != 0) rc = paw_error("%s: cannot rename to %s", tmp, out_dir);
+    if (rc == 0) rc = paw_fsync_dir(out_dir);
+    free(tsp), free(tcp);
+    for (int i = 0; tp && i < np; i++) free(tp[i].m), free(tp[i].v);
+    free(tp);
+    if (have_ps) st_close(&ps);
+    free(cp), free(sp), free(pp), free(tmp), free(state), free(new_state);
     return rc;
 }

@@ -21,6 +21,7 @@ void train_config_defaults(TrainConfig *c) {
     c->log_every = 1, c->save_every = 0, c->keep_last = 3;
     c->seed = 1;
     c->sort_window = 0;
+    c->zero = 0, c->comm_timeout_s = 60;
 }
 
 void train_config_free(TrainConfig *c) {
@@ -78,6 +79,8 @@ static const KeySpec keys[] = {
     {"device", K_STR, OFF(device), 0, 0},
     {"peak_tflops", K_FLOAT, OFF(peak_tflops), 0, 1e9},
     {"sort_window", K_INT, OFF(sort_window), 0, 1e9},
+    {"zero", K_INT, OFF(zero), 0, 1},
+    {"comm_timeout_s", K_FLOAT, OFF(comm_timeout_s), 0.1, 1e6},
 };
 #define NKEYS ((int)(sizeof keys / sizeof keys[0]))
 

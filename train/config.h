@@ -34,6 +34,9 @@ typedef struct {
     char *device;
     float peak_tflops;       // for MFU; 0: the device's nominal peak
     int sort_window;
+    // multi-process runs (mpirun)
+    int zero;                // 1: shard the AdamW moments across ranks (ZeRO stage 1)
+    float comm_timeout_s;    // a collective that takes longer aborts the job
 } TrainConfig;
 
 void train_config_defaults(TrainConfig *c);

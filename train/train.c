@@ -2,9 +2,11 @@
 
 #include <cjson/cJSON.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -13,12 +15,14 @@
 #include "common/error.h"
 #include "common/fileio.h"
 #include "common/progress.h"
+#include "common/sha256.h"
 #include "data/loader.h"
 #include "data/tokenizer.h"
 #include "data/vocab_map.h"
 #include "kernels/adamw.h"
 #include "model/safetensors.h"
 #include "train/checkpoint.h"
+#include "train/comm.h"
 #include "train/config.h"
 #include "train/paw_step.h"
 
@@ -33,6 +37,8 @@ typedef struct {
     int stop_id;       // model id of <|im_end|>
     PawDataset *train_ds, *val_ds;
     PawLoader *loader;
+    PawLoaderConfig loader_cfg;
+    PawComm *comm;     // never NULL in cmd_train; rank 0 of 1 unless launched by mpirun
     TrainParam params[3];
     int nparams;
     FILE *log;
@@ -290,6 +296,9 @@ static char *state_json(Trainer *tr) {
     cJSON_AddStringToObject(o, "loader_fingerprint", buf);
     cJSON_AddNumberToObject(o, "tokens_seen", tr->tokens_seen);
     cJSON_AddNumberToObject(o, "elapsed_s", tr->elapsed);
+    cJSON_AddNumberToObject(o, "world_size", tr->comm->world);
+    cJSON_AddNumberToObject(o, "zero", tr->cfg.zero);
+    cJSON_AddNumberToObject(o, "loader_world_size", tr->comm->world);  // the fingerprint's world size
     char *s = cJSON_Print(o);
     cJSON_Delete(o);
     return s;
@@ -307,7 +316,26 @@ static int restore_state(Trainer *tr, const char *json, const char *where) {
         tr->step = (long)st->valuedouble;
         PawLoaderPos pos = {strtoull(e->valuestring, NULL, 10), strtoull(s->valuestring, NULL, 10),
                             strtoull(f->valuestring, NULL, 10)};
-        rc = paw_loader_seek(tr->loader, pos);
+        const cJSON *ws = cJSON_GetObjectItem(o, "world_size"), *z = cJSON_GetObjectItem(o, "zero");
+        const cJSON *lw = cJSON_GetObjectItem(o, "loader_world_size");
+        int world = cJSON_IsNumber(ws) ? ws->valueint : 1, zero = cJSON_IsNumber(z) ? z->valueint : 0;
+        int loader_world = cJSON_IsNumber(lw) ? lw->valueint : world;
+        if (world != tr->comm->world || zero != tr->cfg.zero)
+            rc = paw_error("%s was written by %d rank(s) with zero %d; this run has %d rank(s) with zero %d: convert it "
+                           "with `paw ckpt reshard %s OUT --world-size %d --zero %d`",
+                           where, world, zero, tr->comm->world, tr->cfg.zero, where, tr->comm->world, tr->cfg.zero);
+        else if (loader_world != world) {
+            // A re-sharded checkpoint: its fingerprint was taken by a loader of loader_world ranks.
+            PawLoaderConfig lc = tr->loader_cfg;
+            lc.rank = 0, lc.world_size = loader_world;
+            PawLoader *probe = loader_world >= 1 ? paw_loader_new(tr->train_ds, &lc) : NULL;
+            if (!probe) rc = paw_error("%s: bad loader_world_size %d", where, loader_world);
+            else if (paw_loader_tell(probe).fingerprint != pos.fingerprint)
+                rc = paw_error("%s: the saved data position belongs to another loader configuration or dataset", where);
+            else pos.fingerprint = paw_loader_tell(tr->loader).fingerprint;
+            paw_loader_free(probe);
+        }
+        if (rc == 0) rc = paw_loader_seek(tr->loader, pos);
         const cJSON *ts = cJSON_GetObjectItem(o, "tokens_seen"), *el = cJSON_GetObjectItem(o, "elapsed_s");
         if (cJSON_IsNumber(ts)) tr->tokens_seen = ts->valuedouble;
         if (cJSON_IsNumber(el)) tr->elapsed = el->valuedouble;
@@ -413,7 +441,7 @@ static int setup(Trainer *tr) {
     if (tr->pretrain) {
         if (qwen3_load(&tr->lm, c->interpreter, 0) != 0) return -1;
         tr->interp = &tr->lm;
-        tr->params[0] = (TrainParam){"model", tr->lm.params_memory, tr->lm.grads_memory, NULL, NULL, tr->lm.num_params, 1};
+        tr->params[0] = (TrainParam){"model", tr->lm.params_memory, tr->lm.grads_memory, NULL, NULL, tr->lm.num_params, 1, 0, 0};
         tr->nparams = 1;
     } else {
         Qwen3 comp, interp;
@@ -435,25 +463,30 @@ static int setup(Trainer *tr) {
         int k = 0;
         if (!c->freeze_compiler)
             tr->params[k++] = (TrainParam){"compiler", tr->pm.comp.model.params_memory, tr->pm.comp.model.grads_memory,
-                                           NULL, NULL, tr->pm.comp.model.num_params, 1};
+                                           NULL, NULL, tr->pm.comp.model.num_params, 1, 0, 0};
         size_t np = (size_t)tr->pm.comp.P * tr->pm.comp.model.cfg.hidden_size;
-        tr->params[k++] = (TrainParam){"prefix", tr->pm.comp.prefix, tr->pm.comp.dprefix, NULL, NULL, np, c->mapper_lr_scale};
+        tr->params[k++] = (TrainParam){"prefix", tr->pm.comp.prefix, tr->pm.comp.dprefix, NULL, NULL, np, c->mapper_lr_scale, 0, 0};
         tr->params[k++] = (TrainParam){"mapper", tr->pm.mapper.params_memory, tr->pm.mapper.grads_memory, NULL, NULL,
-                                       tr->pm.mapper.num_params, c->mapper_lr_scale};
+                                       tr->pm.mapper.num_params, c->mapper_lr_scale, 0, 0};
         tr->nparams = k;
     }
+    // ZeRO-1: this rank keeps the moments of its block of every tensor only.
     for (int i = 0; i < tr->nparams; i++) {
-        tr->params[i].m = xcalloc(tr->params[i].n, sizeof(float));
-        tr->params[i].v = xcalloc(tr->params[i].n, sizeof(float));
+        TrainParam *p = &tr->params[i];
+        p->lo = c->zero ? paw_shard_begin(p->n, tr->comm->world, tr->comm->rank) : 0;
+        p->hi = c->zero ? paw_shard_begin(p->n, tr->comm->world, tr->comm->rank + 1) : p->n;
+        p->m = xcalloc(p->hi - p->lo + 1, sizeof(float));
+        p->v = xcalloc(p->hi - p->lo + 1, sizeof(float));
     }
     PawLoaderConfig lc;
     paw_loader_config_default(&lc);
     lc.seed = (uint64_t)c->seed;
-    lc.rank = 0;
-    lc.world_size = 1;
+    lc.rank = tr->comm->rank;
+    lc.world_size = tr->comm->world;
     lc.token_budget = c->batch_tokens;
     lc.max_examples = c->max_batch_examples;
     lc.sort_window = c->sort_window;
+    tr->loader_cfg = lc;
     tr->loader = paw_loader_new(tr->train_ds, &lc);
     if (!tr->loader) return paw_error_context("train_data");
     return 0;
@@ -484,18 +517,87 @@ static double cpu_peak_flops(void) {
 
 // ---- the loop -----------------------------------------------------------------------------------
 
+// Fault injection for the multi-process tests: PAW_TEST_KILL_STEP=K kills (SIGKILL) and
+// PAW_TEST_HANG_STEP=K freezes the process at the start of step K, on rank PAW_TEST_KILL_RANK only
+// when that is set.
+static void maybe_fail_at_step(const Trainer *tr, long step) {
+    const char *r = getenv("PAW_TEST_KILL_RANK"), *k = getenv("PAW_TEST_KILL_STEP"), *h = getenv("PAW_TEST_HANG_STEP");
+    if (r && atoi(r) != tr->comm->rank) return;
+    if (k && atol(k) == step) raise(SIGKILL);
+    if (h && atol(h) == step)
+        for (;;) pause();
+}
+
+// Work only rank 0 does (evaluation, export) keeps the others waiting in the next collective:
+// that wait gets a longer, still finite, deadline.
+static int wait_for_rank0(Trainer *tr) {
+    if (tr->comm->world == 1) return 0;
+    double t = tr->comm->timeout_s;
+    tr->comm->timeout_s = 10 * t + 600;
+    int rc = paw_barrier(tr->comm);
+    tr->comm->timeout_s = t;
+    return rc;
+}
+
+// Data parallelism: after the local backward every rank holds the gradient of its own examples,
+// already divided by the GLOBAL target-token count, so their sum is the gradient of the whole
+// step. Without ZeRO every rank sums all of it (allreduce) and runs the same AdamW on full copies.
+// With ZeRO-1 each rank receives the sum of its block only (reduce-scatter), updates that block
+// with its shard of the moments, and the blocks are then all-gathered into every rank's params.
+// Returns the global gradient norm in *gnorm.
+static int sync_and_update(Trainer *tr, float lr, double *gnorm) {
+    TrainConfig *c = &tr->cfg;
+    PawComm *comm = tr->comm;
+    int sharded = c->zero && comm->world > 1;
+    size_t *counts = xmalloc(sizeof(size_t) * (size_t)comm->world);
+    int rc = 0;
+    for (int i = 0; i < tr->nparams && rc == 0 && comm->world > 1; i++) {
+        TrainParam *p = &tr->params[i];
+        if (sharded) {
+            paw_shard_counts(p->n, comm->world, counts);
+            rc = paw_reduce_scatter_f32(comm, p->g, p->g + p->lo, counts);
+        } else {
+            rc = paw_allreduce_f32(comm, p->g, p->n);
+        }
+    }
+    double sq = 0;
+    for (int i = 0; i < tr->nparams; i++) sq += sum_squares(tr->params[i].g + tr->params[i].lo, tr->params[i].hi - tr->params[i].lo);
+    if (rc == 0 && sharded) rc = paw_allreduce_f64(comm, &sq, 1);
+    *gnorm = sqrt(sq);
+    if (rc == 0 && isfinite(*gnorm)) {
+        float clip = (c->grad_clip > 0 && *gnorm > c->grad_clip) ? (float)(c->grad_clip / *gnorm) : 1.0f;
+        for (int i = 0; i < tr->nparams && rc == 0; i++) {
+            TrainParam *p = &tr->params[i];
+            AdamWParams hp = {lr * p->lr_scale, c->beta1, c->beta2, c->eps, c->weight_decay};
+            adamw_update(p->p + p->lo, p->g + p->lo, p->m, p->v, p->hi - p->lo, &hp, tr->step + 1, clip);
+            if (sharded) {
+                paw_shard_counts(p->n, comm->world, counts);
+                rc = paw_allgather_f32(comm, p->p, counts);
+            }
+        }
+    }
+    free(counts);
+    return rc;
+}
+
 static int train_loop(Trainer *tr) {
     TrainConfig *c = &tr->cfg;
     int accum = c->grad_accum;
     PawBatch *batches = xcalloc((size_t)accum, sizeof(PawBatch));
     double peak = c->peak_tflops > 0 ? c->peak_tflops * 1e12 : cpu_peak_flops();
     PawProgress prog;
-    paw_progress_start(&prog, tr->pretrain ? "pretrain" : "train", c->steps);
+    memset(&prog, 0, sizeof prog);
+    int rank0 = tr->comm->rank == 0;
+    if (rank0) paw_progress_start(&prog, tr->pretrain ? "pretrain" : "train", c->steps);
     int rc = 0;
-    if (c->eval_every > 0 && tr->step == 0) rc = run_eval(tr, &prog);
+    if (c->eval_every > 0 && tr->step == 0) {
+        if (rank0) rc = run_eval(tr, &prog);
+        if (rc == 0) rc = wait_for_rank0(tr);
+    }
     double t_start = paw_now(), elapsed0 = tr->elapsed;
     long first_step = tr->step;
     while (rc == 0 && tr->step < c->steps) {
+        maybe_fail_at_step(tr, tr->step + 1);
         double t0 = paw_now();
         float lr = train_lr_at(c, (int)tr->step);
         // Fetch all micro-batches first: the loss is normalised by the target tokens of the whole step.
@@ -507,6 +609,9 @@ static int train_loop(Trainer *tr) {
                                ? paw_interp_len(batches[a].ex[i].len) - 1.0
                                : batches[a].ex[i].len[PAW_SEG_TARGET];
         }
+        // Normalised by the target tokens of the whole step on every rank, so that the result does
+        // not depend on how the examples fell across ranks.
+        if (rc == 0 && tr->comm->world > 1) rc = paw_allreduce_f64(tr->comm, &total_w, 1);
         if (rc) break;
         float grad_scale = total_w > 0 ? (float)(1.0 / total_w) : 0.0f;
         for (int i = 0; i < tr->nparams; i++) memset(tr->params[i].g, 0, sizeof(float) * tr->params[i].n);
@@ -530,19 +635,17 @@ static int train_loop(Trainer *tr) {
             }
         }
         if (rc) break;
-        double sq = 0;
-        for (int i = 0; i < tr->nparams; i++) sq += sum_squares(tr->params[i].g, tr->params[i].n);
-        double gnorm = sqrt(sq);
-        float clip = (c->grad_clip > 0 && gnorm > c->grad_clip) ? (float)(c->grad_clip / gnorm) : 1.0f;
+        if (tr->comm->world > 1) {
+            double sums[4] = {loss_sum, wsum, flops, tokens};
+            if ((rc = paw_allreduce_f64(tr->comm, sums, 4)) != 0) break;
+            loss_sum = sums[0], wsum = sums[1], flops = sums[2], tokens = sums[3];
+        }
+        double gnorm;
+        if ((rc = sync_and_update(tr, lr, &gnorm)) != 0) break;
         if (!isfinite(gnorm)) {
             rc = paw_error("step %ld: gradient norm is not finite (loss %g); stopping before the weights are damaged",
                            tr->step, wsum > 0 ? loss_sum / wsum : 0);
             break;
-        }
-        for (int i = 0; i < tr->nparams; i++) {
-            TrainParam *p = &tr->params[i];
-            AdamWParams hp = {lr * p->lr_scale, c->beta1, c->beta2, c->eps, c->weight_decay};
-            adamw_update(p->p, p->g, p->m, p->v, p->n, &hp, tr->step + 1, clip);
         }
         tr->step++;
         double dt = paw_now() - t0;
@@ -551,14 +654,14 @@ static int train_loop(Trainer *tr) {
         double loss = wsum > 0 ? loss_sum / wsum : 0;
         double per_step = (paw_now() - t_start) / (double)(tr->step - first_step);
         double eta = per_step * (double)(c->steps - tr->step);
-        if (tr->step % c->log_every == 0 || tr->step == c->steps) {
+        if (rank0 && (tr->step % c->log_every == 0 || tr->step == c->steps)) {
             cJSON *o = cJSON_CreateObject();
             cJSON_AddNumberToObject(o, "step", (double)tr->step);
             cJSON_AddNumberToObject(o, "loss", loss);
             cJSON_AddNumberToObject(o, "lr", lr);
             cJSON_AddNumberToObject(o, "grad_norm", gnorm);
             cJSON_AddNumberToObject(o, "tokens_per_s", tokens / dt);
-            cJSON_AddNumberToObject(o, "mfu", flops / dt / peak);
+            cJSON_AddNumberToObject(o, "mfu", flops / dt / peak / tr->comm->world);
             cJSON_AddNumberToObject(o, "step_s", dt);
             cJSON_AddNumberToObject(o, "eta_s", eta);
             log_json(tr, o);
@@ -566,36 +669,177 @@ static int train_loop(Trainer *tr) {
         }
         char extra[160];
         snprintf(extra, sizeof extra, "loss %.4f lr %.2e gnorm %.2f %.0f tok/s mfu %.1f%%", loss, lr, gnorm, tokens / dt,
-                 100 * flops / dt / peak);
-        paw_progress_update(&prog, tr->step, extra);
-        if (!prog.tty && (tr->step % (c->log_every * 10) == 0 || tr->step == c->steps))
-            fprintf(stderr, "step %ld/%d %s eta %.0fs\n", tr->step, c->steps, extra, eta);
-        if (c->eval_every > 0 && (tr->step % c->eval_every == 0 || tr->step == c->steps)) rc = run_eval(tr, &prog);
+                 100 * flops / dt / peak / tr->comm->world);
+        if (rank0) {
+            paw_progress_update(&prog, tr->step, extra);
+            if (!prog.tty && (tr->step % (c->log_every * 10) == 0 || tr->step == c->steps))
+                fprintf(stderr, "step %ld/%d %s eta %.0fs\n", tr->step, c->steps, extra, eta);
+        }
+        if (c->eval_every > 0 && (tr->step % c->eval_every == 0 || tr->step == c->steps)) {
+            if (rank0) rc = run_eval(tr, &prog);
+            if (rc == 0) rc = wait_for_rank0(tr);
+        }
         if (rc == 0 && ((c->save_every > 0 && tr->step % c->save_every == 0) || tr->step == c->steps)) {
             char *s = state_json(tr);
-            rc = ckpt_save(c->out_dir, tr->step, tr->params, tr->nparams, s, c->keep_last);
+            rc = ckpt_save(c->out_dir, tr->step, tr->params, tr->nparams, s, c->keep_last, tr->comm, c->zero);
             free(s);
         }
     }
-    paw_progress_finish(&prog, tr->step, NULL);
+    if (rank0) paw_progress_finish(&prog, tr->step, NULL);
     for (int a = 0; a < accum; a++) paw_batch_free(&batches[a]);
     free(batches);
     return rc;
 }
 
+// What must be the same on every rank: the configuration (as parsed JSON, so formatting does
+// not matter), the ZeRO setting, the datasets' sizes and the trainable tensors' sizes.
+static void run_fingerprint(const Trainer *tr, const char *config_text, uint8_t digest[32]) {
+    PawSha256 h;
+    paw_sha256_init(&h);
+    cJSON *o = cJSON_Parse(config_text);
+    char *canon = o ? cJSON_PrintUnformatted(o) : NULL;
+    if (canon) paw_sha256_update(&h, canon, strlen(canon));
+    free(canon);
+    cJSON_Delete(o);
+    uint64_t fields[8] = {(uint64_t)tr->cfg.zero, paw_dataset_size(tr->train_ds), paw_dataset_tokens(tr->train_ds),
+                          tr->val_ds ? paw_dataset_size(tr->val_ds) : 0, (uint64_t)tr->nparams, 0, 0, 0};
+    for (int i = 0; i < tr->nparams && i < 3; i++) fields[5 + i] = tr->params[i].n;
+    paw_sha256_update(&h, fields, sizeof fields);
+    paw_sha256_final(&h, digest);
+}
+
+// Every rank compares its fingerprint with rank 0's; all of them reach the same verdict.
+static int check_ranks_agree(Trainer *tr, const char *config_text) {
+    if (tr->comm->world == 1) return 0;
+    uint8_t mine[32];
+    run_fingerprint(tr, config_text, mine);
+    uint8_t *all = xmalloc(32 * (size_t)tr->comm->world);
+    // Ranks finish loading at different times: the first exchange waits longer.
+    double t = tr->comm->timeout_s;
+    tr->comm->timeout_s = 10 * t + 600;
+    int rc = paw_allgather_bytes(tr->comm, mine, all, 32);
+    tr->comm->timeout_s = t;
+    for (int r = 1; rc == 0 && r < tr->comm->world; r++)
+        if (memcmp(all + 32 * r, all, 32) != 0)
+            rc = paw_error("rank %d's configuration or data differ from rank 0's (config JSON, --zero, dataset sizes or "
+                           "model shapes): every rank must run the same CONFIG on the same data", r);
+    free(all);
+    return rc;
+}
+
+// Failures that not every rank sees (a file, a corrupt shard) end the whole job: the other ranks
+// would otherwise wait in their next collective.
+static int fail_local(Trainer *tr, const char *what) {
+    if (tr->comm->world > 1) {
+        fprintf(stderr, "paw train: rank %d: %s%s%s; aborting all %d ranks\n", tr->comm->rank, what, *what ? ": " : "",
+                paw_last_error(), tr->comm->world);
+        paw_comm_abort(tr->comm, 1);
+    }
+    fprintf(stderr, "paw train: %s%s%s\n", what, *what ? ": " : "", paw_last_error());
+    return 1;
+}
+
+static int train_main(Trainer *tr, const char *config_path, int resume, int overwrite, int export_only) {
+    PawComm *comm = tr->comm;
+    int rank0 = comm->rank == 0;
+    // Rank 0 decides about an existing run and tells the others.
+    int verdict = 0;
+    if (rank0) {
+        char *latest = ckpt_latest(tr->cfg.out_dir);
+        if (latest && !resume && !overwrite && !export_only) {
+            fprintf(stderr, "paw train: %s already holds checkpoints (newest %s); use --resume to continue or --overwrite to start over\n",
+                    tr->cfg.out_dir, latest);
+            verdict = 2;
+        } else if (overwrite && !resume) {
+            char *cd = paw_path_join(tr->cfg.out_dir, "checkpoints"), *lg = paw_path_join(tr->cfg.out_dir, "log.jsonl");
+            paw_rm_rf(cd), paw_rm_rf(lg);
+            free(cd), free(lg);
+        }
+        free(latest);
+    }
+    if (comm->world > 1 && paw_broadcast(comm, &verdict, sizeof verdict, 0) != 0) return fail_local(tr, "");
+    if (verdict) return verdict;
+    if (setup(tr) != 0) return fail_local(tr, "");
+    char *config_text = paw_read_file(config_path, NULL);
+    if (!config_text) return fail_local(tr, "");
+    int agree = check_ranks_agree(tr, config_text);
+    free(config_text);
+    if (agree != 0) {
+        if (rank0) fprintf(stderr, "paw train: %s\n", paw_last_error());
+        return 2;
+    }
+    char *latest = ckpt_latest(tr->cfg.out_dir);
+    int status = 0;
+    if ((resume || export_only) && !latest) {
+        if (export_only) {
+            if (rank0) fprintf(stderr, "paw train: --export-only: no checkpoint in %s\n", tr->cfg.out_dir);
+            free(latest);
+            return 1;
+        }
+        if (rank0) fprintf(stderr, "paw train: --resume: no checkpoint in %s yet, starting from step 0\n", tr->cfg.out_dir);
+    }
+    if (latest) {
+        char *sj = NULL;
+        if (ckpt_load(latest, tr->params, tr->nparams, &sj, comm->rank, comm->world, tr->cfg.zero) != 0 ||
+            restore_state(tr, sj, latest) != 0) {
+            free(sj);
+            paw_error_context("resuming from %s", latest);
+            free(latest);
+            return fail_local(tr, "");
+        }
+        free(sj);
+        if (!export_only && rank0)
+            fprintf(stderr, "resumed from %s at step %ld (%d rank%s)\n", latest, tr->step, comm->world, comm->world > 1 ? "s" : "");
+    }
+    if (export_only) {
+        // Parameters are whole on every rank (ZeRO-1 shards only the moments): rank 0 exports.
+        if (rank0 && export_models(tr) != 0) status = fail_local(tr, "export");
+        if (status == 0 && wait_for_rank0(tr) != 0) status = fail_local(tr, "");
+        free(latest);
+        return status;
+    }
+    if (rank0) {
+        char *lp = paw_path_join(tr->cfg.out_dir, "log.jsonl");
+        if (paw_mkdir_p(tr->cfg.out_dir) != 0 || !(tr->log = fopen(lp, "a"))) {
+            if (!paw_last_error()[0] || tr->log == NULL) paw_error("cannot open %s", lp);
+            free(lp);
+            free(latest);
+            return fail_local(tr, "");
+        }
+        free(lp);
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "event", latest ? "resume" : "start");
+        cJSON_AddNumberToObject(o, "step", (double)tr->step);
+        cJSON_AddStringToObject(o, "mode", tr->pretrain ? "pretrain" : "paw");
+        cJSON_AddNumberToObject(o, "world_size", comm->world);
+        cJSON_AddNumberToObject(o, "zero", tr->cfg.zero);
+        log_json(tr, o);
+        cJSON_Delete(o);
+    }
+    free(latest);
+    if (train_loop(tr) != 0) return fail_local(tr, "");
+    if (rank0 && export_models(tr) != 0) return fail_local(tr, "export");
+    if (wait_for_rank0(tr) != 0) return fail_local(tr, "");
+    return 0;
+}
+
 int cmd_train(int argc, char **argv) {
-    int resume = 0, overwrite = 0, export_only = 0;
+    int resume = 0, overwrite = 0, export_only = 0, zero = -1;
     PawOpt opts[] = {
         {"resume", PAW_OPT_FLAG, &resume, "continue from the newest complete checkpoint in out_dir"},
         {"overwrite", PAW_OPT_FLAG, &overwrite, "delete an existing run in out_dir and start over"},
         {"export-only", PAW_OPT_FLAG, &export_only, "export the newest checkpoint and exit"},
+        {"zero", PAW_OPT_INT, &zero, "ZeRO stage under mpirun: 1 shards the AdamW moments across ranks, 0 does not "
+                                     "(-1: the config's \"zero\")"},
     };
     PawCommandSpec spec = {
-        "paw train CONFIG.json [--resume | --overwrite | --export-only]",
+        "paw train CONFIG.json [--resume | --overwrite | --export-only] [--zero 0|1]\n"
+        "       mpirun -np N paw train CONFIG.json [...]",
         "Trains the PAW compiler (mode \"paw\") through the frozen interpreter, or pre-trains a model on the "
         "interpreter prompts (mode \"pretrain\"). Writes out_dir/log.jsonl, out_dir/checkpoints/ and, at the end, "
-        "out_dir/export/. The keys of CONFIG are listed in the README.",
-        opts, 3, 1};
+        "out_dir/export/. The keys of CONFIG are listed in the README. Under mpirun each rank trains on its share of "
+        "every step's batches (data parallelism); the global batch is N x grad_accum loader batches.",
+        opts, 4, 1};
     char *pos[1];
     int npos, prc = paw_parse_args(&spec, argc, argv, pos, &npos);
     if (prc) return prc > 0 ? 0 : 2;
@@ -604,88 +848,27 @@ int cmd_train(int argc, char **argv) {
         paw_print_usage(&spec, 1);
         return 2;
     }
+    if (zero < -1 || zero > 1) {
+        fprintf(stderr, "paw train: --zero %d: expected 0 or 1\n", zero);
+        return 2;
+    }
     Trainer tr;
     memset(&tr, 0, sizeof tr);
     if (train_config_load(&tr.cfg, pos[0]) != 0) {
         fprintf(stderr, "paw train: %s\n", paw_last_error());
         return 2;
     }
-    char *latest = ckpt_latest(tr.cfg.out_dir);
-    if (latest && !resume && !overwrite && !export_only) {
-        fprintf(stderr, "paw train: %s already holds checkpoints (newest %s); use --resume to continue or --overwrite to start over\n",
-                tr.cfg.out_dir, latest);
-        free(latest);
+    if (zero >= 0) tr.cfg.zero = zero;
+    tr.comm = paw_comm_open(NULL, NULL, tr.cfg.comm_timeout_s);
+    if (!tr.comm) {
+        fprintf(stderr, "paw train: %s\n", paw_last_error());
         train_config_free(&tr.cfg);
         return 2;
     }
-    if (overwrite && !resume) {
-        char *cd = paw_path_join(tr.cfg.out_dir, "checkpoints"), *lg = paw_path_join(tr.cfg.out_dir, "log.jsonl");
-        paw_rm_rf(cd), paw_rm_rf(lg);
-        free(cd), free(lg);
-        free(latest);
-        latest = NULL;
-    }
-    int status = 0;
-    if (setup(&tr) != 0) {
-        fprintf(stderr, "paw train: %s\n", paw_last_error());
-        status = 1;
-        goto out;
-    }
-    if ((resume || export_only) && !latest) {
-        if (export_only) {
-            fprintf(stderr, "paw train: --export-only: no checkpoint in %s\n", tr.cfg.out_dir);
-            status = 1;
-            goto out;
-        }
-        fprintf(stderr, "paw train: --resume: no checkpoint in %s yet, starting from step 0\n", tr.cfg.out_dir);
-    }
-    if (latest) {
-        char *sj = NULL;
-        if (ckpt_load(latest, tr.params, tr.nparams, &sj) != 0 || restore_state(&tr, sj, latest) != 0) {
-            fprintf(stderr, "paw train: resuming from %s: %s\n", latest, paw_last_error());
-            free(sj);
-            status = 1;
-            goto out;
-        }
-        free(sj);
-        if (!export_only) fprintf(stderr, "resumed from %s at step %ld\n", latest, tr.step);
-    }
-    if (export_only) {
-        if (export_models(&tr) != 0) {
-            fprintf(stderr, "paw train: export: %s\n", paw_last_error());
-            status = 1;
-        }
-        goto out;
-    }
-    if (paw_mkdir_p(tr.cfg.out_dir) != 0) {
-        fprintf(stderr, "paw train: %s\n", paw_last_error());
-        status = 1;
-        goto out;
-    }
-    char *lp = paw_path_join(tr.cfg.out_dir, "log.jsonl");
-    tr.log = fopen(lp, "a");
-    if (!tr.log) {
-        fprintf(stderr, "paw train: cannot open %s\n", lp);
-        free(lp);
-        status = 1;
-        goto out;
-    }
-    free(lp);
-    {
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "event", latest ? "resume" : "start");
-        cJSON_AddNumberToObject(o, "step", (double)tr.step);
-        cJSON_AddStringToObject(o, "mode", tr.pretrain ? "pretrain" : "paw");
-        log_json(&tr, o);
-        cJSON_Delete(o);
-    }
-    if (train_loop(&tr) != 0 || export_models(&tr) != 0) {
-        fprintf(stderr, "paw train: %s\n", paw_last_error());
-        status = 1;
-    }
-out:
-    free(latest);
+    int status = train_main(&tr, pos[0], resume, overwrite, export_only);
+    PawComm *comm = tr.comm;
     teardown(&tr);
+    paw_comm_close(comm);
     return status;
 }
 
@@ -772,6 +955,7 @@ int cmd_grad(int argc, char **argv) {
     int status = 0;
     PawBatch batch = {0};
     PawStepStats st;
+    tr.comm = paw_comm_single();
     if (setup(&tr) != 0 || paw_loader_next(tr.loader, &batch, 1) != 0 || convert(&tr, batch.ex, batch.n) != 0) {
         fprintf(stderr, "paw grad: %s\n", paw_last_error());
         status = 1;
@@ -786,6 +970,8 @@ int cmd_grad(int argc, char **argv) {
         }
     }
     paw_batch_free(&batch);
+    PawComm *comm = tr.comm;
     teardown(&tr);
+    paw_comm_close(comm);
     return status;
 }

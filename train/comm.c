@@ -1,0 +1,121 @@
+#include "train/comm.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/error.h"
+
+// ---- the single-process communicator ------------------------------------------------------------
+
+static int single_noop_f32(PawComm *c, float *buf, size_t n) { return (void)c, (void)buf, (void)n, 0; }
+static int single_noop_f64(PawComm *c, double *buf, size_t n) { return (void)c, (void)buf, (void)n, 0; }
+static int single_reduce_scatter(PawComm *c, const float *in, float *out, const size_t *counts) {
+    (void)c;
+    if (out != in) memmove(out, in, sizeof(float) * counts[0]);
+    return 0;
+}
+static int single_allgather(PawComm *c, float *buf, const size_t *counts) { return (void)c, (void)buf, (void)counts, 0; }
+static int single_allgather_bytes(PawComm *c, const void *mine, void *all, size_t bytes) {
+    (void)c;
+    if (all != mine) memmove(all, mine, bytes);
+    return 0;
+}
+static int single_broadcast(PawComm *c, void *buf, size_t bytes, int root) {
+    return (void)c, (void)buf, (void)bytes, root == 0 ? 0 : paw_error("broadcast: root %d of 1 rank", root);
+}
+static int single_barrier(PawComm *c) { return (void)c, 0; }
+static void single_abort(PawComm *c, int code) {
+    (void)c;
+    exit(code);
+}
+static void single_finalize(PawComm *c) { (void)c; }
+
+static const PawCommOps single_ops = {"single", single_noop_f32, single_noop_f64, single_reduce_scatter, single_allgather,
+                                      single_allgather_bytes, single_broadcast, single_barrier, single_abort,
+                                      single_finalize};
+
+PawComm *paw_comm_single(void) {
+    PawComm *c = xcalloc(1, sizeof *c);
+    c->ops = &single_ops;
+    c->rank = 0, c->world = 1, c->timeout_s = 60;
+    return c;
+}
+
+// ---- choosing ----------------------------------------------------------------------------------
+
+#ifdef PAW_MPI
+PawComm *paw_comm_mpi_open(int *argc, char ***argv, double timeout_s);  // train/comm_mpi.c
+int paw_comm_have_mpi(void) { return 1; }
+#else
+int paw_comm_have_mpi(void) { return 0; }
+#endif
+
+// The world size the launcher announced (OpenMPI, PMIx, MPICH/Hydra), or 0 when not launched by one.
+static int launcher_world_size(void) {
+    const char *vars[] = {"OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "PMI_SIZE"};
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
+        const char *v = getenv(vars[i]);
+        if (v && atoi(v) > 0) return atoi(v);
+    }
+    return getenv("PMIX_RANK") ? 1 : 0;
+}
+
+PawComm *paw_comm_open(int *argc, char ***argv, double timeout_s) {
+    const char *want = getenv("PAW_COMM");
+    int launched = launcher_world_size();
+    if (want && strcmp(want, "single") && strcmp(want, "mpi")) {
+        paw_error("PAW_COMM=%s: expected \"single\" or \"mpi\"", want);
+        return NULL;
+    }
+    int use_mpi = want ? !strcmp(want, "mpi") : launched > 0;
+#ifdef PAW_MPI
+    if (use_mpi) return paw_comm_mpi_open(argc, argv, timeout_s);
+#else
+    (void)argc, (void)argv;
+    if (use_mpi && (launched > 1 || want)) {
+        // N copies of a single-process run would all write the same out_dir.
+        paw_error("started by mpirun with %d ranks, but this paw was built without MPI (install libopenmpi-dev and "
+                  "rebuild)", launched);
+        return NULL;
+    }
+#endif
+    PawComm *c = paw_comm_single();
+    c->timeout_s = timeout_s;
+    return c;
+}
+
+void paw_comm_close(PawComm *c) {
+    if (!c) return;
+    c->ops->finalize(c);
+    free(c);
+}
+
+int paw_allreduce_f32(PawComm *c, float *buf, size_t n) { return c->ops->allreduce_f32(c, buf, n); }
+int paw_allreduce_f64(PawComm *c, double *buf, size_t n) { return c->ops->allreduce_f64(c, buf, n); }
+int paw_reduce_scatter_f32(PawComm *c, const float *in, float *out, const size_t *counts) {
+    return c->ops->reduce_scatter_f32(c, in, out, counts);
+}
+int paw_allgather_f32(PawComm *c, float *buf, const size_t *counts) { return c->ops->allgather_f32(c, buf, counts); }
+int paw_allgather_bytes(PawComm *c, const void *mine, void *all, size_t bytes) {
+    return c->ops->allgather_bytes(c, mine, all, bytes);
+}
+int paw_broadcast(PawComm *c, void *buf, size_t bytes, int root) { return c->ops->broadcast(c, buf, bytes, root); }
+int paw_barrier(PawComm *c) { return c->ops->barrier(c); }
+void paw_comm_abort(PawComm *c, int code) { c->ops->abort(c, code); }
+
+// ---- shards -------------------------------------------------------------------------------------
+
+size_t paw_shard_begin(size_t n, int world, int rank) {
+    size_t w = (size_t)world, r = (size_t)rank, q = n / w, extra = n % w;
+    return q * r + (r < extra ? r : extra);
+}
+
+void paw_shard_counts(size_t n, int world, size_t *counts) {
+    for (int r = 0; r < world; r++) counts[r] = paw_shard_begin(n, world, r + 1) - paw_shard_begin(n, world, r);
+}
+
+size_t paw_comm_chunk_elems(void) {
+    const char *e = getenv("PAW_COMM_CHUNK");
+    long v = e ? atol(e) : 0;
+    return v > 0 ? (size_t)v : (size_t)1 << 26;  // 256 MB of fp32 per rank per round
+}

@@ -1,0 +1,71 @@
+// Collective communication for data-parallel training, behind one small interface so that the
+// training loop does not know which transport it runs on:
+//   - "single": one process, every collective is a copy or nothing (the default);
+//   - "mpi":    OpenMPI over CPU buffers (built when mpicc is found; used when the process was
+//               started by mpirun);
+//   - a GPU backend (NCCL) fits behind the same operations with device buffers.
+// Every operation returns 0, or -1 + paw_error() naming the operation, the rank and the cause.
+// A collective that does not complete within comm->timeout_s (a rank died or hangs) does not
+// return: it prints which collective timed out on which rank and aborts the whole job, so a run
+// never hangs forever.
+#ifndef PAW_TRAIN_COMM_H
+#define PAW_TRAIN_COMM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct PawComm PawComm;
+
+typedef struct {
+    const char *name;
+    int (*allreduce_f32)(PawComm *c, float *buf, size_t n);    // in place, sum
+    int (*allreduce_f64)(PawComm *c, double *buf, size_t n);   // in place, sum
+    // in holds the whole vector (sum of counts); out receives this rank's block of the sum.
+    int (*reduce_scatter_f32)(PawComm *c, const float *in, float *out, const size_t *counts);
+    // buf holds the whole vector; this rank's block (at its offset) is sent, the others received.
+    int (*allgather_f32)(PawComm *c, float *buf, const size_t *counts);
+    // every rank's `bytes` bytes, in rank order, into all (world * bytes).
+    int (*allgather_bytes)(PawComm *c, const void *mine, void *all, size_t bytes);
+    int (*broadcast)(PawComm *c, void *buf, size_t bytes, int root);
+    int (*barrier)(PawComm *c);
+    void (*abort)(PawComm *c, int code);  // ends every rank of the job; does not return
+    void (*finalize)(PawComm *c);
+} PawCommOps;
+
+struct PawComm {
+    const PawCommOps *ops;
+    int rank, world;
+    double timeout_s;  // per collective
+    void *impl;
+};
+
+// The communicator for this process: MPI when the build has it and the process was launched
+// by mpirun (or PAW_COMM=mpi), the single-process one otherwise. NULL + paw_error() on failure.
+PawComm *paw_comm_open(int *argc, char ***argv, double timeout_s);
+// The single-process communicator (rank 0 of 1); never fails.
+PawComm *paw_comm_single(void);
+void paw_comm_close(PawComm *c);  // finalizes and frees
+// 1 when this build links MPI.
+int paw_comm_have_mpi(void);
+
+// Shorthands through c->ops.
+int paw_allreduce_f32(PawComm *c, float *buf, size_t n);
+int paw_allreduce_f64(PawComm *c, double *buf, size_t n);
+int paw_reduce_scatter_f32(PawComm *c, const float *in, float *out, const size_t *counts);
+int paw_allgather_f32(PawComm *c, float *buf, const size_t *counts);
+int paw_allgather_bytes(PawComm *c, const void *mine, void *all, size_t bytes);
+int paw_broadcast(PawComm *c, void *buf, size_t bytes, int root);
+int paw_barrier(PawComm *c);
+void paw_comm_abort(PawComm *c, int code);
+
+// ZeRO shards: the balanced split of n elements over world ranks (the first n % world ranks get
+// one more). Rank r owns [paw_shard_begin(n, w, r), paw_shard_begin(n, w, r + 1)).
+size_t paw_shard_begin(size_t n, int world, int rank);
+// counts[r] for every rank (caller's array of world entries).
+void paw_shard_counts(size_t n, int world, size_t *counts);
+
+// Collectives move at most this many elements per rank in one call (MPI counts are int); larger
+// buffers go in rounds. PAW_COMM_CHUNK overrides it (tests use a small value to cover rounds).
+size_t paw_comm_chunk_elems(void);
+
+#endif

@@ -1,0 +1,263 @@
+// The MPI communicator (OpenMPI, CPU buffers). Collectives are started non-blocking and polled
+// against a deadline: that is the watchdog that turns a dead or hung rank into a bounded, named
+// exit instead of a hang. Errors are returned (MPI_ERRORS_RETURN), not fatal inside MPI.
+#ifdef PAW_MPI
+
+#include <limits.h>
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/error.h"
+#include "train/comm.h"
+
+// To name a rank that hangs, every rank tells rank 0 which collective it has reached (a tiny
+// message per collective); rank 0 reads them as they come and, when a collective times out, names
+// the ranks that never arrived. Other ranks wait a little longer than rank 0 so that it speaks first.
+#define ARRIVAL_TAG 30571
+#define ARRIVAL_RING 1024
+
+typedef struct {
+    long seq;                  // collectives entered by this rank
+    long ring[ARRIVAL_RING];   // send buffers of the arrival messages (rank != 0)
+    long *seen;                // rank 0: the last collective each rank reported
+} MpiState;
+
+static void drain_arrivals(PawComm *c) {
+    MpiState *st = c->impl;
+    for (;;) {
+        int flag = 0;
+        MPI_Status status;
+        if (MPI_Iprobe(MPI_ANY_SOURCE, ARRIVAL_TAG, MPI_COMM_WORLD, &flag, &status) != MPI_SUCCESS || !flag) return;
+        long v;
+        if (MPI_Recv(&v, 1, MPI_LONG, status.MPI_SOURCE, ARRIVAL_TAG, MPI_COMM_WORLD, MPI_STATUS_IGNORE) != MPI_SUCCESS) return;
+        if (v > st->seen[status.MPI_SOURCE]) st->seen[status.MPI_SOURCE] = v;
+    }
+}
+
+static void note_arrival(PawComm *c) {
+    MpiState *st = c->impl;
+    st->seq++;
+    if (c->rank == 0) {
+        st->seen[0] = st->seq;
+        drain_arrivals(c);
+        return;
+    }
+    long *buf = &st->ring[st->seq % ARRIVAL_RING];
+    *buf = st->seq;
+    MPI_Request req;
+    if (MPI_Isend(buf, 1, MPI_LONG, 0, ARRIVAL_TAG, MPI_COMM_WORLD, &req) == MPI_SUCCESS) MPI_Request_free(&req);
+}
+
+static int fail(PawComm *c, const char *what, int code) {
+    char msg[MPI_MAX_ERROR_STRING];
+    int len = 0;
+    if (MPI_Error_string(code, msg, &len) != MPI_SUCCESS) snprintf(msg, sizeof msg, "MPI error %d", code);
+    return paw_error("rank %d: %s failed: %s", c->rank, what, msg);
+}
+
+static void die_timed_out(PawComm *c, const char *what, double waited) {
+    MpiState *st = c->impl;
+    char names[256] = "";
+    if (c->rank == 0) {
+        drain_arrivals(c);
+        size_t k = 0;
+        for (int r = 1; r < c->world && k + 16 < sizeof names; r++)
+            if (st->seen[r] < st->seq) k += (size_t)snprintf(names + k, sizeof names - k, "%s%d", k ? ", " : "", r);
+    }
+    if (names[0])
+        fprintf(stderr, "paw: rank(s) %s did not reach collective #%ld (%s) within %.0f s (comm_timeout_s): they died "
+                        "or hang; aborting the job\n", names, st->seq, what, waited);
+    else if (c->rank == 0)
+        fprintf(stderr, "paw: rank 0: %s did not complete within %.0f s (comm_timeout_s): another rank died or hangs; "
+                        "aborting the job\n", what, waited);
+    else
+        fprintf(stderr, "paw: rank %d: %s did not complete within %.0f s (comm_timeout_s) and rank 0 did not end the "
+                        "job first: rank 0 died or hangs; aborting the job\n", c->rank, what, waited);
+    fflush(stderr);
+    MPI_Abort(MPI_COMM_WORLD, 3);
+    _exit(3);
+}
+
+// Polls a request until done or the deadline: spins briefly (collectives are usually quick once
+// every rank has arrived), then sleeps 100 us between tests so a waiting rank leaves its core to
+// the ranks still computing.
+static int wait_done(PawComm *c, MPI_Request *req, const char *what) {
+    double t0 = MPI_Wtime(), limit = c->rank == 0 ? c->timeout_s : c->timeout_s + 5;
+    for (long spins = 0;; spins++) {
+        int done = 0, rc = MPI_Test(req, &done, MPI_STATUS_IGNORE);
+        if (rc != MPI_SUCCESS) return fail(c, what, rc);
+        if (done) return 0;
+        if (spins > 2000) {
+            struct timespec ts = {0, 100000};
+            nanosleep(&ts, NULL);
+            double waited = MPI_Wtime() - t0;
+            if (waited > limit) die_timed_out(c, what, waited);
+        }
+    }
+}
+
+static int mpi_allreduce(PawComm *c, void *buf, size_t n, MPI_Datatype type, size_t elem, const char *what) {
+    size_t chunk = paw_comm_chunk_elems();
+    if (chunk > INT_MAX) chunk = INT_MAX;
+    for (size_t off = 0; off < n; off += chunk) {
+        int cnt = (int)(n - off < chunk ? n - off : chunk);
+        MPI_Request req;
+        note_arrival(c);
+        int rc = MPI_Iallreduce(MPI_IN_PLACE, (char *)buf + off * elem, cnt, type, MPI_SUM, MPI_COMM_WORLD, &req);
+        if (rc != MPI_SUCCESS) return fail(c, what, rc);
+        if (wait_done(c, &req, what) != 0) return -1;
+    }
+    return 0;
+}
+static int mpi_allreduce_f32(PawComm *c, float *buf, size_t n) { return mpi_allreduce(c, buf, n, MPI_FLOAT, 4, "allreduce"); }
+static int mpi_allreduce_f64(PawComm *c, double *buf, size_t n) { return mpi_allreduce(c, buf, n, MPI_DOUBLE, 8, "allreduce"); }
+
+// Round k moves elements [k*chunk, (k+1)*chunk) of every rank's block, so that no count or
+// displacement passed to MPI exceeds an int whatever the vector's size.
+typedef struct {
+    int rounds;
+    size_t chunk, *offset;  // offset[r]: where rank r's block starts in the whole vector
+    int *cnt, *displ;
+} Rounds;
+
+static void rounds_plan(PawComm *c, const size_t *counts, Rounds *p) {
+    size_t chunk = paw_comm_chunk_elems(), maxc = 0;
+    if (chunk > (size_t)INT_MAX / (size_t)c->world) chunk = (size_t)INT_MAX / (size_t)c->world;
+    p->offset = xmalloc(sizeof(size_t) * (size_t)(c->world + 1));
+    p->cnt = xmalloc(sizeof(int) * (size_t)c->world);
+    p->displ = xmalloc(sizeof(int) * (size_t)c->world);
+    p->offset[0] = 0;
+    for (int r = 0; r < c->world; r++) {
+        p->offset[r + 1] = p->offset[r] + counts[r];
+        if (counts[r] > maxc) maxc = counts[r];
+    }
+    p->chunk = chunk;
+    p->rounds = (int)((maxc + chunk - 1) / chunk);
+}
+
+// This round's piece of every block, packed in rank order; returns the packed length.
+static size_t rounds_piece(const Rounds *p, const size_t *counts, int world, int k) {
+    size_t total = 0;
+    for (int r = 0; r < world; r++) {
+        size_t lo = (size_t)k * p->chunk, len = lo < counts[r] ? counts[r] - lo : 0;
+        if (len > p->chunk) len = p->chunk;
+        p->cnt[r] = (int)len;
+        p->displ[r] = (int)total;
+        total += len;
+    }
+    return total;
+}
+
+static void rounds_free(Rounds *p) { free(p->offset), free(p->cnt), free(p->displ); }
+
+static int mpi_reduce_scatter(PawComm *c, const float *in, float *out, const size_t *counts) {
+    Rounds p;
+    rounds_plan(c, counts, &p);
+    float *stage = xmalloc(sizeof(float) * (p.chunk * (size_t)c->world + 1));
+    int rc = 0;
+    for (int k = 0; k < p.rounds && rc == 0; k++) {
+        rounds_piece(&p, counts, c->world, k);
+        for (int r = 0; r < c->world; r++)
+            memcpy(stage + p.displ[r], in + p.offset[r] + (size_t)k * p.chunk, sizeof(float) * (size_t)p.cnt[r]);
+        MPI_Request req;
+        note_arrival(c);
+        int mrc = MPI_Ireduce_scatter(stage, out + (size_t)k * p.chunk, p.cnt, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD, &req);
+        rc = mrc != MPI_SUCCESS ? fail(c, "reduce-scatter", mrc) : wait_done(c, &req, "reduce-scatter");
+    }
+    free(stage);
+    rounds_free(&p);
+    return rc;
+}
+
+static int mpi_allgather(PawComm *c, float *buf, const size_t *counts) {
+    Rounds p;
+    rounds_plan(c, counts, &p);
+    float *stage = xmalloc(sizeof(float) * (p.chunk * (size_t)c->world + 1));
+    int rc = 0;
+    for (int k = 0; k < p.rounds && rc == 0; k++) {
+        rounds_piece(&p, counts, c->world, k);
+        size_t lo = (size_t)k * p.chunk;
+        memcpy(stage + p.displ[c->rank], buf + p.offset[c->rank] + lo, sizeof(float) * (size_t)p.cnt[c->rank]);
+        MPI_Request req;
+        note_arrival(c);
+        int mrc = MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, stage, p.cnt, p.displ, MPI_FLOAT, MPI_COMM_WORLD, &req);
+        rc = mrc != MPI_SUCCESS ? fail(c, "all-gather", mrc) : wait_done(c, &req, "all-gather");
+        for (int r = 0; rc == 0 && r < c->world; r++)
+            memcpy(buf + p.offset[r] + lo, stage + p.displ[r], sizeof(float) * (size_t)p.cnt[r]);
+    }
+    free(stage);
+    rounds_free(&p);
+    return rc;
+}
+
+static int mpi_allgather_bytes(PawComm *c, const void *mine, void *all, size_t bytes) {
+    if (bytes > INT_MAX) return paw_error("all-gather of %zu bytes per rank: too large", bytes);
+    MPI_Request req;
+    note_arrival(c);
+    int rc = MPI_Iallgather(mine, (int)bytes, MPI_BYTE, all, (int)bytes, MPI_BYTE, MPI_COMM_WORLD, &req);
+    return rc != MPI_SUCCESS ? fail(c, "all-gather", rc) : wait_done(c, &req, "all-gather");
+}
+
+static int mpi_broadcast(PawComm *c, void *buf, size_t bytes, int root) {
+    if (bytes > INT_MAX) return paw_error("broadcast of %zu bytes: too large", bytes);
+    MPI_Request req;
+    note_arrival(c);
+    int rc = MPI_Ibcast(buf, (int)bytes, MPI_BYTE, root, MPI_COMM_WORLD, &req);
+    return rc != MPI_SUCCESS ? fail(c, "broadcast", rc) : wait_done(c, &req, "broadcast");
+}
+
+static int mpi_barrier(PawComm *c) {
+    MPI_Request req;
+    note_arrival(c);
+    int rc = MPI_Ibarrier(MPI_COMM_WORLD, &req);
+    return rc != MPI_SUCCESS ? fail(c, "barrier", rc) : wait_done(c, &req, "barrier");
+}
+
+static void mpi_abort(PawComm *c, int code) {
+    (void)c;
+    fflush(stdout);
+    fflush(stderr);
+    MPI_Abort(MPI_COMM_WORLD, code);
+    _exit(code);
+}
+
+static void mpi_finalize(PawComm *c) {
+    MpiState *st = c->impl;
+    if (st && c->rank == 0) drain_arrivals(c);
+    if (st) free(st->seen), free(st);
+    c->impl = NULL;
+    int fin = 0;
+    MPI_Finalized(&fin);
+    if (!fin) MPI_Finalize();
+}
+
+static const PawCommOps mpi_ops = {"mpi", mpi_allreduce_f32, mpi_allreduce_f64, mpi_reduce_scatter, mpi_allgather,
+                                   mpi_allgather_bytes, mpi_broadcast, mpi_barrier, mpi_abort, mpi_finalize};
+
+PawComm *paw_comm_mpi_open(int *argc, char ***argv, double timeout_s) {
+    int init = 0;
+    MPI_Initialized(&init);
+    if (!init && MPI_Init(argc, argv) != MPI_SUCCESS) {
+        paw_error("MPI_Init failed");
+        return NULL;
+    }
+    MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+    PawComm *c = xcalloc(1, sizeof *c);
+    c->ops = &mpi_ops;
+    MPI_Comm_rank(MPI_COMM_WORLD, &c->rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &c->world);
+    c->timeout_s = timeout_s;
+    MpiState *st = xcalloc(1, sizeof *st);
+    st->seen = xcalloc((size_t)c->world, sizeof(long));
+    c->impl = st;
+    return c;
+}
+
+#else
+// Built without MPI: train/comm.c refuses runs launched by mpirun.
+typedef int paw_comm_mpi_unused;
+#endif
