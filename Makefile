@@ -42,6 +42,17 @@ CFLAGS    += -DPAW_CUDA -I$(CUDA_HOME)/include
 LDLIBS    += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcudart -lstdc++
 endif
 
+# NCCL (train/comm_nccl.c, untested, not used by the trainer yet): only with NCCL=1, which needs
+# the CUDA and MPI builds.
+NCCL    ?= 0
+ifeq ($(NCCL),1)
+ifneq ($(CUDA)$(MPI),11)
+$(error NCCL=1 needs CUDA=1 and MPI=1)
+endif
+CFLAGS  += -DPAW_NCCL
+LDLIBS  += -lnccl
+endif
+
 .PHONY: all test asan clean fixtures test-gpu
 all: paw
 

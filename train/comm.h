@@ -20,7 +20,8 @@ typedef struct {
     const char *name;
     int (*allreduce_f32)(PawComm *c, float *buf, size_t n);    // in place, sum
     int (*allreduce_f64)(PawComm *c, double *buf, size_t n);   // in place, sum
-    // in holds the whole vector (sum of counts); out receives this rank's block of the sum.
+    // in holds the whole vector (sum of counts); out receives this rank's block of the sum (out
+    // may be this rank's block of in).
     int (*reduce_scatter_f32)(PawComm *c, const float *in, float *out, const size_t *counts);
     // buf holds the whole vector; this rank's block (at its offset) is sent, the others received.
     int (*allgather_f32)(PawComm *c, float *buf, const size_t *counts);
@@ -47,6 +48,9 @@ PawComm *paw_comm_single(void);
 void paw_comm_close(PawComm *c);  // finalizes and frees
 // 1 when this build links MPI.
 int paw_comm_have_mpi(void);
+// NCCL over device buffers, bootstrapped through an MPI communicator (which it then owns), one
+// GPU per rank. Only in `make NCCL=1` builds; UNTESTED and not used by the trainer yet.
+PawComm *paw_comm_nccl_open(PawComm *host);
 
 // Shorthands through c->ops.
 int paw_allreduce_f32(PawComm *c, float *buf, size_t n);

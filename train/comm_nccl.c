@@ -1,0 +1,185 @@
+// The NCCL communicator: collectives on GPU buffers, bootstrapped over the MPI communicator.
+// UNTESTED: it compiles (`make NCCL=1`, which needs CUDA and MPI) but has never run, and the
+// training loop does not use it yet (it trains on the CPU). It is the shape the GPU path takes
+// behind train/comm.h:
+//   - one GPU per rank: the local rank (OMPI_COMM_WORLD_LOCAL_RANK) picks the device;
+//   - rank 0 makes the NCCL unique id and broadcasts it over MPI;
+//   - float collectives take DEVICE pointers and run on the communicator's stream; the host-side
+//     operations (bytes, broadcast, barrier) go through MPI;
+//   - the watchdog polls the stream and ncclCommGetAsyncError against comm_timeout_s and, on
+//     timeout or error, aborts the NCCL communicator and then the MPI job.
+// Blocks of unequal size (the balanced split) use grouped ncclReduce/ncclBroadcast, equal blocks
+// the native reduce-scatter/all-gather.
+#ifdef PAW_NCCL
+
+#include <cuda_runtime.h>
+#include <nccl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/error.h"
+#include "common/progress.h"
+#include "train/comm.h"
+
+typedef struct {
+    PawComm *host;  // the MPI communicator (bootstrap, host collectives, abort)
+    ncclComm_t nccl;
+    cudaStream_t stream;
+    int device;
+} NcclState;
+
+static NcclState *state(PawComm *c) { return c->impl; }
+
+static int nccl_fail(PawComm *c, const char *what, ncclResult_t r) {
+    return paw_error("rank %d: %s failed: %s", c->rank, what, ncclGetErrorString(r));
+}
+
+// The watchdog: waits for the stream, checking NCCL's asynchronous errors, until the deadline.
+static int wait_stream(PawComm *c, const char *what) {
+    NcclState *st = state(c);
+    double t0 = paw_now();
+    for (long spins = 0;; spins++) {
+        cudaError_t q = cudaStreamQuery(st->stream);
+        if (q == cudaSuccess) return 0;
+        if (q != cudaErrorNotReady) return paw_error("rank %d: %s: %s", c->rank, what, cudaGetErrorString(q));
+        ncclResult_t async = ncclSuccess;
+        ncclCommGetAsyncError(st->nccl, &async);
+        if (async != ncclSuccess) {
+            fprintf(stderr, "paw: rank %d: %s: NCCL reports %s; aborting the job\n", c->rank, what,
+                    ncclGetErrorString(async));
+            ncclCommAbort(st->nccl);
+            paw_comm_abort(st->host, 3);
+        }
+        if (spins > 2000) {
+            struct timespec ts = {0, 100000};
+            nanosleep(&ts, NULL);
+            if (paw_now() - t0 > c->timeout_s) {
+                fprintf(stderr, "paw: rank %d: %s did not complete within %.0f s (comm_timeout_s): another rank died or "
+                                "hangs; aborting the job\n", c->rank, what, c->timeout_s);
+                ncclCommAbort(st->nccl);
+                paw_comm_abort(st->host, 3);
+            }
+        }
+    }
+}
+
+static int allreduce(PawComm *c, void *buf, size_t n, ncclDataType_t type) {
+    NcclState *st = state(c);
+    ncclResult_t r = ncclAllReduce(buf, buf, n, type, ncclSum, st->nccl, st->stream);
+    return r != ncclSuccess ? nccl_fail(c, "allreduce", r) : wait_stream(c, "allreduce");
+}
+static int nccl_allreduce_f32(PawComm *c, float *buf, size_t n) { return allreduce(c, buf, n, ncclFloat32); }
+static int nccl_allreduce_f64(PawComm *c, double *buf, size_t n) { return allreduce(c, buf, n, ncclFloat64); }
+
+static int equal_counts(const PawComm *c, const size_t *counts) {
+    for (int r = 1; r < c->world; r++)
+        if (counts[r] != counts[0]) return 0;
+    return 1;
+}
+
+static int nccl_reduce_scatter(PawComm *c, const float *in, float *out, const size_t *counts) {
+    NcclState *st = state(c);
+    ncclResult_t r = ncclSuccess;
+    if (equal_counts(c, counts)) {
+        r = ncclReduceScatter(in, out, counts[0], ncclFloat32, ncclSum, st->nccl, st->stream);
+    } else {
+        size_t off = 0;
+        ncclGroupStart();
+        for (int k = 0; k < c->world && r == ncclSuccess; k++) {
+            r = ncclReduce(in + off, k == c->rank ? out : (float *)in + off, counts[k], ncclFloat32, ncclSum, k, st->nccl,
+                           st->stream);
+            off += counts[k];
+        }
+        ncclResult_t g = ncclGroupEnd();
+        if (r == ncclSuccess) r = g;
+    }
+    return r != ncclSuccess ? nccl_fail(c, "reduce-scatter", r) : wait_stream(c, "reduce-scatter");
+}
+
+static int nccl_allgather(PawComm *c, float *buf, const size_t *counts) {
+    NcclState *st = state(c);
+    ncclResult_t r = ncclSuccess;
+    if (equal_counts(c, counts)) {
+        r = ncclAllGather(buf + counts[0] * (size_t)c->rank, buf, counts[0], ncclFloat32, st->nccl, st->stream);
+    } else {
+        size_t off = 0;
+        ncclGroupStart();
+        for (int k = 0; k < c->world && r == ncclSuccess; k++) {
+            r = ncclBroadcast(buf + off, buf + off, counts[k], ncclFloat32, k, st->nccl, st->stream);
+            off += counts[k];
+        }
+        ncclResult_t g = ncclGroupEnd();
+        if (r == ncclSuccess) r = g;
+    }
+    return r != ncclSuccess ? nccl_fail(c, "all-gather", r) : wait_stream(c, "all-gather");
+}
+
+static int host_allgather_bytes(PawComm *c, const void *mine, void *all, size_t bytes) {
+    return paw_allgather_bytes(state(c)->host, mine, all, bytes);
+}
+static int host_broadcast(PawComm *c, void *buf, size_t bytes, int root) { return paw_broadcast(state(c)->host, buf, bytes, root); }
+static int host_barrier(PawComm *c) { return paw_barrier(state(c)->host); }
+static void nccl_abort(PawComm *c, int code) {
+    ncclCommAbort(state(c)->nccl);
+    paw_comm_abort(state(c)->host, code);
+}
+static void nccl_finalize(PawComm *c) {
+    NcclState *st = state(c);
+    if (!st) return;
+    ncclCommDestroy(st->nccl);
+    cudaStreamDestroy(st->stream);
+    paw_comm_close(st->host);
+    free(st);
+    c->impl = NULL;
+}
+
+static const PawCommOps nccl_ops = {"nccl", nccl_allreduce_f32, nccl_allreduce_f64, nccl_reduce_scatter, nccl_allgather,
+                                    host_allgather_bytes, host_broadcast, host_barrier, nccl_abort, nccl_finalize};
+
+PawComm *paw_comm_nccl_open(PawComm *host) {
+    int ndev = 0;
+    if (cudaGetDeviceCount(&ndev) != cudaSuccess || ndev < 1) {
+        paw_error("rank %d: no CUDA device for NCCL", host->rank);
+        return NULL;
+    }
+    const char *lr = getenv("OMPI_COMM_WORLD_LOCAL_RANK");
+    int local = lr ? atoi(lr) : host->rank;
+    if (local >= ndev) {
+        paw_error("rank %d: local rank %d but only %d GPU(s) on this node: NCCL needs one GPU per rank", host->rank,
+                  local, ndev);
+        return NULL;
+    }
+    NcclState *st = xcalloc(1, sizeof *st);
+    st->host = host;
+    st->device = local;
+    ncclUniqueId id;
+    memset(&id, 0, sizeof id);
+    ncclResult_t r = ncclSuccess;
+    if (cudaSetDevice(local) != cudaSuccess || cudaStreamCreateWithFlags(&st->stream, cudaStreamNonBlocking) != cudaSuccess) {
+        paw_error("rank %d: cannot use GPU %d", host->rank, local);
+        free(st);
+        return NULL;
+    }
+    if (host->rank == 0) r = ncclGetUniqueId(&id);
+    // Every rank takes part in the broadcast, even if rank 0 failed, so nobody waits for nothing.
+    int ok = r == ncclSuccess;
+    if (paw_broadcast(host, &ok, sizeof ok, 0) != 0 || !ok || paw_broadcast(host, &id, sizeof id, 0) != 0 ||
+        (r = ncclCommInitRank(&st->nccl, host->world, id, host->rank)) != ncclSuccess) {
+        if (r != ncclSuccess) nccl_fail(host, "NCCL initialisation", r);
+        cudaStreamDestroy(st->stream);
+        free(st);
+        return NULL;
+    }
+    PawComm *c = xcalloc(1, sizeof *c);
+    c->ops = &nccl_ops;
+    c->rank = host->rank, c->world = host->world, c->timeout_s = host->timeout_s;
+    c->impl = st;
+    return c;
+}
+
+#else
+// Built without NCCL (`make NCCL=1` builds it).
+typedef int paw_comm_nccl_unused;
+#endif
