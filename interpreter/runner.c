@@ -53,13 +53,6 @@ void paw_runner_free(PawRunner *r) {
     memset(r, 0, sizeof *r);
 }
 
-static int argmax(const float *x, int n) {
-    int best = 0;
-    for (int i = 1; i < n; i++)
-        if (x[i] > x[best]) best = i;
-    return best;
-}
-
 int paw_runner_run(PawRunner *r, const char *input, int max_new, char **output) {
     *output = NULL;
     size_t in_len = strlen(input);
@@ -110,7 +103,7 @@ int paw_runner_run(PawRunner *r, const char *input, int max_new, char **output) 
     int32_t *out = xmalloc(sizeof(int32_t) * (size_t)(max_new + 1));
     int got = 0;
     while (rc == 0 && got < max_new) {
-        int next = argmax(r->model->acts.logits, r->model->cfg.vocab_size);
+        int next = qwen3_argmax(r->model->acts.logits, r->model->cfg.vocab_size);
         if (next == r->stop_id) break;
         out[got++] = next;
         if (got == max_new) break;

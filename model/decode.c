@@ -23,7 +23,7 @@ void qwen3_cache_free(Qwen3KVCache *c) {
     memset(c, 0, sizeof *c);
 }
 
-static int argmax(const float *x, int n) {
+int qwen3_argmax(const float *x, int n) {
     int best = 0;
     for (int i = 1; i < n; i++)
         if (x[i] > x[best]) best = i;
@@ -46,7 +46,7 @@ int qwen3_generate(Qwen3 *m, const Qwen3Lora *lora, const int *ids, int n, int m
         goto done;
     }
     while (count < max_new) {
-        int next = argmax(m->acts.logits, m->cfg.vocab_size);
+        int next = qwen3_argmax(m->acts.logits, m->cfg.vocab_size);
         out[count++] = next;
         if (next == stop_id || count == max_new) break;
         in.ids = &next;

@@ -180,6 +180,8 @@ int qwen3_save(const Qwen3 *m, const char *dir, const char *dtype);
 // KV cache and decoding.
 void qwen3_cache_create(Qwen3KVCache *c, const Qwen3Config *cfg, int B, int cap);
 void qwen3_cache_free(Qwen3KVCache *c);
+// Index of the largest of n logits (the first on ties): the greedy choice.
+int qwen3_argmax(const float *x, int n);
 // Greedy generation for one sequence (lora: one adapter, or NULL): prefill ids, then append up to max_new tokens, stopping
 // after stop_id (when >= 0). out receives the new tokens; returns their count, or -1.
 int qwen3_generate(Qwen3 *m, const Qwen3Lora *lora, const int *ids, int n, int max_new, int stop_id, int *out);

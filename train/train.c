@@ -19,6 +19,7 @@
 #include "data/loader.h"
 #include "data/tokenizer.h"
 #include "data/vocab_map.h"
+#include "interpreter/runner.h"
 #include "kernels/adamw.h"
 #include "model/safetensors.h"
 #include "train/checkpoint.h"
@@ -141,15 +142,6 @@ static double step_flops(const Trainer *tr, int n) {
 
 // ---- evaluation ---------------------------------------------------------------------------------
 
-static char *strip_dup(const char *s, size_t n) {
-    while (n && (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r')) s++, n--;
-    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\n' || s[n - 1] == '\r')) n--;
-    char *r = xmalloc(n + 1);
-    memcpy(r, s, n);
-    r[n] = 0;
-    return r;
-}
-
 // Greedy decode of one prompt (model ids), decoded to text and stripped. Caller frees.
 static char *generate_text(Trainer *tr, const Qwen3Lora *lora, const int *prompt, int n) {
     int max_new = tr->cfg.max_new_tokens;
@@ -162,7 +154,7 @@ static char *generate_text(Trainer *tr, const Qwen3Lora *lora, const int *prompt
         size_t len;
         char *raw = paw_tokenizer_decode(tr->tok, out, (size_t)got, &len);
         if (raw) {
-            text = strip_dup(raw, len);
+            text = paw_strip(raw, len);
             free(raw);
         }
     }
@@ -184,7 +176,7 @@ static int fetch_copy(Trainer *tr, PawDataset *ds, uint64_t i, int32_t **toks, P
     int32_t *p = *toks = xmalloc(sizeof(int32_t) * (n ? n : 1));
     for (int s = 0; s < PAW_SEG_COUNT; s++)
         for (uint32_t k = 0; k < v.len[s]; k++) *p++ = (int32_t)v.seg[s][k];
-    *output = strip_dup(v.output, v.output_len);
+    *output = paw_strip(v.output, v.output_len);
     if (tr->vmap.n && paw_vocab_map_to_model(&tr->vmap, *toks, (int64_t)n) != 0)
         return paw_error_context("example %llu", (unsigned long long)i);
     e->comp_ids = *toks;
