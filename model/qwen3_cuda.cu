@@ -10,6 +10,7 @@
 #include "kernels/crossentropy_cuda.h"
 #include "kernels/cuda_common.cuh"
 #include "kernels/embedding_cuda.h"
+#include "kernels/lora_cuda.h"
 #include "kernels/matmul_cuda.h"
 #include "kernels/rmsnorm_cuda.h"
 #include "kernels/rope_cuda.h"
@@ -67,6 +68,13 @@ struct Qwen3Cuda {
     int ce_rows;
     // state of the last forward
     int B, T, has_lens, logits_rows, has_loss, backward_ready;
+    int full_ready;  // the last forward was a full-sequence one with the final norm of every row
+    // per-example LoRA of the last forward (has_lora), and the adapter decoding applies
+    Qwen3CudaLora lora, decode_lora;
+    int has_lora, has_decode_lora;
+    bf16 *lora_u, *lora_du;  // [7][layers kept][cap_tokens][rank] saved side-path activations, [cap_tokens][rank]
+    size_t lora_cap_tokens;
+    int lora_cap_rank;
     float loss;
     double loss_sum, weight_sum;
     // KV cache (one sequence) and the decode-step graph
@@ -238,8 +246,9 @@ extern "C" void qwen3_cuda_free(Qwen3Cuda *g) {
     drop_step_graph(g);
     free_acts(g);
     free_scratch(g);
-    void *bufs[] = {g->params, g->grads,  g->master,     g->adam_m,     g->adam_v,  g->d_norm_sq, g->rope_cos,
-                    g->rope_sin, g->logits, g->ce_logits, g->ce_dlogits, g->kcache, g->vcache,    g->d_cache_len};
+    void *bufs[] = {g->params,   g->grads,  g->master,    g->adam_m,     g->adam_v, g->d_norm_sq,
+                    g->rope_cos, g->rope_sin, g->logits,  g->ce_logits, g->ce_dlogits, g->kcache,
+                    g->vcache,   g->d_cache_len, g->lora_u, g->lora_du};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) paw_cuda_free(bufs[i]);
     free(g);
 }
@@ -324,6 +333,58 @@ static void ensure_ce(Qwen3Cuda *g, size_t N) {
     g->ce_rows = (int)rows;
 }
 
+// LoRA side-path buffers for N tokens at rank r (growing only).
+static void ensure_lora(Qwen3Cuda *g, size_t N, int r) {
+    if (N <= g->lora_cap_tokens && r <= g->lora_cap_rank) return;
+    drop_step_graph(g);
+    paw_cuda_free(g->lora_u);
+    paw_cuda_free(g->lora_du);
+    size_t LA = g->recompute ? 1 : (size_t)g->L;
+    if (N < g->lora_cap_tokens) N = g->lora_cap_tokens;
+    if (r < g->lora_cap_rank) r = g->lora_cap_rank;
+    g->lora_u = (bf16 *)paw_cuda_malloc(sizeof(bf16) * LORA_NUM_MODULES * LA * N * (size_t)r);
+    g->lora_du = (bf16 *)paw_cuda_malloc(sizeof(bf16) * N * (size_t)r);
+    g->lora_cap_tokens = N;
+    g->lora_cap_rank = r;
+}
+
+// Checks an adapter set against the model and the batch.
+static int check_lora(const Qwen3Cuda *g, const Qwen3CudaLora *lo, int B, const char *what) {
+    if (lo->rank <= 0 || lo->nb != B)
+        return paw_error("%s: LoRA with rank %d for %d examples, expected a positive rank and %d examples", what,
+                         lo->rank, lo->nb, B);
+    for (int m = 0; m < LORA_NUM_MODULES; m++)
+        if (!lo->A[m] || !lo->B[m]) return paw_error("%s: LoRA module %s has no adapter", what, lora_module_names[m]);
+    (void)g;
+    return 0;
+}
+
+// The side path y += scale B_b (A_b x) of module mod at layer l (activations slot s), and its backward.
+static bf16 *lora_u_slot(Qwen3Cuda *g, int mod, size_t s, size_t N, int r) {
+    size_t LA = g->recompute ? 1 : (size_t)g->L;
+    return g->lora_u + (((size_t)mod * LA + s) * N) * (size_t)r;
+}
+
+static void lora_fwd(Qwen3Cuda *g, const Qwen3CudaLora *lo, int mod, int l, size_t s, int B, int T, void *y,
+                     PawOutType yt, int ld_y, const bf16 *x) {
+    int din, dout, r = lo->rank;
+    lora_module_dims(&g->cfg, mod, &din, &dout);
+    size_t per_l = (size_t)lo->nb * r;
+    lora_cuda_forward(y, yt, ld_y, lora_u_slot(g, mod, s, (size_t)B * T, r), x, lo->A[mod] + l * per_l * din,
+                      lo->B[mod] + l * per_l * dout, B, T, din, dout, r, lo->scale);
+}
+
+static void lora_bwd(Qwen3Cuda *g, int mod, int l, size_t s, bf16 *dx, const bf16 *dy, int ld_y, const bf16 *x) {
+    const Qwen3CudaLora *lo = &g->lora;
+    int din, dout, r = lo->rank, B = g->B, T = g->T;
+    lora_module_dims(&g->cfg, mod, &din, &dout);
+    size_t per_l = (size_t)lo->nb * r;
+    lora_cuda_backward(dx, PAW_OUT_BF16, lo->dA[mod] ? lo->dA[mod] + l * per_l * din : NULL,
+                       lo->dB[mod] ? lo->dB[mod] + l * per_l * dout : NULL, dy, ld_y, x,
+                       lora_u_slot(g, mod, s, (size_t)B * T, r), lo->A[mod] + l * per_l * din,
+                       lo->B[mod] + l * per_l * dout, B, T, din, dout, r, lo->scale, g->lora_du);
+}
+
 static LayerActs layer_acts(Qwen3Cuda *g, int l, size_t N) {
     size_t s = g->recompute ? 0 : (size_t)l;
     size_t C = g->C, I = g->I, QKV = g->QKV, Q = g->Q, NH = g->NH;
@@ -386,12 +447,20 @@ __global__ void argmax_kernel(int *out, const float *x, int V) {
 
 // One decoder layer over N = B*T tokens. cache: attend over the KV cache (appending first)
 // instead of over this call's tokens; pos are the tokens' positions (device).
-static void layer_forward(Qwen3Cuda *g, int l, int B, int T, int cache, const int *pos, const LayerActs &a) {
+// lo: the adapters of this call, or NULL.
+static void layer_forward(Qwen3Cuda *g, int l, int B, int T, int cache, const int *pos, const LayerActs &a,
+                          const Qwen3CudaLora *lo) {
     const size_t N = (size_t)B * T, C = g->C, I = g->I, Q = g->Q, KV = g->KV, QKV = g->QKV, HD = g->HD;
+    const size_t s = g->recompute ? 0 : (size_t)l;
     const float eps = (float)g->cfg.rms_norm_eps;
     bf16 *x = g->x + l * N * C, *xn = g->x + (l + 1) * N * C;
     rmsnorm_cuda_forward(a.ln1, a.ln1_rstd, x, P(G_LN1, l * C), (int)N, (int)C, (long)C, eps);
     matmul_cuda_forward(a.qkvr, PAW_OUT_BF16, a.ln1, P(G_QKV, l * QKV * C), NULL, (int)N, (int)C, (int)QKV, 1.0f, 0.0f);
+    if (lo) {  // into the columns of the packed q/k/v output, before the norms and RoPE (as on the CPU)
+        lora_fwd(g, lo, LORA_Q, l, s, B, T, a.qkvr, PAW_OUT_BF16, (int)QKV, a.ln1);
+        lora_fwd(g, lo, LORA_K, l, s, B, T, a.qkvr + Q, PAW_OUT_BF16, (int)QKV, a.ln1);
+        lora_fwd(g, lo, LORA_V, l, s, B, T, a.qkvr + Q + KV, PAW_OUT_BF16, (int)QKV, a.ln1);
+    }
     qknorm_rope_cuda_forward(a.qkv, a.qkvr, P(G_QN, l * HD), P(G_KN, l * HD), g->rope_cos, g->rope_sin, pos, (int)N,
                              g->NH, g->NKV, g->HD, eps);
     if (cache) {
@@ -408,11 +477,17 @@ static void layer_forward(Qwen3Cuda *g, int l, int B, int T, int cache, const in
     }
     // Residual adds ride on the GEMM epilogue: xmid = x + att @ Wo^T, x_next = xmid + act @ Wdown^T.
     matmul_cuda_forward(a.xmid, PAW_OUT_BF16, a.att, P(G_O, l * C * Q), x, (int)N, (int)Q, (int)C, 1.0f, 1.0f);
+    if (lo) lora_fwd(g, lo, LORA_O, l, s, B, T, a.xmid, PAW_OUT_BF16, (int)C, a.att);
     rmsnorm_cuda_forward(a.ln2, a.ln2_rstd, a.xmid, P(G_LN2, l * C), (int)N, (int)C, (long)C, eps);
     matmul_cuda_forward(a.gu, PAW_OUT_BF16, a.ln2, P(G_GU, l * 2 * I * C), NULL, (int)N, (int)C, (int)(2 * I), 1.0f,
                         0.0f);
+    if (lo) {
+        lora_fwd(g, lo, LORA_GATE, l, s, B, T, a.gu, PAW_OUT_BF16, (int)(2 * I), a.ln2);
+        lora_fwd(g, lo, LORA_UP, l, s, B, T, a.gu + I, PAW_OUT_BF16, (int)(2 * I), a.ln2);
+    }
     swiglu_cuda_forward(a.act, a.gu, (int)N, (int)I);
     matmul_cuda_forward(xn, PAW_OUT_BF16, a.act, P(G_DOWN, l * C * I), a.xmid, (int)N, (int)I, (int)C, 1.0f, 1.0f);
+    if (lo) lora_fwd(g, lo, LORA_DOWN, l, s, B, T, xn, PAW_OUT_BF16, (int)C, a.act);
 }
 
 extern "C" int qwen3_cuda_forward(Qwen3Cuda *g, const Qwen3CudaInputs *in, int B, int T) {
@@ -422,15 +497,20 @@ extern "C" int qwen3_cuda_forward(Qwen3Cuda *g, const Qwen3CudaInputs *in, int B
     const size_t N = (size_t)B * T;
     for (size_t n = 0; n < N; n++) {
         int id = in->ids ? in->ids[n] : -1;
-        if (id >= V || (id < 0 && !in->embeds))
+        if (id >= V || (id < 0 && !in->embeds && !in->embeds_dev))
             return paw_error("forward: token id %d at position %zu is outside the vocabulary [0, %d)", id, n, V);
     }
     if (in->lens)
         for (int b = 0; b < B; b++)
             if (in->lens[b] < 0 || in->lens[b] > T)
                 return paw_error("forward: lens[%d] = %d is outside [0, %d]", b, in->lens[b], T);
+    if (in->embeds && in->embeds_dev) return paw_error("forward: give host or device input embeddings, not both");
+    if (in->lora && check_lora(g, in->lora, B, "forward") != 0) return -1;
     ensure_acts(g, N);
-    g->B = B, g->T = T, g->has_loss = 0, g->backward_ready = 0, g->logits_rows = 0;
+    if (in->lora) ensure_lora(g, N, in->lora->rank);
+    g->B = B, g->T = T, g->has_loss = 0, g->backward_ready = 0, g->logits_rows = 0, g->full_ready = 0;
+    g->has_lora = in->lora != NULL;
+    if (in->lora) g->lora = *in->lora;
     g->has_lens = in->lens != NULL;
     if (in->lens) paw_cuda_upload(g->d_lens, in->lens, sizeof(int) * (size_t)B);
     for (size_t n = 0; n < N; n++) g->h_pos[n] = (int)(n % (size_t)T);
@@ -442,9 +522,10 @@ extern "C" int qwen3_cuda_forward(Qwen3Cuda *g, const Qwen3CudaInputs *in, int B
         paw_cuda_upload(g->d_ids, g->h_pos, sizeof(int) * N);
     }
     if (in->embeds) paw_cuda_upload_bf16(g->x, in->embeds, N * C);
+    if (in->embeds_dev) paw_cuda_f32_to_bf16(g->x, in->embeds_dev, N * C);
     embedding_cuda_forward(g->x, g->d_ids, P(G_WTE, 0), (int)N, C);
 
-    for (int l = 0; l < L; l++) layer_forward(g, l, B, T, 0, g->d_pos, layer_acts(g, l, N));
+    for (int l = 0; l < L; l++) layer_forward(g, l, B, T, 0, g->d_pos, layer_acts(g, l, N), in->lora);
 
     const bf16 *xL = g->x + (size_t)L * N * C;
     const float eps = (float)g->cfg.rms_norm_eps;
@@ -475,6 +556,7 @@ extern "C" int qwen3_cuda_forward(Qwen3Cuda *g, const Qwen3CudaInputs *in, int B
         g->loss = wsum > 0 ? (float)(total / wsum) : 0.0f;
         g->has_loss = 1;
         g->backward_ready = in->backward != 0;
+        g->full_ready = 1;
         return 0;
     }
     if (in->logits_mode == QWEN3_LOGITS_LAST) {
@@ -484,6 +566,7 @@ extern "C" int qwen3_cuda_forward(Qwen3Cuda *g, const Qwen3CudaInputs *in, int B
         g->logits_rows = B;
     } else {
         rmsnorm_cuda_forward(g->lnf, g->lnf_rstd, xL, P(G_LNF, 0), (int)N, C, (long)C, eps);
+        g->full_ready = 1;
         if (in->logits_mode == QWEN3_LOGITS_ALL) {
             ensure_logits(g, N);
             matmul_cuda_forward(g->logits, PAW_OUT_F32, g->lnf, P(G_HEAD, 0), NULL, (int)N, C, V, 1.0f, 0.0f);
@@ -503,32 +586,74 @@ extern "C" int qwen3_cuda_get_logits(const Qwen3Cuda *g, float *out) {
     return 0;
 }
 
-extern "C" int qwen3_cuda_backward(Qwen3Cuda *g) {
-    if (!g->backward_ready)
-        return paw_error("backward: needs a full-sequence forward with targets and backward = 1 just before it");
+// dst16 = bf16(src + (accumulate ? dst16 : 0)): an injected gradient on the final-norm output,
+// alone or on top of the loss gradient.
+__global__ void add_f32_to_bf16_kernel(bf16 *dst, const float *src, size_t n, int accumulate) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+        dst[i] = __float2bfloat16_rn(src[i] + (accumulate ? __bfloat162float(dst[i]) : 0.0f));
+}
+
+// The residual-stream gradient gets an injected gradient: dx32 += inj, and its bf16 copy follows.
+__global__ void inject_kernel(float *dx32, bf16 *dx16, const float *inj, size_t n) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+        float v = dx32[i] + inj[i];
+        dx32[i] = v;
+        dx16[i] = __float2bfloat16_rn(v);
+    }
+}
+
+static void inject(Qwen3Cuda *g, const float *inj, size_t n) {
+    inject_kernel<<<grid_for(n), 256, 0, paw_cuda_stream()>>>(g->dx32, g->dx16, inj, n);
+    CUDA_CHECK_LAUNCH();
+}
+
+extern "C" int qwen3_cuda_backward_ex(Qwen3Cuda *g, const Qwen3CudaBackwardArgs *args) {
+    const float *dlnf_in = args ? args->dlnf : NULL;
+    const float *const *dx_layer = args ? args->dx_layer : NULL;
+    const int with_loss = g->backward_ready;
+    if (!g->full_ready || (!with_loss && !dlnf_in && !dx_layer))
+        return paw_error("backward: needs a full-sequence forward just before it, with targets and backward = 1 or "
+                         "with injected gradients");
     g->backward_ready = 0;
+    g->full_ready = 0;
     const int B = g->B, T = g->T, L = g->L;
     const size_t N = (size_t)B * T, C = g->C, I = g->I, Q = g->Q, KV = g->KV, QKV = g->QKV, HD = g->HD;
     const float eps = (float)g->cfg.rms_norm_eps;
+    const int lora = g->has_lora;
     ensure_scratch(g, N);
     paw_cuda_memset(g->dx32, 0, sizeof(float) * N * C);
-    rmsnorm_cuda_backward(g->dx32, g->dx16, GR(G_LNF, 0), g->dlnf, g->x + (size_t)L * N * C, P(G_LNF, 0), g->lnf_rstd,
-                          (int)N, (int)C);
+    if (dlnf_in) {
+        add_f32_to_bf16_kernel<<<grid_for(N * C), 256, 0, paw_cuda_stream()>>>(g->dlnf, dlnf_in, N * C, with_loss);
+        CUDA_CHECK_LAUNCH();
+    }
+    if (with_loss || dlnf_in)
+        rmsnorm_cuda_backward(g->dx32, g->dx16, GR(G_LNF, 0), g->dlnf, g->x + (size_t)L * N * C, P(G_LNF, 0),
+                              g->lnf_rstd, (int)N, (int)C);
+    else
+        paw_cuda_memset(g->dx16, 0, sizeof(bf16) * N * C);
     for (int l = L - 1; l >= 0; l--) {
+        if (dx_layer && dx_layer[l + 1]) inject(g, dx_layer[l + 1], N * C);
         LayerActs a = layer_acts(g, l, N);
-        if (g->recompute) layer_forward(g, l, B, T, 0, g->d_pos, a);
+        const size_t s = g->recompute ? 0 : (size_t)l;
+        if (g->recompute) layer_forward(g, l, B, T, 0, g->d_pos, a, lora ? &g->lora : NULL);
         const bf16 *x = g->x + l * N * C;
         // MLP: x_next = xmid + down(swiglu(gu(ln2(xmid)))); dx16 = d x_next.
         matmul_cuda_backward_input(g->dact, g->dx16, P(G_DOWN, l * C * I), (int)N, (int)I, (int)C, 0.0f);
         if (g->grads) matmul_cuda_backward_weight(GR(G_DOWN, l * C * I), g->dx16, a.act, (int)N, (int)I, (int)C);
+        if (lora) lora_bwd(g, LORA_DOWN, l, s, g->dact, g->dx16, (int)C, a.act);
         swiglu_cuda_backward(g->dgu, g->dact, a.gu, (int)N, (int)I);
         matmul_cuda_backward_input(g->dln, g->dgu, P(G_GU, l * 2 * I * C), (int)N, (int)C, (int)(2 * I), 0.0f);
         if (g->grads) matmul_cuda_backward_weight(GR(G_GU, l * 2 * I * C), g->dgu, a.ln2, (int)N, (int)C, (int)(2 * I));
+        if (lora) {
+            lora_bwd(g, LORA_GATE, l, s, g->dln, g->dgu, (int)(2 * I), a.ln2);
+            lora_bwd(g, LORA_UP, l, s, g->dln, g->dgu + I, (int)(2 * I), a.ln2);
+        }
         rmsnorm_cuda_backward(g->dx32, g->dx16, GR(G_LN2, l * C), g->dln, a.xmid, P(G_LN2, l * C), a.ln2_rstd, (int)N,
                               (int)C);
         // Attention: xmid = x + o(attn(rope(norm(q)), rope(norm(k)), v)).
         matmul_cuda_backward_input(g->datt, g->dx16, P(G_O, l * C * Q), (int)N, (int)Q, (int)C, 0.0f);
         if (g->grads) matmul_cuda_backward_weight(GR(G_O, l * C * Q), g->dx16, a.att, (int)N, (int)Q, (int)C);
+        if (lora) lora_bwd(g, LORA_O, l, s, g->datt, g->dx16, (int)C, a.att);
         attention_cuda_backward(g->dqkv, g->dqkv + Q, g->dqkv + Q + KV, (long)QKV, (long)QKV, g->dq32, g->dsum,
                                 g->datt, a.qkv, a.qkv + Q, a.qkv + Q + KV, (long)QKV, (long)QKV, a.att, a.lse,
                                 g->has_lens ? g->d_lens : NULL, B, T, g->NH, g->NKV, g->HD);
@@ -537,13 +662,32 @@ extern "C" int qwen3_cuda_backward(Qwen3Cuda *g) {
                                   eps);
         matmul_cuda_backward_input(g->dln, g->dqkvr, P(G_QKV, l * QKV * C), (int)N, (int)C, (int)QKV, 0.0f);
         if (g->grads) matmul_cuda_backward_weight(GR(G_QKV, l * QKV * C), g->dqkvr, a.ln1, (int)N, (int)C, (int)QKV);
+        if (lora) {
+            lora_bwd(g, LORA_Q, l, s, g->dln, g->dqkvr, (int)QKV, a.ln1);
+            lora_bwd(g, LORA_K, l, s, g->dln, g->dqkvr + Q, (int)QKV, a.ln1);
+            lora_bwd(g, LORA_V, l, s, g->dln, g->dqkvr + Q + KV, (int)QKV, a.ln1);
+        }
         rmsnorm_cuda_backward(g->dx32, g->dx16, GR(G_LN1, l * C), g->dln, x, P(G_LN1, l * C), a.ln1_rstd, (int)N,
                               (int)C);
     }
+    if (dx_layer && dx_layer[0]) inject(g, dx_layer[0], N * C);
     if (g->grads) embedding_cuda_backward(GR(G_WTE, 0), g->dx32, g->d_ids, (int)N, (int)C);
     paw_cuda_sync();
     return 0;
 }
+
+extern "C" int qwen3_cuda_backward(Qwen3Cuda *g) {
+    if (!g->backward_ready)
+        return paw_error("backward: needs a full-sequence forward with targets and backward = 1 just before it");
+    return qwen3_cuda_backward_ex(g, NULL);
+}
+
+extern "C" const paw_bf16 *qwen3_cuda_hidden(const Qwen3Cuda *g, int l) {
+    if (l < 0 || l > g->L || !g->x) return NULL;
+    return g->x + (size_t)l * g->B * g->T * g->C;
+}
+extern "C" const paw_bf16 *qwen3_cuda_final_norm(const Qwen3Cuda *g) { return g->lnf; }
+extern "C" const float *qwen3_cuda_input_grad_dev(const Qwen3Cuda *g) { return g->dx32; }
 
 extern "C" int qwen3_cuda_get_input_grad(const Qwen3Cuda *g, float *out) {
     if (!g->dx32) return paw_error("get_input_grad: no backward has run");
@@ -622,6 +766,19 @@ extern "C" int qwen3_cuda_cache_reset(Qwen3Cuda *g, int cap) {
     return 0;
 }
 
+extern "C" int qwen3_cuda_set_decode_lora(Qwen3Cuda *g, const Qwen3CudaLora *lora) {
+    if (lora && check_lora(g, lora, 1, "decode") != 0) return -1;
+    int same = lora ? g->has_decode_lora && g->decode_lora.rank == lora->rank && g->decode_lora.scale == lora->scale
+                    : !g->has_decode_lora;
+    for (int m = 0; lora && same && m < LORA_NUM_MODULES; m++)
+        same = g->decode_lora.A[m] == lora->A[m] && g->decode_lora.B[m] == lora->B[m];
+    if (same) return 0;
+    drop_step_graph(g);  // the captured step reads the adapter pointers it was captured with
+    g->has_decode_lora = lora != NULL;
+    if (lora) g->decode_lora = *lora;
+    return 0;
+}
+
 // Final norm of the last row, logits, argmax into d_token.
 static void head_last_row(Qwen3Cuda *g, size_t N) {
     const int C = g->C;
@@ -636,7 +793,8 @@ static void head_last_row(Qwen3Cuda *g, size_t N) {
 // greedy token in d_token and advances d_cache_len.
 static void decode_step_body(Qwen3Cuda *g) {
     embedding_cuda_forward(g->x, g->d_token, P(G_WTE, 0), 1, g->C);
-    for (int l = 0; l < g->L; l++) layer_forward(g, l, 1, 1, 1, g->d_cache_len, layer_acts(g, l, 1));
+    const Qwen3CudaLora *lo = g->has_decode_lora ? &g->decode_lora : NULL;
+    for (int l = 0; l < g->L; l++) layer_forward(g, l, 1, 1, 1, g->d_cache_len, layer_acts(g, l, 1), lo);
     head_last_row(g, 1);
     add_int_kernel<<<1, 1, 0, paw_cuda_stream()>>>(g->d_cache_len, 1);
     CUDA_CHECK_LAUNCH();
@@ -653,7 +811,9 @@ extern "C" int qwen3_cuda_cache_forward(Qwen3Cuda *g, const int *ids, int n, flo
             return paw_error("cache_forward: token id %d outside the vocabulary [0, %d)", ids[i], g->V);
     ensure_acts(g, (size_t)n);
     ensure_logits(g, 1);
+    if (g->has_decode_lora) ensure_lora(g, (size_t)n, g->decode_lora.rank);
     g->backward_ready = 0;
+    g->full_ready = 0;  // the cache path reuses the activation buffers
     if (n == 1) {
         CUDA_CHECK(cudaMemcpyAsync(g->d_token, ids, sizeof(int), cudaMemcpyHostToDevice, paw_cuda_stream()));
         if (g->step_graph_ready) {
@@ -676,7 +836,8 @@ extern "C" int qwen3_cuda_cache_forward(Qwen3Cuda *g, const int *ids, int n, flo
         paw_cuda_upload(g->d_pos, g->h_pos, sizeof(int) * (size_t)n);
         paw_cuda_upload(g->d_ids, ids, sizeof(int) * (size_t)n);
         embedding_cuda_forward(g->x, g->d_ids, P(G_WTE, 0), n, g->C);
-        for (int l = 0; l < g->L; l++) layer_forward(g, l, 1, n, 1, g->d_pos, layer_acts(g, l, (size_t)n));
+        const Qwen3CudaLora *lo = g->has_decode_lora ? &g->decode_lora : NULL;
+        for (int l = 0; l < g->L; l++) layer_forward(g, l, 1, n, 1, g->d_pos, layer_acts(g, l, (size_t)n), lo);
         head_last_row(g, (size_t)n);
         add_int_kernel<<<1, 1, 0, paw_cuda_stream()>>>(g->d_cache_len, n);
         CUDA_CHECK_LAUNCH();

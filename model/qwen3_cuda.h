@@ -14,13 +14,28 @@
 extern "C" {
 #endif
 
+#include "kernels/cuda_common_cuda.h"
 #include "model/qwen3.h"
 
 typedef struct Qwen3Cuda Qwen3Cuda;
 
+// Per-example LoRA adapters in device memory: the layout of Qwen3Lora (model/qwen3.h) with bf16
+// adapters (what the LoRA GEMMs of kernels/lora_cuda.h read) and fp32 gradients. Example b of a
+// batch (rows b*T .. b*T+T-1) uses adapter b; nb must equal the batch size.
+typedef struct {
+    int rank, nb;
+    float scale;                             // alpha / rank
+    const paw_bf16 *A[LORA_NUM_MODULES];     // [L, nb, r, d_in]
+    const paw_bf16 *B[LORA_NUM_MODULES];     // [L, nb, d_out, r]
+    float *dA[LORA_NUM_MODULES];             // [L, nb, r, d_in] fp32, accumulated; NULL: not wanted
+    float *dB[LORA_NUM_MODULES];             // [L, nb, d_out, r]
+} Qwen3CudaLora;
+
 typedef struct {
     const int *ids;            // [B*T] host; -1 at rows supplied by embeds
     const float *embeds;       // [B*T, C] host fp32 input embeddings, or NULL
+    const float *embeds_dev;   // [B*T, C] device fp32 input embeddings (instead of embeds), or NULL
+    const Qwen3CudaLora *lora; // per-example adapters on all seven projections, or NULL
     const int *targets;        // [B*T] next-token targets, or NULL for no loss
     const float *loss_weight;  // [B*T] loss mask / weights, or NULL for all ones
     const int *lens;           // [B] valid tokens per sequence (right padding), or NULL: all T.
@@ -52,6 +67,26 @@ int qwen3_cuda_get_logits(const Qwen3Cuda *g, float *out);
 // (unless frozen); the input-embedding gradient is then available from qwen3_cuda_get_input_grad.
 int qwen3_cuda_backward(Qwen3Cuda *g);
 int qwen3_cuda_get_input_grad(const Qwen3Cuda *g, float *out);  // [B*T, C]
+
+// Extra gradients for a backward, for a model whose hidden states feed something else (the PAW
+// compiler's captured states), all device fp32 [B*T, C], added where the forward produced those
+// states; the GPU twin of Qwen3BackwardArgs. Valid after any full-sequence forward that computed
+// the final norm of every row (targets, or QWEN3_LOGITS_ALL / QWEN3_LOGITS_NONE); the loss
+// gradient joins in when that forward had targets and backward = 1.
+typedef struct {
+    const float *dlnf;               // gradient on the final-norm output, or NULL
+    const float *const *dx_layer;    // host array of L+1 device pointers (gradient on x[l]; x[l+1] is
+                                     // layer l's output), NULL entries allowed; or NULL
+} Qwen3CudaBackwardArgs;
+int qwen3_cuda_backward_ex(Qwen3Cuda *g, const Qwen3CudaBackwardArgs *args);
+
+// Device views of the last full-sequence forward (valid until the next forward): the residual
+// stream x[l] for l in [0, L] (x[0] = input embeddings, x[l+1] = output of layer l), the final
+// norm output (see qwen3_cuda_backward_ex for when it covers every row), and the input-embedding
+// gradient of the last backward. All [B*T, C].
+const paw_bf16 *qwen3_cuda_hidden(const Qwen3Cuda *g, int l);
+const paw_bf16 *qwen3_cuda_final_norm(const Qwen3Cuda *g);
+const float *qwen3_cuda_input_grad_dev(const Qwen3Cuda *g);
 void qwen3_cuda_zero_grad(Qwen3Cuda *g);
 // Weight gradients (or the current weights) into CPU-layout tensors: dst's pointers must point at
 // buffers of qwen3_param_info(cfg, i).numel floats (as a CPU Qwen3's grads or params do).
@@ -71,6 +106,10 @@ int qwen3_cuda_adamw_step(Qwen3Cuda *g, const Qwen3CudaAdamW *opt, float *grad_n
 // cache_forward appends n tokens (n == 1 steps run as a captured CUDA graph after the first) and
 // copies the last position's logits (V floats) to last_logits when it is not NULL.
 int qwen3_cuda_cache_reset(Qwen3Cuda *g, int cap);
+// The adapter (nb == 1; NULL: none) that cache_forward and generate apply from now on. The
+// struct is copied, the device buffers it points at are not: keep them alive and unchanged
+// while decoding (a captured step reads them in place).
+int qwen3_cuda_set_decode_lora(Qwen3Cuda *g, const Qwen3CudaLora *lora);
 int qwen3_cuda_cache_forward(Qwen3Cuda *g, const int *ids, int n, float *last_logits);
 // Greedy generation as qwen3_generate: returns the count of new tokens written to out, or -1.
 int qwen3_cuda_generate(Qwen3Cuda *g, const int *ids, int n, int max_new, int stop_id, int *out);

@@ -925,6 +925,216 @@ static void test_model_decode(const char *fixture) {
     qwen3_free(&cpu);
 }
 
+// ---------------------------------------------------------------------------------------------
+// Per-example LoRA and injected gradients in the CUDA model, against the fp32 CPU model
+// (model/qwen3.c, itself checked against transformers and a PyTorch PAW step). Both see the same
+// bf16-rounded adapters; the GPU additionally rounds weights and activations to bf16, hence the
+// model-level tolerances of the fixture tests.
+
+// A random adapter set for nb examples (bf16-rounded values, B large enough to matter).
+static void rand_lora(const Qwen3Config *cfg, int nb, int r, Qwen3Lora *lo) {
+    MapperConfig mc = {.d = 8, .L = cfg->num_layers, .nbases = 1, .rank = r, .alpha = 2.0f * r, .icfg = *cfg};
+    mapper_lora_alloc(&mc, nb, 1, lo);
+    for (int m = 0; m < LORA_NUM_MODULES; m++) {
+        int din, dout;
+        lora_module_dims(cfg, m, &din, &dout);
+        size_t na = (size_t)cfg->num_layers * nb * r * din, nbb = (size_t)cfg->num_layers * nb * dout * r;
+        for (size_t i = 0; i < na; i++) lo->A[m][i] = bf16_round(0.2f * paw_rng_normal(&g_rng) / sqrtf((float)din));
+        for (size_t i = 0; i < nbb; i++) lo->B[m][i] = bf16_round(0.2f * paw_rng_normal(&g_rng) / sqrtf((float)r));
+    }
+}
+
+typedef struct {
+    Qwen3CudaLora lo;
+    paw_bf16 *A[LORA_NUM_MODULES], *B[LORA_NUM_MODULES];
+} DevLora;
+
+static void dev_lora(const Qwen3Config *cfg, const Qwen3Lora *h, DevLora *d, int with_grads) {
+    memset(d, 0, sizeof *d);
+    d->lo.rank = h->rank, d->lo.nb = h->nb, d->lo.scale = h->scale;
+    for (int m = 0; m < LORA_NUM_MODULES; m++) {
+        int din, dout;
+        lora_module_dims(cfg, m, &din, &dout);
+        size_t na = (size_t)cfg->num_layers * h->nb * h->rank * din, nbb = (size_t)cfg->num_layers * h->nb * dout * h->rank;
+        d->lo.A[m] = d->A[m] = dev_bf16(h->A[m], na);
+        d->lo.B[m] = d->B[m] = dev_bf16(h->B[m], nbb);
+        if (with_grads) {
+            d->lo.dA[m] = poisoned_f32(na), d->lo.dB[m] = poisoned_f32(nbb);
+            paw_cuda_memset(d->lo.dA[m], 0, sizeof(float) * na);  // accumulated: start from zero
+            paw_cuda_memset(d->lo.dB[m], 0, sizeof(float) * nbb);
+        }
+    }
+}
+
+static void dev_lora_free(DevLora *d) {
+    for (int m = 0; m < LORA_NUM_MODULES; m++)
+        paw_cuda_free(d->A[m]), paw_cuda_free(d->B[m]), paw_cuda_free(d->lo.dA[m]), paw_cuda_free(d->lo.dB[m]);
+}
+
+static void test_model_lora(const char *fixture, int recompute) {
+    char dir[256], name[300];
+    snprintf(dir, sizeof dir, FIX "%s", fixture);
+    Qwen3 cpu;
+    if (qwen3_load(&cpu, dir, 1) != 0) {
+        CHECK(0, "%s", paw_last_error());
+        return;
+    }
+    const Qwen3Config *cfg = &cpu.cfg;
+    const int B = 3, T = 23, N = B * T, V = cfg->vocab_size, C = cfg->hidden_size, r = 5;
+    int *ids = xmalloc(sizeof(int) * N), *tg = xmalloc(sizeof(int) * N);
+    float *w = xmalloc(sizeof(float) * N);
+    for (int i = 0; i < N; i++) {
+        ids[i] = (int)paw_rng_below(&g_rng, (uint64_t)V);
+        tg[i] = (int)paw_rng_below(&g_rng, (uint64_t)V);
+        w[i] = (i % T) >= 9 ? 1.0f : 0.0f;  // loss on the tail only, like a PAW target
+    }
+    Qwen3Lora lo;
+    rand_lora(cfg, B, r, &lo);
+    Qwen3Inputs cin = {.ids = ids, .targets = tg, .loss_weight = w, .lora = &lo};
+    CHECK(qwen3_forward(&cpu, &cin, B, T) == 0 && qwen3_backward(&cpu, 0) == 0, "cpu lora fwd/bwd: %s", paw_last_error());
+    float ref_loss = cpu.loss;
+    float *ref_dx = xmalloc(sizeof(float) * (size_t)N * C);
+    memcpy(ref_dx, cpu.scratch.dx, sizeof(float) * (size_t)N * C);
+
+    Qwen3Cuda *g = qwen3_cuda_create(&cpu, 1, recompute);
+    if (!g) {
+        CHECK(0, "%s", paw_last_error());
+        qwen3_free(&cpu);
+        return;
+    }
+    DevLora dl;
+    dev_lora(cfg, &lo, &dl, 1);
+    Qwen3CudaInputs in = {.ids = ids, .targets = tg, .loss_weight = w, .lora = &dl.lo, .backward = 1};
+    CHECK(qwen3_cuda_forward(g, &in, B, T) == 0, "lora forward: %s", paw_last_error());
+    float loss = qwen3_cuda_loss(g);
+    CHECK(fabsf(loss - ref_loss) < 1e-2f * fabsf(ref_loss), "%s lora loss %f vs cpu %f", fixture, loss, ref_loss);
+    CHECK(qwen3_cuda_backward(g) == 0, "lora backward: %s", paw_last_error());
+    float *dx = xmalloc(sizeof(float) * (size_t)N * C);
+    CHECK(qwen3_cuda_get_input_grad(g, dx) == 0, "lora input grad");
+    snprintf(name, sizeof name, "%s lora dx0%s", fixture, recompute ? " (recompute)" : "");
+    CHECK_CLOSE(name, dx, ref_dx, (size_t)N * C, 1e-1);
+    for (int m = 0; m < LORA_NUM_MODULES; m++) {
+        int din, dout;
+        lora_module_dims(cfg, m, &din, &dout);
+        size_t na = (size_t)cfg->num_layers * B * r * din, nbb = (size_t)cfg->num_layers * B * dout * r;
+        float *ga = host_f32(dl.lo.dA[m], na), *gb = host_f32(dl.lo.dB[m], nbb);
+        snprintf(name, sizeof name, "%s lora dA %s%s", fixture, lora_module_names[m], recompute ? " (recompute)" : "");
+        CHECK_CLOSE(name, ga, lo.dA[m], na, 1e-1);
+        snprintf(name, sizeof name, "%s lora dB %s%s", fixture, lora_module_names[m], recompute ? " (recompute)" : "");
+        CHECK_CLOSE(name, gb, lo.dB[m], nbb, 1e-1);
+        free(ga), free(gb);
+    }
+    // Logits with adapters, and the adapters must matter (else the checks above prove little).
+    float *ref_logits = xmalloc(sizeof(float) * (size_t)N * V), *logits = xmalloc(sizeof(float) * (size_t)N * V);
+    Qwen3Inputs cl = {.ids = ids, .logits_mode = QWEN3_LOGITS_ALL, .lora = &lo};
+    CHECK(qwen3_forward(&cpu, &cl, B, T) == 0, "cpu lora logits");
+    memcpy(ref_logits, cpu.acts.logits, sizeof(float) * (size_t)N * V);
+    Qwen3CudaInputs gl = {.ids = ids, .logits_mode = QWEN3_LOGITS_ALL, .lora = &dl.lo};
+    CHECK(qwen3_cuda_forward(g, &gl, B, T) == 0 && qwen3_cuda_get_logits(g, logits) == 0, "lora logits");
+    snprintf(name, sizeof name, "%s lora logits", fixture);
+    CHECK_CLOSE(name, logits, ref_logits, (size_t)N * V, 3e-2);
+    Qwen3CudaInputs bare = {.ids = ids, .logits_mode = QWEN3_LOGITS_ALL};
+    CHECK(qwen3_cuda_forward(g, &bare, B, T) == 0 && qwen3_cuda_get_logits(g, logits) == 0, "bare logits");
+    double effect = rel_l2(logits, ref_logits, (size_t)N * V);
+    CHECK(effect > 0.1, "%s: the adapters change the logits by only %g (test too weak)", fixture, effect);
+
+    // Decoding with one adapter (example 1's) against the full forward with the same adapter.
+    MapperConfig mc = {.d = 8, .L = cfg->num_layers, .nbases = 1, .rank = r, .alpha = 2.0f * r, .icfg = *cfg};
+    Qwen3Lora one;
+    mapper_lora_select(&mc, &lo, 1, &one);
+    DevLora d1;
+    dev_lora(cfg, &one, &d1, 0);
+    const int n = 17, prefill = 6;
+    float *full = xmalloc(sizeof(float) * (size_t)n * V), *row = xmalloc(sizeof(float) * (size_t)V);
+    Qwen3CudaInputs fi = {.ids = ids, .logits_mode = QWEN3_LOGITS_ALL, .lora = &d1.lo};
+    CHECK(qwen3_cuda_forward(g, &fi, 1, n) == 0 && qwen3_cuda_get_logits(g, full) == 0, "lora full forward");
+    CHECK(qwen3_cuda_set_decode_lora(g, &d1.lo) == 0, "set decode lora: %s", paw_last_error());
+    CHECK(qwen3_cuda_cache_reset(g, n) == 0 && qwen3_cuda_cache_forward(g, ids, prefill, row) == 0, "lora prefill");
+    double worst = rel_l2(row, full + (size_t)(prefill - 1) * V, (size_t)V);
+    for (int t = prefill; t < n; t++) {
+        CHECK(qwen3_cuda_cache_forward(g, &ids[t], 1, row) == 0, "lora step %d: %s", t, paw_last_error());
+        double e = rel_l2(row, full + (size_t)t * V, (size_t)V);
+        if (!(e <= worst)) worst = e;
+    }
+    CHECK(worst < 2e-2, "%s lora decode vs full forward: worst row rel L2 %g", fixture, worst);
+    CHECK(qwen3_cuda_set_decode_lora(g, NULL) == 0, "clear decode lora");
+
+    free(full), free(row), free(ref_logits), free(logits), free(dx), free(ref_dx), free(ids), free(tg), free(w);
+    dev_lora_free(&dl), dev_lora_free(&d1);
+    mapper_lora_free(&lo), mapper_lora_free(&one);
+    qwen3_cuda_free(g);
+    qwen3_free(&cpu);
+}
+
+// Injected gradients (the compiler side of a PAW step): a forward without loss whose prefix rows
+// come from device embeddings, then a backward from gradients on the final norm and on two
+// hidden states; weight and input gradients against qwen3_backward_ex on the CPU.
+static void test_model_inject(const char *fixture) {
+    char dir[256], name[300];
+    snprintf(dir, sizeof dir, FIX "%s", fixture);
+    Qwen3 cpu;
+    if (qwen3_load(&cpu, dir, 0) != 0) {
+        CHECK(0, "%s", paw_last_error());
+        return;
+    }
+    const Qwen3Config *cfg = &cpu.cfg;
+    const int B = 2, T = 19, N = B * T, V = cfg->vocab_size, C = cfg->hidden_size, L = cfg->num_layers;
+    int *ids = xmalloc(sizeof(int) * N);
+    float *emb = rand_bf16((size_t)N * C, 0.5f);
+    for (int i = 0; i < N; i++) ids[i] = (i % T) >= 12 ? -1 : (int)paw_rng_below(&g_rng, (uint64_t)V);
+    float *dlnf = rand_f32((size_t)N * C, 1e-2f), *dmid = rand_f32((size_t)N * C, 1e-2f),
+          *dlast = rand_f32((size_t)N * C, 1e-2f);
+    int mid = L / 2;
+    const float *cinj[64] = {0};
+    cinj[mid] = dmid, cinj[L] = dlast;
+    Qwen3Inputs cin = {.ids = ids, .embeds = emb, .logits_mode = QWEN3_LOGITS_NONE};
+    qwen3_zero_grad(&cpu);
+    Qwen3BackwardArgs cargs = {.dlnf = dlnf, .dx_layer = cinj};
+    CHECK(L < 63 && qwen3_forward(&cpu, &cin, B, T) == 0 && qwen3_backward_ex(&cpu, &cargs) == 0, "cpu inject: %s",
+          paw_last_error());
+    for (int recompute = 0; recompute <= 1; recompute++) {
+        Qwen3Cuda *g = qwen3_cuda_create(&cpu, 0, recompute);
+        if (!g) {
+            CHECK(0, "%s", paw_last_error());
+            break;
+        }
+        float *d_emb = dev_f32(emb, (size_t)N * C), *d_dlnf = dev_f32(dlnf, (size_t)N * C),
+              *d_mid = dev_f32(dmid, (size_t)N * C), *d_last = dev_f32(dlast, (size_t)N * C);
+        const float *ginj[64] = {0};
+        ginj[mid] = d_mid, ginj[L] = d_last;
+        Qwen3CudaInputs in = {.ids = ids, .embeds_dev = d_emb, .logits_mode = QWEN3_LOGITS_NONE};
+        CHECK(qwen3_cuda_forward(g, &in, B, T) == 0, "inject forward: %s", paw_last_error());
+        // The captured states: x[mid] and the final norm, against the CPU's.
+        float *hx = host_bf16(qwen3_cuda_hidden(g, mid), (size_t)N * C), *hn = host_bf16(qwen3_cuda_final_norm(g), (size_t)N * C);
+        snprintf(name, sizeof name, "%s hidden x[%d]", fixture, mid);
+        CHECK_CLOSE(name, hx, cpu.acts.x + (size_t)mid * N * C, (size_t)N * C, 2e-2);
+        snprintf(name, sizeof name, "%s final norm", fixture);
+        CHECK_CLOSE(name, hn, cpu.acts.lnf, (size_t)N * C, 2e-2);
+        Qwen3CudaBackwardArgs args = {.dlnf = d_dlnf, .dx_layer = ginj};
+        qwen3_cuda_zero_grad(g);
+        CHECK(qwen3_cuda_backward_ex(g, &args) == 0, "inject backward: %s", paw_last_error());
+        float *dx = host_f32(qwen3_cuda_input_grad_dev(g), (size_t)N * C);
+        snprintf(name, sizeof name, "%s inject dx0%s", fixture, recompute ? " (recompute)" : "");
+        CHECK_CLOSE(name, dx, cpu.scratch.dx, (size_t)N * C, 1e-1);
+        Qwen3 grads;
+        qwen3_create(&grads, cfg, 1);
+        CHECK(qwen3_cuda_get_grads(g, &grads.params) == 0, "get_grads");
+        for (int i = 0; i < QWEN3_NUM_PARAMS; i++) {
+            Qwen3ParamInfo info = qwen3_param_info(cfg, i);
+            if (info.numel == 0) continue;
+            snprintf(name, sizeof name, "%s inject grad %s%s", fixture, info.hf_name, recompute ? " (recompute)" : "");
+            CHECK_CLOSE(name, *qwen3_param_slot(&grads.params, i), *qwen3_param_slot(&cpu.grads, i), info.numel, 1e-1);
+        }
+        CHECK(qwen3_cuda_backward_ex(g, &args) != 0, "a second backward without a forward was accepted");
+        qwen3_free(&grads);
+        free(dx), free(hx), free(hn);
+        paw_cuda_free(d_emb), paw_cuda_free(d_dlnf), paw_cuda_free(d_mid), paw_cuda_free(d_last);
+        qwen3_cuda_free(g);
+    }
+    free(ids), free(emb), free(dlnf), free(dmid), free(dlast);
+    qwen3_free(&cpu);
+}
+
 int main(void) {
     if (paw_cuda_init() != 0) {
         printf("test_gpu: %s\n", paw_last_error());
@@ -964,6 +1174,10 @@ int main(void) {
     test_model_padding();
     test_model_decode("tiny-gqa-tied");
     test_model_decode("tiny-untied-bf16-sharded");
+    test_model_lora("tiny-gqa-tied", 0);
+    test_model_lora("tiny-untied-bf16-sharded", 1);
+    test_model_inject("tiny-gqa-tied");
+    test_model_inject("tiny-untied-bf16-sharded");
     printf("%d passed, %d failed\n", g_pass, g_fail);
     return g_fail ? 1 : 0;
 }
