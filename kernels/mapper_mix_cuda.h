@@ -7,8 +7,8 @@
 // ((l*7 + mod)*N + n)*2 + side, side 0 for A, 1 for B), in which a module's coefficients are
 // not a plain matrix (n has stride 2), so pack/unpack convert to and from [7][2][L*nb][N] with
 // rows in (layer, example) order, the order of the adapters (Qwen3Lora: [L, nb, ...]).
-// Lives in kernels/ because the build compiles .cu files from kernels/ and model/ only, and it
-// needs nothing of the Mapper struct: pointers and sizes.
+// It needs nothing of the Mapper struct (pointers and sizes only), so it sits with the other
+// kernels; compiler/mapper_cuda.cu builds the whole GPU mapper on it.
 #ifndef PAW_KERNELS_MAPPER_MIX_CUDA_H
 #define PAW_KERNELS_MAPPER_MIX_CUDA_H
 

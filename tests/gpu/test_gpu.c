@@ -19,6 +19,7 @@
 #include "common/error.h"
 #include "common/rng.h"
 #include "compiler/mapper.h"
+#include "compiler/mapper_cuda.h"
 #include "kernels/adamw_cuda.h"
 #include "kernels/attention.h"
 #include "kernels/attention_cuda.h"
@@ -716,6 +717,132 @@ static void test_mapper_mix(int nb, int L, int N, int r, int C, int I, int NH, i
     mapper_free(&mp);
 }
 
+// The whole GPU mapper (compiler/mapper_cuda.h) against mapper_forward/mapper_backward on the same
+// parameters and states. Both sides compute in fp32: the GPU GEMMs (CUBLAS_COMPUTE_32F, no TF32)
+// only add in another order, and the mean pool sums in double on both sides, so the adapters differ
+// by a few ulps accumulated over reductions of at most d or N terms: ~1e-6 relative here. 1e-5
+// leaves room for that, while a wrong index, transpose, missing bias or bf16/TF32 rounding (~1e-3)
+// fails. The backward goes through two more GEMMs, CUDA's erff/expf in the GELU derivative (a few
+// ulps from libm's) and basis gradients summed over L*nb adapters with cancellation: 1e-4.
+static void test_mapper_cuda(int nb, int L, int N, int r, int C, int I, int NH, int NKV, int HD, int tied, int d,
+                             int P) {
+    char name[160];
+    MapperConfig cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.d = d, cfg.L = L, cfg.nbases = N, cfg.rank = r, cfg.alpha = 2.0f * (float)r;
+    cfg.icfg.hidden_size = C, cfg.icfg.intermediate_size = I, cfg.icfg.num_layers = L;
+    cfg.icfg.num_heads = NH, cfg.icfg.num_kv_heads = NKV, cfg.icfg.head_dim = HD;
+    cfg.icfg.tie_word_embeddings = tied;
+    Mapper mp, back;
+    mapper_create(&mp, &cfg);
+    mapper_create(&back, &cfg);
+    mapper_init(&mp, 777);
+    // mapper_init zeroes the B bases and both biases; random ones make those paths checkable.
+    for (int i = 0; i < MAPPER_NUM_TENSORS; i++) {
+        if (i != 1 && i != 3 && i < 4 + LORA_NUM_MODULES) continue;
+        int nd, sh[3];
+        size_t n = mapper_tensor_shape(&cfg, i, &nd, sh);
+        float *p = *mapper_tensor_slot(&mp.params, i);
+        for (size_t k = 0; k < n; k++) p[k] = 0.2f * paw_rng_normal(&g_rng);
+    }
+    MapperCuda *g = mapper_cuda_create(&mp);
+    CHECK(g != NULL, "mapper_cuda_create: %s", paw_last_error());
+    if (!g) {
+        mapper_free(&mp), mapper_free(&back);
+        return;
+    }
+    CHECK(mapper_cuda_num_params(g) == mp.num_params, "mapper_cuda: %zu parameters, expected %zu",
+          mapper_cuda_num_params(g), mp.num_params);
+    CHECK(mapper_cuda_get_params(g, &back) == 0 &&
+              memcmp(back.params_memory, mp.params_memory, sizeof(float) * mp.num_params) == 0,
+          "mapper_cuda: parameters do not survive the upload/download round trip");
+
+    const size_t nH = (size_t)nb * L * P * d;
+    float *H = rand_f32(nH, 1.0f);
+    Qwen3Lora lora;
+    mapper_lora_alloc(&cfg, nb, 1, &lora);
+    MapperCudaLora gl;
+    CHECK(mapper_cuda_lora_alloc(&cfg, nb, 1, &gl) == 0, "mapper_cuda_lora_alloc: %s", paw_last_error());
+    float *d_H = dev_f32(H, nH), *d_dH = poisoned_f32(nH);
+    CHECK(mapper_cuda_backward(g, P, &gl, d_dH) == -1, "mapper_cuda_backward before any forward must fail");
+
+    mapper_forward(&mp, H, nb, P, &lora);
+    paw_cuda_memset(gl.f32_block, 0xFF, sizeof(float) * gl.numel);
+    paw_cuda_memset(gl.bf16_block, 0xFF, sizeof(paw_bf16) * gl.numel);
+    CHECK(mapper_cuda_forward(g, d_H, nb, P, &gl) == 0, "mapper_cuda_forward: %s", paw_last_error());
+    for (int mod = 0; mod < LORA_NUM_MODULES; mod++) {
+        int din, dout;
+        lora_module_dims(&cfg.icfg, mod, &din, &dout);
+        for (int side = 0; side < 2; side++) {
+            const size_t n = side ? (size_t)L * nb * dout * r : (size_t)L * nb * r * din;
+            const float *ref = side ? lora.B[mod] : lora.A[mod];
+            float *got = host_f32(side ? gl.B[mod] : gl.A[mod], n);
+            snprintf(name, sizeof name, "mapper cuda fwd %s.%c nb=%d L=%d N=%d d=%d P=%d", lora_module_names[mod],
+                     side ? 'B' : 'A', nb, L, N, d, P);
+            CHECK_CLOSE(name, got, ref, n, 1e-5);
+            free(got);
+            // The bf16 copy: one rounding (relative error <= 2^-9) away from the fp32 adapters.
+            got = host_bf16(side ? gl.B16[mod] : gl.A16[mod], n);
+            snprintf(name, sizeof name, "mapper cuda fwd %s.%c bf16 copy nb=%d", lora_module_names[mod],
+                     side ? 'B' : 'A', nb);
+            CHECK_CLOSE(name, got, ref, n, 5e-3);
+            free(got);
+        }
+    }
+
+    // Backward from random adapter gradients, the same on both sides.
+    for (int mod = 0; mod < LORA_NUM_MODULES; mod++) {
+        int din, dout;
+        lora_module_dims(&cfg.icfg, mod, &din, &dout);
+        size_t na = (size_t)L * nb * r * din, nbm = (size_t)L * nb * dout * r;
+        for (size_t k = 0; k < na; k++) lora.dA[mod][k] = paw_rng_normal(&g_rng);
+        for (size_t k = 0; k < nbm; k++) lora.dB[mod][k] = paw_rng_normal(&g_rng);
+        paw_cuda_upload(gl.dA[mod], lora.dA[mod], sizeof(float) * na);
+        paw_cuda_upload(gl.dB[mod], lora.dB[mod], sizeof(float) * nbm);
+    }
+    float *ref_dH = zeros(nH);
+    mapper_zero_grad(&mp);
+    mapper_backward(&mp, P, &lora, ref_dH);
+    CHECK(mapper_cuda_backward(g, P, &gl, d_dH) == 0, "mapper_cuda_backward: %s", paw_last_error());
+    float *got = host_f32(d_dH, nH);
+    snprintf(name, sizeof name, "mapper cuda bwd dH nb=%d L=%d P=%d d=%d", nb, L, P, d);
+    CHECK_CLOSE(name, got, ref_dH, nH, 1e-4);
+    free(got);
+    // Twice: the gradients accumulate (2x the reference), dH is overwritten.
+    for (int pass = 1; pass <= 2; pass++) {
+        if (pass == 2) {
+            paw_cuda_memset(d_dH, 0xFF, sizeof(float) * nH);
+            CHECK(mapper_cuda_backward(g, P, &gl, d_dH) == 0, "mapper_cuda_backward: %s", paw_last_error());
+            got = host_f32(d_dH, nH);
+            snprintf(name, sizeof name, "mapper cuda bwd dH (second pass) nb=%d", nb);
+            CHECK_CLOSE(name, got, ref_dH, nH, 1e-4);
+            free(got);
+            for (size_t k = 0; k < mp.num_params; k++) mp.grads_memory[k] *= 2.0f;
+        }
+        CHECK(mapper_cuda_get_grads(g, &back) == 0, "mapper_cuda_get_grads: %s", paw_last_error());
+        for (int i = 0; i < MAPPER_NUM_TENSORS; i++) {
+            int nd, sh[3];
+            char tname[64];
+            size_t n = mapper_tensor_shape(&cfg, i, &nd, sh);
+            snprintf(name, sizeof name, "mapper cuda bwd d%s%s nb=%d L=%d N=%d", mapper_tensor_name(i, tname, sizeof tname),
+                     pass == 2 ? " (accumulated)" : "", nb, L, N);
+            CHECK_CLOSE(name, *mapper_tensor_slot(&back.grads, i), *mapper_tensor_slot(&mp.grads, i), n, 1e-4);
+        }
+    }
+    mapper_cuda_zero_grad(g);
+    CHECK(mapper_cuda_get_grads(g, &back) == 0, "mapper_cuda_get_grads: %s", paw_last_error());
+    size_t nonzero = 0;
+    for (size_t k = 0; k < back.num_params; k++) nonzero += back.grads_memory[k] != 0.0f;
+    CHECK(nonzero == 0, "mapper_cuda_zero_grad left %zu nonzero gradients", nonzero);
+
+    paw_cuda_free(d_H), paw_cuda_free(d_dH);
+    free(H), free(ref_dH);
+    mapper_cuda_lora_free(&gl);
+    mapper_cuda_free(g);
+    mapper_lora_free(&lora);
+    mapper_free(&mp), mapper_free(&back);
+}
+
 // ---------------------------------------------------------------------------------------------
 #define FIX "tests/fixtures/qwen3/"
 
@@ -1169,6 +1296,8 @@ int main(void) {
     test_lora(1, 130, 96, 136, 16, 150, PAW_OUT_F32);
     test_mapper_mix(3, 2, 3, 5, 40, 24, 2, 1, 8, 16, 3);
     test_mapper_mix(2, 3, 4, 8, 72, 56, 3, 1, 12, 24, 2);
+    test_mapper_cuda(3, 3, 5, 6, 40, 56, 3, 1, 12, 1, 72, 7);
+    test_mapper_cuda(1, 2, 3, 5, 36, 44, 2, 2, 9, 0, 40, 5);
     test_model_fixture("tiny-gqa-tied");
     test_model_fixture("tiny-untied-bf16-sharded");
     test_model_padding();
