@@ -114,6 +114,15 @@ extern "C" void mapper_cuda_lora_zero_grad(MapperCudaLora *lora) {
     if (lora->grad_block) paw_cuda_memset(lora->grad_block, 0, sizeof(float) * lora->numel);
 }
 
+extern "C" void mapper_cuda_lora_view(const MapperCudaLora *lora, Qwen3CudaLora *view) {
+    memset(view, 0, sizeof *view);
+    view->rank = lora->rank, view->nb = lora->nb, view->scale = lora->scale;
+    for (int mod = 0; mod < LORA_NUM_MODULES; mod++) {
+        view->A[mod] = lora->A16[mod], view->B[mod] = lora->B16[mod];
+        view->dA[mod] = lora->dA[mod], view->dB[mod] = lora->dB[mod];
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 extern "C" MapperCuda *mapper_cuda_create(const Mapper *cpu) {
     if (!cpu || !cpu->params_memory) {

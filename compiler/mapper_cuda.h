@@ -14,6 +14,7 @@
 #include <stddef.h>
 
 #include "kernels/cuda_common_cuda.h"
+#include "model/qwen3_cuda.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -44,6 +45,8 @@ typedef struct {
 int mapper_cuda_lora_alloc(const MapperConfig *cfg, int nb, int with_grads, MapperCudaLora *lora);
 void mapper_cuda_lora_free(MapperCudaLora *lora);
 void mapper_cuda_lora_zero_grad(MapperCudaLora *lora);
+// The adapters as the GPU interpreter takes them (bf16 copies and the gradient buffers; no copy).
+void mapper_cuda_lora_view(const MapperCudaLora *lora, Qwen3CudaLora *view);
 
 // Uploads a CPU mapper's parameters (gradients start at zero). NULL with paw_error on a bad config.
 MapperCuda *mapper_cuda_create(const Mapper *cpu);

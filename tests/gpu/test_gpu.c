@@ -763,6 +763,11 @@ static void test_mapper_cuda(int nb, int L, int N, int r, int C, int I, int NH, 
     mapper_lora_alloc(&cfg, nb, 1, &lora);
     MapperCudaLora gl;
     CHECK(mapper_cuda_lora_alloc(&cfg, nb, 1, &gl) == 0, "mapper_cuda_lora_alloc: %s", paw_last_error());
+    Qwen3CudaLora view;
+    mapper_cuda_lora_view(&gl, &view);
+    CHECK(view.nb == nb && view.rank == r && view.scale == cfg.alpha / (float)r && view.A[LORA_V] == gl.A16[LORA_V] &&
+              view.B[LORA_DOWN] == gl.B16[LORA_DOWN] && view.dB[LORA_Q] == gl.dB[LORA_Q],
+          "mapper_cuda_lora_view does not point at the bf16 adapters and gradients");
     float *d_H = dev_f32(H, nH), *d_dH = poisoned_f32(nH);
     CHECK(mapper_cuda_backward(g, P, &gl, d_dH) == -1, "mapper_cuda_backward before any forward must fail");
 
