@@ -34,7 +34,7 @@ NVCC    ?= $(shell command -v nvcc 2>/dev/null)
 CUDA    ?= $(if $(NVCC),1,0)
 ifeq ($(CUDA),1)
 CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
-CU_SRC    := $(wildcard kernels/*.cu model/*.cu compiler/*.cu train/*.cu)
+CU_SRC    := $(wildcard kernels/*.cu model/*.cu compiler/*.cu train/*.cu interpreter/*.cu)
 CU_OBJ    := $(CU_SRC:%.cu=$(BUILD)/%.cu.o)
 CU_ARCH   ?= -gencode=arch=compute_90a,code=sm_90a -gencode=arch=compute_80,code=sm_80
 NVCCFLAGS ?= -O3 -std=c++17 $(CU_ARCH) -I. -Xcompiler -Wall,-Wextra

@@ -719,33 +719,84 @@ static int copy_out(const Qwen3Cuda *g, Qwen3Params *dst, int grads) {
 extern "C" int qwen3_cuda_get_grads(const Qwen3Cuda *g, Qwen3Params *dst) { return copy_out(g, dst, 1); }
 extern "C" int qwen3_cuda_get_params(const Qwen3Cuda *g, Qwen3Params *dst) { return copy_out(g, dst, 0); }
 
-extern "C" int qwen3_cuda_adamw_step(Qwen3Cuda *g, const Qwen3CudaAdamW *opt, float *grad_norm) {
-    if (!g->grads) return paw_error("adamw: the model is frozen (no weight gradients)");
+static void ensure_adam(Qwen3Cuda *g) {
+    if (g->master) return;
     size_t n = g->nparams;
-    if (!g->master) {
-        g->master = (float *)paw_cuda_malloc(sizeof(float) * n);
-        g->adam_m = (float *)paw_cuda_malloc(sizeof(float) * n);
-        g->adam_v = (float *)paw_cuda_malloc(sizeof(float) * n);
-        paw_cuda_bf16_to_f32(g->master, g->params, n);
-        paw_cuda_memset(g->adam_m, 0, sizeof(float) * n);
-        paw_cuda_memset(g->adam_v, 0, sizeof(float) * n);
-    }
-    g->adam_step++;
-    paw_cuda_memset(g->d_norm_sq, 0, sizeof(float));
-    grad_norm_sq_cuda(g->d_norm_sq, g->grads, n);  // padding between groups holds zeros
+    g->master = (float *)paw_cuda_malloc(sizeof(float) * n);
+    g->adam_m = (float *)paw_cuda_malloc(sizeof(float) * n);
+    g->adam_v = (float *)paw_cuda_malloc(sizeof(float) * n);
+    paw_cuda_bf16_to_f32(g->master, g->params, n);
+    paw_cuda_memset(g->adam_m, 0, sizeof(float) * n);
+    paw_cuda_memset(g->adam_v, 0, sizeof(float) * n);
+}
+
+extern "C" void qwen3_cuda_grad_norm_sq(const Qwen3Cuda *g, float *d_norm_sq) {
+    if (g->grads) grad_norm_sq_cuda(d_norm_sq, g->grads, g->nparams);
+}
+
+extern "C" int qwen3_cuda_adamw_apply(Qwen3Cuda *g, const Qwen3CudaAdamW *opt, int step, const float *d_norm_sq) {
+    if (!g->grads) return paw_error("adamw: the model is frozen (no weight gradients)");
+    if (step < 1) return paw_error("adamw: step %d, expected >= 1", step);
+    ensure_adam(g);
+    g->adam_step = step;
     for (int grp = 0; grp < NGROUPS; grp++) {
         size_t off = g->base[grp], cnt = g->extent[grp];
         if (!cnt) continue;  // a tied head has no parameters of its own
         float wd = is_norm_group(grp) ? 0.0f : opt->weight_decay;
         adamw_cuda(g->params + off, g->master + off, g->grads + off, g->adam_m + off, g->adam_v + off, cnt, opt->lr,
-                   opt->beta1, opt->beta2, opt->eps, wd, g->adam_step, g->d_norm_sq, opt->max_grad_norm,
-                   0x5eedull * (unsigned long long)g->adam_step + (unsigned long long)grp);
+                   opt->beta1, opt->beta2, opt->eps, wd, step, d_norm_sq, d_norm_sq ? opt->max_grad_norm : 0.0f,
+                   0x5eedull * (unsigned long long)step + (unsigned long long)grp);
     }
+    return 0;
+}
+
+extern "C" int qwen3_cuda_adamw_step(Qwen3Cuda *g, const Qwen3CudaAdamW *opt, float *grad_norm) {
+    if (!g->grads) return paw_error("adamw: the model is frozen (no weight gradients)");
+    paw_cuda_memset(g->d_norm_sq, 0, sizeof(float));
+    qwen3_cuda_grad_norm_sq(g, g->d_norm_sq);
+    if (qwen3_cuda_adamw_apply(g, opt, g->adam_step + 1, g->d_norm_sq) != 0) return -1;
     if (grad_norm) {
         float sq = 0;
         paw_cuda_download(&sq, g->d_norm_sq, sizeof sq);
         *grad_norm = sqrtf(sq);
     }
+    return 0;
+}
+
+// Flat CPU-layout fp32 buffer <-> one of the fp32 device blocks (GPU layout), tensor by tensor.
+static void flat_transfer(const Qwen3Cuda *g, float *dev_block, float *flat, int to_device) {
+    size_t cpu_off = 0;
+    for (int i = 0; i < QWEN3_NUM_PARAMS; i++) {
+        Qwen3ParamInfo info = qwen3_param_info(&g->cfg, i);
+        if (info.numel == 0) continue;
+        int layers = info.per_layer ? g->L : 1;
+        size_t per = info.numel / (size_t)layers;
+        for (int l = 0; l < layers; l++) {
+            float *h = flat + cpu_off + (size_t)l * per, *d = dev_block + gpu_offset(g, i, l);
+            if (to_device) paw_cuda_upload(d, h, sizeof(float) * per);
+            else paw_cuda_download(h, d, sizeof(float) * per);
+        }
+        cpu_off += info.numel;
+    }
+}
+
+static float *adam_block(const Qwen3Cuda *g, int which) {
+    return which == 0 ? g->master : which == 1 ? g->adam_m : which == 2 ? g->adam_v : NULL;
+}
+
+extern "C" int qwen3_cuda_get_adam_state(const Qwen3Cuda *g, int which, float *flat) {
+    if (which < 0 || which > 2) return paw_error("adam state: which = %d, expected 0, 1 or 2", which);
+    if (!g->master) return paw_error("adam state: no optimizer step has run yet");
+    flat_transfer(g, adam_block(g, which), flat, 0);
+    return 0;
+}
+
+extern "C" int qwen3_cuda_set_adam_state(Qwen3Cuda *g, int which, const float *flat) {
+    if (which < 0 || which > 2) return paw_error("adam state: which = %d, expected 0, 1 or 2", which);
+    if (!g->grads) return paw_error("adam state: the model is frozen (no optimizer)");
+    ensure_adam(g);
+    flat_transfer(g, adam_block(g, which), (float *)flat, 1);
+    if (which == 0) paw_cuda_f32_to_bf16(g->params, g->master, g->nparams);
     return 0;
 }
 

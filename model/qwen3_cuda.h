@@ -10,11 +10,12 @@
 #ifndef PAW_MODEL_QWEN3_CUDA_H
 #define PAW_MODEL_QWEN3_CUDA_H
 
+#include "kernels/cuda_common_cuda.h"  // outside extern "C": it pulls in cuda_bf16.h under nvcc
+
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-#include "kernels/cuda_common_cuda.h"
 #include "model/qwen3.h"
 
 typedef struct Qwen3Cuda Qwen3Cuda;
@@ -101,6 +102,17 @@ typedef struct {
     float lr, beta1, beta2, eps, weight_decay, max_grad_norm;
 } Qwen3CudaAdamW;
 int qwen3_cuda_adamw_step(Qwen3Cuda *g, const Qwen3CudaAdamW *opt, float *grad_norm);
+// The same in two halves, for a trainer whose clipping spans several models: the squared gradient
+// norm added to a device float (padding between groups holds zeros), then the update of step
+// `step` (from 1) clipped by the squared global norm at d_norm_sq (device; NULL: no clipping).
+void qwen3_cuda_grad_norm_sq(const Qwen3Cuda *g, float *d_norm_sq);
+int qwen3_cuda_adamw_apply(Qwen3Cuda *g, const Qwen3CudaAdamW *opt, int step, const float *d_norm_sq);
+// The optimizer state as flat fp32 buffers in the CPU layout (the order of Qwen3.params_memory,
+// qwen3 num_params floats): which = 0 master weights, 1 first moment, 2 second moment. get fails
+// before the state exists; set creates it (the others start at the bf16 weights / zero), and
+// setting the master weights also rewrites the bf16 weights from them (round to nearest).
+int qwen3_cuda_get_adam_state(const Qwen3Cuda *g, int which, float *flat);
+int qwen3_cuda_set_adam_state(Qwen3Cuda *g, int which, const float *flat);
 
 // KV-cache decoding for one sequence. cache_reset sizes the cache for cap tokens and empties it;
 // cache_forward appends n tokens (n == 1 steps run as a captured CUDA graph after the first) and
