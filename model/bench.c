@@ -110,6 +110,7 @@ static int bench_cpu(int argc, char **argv) {
 #ifdef PAW_CUDA
 // paw bench gpu lives in model/bench_gpu.c and reuses the shapes above.
 int bench_gpu(int argc, char **argv);
+int bench_paw(int argc, char **argv);  // train/bench_paw.c
 int paw_bench_shape_config(const char *name, Qwen3Config *c) { return shape_config(name, c); }
 #endif
 
@@ -119,6 +120,7 @@ static const PawSubcommand benches[] = {
     {"data", bench_data_main, "token shards: build and read examples/s"},
 #ifdef PAW_CUDA
     {"gpu", bench_gpu, "CUDA model: ms/step, tokens/s, peak memory, MFU (needs a GPU)"},
+    {"paw", bench_paw, "full-size PAW training step on the GPU: ms/step, examples/s, MFU (needs a GPU)"},
 #endif
 };
 

@@ -38,6 +38,32 @@ void paw_model_zero_grad(PawModel *pm) {
     mapper_zero_grad(&pm->mapper);
 }
 
+int paw_interp_batch_len(const PawStepExample *ex, int B) {
+    int T = 0;
+    for (int b = 0; b < B; b++) {
+        if (ex[b].target_len <= 0 || ex[b].interp_len <= 0)
+            return paw_error("PAW step: example %d has an empty interpreter prompt or target", b);
+        int t = ex[b].interp_len + ex[b].target_len;
+        if (t > T) T = t;
+    }
+    return T;
+}
+
+void paw_interp_batch(const PawStepExample *ex, int B, int T, int *ids, int *targets, float *weights) {
+    // [prompt, target, pad]; position t predicts token t+1, weighted 1 on target tokens.
+    for (int b = 0; b < B; b++) {
+        int np = ex[b].interp_len, nt = ex[b].target_len;
+        for (int t = 0; t < T; t++) {
+            size_t row = (size_t)b * T + t;
+            ids[row] = t < np ? ex[b].interp_ids[t] : t < np + nt ? ex[b].target_ids[t - np] : 0;
+            int next = t + 1;
+            int is_target = next >= np && next < np + nt;
+            targets[row] = is_target ? ex[b].target_ids[next - np] : 0;
+            weights[row] = is_target ? 1.0f : 0.0f;
+        }
+    }
+}
+
 // Compiler + mapper + interpreter forward; leaves everything the backward needs in place.
 static int forward(PawModel *pm, const PawStepExample *ex, int B, int with_grads, PawStepStats *st) {
     if (B <= 0) return paw_error("PAW step: empty batch");
@@ -49,23 +75,20 @@ static int forward(PawModel *pm, const PawStepExample *ex, int B, int with_grads
     }
     const int **seqs = xmalloc(sizeof(int *) * (size_t)B);
     int *lens = xmalloc(sizeof(int) * (size_t)B);
-    int T = 0;
+    int T = paw_interp_batch_len(ex, B);
+    if (T < 0) {
+        free(seqs), free(lens);
+        return -1;
+    }
     for (int b = 0; b < B; b++) {
         seqs[b] = ex[b].comp_ids;
         lens[b] = ex[b].comp_len;
-        if (ex[b].target_len <= 0 || ex[b].interp_len <= 0) {
-            free(seqs), free(lens);
-            return paw_error("PAW step: example %d has an empty interpreter prompt or target", b);
-        }
-        int t = ex[b].interp_len + ex[b].target_len;
-        if (t > T) T = t;
     }
     int rc = compiler_forward(&pm->comp, (const int *const *)seqs, lens, B);
     free(seqs), free(lens);
     if (rc != 0) return -1;
     mapper_forward(&pm->mapper, pm->comp.H, B, pm->comp.P, &pm->lora);
 
-    // Interpreter batch: [prompt, target, pad]; position t predicts token t+1, weighted 1 on target tokens.
     size_t N = (size_t)B * T;
     if (N > pm->cap) {
         free(pm->ids), free(pm->targets), free(pm->weights);
@@ -74,20 +97,7 @@ static int forward(PawModel *pm, const PawStepExample *ex, int B, int with_grads
         pm->weights = xmalloc(sizeof(float) * N);
         pm->cap = N;
     }
-    for (int b = 0; b < B; b++) {
-        int np = ex[b].interp_len, nt = ex[b].target_len;
-        for (int t = 0; t < T; t++) {
-            size_t row = (size_t)b * T + t;
-            pm->ids[row] = t < np ? ex[b].interp_ids[t] : t < np + nt ? ex[b].target_ids[t - np] : 0;
-        }
-        for (int t = 0; t < T; t++) {
-            size_t row = (size_t)b * T + t;
-            int next = t + 1;
-            int is_target = next >= np && next < np + nt;
-            pm->targets[row] = is_target ? ex[b].target_ids[next - np] : 0;
-            pm->weights[row] = is_target ? 1.0f : 0.0f;
-        }
-    }
+    paw_interp_batch(ex, B, T, pm->ids, pm->targets, pm->weights);
     Qwen3Inputs in = {.ids = pm->ids, .targets = pm->targets, .loss_weight = pm->weights, .lora = &pm->lora};
     if (qwen3_forward(&pm->interp, &in, B, T) != 0) return -1;
     st->loss = pm->interp.loss;
@@ -116,3 +126,19 @@ int paw_forward_backward(PawModel *pm, const PawStepExample *ex, int B, float gr
 
 int paw_model_save_mapper(const PawModel *pm, const char *path) { return paw_mapper_file_save(&pm->comp, &pm->mapper, path); }
 int paw_model_load_mapper(PawModel *pm, const char *path) { return paw_mapper_file_load(&pm->comp, &pm->mapper, path); }
+
+double paw_step_flops(const Qwen3Config *cc, const Qwen3Config *ic, const MapperConfig *mc, int P, int B, int comp_T,
+                      int interp_T, int freeze_compiler) {
+    double comp = qwen3_forward_flops(cc, B, comp_T + P, 0) * (freeze_compiler ? 2.0 : 3.0);
+    double interp = 2.0 * qwen3_forward_flops(ic, B, interp_T, 1);
+    double lora_tok = 0, mix = 0;
+    for (int mod = 0; mod < LORA_NUM_MODULES; mod++) {
+        int din, dout;
+        lora_module_dims(ic, mod, &din, &dout);
+        lora_tok += 2.0 * mc->rank * (din + dout) * ic->num_layers;
+        mix += 2.0 * mc->nbases * mc->rank * (double)(din + dout) * mc->L;
+    }
+    double lora = 3.0 * lora_tok * (double)B * interp_T;
+    double mapper = 3.0 * B * (2.0 * mc->d * mc->d + 2.0 * mc->d * (double)mapper_num_coef(mc) + mix);
+    return comp + interp + lora + mapper;
+}

@@ -37,6 +37,13 @@ typedef struct {
     int comp_tokens, interp_tokens;  // padded tokens processed (B * T) by each model
 } PawStepStats;
 
+// The interpreter's side of a batch, shared by the CPU and GPU steps: T = the longest prompt +
+// target (-1 + paw_error for an empty prompt or target), then ids/targets/weights [B*T] filled
+// as [prompt, target, pad] rows where position t predicts token t+1, weighted 1 on the target
+// tokens (the target's last token is <|im_end|>).
+int paw_interp_batch_len(const PawStepExample *ex, int B);
+void paw_interp_batch(const PawStepExample *ex, int B, int T, int *ids, int *targets, float *weights);
+
 // Takes ownership of the loaded compiler and interpreter models.
 int paw_model_init(PawModel *pm, Qwen3 *compiler, Qwen3 *interpreter, int prefix_len, int lora_rank,
                    float lora_alpha, int nbases, int freeze_compiler, unsigned long long seed);
@@ -54,5 +61,12 @@ int paw_forward(PawModel *pm, const PawStepExample *ex, int B, PawStepStats *st)
 // the factor on the summed NLL: 0 means 1 / (this batch's target tokens), the mean's gradient;
 // with gradient accumulation pass 1 / (target tokens of the whole global batch).
 int paw_forward_backward(PawModel *pm, const PawStepExample *ex, int B, float grad_scale, PawStepStats *st);
+
+// Model FLOPs of one forward + backward for B examples: the compiler with its prefix over comp_T
+// tokens (3x its forward when it trains, 2x when frozen: activation gradients only), the
+// interpreter over interp_T tokens (forward + activation gradients) with its LoRA side paths
+// (forward + both gradients) and the mapper. Recomputation is not counted.
+double paw_step_flops(const Qwen3Config *compiler, const Qwen3Config *interpreter, const MapperConfig *mapper, int P,
+                      int B, int comp_T, int interp_T, int freeze_compiler);
 
 #endif

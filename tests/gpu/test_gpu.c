@@ -40,6 +40,8 @@
 #include "kernels/swiglu.h"
 #include "kernels/swiglu_cuda.h"
 #include "model/qwen3_cuda.h"
+#include "kernels/adamw.h"
+#include "train/paw_step_cuda.h"
 #include "tests/testutil.h"
 
 static int g_pass, g_fail;
@@ -1267,6 +1269,148 @@ static void test_model_inject(const char *fixture) {
     qwen3_free(&cpu);
 }
 
+// ---------------------------------------------------------------------------------------------
+// The whole PAW step on the GPU against the PyTorch reference of tests/make_paw_fixtures.py (the
+// fixture the CPU step matches within 1e-3): loss within 1e-2 relative, every gradient within
+// 1e-1 relative L2 (the model tolerance: both Qwen3 models run in bf16 on the GPU; the mapper's
+// fp32 arithmetic is not the limit). Then one AdamW step of the fp32 groups against the CPU
+// optimizer on the GPU's own gradients.
+#define PAWFIX "tests/fixtures/paw/"
+
+static int load_paw_model(PawModel *pm, int freeze_compiler) {
+    Qwen3 c, i;
+    if (qwen3_load(&c, PAWFIX "compiler", 0) != 0 || qwen3_load(&i, PAWFIX "interpreter", 1) != 0) return -1;
+    if (paw_model_init(pm, &c, &i, 5, 4, 8.0f, 3, freeze_compiler, 1) != 0) return -1;
+    return paw_model_load_mapper(pm, PAWFIX "init.safetensors");
+}
+
+static void test_paw_step(int freeze_compiler, int recompute) {
+    char name[300];
+    PawModel pm;
+    if (load_paw_model(&pm, freeze_compiler) != 0) {
+        CHECK(0, "paw fixture: %s", paw_last_error());
+        return;
+    }
+    SafeTensors bt, ref;
+    if (st_open(&bt, PAWFIX "batch.safetensors") != 0 || st_open(&ref, PAWFIX "reference.safetensors") != 0) {
+        CHECK(0, "%s", paw_last_error());
+        paw_model_free(&pm);
+        return;
+    }
+    int *ids[3][2];
+    PawStepExample ex[2];
+    const char *parts[3] = {"comp_ids", "interp_ids", "target_ids"};
+    int lens[3][2];
+    for (int k = 0; k < 3; k++)
+        for (int b = 0; b < 2; b++) {
+            int64_t n;
+            snprintf(name, sizeof name, "%s.%d", parts[k], b);
+            ids[k][b] = ref_i32(&bt, name, &n);
+            lens[k][b] = (int)n;
+        }
+    for (int b = 0; b < 2; b++)
+        ex[b] = (PawStepExample){ids[0][b], lens[0][b], ids[1][b], lens[1][b], ids[2][b], lens[2][b]};
+    PawStepCuda *s = paw_step_cuda_create(&pm, recompute);
+    if (!s) {
+        CHECK(0, "paw step create: %s", paw_last_error());
+    } else {
+        const char *tag = freeze_compiler ? " (frozen compiler)" : recompute ? " (recompute)" : "";
+        paw_step_cuda_zero_grad(s);
+        PawStepStats st;
+        CHECK(paw_step_cuda_forward_backward(s, ex, 2, 0, &st) == 0, "paw step: %s", paw_last_error());
+        float *loss = ref_f32(&ref, "loss", NULL);
+        CHECK(fabsf(st.loss - loss[0]) < 1e-2f * loss[0] && st.target_tokens == 5.0, "paw step loss %f vs %f%s", st.loss,
+              loss[0], tag);
+        free(loss);
+        size_t np = paw_step_cuda_group_size(s, PAW_GROUP_PREFIX), nm = paw_step_cuda_group_size(s, PAW_GROUP_MAPPER);
+        float *gp = xmalloc(sizeof(float) * np), *gm = xmalloc(sizeof(float) * nm);
+        CHECK(paw_step_cuda_get_grads(s, PAW_GROUP_PREFIX, gp) == 0 && paw_step_cuda_get_grads(s, PAW_GROUP_MAPPER, gm) == 0,
+              "paw grads: %s", paw_last_error());
+        float *want = ref_f32(&ref, "grad.prefix", NULL);
+        snprintf(name, sizeof name, "paw step grad.prefix%s", tag);
+        CHECK_CLOSE(name, gp, want, np, 1e-1);
+        free(want);
+        // The mapper's block is its tensors in mapper_tensor_slot order.
+        size_t off = 0;
+        for (int i = 0; i < MAPPER_NUM_TENSORS; i++) {
+            char tn[64], key[96];
+            int nd, sh[3];
+            size_t n = mapper_tensor_shape(&pm.mapper.cfg, i, &nd, sh);
+            snprintf(key, sizeof key, "grad.%s", mapper_tensor_name(i, tn, sizeof tn));
+            want = ref_f32(&ref, key, NULL);
+            snprintf(name, sizeof name, "paw step %s%s", key, tag);
+            CHECK_CLOSE(name, gm + off, want, n, 1e-1);
+            free(want);
+            off += n;
+        }
+        CHECK(off == nm, "mapper block %zu floats, tensors %zu", nm, off);
+        size_t nc = paw_step_cuda_group_size(s, PAW_GROUP_COMPILER);
+        float *gc = NULL;
+        if (!freeze_compiler) {
+            gc = xmalloc(sizeof(float) * nc);
+            CHECK(paw_step_cuda_get_grads(s, PAW_GROUP_COMPILER, gc) == 0, "compiler grads: %s", paw_last_error());
+            const Qwen3Config *cc = &pm.comp.model.cfg;
+            size_t coff = 0;
+            for (int i = 0; i < QWEN3_NUM_PARAMS; i++) {
+                Qwen3ParamInfo info = qwen3_param_info(cc, i);
+                if (info.numel == 0) continue;
+                int layers = info.per_layer ? cc->num_layers : 1;
+                size_t per = info.numel / (size_t)layers;
+                for (int l = 0; l < layers; l++) {
+                    char hf[200], key[256];
+                    snprintf(hf, sizeof hf, info.hf_name, l);
+                    snprintf(key, sizeof key, "grad.compiler.%s", hf);
+                    want = ref_f32(&ref, key, NULL);
+                    snprintf(name, sizeof name, "paw step %s%s", key, tag);
+                    CHECK_CLOSE(name, gc + coff + (size_t)l * per, want, per, 1e-1);
+                    free(want);
+                }
+                coff += info.numel;
+            }
+        } else {
+            CHECK(nc == 0 && paw_step_cuda_get_grads(s, PAW_GROUP_COMPILER, gm) != 0,
+                  "a frozen compiler reported gradients");
+        }
+        // AdamW on the fp32 groups against the CPU optimizer, same gradients and clipping.
+        double sq = sum_squares(gp, np) + sum_squares(gm, nm) + (gc ? sum_squares(gc, nc) : 0.0);
+        float max_norm = 0.5f * (float)sqrt(sq);  // forces clipping
+        float clip = (float)(max_norm / (sqrt(sq) + 1e-6));
+        PawStepCudaAdamW opt = {1e-2f, {1.0f, 2.0f, 0.5f}, 0.9f, 0.95f, 1e-8f, 0.1f, max_norm};
+        float *p0 = xmalloc(sizeof(float) * np), *m0 = zeros(np), *v0 = zeros(np);
+        float *q0 = xmalloc(sizeof(float) * nm), *mq = zeros(nm), *vq = zeros(nm);
+        CHECK(paw_step_cuda_get_state(s, PAW_GROUP_PREFIX, 0, p0) == 0 && paw_step_cuda_get_state(s, PAW_GROUP_MAPPER, 0, q0) == 0,
+              "get state");
+        AdamWParams hp = {opt.lr * opt.group_lr_scale[PAW_GROUP_PREFIX], opt.beta1, opt.beta2, opt.eps, opt.weight_decay};
+        adamw_update(p0, gp, m0, v0, np, &hp, 1, clip);
+        hp.lr = opt.lr * opt.group_lr_scale[PAW_GROUP_MAPPER];
+        adamw_update(q0, gm, mq, vq, nm, &hp, 1, clip);
+        float gnorm = 0;
+        CHECK(paw_step_cuda_adamw(s, &opt, 1, &gnorm) == 0, "paw adamw: %s", paw_last_error());
+        CHECK(fabs(gnorm - sqrt(sq)) < 1e-4 * sqrt(sq), "paw adamw: grad norm %g vs %g", gnorm, sqrt(sq));
+        float *p1 = xmalloc(sizeof(float) * np), *q1 = xmalloc(sizeof(float) * nm), *mv = xmalloc(sizeof(float) * nm);
+        CHECK(paw_step_cuda_get_state(s, PAW_GROUP_PREFIX, 0, p1) == 0 && paw_step_cuda_get_state(s, PAW_GROUP_MAPPER, 0, q1) == 0,
+              "get state after step");
+        snprintf(name, sizeof name, "paw adamw prefix%s", tag);
+        CHECK_CLOSE(name, p1, p0, np, 1e-5);
+        snprintf(name, sizeof name, "paw adamw mapper%s", tag);
+        CHECK_CLOSE(name, q1, q0, nm, 1e-5);
+        CHECK(paw_step_cuda_get_state(s, PAW_GROUP_MAPPER, 2, mv) == 0, "get v");
+        snprintf(name, sizeof name, "paw adamw mapper second moment%s", tag);
+        CHECK_CLOSE(name, mv, vq, nm, 1e-4);
+        // State round trip: set then get gives the same bits.
+        CHECK(paw_step_cuda_set_state(s, PAW_GROUP_MAPPER, 1, mq) == 0 && paw_step_cuda_get_state(s, PAW_GROUP_MAPPER, 1, mv) == 0 &&
+                  memcmp(mv, mq, sizeof(float) * nm) == 0,
+              "mapper moment set/get round trip");
+        free(p0), free(m0), free(v0), free(q0), free(mq), free(vq), free(p1), free(q1), free(mv);
+        free(gp), free(gm), free(gc);
+        paw_step_cuda_free(s);
+    }
+    for (int k = 0; k < 3; k++)
+        for (int b = 0; b < 2; b++) free(ids[k][b]);
+    st_close(&bt), st_close(&ref);
+    paw_model_free(&pm);
+}
+
 int main(void) {
     if (paw_cuda_init() != 0) {
         printf("test_gpu: %s\n", paw_last_error());
@@ -1312,6 +1456,9 @@ int main(void) {
     test_model_lora("tiny-untied-bf16-sharded", 1);
     test_model_inject("tiny-gqa-tied");
     test_model_inject("tiny-untied-bf16-sharded");
+    test_paw_step(0, 0);
+    test_paw_step(0, 1);
+    test_paw_step(1, 0);
     printf("%d passed, %d failed\n", g_pass, g_fail);
     return g_fail ? 1 : 0;
 }

@@ -1,0 +1,302 @@
+// The PAW step on the GPU; the order of operations mirrors train/paw_step.c.
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "compiler/compiler_cuda.h"
+#include "compiler/mapper_cuda.h"
+#include "kernels/adamw_cuda.h"
+#include "kernels/cuda_common.cuh"
+#include "model/qwen3_cuda.h"
+#include "train/paw_step_cuda.h"
+
+extern "C" {
+#include "common/error.h"
+}
+
+struct PawStepCuda {
+    CompilerCuda *comp;
+    Qwen3Cuda *interp;  // frozen
+    MapperCuda *mapper;
+    MapperConfig mc;
+    Qwen3Config ccfg, icfg;
+    int P, freeze_compiler;
+    // adapters for lora.nb examples, with gradients
+    MapperCudaLora lora;
+    int lora_nb;
+    float *dH;  // device [nb, L, P, d]
+    // interpreter batch (host)
+    int *ids, *targets, *lens;
+    float *weights;
+    size_t cap;
+    // AdamW moments of the prefix and the mapper (their fp32 values are the master weights)
+    float *m[PAW_NUM_GROUPS], *v[PAW_NUM_GROUPS];
+    float *d_norm_sq;
+};
+
+static PawStepCuda *finish_create(PawStepCuda *s, CompilerCuda *comp, Qwen3Cuda *interp, const Mapper *mapper) {
+    s->comp = comp;
+    s->interp = interp;
+    s->mc = mapper->cfg;
+    s->mapper = mapper_cuda_create(mapper);
+    if (!s->comp || !s->interp || !s->mapper) {
+        paw_step_cuda_free(s);
+        return NULL;
+    }
+    s->d_norm_sq = (float *)paw_cuda_malloc(sizeof(float));
+    return s;
+}
+
+static int check_shapes(const Qwen3Config *cc, const Qwen3Config *ic, const Mapper *mapper) {
+    if (mapper->cfg.d != cc->hidden_size || mapper->cfg.L != ic->num_layers)
+        return paw_error("PAW step: the mapper expects compiler width %d and %d interpreter layers, the models have "
+                         "%d and %d",
+                         mapper->cfg.d, mapper->cfg.L, cc->hidden_size, ic->num_layers);
+    if (cc->vocab_size != ic->vocab_size)
+        return paw_error("PAW step: compiler vocab_size %d differs from interpreter vocab_size %d", cc->vocab_size,
+                         ic->vocab_size);
+    return 0;
+}
+
+extern "C" PawStepCuda *paw_step_cuda_create(const PawModel *pm, int recompute) {
+    if (paw_cuda_init() != 0) return NULL;
+    if (check_shapes(&pm->comp.model.cfg, &pm->interp.cfg, &pm->mapper) != 0) return NULL;
+    PawStepCuda *s = (PawStepCuda *)xcalloc(1, sizeof(PawStepCuda));
+    s->ccfg = pm->comp.model.cfg, s->icfg = pm->interp.cfg;
+    s->P = pm->comp.P;
+    s->freeze_compiler = pm->freeze_compiler;
+    CompilerCuda *comp = compiler_cuda_from_cpu(&pm->comp, recompute);
+    Qwen3Cuda *interp = comp ? qwen3_cuda_create(&pm->interp, 1, recompute) : NULL;
+    return finish_create(s, comp, interp, &pm->mapper);
+}
+
+extern "C" PawStepCuda *paw_step_cuda_create_random(const Qwen3Config *cc, const Qwen3Config *ic, const float *prefix,
+                                                    int P, const Mapper *mapper, int freeze_compiler, int recompute,
+                                                    unsigned long long seed, float std) {
+    if (paw_cuda_init() != 0) return NULL;
+    if (check_shapes(cc, ic, mapper) != 0) return NULL;
+    PawStepCuda *s = (PawStepCuda *)xcalloc(1, sizeof(PawStepCuda));
+    s->ccfg = *cc, s->icfg = *ic;
+    s->P = P;
+    s->freeze_compiler = freeze_compiler;
+    Qwen3Cuda *cm = qwen3_cuda_create_random(cc, freeze_compiler, recompute, seed, std);
+    CompilerCuda *comp = cm ? compiler_cuda_create(cm, cc, prefix, P, ic->num_layers) : NULL;
+    if (cm && !comp) qwen3_cuda_free(cm);
+    Qwen3Cuda *interp = comp ? qwen3_cuda_create_random(ic, 1, recompute, seed ^ 0x696e7465ull, std) : NULL;
+    return finish_create(s, comp, interp, mapper);
+}
+
+extern "C" void paw_step_cuda_free(PawStepCuda *s) {
+    if (!s) return;
+    compiler_cuda_free(s->comp);
+    qwen3_cuda_free(s->interp);
+    mapper_cuda_free(s->mapper);
+    if (s->lora_nb) mapper_cuda_lora_free(&s->lora);
+    paw_cuda_free(s->dH);
+    for (int g = 0; g < PAW_NUM_GROUPS; g++) paw_cuda_free(s->m[g]), paw_cuda_free(s->v[g]);
+    paw_cuda_free(s->d_norm_sq);
+    free(s->ids), free(s->targets), free(s->lens), free(s->weights);
+    free(s);
+}
+
+extern "C" void paw_step_cuda_zero_grad(PawStepCuda *s) {
+    compiler_cuda_zero_grad(s->comp);
+    mapper_cuda_zero_grad(s->mapper);
+}
+
+static int forward(PawStepCuda *s, const PawStepExample *ex, int B, int with_grads, float grad_scale,
+                   PawStepStats *st) {
+    if (B <= 0) return paw_error("PAW step: empty batch");
+    int T = paw_interp_batch_len(ex, B);
+    if (T < 0) return -1;
+    if (s->lora_nb != B) {
+        if (s->lora_nb) mapper_cuda_lora_free(&s->lora);
+        s->lora_nb = 0;
+        if (mapper_cuda_lora_alloc(&s->mc, B, 1, &s->lora) != 0) return -1;
+        s->lora_nb = B;
+        paw_cuda_free(s->dH);
+        s->dH = (float *)paw_cuda_malloc(sizeof(float) * (size_t)B * s->mc.L * s->P * s->mc.d);
+    }
+    const int **seqs = (const int **)xmalloc(sizeof(int *) * (size_t)B);
+    int *clens = (int *)xmalloc(sizeof(int) * (size_t)B);
+    for (int b = 0; b < B; b++) seqs[b] = ex[b].comp_ids, clens[b] = ex[b].comp_len;
+    int rc = compiler_cuda_forward(s->comp, (const int *const *)seqs, clens, B);
+    free(seqs), free(clens);
+    if (rc != 0) return -1;
+    if (mapper_cuda_forward(s->mapper, compiler_cuda_states(s->comp), B, s->P, &s->lora) != 0) return -1;
+
+    size_t N = (size_t)B * T;
+    if (N > s->cap) {
+        free(s->ids), free(s->targets), free(s->weights), free(s->lens);
+        s->ids = (int *)xmalloc(sizeof(int) * N);
+        s->targets = (int *)xmalloc(sizeof(int) * N);
+        s->weights = (float *)xmalloc(sizeof(float) * N);
+        s->lens = (int *)xmalloc(sizeof(int) * N);  // B <= N
+        s->cap = N;
+    }
+    paw_interp_batch(ex, B, T, s->ids, s->targets, s->weights);
+    double wsum = 0;
+    for (int b = 0; b < B; b++) {
+        s->lens[b] = ex[b].interp_len + ex[b].target_len;  // padding rows skip attention and loss
+        wsum += ex[b].target_len;
+    }
+    Qwen3CudaLora lo;
+    memset(&lo, 0, sizeof lo);
+    lo.rank = s->lora.rank, lo.nb = B, lo.scale = s->lora.scale;
+    for (int m = 0; m < LORA_NUM_MODULES; m++) {
+        lo.A[m] = s->lora.A16[m], lo.B[m] = s->lora.B16[m];
+        lo.dA[m] = with_grads ? s->lora.dA[m] : NULL;
+        lo.dB[m] = with_grads ? s->lora.dB[m] : NULL;
+    }
+    Qwen3CudaInputs in;
+    memset(&in, 0, sizeof in);
+    in.ids = s->ids, in.targets = s->targets, in.loss_weight = s->weights, in.lens = s->lens, in.lora = &lo;
+    in.backward = with_grads;
+    in.grad_scale = grad_scale;
+    if (qwen3_cuda_forward(s->interp, &in, B, T) != 0) return -1;
+    st->loss = qwen3_cuda_loss(s->interp);
+    st->loss_sum = (double)st->loss * wsum;
+    st->target_tokens = wsum;
+    int comp_T = 0;
+    for (int b = 0; b < B; b++)
+        if (ex[b].comp_len + s->P > comp_T) comp_T = ex[b].comp_len + s->P;
+    st->comp_tokens = B * comp_T;
+    st->interp_tokens = B * T;
+    return 0;
+}
+
+extern "C" int paw_step_cuda_forward(PawStepCuda *s, const PawStepExample *ex, int B, PawStepStats *st) {
+    return forward(s, ex, B, 0, 0.0f, st);
+}
+
+extern "C" int paw_step_cuda_forward_backward(PawStepCuda *s, const PawStepExample *ex, int B, float grad_scale,
+                                              PawStepStats *st) {
+    if (forward(s, ex, B, 1, grad_scale, st) != 0) return -1;
+    mapper_cuda_lora_zero_grad(&s->lora);  // the adapters' gradients are per step, not accumulated
+    if (qwen3_cuda_backward(s->interp) != 0) return -1;
+    if (mapper_cuda_backward(s->mapper, s->P, &s->lora, s->dH) != 0) return -1;
+    return compiler_cuda_backward(s->comp, s->dH);
+}
+
+// ---- groups and the optimizer --------------------------------------------------------------------
+
+static int bad_group(const PawStepCuda *s, int group) {
+    if (group < 0 || group >= PAW_NUM_GROUPS) return paw_error("PAW step: parameter group %d does not exist", group);
+    if (group == PAW_GROUP_COMPILER && s->freeze_compiler)
+        return paw_error("PAW step: the compiler is frozen (no gradients or optimizer state)");
+    return 0;
+}
+
+static size_t compiler_numel(const Qwen3Config *c) {
+    size_t n = 0;
+    for (int i = 0; i < QWEN3_NUM_PARAMS; i++) n += qwen3_param_info(c, i).numel;
+    return n;
+}
+
+extern "C" size_t paw_step_cuda_group_size(const PawStepCuda *s, int group) {
+    switch (group) {
+    case PAW_GROUP_COMPILER: return s->freeze_compiler ? 0 : compiler_numel(&s->ccfg);
+    case PAW_GROUP_PREFIX: return (size_t)s->P * s->ccfg.hidden_size;
+    case PAW_GROUP_MAPPER: return mapper_cuda_num_params(s->mapper);
+    default: return 0;
+    }
+}
+
+// The device fp32 parameters and gradients of the prefix or the mapper group.
+static float *group_params(PawStepCuda *s, int group) {
+    return group == PAW_GROUP_PREFIX ? compiler_cuda_prefix(s->comp) : mapper_cuda_params(s->mapper);
+}
+static float *group_grads(PawStepCuda *s, int group) {
+    return group == PAW_GROUP_PREFIX ? compiler_cuda_dprefix(s->comp) : mapper_cuda_grads(s->mapper);
+}
+
+static void ensure_moments(PawStepCuda *s, int group) {
+    if (s->m[group]) return;
+    size_t n = paw_step_cuda_group_size(s, group);
+    s->m[group] = (float *)paw_cuda_malloc(sizeof(float) * n);
+    s->v[group] = (float *)paw_cuda_malloc(sizeof(float) * n);
+    paw_cuda_memset(s->m[group], 0, sizeof(float) * n);
+    paw_cuda_memset(s->v[group], 0, sizeof(float) * n);
+}
+
+// CPU-layout tensor pointers into a flat buffer (the order of a CPU model's memory).
+static void flat_view(const Qwen3Config *c, float *flat, Qwen3Params *view) {
+    memset(view, 0, sizeof *view);
+    size_t off = 0;
+    for (int i = 0; i < QWEN3_NUM_PARAMS; i++) {
+        Qwen3ParamInfo info = qwen3_param_info(c, i);
+        *qwen3_param_slot(view, i) = info.numel ? flat + off : NULL;
+        off += info.numel;
+    }
+}
+
+extern "C" int paw_step_cuda_get_grads(PawStepCuda *s, int group, float *flat) {
+    if (bad_group(s, group)) return -1;
+    if (group == PAW_GROUP_COMPILER) {
+        Qwen3Params view;
+        flat_view(&s->ccfg, flat, &view);
+        return qwen3_cuda_get_grads(compiler_cuda_model(s->comp), &view);
+    }
+    paw_cuda_download(flat, group_grads(s, group), sizeof(float) * paw_step_cuda_group_size(s, group));
+    return 0;
+}
+
+extern "C" int paw_step_cuda_get_state(PawStepCuda *s, int group, int which, float *flat) {
+    if (bad_group(s, group)) return -1;
+    if (which < 0 || which > 2) return paw_error("PAW step: optimizer state %d, expected 0, 1 or 2", which);
+    size_t n = paw_step_cuda_group_size(s, group);
+    if (group == PAW_GROUP_COMPILER) {
+        Qwen3Cuda *g = compiler_cuda_model(s->comp);
+        if (qwen3_cuda_get_adam_state(g, which, flat) == 0) return 0;
+        if (which) {  // no step yet: zero moments
+            memset(flat, 0, sizeof(float) * n);
+            return 0;
+        }
+        Qwen3Params view;  // no step yet: the master is the bf16 weights
+        flat_view(&s->ccfg, flat, &view);
+        return qwen3_cuda_get_params(g, &view);
+    }
+    if (which == 0) paw_cuda_download(flat, group_params(s, group), sizeof(float) * n);
+    else if (!s->m[group]) memset(flat, 0, sizeof(float) * n);
+    else paw_cuda_download(flat, which == 1 ? s->m[group] : s->v[group], sizeof(float) * n);
+    return 0;
+}
+
+extern "C" int paw_step_cuda_set_state(PawStepCuda *s, int group, int which, const float *flat) {
+    if (bad_group(s, group)) return -1;
+    if (which < 0 || which > 2) return paw_error("PAW step: optimizer state %d, expected 0, 1 or 2", which);
+    if (group == PAW_GROUP_COMPILER) return qwen3_cuda_set_adam_state(compiler_cuda_model(s->comp), which, flat);
+    size_t n = paw_step_cuda_group_size(s, group);
+    if (which == 0) {
+        paw_cuda_upload(group_params(s, group), flat, sizeof(float) * n);
+        return 0;
+    }
+    ensure_moments(s, group);
+    paw_cuda_upload(which == 1 ? s->m[group] : s->v[group], flat, sizeof(float) * n);
+    return 0;
+}
+
+extern "C" int paw_step_cuda_adamw(PawStepCuda *s, const PawStepCudaAdamW *opt, int step, float *grad_norm) {
+    if (step < 1) return paw_error("PAW step: AdamW step %d, expected >= 1", step);
+    Qwen3Cuda *cm = compiler_cuda_model(s->comp);
+    paw_cuda_memset(s->d_norm_sq, 0, sizeof(float));
+    if (!s->freeze_compiler) qwen3_cuda_grad_norm_sq(cm, s->d_norm_sq);
+    for (int g = PAW_GROUP_PREFIX; g <= PAW_GROUP_MAPPER; g++)
+        grad_norm_sq_cuda(s->d_norm_sq, group_grads(s, g), paw_step_cuda_group_size(s, g));
+    const float *clip = opt->max_grad_norm > 0 ? s->d_norm_sq : NULL;
+    if (!s->freeze_compiler) {
+        Qwen3CudaAdamW o = {opt->lr * opt->group_lr_scale[PAW_GROUP_COMPILER], opt->beta1, opt->beta2, opt->eps,
+                            opt->weight_decay, opt->max_grad_norm};
+        if (qwen3_cuda_adamw_apply(cm, &o, step, clip) != 0) return -1;
+    }
+    for (int g = PAW_GROUP_PREFIX; g <= PAW_GROUP_MAPPER; g++) {
+        ensure_moments(s, g);
+        adamw_cuda(NULL, group_params(s, g), group_grads(s, g), s->m[g], s->v[g], paw_step_cuda_group_size(s, g),
+                   opt->lr * opt->group_lr_scale[g], opt->beta1, opt->beta2, opt->eps, opt->weight_decay, step, clip,
+                   opt->max_grad_norm, 0);
+    }
+    float sq = 0;
+    paw_cuda_download(&sq, s->d_norm_sq, sizeof sq);  // also waits for the update
+    if (grad_norm) *grad_norm = sqrtf(sq);
+    return 0;
+}

@@ -1,0 +1,64 @@
+// The PAW training step on the GPU (the twin of train/paw_step.h): compiler forward with the
+// prefix and the depth-ratio capture (compiler/compiler_cuda.h), the fp32 mapper
+// (compiler/mapper_cuda.h), the frozen interpreter with a different LoRA per example
+// (model/qwen3_cuda.h), the masked NLL, and the backward through all of it. bf16 weights and
+// activations with fp32 accumulation in both models; the mapper and the prefix are fp32; every
+// gradient is fp32. AdamW keeps fp32 master weights and moments for everything it updates.
+// The CPU PawModel stays the canonical copy for checkpoints and export: get_params/get_state
+// write the device state back into its buffers, set_state loads them.
+#ifndef PAW_TRAIN_PAW_STEP_CUDA_H
+#define PAW_TRAIN_PAW_STEP_CUDA_H
+
+#include "compiler/compiler_cuda.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#include "train/paw_step.h"
+
+typedef struct PawStepCuda PawStepCuda;
+
+// Uploads a CPU PAW model (compiler weights, prefix, mapper; the interpreter frozen). recompute:
+// both models keep only each layer's input for the backward. NULL + paw_error without a GPU.
+PawStepCuda *paw_step_cuda_create(const PawModel *pm, int recompute);
+// Random compiler and interpreter of the given shapes made on the device (N(0, std) matrices),
+// the prefix and mapper from the host (benchmarks: no CPU copy of the large models).
+PawStepCuda *paw_step_cuda_create_random(const Qwen3Config *compiler, const Qwen3Config *interpreter,
+                                         const float *prefix, int P, const Mapper *mapper, int freeze_compiler,
+                                         int recompute, unsigned long long seed, float std);
+void paw_step_cuda_free(PawStepCuda *s);
+
+// As paw_forward / paw_forward_backward (same stats, same grad_scale meaning).
+int paw_step_cuda_forward(PawStepCuda *s, const PawStepExample *ex, int B, PawStepStats *st);
+int paw_step_cuda_forward_backward(PawStepCuda *s, const PawStepExample *ex, int B, float grad_scale,
+                                   PawStepStats *st);
+void paw_step_cuda_zero_grad(PawStepCuda *s);
+
+// Trainable groups, in the trainer's order (the compiler only when it trains).
+enum { PAW_GROUP_COMPILER = 0, PAW_GROUP_PREFIX, PAW_GROUP_MAPPER, PAW_NUM_GROUPS };
+// Floats of a group in the CPU layout (0 for a frozen compiler).
+size_t paw_step_cuda_group_size(const PawStepCuda *s, int group);
+// Gradients of a group into a flat CPU-layout buffer (the order of the CPU model's memory).
+int paw_step_cuda_get_grads(PawStepCuda *s, int group, float *flat);
+// Optimizer state of a group, flat CPU layout: which = 0 weights (the fp32 master), 1 and 2 the
+// AdamW moments. Before the first step the moments are zero and the compiler's master is its
+// bf16 weights.
+int paw_step_cuda_get_state(PawStepCuda *s, int group, int which, float *flat);
+int paw_step_cuda_set_state(PawStepCuda *s, int group, int which, const float *flat);
+
+typedef struct {
+    float lr, group_lr_scale[PAW_NUM_GROUPS];  // lr * scale per group
+    float beta1, beta2, eps, weight_decay;
+    float max_grad_norm;  // clip the global norm over every group (<= 0: no clipping)
+} PawStepCudaAdamW;
+// AdamW step number `step` (from 1) over every trainable group; *grad_norm gets the global
+// gradient norm before clipping. Weight decay: compiler matrices (not its norm weights), the
+// prefix and the mapper.
+int paw_step_cuda_adamw(PawStepCuda *s, const PawStepCudaAdamW *opt, int step, float *grad_norm);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
