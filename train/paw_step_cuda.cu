@@ -141,13 +141,9 @@ static int forward(PawStepCuda *s, const PawStepExample *ex, int B, int with_gra
         wsum += ex[b].target_len;
     }
     Qwen3CudaLora lo;
-    memset(&lo, 0, sizeof lo);
-    lo.rank = s->lora.rank, lo.nb = B, lo.scale = s->lora.scale;
-    for (int m = 0; m < LORA_NUM_MODULES; m++) {
-        lo.A[m] = s->lora.A16[m], lo.B[m] = s->lora.B16[m];
-        lo.dA[m] = with_grads ? s->lora.dA[m] : NULL;
-        lo.dB[m] = with_grads ? s->lora.dB[m] : NULL;
-    }
+    mapper_cuda_lora_view(&s->lora, &lo);
+    if (!with_grads)
+        for (int m = 0; m < LORA_NUM_MODULES; m++) lo.dA[m] = lo.dB[m] = NULL;
     Qwen3CudaInputs in;
     memset(&in, 0, sizeof in);
     in.ids = s->ids, in.targets = s->targets, in.loss_weight = s->weights, in.lens = s->lens, in.lora = &lo;
