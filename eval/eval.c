@@ -5,7 +5,9 @@
 //   pseudo     pseudo-program prompt, no LoRA                     (the text half alone)
 //   lora       raw spec prompt + the compiled LoRA                (the weight half alone)
 // Each distinct (spec, pseudo-program) is compiled once; its examples share one prompt cache per
-// condition. The JSON report is rewritten atomically after every program, and a rerun with the
+// condition. With --device cuda the interpreter runs on the GPU: all examples and conditions of a
+// compile batch (--batch specs) are one job list for the GPU batch runner, --run-batch rows at a
+// time with a different program (template + adapter) per row. The JSON report is rewritten atomically after every program, and a rerun with the
 // same data, compiler and settings resumes from it without redoing finished examples.
 #include <cjson/cJSON.h>
 #include <stdio.h>
@@ -23,6 +25,7 @@
 #include "data/shard_build.h"
 #include "data/template.h"
 #include "interpreter/runner.h"
+#include "interpreter/runner_cuda.h"
 
 enum { C_COMPILED, C_BASELINE, C_PSEUDO, C_LORA, NCOND };
 static const char *cond_names[NCOND] = {"compiled", "baseline", "pseudo", "lora"};
@@ -215,7 +218,7 @@ static int resume_report(TestSet *t, const ReportInfo *ri, const int *conds) {
     return 0;
 }
 
-static void print_table(const TestSet *t, const int *conds, double seconds, int ran) {
+static void print_table(const TestSet *t, const int *conds, double seconds, int ran, const PawRunStats *gpu) {
     // Families in order of first appearance.
     const char **fams = xmalloc(sizeof(char *) * (size_t)t->nex);
     int nf = 0;
@@ -243,12 +246,69 @@ static void print_table(const TestSet *t, const int *conds, double seconds, int 
         printf("\n");
     }
     if (ran) printf("\n%d examples in %.1f s: %.2f examples/s (all conditions)\n", ran, seconds, ran / seconds);
+    if (gpu && gpu->rows)
+        printf("interpreter on the GPU: %ld rows in %d batches, %.1f s: %.2f rows/s, %.1f generated tokens/s\n", gpu->rows,
+               gpu->batches, gpu->seconds, gpu->rows / gpu->seconds, gpu->tokens / gpu->seconds);
     free(fams);
+}
+
+// The GPU path for one compile batch: every unfinished example of the ng groups under every
+// condition is one job (a program per group and condition), all run by the batch runner.
+// An input the interpreter cannot take counts as a miss, with the reason kept (as on the CPU).
+static int run_groups_gpu(PawGpuRunner *gpu, TestSet *t, const int *conds, const int *gid, int ng, const Qwen3Lora *ad,
+                          int max_new, PawRunStats *total) {
+    int status = 0, *prog_of = xmalloc(sizeof(int) * (size_t)(ng ? ng : 1) * NCOND);
+    for (int k = 0; k < ng && status == 0; k++) {
+        const Example *f = &t->ex[t->group_first[gid[k]]];
+        for (int c = 0; c < NCOND && status == 0; c++) {
+            if (!conds[c]) continue;
+            char *tmpl = paw_interpreter_prompt_template(c == C_COMPILED || c == C_PSEUDO ? f->pseudo : f->spec);
+            const Qwen3Lora *l = c == C_COMPILED || c == C_LORA ? &ad[k] : NULL;
+            prog_of[k * NCOND + c] = paw_gpu_runner_add_program(gpu, tmpl, l);
+            if (prog_of[k * NCOND + c] < 0) status = 1;
+            free(tmpl);
+        }
+    }
+    int nj = 0;
+    size_t most = (size_t)(t->nex ? t->nex : 1) * NCOND;
+    PawRunJob *jobs = xmalloc(sizeof(PawRunJob) * most);
+    int *job_ex = xmalloc(sizeof(int) * most), *job_c = xmalloc(sizeof(int) * most);
+    for (int k = 0; k < ng && status == 0; k++)
+        for (int i = 0; i < t->nex; i++) {
+            const Example *e = &t->ex[i];
+            if (e->group != gid[k] || e->done) continue;
+            for (int c = 0; c < NCOND; c++)
+                if (conds[c]) {
+                    jobs[nj] = (PawRunJob){prog_of[k * NCOND + c], e->input};
+                    job_ex[nj] = i, job_c[nj++] = c;
+                }
+        }
+    char **outs = xcalloc((size_t)(nj ? nj : 1), sizeof(char *)), **errs = xcalloc((size_t)(nj ? nj : 1), sizeof(char *));
+    PawRunStats st = {0};
+    if (status == 0 && nj > 0 && paw_gpu_runner_run(gpu, jobs, nj, max_new, outs, errs, &st) != 0) status = 1;
+    total->seconds += st.seconds, total->rows += st.rows, total->tokens += st.tokens, total->batches += st.batches;
+    for (int j = 0; j < nj && status == 0; j++) {
+        Example *e = &t->ex[job_ex[j]];
+        if (outs[j]) {
+            e->got[job_c[j]] = outs[j];
+            outs[j] = NULL;
+        } else {
+            size_t n = strlen(errs[j] ? errs[j] : "") + 16;
+            e->got[job_c[j]] = xmalloc(n);
+            snprintf(e->got[job_c[j]], n, "<error: %s>", errs[j] ? errs[j] : "");
+        }
+    }
+    for (int j = 0; j < nj && status == 0; j++) t->ex[job_ex[j]].done = 1;
+    for (int j = 0; j < nj; j++) free(outs[j]), free(errs[j]);
+    free(outs), free(errs), free(jobs), free(job_ex), free(job_c), free(prog_of);
+    paw_gpu_runner_clear_programs(gpu);
+    return status;
 }
 
 int cmd_eval(int argc, char **argv) {
     const char *compiler = NULL, *interp_dir = NULL, *data = NULL, *report = NULL, *cond_arg = "all", *pseudo_model = NULL;
-    int max_examples = 0, max_new = 32, batch = 8;
+    const char *device = "cpu";
+    int max_examples = 0, max_new = 32, batch = 8, run_batch = 32;
     PawOpt opts[] = {
         {"compiler", PAW_OPT_STR, &compiler, "trained compiler directory"},
         {"interpreter", PAW_OPT_STR, &interp_dir, "interpreter directory"},
@@ -259,12 +319,14 @@ int cmd_eval(int argc, char **argv) {
         {"max-examples", PAW_OPT_INT, &max_examples, "evaluate only the first N examples (0: all)"},
         {"max-new", PAW_OPT_INT, &max_new, "most tokens generated per example"},
         {"batch", PAW_OPT_INT, &batch, "specs per compiler forward"},
+        {"device", PAW_OPT_STR, &device, "where the interpreter runs: cpu or cuda"},
+        {"run-batch", PAW_OPT_INT, &run_batch, "cuda: interpreter rows decoded together (any mix of programs and conditions)"},
     };
     PawCommandSpec cs = {"paw eval --compiler DIR --interpreter DIR --data TEST.jsonl [options]",
                          "Exact match (stripped output == stripped target) of compiled programs, overall and per family, "
                          "beside the no-compiler baseline (raw spec, no LoRA) and the pseudo-program-only and LoRA-only "
                          "ablations. Prints a table and writes a JSON report.",
-                         opts, 9, 0};
+                         opts, 11, 0};
     char *pos[1];
     int npos, prc = paw_parse_args(&cs, argc, argv, pos, &npos);
     if (prc) return prc > 0 ? 0 : 2;
@@ -290,8 +352,17 @@ int cmd_eval(int argc, char **argv) {
         }
         free(list);
     }
-    if (max_new < 1 || batch < 1) {
-        fprintf(stderr, "paw eval: --max-new and --batch must be positive\n");
+    if (max_new < 1 || batch < 1 || run_batch < 1) {
+        fprintf(stderr, "paw eval: --max-new, --batch and --run-batch must be positive\n");
+        return 2;
+    }
+    int cuda = strcmp(device, "cuda") == 0;
+    if (!cuda && strcmp(device, "cpu") != 0) {
+        fprintf(stderr, "paw eval: --device '%s': expected cpu or cuda\n", device);
+        return 2;
+    }
+    if (cuda && paw_gpu_available() != 0) {  // before loading anything
+        fprintf(stderr, "paw eval: --device cuda: %s\n", paw_last_error());
         return 2;
     }
     char *report_path = report ? xstrdup(report) : NULL;
@@ -307,6 +378,8 @@ int cmd_eval(int argc, char **argv) {
     memset(&model, 0, sizeof model);
     PawTokenizer *tok = NULL;
     PawVocabMap vm = {0};
+    PawGpuRunner *gpu = NULL;
+    PawRunStats gpu_total = {0};
     int stop, status = 0;
     ReportInfo ri = {report_path, "", NULL, interp_dir, max_new, 0};
     if (read_set(data, max_examples, &t) != 0 || paw_sha256_file(data, ri.data_sha) != 0) {
@@ -328,6 +401,11 @@ int cmd_eval(int argc, char **argv) {
         goto out;
     }
     ri.compiler_fp = tc.fingerprint;
+    if (cuda && !(gpu = paw_gpu_runner_create(&model, tok, &vm, stop, run_batch))) {
+        fprintf(stderr, "paw eval: --device cuda: %s\n", paw_last_error());
+        status = 1;
+        goto out;
+    }
     // Pseudo-programs for examples without one.
     for (int i = 0; i < t.nex && status == 0; i++) {
         Example *e = &t.ex[i];
@@ -385,7 +463,25 @@ int cmd_eval(int argc, char **argv) {
             fprintf(stderr, "paw eval: %s\n", paw_last_error());
             status = 1;
         }
-        for (int k = 0; k < ng && status == 0; k++) {
+        if (gpu && status == 0) {
+            status = run_groups_gpu(gpu, &t, conds, gid, ng, ad, max_new, &gpu_total);
+            if (status == 0) {
+                int now = 0;
+                for (int i = 0; i < t.nex; i++) now += t.ex[i].done;
+                ran = now - (t.nex - todo);
+                em_hit = em_tot = 0;
+                for (int i = 0; i < t.nex; i++)
+                    if (t.ex[i].done && conds[C_COMPILED])
+                        em_tot++, em_hit += !strcmp(t.ex[i].got[C_COMPILED], t.ex[i].output);
+                char extra[64];
+                snprintf(extra, sizeof extra, "compiled EM %.1f%%", em_tot ? 100.0 * em_hit / em_tot : 0.0);
+                paw_progress_update(&prog, ran, conds[C_COMPILED] ? extra : NULL);
+                ri.seconds = paw_now() - t0;
+                if (save_report(&t, &ri, conds, 0) != 0) status = 1;
+            }
+            if (status) fprintf(stderr, "paw eval: %s\n", paw_last_error());
+        }
+        for (int k = 0; k < ng && status == 0 && !gpu; k++) {
             const Example *f = &t.ex[t.group_first[gid[k]]];
             PawRunner runners[NCOND];
             memset(runners, 0, sizeof runners);
@@ -436,11 +532,12 @@ int cmd_eval(int argc, char **argv) {
             fprintf(stderr, "paw eval: %s\n", paw_last_error());
             status = 1;
         } else {
-            print_table(&t, conds, ri.seconds, ran);
+            print_table(&t, conds, ri.seconds, ran, gpu ? &gpu_total : NULL);
             printf("report: %s\n", report_path);
         }
     }
 out:
+    paw_gpu_runner_free(gpu);
     free_set(&t);
     if (tc.tok || tc.comp.prefix) paw_trained_compiler_free(&tc);
     if (model.params_memory) qwen3_free(&model);

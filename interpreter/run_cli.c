@@ -1,4 +1,6 @@
 // `paw run PROGRAM.paw [INPUT | -]`: run a program on inputs, as a Unix filter when reading stdin.
+// On the GPU (--device cuda) stdin is read --batch lines at a time and each chunk runs as one
+// batch; outputs stay in input order.
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +12,7 @@
 #include "common/fileio.h"
 #include "interpreter/program.h"
 #include "interpreter/runner.h"
+#include "interpreter/runner_cuda.h"
 
 // Reads one line of any length from f (without the newline); NULL at the end.
 static char *read_line(FILE *f) {
@@ -29,20 +32,54 @@ static char *read_line(FILE *f) {
     return s;
 }
 
+// One stdin line: the input it carries, or why it has none.
+typedef struct {
+    char *line;
+    cJSON *obj;         // --jsonl: the parsed object
+    const char *input;  // NULL: a bad line
+    char *output, *error;
+} Line;
+
+// Prints one result line (an empty line or an error object for a failed input, so that outputs
+// stay aligned with inputs).
+static void print_line(const Line *l, int jsonl) {
+    if (!jsonl) {
+        printf("%s\n", l->output ? l->output : "");
+    } else if (!l->input) {
+        printf("{\"error\":\"bad input line\"}\n");
+    } else {
+        if (l->output) {
+            // "output" is set (replacing one already there, e.g. the expected answer of a test file).
+            if (cJSON_GetObjectItemCaseSensitive(l->obj, "output"))
+                cJSON_DeleteItemFromObjectCaseSensitive(l->obj, "output");
+            cJSON_AddStringToObject(l->obj, "output", l->output);
+        } else {
+            cJSON_AddStringToObject(l->obj, "error", l->error ? l->error : "failed");
+        }
+        char *s = cJSON_PrintUnformatted(l->obj);
+        printf("%s\n", s);
+        free(s);
+    }
+    fflush(stdout);
+}
+
 int cmd_run(int argc, char **argv) {
     const char *interp_dir = NULL, *device = "cpu";
-    int jsonl = 0, max_new = 64;
+    int jsonl = 0, max_new = 64, batch = 32, stats = 0;
     PawOpt opts[] = {
         {"interpreter", PAW_OPT_STR, &interp_dir, "interpreter checkpoint directory (default: the one the program names, if found)"},
         {"jsonl", PAW_OPT_FLAG, &jsonl, "stdin lines are JSON objects with \"input\"; each is printed back with \"output\""},
         {"max-new", PAW_OPT_INT, &max_new, "most tokens generated per input"},
         {"device", PAW_OPT_STR, &device, "cpu or cuda"},
+        {"batch", PAW_OPT_INT, &batch, "cuda: inputs decoded together (stdin is read this many lines at a time)"},
+        {"stats", PAW_OPT_FLAG, &stats, "cuda: print inputs/s and generated tokens/s to stderr at the end"},
     };
-    PawCommandSpec cs = {"paw run PROGRAM.paw [INPUT | -] [--interpreter DIR] [--jsonl]",
+    PawCommandSpec cs = {"paw run PROGRAM.paw [INPUT | -] [--interpreter DIR] [--jsonl] [--device cpu|cuda] [--batch N]",
                          "Runs a program: the interpreter with the program's adapter, on its prompt with the input, greedy "
                          "until <|im_end|>; prints the stripped output. With no INPUT (or -) every stdin line is an input "
-                         "and every output one line, so that paw run works as a filter.",
-                         opts, 4, 2};
+                         "and every output one line, so that paw run works as a filter. With --device cuda the inputs of "
+                         "--batch lines run as one GPU batch.",
+                         opts, 6, 2};
     char *pos[2];
     int npos, prc = paw_parse_args(&cs, argc, argv, pos, &npos);
     if (prc) return prc > 0 ? 0 : 2;
@@ -51,12 +88,17 @@ int cmd_run(int argc, char **argv) {
         paw_print_usage(&cs, 1);
         return 2;
     }
-    if (strcmp(device, "cpu") != 0) {
-        fprintf(stderr, "paw run: --device %s: this build runs programs on the CPU\n", device);
+    int cuda = strcmp(device, "cuda") == 0;
+    if (!cuda && strcmp(device, "cpu") != 0) {
+        fprintf(stderr, "paw run: --device '%s': expected cpu or cuda\n", device);
         return 2;
     }
-    if (max_new < 1) {
-        fprintf(stderr, "paw run: --max-new must be positive\n");
+    if (max_new < 1 || batch < 1) {
+        fprintf(stderr, "paw run: --max-new and --batch must be positive\n");
+        return 2;
+    }
+    if (cuda && paw_gpu_available() != 0) {  // before loading anything
+        fprintf(stderr, "paw run: --device cuda: %s\n", paw_last_error());
         return 2;
     }
     PawProgram prog;
@@ -76,6 +118,7 @@ int cmd_run(int argc, char **argv) {
     Qwen3 model;
     PawTokenizer *tok = NULL;
     PawVocabMap vm = {0};
+    PawGpuRunner *gpu = NULL;
     int stop, status = 0;
     if (qwen3_load(&model, interp_dir, 1) != 0) {
         fprintf(stderr, "paw run: %s\n", paw_last_error());
@@ -92,67 +135,89 @@ int cmd_run(int argc, char **argv) {
         status = 1;
         goto out;
     }
-    if (npos == 2 && strcmp(pos[1], "-") != 0) {
-        char *output;
-        if (paw_runner_run(&r, pos[1], max_new, &output) != 0) {
-            fprintf(stderr, "paw run: %s\n", paw_last_error());
-            status = 1;
-        } else {
-            printf("%s\n", output);
-            free(output);
-        }
+    if (cuda && (!(gpu = paw_gpu_runner_create(&model, tok, &vm, stop, batch)) ||
+                 paw_gpu_runner_add_program(gpu, prog.template_text, &lora) != 0)) {
+        fprintf(stderr, "paw run: --device cuda: %s\n", paw_last_error());
+        status = 1;
         goto out;
     }
-    char *line;
-    int line_no = 0;
-    while ((line = read_line(stdin)) != NULL) {
-        line_no++;
-        const char *input = line;
-        cJSON *obj = NULL;
-        if (jsonl) {
-            obj = cJSON_Parse(line);
-            const cJSON *in = obj ? cJSON_GetObjectItemCaseSensitive(obj, "input") : NULL;
-            if (!cJSON_IsString(in)) {
-                fprintf(stderr, "paw run: stdin:%d: expected a JSON object with a string \"input\"\n", line_no);
-                status = 1;
-                printf("{\"error\":\"bad input line\"}\n");
-                fflush(stdout);
-                cJSON_Delete(obj);
-                free(line);
-                continue;
-            }
-            input = in->valuestring;
+    int single = npos == 2 && strcmp(pos[1], "-") != 0;
+    int chunk = cuda ? batch : 1, line_no = 0, eof = 0;
+    Line *lines = xcalloc((size_t)chunk, sizeof(Line));
+    PawRunJob *jobs = xmalloc(sizeof(PawRunJob) * (size_t)chunk);
+    int *job_line = xmalloc(sizeof(int) * (size_t)chunk);
+    char **outs = xmalloc(sizeof(char *) * (size_t)chunk), **errs = xmalloc(sizeof(char *) * (size_t)chunk);
+    PawRunStats total = {0};
+    while (!eof && status != 3) {
+        int nl = 0, nj = 0;
+        if (single) {
+            lines[0].input = pos[1];
+            nl = 1, eof = 1;
         }
-        char *output = NULL;
-        if (paw_runner_run(&r, input, max_new, &output) != 0) {
-            // A bad line is reported and leaves an empty line (or an error object), so that
-            // outputs stay aligned with inputs.
-            fprintf(stderr, "paw run: stdin:%d: %s\n", line_no, paw_last_error());
-            status = 1;
+        while (!single && nl < chunk) {
+            char *text = read_line(stdin);
+            if (!text) {
+                eof = 1;
+                break;
+            }
+            line_no++;
+            Line *l = &lines[nl++];
+            l->line = text;
+            l->input = text;
             if (jsonl) {
-                cJSON_AddStringToObject(obj, "error", paw_last_error());
-                char *s = cJSON_PrintUnformatted(obj);
-                printf("%s\n", s);
-                free(s);
-            } else {
-                printf("\n");
+                l->obj = cJSON_Parse(text);
+                const cJSON *in = l->obj ? cJSON_GetObjectItemCaseSensitive(l->obj, "input") : NULL;
+                if (!cJSON_IsString(in)) {
+                    fprintf(stderr, "paw run: stdin:%d: expected a JSON object with a string \"input\"\n", line_no);
+                    status = 1;
+                    l->input = NULL;
+                } else {
+                    l->input = in->valuestring;
+                }
             }
-        } else if (jsonl) {
-            // "output" is set (replacing one already there, e.g. the expected answer of a test file).
-            if (cJSON_GetObjectItemCaseSensitive(obj, "output")) cJSON_DeleteItemFromObjectCaseSensitive(obj, "output");
-            cJSON_AddStringToObject(obj, "output", output);
-            char *s = cJSON_PrintUnformatted(obj);
-            printf("%s\n", s);
-            free(s);
-        } else {
-            printf("%s\n", output);
         }
-        fflush(stdout);
-        free(output);
-        cJSON_Delete(obj);
-        free(line);
+        for (int i = 0; i < nl; i++)
+            if (lines[i].input) {
+                jobs[nj] = (PawRunJob){0, lines[i].input};
+                job_line[nj++] = i;
+            }
+        if (cuda && nj > 0) {
+            PawRunStats st = {0};
+            if (paw_gpu_runner_run(gpu, jobs, nj, max_new, outs, errs, &st) != 0) {
+                fprintf(stderr, "paw run: --device cuda: %s\n", paw_last_error());
+                status = 3;  // a model failure ends the run
+            }
+            total.seconds += st.seconds, total.rows += st.rows, total.tokens += st.tokens, total.batches += st.batches;
+            for (int j = 0; j < nj; j++) lines[job_line[j]].output = outs[j], lines[job_line[j]].error = errs[j];
+        } else {
+            for (int j = 0; j < nj; j++)
+                if (paw_runner_run(&r, jobs[j].input, max_new, &lines[job_line[j]].output) != 0)
+                    lines[job_line[j]].error = xstrdup(paw_last_error());
+        }
+        for (int i = 0; i < nl; i++) {
+            Line *l = &lines[i];
+            if (l->error) {
+                if (single) fprintf(stderr, "paw run: %s\n", l->error);
+                else fprintf(stderr, "paw run: stdin:%d: %s\n", line_no - nl + 1 + i, l->error);
+                if (status == 0) status = 1;
+            }
+            if (single) {
+                if (l->output) printf("%s\n", l->output);
+            } else if (status != 3) {
+                print_line(l, jsonl);
+            }
+            free(l->output), free(l->error), free(l->line);
+            cJSON_Delete(l->obj);
+            memset(l, 0, sizeof *l);
+        }
     }
+    if (status == 3) status = 1;
+    if (cuda && stats && total.rows > 0)
+        fprintf(stderr, "paw run: %ld inputs in %d batches, %.2f s: %.2f inputs/s, %.1f generated tokens/s\n", total.rows,
+                total.batches, total.seconds, total.rows / total.seconds, total.tokens / total.seconds);
+    free(lines), free(jobs), free(job_line), free(outs), free(errs);
 out:
+    paw_gpu_runner_free(gpu);
     paw_runner_free(&r);
     if (tok) paw_tokenizer_free(tok);
     paw_vocab_map_free(&vm);

@@ -53,33 +53,50 @@ void paw_runner_free(PawRunner *r) {
     memset(r, 0, sizeof *r);
 }
 
-int paw_runner_run(PawRunner *r, const char *input, int max_new, char **output) {
-    *output = NULL;
+int paw_runner_prompt_ids(const PawRunner *r, const char *input, int max_new, PawIds *ids) {
+    memset(ids, 0, sizeof *ids);
     size_t in_len = strlen(input);
     int blank = 1;
     for (size_t i = 0; i < in_len && blank; i++) blank = input[i] == ' ' || input[i] == '\t' || input[i] == '\n' || input[i] == '\r';
     if (blank) return paw_error("empty input");
-    // The whole prompt is tokenized as one string (as in training); the cached prefix is reused
-    // for as many leading tokens as the two tokenizations share.
+    // The whole prompt is tokenized as one string (as in training).
     size_t plen = strlen(r->prefix), slen = strlen(r->suffix);
     char *prompt = xmalloc(plen + in_len + slen + 1);
     memcpy(prompt, r->prefix, plen);
     memcpy(prompt + plen, input, in_len);
     memcpy(prompt + plen + in_len, r->suffix, slen + 1);
-    PawIds ids = {0};
-    int rc = paw_tokenizer_encode(r->tok, prompt, plen + in_len + slen, 1, &ids);
+    int rc = paw_tokenizer_encode(r->tok, prompt, plen + in_len + slen, 1, ids);
     free(prompt);
     if (rc != 0) return -1;
-    if (r->vmap && paw_vocab_map_to_model(r->vmap, ids.ids, (int64_t)ids.n) != 0) {
-        paw_ids_free(&ids);
+    if (r->vmap && paw_vocab_map_to_model(r->vmap, ids->ids, (int64_t)ids->n) != 0) {
+        paw_ids_free(ids);
         return paw_error_context("input");
     }
-    int n = (int)ids.n, maxpos = r->model->cfg.max_position_embeddings;
+    int n = (int)ids->n, maxpos = r->model->cfg.max_position_embeddings;
     if (n + max_new > maxpos) {
-        paw_ids_free(&ids);
+        paw_ids_free(ids);
         return paw_error("the prompt is %d tokens; with %d new tokens it exceeds the interpreter's context of %d", n, max_new,
                          maxpos);
     }
+    return 0;
+}
+
+int paw_runner_decode(const PawRunner *r, int32_t *ids, int n, char **output) {
+    *output = NULL;
+    for (int i = 0; i < n; i++) ids[i] = r->vmap ? paw_vocab_map_to_tokenizer(r->vmap, ids[i]) : ids[i];
+    size_t len;
+    char *text = paw_tokenizer_decode(r->tok, ids, (size_t)n, &len);
+    if (!text) return -1;
+    *output = paw_strip(text, len);
+    free(text);
+    return 0;
+}
+
+int paw_runner_run(PawRunner *r, const char *input, int max_new, char **output) {
+    *output = NULL;
+    PawIds ids;
+    if (paw_runner_prompt_ids(r, input, max_new, &ids) != 0) return -1;
+    int n = (int)ids.n, maxpos = r->model->cfg.max_position_embeddings, rc = 0;
     int need = n + max_new;
     if (!r->cache.k || r->cache.cap < need) {
         int cap = need > 1024 ? need : 1024;
@@ -90,7 +107,8 @@ int paw_runner_run(PawRunner *r, const char *input, int max_new, char **output) 
         free(r->cached_ids);
         r->cached_ids = xmalloc(sizeof(int32_t) * (size_t)cap);
     }
-    // Keep the cached tokens this prompt shares (at most up to the prefix), recompute the rest.
+    // Keep the cached tokens this prompt shares (at most up to the prefix), recompute the rest:
+    // the prefix is reused for as many leading tokens as the two tokenizations share.
     int keep = 0, limit = r->cached < (int)r->prefix_ids.n ? r->cached : (int)r->prefix_ids.n;
     while (keep < limit && keep < n - 1 && r->cached_ids[keep] == ids.ids[keep]) keep++;
     r->cache.len = keep;
@@ -111,16 +129,7 @@ int paw_runner_run(PawRunner *r, const char *input, int max_new, char **output) 
         rc = qwen3_forward(r->model, &in, 1, 1);
     }
     paw_ids_free(&ids);
-    if (rc == 0) {
-        for (int i = 0; i < got; i++) out[i] = r->vmap ? paw_vocab_map_to_tokenizer(r->vmap, out[i]) : out[i];
-        size_t len;
-        char *text = paw_tokenizer_decode(r->tok, out, (size_t)got, &len);
-        if (!text) rc = -1;
-        else {
-            *output = paw_strip(text, len);
-            free(text);
-        }
-    }
+    if (rc == 0) rc = paw_runner_decode(r, out, got, output);
     free(out);
     return rc;
 }

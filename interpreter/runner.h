@@ -33,6 +33,14 @@ void paw_runner_free(PawRunner *r);
 // a prompt that does not fit the context with max_new tokens of room, or a model error.
 int paw_runner_run(PawRunner *r, const char *input, int max_new, char **output);
 
+// The steps of paw_runner_run that every runner shares. prompt_ids: the model ids of the whole
+// prompt (template around the input, tokenized as one string, mapped to the model's vocabulary);
+// -1 + paw_error for a blank input or a prompt that leaves no room for max_new tokens in the
+// interpreter's context. decode: generated model ids (stop token excluded; overwritten with
+// tokenizer ids) to the stripped output text.
+int paw_runner_prompt_ids(const PawRunner *r, const char *input, int max_new, PawIds *ids);
+int paw_runner_decode(const PawRunner *r, int32_t *ids, int n, char **output);
+
 // Strips leading and trailing ASCII whitespace into a new string.
 char *paw_strip(const char *s, size_t n);
 

@@ -82,6 +82,7 @@ struct FwdArgs {
     int B, Tq, Tk, NH, NKV, HD;
     long q_stride, kv_stride, kv_bstride;
     float scale;
+    int kv_prev_rows;  // kv_prev is per sequence ([B]) instead of one shared length
 };
 
 template <int HDP>
@@ -95,7 +96,7 @@ __global__ void __launch_bounds__(NTHREADS) flash_fwd_kernel(FwdArgs a) {
 
     const int tid = threadIdx.x, q0 = blockIdx.x * FBQ, h = blockIdx.y, b = blockIdx.z;
     const int HD = a.HD, Q = a.NH * HD, g = h / (a.NH / a.NKV), Tq = a.Tq;
-    const int Tk = a.kv_prev ? *a.kv_prev + Tq : a.Tk;
+    const int Tk = a.kv_prev ? a.kv_prev[a.kv_prev_rows ? b : 0] + Tq : a.Tk;
     const int shift = Tk - Tq;  // absolute position of query row 0
     int rows_end = Tq;
     if (a.lens && a.lens[b] < rows_end) rows_end = a.lens[b] < 0 ? 0 : a.lens[b];
@@ -369,7 +370,20 @@ extern "C" void attention_cuda_forward(paw_bf16 *out, float *lse, const paw_bf16
                                        int NH, int NKV, int HD, long q_stride, long kv_stride, long kv_bstride) {
     if (B <= 0 || Tq <= 0) return;
     FwdArgs a = {out, lse, q, k, v, lens, kv_prev, B, Tq, Tk, NH, NKV, HD, q_stride, kv_stride, kv_bstride,
-                 1.0f / sqrtf((float)HD)};
+                 1.0f / sqrtf((float)HD), 0};
+    switch (padded_head_dim(HD)) {
+    case 32: launch_fwd<32>(a); break;
+    case 64: launch_fwd<64>(a); break;
+    default: launch_fwd<128>(a); break;
+    }
+}
+
+extern "C" void attention_cuda_forward_rows(paw_bf16 *out, const paw_bf16 *q, const paw_bf16 *k, const paw_bf16 *v,
+                                            const int *kv_prev, int B, int Tq, int NH, int NKV, int HD, long q_stride,
+                                            long kv_stride, long kv_bstride) {
+    if (B <= 0 || Tq <= 0) return;
+    FwdArgs a = {out, NULL, q, k, v, NULL, kv_prev, B, Tq, 0, NH, NKV, HD, q_stride, kv_stride, kv_bstride,
+                 1.0f / sqrtf((float)HD), 1};
     switch (padded_head_dim(HD)) {
     case 32: launch_fwd<32>(a); break;
     case 64: launch_fwd<64>(a); break;

@@ -28,24 +28,108 @@ static float median(float *v, int n) {
     return n % 2 ? v[n / 2] : 0.5f * (v[n / 2 - 1] + v[n / 2]);
 }
 
+// --mode batch: greedy decoding of B prompts (lengths T/2..T) with per-row adapters of `programs`
+// random programs, as the GPU batch runner does (gather + prefill + steps, no stop token), against
+// the same rows decoded one at a time through the same batched API with B = 1.
+static int bench_batch(Qwen3Cuda *g, const Qwen3Config *cfg, int B, int T, int new_tokens, int rank, int programs,
+                       int iters, const char *shape) {
+    const int L = cfg->num_layers;
+    PawRng rng = {7};
+    int *ids = xmalloc(sizeof(int) * (size_t)B * T), *lens = xmalloc(sizeof(int) * (size_t)B);
+    for (int b = 0; b < B; b++) {
+        lens[b] = T / 2 + (int)paw_rng_below(&rng, (uint64_t)(T - T / 2)) + 1;
+        for (int t = 0; t < T; t++) ids[(size_t)b * T + t] = (int)paw_rng_below(&rng, 151643);
+    }
+    // Programs: random bf16 adapters (small values: the decode cost does not depend on them).
+    Qwen3CudaLora *prog = xcalloc((size_t)programs, sizeof(Qwen3CudaLora));
+    paw_bf16 *bA[LORA_NUM_MODULES], *bB[LORA_NUM_MODULES];
+    for (int m = 0; m < LORA_NUM_MODULES; m++) {
+        int din, dout;
+        lora_module_dims(cfg, m, &din, &dout);
+        size_t na = (size_t)L * rank * din, nbb = (size_t)L * dout * rank, big = na > nbb ? na : nbb;
+        float *h = xmalloc(sizeof(float) * big);
+        for (int p = 0; p < programs; p++) {
+            prog[p].rank = rank, prog[p].nb = 1, prog[p].scale = 1.0f;
+            for (size_t i = 0; i < big; i++) h[i] = 0.01f * paw_rng_normal(&rng);
+            paw_bf16 *a = paw_cuda_malloc(sizeof(paw_bf16) * na), *bm = paw_cuda_malloc(sizeof(paw_bf16) * nbb);
+            paw_cuda_upload_bf16(a, h, na);
+            paw_cuda_upload_bf16(bm, h, nbb);
+            prog[p].A[m] = a, prog[p].B[m] = bm;
+        }
+        free(h);
+        bA[m] = paw_cuda_malloc(sizeof(paw_bf16) * na * B);
+        bB[m] = paw_cuda_malloc(sizeof(paw_bf16) * nbb * B);
+    }
+    const Qwen3CudaLora **src = xmalloc(sizeof(Qwen3CudaLora *) * (size_t)B);
+    int *out = xmalloc(sizeof(int) * (size_t)B * new_tokens), *counts = xmalloc(sizeof(int) * (size_t)B);
+    PawCudaTimer *timer = paw_cuda_timer_create();
+    double ms_batch = 0, ms_single = 0;
+    long tok_batch = 0, tok_single = 0;
+    Qwen3CudaLora bl = {.rank = rank, .nb = B, .scale = 1.0f};
+    for (int m = 0; m < LORA_NUM_MODULES; m++) bl.A[m] = bA[m], bl.B[m] = bB[m];
+    for (int it = -1; it < iters; it++) {  // one untimed round first (plans, graph capture)
+        // Batched: all B rows at once.
+        paw_cuda_timer_start(timer);
+        for (int b = 0; b < B; b++) src[b] = &prog[b % programs];
+        if (qwen3_cuda_lora_gather(g, bA, bB, rank, src, B) != 0 || qwen3_cuda_batch_set_lora(g, &bl) != 0 ||
+            qwen3_cuda_batch_generate(g, ids, lens, B, T, new_tokens, -1, out, counts) != 0)
+            paw_die("%s", paw_last_error());
+        float ms = paw_cuda_timer_stop_ms(timer);
+        if (it >= 0) {
+            ms_batch += ms;
+            for (int b = 0; b < B; b++) tok_batch += counts[b];
+        }
+        // One row at a time (B = 1), every row.
+        paw_cuda_timer_start(timer);
+        for (int b = 0; b < B; b++) {
+            Qwen3CudaLora one = bl;
+            one.nb = 1;
+            src[0] = &prog[b % programs];
+            if (qwen3_cuda_lora_gather(g, bA, bB, rank, src, 1) != 0 || qwen3_cuda_batch_set_lora(g, &one) != 0 ||
+                qwen3_cuda_batch_generate(g, ids + (size_t)b * T, &lens[b], 1, lens[b], new_tokens, -1, out, counts) != 0)
+                paw_die("%s", paw_last_error());
+            if (it >= 0) tok_single += counts[0];
+        }
+        ms = paw_cuda_timer_stop_ms(timer);
+        if (it >= 0) ms_single += ms;
+    }
+    double sb = ms_batch / 1e3, ss = ms_single / 1e3;
+    printf("paw bench gpu: Qwen3-%s shape, %d layers, mode batch, B=%d rows, prompts %d..%d tokens, %d new tokens "
+           "per row, rank-%d adapters of %d programs, %s\n", shape, L, B, T / 2 + 1, T, new_tokens, rank, programs,
+           paw_cuda_device_name());
+    printf("| decoding | rows/s | generated tokens/s | ms per batch of %d rows |\n|---|---|---|---|\n", B);
+    printf("| batched (B=%d) | %.2f | %.1f | %.1f |\n", B, (double)B * iters / sb, tok_batch / sb, ms_batch / iters);
+    printf("| one row at a time | %.2f | %.1f | %.1f |\n", (double)B * iters / ss, tok_single / ss, ms_single / iters);
+    printf("speed-up of batching: %.2fx; peak alloc %.2f GiB\n", ss / sb, paw_cuda_peak_allocated_bytes() / 1073741824.0);
+    paw_cuda_timer_free(timer);
+    for (int p = 0; p < programs; p++)
+        for (int m = 0; m < LORA_NUM_MODULES; m++) paw_cuda_free((void *)prog[p].A[m]), paw_cuda_free((void *)prog[p].B[m]);
+    for (int m = 0; m < LORA_NUM_MODULES; m++) paw_cuda_free(bA[m]), paw_cuda_free(bB[m]);
+    free(prog), free(src), free(out), free(counts), free(ids), free(lens);
+    return 0;
+}
+
 int bench_gpu(int argc, char **argv) {
     const char *shape = "0.6b", *mode = "frozen";
-    int B = 8, T = 1024, layers = 0, iters = 10, warmup = 2, recompute = 0, new_tokens = 128;
+    int B = 8, T = 1024, layers = 0, iters = 10, warmup = 2, recompute = 0, new_tokens = 128, rank = 64, programs = 4;
     PawOpt opts[] = {
         {"shape", PAW_OPT_STR, &shape, "model shape: 0.6b or 4b (random weights)"},
         {"B", PAW_OPT_INT, &B, "batch size (decode: 1)"},
         {"T", PAW_OPT_INT, &T, "sequence length (decode: prompt length)"},
-        {"mode", PAW_OPT_STR, &mode, "frozen (fwd + activation gradients), full (fwd + bwd + AdamW) or decode"},
+        {"mode", PAW_OPT_STR, &mode, "frozen (fwd + activation gradients), full (fwd + bwd + AdamW), decode, or batch "
+                                     "(B rows with per-row adapters, batched vs one at a time)"},
         {"layers", PAW_OPT_INT, &layers, "override the layer count (0: the real one)"},
         {"iters", PAW_OPT_INT, &iters, "timed iterations (median reported)"},
         {"warmup", PAW_OPT_INT, &warmup, "untimed iterations first"},
         {"recompute", PAW_OPT_FLAG, &recompute, "recompute layer activations in the backward"},
-        {"new", PAW_OPT_INT, &new_tokens, "decode: tokens generated per iteration"},
+        {"new", PAW_OPT_INT, &new_tokens, "decode, batch: tokens generated per iteration (per row)"},
+        {"rank", PAW_OPT_INT, &rank, "batch: adapter rank"},
+        {"programs", PAW_OPT_INT, &programs, "batch: distinct programs (adapters) the rows cycle through"},
     };
-    PawCommandSpec spec = {"paw bench gpu [--shape 0.6b|4b] [--B 8] [--T 1024] [--mode frozen|full|decode]",
+    PawCommandSpec spec = {"paw bench gpu [--shape 0.6b|4b] [--B 8] [--T 1024] [--mode frozen|full|decode|batch]",
                            "CUDA model speed on a random model of a real Qwen3 shape: median ms/step, tokens/s, "
                            "peak memory and MFU vs 989 TFLOP/s (dense bf16 H100 SXM).",
-                           opts, 9, 0};
+                           opts, 11, 0};
     char *pos[1];
     int npos, rc = paw_parse_args(&spec, argc, argv, pos, &npos);
     if (rc) return rc > 0 ? 0 : 2;
@@ -54,9 +138,9 @@ int bench_gpu(int argc, char **argv) {
         fprintf(stderr, "paw bench gpu: %s\n", paw_last_error());
         return 2;
     }
-    int is_full = !strcmp(mode, "full"), is_decode = !strcmp(mode, "decode");
-    if (!is_full && !is_decode && strcmp(mode, "frozen") != 0) {
-        fprintf(stderr, "paw bench gpu: --mode '%s': expected frozen, full or decode\n", mode);
+    int is_full = !strcmp(mode, "full"), is_decode = !strcmp(mode, "decode"), is_batch = !strcmp(mode, "batch");
+    if (!is_full && !is_decode && !is_batch && strcmp(mode, "frozen") != 0) {
+        fprintf(stderr, "paw bench gpu: --mode '%s': expected frozen, full, decode or batch\n", mode);
         return 2;
     }
     if (layers > 0) cfg.num_layers = layers;
@@ -64,11 +148,20 @@ int bench_gpu(int argc, char **argv) {
         fprintf(stderr, "paw bench gpu: --T, --B, --iters and --new must be positive\n");
         return 2;
     }
+    if (is_batch && (rank <= 0 || programs <= 0 || T + new_tokens > cfg.max_position_embeddings)) {
+        fprintf(stderr, "paw bench gpu: --rank and --programs must be positive and T + --new fit the context\n");
+        return 2;
+    }
     if (is_decode) B = 1;
-    Qwen3Cuda *g = qwen3_cuda_create_random(&cfg, !is_full, recompute, 1234, 0.02f);
+    Qwen3Cuda *g = qwen3_cuda_create_random(&cfg, !is_full, recompute || is_batch, 1234, 0.02f);
     if (!g) {
         fprintf(stderr, "paw bench gpu: %s\n", paw_last_error());
         return 1;
+    }
+    if (is_batch) {
+        int brc = bench_batch(g, &cfg, B, T, new_tokens, rank, programs, iters, shape);
+        qwen3_cuda_free(g);
+        return brc;
     }
     int N = B * T;
     int *ids = xmalloc(sizeof(int) * (size_t)N), *tg = xmalloc(sizeof(int) * (size_t)N);

@@ -83,6 +83,19 @@ struct Qwen3Cuda {
     int *d_cache_len, *d_token;
     cudaGraphExec_t step_exec;
     int step_graph_ready, eager_steps;
+    // Batched KV cache: bB sequences of up to bcap tokens, [L, bB, bcap, KV] each for K and V;
+    // per-row cache lengths, next tokens and active flags on the device (h_blen mirrors the lengths).
+    bf16 *bkcache, *bvcache;
+    size_t bcache_elems;
+    int bB, bcap, brows_cap;
+    int *d_blen, *d_btok, *d_bactive, *h_blen, *h_bact, *h_bids;
+    size_t h_bids_cap;
+    Qwen3CudaLora batch_lora;
+    int has_batch_lora, bprefilled;
+    cudaGraphExec_t bstep_exec;
+    int bstep_graph_ready, beager_steps;
+    const bf16 **d_gather;  // pointer table of qwen3_cuda_lora_gather
+    size_t gather_cap;
 };
 
 #define P(grp, off) (g->params + g->base[grp] + (off))
@@ -220,10 +233,19 @@ extern "C" Qwen3Cuda *qwen3_cuda_create_random(const Qwen3Config *cfg, int froze
     return g;
 }
 
+static void drop_batch_graph(Qwen3Cuda *g) {
+    if (g->bstep_graph_ready) CUDA_CHECK(cudaGraphExecDestroy(g->bstep_exec));
+    g->bstep_graph_ready = 0;
+    g->beager_steps = 0;
+}
+
+// Both captured decode steps point into the activation, logits and LoRA buffers: any
+// reallocation drops them.
 static void drop_step_graph(Qwen3Cuda *g) {
     if (g->step_graph_ready) CUDA_CHECK(cudaGraphExecDestroy(g->step_exec));
     g->step_graph_ready = 0;
     g->eager_steps = 0;
+    drop_batch_graph(g);
 }
 
 static void free_acts(Qwen3Cuda *g) {
@@ -248,8 +270,11 @@ extern "C" void qwen3_cuda_free(Qwen3Cuda *g) {
     free_scratch(g);
     void *bufs[] = {g->params,   g->grads,  g->master,    g->adam_m,     g->adam_v, g->d_norm_sq,
                     g->rope_cos, g->rope_sin, g->logits,  g->ce_logits, g->ce_dlogits, g->kcache,
-                    g->vcache,   g->d_cache_len, g->lora_u, g->lora_du};
+                    g->vcache,   g->d_cache_len, g->lora_u, g->lora_du, g->bkcache, g->bvcache, g->d_blen,
+                    (void *)g->d_gather};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) paw_cuda_free(bufs[i]);
+    free(g->h_blen);
+    free(g->h_bids);
     free(g);
 }
 
@@ -404,15 +429,16 @@ static LayerActs layer_acts(Qwen3Cuda *g, int l, size_t N) {
 }
 
 // Copies this call's keys and values (from the packed q/k/v rows) into the cache at rows
-// *cache_len + t.
-__global__ void kv_append_kernel(bf16 *kc, bf16 *vc, const bf16 *qkv, const int *cache_len, int B, int T, int cap,
-                                 int Q, int KV, int QKV) {
+// cache_len + t, with one shared length or one per sequence (per_row).
+__global__ void kv_append_kernel(bf16 *kc, bf16 *vc, const bf16 *qkv, const int *cache_len, int per_row, int B, int T,
+                                 int cap, int Q, int KV, int QKV) {
     long total = (long)B * T * KV;
-    int len = *cache_len;
     for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < total; i += (long)gridDim.x * blockDim.x) {
         int c = (int)(i % KV);
         long row = i / KV;
         int t = (int)(row % T), b = (int)(row / T);
+        int len = cache_len[per_row ? b : 0];
+        if (len + t >= cap) continue;  // never past a sequence's rows (callers keep lengths below cap)
         size_t dst = ((size_t)b * cap + len + t) * KV + c;
         kc[dst] = qkv[row * QKV + Q + c];
         vc[dst] = qkv[row * QKV + Q + KV + c];
@@ -421,8 +447,25 @@ __global__ void kv_append_kernel(bf16 *kc, bf16 *vc, const bf16 *qkv, const int 
 
 __global__ void add_int_kernel(int *p, int n) { *p += n; }
 
-// Argmax of one row (first index among equal maxima, as the CPU path).
+// Batched decoding: the cache length of every still active row grows by one.
+__global__ void advance_rows_kernel(int *len, const int *active, int B) {
+    int b = blockIdx.x * blockDim.x + threadIdx.x;
+    if (b < B) len[b] += active[b] != 0;
+}
+
+// dst row b = src row b*T + lens[b] - 1: the last prompt token of each right-padded sequence.
+__global__ void gather_last_rows_kernel(bf16 *dst, const bf16 *src, const int *lens, int B, int T, int C) {
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < (long)B * C; i += (long)gridDim.x * blockDim.x) {
+        int b = (int)(i / C), c = (int)(i % C);
+        dst[i] = src[((size_t)b * T + lens[b] - 1) * C + c];
+    }
+}
+
+// Argmax of row blockIdx.x of x [rows, V] into out[blockIdx.x] (first index among equal
+// maxima, as the CPU path).
 __global__ void argmax_kernel(int *out, const float *x, int V) {
+    x += (size_t)blockIdx.x * V;
+    out += blockIdx.x;
     __shared__ float bv[32];
     __shared__ int bi[32];
     float best = -INFINITY;
@@ -445,10 +488,22 @@ __global__ void argmax_kernel(int *out, const float *x, int V) {
     }
 }
 
-// One decoder layer over N = B*T tokens. cache: attend over the KV cache (appending first)
-// instead of over this call's tokens; pos are the tokens' positions (device).
-// lo: the adapters of this call, or NULL.
-static void layer_forward(Qwen3Cuda *g, int l, int B, int T, int cache, const int *pos, const LayerActs &a,
+// A KV cache as one layer call sees it: K and V [L, B, cap, KV]; len (device) the cache length
+// before this call, one shared value or one per sequence (per_row). prompt_lens (device [B]):
+// a batched prefill from empty caches of right-padded prompts; attention then runs over this
+// call's own tokens (the full-sequence kernel with lens) while the keys and values are stored.
+struct KvView {
+    bf16 *k, *v;
+    int cap;
+    const int *len;
+    int per_row;
+    const int *prompt_lens;
+};
+
+// One decoder layer over N = B*T tokens. kv: append this call's keys and values to that cache
+// and attend over it (NULL: attend over this call's tokens only); pos are the tokens' positions
+// (device). lo: the adapters of this call, or NULL.
+static void layer_forward(Qwen3Cuda *g, int l, int B, int T, const KvView *kv, const int *pos, const LayerActs &a,
                           const Qwen3CudaLora *lo) {
     const size_t N = (size_t)B * T, C = g->C, I = g->I, Q = g->Q, KV = g->KV, QKV = g->QKV, HD = g->HD;
     const size_t s = g->recompute ? 0 : (size_t)l;
@@ -463,14 +518,21 @@ static void layer_forward(Qwen3Cuda *g, int l, int B, int T, int cache, const in
     }
     qknorm_rope_cuda_forward(a.qkv, a.qkvr, P(G_QN, l * HD), P(G_KN, l * HD), g->rope_cos, g->rope_sin, pos, (int)N,
                              g->NH, g->NKV, g->HD, eps);
-    if (cache) {
-        size_t layer = (size_t)l * B * g->cache_cap * KV;
-        kv_append_kernel<<<grid_for(N * KV), 256, 0, paw_cuda_stream()>>>(g->kcache + layer, g->vcache + layer, a.qkv,
-                                                                           g->d_cache_len, B, T, g->cache_cap,
-                                                                           (int)Q, (int)KV, (int)QKV);
+    if (kv) {
+        size_t layer = (size_t)l * B * kv->cap * KV;
+        bf16 *kc = kv->k + layer, *vc = kv->v + layer;
+        kv_append_kernel<<<grid_for(N * KV), 256, 0, paw_cuda_stream()>>>(kc, vc, a.qkv, kv->len, kv->per_row, B, T,
+                                                                           kv->cap, (int)Q, (int)KV, (int)QKV);
         CUDA_CHECK_LAUNCH();
-        attention_cuda_forward(a.att, NULL, a.qkv, g->kcache + layer, g->vcache + layer, NULL, g->d_cache_len, B, T, 0,
-                               g->NH, g->NKV, g->HD, (long)QKV, (long)KV, (long)g->cache_cap * KV);
+        if (kv->prompt_lens)
+            attention_cuda_forward(a.att, NULL, a.qkv, a.qkv + Q, a.qkv + Q + KV, kv->prompt_lens, NULL, B, T, T, g->NH,
+                                   g->NKV, g->HD, (long)QKV, (long)QKV, (long)T * QKV);
+        else if (kv->per_row)
+            attention_cuda_forward_rows(a.att, a.qkv, kc, vc, kv->len, B, T, g->NH, g->NKV, g->HD, (long)QKV, (long)KV,
+                                        (long)kv->cap * KV);
+        else
+            attention_cuda_forward(a.att, NULL, a.qkv, kc, vc, NULL, kv->len, B, T, 0, g->NH, g->NKV, g->HD, (long)QKV,
+                                   (long)KV, (long)kv->cap * KV);
     } else {
         attention_cuda_forward(a.att, a.lse, a.qkv, a.qkv + Q, a.qkv + Q + KV, g->has_lens ? g->d_lens : NULL, NULL, B,
                                T, T, g->NH, g->NKV, g->HD, (long)QKV, (long)QKV, (long)T * QKV);
@@ -525,7 +587,7 @@ extern "C" int qwen3_cuda_forward(Qwen3Cuda *g, const Qwen3CudaInputs *in, int B
     if (in->embeds_dev) paw_cuda_f32_to_bf16(g->x, in->embeds_dev, N * C);
     embedding_cuda_forward(g->x, g->d_ids, P(G_WTE, 0), (int)N, C);
 
-    for (int l = 0; l < L; l++) layer_forward(g, l, B, T, 0, g->d_pos, layer_acts(g, l, N), in->lora);
+    for (int l = 0; l < L; l++) layer_forward(g, l, B, T, NULL, g->d_pos, layer_acts(g, l, N), in->lora);
 
     const bf16 *xL = g->x + (size_t)L * N * C;
     const float eps = (float)g->cfg.rms_norm_eps;
@@ -635,7 +697,7 @@ extern "C" int qwen3_cuda_backward_ex(Qwen3Cuda *g, const Qwen3CudaBackwardArgs 
         if (dx_layer && dx_layer[l + 1]) inject(g, dx_layer[l + 1], N * C);
         LayerActs a = layer_acts(g, l, N);
         const size_t s = g->recompute ? 0 : (size_t)l;
-        if (g->recompute) layer_forward(g, l, B, T, 0, g->d_pos, a, lora ? &g->lora : NULL);
+        if (g->recompute) layer_forward(g, l, B, T, NULL, g->d_pos, a, lora ? &g->lora : NULL);
         const bf16 *x = g->x + l * N * C;
         // MLP: x_next = xmid + down(swiglu(gu(ln2(xmid)))); dx16 = d x_next.
         matmul_cuda_backward_input(g->dact, g->dx16, P(G_DOWN, l * C * I), (int)N, (int)I, (int)C, 0.0f);
@@ -840,12 +902,18 @@ static void head_last_row(Qwen3Cuda *g, size_t N) {
     CUDA_CHECK_LAUNCH();
 }
 
+static KvView single_cache(Qwen3Cuda *g) {
+    KvView kv = {g->kcache, g->vcache, g->cache_cap, g->d_cache_len, 0, NULL};
+    return kv;
+}
+
 // The single-token step, entirely on the device: reads d_token and d_cache_len, leaves the next
 // greedy token in d_token and advances d_cache_len.
 static void decode_step_body(Qwen3Cuda *g) {
     embedding_cuda_forward(g->x, g->d_token, P(G_WTE, 0), 1, g->C);
     const Qwen3CudaLora *lo = g->has_decode_lora ? &g->decode_lora : NULL;
-    for (int l = 0; l < g->L; l++) layer_forward(g, l, 1, 1, 1, g->d_cache_len, layer_acts(g, l, 1), lo);
+    const KvView kv = single_cache(g);
+    for (int l = 0; l < g->L; l++) layer_forward(g, l, 1, 1, &kv, g->d_cache_len, layer_acts(g, l, 1), lo);
     head_last_row(g, 1);
     add_int_kernel<<<1, 1, 0, paw_cuda_stream()>>>(g->d_cache_len, 1);
     CUDA_CHECK_LAUNCH();
@@ -888,7 +956,8 @@ extern "C" int qwen3_cuda_cache_forward(Qwen3Cuda *g, const int *ids, int n, flo
         paw_cuda_upload(g->d_ids, ids, sizeof(int) * (size_t)n);
         embedding_cuda_forward(g->x, g->d_ids, P(G_WTE, 0), n, g->C);
         const Qwen3CudaLora *lo = g->has_decode_lora ? &g->decode_lora : NULL;
-        for (int l = 0; l < g->L; l++) layer_forward(g, l, 1, n, 1, g->d_pos, layer_acts(g, l, (size_t)n), lo);
+        const KvView kv = single_cache(g);
+        for (int l = 0; l < g->L; l++) layer_forward(g, l, 1, n, &kv, g->d_pos, layer_acts(g, l, (size_t)n), lo);
         head_last_row(g, (size_t)n);
         add_int_kernel<<<1, 1, 0, paw_cuda_stream()>>>(g->d_cache_len, n);
         CUDA_CHECK_LAUNCH();
@@ -918,6 +987,262 @@ extern "C" int qwen3_cuda_generate(Qwen3Cuda *g, const int *ids, int n, int max_
         if (qwen3_cuda_cache_forward(g, &next, 1, NULL) != 0) return -1;
     }
     return count;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Batched KV-cache decoding: bB sequences, each at its own length, with per-row adapters.
+
+extern "C" int qwen3_cuda_batch_reset(Qwen3Cuda *g, int B, int cap) {
+    if (B <= 0) return paw_error("batch cache: %d sequences, expected at least 1", B);
+    if (cap <= 0 || cap > g->rope_len)
+        return paw_error("batch cache: capacity %d outside [1, max_position_embeddings %d]", cap, g->rope_len);
+    size_t elems = (size_t)g->L * B * cap * g->KV;
+    if (B != g->bB || cap != g->bcap) drop_batch_graph(g);  // the captured step bakes in B and cap
+    if (elems > g->bcache_elems) {
+        drop_batch_graph(g);
+        paw_cuda_free(g->bkcache);
+        paw_cuda_free(g->bvcache);
+        g->bkcache = (bf16 *)paw_cuda_malloc(sizeof(bf16) * elems);
+        g->bvcache = (bf16 *)paw_cuda_malloc(sizeof(bf16) * elems);
+        g->bcache_elems = elems;
+    }
+    if (B > g->brows_cap) {
+        drop_batch_graph(g);
+        paw_cuda_free(g->d_blen);
+        g->d_blen = (int *)paw_cuda_malloc(sizeof(int) * 3 * (size_t)B);
+        g->d_btok = g->d_blen + B;
+        g->d_bactive = g->d_blen + 2 * B;
+        free(g->h_blen);
+        g->h_blen = (int *)xmalloc(sizeof(int) * 2 * (size_t)B);
+        g->h_bact = g->h_blen + B;
+        g->brows_cap = B;
+    }
+    g->bB = B;
+    g->bcap = cap;
+    g->bprefilled = 0;
+    memset(g->h_blen, 0, sizeof(int) * (size_t)B);
+    paw_cuda_memset(g->d_blen, 0, sizeof(int) * (size_t)B);
+    return 0;
+}
+
+extern "C" int qwen3_cuda_batch_set_lora(Qwen3Cuda *g, const Qwen3CudaLora *lora) {
+    if (lora && check_lora(g, lora, lora->nb, "batch decode") != 0) return -1;
+    int same = lora ? g->has_batch_lora && g->batch_lora.rank == lora->rank && g->batch_lora.scale == lora->scale &&
+                          g->batch_lora.nb == lora->nb
+                    : !g->has_batch_lora;
+    for (int m = 0; lora && same && m < LORA_NUM_MODULES; m++)
+        same = g->batch_lora.A[m] == lora->A[m] && g->batch_lora.B[m] == lora->B[m];
+    if (same) return 0;
+    drop_batch_graph(g);  // the captured step reads the adapter pointers it was captured with
+    g->has_batch_lora = lora != NULL;
+    if (lora) g->batch_lora = *lora;
+    return 0;
+}
+
+static int check_batch_lora(const Qwen3Cuda *g) {
+    if (g->has_batch_lora && g->batch_lora.nb != g->bB)
+        return paw_error("batch decode: the adapters are for %d rows, the cache for %d", g->batch_lora.nb, g->bB);
+    return 0;
+}
+
+// Final norm, logits and greedy token of B dense rows of x (row stride C).
+static void head_rows(Qwen3Cuda *g, const bf16 *rows, int B, int *d_out) {
+    const int C = g->C;
+    rmsnorm_cuda_forward(g->lnf, g->lnf_rstd, rows, P(G_LNF, 0), B, C, (long)C, (float)g->cfg.rms_norm_eps);
+    matmul_cuda_forward(g->logits, PAW_OUT_F32, g->lnf, P(G_HEAD, 0), NULL, B, C, g->V, 1.0f, 0.0f);
+    argmax_kernel<<<B, 1024, 0, paw_cuda_stream()>>>(d_out, g->logits, g->V);
+    CUDA_CHECK_LAUNCH();
+}
+
+extern "C" int qwen3_cuda_batch_prefill(Qwen3Cuda *g, const int *ids, const int *lens, int T, int *next,
+                                        float *logits) {
+    const int B = g->bB, C = g->C;
+    if (!g->bkcache || B <= 0) return paw_error("batch prefill: call qwen3_cuda_batch_reset first");
+    if (T <= 0 || T > g->bcap) return paw_error("batch prefill: T=%d outside [1, cache capacity %d]", T, g->bcap);
+    if (check_batch_lora(g) != 0) return -1;
+    const size_t N = (size_t)B * T;
+    if (N > g->h_bids_cap) {
+        free(g->h_bids);
+        g->h_bids = (int *)xmalloc(sizeof(int) * N);
+        g->h_bids_cap = N;
+    }
+    for (int b = 0; b < B; b++) {
+        if (lens[b] < 1 || lens[b] > T) return paw_error("batch prefill: lens[%d] = %d outside [1, %d]", b, lens[b], T);
+        for (int t = 0; t < T; t++) {
+            int id = ids[(size_t)b * T + t];
+            if (t < lens[b] && (id < 0 || id >= g->V))
+                return paw_error("batch prefill: row %d token %d: id %d outside the vocabulary [0, %d)", b, t, id, g->V);
+            g->h_bids[(size_t)b * T + t] = t < lens[b] ? id : 0;  // padding: any valid id, never attended to
+        }
+    }
+    ensure_acts(g, N);
+    ensure_logits(g, (size_t)B);
+    if (g->has_batch_lora) ensure_lora(g, N, g->batch_lora.rank);
+    g->backward_ready = 0;
+    g->full_ready = 0;  // the activation buffers are reused
+    for (size_t n = 0; n < N; n++) g->h_pos[n] = (int)(n % (size_t)T);
+    paw_cuda_upload(g->d_pos, g->h_pos, sizeof(int) * N);
+    paw_cuda_upload(g->d_ids, g->h_bids, sizeof(int) * N);
+    paw_cuda_upload(g->d_lens, lens, sizeof(int) * (size_t)B);
+    paw_cuda_memset(g->d_blen, 0, sizeof(int) * (size_t)B);  // the prompts go in from position 0
+    embedding_cuda_forward(g->x, g->d_ids, P(G_WTE, 0), (int)N, C);
+    const Qwen3CudaLora *lo = g->has_batch_lora ? &g->batch_lora : NULL;
+    const KvView kv = {g->bkcache, g->bvcache, g->bcap, g->d_blen, 1, g->d_lens};
+    for (int l = 0; l < g->L; l++) layer_forward(g, l, B, T, &kv, g->d_pos, layer_acts(g, l, N), lo);
+    // Each row's last prompt token, gathered into x[0] (the input embeddings are spent by now).
+    gather_last_rows_kernel<<<grid_for((size_t)B * C), 256, 0, paw_cuda_stream()>>>(g->x, g->x + (size_t)g->L * N * C,
+                                                                                  g->d_lens, B, T, C);
+    CUDA_CHECK_LAUNCH();
+    head_rows(g, g->x, B, g->d_btok);
+    paw_cuda_upload(g->d_blen, lens, sizeof(int) * (size_t)B);
+    memcpy(g->h_blen, lens, sizeof(int) * (size_t)B);
+    g->bprefilled = 1;
+    g->logits_rows = 0;  // these logits are the batch's, not a full forward's
+    if (logits) paw_cuda_download(logits, g->logits, sizeof(float) * (size_t)B * g->V);
+    if (next) paw_cuda_download(next, g->d_btok, sizeof(int) * (size_t)B);
+    paw_cuda_sync();
+    return 0;
+}
+
+// One token per row, entirely on the device: reads d_btok, d_blen and d_bactive, leaves the
+// next greedy tokens in d_btok and advances the active rows' lengths.
+static void batch_step_body(Qwen3Cuda *g) {
+    const int B = g->bB;
+    embedding_cuda_forward(g->x, g->d_btok, P(G_WTE, 0), B, g->C);
+    const Qwen3CudaLora *lo = g->has_batch_lora ? &g->batch_lora : NULL;
+    const KvView kv = {g->bkcache, g->bvcache, g->bcap, g->d_blen, 1, NULL};
+    for (int l = 0; l < g->L; l++) layer_forward(g, l, B, 1, &kv, g->d_blen, layer_acts(g, l, (size_t)B), lo);
+    head_rows(g, g->x + (size_t)g->L * B * g->C, B, g->d_btok);
+    advance_rows_kernel<<<paw_ceil_div(B, 256), 256, 0, paw_cuda_stream()>>>(g->d_blen, g->d_bactive, B);
+    CUDA_CHECK_LAUNCH();
+}
+
+extern "C" int qwen3_cuda_batch_step(Qwen3Cuda *g, const int *ids, const int *active, int *next, float *logits) {
+    const int B = g->bB;
+    if (!g->bprefilled) return paw_error("batch step: needs a batch prefill first");
+    if (check_batch_lora(g) != 0) return -1;
+    for (int b = 0; b < B; b++) {
+        // Every row writes its keys at its length (inactive rows too, then not counted): room needed.
+        if (g->h_blen[b] >= g->bcap)
+            return paw_error("batch step: row %d already holds %d tokens, the cache capacity", b, g->h_blen[b]);
+        if (ids && (ids[b] < 0 || ids[b] >= g->V))
+            return paw_error("batch step: row %d: token id %d outside the vocabulary [0, %d)", b, ids[b], g->V);
+    }
+    ensure_acts(g, (size_t)B);
+    ensure_logits(g, (size_t)B);
+    if (g->has_batch_lora) ensure_lora(g, (size_t)B, g->batch_lora.rank);
+    g->backward_ready = 0;
+    g->full_ready = 0;
+    g->logits_rows = 0;
+    int *h_act = g->h_bact;
+    for (int b = 0; b < B; b++) h_act[b] = active ? active[b] != 0 : 1;
+    paw_cuda_upload(g->d_bactive, h_act, sizeof(int) * (size_t)B);
+    if (ids) paw_cuda_upload(g->d_btok, ids, sizeof(int) * (size_t)B);
+    if (g->bstep_graph_ready) {
+        CUDA_CHECK(cudaGraphLaunch(g->bstep_exec, paw_cuda_stream()));
+    } else if (g->beager_steps == 0) {
+        batch_step_body(g);  // the first step runs directly: lazy set-up (GEMM plans) happens outside capture
+        g->beager_steps = 1;
+    } else {
+        cudaGraph_t graph;
+        CUDA_CHECK(cudaStreamBeginCapture(paw_cuda_stream(), cudaStreamCaptureModeThreadLocal));
+        batch_step_body(g);
+        CUDA_CHECK(cudaStreamEndCapture(paw_cuda_stream(), &graph));
+        CUDA_CHECK(cudaGraphInstantiate(&g->bstep_exec, graph, 0));
+        CUDA_CHECK(cudaGraphDestroy(graph));
+        g->bstep_graph_ready = 1;
+        CUDA_CHECK(cudaGraphLaunch(g->bstep_exec, paw_cuda_stream()));
+    }
+    for (int b = 0; b < B; b++) g->h_blen[b] += h_act[b];
+    if (logits) paw_cuda_download(logits, g->logits, sizeof(float) * (size_t)B * g->V);
+    if (next) paw_cuda_download(next, g->d_btok, sizeof(int) * (size_t)B);
+    else paw_cuda_sync();
+    return 0;
+}
+
+extern "C" int qwen3_cuda_batch_generate(Qwen3Cuda *g, const int *ids, const int *lens, int B, int T, int max_new,
+                                         int stop_id, int *out, int *counts) {
+    if (B <= 0 || T <= 0) return paw_error("batch generate: empty batch (B=%d, T=%d)", B, T);
+    if (max_new < 0) return paw_error("batch generate: negative --max-new");
+    if (T + max_new > g->cfg.max_position_embeddings)
+        return paw_error("batch generate: %d prompt + %d new tokens exceed max_position_embeddings %d", T, max_new,
+                         g->cfg.max_position_embeddings);
+    memset(counts, 0, sizeof(int) * (size_t)B);
+    if (max_new == 0) return 0;
+    if (qwen3_cuda_batch_reset(g, B, T + max_new) != 0) return -1;
+    int *next = (int *)xmalloc(sizeof(int) * (size_t)B), *active = (int *)xmalloc(sizeof(int) * (size_t)B);
+    int rc = qwen3_cuda_batch_prefill(g, ids, lens, T, next, NULL), left = B;
+    for (int b = 0; b < B; b++) active[b] = 1;
+    while (rc == 0) {
+        for (int b = 0; b < B; b++) {
+            if (!active[b]) continue;
+            out[(size_t)b * max_new + counts[b]++] = next[b];
+            if (next[b] == stop_id || counts[b] == max_new) active[b] = 0, left--;
+        }
+        if (left == 0) break;
+        rc = qwen3_cuda_batch_step(g, NULL, active, next, NULL);
+    }
+    free(next);
+    free(active);
+    return rc;
+}
+
+// Element-wise gather of per-row adapters in units U (uint4 when the sizes allow, else bf16).
+template <typename U>
+__global__ void lora_gather_kernel(U *dst, const bf16 *const *src, int L, int nb, size_t per) {
+    size_t total = (size_t)L * nb * per;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < total; i += (size_t)gridDim.x * blockDim.x) {
+        size_t e = i % per, row = i / per;
+        int b = (int)(row % nb), l = (int)(row / nb);
+        const U *s = (const U *)src[b];
+        U v;
+        if (s) v = s[(size_t)l * per + e];
+        else memset(&v, 0, sizeof v);
+        dst[i] = v;
+    }
+}
+
+extern "C" int qwen3_cuda_lora_gather(Qwen3Cuda *g, paw_bf16 *const *dstA, paw_bf16 *const *dstB, int rank,
+                                      const Qwen3CudaLora *const *src, int nb) {
+    if (nb <= 0 || rank <= 0) return paw_error("lora gather: %d rows of rank %d", nb, rank);
+    for (int b = 0; b < nb; b++)
+        if (src[b] && (src[b]->nb != 1 || src[b]->rank != rank))
+            return paw_error("lora gather: row %d has an adapter for %d examples of rank %d, expected 1 of rank %d", b,
+                             src[b]->nb, src[b]->rank, rank);
+    size_t need = (size_t)2 * LORA_NUM_MODULES * nb;
+    if (need > g->gather_cap) {
+        paw_cuda_free((void *)g->d_gather);
+        g->d_gather = (const bf16 **)paw_cuda_malloc(sizeof(bf16 *) * need);
+        g->gather_cap = need;
+    }
+    const bf16 **table = (const bf16 **)xmalloc(sizeof(bf16 *) * need);
+    for (int m = 0; m < LORA_NUM_MODULES; m++)
+        for (int b = 0; b < nb; b++) {
+            table[(2 * m) * nb + b] = src[b] ? src[b]->A[m] : NULL;
+            table[(2 * m + 1) * nb + b] = src[b] ? src[b]->B[m] : NULL;
+        }
+    paw_cuda_upload((void *)g->d_gather, table, sizeof(bf16 *) * need);
+    free(table);
+    for (int m = 0; m < LORA_NUM_MODULES; m++) {
+        int din, dout;
+        lora_module_dims(&g->cfg, m, &din, &dout);
+        for (int side = 0; side < 2; side++) {
+            size_t per = (size_t)rank * (side ? dout : din);
+            bf16 *dst = side ? dstB[m] : dstA[m];
+            const bf16 *const *tab = g->d_gather + (size_t)(2 * m + side) * nb;
+            int vec = per % 8 == 0;  // 16-byte units: per-layer blocks stay 16-byte aligned
+            for (int b = 0; b < nb && vec; b++)
+                vec = !src[b] || ((uintptr_t)(side ? src[b]->B[m] : src[b]->A[m]) % 16 == 0);
+            vec = vec && (uintptr_t)dst % 16 == 0;
+            size_t units = vec ? per / 8 : per, total = (size_t)g->L * nb * units;
+            if (vec)
+                lora_gather_kernel<uint4><<<grid_for(total), 256, 0, paw_cuda_stream()>>>((uint4 *)dst, tab, g->L, nb, units);
+            else
+                lora_gather_kernel<bf16><<<grid_for(total), 256, 0, paw_cuda_stream()>>>(dst, tab, g->L, nb, units);
+            CUDA_CHECK_LAUNCH();
+        }
+    }
+    return 0;
 }
 
 extern "C" int qwen3_cuda_logits_once(const Qwen3 *cpu, const int *ids, int n, int all, float **logits) {

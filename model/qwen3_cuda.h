@@ -126,6 +126,38 @@ int qwen3_cuda_cache_forward(Qwen3Cuda *g, const int *ids, int n, float *last_lo
 // Greedy generation as qwen3_generate: returns the count of new tokens written to out, or -1.
 int qwen3_cuda_generate(Qwen3Cuda *g, const int *ids, int n, int max_new, int stop_id, int *out);
 
+// Batched KV-cache decoding: B sequences at once, each with its own prompt length, its own
+// position while decoding and (optionally) its own adapter. Separate from the single-sequence
+// cache above (a model can hold both). Every decode step is one forward over B rows (a captured
+// CUDA graph after the first step, like the single-sequence step); a prompt prefix that rows
+// share is recomputed per row, not shared.
+// batch_reset sizes the caches for B sequences of up to cap tokens each and empties them.
+int qwen3_cuda_batch_reset(Qwen3Cuda *g, int B, int cap);
+// Per-row adapters (nb must equal B at the next prefill or step; NULL: none). Kept by pointer as
+// in set_decode_lora: the buffers must stay alive and may change contents between batches (the
+// captured step reads them in place).
+int qwen3_cuda_batch_set_lora(Qwen3Cuda *g, const Qwen3CudaLora *lora);
+// Prefill of the emptied caches with right-padded prompts: ids [B*T] (tokens past lens[b] are
+// ignored), lens [B] in [1, T], T <= cap. next [B] (host, may be NULL) receives each row's greedy
+// next token; logits [B*V] (may be NULL) the logits of each row's last prompt token.
+int qwen3_cuda_batch_prefill(Qwen3Cuda *g, const int *ids, const int *lens, int T, int *next, float *logits);
+// One token per row at that row's position (its cache length): ids [B] (host), or NULL for the
+// tokens the last prefill or step chose. active [B] (host, NULL: all): only rows with a nonzero
+// flag keep their token (their length grows by one); the others are computed and discarded, so
+// a finished row costs compute but no state. Every row needs a free cache slot. next and logits
+// as in batch_prefill.
+int qwen3_cuda_batch_step(Qwen3Cuda *g, const int *ids, const int *active, int *next, float *logits);
+// Greedy generation for B right-padded prompts (as batch_prefill) with the adapters of
+// batch_set_lora: row b's tokens go to out + b*max_new, their count to counts[b]; a row stops
+// after stop_id (kept, as in qwen3_cuda_generate) or max_new tokens. Returns 0, or -1.
+int qwen3_cuda_batch_generate(Qwen3Cuda *g, const int *ids, const int *lens, int B, int T, int max_new, int stop_id,
+                              int *out, int *counts);
+// Builds a batch's per-row adapters from per-program ones: for every module, row b of dstA[m]
+// [L, nb, rank, d_in] and dstB[m] [L, nb, d_out, rank] (device bf16) gets src[b]'s adapter (nb = 1,
+// the same rank), or zeros where src[b] is NULL. One gather kernel per module and side.
+int qwen3_cuda_lora_gather(Qwen3Cuda *g, paw_bf16 *const *dstA, paw_bf16 *const *dstB, int rank,
+                           const Qwen3CudaLora *const *src, int nb);
+
 // One-shot helpers for the command line: upload cpu, run, download, free the GPU model.
 // logits_once: *logits (malloc'd, caller frees) gets all n rows (all) or the last row.
 int qwen3_cuda_logits_once(const Qwen3 *cpu, const int *ids, int n, int all, float **logits);

@@ -1,0 +1,305 @@
+// The GPU batch runner (see runner_cuda.h). The planning is plain C and always built; the rest
+// needs the CUDA build and says so otherwise.
+#include "interpreter/runner_cuda.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/error.h"
+#include "common/progress.h"
+
+typedef struct {
+    const int *lens;
+    int i;
+} PlanKey;
+
+static int cmp_plan(const void *a, const void *b) {
+    const PlanKey *x = a, *y = b;
+    int lx = x->lens[x->i], ly = y->lens[y->i];
+    if (lx != ly) return lx > ly ? -1 : 1;
+    return (x->i > y->i) - (x->i < y->i);
+}
+
+int paw_run_plan(const int *lens, int n, int batch, int *order, int *starts) {
+    if (batch < 1) batch = 1;
+    PlanKey *keys = xmalloc(sizeof(PlanKey) * (size_t)(n ? n : 1));
+    int kept = 0;
+    for (int i = 0; i < n; i++)
+        if (lens[i] >= 0) keys[kept++] = (PlanKey){lens, i};
+    qsort(keys, (size_t)kept, sizeof(PlanKey), cmp_plan);
+    for (int k = 0; k < kept; k++) order[k] = keys[k].i;
+    free(keys);
+    int nb = 0;
+    for (int s = 0; s < kept; s += batch) starts[nb++] = s;
+    starts[nb] = kept;
+    return nb;
+}
+
+#ifdef PAW_CUDA
+#include "model/qwen3_cuda.h"
+
+typedef struct {
+    const Qwen3Lora *host;  // the program's adapter (not owned), the key for deduplication
+    paw_bf16 *mem;          // one device block holding all modules
+    Qwen3CudaLora dev;      // views into mem: rank-padded, scale folded into B (scale 1)
+} DevAdapter;
+
+struct PawGpuRunner {
+    Qwen3 *cpu;
+    Qwen3Cuda *g;
+    const PawTokenizer *tok;
+    const PawVocabMap *vmap;
+    int stop_id, batch;
+    int nprog, cap_prog;
+    PawRunner *progs;           // prompt building and decoding per program (no model work)
+    const Qwen3Lora **prog_lora;
+    int *prog_adapter;          // index into adapters, or -1
+    int nad, cap_ad, rank;      // uploaded adapters, all at this (padded) rank
+    DevAdapter *adapters;
+    paw_bf16 *bA[LORA_NUM_MODULES], *bB[LORA_NUM_MODULES];  // a batch's per-row adapters
+    int batch_rank;             // rank the batch buffers were sized for (0: none)
+};
+
+int paw_gpu_available(void) { return paw_cuda_init(); }
+
+PawGpuRunner *paw_gpu_runner_create(Qwen3 *model, const PawTokenizer *tok, const PawVocabMap *vmap, int stop_id,
+                                    int batch) {
+    if (batch < 1) {
+        paw_error("gpu runner: batch %d, expected at least 1", batch);
+        return NULL;
+    }
+    // Frozen, and recompute so that activations are held for one layer at a time (inference
+    // never needs the others): prefill memory is then ~1/L of a training forward's.
+    Qwen3Cuda *g = qwen3_cuda_create(model, 1, 1);
+    if (!g) return NULL;
+    PawGpuRunner *r = xcalloc(1, sizeof *r);
+    r->cpu = model, r->g = g, r->tok = tok, r->vmap = vmap && vmap->n ? vmap : NULL;
+    r->stop_id = stop_id, r->batch = batch;
+    return r;
+}
+
+static void free_adapters(PawGpuRunner *r) {
+    for (int i = 0; i < r->nad; i++) paw_cuda_free(r->adapters[i].mem);
+    r->nad = 0;
+}
+
+static void free_batch_buffers(PawGpuRunner *r) {
+    for (int m = 0; m < LORA_NUM_MODULES; m++) {
+        paw_cuda_free(r->bA[m]), paw_cuda_free(r->bB[m]);
+        r->bA[m] = r->bB[m] = NULL;
+    }
+    r->batch_rank = 0;
+}
+
+void paw_gpu_runner_clear_programs(PawGpuRunner *r) {
+    for (int p = 0; p < r->nprog; p++) paw_runner_free(&r->progs[p]);
+    r->nprog = 0;
+    free_adapters(r);
+    r->rank = 0;
+    // The batch buffers stay (sized by rank and rows); the model forgets the old pointers' users.
+    qwen3_cuda_batch_set_lora(r->g, NULL);
+}
+
+void paw_gpu_runner_free(PawGpuRunner *r) {
+    if (!r) return;
+    paw_gpu_runner_clear_programs(r);
+    free_batch_buffers(r);
+    free(r->progs), free(r->prog_lora), free(r->prog_adapter), free(r->adapters);
+    qwen3_cuda_free(r->g);
+    free(r);
+}
+
+int paw_gpu_runner_add_program(PawGpuRunner *r, const char *template_text, const Qwen3Lora *lora) {
+    if (lora && lora->nb != 1)
+        return paw_error("gpu runner: a program adapter holds %d adapters, expected 1", lora->nb);
+    if (r->nprog == r->cap_prog) {
+        r->cap_prog = r->cap_prog ? 2 * r->cap_prog : 8;
+        r->progs = xrealloc(r->progs, sizeof(PawRunner) * (size_t)r->cap_prog);
+        r->prog_lora = xrealloc(r->prog_lora, sizeof(Qwen3Lora *) * (size_t)r->cap_prog);
+        r->prog_adapter = xrealloc(r->prog_adapter, sizeof(int) * (size_t)r->cap_prog);
+    }
+    PawRunner *pr = &r->progs[r->nprog];
+    // The CPU model is only consulted for its config (context length); no adapter: the GPU has it.
+    if (paw_runner_init(pr, r->cpu, r->tok, r->vmap, r->stop_id, template_text, NULL) != 0) {
+        paw_runner_free(pr);
+        return -1;
+    }
+    r->prog_lora[r->nprog] = lora;
+    r->prog_adapter[r->nprog] = -1;
+    return r->nprog++;
+}
+
+// Uploads adapter a at rank R: A rows past its rank and B columns past it are zero, B carries
+// the scale.
+static void upload_adapter(PawGpuRunner *r, DevAdapter *d, int R) {
+    const Qwen3Config *cfg = &r->cpu->cfg;
+    const Qwen3Lora *a = d->host;
+    const int L = cfg->num_layers, rk = a->rank;
+    size_t off[2 * LORA_NUM_MODULES], total = 0, biggest = 0;
+    for (int m = 0; m < LORA_NUM_MODULES; m++) {
+        int din, dout;
+        lora_module_dims(cfg, m, &din, &dout);
+        size_t na = (size_t)L * R * din, nbb = (size_t)L * dout * R;
+        off[2 * m] = total, total += (na + 127) / 128 * 128;  // 256-byte aligned pieces
+        off[2 * m + 1] = total, total += (nbb + 127) / 128 * 128;
+        if (na > biggest) biggest = na;
+        if (nbb > biggest) biggest = nbb;
+    }
+    d->mem = paw_cuda_malloc(sizeof(paw_bf16) * total);
+    float *h = xmalloc(sizeof(float) * biggest);
+    memset(&d->dev, 0, sizeof d->dev);
+    d->dev.rank = R, d->dev.nb = 1, d->dev.scale = 1.0f;
+    for (int m = 0; m < LORA_NUM_MODULES; m++) {
+        int din, dout;
+        lora_module_dims(cfg, m, &din, &dout);
+        size_t na = (size_t)L * R * din, nbb = (size_t)L * dout * R;
+        memset(h, 0, sizeof(float) * na);
+        for (int l = 0; l < L; l++)
+            memcpy(h + (size_t)l * R * din, a->A[m] + (size_t)l * rk * din, sizeof(float) * (size_t)rk * din);
+        paw_cuda_upload_bf16(d->mem + off[2 * m], h, na);
+        memset(h, 0, sizeof(float) * nbb);
+        for (int l = 0; l < L; l++)
+            for (int o = 0; o < dout; o++)
+                for (int j = 0; j < rk; j++)
+                    h[((size_t)l * dout + o) * R + j] = a->scale * a->B[m][((size_t)l * dout + o) * rk + j];
+        paw_cuda_upload_bf16(d->mem + off[2 * m + 1], h, nbb);
+        d->dev.A[m] = d->mem + off[2 * m];
+        d->dev.B[m] = d->mem + off[2 * m + 1];
+    }
+    free(h);
+}
+
+// Uploads the adapters of programs added since the last run; everything again when the common
+// rank grows. Sizes the batch buffers.
+static void sync_adapters(PawGpuRunner *r) {
+    int R = r->rank;
+    for (int p = 0; p < r->nprog; p++)
+        if (r->prog_lora[p] && r->prog_lora[p]->rank > R) R = r->prog_lora[p]->rank;
+    if (R != r->rank) {
+        free_adapters(r);
+        for (int p = 0; p < r->nprog; p++) r->prog_adapter[p] = -1;
+        r->rank = R;
+    }
+    for (int p = 0; p < r->nprog; p++) {
+        if (!r->prog_lora[p] || r->prog_adapter[p] >= 0) continue;
+        int found = -1;
+        for (int i = 0; i < r->nad && found < 0; i++)
+            if (r->adapters[i].host == r->prog_lora[p]) found = i;
+        if (found < 0) {
+            if (r->nad == r->cap_ad) {
+                r->cap_ad = r->cap_ad ? 2 * r->cap_ad : 8;
+                r->adapters = xrealloc(r->adapters, sizeof(DevAdapter) * (size_t)r->cap_ad);
+            }
+            DevAdapter *d = &r->adapters[r->nad];
+            d->host = r->prog_lora[p];
+            upload_adapter(r, d, R);
+            found = r->nad++;
+        }
+        r->prog_adapter[p] = found;
+    }
+    if (R > 0 && R != r->batch_rank) {
+        qwen3_cuda_batch_set_lora(r->g, NULL);  // the old buffers go away
+        free_batch_buffers(r);
+        const Qwen3Config *cfg = &r->cpu->cfg;
+        for (int m = 0; m < LORA_NUM_MODULES; m++) {
+            int din, dout;
+            lora_module_dims(cfg, m, &din, &dout);
+            r->bA[m] = paw_cuda_malloc(sizeof(paw_bf16) * (size_t)cfg->num_layers * r->batch * R * din);
+            r->bB[m] = paw_cuda_malloc(sizeof(paw_bf16) * (size_t)cfg->num_layers * r->batch * dout * R);
+        }
+        r->batch_rank = R;
+    }
+}
+
+int paw_gpu_runner_run(PawGpuRunner *r, const PawRunJob *jobs, int n, int max_new, char **outputs, char **errors,
+                       PawRunStats *stats) {
+    double t0 = paw_now();
+    PawRunStats st = {0};
+    for (int i = 0; i < n; i++) outputs[i] = errors[i] = NULL;
+    if (max_new < 1) return paw_error("gpu runner: max_new %d, expected at least 1", max_new);
+    PawIds *prompts = xcalloc((size_t)(n ? n : 1), sizeof(PawIds));
+    int *lens = xmalloc(sizeof(int) * (size_t)(n ? n : 1));
+    for (int i = 0; i < n; i++) {
+        lens[i] = -1;
+        if (jobs[i].program < 0 || jobs[i].program >= r->nprog) {
+            paw_error("job %d names program %d of %d", i, jobs[i].program, r->nprog);
+            errors[i] = xstrdup(paw_last_error());
+        } else if (paw_runner_prompt_ids(&r->progs[jobs[i].program], jobs[i].input, max_new, &prompts[i]) != 0) {
+            errors[i] = xstrdup(paw_last_error());
+        } else {
+            lens[i] = (int)prompts[i].n;
+        }
+    }
+    sync_adapters(r);
+    int *order = xmalloc(sizeof(int) * (size_t)(n ? n : 1)), *starts = xmalloc(sizeof(int) * (size_t)(n + 1));
+    int nbatch = paw_run_plan(lens, n, r->batch, order, starts), rc = 0;
+    const int B_max = r->batch, T_max = r->cpu->cfg.max_position_embeddings;
+    int *ids = xmalloc(sizeof(int) * (size_t)B_max * T_max), *blens = xmalloc(sizeof(int) * (size_t)B_max);
+    int *out = xmalloc(sizeof(int) * (size_t)B_max * max_new), *counts = xmalloc(sizeof(int) * (size_t)B_max);
+    const Qwen3CudaLora **src = xmalloc(sizeof(Qwen3CudaLora *) * (size_t)B_max);
+    for (int k = 0; k < nbatch && rc == 0; k++) {
+        const int *rows = order + starts[k];
+        int B = starts[k + 1] - starts[k], T = lens[rows[0]], any = 0;  // longest first
+        for (int b = 0; b < B; b++) {
+            const PawIds *p = &prompts[rows[b]];
+            blens[b] = (int)p->n;
+            for (int t = 0; t < T; t++) ids[(size_t)b * T + t] = t < (int)p->n ? p->ids[t] : 0;
+            int a = r->prog_adapter[jobs[rows[b]].program];
+            src[b] = a >= 0 ? &r->adapters[a].dev : NULL;
+            any |= a >= 0;
+        }
+        if (any) {
+            Qwen3CudaLora bl;
+            memset(&bl, 0, sizeof bl);
+            bl.rank = r->rank, bl.nb = B, bl.scale = 1.0f;
+            for (int m = 0; m < LORA_NUM_MODULES; m++) bl.A[m] = r->bA[m], bl.B[m] = r->bB[m];
+            rc = qwen3_cuda_lora_gather(r->g, r->bA, r->bB, r->rank, src, B);
+            if (rc == 0) rc = qwen3_cuda_batch_set_lora(r->g, &bl);
+        } else {
+            rc = qwen3_cuda_batch_set_lora(r->g, NULL);
+        }
+        if (rc == 0) rc = qwen3_cuda_batch_generate(r->g, ids, blens, B, T, max_new, r->stop_id, out, counts);
+        for (int b = 0; b < B && rc == 0; b++) {
+            int *o = out + (size_t)b * max_new, got = counts[b];
+            st.tokens += got;
+            if (got > 0 && o[got - 1] == r->stop_id) got--;
+            rc = paw_runner_decode(&r->progs[jobs[rows[b]].program], o, got, &outputs[rows[b]]);
+        }
+        st.rows += B;
+        st.batches++;
+    }
+    for (int i = 0; i < n; i++) paw_ids_free(&prompts[i]);
+    free(prompts), free(lens), free(order), free(starts), free(ids), free(blens), free(out), free(counts), free(src);
+    st.seconds = paw_now() - t0;
+    if (stats) *stats = st;
+    return rc;
+}
+
+#else  // no CUDA in this build
+
+int paw_gpu_available(void) { return paw_error("this binary was built without CUDA (rebuild where nvcc is present)"); }
+
+PawGpuRunner *paw_gpu_runner_create(Qwen3 *model, const PawTokenizer *tok, const PawVocabMap *vmap, int stop_id,
+                                    int batch) {
+    (void)model, (void)tok, (void)vmap, (void)stop_id, (void)batch;
+    paw_gpu_available();
+    return NULL;
+}
+
+int paw_gpu_runner_add_program(PawGpuRunner *r, const char *template_text, const Qwen3Lora *lora) {
+    (void)r, (void)template_text, (void)lora;
+    return paw_gpu_available();
+}
+
+void paw_gpu_runner_clear_programs(PawGpuRunner *r) { (void)r; }
+
+int paw_gpu_runner_run(PawGpuRunner *r, const PawRunJob *jobs, int n, int max_new, char **outputs, char **errors,
+                       PawRunStats *stats) {
+    (void)r, (void)jobs, (void)max_new, (void)stats;
+    for (int i = 0; i < n; i++) outputs[i] = errors[i] = NULL;
+    return paw_gpu_available();
+}
+
+void paw_gpu_runner_free(PawGpuRunner *r) { (void)r; }
+
+#endif

@@ -1,0 +1,62 @@
+// Running many (program, input) jobs on the GPU: rows of a batch may belong to different
+// programs, each row decoding with its own program's adapter. Prompts are built and outputs
+// decoded and stripped by the CPU runner's code (interpreter/runner.h), so the text side is
+// identical; only the model runs on the GPU (bf16, model/qwen3_cuda.h).
+//
+// Per batch: the rows' prompts (right padded) go through one prefill, then one forward per
+// generated token over all rows until every row has produced <|im_end|> or max_new tokens. Jobs
+// are ordered by prompt length (longest first) before cutting batches, so rows of a batch pad
+// little; outputs come back in job order. A shared template prefix is recomputed per row.
+//
+// Adapters: each distinct host adapter (fp32 Qwen3Lora, nb = 1) is uploaded once as bf16, zero
+// padded to the largest rank among the programs and with its scale alpha / r folded into B (the
+// batch then runs at scale 1, so programs of different rank or alpha share a batch). A batch's
+// per-row adapters are gathered on the device into [L, rows, ...] buffers; rows of programs
+// without an adapter get zeros, and a batch with no adapter at all runs without the side path.
+#ifndef PAW_INTERPRETER_RUNNER_CUDA_H
+#define PAW_INTERPRETER_RUNNER_CUDA_H
+
+#include "interpreter/runner.h"
+
+typedef struct {
+    int program;        // index returned by paw_gpu_runner_add_program
+    const char *input;  // not owned
+} PawRunJob;
+
+typedef struct {
+    double seconds;  // wall time of the batches (prompt building and decoding included)
+    long rows;       // jobs run (jobs refused before the model are not counted)
+    long tokens;     // generated tokens, <|im_end|> included (one decode step each)
+    int batches;
+} PawRunStats;
+
+// Batch planning, independent of the GPU: job i has a prompt of lens[i] tokens (< 0: skipped,
+// it failed before the model). order receives the kept job indices, longest prompt first (ties in
+// job order); batch k is order[starts[k] .. starts[k+1]-1], at most `batch` rows. order holds n
+// entries and starts n + 1. Returns the number of batches.
+int paw_run_plan(const int *lens, int n, int batch, int *order, int *starts);
+
+typedef struct PawGpuRunner PawGpuRunner;
+
+// 0 when --device cuda can work here; else -1 + paw_error saying why (a build without CUDA, no
+// usable GPU). Cheap: call it before loading models.
+int paw_gpu_available(void);
+
+// Uploads the interpreter (its CPU copy stays the caller's; only its config is read later).
+// NULL + paw_error when this binary was built without CUDA or no GPU is usable.
+PawGpuRunner *paw_gpu_runner_create(Qwen3 *model, const PawTokenizer *tok, const PawVocabMap *vmap, int stop_id,
+                                    int batch);
+// Adds a program (template with one placeholder, adapter or NULL; the adapter is read at the next
+// run and must stay alive until paw_gpu_runner_clear_programs). Returns its index, or -1.
+int paw_gpu_runner_add_program(PawGpuRunner *r, const char *template_text, const Qwen3Lora *lora);
+// Forgets every program and frees their device adapters.
+void paw_gpu_runner_clear_programs(PawGpuRunner *r);
+// Runs the jobs; for each job exactly one of outputs[i] (stripped text) and errors[i] (why this
+// input was refused: empty, too long for the context) is set, both malloc'd. Returns 0, or -1 +
+// paw_error when the model failed (entries already set are still the caller's to free).
+// stats (may be NULL) receives this call's figures.
+int paw_gpu_runner_run(PawGpuRunner *r, const PawRunJob *jobs, int n, int max_new, char **outputs, char **errors,
+                       PawRunStats *stats);
+void paw_gpu_runner_free(PawGpuRunner *r);
+
+#endif
