@@ -11,6 +11,7 @@ make -j"$(nproc)" paw build/test_gpu >"$LOGS/build.txt" 2>&1 || { tail -40 "$LOG
 ./build/test_gpu >"$LOGS/test_gpu.txt" 2>&1
 tests_rc=$?
 grep -E "^FAIL" "$LOGS/test_gpu.txt" | head -40
+grep -E "^gpu runner:" "$LOGS/test_gpu.txt"
 tail -1 "$LOGS/test_gpu.txt"
 if [ "${1:-}" = quick ]; then exit $tests_rc; fi
 bench() { ./paw bench gpu "$@" 2>&1 | tee -a "$LOGS/bench.txt" | grep -E "^\| [a-z]" ; }
@@ -23,4 +24,7 @@ bench --shape 0.6b --T 512 --mode decode --new 256
 bench --shape 4b --B 4 --T 1024 --mode frozen
 bench --shape 4b --B 2 --T 1024 --mode full --recompute
 bench --shape 4b --T 512 --mode decode --new 128
+echo "| decoding | rows/s | generated tokens/s | ms per batch |"
+bench --shape 0.6b --mode batch --B 32 --T 256 --new 64 --iters 2
+grep -E "^speed-up" "$LOGS/bench.txt"
 exit $tests_rc
