@@ -87,7 +87,7 @@ int compiler_forward(Compiler *c, const int *const *seqs, const int *lens, int B
     return 0;
 }
 
-int compiler_backward(Compiler *c, const float *dH) {
+int compiler_backward(Compiler *c, const float *dH, Qwen3GradsReadyFn on_grads_ready, void *ctx) {
     const int d = c->model.cfg.hidden_size, P = c->P, S = c->slots, Lc = c->model.cfg.num_layers;
     const int B = c->B, T = c->T;
     const size_t N = (size_t)B * T;
@@ -111,7 +111,8 @@ int compiler_backward(Compiler *c, const float *dH) {
                 for (int i = 0; i < d; i++) row[i] += g[i];
             }
     }
-    Qwen3BackwardArgs args = {.dlnf = c->dlnf, .dx_layer = (const float *const *)c->inject};
+    Qwen3BackwardArgs args = {.dlnf = c->dlnf, .dx_layer = (const float *const *)c->inject,
+                              .on_grads_ready = on_grads_ready, .ctx = ctx};
     if (qwen3_backward_ex(&c->model, &args) != 0) return -1;
     const float *dx0 = c->model.scratch.dx;
     for (int b = 0; b < B; b++)
@@ -120,5 +121,6 @@ int compiler_backward(Compiler *c, const float *dH) {
             float *dp = c->dprefix + (size_t)t * d;
             for (int i = 0; i < d; i++) dp[i] += g[i];
         }
+    if (on_grads_ready) on_grads_ready(ctx, COMPILER_GRADS_PREFIX);
     return 0;
 }

@@ -35,6 +35,9 @@ void compiler_free(Compiler *c);
 // B sequences seqs[b][0..lens[b]) followed by the prefix. Fills c->H.
 int compiler_forward(Compiler *c, const int *const *seqs, const int *lens, int B);
 // dH [B, slots, P, d]: accumulates the model's gradients (unless frozen) and dprefix.
-int compiler_backward(Compiler *c, const float *dH);
+// on_grads_ready (or NULL) hears the model's groups as qwen3_backward_ex reports them (none when
+// frozen), then COMPILER_GRADS_PREFIX once dprefix is final for this backward.
+enum { COMPILER_GRADS_PREFIX = -3 };
+int compiler_backward(Compiler *c, const float *dH, Qwen3GradsReadyFn on_grads_ready, void *ctx);
 
 #endif

@@ -365,6 +365,11 @@ int qwen3_backward_ex(Qwen3 *m, const Qwen3BackwardArgs *args) {
         for (size_t i = 0; i < N * C; i++) s->dln[i] += args->dlnf[i];
     memset(s->dx, 0, sizeof(float) * N * C);
     rmsnorm_backward(s->dx, GRAD(lnfw, 0), s->dln, a->x + (size_t)L * N * C, p->lnfw, a->lnf_rstd, (int)N, C);
+#define GRADS_READY(group)                                                                                           \
+    do {                                                                                                             \
+        if (args->on_grads_ready && !m->frozen) args->on_grads_ready(args->ctx, group);                             \
+    } while (0)
+    GRADS_READY(QWEN3_GRADS_HEAD);
 
 #define LORA_BWD(mod, dx_, dy_, x_)                                                                                  \
     do {                                                                                                             \
@@ -429,9 +434,11 @@ int qwen3_backward_ex(Qwen3 *m, const Qwen3BackwardArgs *args) {
         LORA_BWD(LORA_K, s->dln, s->dk_raw, ln1);
         LORA_BWD(LORA_V, s->dln, s->dv, ln1);
         rmsnorm_backward(s->dx, GRAD(ln1w, (size_t)l * C), s->dln, x, p->ln1w + (size_t)l * C, ln1r, (int)N, C);
+        GRADS_READY(l);
     }
     // s->dx now holds the gradient of the input embeddings.
     if (!m->frozen) embedding_backward(m->grads.wte, s->dx, m->ids, (int)N, C);
+    GRADS_READY(QWEN3_GRADS_EMBED);
     return 0;
 }
 

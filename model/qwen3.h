@@ -111,12 +111,26 @@ typedef struct {
     const Qwen3Lora *lora;     // per-example adapters, or NULL
 } Qwen3Inputs;
 
+// Weight gradients that a backward has finished, reported as it goes so that a data-parallel
+// trainer can reduce them while the rest of the backward runs. A group is reported once its
+// gradients hold their final value for this backward (nothing later in it writes them), each
+// group exactly once, in this order:
+//   QWEN3_GRADS_HEAD    the final norm (lnfw) and, when not tied, the LM head;
+//   L-1, L-2, ..., 0    layer l: every per-layer tensor (ln1w ... downw) at index l;
+//   QWEN3_GRADS_EMBED   the input embeddings (wte, which is also a tied LM head), last of all.
+// A frozen model reports nothing. With gradient accumulation the values are final for this
+// backward only: acting on the reports of the last micro-batch is the caller's choice.
+enum { QWEN3_GRADS_HEAD = -1, QWEN3_GRADS_EMBED = -2 };
+typedef void (*Qwen3GradsReadyFn)(void *ctx, int group);
+
 // Extra gradients for a backward, for models whose hidden states feed something else (the
 // compiler's captured states): added where the forward produced those states.
 typedef struct {
     float grad_scale;               // loss gradient scale (0: 1 / sum of weights); unused without a loss
     const float *dlnf;              // [N, C] gradient on the final-norm output, or NULL
     const float *const *dx_layer;   // L+1 entries: gradient on x[l] (x[l+1] = output of layer l), or NULL
+    Qwen3GradsReadyFn on_grads_ready;  // NULL: no reports
+    void *ctx;                         // passed to on_grads_ready
 } Qwen3BackwardArgs;
 
 typedef struct {

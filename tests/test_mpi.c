@@ -1,8 +1,10 @@
 // Multi-process training on the CPU through `mpirun ./paw train` on the tiny world: -np 2 against
 // -np 1 with the same global batch (with and without ZeRO-1), exact resume across ranks after a
 // rank died mid-checkpoint, re-sharding 2 -> 1 -> 2 ranks, a killed and a hung rank ending the job
-// within a bounded time and naming the rank, and mismatched configurations refused. Shard
-// arithmetic and the single-process communicator are checked without MPI.
+// within a bounded time and naming the rank (also in the middle of the gradient reduction that
+// overlaps the backward), the overlapped reduction against the one after the backward, and
+// mismatched configurations refused. Shard arithmetic and the single-process communicator are
+// checked without MPI.
 #include <cjson/cJSON.h>
 #include <criterion/criterion.h>
 #include <math.h>
@@ -259,6 +261,115 @@ Test(mpi_train, resharding_2_to_1_to_2_ranks_continues_the_same_run, .timeout = 
     write_config("odd.json", "odd", ",\"save_every\":1,\"steps\":1,\"warmup_steps\":0");
     cr_assert_eq(sh("OMP_NUM_THREADS=1 %s train %s/odd.json 2>/dev/null", p, g_dir), 0);
     cr_assert_eq(sh("%s ckpt reshard %s/odd/checkpoints/step-00000001 %s/odd2 --world-size 2 2>/dev/null", p, g_dir, g_dir), 1);
+    sh("rm -rf %s", g_dir);
+}
+
+static char *read_err(const char *name);
+
+// Pre-training of the tiny interpreter (tied embeddings, every weight trained).
+static void write_pretrain_config(const char *name, const char *out, const char *extra) {
+    char path[256], text[2048];
+    snprintf(path, sizeof path, "%s/%s", g_dir, name);
+    snprintf(text, sizeof text,
+             "{\"mode\":\"pretrain\",\"interpreter\":\"%s/interp\",\"train_data\":\"%s/train\",\"out_dir\":\"%s/%s\","
+             "\"steps\":6,\"batch_tokens\":4096,\"max_batch_examples\":4,\"lr\":0.003,\"warmup_steps\":2,"
+             "\"save_every\":2,\"keep_last\":5,\"eval_every\":0,\"seed\":3%s}",
+             g_dir, g_dir, g_dir, out, extra);
+    cr_assert_eq(paw_write_file_atomic(path, text, strlen(text)), 0);
+}
+
+// The run's bucket count (start event) and, per step, the buckets started during the backward.
+static int read_overlap(const char *run, int started[6]) {
+    char path[256];
+    snprintf(path, sizeof path, "%s/%s/log.jsonl", g_dir, run);
+    char *text = paw_read_file(path, NULL);
+    cr_assert_not_null(text, "%s", paw_last_error());
+    int buckets = -1;
+    for (int i = 0; i < 6; i++) started[i] = -1;
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+        cJSON *o = cJSON_Parse(line);
+        const cJSON *b = cJSON_GetObjectItem(o, "overlap_buckets"), *s = cJSON_GetObjectItem(o, "step");
+        const cJSON *k = cJSON_GetObjectItem(o, "buckets_overlapped");
+        if (cJSON_IsNumber(b)) buckets = b->valueint;
+        if (cJSON_IsNumber(k) && cJSON_IsNumber(s) && s->valueint >= 1 && s->valueint <= 6) started[s->valueint - 1] = k->valueint;
+        cJSON_Delete(o);
+    }
+    free(text);
+    return buckets;
+}
+
+// The overlapped run really started its buckets during the backward; the other did not overlap.
+static void assert_overlapped(const char *on, const char *off) {
+    int started[6];
+    int buckets = read_overlap(on, started);
+    cr_assert_geq(buckets, 2, "%s: %d buckets", on, buckets);
+    for (int i = 0; i < 6; i++)
+        cr_assert_eq(started[i], buckets, "%s step %d: %d of %d buckets started during the backward", on, i + 1,
+                     started[i], buckets);
+    cr_assert_eq(read_overlap(off, started), 0, "%s overlapped", off);
+}
+
+// The gradient reduction overlapped with the backward (the default) against the reduction after
+// it ("overlap_comm": false): the same sums of the same gradients, only cut into buckets and
+// started earlier, so the runs agree within the float tolerance of assert_close_runs (2 ranks add
+// two values either way). Covered: grad_accum 2 (only the last micro-batch's backward may start
+// buckets), ZeRO-1 (pieces reduced to their shard owners, in small rounds), a frozen compiler
+// (prefix + mapper only) and pre-training (one whole tied model).
+Test(mpi_train, overlapped_reduction_matches_the_reduction_after_the_backward, .timeout = 300) {
+    NEED_MPI();
+    make_world(g_dir);
+    const char *p = paw_bin();
+    write_config("off.json", "off", ",\"grad_accum\":2,\"overlap_comm\":false");
+    write_config("on.json", "on", ",\"grad_accum\":2");
+    write_config("zoff.json", "zoff", ",\"grad_accum\":2,\"zero\":1,\"overlap_comm\":false");
+    write_config("zon.json", "zon", ",\"grad_accum\":2,\"zero\":1,\"overlap_comm\":true");
+    write_config("foff.json", "foff", ",\"freeze_compiler\":true,\"overlap_comm\":false");
+    write_config("fon.json", "fon", ",\"freeze_compiler\":true");
+    write_pretrain_config("poff.json", "poff", ",\"grad_accum\":2,\"zero\":1,\"overlap_comm\":false");
+    write_pretrain_config("pon.json", "pon", ",\"grad_accum\":2,\"zero\":1");
+    const char *runs[] = {"off", "on", "zoff", "zon", "foff", "fon", "poff", "pon"};
+    for (int i = 0; i < 8; i++)
+        cr_assert_eq(sh("PAW_COMM_CHUNK=1000 %s -x PAW_COMM_CHUNK -np 2 %s train %s/%s.json >%s/%s.err 2>&1", g_mpirun, p,
+                        g_dir, runs[i], g_dir, runs[i]), 0, "run %s failed", runs[i]);
+    for (int i = 0; i < 8; i += 2) {
+        assert_close_runs(runs[i], runs[i + 1]);
+        assert_overlapped(runs[i + 1], runs[i]);
+    }
+    sh("rm -rf %s", g_dir);
+}
+
+// A rank that dies or hangs in the middle of the overlapped reduction (its backward stops at
+// layer 0, after it started the buckets before that layer) still ends the job in bounded time,
+// and the hung rank is named by the watchdog of the other rank's wait for the buckets.
+Test(mpi_train, a_rank_lost_during_the_overlapped_reduction_ends_the_job_naming_it, .timeout = 240) {
+    NEED_MPI();
+    make_world(g_dir);
+    const char *p = paw_bin();
+    write_config("k.json", "k", ",\"comm_timeout_s\":3,\"grad_accum\":2");
+    double t0 = paw_now();
+    int rc = sh("PAW_TEST_FAIL_IN_BACKWARD=1 PAW_TEST_KILL_RANK=1 PAW_TEST_KILL_STEP=3 %s -x PAW_TEST_FAIL_IN_BACKWARD "
+                "-x PAW_TEST_KILL_RANK -x PAW_TEST_KILL_STEP -np 2 %s train %s/k.json >%s/k.err 2>&1", g_mpirun, p, g_dir,
+                g_dir);
+    double dt = paw_now() - t0;
+    char *err = read_err("k.err");
+    cr_assert_neq(rc, 0, "%s", err);
+    cr_assert(dt < 60, "took %.0f s", dt);
+    cr_assert(strstr(err, "rank 1"), "the dead rank is not named:\n%s", err);
+    free(err);
+    RunLog k = read_log("k");
+    cr_assert_eq(k.n, 2, "%d steps logged before the failure at step 3", k.n);
+
+    write_config("h.json", "h", ",\"comm_timeout_s\":3,\"zero\":1");
+    t0 = paw_now();
+    rc = sh("PAW_TEST_FAIL_IN_BACKWARD=1 PAW_TEST_KILL_RANK=1 PAW_TEST_HANG_STEP=3 %s -x PAW_TEST_FAIL_IN_BACKWARD "
+            "-x PAW_TEST_KILL_RANK -x PAW_TEST_HANG_STEP -np 2 %s train %s/h.json >%s/h.err 2>&1", g_mpirun, p, g_dir, g_dir);
+    dt = paw_now() - t0;
+    err = read_err("h.err");
+    cr_assert_neq(rc, 0, "%s", err);
+    cr_assert(dt < 3 + 30, "took %.0f s with a 3 s timeout", dt);
+    cr_assert(strstr(err, "rank(s) 1 did not reach") && strstr(err, "overlapped"),
+              "the hung rank or the overlapped reduction is not named:\n%s", err);
+    free(err);
     sh("rm -rf %s", g_dir);
 }
 

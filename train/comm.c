@@ -29,10 +29,16 @@ static void single_abort(PawComm *c, int code) {
     exit(code);
 }
 static void single_finalize(PawComm *c) { (void)c; }
+// One rank owns every shard: the sum over ranks is the buffer itself.
+static int single_ireduce_shards(PawComm *c, float *buf, size_t n, size_t a, size_t b) {
+    return (void)c, (void)buf, (void)n, (void)a, (void)b, 0;
+}
+static int single_nothing_in_flight(PawComm *c) { return (void)c, 0; }
 
 static const PawCommOps single_ops = {"single", single_noop_f32, single_noop_f64, single_reduce_scatter, single_allgather,
                                       single_allgather_bytes, single_broadcast, single_barrier, single_abort,
-                                      single_finalize};
+                                      single_finalize, single_noop_f32, single_ireduce_shards,
+                                      single_nothing_in_flight, single_nothing_in_flight};
 
 PawComm *paw_comm_single(void) {
     PawComm *c = xcalloc(1, sizeof *c);
@@ -102,6 +108,13 @@ int paw_allgather_bytes(PawComm *c, const void *mine, void *all, size_t bytes) {
 int paw_broadcast(PawComm *c, void *buf, size_t bytes, int root) { return c->ops->broadcast(c, buf, bytes, root); }
 int paw_barrier(PawComm *c) { return c->ops->barrier(c); }
 void paw_comm_abort(PawComm *c, int code) { c->ops->abort(c, code); }
+int paw_iallreduce_f32(PawComm *c, float *buf, size_t n) { return c->ops->iallreduce_f32(c, buf, n); }
+int paw_ireduce_shards_f32(PawComm *c, float *buf, size_t n, size_t a, size_t b) {
+    if (a > b || b > n) return paw_error("reduce of elements [%zu, %zu) of a tensor of %zu", a, b, n);
+    return a == b ? 0 : c->ops->ireduce_shards_f32(c, buf, n, a, b);
+}
+int paw_comm_progress(PawComm *c) { return c->ops->progress(c); }
+int paw_comm_wait_all(PawComm *c) { return c->ops->wait_all(c); }
 
 // ---- shards -------------------------------------------------------------------------------------
 

@@ -31,6 +31,11 @@ typedef struct {
     int (*barrier)(PawComm *c);
     void (*abort)(PawComm *c, int code);  // ends every rank of the job; does not return
     void (*finalize)(PawComm *c);
+    // Non-blocking (see paw_iallreduce_f32 and the functions after it).
+    int (*iallreduce_f32)(PawComm *c, float *buf, size_t n);
+    int (*ireduce_shards_f32)(PawComm *c, float *buf, size_t n, size_t a, size_t b);
+    int (*progress)(PawComm *c);
+    int (*wait_all)(PawComm *c);
 } PawCommOps;
 
 struct PawComm {
@@ -49,7 +54,10 @@ void paw_comm_close(PawComm *c);  // finalizes and frees
 // 1 when this build links MPI.
 int paw_comm_have_mpi(void);
 // NCCL over device buffers, bootstrapped through an MPI communicator (which it then owns), one
-// GPU per rank. Only in `make NCCL=1` builds; UNTESTED and not used by the trainer yet.
+// GPU per rank. Only in `make NCCL=1` builds; UNTESTED, and unused by the trainer, which runs on
+// the CPU (its overlapped reduction goes through MPI). Its non-blocking operations run on the
+// communicator's own stream after an event recorded on the compute stream (paw_cuda_stream()),
+// so they need paw_cuda_init() first.
 PawComm *paw_comm_nccl_open(PawComm *host);
 
 // Shorthands through c->ops.
@@ -61,6 +69,23 @@ int paw_allgather_bytes(PawComm *c, const void *mine, void *all, size_t bytes);
 int paw_broadcast(PawComm *c, void *buf, size_t bytes, int root);
 int paw_barrier(PawComm *c);
 void paw_comm_abort(PawComm *c, int code);
+
+// Non-blocking collectives, to reduce gradients while the backward still runs. A started
+// operation joins the communicator's set of operations in flight; every rank must start the same
+// operations in the same order (as for the blocking ones, which may be called in between), and
+// nobody may touch the buffers until paw_comm_wait_all returns. Single process: nothing to do.
+// Sum of buf[0..n) over all ranks, in place (buffers of any size: started in rounds).
+int paw_iallreduce_f32(PawComm *c, float *buf, size_t n);
+// buf is a whole flat tensor of n elements split into ZeRO shards (paw_shard_begin). Sums the
+// elements [a, b) over all ranks so that each rank ends with the sum of the part of [a, b) that
+// lies in its own shard; its other elements keep this rank's values. The range is cut at shard
+// boundaries and each piece reduced to its owner.
+int paw_ireduce_shards_f32(PawComm *c, float *buf, size_t n, size_t a, size_t b);
+// Lets the operations in flight advance without waiting (MPI moves them only inside its calls).
+int paw_comm_progress(PawComm *c);
+// Completes every operation in flight. Same watchdog as the blocking collectives: past
+// comm->timeout_s (counted from this call) it names the missing rank(s) and aborts the job.
+int paw_comm_wait_all(PawComm *c);
 
 // ZeRO shards: the balanced split of n elements over world ranks (the first n % world ranks get
 // one more). Rank r owns [paw_shard_begin(n, w, r), paw_shard_begin(n, w, r + 1)).

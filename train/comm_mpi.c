@@ -24,6 +24,9 @@ typedef struct {
     long seq;                  // collectives entered by this rank
     long ring[ARRIVAL_RING];   // send buffers of the arrival messages (rank != 0)
     long *seen;                // rank 0: the last collective each rank reported
+    MPI_Request *inflight;     // started non-blocking operations not yet complete
+    const char **inflight_what;
+    int ninflight, inflight_cap;
 } MpiState;
 
 static void drain_arrivals(PawComm *c) {
@@ -217,6 +220,101 @@ static int mpi_barrier(PawComm *c) {
     return rc != MPI_SUCCESS ? fail(c, "barrier", rc) : wait_done(c, &req, "barrier");
 }
 
+// ---- non-blocking operations --------------------------------------------------------------------
+
+static void inflight_push(PawComm *c, MPI_Request req, const char *what) {
+    MpiState *st = c->impl;
+    if (st->ninflight == st->inflight_cap) {
+        st->inflight_cap = st->inflight_cap ? 2 * st->inflight_cap : 64;
+        st->inflight = xrealloc(st->inflight, sizeof(MPI_Request) * (size_t)st->inflight_cap);
+        st->inflight_what = xrealloc(st->inflight_what, sizeof(char *) * (size_t)st->inflight_cap);
+    }
+    st->inflight[st->ninflight] = req;
+    st->inflight_what[st->ninflight++] = what;
+}
+
+// Tests every operation in flight once (which is what moves them forward) and drops the
+// completed ones, keeping the others in starting order.
+static int inflight_test(PawComm *c) {
+    MpiState *st = c->impl;
+    int kept = 0, rc = 0;
+    for (int i = 0; i < st->ninflight; i++) {
+        int done = 0;
+        if (rc == 0) {
+            int mrc = MPI_Test(&st->inflight[i], &done, MPI_STATUS_IGNORE);
+            if (mrc != MPI_SUCCESS) rc = fail(c, st->inflight_what[i], mrc);
+        }
+        if (!done) {
+            st->inflight[kept] = st->inflight[i];
+            st->inflight_what[kept++] = st->inflight_what[i];
+        }
+    }
+    st->ninflight = kept;
+    return rc;
+}
+
+static int mpi_iallreduce_f32(PawComm *c, float *buf, size_t n) {
+    size_t chunk = paw_comm_chunk_elems();
+    if (chunk > INT_MAX) chunk = INT_MAX;
+    for (size_t off = 0; off < n; off += chunk) {
+        int cnt = (int)(n - off < chunk ? n - off : chunk);
+        MPI_Request req;
+        note_arrival(c);
+        int rc = MPI_Iallreduce(MPI_IN_PLACE, buf + off, cnt, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD, &req);
+        if (rc != MPI_SUCCESS) return fail(c, "overlapped allreduce", rc);
+        inflight_push(c, req, "overlapped allreduce");
+    }
+    return 0;
+}
+
+// Each shard's piece of [a, b) goes to its owner, in place there (the others only send), so no
+// staging copy has to outlive the call.
+static int mpi_ireduce_shards_f32(PawComm *c, float *buf, size_t n, size_t a, size_t b) {
+    size_t chunk = paw_comm_chunk_elems();
+    if (chunk > INT_MAX) chunk = INT_MAX;
+    for (int owner = 0; owner < c->world; owner++) {
+        size_t lo = paw_shard_begin(n, c->world, owner), hi = paw_shard_begin(n, c->world, owner + 1);
+        if (lo < a) lo = a;
+        if (hi > b) hi = b;
+        for (size_t off = lo; off < hi; off += chunk) {
+            int cnt = (int)(hi - off < chunk ? hi - off : chunk);
+            MPI_Request req;
+            note_arrival(c);
+            int rc = owner == c->rank
+                         ? MPI_Ireduce(MPI_IN_PLACE, buf + off, cnt, MPI_FLOAT, MPI_SUM, owner, MPI_COMM_WORLD, &req)
+                         : MPI_Ireduce(buf + off, NULL, cnt, MPI_FLOAT, MPI_SUM, owner, MPI_COMM_WORLD, &req);
+            if (rc != MPI_SUCCESS) return fail(c, "overlapped reduce to the shard owner", rc);
+            inflight_push(c, req, "overlapped reduce to the shard owner");
+        }
+    }
+    return 0;
+}
+
+static int mpi_progress(PawComm *c) {
+    if (c->rank == 0) drain_arrivals(c);
+    return inflight_test(c);
+}
+
+// Like wait_done, over the whole set: the deadline runs from this call, the first operation
+// still in flight names what timed out.
+static int mpi_wait_all(PawComm *c) {
+    MpiState *st = c->impl;
+    double t0 = MPI_Wtime(), limit = c->rank == 0 ? c->timeout_s : c->timeout_s + 5;
+    for (long spins = 0; st->ninflight > 0; spins++) {
+        if (inflight_test(c) != 0) {
+            st->ninflight = 0;  // the job is about to end; nothing waits for these any more
+            return -1;
+        }
+        if (st->ninflight > 0 && spins > 2000) {
+            struct timespec ts = {0, 100000};
+            nanosleep(&ts, NULL);
+            double waited = MPI_Wtime() - t0;
+            if (waited > limit) die_timed_out(c, st->inflight_what[0], waited);
+        }
+    }
+    return 0;
+}
+
 static void mpi_abort(PawComm *c, int code) {
     (void)c;
     fflush(stdout);
@@ -228,7 +326,7 @@ static void mpi_abort(PawComm *c, int code) {
 static void mpi_finalize(PawComm *c) {
     MpiState *st = c->impl;
     if (st && c->rank == 0) drain_arrivals(c);
-    if (st) free(st->seen), free(st);
+    if (st) free(st->seen), free(st->inflight), free(st->inflight_what), free(st);
     c->impl = NULL;
     int fin = 0;
     MPI_Finalized(&fin);
@@ -236,7 +334,8 @@ static void mpi_finalize(PawComm *c) {
 }
 
 static const PawCommOps mpi_ops = {"mpi", mpi_allreduce_f32, mpi_allreduce_f64, mpi_reduce_scatter, mpi_allgather,
-                                   mpi_allgather_bytes, mpi_broadcast, mpi_barrier, mpi_abort, mpi_finalize};
+                                   mpi_allgather_bytes, mpi_broadcast, mpi_barrier, mpi_abort, mpi_finalize,
+                                   mpi_iallreduce_f32, mpi_ireduce_shards_f32, mpi_progress, mpi_wait_all};
 
 PawComm *paw_comm_mpi_open(int *argc, char ***argv, double timeout_s) {
     int init = 0;

@@ -1,7 +1,7 @@
 // The NCCL communicator: collectives on GPU buffers, bootstrapped over the MPI communicator.
 // UNTESTED: it compiles (`make NCCL=1`, which needs CUDA and MPI) but has never run, and the
-// training loop does not use it yet (it trains on the CPU). It is the shape the GPU path takes
-// behind train/comm.h:
+// training loop does not use it (it trains on the CPU, reducing through MPI). It is the shape the
+// GPU path takes behind train/comm.h:
 //   - one GPU per rank: the local rank (OMPI_COMM_WORLD_LOCAL_RANK) picks the device;
 //   - rank 0 makes the NCCL unique id and broadcasts it over MPI;
 //   - float collectives take DEVICE pointers and run on the communicator's stream; the host-side
@@ -10,6 +10,10 @@
 //     timeout or error, aborts the NCCL communicator and then the MPI job.
 // Blocks of unequal size (the balanced split) use grouped ncclReduce/ncclBroadcast, equal blocks
 // the native reduce-scatter/all-gather.
+//   - the non-blocking operations (gradient reduction overlapped with the backward) are queued on
+//     the communicator's stream behind an event recorded on the compute stream, so they read each
+//     gradient after the kernels that wrote it and run beside the rest of the backward;
+//     paw_comm_wait_all waits for that stream under the watchdog, before the optimizer runs.
 #ifdef PAW_NCCL
 
 #include <cuda_runtime.h>
@@ -26,9 +30,16 @@
 typedef struct {
     PawComm *host;  // the MPI communicator (bootstrap, host collectives, abort)
     ncclComm_t nccl;
-    cudaStream_t stream;
+    cudaStream_t stream;      // communication: every collective runs here
+    cudaEvent_t grads_ready;  // recorded on the compute stream before each non-blocking operation
+    int inflight;             // non-blocking operations queued since the last wait_all
     int device;
 } NcclState;
+
+// The stream every kernel runs on. kernels/cuda_common.cu defines paw_cuda_stream() with C++
+// linkage (its header is CUDA C++), so C binds it by that symbol's (Itanium ABI) name; a rename
+// there fails the `make NCCL=1` link rather than compiling to something wrong.
+cudaStream_t paw_cuda_compute_stream(void) __asm__("_Z15paw_cuda_streamv");
 
 static NcclState *state(PawComm *c) { return c->impl; }
 
@@ -116,6 +127,59 @@ static int nccl_allgather(PawComm *c, float *buf, const size_t *counts) {
     return r != ncclSuccess ? nccl_fail(c, "all-gather", r) : wait_stream(c, "all-gather");
 }
 
+// ---- non-blocking operations --------------------------------------------------------------------
+
+// Orders the communication stream after everything queued so far on the compute stream.
+static int after_compute(PawComm *c, const char *what) {
+    NcclState *st = state(c);
+    cudaError_t e = cudaEventRecord(st->grads_ready, paw_cuda_compute_stream());
+    if (e == cudaSuccess) e = cudaStreamWaitEvent(st->stream, st->grads_ready, 0);
+    return e == cudaSuccess ? 0 : paw_error("rank %d: %s: %s", c->rank, what, cudaGetErrorString(e));
+}
+
+static int nccl_iallreduce_f32(PawComm *c, float *buf, size_t n) {
+    NcclState *st = state(c);
+    if (after_compute(c, "overlapped allreduce") != 0) return -1;
+    ncclResult_t r = ncclAllReduce(buf, buf, n, ncclFloat32, ncclSum, st->nccl, st->stream);
+    if (r != ncclSuccess) return nccl_fail(c, "overlapped allreduce", r);
+    st->inflight++;
+    return 0;
+}
+
+// One grouped ncclReduce per shard piece of [a, b), in place at its owner.
+static int nccl_ireduce_shards_f32(PawComm *c, float *buf, size_t n, size_t a, size_t b) {
+    NcclState *st = state(c);
+    if (after_compute(c, "overlapped reduce") != 0) return -1;
+    ncclResult_t r = ncclGroupStart();
+    for (int owner = 0; owner < c->world && r == ncclSuccess; owner++) {
+        size_t lo = paw_shard_begin(n, c->world, owner), hi = paw_shard_begin(n, c->world, owner + 1);
+        if (lo < a) lo = a;
+        if (hi > b) hi = b;
+        if (lo < hi) r = ncclReduce(buf + lo, buf + lo, hi - lo, ncclFloat32, ncclSum, owner, st->nccl, st->stream);
+    }
+    ncclResult_t g = ncclGroupEnd();
+    if (r == ncclSuccess) r = g;
+    if (r != ncclSuccess) return nccl_fail(c, "overlapped reduce", r);
+    st->inflight++;
+    return 0;
+}
+
+// NCCL moves its operations by itself; only its asynchronous errors are worth a look here.
+static int nccl_progress(PawComm *c) {
+    ncclResult_t async = ncclSuccess;
+    ncclCommGetAsyncError(state(c)->nccl, &async);
+    return async == ncclSuccess || async == ncclInProgress ? 0 : nccl_fail(c, "overlapped reduction", async);
+}
+
+// The host returns only once the communication stream is done, so the optimizer kernels queued
+// after this on the compute stream see the reduced gradients.
+static int nccl_wait_all(PawComm *c) {
+    NcclState *st = state(c);
+    if (!st->inflight) return 0;
+    st->inflight = 0;
+    return wait_stream(c, "overlapped gradient reduction");
+}
+
 static int host_allgather_bytes(PawComm *c, const void *mine, void *all, size_t bytes) {
     return paw_allgather_bytes(state(c)->host, mine, all, bytes);
 }
@@ -129,6 +193,7 @@ static void nccl_finalize(PawComm *c) {
     NcclState *st = state(c);
     if (!st) return;
     ncclCommDestroy(st->nccl);
+    cudaEventDestroy(st->grads_ready);
     cudaStreamDestroy(st->stream);
     paw_comm_close(st->host);
     free(st);
@@ -136,7 +201,8 @@ static void nccl_finalize(PawComm *c) {
 }
 
 static const PawCommOps nccl_ops = {"nccl", nccl_allreduce_f32, nccl_allreduce_f64, nccl_reduce_scatter, nccl_allgather,
-                                    host_allgather_bytes, host_broadcast, host_barrier, nccl_abort, nccl_finalize};
+                                    host_allgather_bytes, host_broadcast, host_barrier, nccl_abort, nccl_finalize,
+                                    nccl_iallreduce_f32, nccl_ireduce_shards_f32, nccl_progress, nccl_wait_all};
 
 PawComm *paw_comm_nccl_open(PawComm *host) {
     int ndev = 0;
@@ -162,12 +228,19 @@ PawComm *paw_comm_nccl_open(PawComm *host) {
         free(st);
         return NULL;
     }
+    if (cudaEventCreateWithFlags(&st->grads_ready, cudaEventDisableTiming) != cudaSuccess) {
+        paw_error("rank %d: cannot create a CUDA event on GPU %d", host->rank, local);
+        cudaStreamDestroy(st->stream);
+        free(st);
+        return NULL;
+    }
     if (host->rank == 0) r = ncclGetUniqueId(&id);
     // Every rank takes part in the broadcast, even if rank 0 failed, so nobody waits for nothing.
     int ok = r == ncclSuccess;
     if (paw_broadcast(host, &ok, sizeof ok, 0) != 0 || !ok || paw_broadcast(host, &id, sizeof id, 0) != 0 ||
         (r = ncclCommInitRank(&st->nccl, host->world, id, host->rank)) != ncclSuccess) {
         if (r != ncclSuccess) nccl_fail(host, "NCCL initialisation", r);
+        cudaEventDestroy(st->grads_ready);
         cudaStreamDestroy(st->stream);
         free(st);
         return NULL;

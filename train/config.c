@@ -21,7 +21,7 @@ void train_config_defaults(TrainConfig *c) {
     c->log_every = 1, c->save_every = 0, c->keep_last = 3;
     c->seed = 1;
     c->sort_window = 0;
-    c->zero = 0, c->comm_timeout_s = 60;
+    c->zero = 0, c->comm_timeout_s = 60, c->overlap_comm = 1;
 }
 
 void train_config_free(TrainConfig *c) {
@@ -81,6 +81,7 @@ static const KeySpec keys[] = {
     {"sort_window", K_INT, OFF(sort_window), 0, 1e9},
     {"zero", K_INT, OFF(zero), 0, 1},
     {"comm_timeout_s", K_FLOAT, OFF(comm_timeout_s), 0.1, 1e6},
+    {"overlap_comm", K_BOOL, OFF(overlap_comm), 0, 0},
 };
 #define NKEYS ((int)(sizeof keys / sizeof keys[0]))
 

@@ -37,6 +37,7 @@ typedef struct {
     // multi-process runs (mpirun)
     int zero;                // 1: shard the AdamW moments across ranks (ZeRO stage 1)
     float comm_timeout_s;    // a collective that takes longer aborts the job
+    int overlap_comm;        // 1: reduce gradients during the last micro-batch's backward, bucket by bucket
 } TrainConfig;
 
 void train_config_defaults(TrainConfig *c);

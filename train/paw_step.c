@@ -111,6 +111,11 @@ static int forward(PawModel *pm, const PawStepExample *ex, int B, int with_grads
 int paw_forward(PawModel *pm, const PawStepExample *ex, int B, PawStepStats *st) { return forward(pm, ex, B, 0, st); }
 
 int paw_forward_backward(PawModel *pm, const PawStepExample *ex, int B, float grad_scale, PawStepStats *st) {
+    return paw_forward_backward_ex(pm, ex, B, grad_scale, st, NULL, NULL);
+}
+
+int paw_forward_backward_ex(PawModel *pm, const PawStepExample *ex, int B, float grad_scale, PawStepStats *st,
+                            Qwen3GradsReadyFn on_grads_ready, void *ctx) {
     if (forward(pm, ex, B, 1, st) != 0) return -1;
     const MapperConfig *mc = &pm->mapper.cfg;
     for (int mod = 0; mod < LORA_NUM_MODULES; mod++) {
@@ -121,7 +126,8 @@ int paw_forward_backward(PawModel *pm, const PawStepExample *ex, int B, float gr
     }
     if (qwen3_backward(&pm->interp, grad_scale) != 0) return -1;
     mapper_backward(&pm->mapper, pm->comp.P, &pm->lora, pm->dH);
-    return compiler_backward(&pm->comp, pm->dH);
+    if (on_grads_ready) on_grads_ready(ctx, PAW_GRADS_MAPPER);
+    return compiler_backward(&pm->comp, pm->dH, on_grads_ready, ctx);
 }
 
 int paw_model_save_mapper(const PawModel *pm, const char *path) { return paw_mapper_file_save(&pm->comp, &pm->mapper, path); }

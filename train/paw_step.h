@@ -61,6 +61,12 @@ int paw_forward(PawModel *pm, const PawStepExample *ex, int B, PawStepStats *st)
 // the factor on the summed NLL: 0 means 1 / (this batch's target tokens), the mean's gradient;
 // with gradient accumulation pass 1 / (target tokens of the whole global batch).
 int paw_forward_backward(PawModel *pm, const PawStepExample *ex, int B, float grad_scale, PawStepStats *st);
+// The same, reporting finished trainable gradients as it goes (see Qwen3GradsReadyFn): first
+// PAW_GRADS_MAPPER (the whole mapper, final before the compiler's backward starts), then the
+// compiler model's groups (none when it is frozen), then COMPILER_GRADS_PREFIX.
+enum { PAW_GRADS_MAPPER = -4 };
+int paw_forward_backward_ex(PawModel *pm, const PawStepExample *ex, int B, float grad_scale, PawStepStats *st,
+                            Qwen3GradsReadyFn on_grads_ready, void *ctx);
 
 // Model FLOPs of one forward + backward for B examples: the compiler with its prefix over comp_T
 // tokens (3x its forward when it trains, 2x when frozen: activation gradients only), the

@@ -25,6 +25,7 @@
 #include "train/checkpoint.h"
 #include "train/comm.h"
 #include "train/config.h"
+#include "train/grad_sync.h"
 #include "train/paw_step.h"
 
 typedef struct {
@@ -42,6 +43,8 @@ typedef struct {
     PawComm *comm;     // never NULL in cmd_train; rank 0 of 1 unless launched by mpirun
     TrainParam params[3];
     int nparams;
+    GradSync gsync;    // overlapped reduction (overlap_comm under mpirun)
+    int overlap;
     FILE *log;
     long step;
     double tokens_seen, elapsed;
@@ -92,7 +95,9 @@ static int convert(Trainer *tr, const PawExample *src, int n) {
 }
 
 // Language-model batch of the interpreter sequences: loss on the target (and the prompt when asked).
-static int lm_step(Trainer *tr, int n, int backward, float grad_scale, double *loss_sum, double *weight_sum, int *tokens) {
+// on_grads_ready (or NULL) hears the backward's finished gradient groups.
+static int lm_step(Trainer *tr, int n, int backward, float grad_scale, Qwen3GradsReadyFn on_grads_ready, void *ctx,
+                   double *loss_sum, double *weight_sum, int *tokens) {
     int T = 0;
     for (int i = 0; i < n; i++)
         if (tr->ex[i].interp_len + tr->ex[i].target_len > T) T = tr->ex[i].interp_len + tr->ex[i].target_len;
@@ -124,7 +129,8 @@ static int lm_step(Trainer *tr, int n, int backward, float grad_scale, double *l
     *loss_sum = tr->lm.loss_sum;
     *weight_sum = tr->lm.loss_weight_sum;
     *tokens = n * T;
-    if (backward && qwen3_backward(&tr->lm, grad_scale) != 0) return -1;
+    Qwen3BackwardArgs args = {.grad_scale = grad_scale, .on_grads_ready = on_grads_ready, .ctx = ctx};
+    if (backward && qwen3_backward_ex(&tr->lm, &args) != 0) return -1;
     return 0;
 }
 
@@ -209,7 +215,7 @@ static int evaluate(Trainer *tr, PawDataset *ds, EvalResult *res) {
         if (rc == 0 && tr->pretrain) {
             double ls, ws;
             int ntok;
-            rc = lm_step(tr, n, 0, 0, &ls, &ws, &ntok);
+            rc = lm_step(tr, n, 0, 0, NULL, NULL, &ls, &ws, &ntok);
             loss_sum += ls, wsum += ws;
         } else if (rc == 0) {
             PawStepStats st;
@@ -470,6 +476,23 @@ static int setup(Trainer *tr) {
         p->m = xcalloc(p->hi - p->lo + 1, sizeof(float));
         p->v = xcalloc(p->hi - p->lo + 1, sizeof(float));
     }
+    // Buckets in the order the backward finishes them (see train/grad_sync.h).
+    tr->overlap = c->overlap_comm && tr->comm->world > 1;
+    if (tr->overlap) {
+        GradSync *gs = &tr->gsync;
+        grad_sync_init(gs, tr->comm, tr->params, tr->nparams, c->zero);
+        if (tr->pretrain) {
+            grad_sync_add_qwen3(gs, 0, &tr->lm);
+        } else {
+            int k = 0;
+            GradRange mapper = {tr->nparams - 1, 0, tr->params[tr->nparams - 1].n};
+            grad_sync_add_bucket(gs, PAW_GRADS_MAPPER, &mapper, 1);
+            if (!c->freeze_compiler) grad_sync_add_qwen3(gs, k++, &tr->pm.comp.model);
+            GradRange prefix = {k, 0, tr->params[k].n};
+            grad_sync_add_bucket(gs, COMPILER_GRADS_PREFIX, &prefix, 1);
+        }
+        if (grad_sync_check(gs) != 0) return -1;
+    }
     PawLoaderConfig lc;
     paw_loader_config_default(&lc);
     lc.seed = (uint64_t)c->seed;
@@ -491,6 +514,7 @@ static void teardown(Trainer *tr) {
     if (tr->pretrain) qwen3_free(&tr->lm);
     else if (tr->interp) paw_model_free(&tr->pm);
     for (int i = 0; i < tr->nparams; i++) free(tr->params[i].m), free(tr->params[i].v);
+    grad_sync_free(&tr->gsync);
     if (tr->tok) paw_tokenizer_free(tr->tok);
     paw_vocab_map_free(&tr->vmap);
     if (tr->log) fclose(tr->log);
@@ -511,13 +535,23 @@ static double cpu_peak_flops(void) {
 
 // Fault injection for the multi-process tests: PAW_TEST_KILL_STEP=K kills (SIGKILL) and
 // PAW_TEST_HANG_STEP=K freezes the process at the start of step K, on rank PAW_TEST_KILL_RANK only
-// when that is set.
-static void maybe_fail_at_step(const Trainer *tr, long step) {
+// when that is set. With PAW_TEST_FAIL_IN_BACKWARD=1 it happens instead in the middle of step K's
+// overlapped reduction: when the last micro-batch's backward reports layer 0, after the buckets
+// before it were started.
+static void maybe_fail_at_step(const Trainer *tr, long step, int in_backward) {
     const char *r = getenv("PAW_TEST_KILL_RANK"), *k = getenv("PAW_TEST_KILL_STEP"), *h = getenv("PAW_TEST_HANG_STEP");
-    if (r && atoi(r) != tr->comm->rank) return;
+    const char *b = getenv("PAW_TEST_FAIL_IN_BACKWARD");
+    if ((r && atoi(r) != tr->comm->rank) || (b && atoi(b) == 1) != in_backward) return;
     if (k && atol(k) == step) raise(SIGKILL);
     if (h && atol(h) == step)
         for (;;) pause();
+}
+
+// The backward's report of finished gradients (last micro-batch, overlap_comm): starts buckets.
+static void on_grads_ready(void *ctx, int group) {
+    Trainer *tr = ctx;
+    if (group == 0) maybe_fail_at_step(tr, tr->step + 1, 1);
+    grad_sync_ready(&tr->gsync, group);
 }
 
 // Work only rank 0 does (evaluation, export) keeps the others waiting in the next collective:
@@ -536,14 +570,15 @@ static int wait_for_rank0(Trainer *tr) {
 // step. Without ZeRO every rank sums all of it (allreduce) and runs the same AdamW on full copies.
 // With ZeRO-1 each rank receives the sum of its block only (reduce-scatter), updates that block
 // with its shard of the moments, and the blocks are then all-gathered into every rank's params.
-// Returns the global gradient norm in *gnorm.
+// With overlap_comm the sums were already made during the backward (tr->gsync), the same way
+// bucket by bucket. Returns the global gradient norm in *gnorm.
 static int sync_and_update(Trainer *tr, float lr, double *gnorm) {
     TrainConfig *c = &tr->cfg;
     PawComm *comm = tr->comm;
     int sharded = c->zero && comm->world > 1;
     size_t *counts = xmalloc(sizeof(size_t) * (size_t)comm->world);
     int rc = 0;
-    for (int i = 0; i < tr->nparams && rc == 0 && comm->world > 1; i++) {
+    for (int i = 0; i < tr->nparams && rc == 0 && comm->world > 1 && !tr->overlap; i++) {
         TrainParam *p = &tr->params[i];
         if (sharded) {
             paw_shard_counts(p->n, comm->world, counts);
@@ -589,7 +624,7 @@ static int train_loop(Trainer *tr) {
     double t_start = paw_now(), elapsed0 = tr->elapsed;
     long first_step = tr->step;
     while (rc == 0 && tr->step < c->steps) {
-        maybe_fail_at_step(tr, tr->step + 1);
+        maybe_fail_at_step(tr, tr->step + 1, 0);
         double t0 = paw_now();
         float lr = train_lr_at(c, (int)tr->step);
         // Fetch all micro-batches first: the loss is normalised by the target tokens of the whole step.
@@ -609,24 +644,30 @@ static int train_loop(Trainer *tr) {
         for (int i = 0; i < tr->nparams; i++) memset(tr->params[i].g, 0, sizeof(float) * tr->params[i].n);
         if (!tr->pretrain) paw_model_zero_grad(&tr->pm);
         double loss_sum = 0, wsum = 0, flops = 0, tokens = 0;
+        if (tr->overlap) grad_sync_begin(&tr->gsync);
         for (int a = 0; a < accum && rc == 0; a++) {
             int n = batches[a].n;
             if (n == 0) continue;
             rc = convert(tr, batches[a].ex, n);
             if (rc) break;
             flops += step_flops(tr, n);
+            // Only the last micro-batch's backward leaves final gradients: it alone starts buckets.
+            Qwen3GradsReadyFn hook = tr->overlap && a == accum - 1 ? on_grads_ready : NULL;
             if (tr->pretrain) {
                 double ls, ws;
                 int toks;
-                rc = lm_step(tr, n, 1, grad_scale, &ls, &ws, &toks);
+                rc = lm_step(tr, n, 1, grad_scale, hook, tr, &ls, &ws, &toks);
                 loss_sum += ls, wsum += ws, tokens += toks;
             } else {
                 PawStepStats st;
-                rc = paw_forward_backward(&tr->pm, tr->ex, n, grad_scale, &st);
+                rc = paw_forward_backward_ex(&tr->pm, tr->ex, n, grad_scale, &st, hook, tr);
                 loss_sum += st.loss_sum, wsum += st.target_tokens, tokens += st.comp_tokens + st.interp_tokens;
             }
         }
         if (rc) break;
+        // Every bucket is started (the ones no report started, in the same order on every rank)
+        // and completed here, before any other collective.
+        if (tr->overlap && (rc = grad_sync_finish(&tr->gsync)) != 0) break;
         if (tr->comm->world > 1) {
             double sums[4] = {loss_sum, wsum, flops, tokens};
             if ((rc = paw_allreduce_f64(tr->comm, sums, 4)) != 0) break;
@@ -655,6 +696,8 @@ static int train_loop(Trainer *tr) {
             cJSON_AddNumberToObject(o, "tokens_per_s", tokens / dt);
             cJSON_AddNumberToObject(o, "mfu", flops / dt / peak / tr->comm->world);
             cJSON_AddNumberToObject(o, "step_s", dt);
+            // How many buckets started during the backward (the rest waited for its end).
+            if (tr->overlap) cJSON_AddNumberToObject(o, "buckets_overlapped", tr->gsync.started_by_reports);
             cJSON_AddNumberToObject(o, "eta_s", eta);
             log_json(tr, o);
             cJSON_Delete(o);
@@ -805,6 +848,7 @@ static int train_main(Trainer *tr, const char *config_path, int resume, int over
         cJSON_AddStringToObject(o, "mode", tr->pretrain ? "pretrain" : "paw");
         cJSON_AddNumberToObject(o, "world_size", comm->world);
         cJSON_AddNumberToObject(o, "zero", tr->cfg.zero);
+        cJSON_AddNumberToObject(o, "overlap_buckets", tr->overlap ? tr->gsync.nbuckets : 0);
         log_json(tr, o);
         cJSON_Delete(o);
     }
