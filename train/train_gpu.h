@@ -1,0 +1,23 @@
+// The bridge between the training loop's host tensors (TrainParam: the CPU layout that
+// checkpoints and export use) and the GPU PAW step (train/paw_step_cuda.h), which holds the
+// working copy of every weight, gradient and AdamW moment on the device. The loop keeps its
+// CPU structure: the device state is copied to the host before a checkpoint, an evaluation or
+// the export, and copied back after a resume. Only in CUDA builds.
+#ifndef PAW_TRAIN_TRAIN_GPU_H
+#define PAW_TRAIN_TRAIN_GPU_H
+
+#ifdef PAW_CUDA
+#include "train/checkpoint.h"
+#include "train/paw_step_cuda.h"
+
+// The device group of a trainer tensor ("compiler", "prefix", "mapper"), or -1.
+int train_gpu_group(const TrainParam *p);
+// Device -> host: the fp32 weights (the AdamW master copy) into p->p and, with moments, the
+// moments of the trainer's shard [lo, hi) into p->m, p->v. The tensors' sizes must match.
+int train_gpu_download(PawStepCuda *s, TrainParam *ps, int np, int with_moments);
+// Host -> device: weights and moments (after a resume). Moments must cover the whole tensor
+// (one rank, no ZeRO sharding).
+int train_gpu_upload(PawStepCuda *s, const TrainParam *ps, int np);
+#endif
+
+#endif
