@@ -25,6 +25,13 @@ void adamw_cuda(paw_bf16 *param, float *master, const float *grad, float *m, flo
                 float beta1, float beta2, float eps, float weight_decay, int step, const float *norm_sq,
                 float max_norm, unsigned long long seed);
 
+// The same with bf16 gradients (models that keep their weight gradients in bf16 to save memory;
+// the master weights and moments stay fp32).
+void grad_norm_sq_bf16_cuda(float *norm_sq, const paw_bf16 *grad, size_t n);
+void adamw_bf16_grad_cuda(paw_bf16 *param, float *master, const paw_bf16 *grad, float *m, float *v, size_t n,
+                          float lr, float beta1, float beta2, float eps, float weight_decay, int step,
+                          const float *norm_sq, float max_norm, unsigned long long seed);
+
 // Stochastic rounding alone (exposed for tests): out[i] = bf16 of x[i] rounded up or down with
 // probability given by the distance, random bits from (seed, i).
 void stochastic_round_cuda(paw_bf16 *out, const float *x, size_t n, unsigned long long seed);

@@ -134,3 +134,9 @@ extern "C" void matmul_cuda_backward_weight(float *dweight, const paw_bf16 *dout
     if (N <= 0) return;
     lt_gemm(dweight, CUDA_R_32F, dweight, inp, 0, dout, 1, C, OC, N, C, OC, C, 1.0f, 1.0f);
 }
+
+extern "C" void matmul_cuda_backward_weight_bf16(paw_bf16 *dweight, const paw_bf16 *dout, const paw_bf16 *inp, int N,
+                                                 int C, int OC) {
+    if (N <= 0 || C <= 0 || OC <= 0) return;
+    lt_gemm(dweight, CUDA_R_16BF, dweight, inp, 0, dout, 1, C, OC, N, C, OC, C, 1.0f, 1.0f);
+}

@@ -24,6 +24,9 @@ void matmul_cuda_backward_input(paw_bf16 *dinp, const paw_bf16 *dout, const paw_
                                 float beta);
 // dweight[OC, C] (fp32) += dout[N, OC]^T @ inp[N, C].
 void matmul_cuda_backward_weight(float *dweight, const paw_bf16 *dout, const paw_bf16 *inp, int N, int C, int OC);
+// The same into a bf16 gradient (the sum is fp32 inside the GEMM, rounded once per call).
+void matmul_cuda_backward_weight_bf16(paw_bf16 *dweight, const paw_bf16 *dout, const paw_bf16 *inp, int N, int C,
+                                      int OC);
 
 #ifdef __cplusplus
 }

@@ -24,8 +24,12 @@ extern "C" {
 
 typedef __nv_bfloat16 bf16;
 
-// GPU parameter groups, in memory order. Each starts 256-byte aligned.
+// GPU parameter groups. Each starts 256-byte aligned. In memory the embedding, head and norm
+// weights come first and the layer matrices last (MEMORY_ORDER), so that with bf16 weight
+// gradients the fp32 gradient block covers [0, split) and the bf16 one [split, nparams).
 enum { G_WTE, G_LN1, G_QKV, G_QN, G_KN, G_O, G_LN2, G_GU, G_DOWN, G_LNF, G_HEAD, NGROUPS };
+static const int MEMORY_ORDER[NGROUPS] = {G_WTE, G_HEAD, G_LN1, G_QN, G_KN, G_LN2, G_LNF, G_QKV, G_O, G_GU, G_DOWN};
+static int is_matrix_group(int grp) { return grp == G_QKV || grp == G_O || grp == G_GU || grp == G_DOWN; }
 
 // Activations of one layer (slices of the stacked buffers; all layers share one slice when the
 // backward recomputes them).
@@ -40,7 +44,9 @@ struct Qwen3Cuda {
     int C, I, L, V, NH, NKV, HD, Q, KV, QKV;
     size_t base[NGROUPS], extent[NGROUPS], nparams;  // element offset and padded size of each group
     bf16 *params;
-    float *grads;                     // NULL when frozen
+    float *grads;                     // NULL when frozen; [0, split) only when grads16 is used
+    bf16 *grads16;                    // bf16 gradients of the layer matrices [split, nparams), or NULL
+    size_t split;                     // where the layer matrices start
     float *master, *adam_m, *adam_v;  // optimizer state, from the first step
     float *d_norm_sq;
     int adam_step;
@@ -110,7 +116,9 @@ static void layout(Qwen3Cuda *g) {
     size_t sizes[NGROUPS] = {V * C, L * C, L * QKV * C, L * HD, L * HD, L * C * Q, L * C, L * 2 * I * C, L * C * I,
                              C, c->tie_word_embeddings ? 0 : V * C};
     size_t off = 0;
-    for (int i = 0; i < NGROUPS; i++) {
+    for (int k = 0; k < NGROUPS; k++) {
+        int i = MEMORY_ORDER[k];
+        if (i == G_QKV) g->split = off;
         g->base[i] = off;
         g->extent[i] = (sizes[i] + 127) / 128 * 128;
         off += g->extent[i];
@@ -268,6 +276,7 @@ extern "C" void qwen3_cuda_free(Qwen3Cuda *g) {
     drop_step_graph(g);
     free_acts(g);
     free_scratch(g);
+    paw_cuda_free(g->grads16);
     void *bufs[] = {g->params,   g->grads,  g->master,    g->adam_m,     g->adam_v, g->d_norm_sq,
                     g->rope_cos, g->rope_sin, g->logits,  g->ce_logits, g->ce_dlogits, g->kcache,
                     g->vcache,   g->d_cache_len, g->lora_u, g->lora_du, g->bkcache, g->bvcache, g->d_blen,
@@ -276,6 +285,16 @@ extern "C" void qwen3_cuda_free(Qwen3Cuda *g) {
     free(g->h_blen);
     free(g->h_bids);
     free(g);
+}
+
+extern "C" int qwen3_cuda_use_bf16_grads(Qwen3Cuda *g) {
+    if (!g->grads) return paw_error("bf16 gradients: the model is frozen (no weight gradients)");
+    if (g->grads16) return 0;
+    paw_cuda_free(g->grads);
+    g->grads = (float *)paw_cuda_malloc(sizeof(float) * g->split);
+    g->grads16 = (bf16 *)paw_cuda_malloc(sizeof(bf16) * (g->nparams - g->split));
+    qwen3_cuda_zero_grad(g);
+    return 0;
 }
 
 extern "C" size_t qwen3_cuda_num_params(const Qwen3Cuda *g) {
@@ -669,6 +688,12 @@ static void inject(Qwen3Cuda *g, const float *inj, size_t n) {
     CUDA_CHECK_LAUNCH();
 }
 
+// dW += dout^T inp for a layer matrix, into the fp32 or the bf16 gradient block (nothing when frozen).
+static void weight_grad(Qwen3Cuda *g, int grp, size_t off, const bf16 *dout, const bf16 *inp, int N, int C, int OC) {
+    if (g->grads16) matmul_cuda_backward_weight_bf16(g->grads16 + (g->base[grp] - g->split) + off, dout, inp, N, C, OC);
+    else if (g->grads) matmul_cuda_backward_weight(g->grads + g->base[grp] + off, dout, inp, N, C, OC);
+}
+
 extern "C" int qwen3_cuda_backward_ex(Qwen3Cuda *g, const Qwen3CudaBackwardArgs *args) {
     const float *dlnf_in = args ? args->dlnf : NULL;
     const float *const *dx_layer = args ? args->dx_layer : NULL;
@@ -701,11 +726,11 @@ extern "C" int qwen3_cuda_backward_ex(Qwen3Cuda *g, const Qwen3CudaBackwardArgs 
         const bf16 *x = g->x + l * N * C;
         // MLP: x_next = xmid + down(swiglu(gu(ln2(xmid)))); dx16 = d x_next.
         matmul_cuda_backward_input(g->dact, g->dx16, P(G_DOWN, l * C * I), (int)N, (int)I, (int)C, 0.0f);
-        if (g->grads) matmul_cuda_backward_weight(GR(G_DOWN, l * C * I), g->dx16, a.act, (int)N, (int)I, (int)C);
+        weight_grad(g, G_DOWN, l * C * I, g->dx16, a.act, (int)N, (int)I, (int)C);
         if (lora) lora_bwd(g, LORA_DOWN, l, s, g->dact, g->dx16, (int)C, a.act);
         swiglu_cuda_backward(g->dgu, g->dact, a.gu, (int)N, (int)I);
         matmul_cuda_backward_input(g->dln, g->dgu, P(G_GU, l * 2 * I * C), (int)N, (int)C, (int)(2 * I), 0.0f);
-        if (g->grads) matmul_cuda_backward_weight(GR(G_GU, l * 2 * I * C), g->dgu, a.ln2, (int)N, (int)C, (int)(2 * I));
+        weight_grad(g, G_GU, l * 2 * I * C, g->dgu, a.ln2, (int)N, (int)C, (int)(2 * I));
         if (lora) {
             lora_bwd(g, LORA_GATE, l, s, g->dln, g->dgu, (int)(2 * I), a.ln2);
             lora_bwd(g, LORA_UP, l, s, g->dln, g->dgu + I, (int)(2 * I), a.ln2);
@@ -714,7 +739,7 @@ extern "C" int qwen3_cuda_backward_ex(Qwen3Cuda *g, const Qwen3CudaBackwardArgs 
                               (int)C);
         // Attention: xmid = x + o(attn(rope(norm(q)), rope(norm(k)), v)).
         matmul_cuda_backward_input(g->datt, g->dx16, P(G_O, l * C * Q), (int)N, (int)Q, (int)C, 0.0f);
-        if (g->grads) matmul_cuda_backward_weight(GR(G_O, l * C * Q), g->dx16, a.att, (int)N, (int)Q, (int)C);
+        weight_grad(g, G_O, l * C * Q, g->dx16, a.att, (int)N, (int)Q, (int)C);
         if (lora) lora_bwd(g, LORA_O, l, s, g->datt, g->dx16, (int)C, a.att);
         attention_cuda_backward(g->dqkv, g->dqkv + Q, g->dqkv + Q + KV, (long)QKV, (long)QKV, g->dq32, g->dsum,
                                 g->datt, a.qkv, a.qkv + Q, a.qkv + Q + KV, (long)QKV, (long)QKV, a.att, a.lse,
@@ -723,7 +748,7 @@ extern "C" int qwen3_cuda_backward_ex(Qwen3Cuda *g, const Qwen3CudaBackwardArgs 
                                   P(G_KN, l * HD), g->rope_cos, g->rope_sin, g->d_pos, (int)N, g->NH, g->NKV, g->HD,
                                   eps);
         matmul_cuda_backward_input(g->dln, g->dqkvr, P(G_QKV, l * QKV * C), (int)N, (int)C, (int)QKV, 0.0f);
-        if (g->grads) matmul_cuda_backward_weight(GR(G_QKV, l * QKV * C), g->dqkvr, a.ln1, (int)N, (int)C, (int)QKV);
+        weight_grad(g, G_QKV, l * QKV * C, g->dqkvr, a.ln1, (int)N, (int)C, (int)QKV);
         if (lora) {
             lora_bwd(g, LORA_Q, l, s, g->dln, g->dqkvr, (int)QKV, a.ln1);
             lora_bwd(g, LORA_K, l, s, g->dln, g->dqkvr + Q, (int)QKV, a.ln1);
@@ -758,7 +783,8 @@ extern "C" int qwen3_cuda_get_input_grad(const Qwen3Cuda *g, float *out) {
 }
 
 extern "C" void qwen3_cuda_zero_grad(Qwen3Cuda *g) {
-    if (g->grads) paw_cuda_memset(g->grads, 0, sizeof(float) * g->nparams);
+    if (g->grads) paw_cuda_memset(g->grads, 0, sizeof(float) * (g->grads16 ? g->split : g->nparams));
+    if (g->grads16) paw_cuda_memset(g->grads16, 0, sizeof(bf16) * (g->nparams - g->split));
 }
 
 static int copy_out(const Qwen3Cuda *g, Qwen3Params *dst, int grads) {
@@ -771,7 +797,8 @@ static int copy_out(const Qwen3Cuda *g, Qwen3Params *dst, int grads) {
         float *t = *qwen3_param_slot(dst, i);
         for (int l = 0; l < layers; l++) {
             size_t off = gpu_offset(g, i, l);
-            if (grads) paw_cuda_download(t + l * per, g->grads + off, sizeof(float) * per);
+            if (grads && g->grads16 && off >= g->split) paw_cuda_download_bf16(t + l * per, g->grads16 + (off - g->split), per);
+            else if (grads) paw_cuda_download(t + l * per, g->grads + off, sizeof(float) * per);
             else paw_cuda_download_bf16(t + l * per, g->params + off, per);
         }
     }
@@ -793,7 +820,8 @@ static void ensure_adam(Qwen3Cuda *g) {
 }
 
 extern "C" void qwen3_cuda_grad_norm_sq(const Qwen3Cuda *g, float *d_norm_sq) {
-    if (g->grads) grad_norm_sq_cuda(d_norm_sq, g->grads, g->nparams);
+    if (g->grads) grad_norm_sq_cuda(d_norm_sq, g->grads, g->grads16 ? g->split : g->nparams);
+    if (g->grads16) grad_norm_sq_bf16_cuda(d_norm_sq, g->grads16, g->nparams - g->split);
 }
 
 extern "C" int qwen3_cuda_adamw_apply(Qwen3Cuda *g, const Qwen3CudaAdamW *opt, int step, const float *d_norm_sq) {
@@ -805,9 +833,15 @@ extern "C" int qwen3_cuda_adamw_apply(Qwen3Cuda *g, const Qwen3CudaAdamW *opt, i
         size_t off = g->base[grp], cnt = g->extent[grp];
         if (!cnt) continue;  // a tied head has no parameters of its own
         float wd = is_norm_group(grp) ? 0.0f : opt->weight_decay;
-        adamw_cuda(g->params + off, g->master + off, g->grads + off, g->adam_m + off, g->adam_v + off, cnt, opt->lr,
-                   opt->beta1, opt->beta2, opt->eps, wd, step, d_norm_sq, d_norm_sq ? opt->max_grad_norm : 0.0f,
-                   0x5eedull * (unsigned long long)step + (unsigned long long)grp);
+        float max_norm = d_norm_sq ? opt->max_grad_norm : 0.0f;
+        unsigned long long seed = 0x5eedull * (unsigned long long)step + (unsigned long long)grp;
+        if (g->grads16 && is_matrix_group(grp))
+            adamw_bf16_grad_cuda(g->params + off, g->master + off, g->grads16 + (off - g->split), g->adam_m + off,
+                                 g->adam_v + off, cnt, opt->lr, opt->beta1, opt->beta2, opt->eps, wd, step, d_norm_sq,
+                                 max_norm, seed);
+        else
+            adamw_cuda(g->params + off, g->master + off, g->grads + off, g->adam_m + off, g->adam_v + off, cnt,
+                       opt->lr, opt->beta1, opt->beta2, opt->eps, wd, step, d_norm_sq, max_norm, seed);
     }
     return 0;
 }
