@@ -29,6 +29,7 @@ int bench_paw(int argc, char **argv) {
     const char *cshape = "4b", *ishape = "0.6b";
     int B = 8, Tc = 384, Ti = 384, P = 64, rank = 64, bases = 64, iters = 5, warmup = 2, recompute = 0, frozen = 0;
     int no_opt = 0;
+    const char *grads = "bf16";
     PawOpt opts[] = {
         {"compiler", PAW_OPT_STR, &cshape, "compiler shape: 4b or 0.6b (random weights)"},
         {"interpreter", PAW_OPT_STR, &ishape, "interpreter shape: 0.6b or 4b"},
@@ -43,6 +44,7 @@ int bench_paw(int argc, char **argv) {
         {"recompute", PAW_OPT_FLAG, &recompute, "recompute layer activations in the backward"},
         {"freeze-compiler", PAW_OPT_FLAG, &frozen, "train the mapper and prefix only"},
         {"no-opt", PAW_OPT_FLAG, &no_opt, "leave AdamW out of the step"},
+        {"grads", PAW_OPT_STR, &grads, "compiler weight gradients: bf16 (fits a 4B compiler in 80 GB) or fp32"},
     };
     PawCommandSpec spec = {"paw bench paw [--compiler 4b] [--interpreter 0.6b] [--B 8] [--Tc 384] [--Ti 384]",
                            "The full-size PAW training step on the GPU: median ms/step, examples/s, tokens/s, model "
@@ -58,6 +60,10 @@ int bench_paw(int argc, char **argv) {
     }
     if (B <= 0 || P <= 0 || Tc <= P || Ti < 2 || rank <= 0 || bases <= 0 || iters <= 0 || warmup < 0) {
         fprintf(stderr, "paw bench paw: need positive --B --rank --bases --iters, --Tc > --P > 0 and --Ti >= 2\n");
+        return 2;
+    }
+    if (strcmp(grads, "bf16") != 0 && strcmp(grads, "fp32") != 0) {
+        fprintf(stderr, "paw bench paw: --grads '%s': expected bf16 or fp32\n", grads);
         return 2;
     }
     if (paw_cuda_init() != 0) {
@@ -83,6 +89,10 @@ int bench_paw(int argc, char **argv) {
     for (size_t i = 0; i < np; i++) prefix[i] = 0.02f * paw_rng_normal(&rng);
     PawStepCuda *s = paw_step_cuda_create_random(&cc, &ic, prefix, P, &mapper, frozen, recompute, 1234, 0.02f);
     free(prefix);
+    if (s && !strcmp(grads, "bf16") && paw_step_cuda_use_bf16_grads(s) != 0) {
+        paw_step_cuda_free(s);
+        s = NULL;
+    }
     if (!s) {
         fprintf(stderr, "paw bench paw: %s\n", paw_last_error());
         mapper_free(&mapper);
@@ -114,9 +124,9 @@ int bench_paw(int argc, char **argv) {
     float ms = times[iters / 2];
     double flops = paw_step_flops(&cc, &ic, &mc, P, B, comp_len, Ti, frozen), sec = ms / 1e3;
     printf("paw bench paw: compiler %s (%s), mapper %zu params (N=%d, r=%d), interpreter %s frozen, B=%d Tc=%d "
-           "(P=%d) Ti=%d%s, %s\n",
+           "(P=%d) Ti=%d%s, %s compiler gradients, %s\n",
            cshape, frozen ? "frozen" : "trained", mapper.num_params, bases, rank, ishape, B, Tc, P, Ti,
-           recompute ? ", recompute" : "", paw_cuda_device_name());
+           recompute ? ", recompute" : "", grads, paw_cuda_device_name());
     printf("| step | ms/step | examples/s | tokens/s | TFLOP/s | MFU | peak alloc GiB | device used GiB | loss |\n");
     printf("|---|---|---|---|---|---|---|---|---|\n");
     printf("| %s | %.1f | %.2f | %.0f | %.1f | %.1f%% | %.2f | %.2f | %.4f |\n",

@@ -99,6 +99,10 @@ extern "C" void paw_step_cuda_free(PawStepCuda *s) {
     free(s);
 }
 
+extern "C" int paw_step_cuda_use_bf16_grads(PawStepCuda *s) {
+    return s->freeze_compiler ? 0 : qwen3_cuda_use_bf16_grads(compiler_cuda_model(s->comp));
+}
+
 extern "C" void paw_step_cuda_zero_grad(PawStepCuda *s) {
     compiler_cuda_zero_grad(s->comp);
     mapper_cuda_zero_grad(s->mapper);

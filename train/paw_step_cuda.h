@@ -28,6 +28,10 @@ PawStepCuda *paw_step_cuda_create_random(const Qwen3Config *compiler, const Qwen
                                          const float *prefix, int P, const Mapper *mapper, int freeze_compiler,
                                          int recompute, unsigned long long seed, float std);
 void paw_step_cuda_free(PawStepCuda *s);
+// The compiler's layer matrices keep bf16 weight gradients (qwen3_cuda_use_bf16_grads): what lets
+// a trained 4B compiler with fp32 master weights and moments fit one 80 GB GPU. No-op when the
+// compiler is frozen. Clears the compiler's gradients.
+int paw_step_cuda_use_bf16_grads(PawStepCuda *s);
 
 // As paw_forward / paw_forward_backward (same stats, same grad_scale meaning).
 int paw_step_cuda_forward(PawStepCuda *s, const PawStepExample *ex, int B, PawStepStats *st);
