@@ -30,6 +30,8 @@ cudaStream_t paw_cuda_stream(void) {
     return g_stream;
 }
 
+extern "C" void *paw_cuda_stream_handle(void) { return (void *)paw_cuda_stream(); }
+
 extern "C" int paw_cuda_init(void) {
     if (g_ready) return 0;
     int n = 0;

@@ -46,6 +46,10 @@ void paw_cuda_download_bf16(float *dst, const paw_bf16 *src, size_t n);
 void paw_cuda_bf16_to_f32(float *dst, const paw_bf16 *src, size_t n);
 void paw_cuda_f32_to_bf16(paw_bf16 *dst, const float *src, size_t n);
 
+// The compute stream as an opaque handle (a cudaStream_t) for C code that drives other CUDA
+// libraries on it or orders its own streams after it (the NCCL backend).
+void *paw_cuda_stream_handle(void);
+
 // Timing on the stream: an event pair measures the device time between two records.
 typedef struct PawCudaTimer PawCudaTimer;
 PawCudaTimer *paw_cuda_timer_create(void);

@@ -25,6 +25,7 @@
 
 #include "common/error.h"
 #include "common/progress.h"
+#include "kernels/cuda_common_cuda.h"
 #include "train/comm.h"
 
 typedef struct {
@@ -36,10 +37,8 @@ typedef struct {
     int device;
 } NcclState;
 
-// The stream every kernel runs on. kernels/cuda_common.cu defines paw_cuda_stream() with C++
-// linkage (its header is CUDA C++), so C binds it by that symbol's (Itanium ABI) name; a rename
-// there fails the `make NCCL=1` link rather than compiling to something wrong.
-cudaStream_t paw_cuda_compute_stream(void) __asm__("_Z15paw_cuda_streamv");
+// The stream every kernel runs on (kernels/cuda_common_cuda.h).
+static cudaStream_t paw_cuda_compute_stream(void) { return (cudaStream_t)paw_cuda_stream_handle(); }
 
 static NcclState *state(PawComm *c) { return c->impl; }
 
