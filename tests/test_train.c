@@ -9,6 +9,7 @@
 
 #include "common/error.h"
 #include "common/fileio.h"
+#include "interpreter/runner_cuda.h"
 #include "kernels/adamw.h"
 #include "model/safetensors.h"
 #include "train/checkpoint.h"
@@ -280,5 +281,37 @@ Test(train_e2e, paw_grad_matches_finite_differences_through_the_cli, .timeout = 
     double fd = ((double)grad_file_value("gp.safetensors", "loss", 0) - grad_file_value("gm.safetensors", "loss", 0)) / (2 * h);
     // fp32 losses differ by ~1e-6 / 2h of noise; the O(h^2) term is smaller still.
     cr_assert(fabs(fd - g) < 2e-4 + 2e-2 * fabs(g), "finite difference %g vs paw grad %g", fd, g);
+    sh("rm -rf %s", g_dir);
+}
+
+// Device "cuda": on a machine with a usable GPU the tiny run trains there (tests/gpu compares the
+// GPU step with the reference); without one, paw train and paw grad stop with a message that
+// names CUDA, before any checkpoint or gradient file is written.
+Test(train_e2e, device_cuda_trains_on_a_gpu_or_is_refused_clearly, .timeout = 300) {
+    make_world(g_dir);
+    const char *p = paw_bin();
+    write_config("c.json", "run_c", ",\"device\":\"cuda\",\"steps\":3,\"save_every\":0");
+    int rc = sh("%s train %s/c.json 2>%s/c.err", p, g_dir, g_dir);
+    char path[256];
+    snprintf(path, sizeof path, "%s/c.err", g_dir);
+    char *err = paw_read_file(path, NULL);
+    cr_assert_not_null(err);
+    snprintf(path, sizeof path, "%s/run_c", g_dir);
+    char *latest = ckpt_latest(path);
+    if (paw_gpu_available() != 0) {
+        cr_assert(rc == 1 || rc == 2, "device cuda without a GPU: exit %d\n%s", rc, err);
+        cr_assert(strstr(err, "CUDA") != NULL, "unclear refusal: %s", err);
+        cr_assert_null(latest, "a refused run wrote %s", latest);
+        cr_assert_neq(sh("%s grad %s/c.json --out %s/g.safetensors 2>/dev/null >/dev/null", p, g_dir, g_dir), 0);
+        snprintf(path, sizeof path, "%s/g.safetensors", g_dir);
+        cr_assert(!paw_file_exists(path), "a refused paw grad wrote %s", path);
+    } else {
+        cr_assert_eq(rc, 0, "GPU training failed: %s", err);
+        double loss[3];
+        cr_assert_eq(read_losses("run_c", loss, 3), 3);
+        for (int i = 0; i < 3; i++) cr_assert(isfinite(loss[i]) && loss[i] > 0, "step %d loss %g", i + 1, loss[i]);
+        cr_assert_not_null(latest, "the final checkpoint is missing");
+    }
+    free(latest), free(err);
     sh("rm -rf %s", g_dir);
 }

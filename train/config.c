@@ -22,6 +22,7 @@ void train_config_defaults(TrainConfig *c) {
     c->seed = 1;
     c->sort_window = 0;
     c->zero = 0, c->comm_timeout_s = 60, c->overlap_comm = 1;
+    c->recompute = 0, c->bf16_grads = 1;
 }
 
 void train_config_free(TrainConfig *c) {
@@ -82,6 +83,8 @@ static const KeySpec keys[] = {
     {"zero", K_INT, OFF(zero), 0, 1},
     {"comm_timeout_s", K_FLOAT, OFF(comm_timeout_s), 0.1, 1e6},
     {"overlap_comm", K_BOOL, OFF(overlap_comm), 0, 0},
+    {"recompute", K_BOOL, OFF(recompute), 0, 0},
+    {"bf16_grads", K_BOOL, OFF(bf16_grads), 0, 0},
 };
 #define NKEYS ((int)(sizeof keys / sizeof keys[0]))
 

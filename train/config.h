@@ -31,7 +31,9 @@ typedef struct {
     int eval_every, eval_examples, max_new_tokens;
     int log_every, save_every, keep_last;
     int seed;
-    char *device;
+    char *device;            // "cpu" or "cuda" (mode paw: the whole step on the GPU)
+    int recompute;           // cuda: keep only each layer's input for the backward
+    int bf16_grads;          // cuda: the compiler's layer matrices keep bf16 weight gradients
     float peak_tflops;       // for MFU; 0: the device's nominal peak
     int sort_window;
     // multi-process runs (mpirun)

@@ -26,6 +26,7 @@
 #include "train/comm.h"
 #include "train/config.h"
 #include "train/grad_sync.h"
+#include "train/train_gpu.h"
 #include "train/paw_step.h"
 
 typedef struct {
@@ -45,6 +46,9 @@ typedef struct {
     int nparams;
     GradSync gsync;    // overlapped reduction (overlap_comm under mpirun)
     int overlap;
+#ifdef PAW_CUDA
+    PawStepCuda *gpu;  // device "cuda": the step and the optimizer run here; params[] are the host copy
+#endif
     FILE *log;
     long step;
     double tokens_seen, elapsed;
@@ -430,8 +434,16 @@ static int load_vocab_and_tokenizer(Trainer *tr) {
 static int setup(Trainer *tr) {
     TrainConfig *c = &tr->cfg;
     tr->pretrain = c->mode == TRAIN_MODE_PRETRAIN;
-    if (strcmp(c->device, "cpu") != 0)
-        return paw_error("device \"%s\": the training loop runs on the CPU in this build", c->device);
+    if (!strcmp(c->device, "cuda")) {
+#ifndef PAW_CUDA
+        return paw_error("device \"cuda\": this build has no CUDA (build with nvcc on PATH)");
+#endif
+        if (tr->pretrain)
+            return paw_error("device \"cuda\": pre-training runs on the CPU; the GPU trains the compiler (mode \"paw\")");
+        if (tr->comm->world > 1)
+            return paw_error("device \"cuda\" under mpirun: multi-GPU training needs the NCCL backend, which the "
+                             "trainer does not use yet");
+    }
     if (load_vocab_and_tokenizer(tr) != 0) return -1;
     tr->train_ds = paw_dataset_open(c->train_data);
     if (!tr->train_ds) return paw_error_context("train_data");
@@ -515,6 +527,9 @@ static void teardown(Trainer *tr) {
     else if (tr->interp) paw_model_free(&tr->pm);
     for (int i = 0; i < tr->nparams; i++) free(tr->params[i].m), free(tr->params[i].v);
     grad_sync_free(&tr->gsync);
+#ifdef PAW_CUDA
+    paw_step_cuda_free(tr->gpu);
+#endif
     if (tr->tok) paw_tokenizer_free(tr->tok);
     paw_vocab_map_free(&tr->vmap);
     if (tr->log) fclose(tr->log);
@@ -529,6 +544,65 @@ static double cpu_peak_flops(void) {
     threads = omp_get_max_threads();
 #endif
     return threads * 32.0 * 3.0e9;
+}
+
+// ---- the GPU path -------------------------------------------------------------------------------
+
+// Device "cuda": the PAW step moves to the GPU with the host tensors' current values (weights and,
+// after a resume, the AdamW moments).
+static int gpu_start(Trainer *tr, int with_moments) {
+#ifdef PAW_CUDA
+    if (strcmp(tr->cfg.device, "cuda") != 0) return 0;
+    tr->gpu = paw_step_cuda_create(&tr->pm, tr->cfg.recompute);
+    if (!tr->gpu) return -1;
+    if (tr->cfg.bf16_grads && paw_step_cuda_use_bf16_grads(tr->gpu) != 0) return -1;
+    if (with_moments && train_gpu_upload(tr->gpu, tr->params, tr->nparams) != 0) return -1;
+#else
+    (void)tr, (void)with_moments;
+#endif
+    return 0;
+}
+
+static int on_gpu(const Trainer *tr) {
+#ifdef PAW_CUDA
+    return tr->gpu != NULL;
+#else
+    (void)tr;
+    return 0;
+#endif
+}
+
+// Device state -> host tensors, before an evaluation (weights) or a checkpoint (and moments).
+static int gpu_to_host(Trainer *tr, int with_moments) {
+#ifdef PAW_CUDA
+    if (tr->gpu) return train_gpu_download(tr->gpu, tr->params, tr->nparams, with_moments);
+#else
+    (void)tr, (void)with_moments;
+#endif
+    return 0;
+}
+
+static int step_forward_backward(Trainer *tr, int n, float grad_scale, PawStepStats *st, Qwen3GradsReadyFn hook) {
+#ifdef PAW_CUDA
+    if (tr->gpu) return paw_step_cuda_forward_backward(tr->gpu, tr->ex, n, grad_scale, st);
+#endif
+    return paw_forward_backward_ex(&tr->pm, tr->ex, n, grad_scale, st, hook, tr);
+}
+
+// AdamW on the device over every trainable group with one global clipping norm (one process).
+static int gpu_update(Trainer *tr, float lr, double *gnorm) {
+#ifdef PAW_CUDA
+    const TrainConfig *c = &tr->cfg;
+    PawStepCudaAdamW opt = {lr, {1.0f, c->mapper_lr_scale, c->mapper_lr_scale}, c->beta1, c->beta2, c->eps,
+                            c->weight_decay, c->grad_clip};
+    float gn = 0;
+    int rc = paw_step_cuda_adamw(tr->gpu, &opt, (int)tr->step + 1, &gn);
+    *gnorm = gn;
+    return rc;
+#else
+    (void)tr, (void)lr, (void)gnorm;
+    return paw_error("no GPU in this build");
+#endif
 }
 
 // ---- the loop -----------------------------------------------------------------------------------
@@ -611,7 +685,8 @@ static int train_loop(Trainer *tr) {
     TrainConfig *c = &tr->cfg;
     int accum = c->grad_accum;
     PawBatch *batches = xcalloc((size_t)accum, sizeof(PawBatch));
-    double peak = c->peak_tflops > 0 ? c->peak_tflops * 1e12 : cpu_peak_flops();
+    // MFU against the configured peak, else the H100's dense bf16 989 TFLOP/s or the CPU's fp32 peak.
+    double peak = c->peak_tflops > 0 ? c->peak_tflops * 1e12 : on_gpu(tr) ? 989e12 : cpu_peak_flops();
     PawProgress prog;
     memset(&prog, 0, sizeof prog);
     int rank0 = tr->comm->rank == 0;
@@ -641,8 +716,14 @@ static int train_loop(Trainer *tr) {
         if (rc == 0 && tr->comm->world > 1) rc = paw_allreduce_f64(tr->comm, &total_w, 1);
         if (rc) break;
         float grad_scale = total_w > 0 ? (float)(1.0 / total_w) : 0.0f;
-        for (int i = 0; i < tr->nparams; i++) memset(tr->params[i].g, 0, sizeof(float) * tr->params[i].n);
-        if (!tr->pretrain) paw_model_zero_grad(&tr->pm);
+        if (on_gpu(tr)) {
+#ifdef PAW_CUDA
+            paw_step_cuda_zero_grad(tr->gpu);
+#endif
+        } else {
+            for (int i = 0; i < tr->nparams; i++) memset(tr->params[i].g, 0, sizeof(float) * tr->params[i].n);
+            if (!tr->pretrain) paw_model_zero_grad(&tr->pm);
+        }
         double loss_sum = 0, wsum = 0, flops = 0, tokens = 0;
         if (tr->overlap) grad_sync_begin(&tr->gsync);
         for (int a = 0; a < accum && rc == 0; a++) {
@@ -660,7 +741,7 @@ static int train_loop(Trainer *tr) {
                 loss_sum += ls, wsum += ws, tokens += toks;
             } else {
                 PawStepStats st;
-                rc = paw_forward_backward_ex(&tr->pm, tr->ex, n, grad_scale, &st, hook, tr);
+                rc = step_forward_backward(tr, n, grad_scale, &st, hook);
                 loss_sum += st.loss_sum, wsum += st.target_tokens, tokens += st.comp_tokens + st.interp_tokens;
             }
         }
@@ -674,7 +755,7 @@ static int train_loop(Trainer *tr) {
             loss_sum = sums[0], wsum = sums[1], flops = sums[2], tokens = sums[3];
         }
         double gnorm;
-        if ((rc = sync_and_update(tr, lr, &gnorm)) != 0) break;
+        if ((rc = on_gpu(tr) ? gpu_update(tr, lr, &gnorm) : sync_and_update(tr, lr, &gnorm)) != 0) break;
         if (!isfinite(gnorm)) {
             rc = paw_error("step %ld: gradient norm is not finite (loss %g); stopping before the weights are damaged",
                            tr->step, wsum > 0 ? loss_sum / wsum : 0);
@@ -711,12 +792,14 @@ static int train_loop(Trainer *tr) {
                 fprintf(stderr, "step %ld/%d %s eta %.0fs\n", tr->step, c->steps, extra, eta);
         }
         if (c->eval_every > 0 && (tr->step % c->eval_every == 0 || tr->step == c->steps)) {
-            if (rank0) rc = run_eval(tr, &prog);
+            rc = gpu_to_host(tr, 0);  // evaluation decodes with the host models
+            if (rc == 0 && rank0) rc = run_eval(tr, &prog);
             if (rc == 0) rc = wait_for_rank0(tr);
         }
         if (rc == 0 && ((c->save_every > 0 && tr->step % c->save_every == 0) || tr->step == c->steps)) {
+            rc = gpu_to_host(tr, 1);
             char *s = state_json(tr);
-            rc = ckpt_save(c->out_dir, tr->step, tr->params, tr->nparams, s, c->keep_last, tr->comm, c->zero);
+            if (rc == 0) rc = ckpt_save(c->out_dir, tr->step, tr->params, tr->nparams, s, c->keep_last, tr->comm, c->zero);
             free(s);
         }
     }
@@ -852,7 +935,9 @@ static int train_main(Trainer *tr, const char *config_path, int resume, int over
         log_json(tr, o);
         cJSON_Delete(o);
     }
+    int resumed = latest != NULL;
     free(latest);
+    if (gpu_start(tr, resumed) != 0) return fail_local(tr, "");
     if (train_loop(tr) != 0) return fail_local(tr, "");
     if (rank0 && export_models(tr) != 0) return fail_local(tr, "export");
     if (wait_for_rank0(tr) != 0) return fail_local(tr, "");
@@ -997,7 +1082,14 @@ int cmd_grad(int argc, char **argv) {
         status = 1;
     } else {
         paw_model_zero_grad(&tr.pm);
-        if (paw_forward_backward(&tr.pm, tr.ex, batch.n, 0, &st) != 0 || write_grads(&tr, out, st.loss, st.target_tokens) != 0) {
+        int rc = gpu_start(&tr, 0);
+        if (rc == 0) rc = step_forward_backward(&tr, batch.n, 0, &st, NULL);
+#ifdef PAW_CUDA
+        // The device gradients into the host tensors that write_grads reads.
+        for (int i = 0; rc == 0 && tr.gpu && i < tr.nparams; i++)
+            rc = paw_step_cuda_get_grads(tr.gpu, train_gpu_group(&tr.params[i]), tr.params[i].g);
+#endif
+        if (rc != 0 || write_grads(&tr, out, st.loss, st.target_tokens) != 0) {
             fprintf(stderr, "paw grad: %s\n", paw_last_error());
             status = 1;
         } else {
