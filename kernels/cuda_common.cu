@@ -41,8 +41,13 @@ extern "C" int paw_cuda_init(void) {
         cudaGetLastError();  // clear the sticky error of a failed probe
         return paw_error("no usable CUDA GPU (%s)", why);
     }
-    CUDA_CHECK(cudaSetDevice(0));
-    CUDA_CHECK(cudaGetDeviceProperties(&g_prop, 0));
+    // One process per GPU under mpirun: the node-local rank picks the device (ranks beyond the
+    // GPU count share them round-robin); PAW_CUDA_DEVICE overrides.
+    const char *env = getenv("PAW_CUDA_DEVICE"), *local = getenv("OMPI_COMM_WORLD_LOCAL_RANK");
+    int dev = env ? atoi(env) : local ? atoi(local) % n : 0;
+    if (dev < 0 || dev >= n) return paw_error("PAW_CUDA_DEVICE=%s: this machine has GPUs 0 to %d", env, n - 1);
+    CUDA_CHECK(cudaSetDevice(dev));
+    CUDA_CHECK(cudaGetDeviceProperties(&g_prop, dev));
     if (g_prop.major < 8) return paw_error("CUDA: %s has compute capability %d.%d; bf16 kernels need 8.0+",
                                            g_prop.name, g_prop.major, g_prop.minor);
     CUDA_CHECK(cudaStreamCreateWithFlags(&g_stream, cudaStreamNonBlocking));

@@ -20,7 +20,8 @@ typedef uint16_t paw_bf16;
 extern "C" {
 #endif
 
-// Selects device 0 and creates the stream every kernel runs on. Returns 0, or -1 with
+// Selects the device (PAW_CUDA_DEVICE, else the node-local MPI rank modulo the GPU count, else 0)
+// and creates the stream every kernel runs on. Returns 0, or -1 with
 // paw_error when no usable GPU is present (safe to call again; later calls are free).
 int paw_cuda_init(void);
 // Device name, SM count and memory of the selected GPU (after paw_cuda_init).

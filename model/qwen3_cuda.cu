@@ -297,6 +297,12 @@ extern "C" int qwen3_cuda_use_bf16_grads(Qwen3Cuda *g) {
     return 0;
 }
 
+extern "C" void qwen3_cuda_grad_blocks(Qwen3Cuda *g, float **f32, size_t *n32, paw_bf16 **b16, size_t *n16) {
+    *f32 = g->grads, *b16 = g->grads16;
+    *n32 = !g->grads ? 0 : g->grads16 ? g->split : g->nparams;
+    *n16 = g->grads16 ? g->nparams - g->split : 0;
+}
+
 extern "C" size_t qwen3_cuda_num_params(const Qwen3Cuda *g) {
     size_t n = 0;
     for (int i = 0; i < QWEN3_NUM_PARAMS; i++) n += qwen3_param_info(&g->cfg, i).numel;

@@ -61,6 +61,10 @@ void qwen3_cuda_free(Qwen3Cuda *g);
 // The GEMMs still sum in fp32 and round once per call; embedding, head and norm gradients stay
 // fp32. Clears the gradients. -1 + paw_error for a frozen model.
 int qwen3_cuda_use_bf16_grads(Qwen3Cuda *g);
+// The weight-gradient blocks in device memory, for summing them across ranks in place: fp32
+// (*n32 floats) and bf16 (*n16 elements, 0 unless bf16 gradients are used). Padding between
+// tensors holds zeros. Both counts are 0 for a frozen model.
+void qwen3_cuda_grad_blocks(Qwen3Cuda *g, float **f32, size_t *n32, paw_bf16 **b16, size_t *n16);
 size_t qwen3_cuda_num_params(const Qwen3Cuda *g);
 
 // Forward over B sequences of T tokens. Returns 0, or -1 + paw_error (bad id, target, size).

@@ -430,3 +430,31 @@ Test(mpi_train, ranks_with_different_configurations_are_refused_at_start, .timeo
     cr_assert_eq(rc, 2);
     sh("rm -rf %s", g_dir);
 }
+
+// Device "cuda" under mpirun: the combinations the GPU path does not support are refused at
+// start, on every rank, naming the key (before any GPU is touched, so this runs anywhere).
+Test(mpi_train, unsupported_gpu_combinations_are_refused_at_start, .timeout = 240) {
+    NEED_MPI();
+    make_world(g_dir);
+    const char *p = paw_bin();
+    struct {
+        const char *extra, *needle;
+    } cases[] = {
+        {",\"device\":\"cuda\",\"zero\":1", "\"zero\""},
+        {",\"device\":\"cuda\",\"gpu_comm\":\"mpi\",\"bf16_grads\":true", "bf16"},
+    };
+    for (int i = 0; i < 2; i++) {
+        char name[32], err_name[32];
+        snprintf(name, sizeof name, "g%d.json", i);
+        snprintf(err_name, sizeof err_name, "g%d.err", i);
+        write_config(name, "g", cases[i].extra);
+        int rc = sh("%s -np 2 %s train %s/%s >%s/%s 2>&1", g_mpirun, p, g_dir, name, g_dir, err_name);
+        char *err = read_err(err_name);
+        cr_assert(rc != 0, "case %d accepted", i);
+        // A build without CUDA refuses every "cuda" run first, for that reason.
+        int cpu_only = strstr(err, "this build has no CUDA") != NULL;
+        cr_assert(cpu_only || (strstr(err, cases[i].needle) && strstr(err, "cuda")), "case %d: %s", i, err);
+        free(err);
+    }
+    sh("rm -rf %s", g_dir);
+}

@@ -30,6 +30,9 @@ Test(train_config, refusals_name_the_key) {
         {"{\"interpreter\":\"tests\",\"train_data\":\"tests\",\"out_dir\":\"x\",\"mode\":\"pretrain\",\"beta2\":1.5}", "\"beta2\""},
         {"{\"interpreter\":\"tests\",\"train_data\":\"tests\",\"mode\":\"pretrain\"}", "\"out_dir\""},
         {"{\"interpreter\":\"tests\",\"train_data\":\"tests\",\"out_dir\":\"x\",\"mode\":\"pretrain\",\"overlap_comm\":1}", "\"overlap_comm\""},
+        {"{\"interpreter\":\"tests\",\"train_data\":\"tests\",\"out_dir\":\"x\",\"mode\":\"pretrain\",\"gpu_comm\":\"gloo\"}", "\"gpu_comm\""},
+        {"{\"interpreter\":\"tests\",\"train_data\":\"tests\",\"out_dir\":\"x\",\"mode\":\"pretrain\",\"device\":\"tpu\"}", "\"device\""},
+        {"{\"interpreter\":\"tests\",\"train_data\":\"tests\",\"out_dir\":\"x\",\"mode\":\"pretrain\",\"bf16_grads\":2}", "\"bf16_grads\""},
         {"[1,2]", "malformed"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {

@@ -35,10 +35,12 @@ static int single_ireduce_shards(PawComm *c, float *buf, size_t n, size_t a, siz
 }
 static int single_nothing_in_flight(PawComm *c) { return (void)c, 0; }
 
+static int single_noop_bf16(PawComm *c, void *buf, size_t n) { return (void)c, (void)buf, (void)n, 0; }
+
 static const PawCommOps single_ops = {"single", single_noop_f32, single_noop_f64, single_reduce_scatter, single_allgather,
                                       single_allgather_bytes, single_broadcast, single_barrier, single_abort,
                                       single_finalize, single_noop_f32, single_ireduce_shards,
-                                      single_nothing_in_flight, single_nothing_in_flight};
+                                      single_nothing_in_flight, single_nothing_in_flight, single_noop_bf16};
 
 PawComm *paw_comm_single(void) {
     PawComm *c = xcalloc(1, sizeof *c);
@@ -98,6 +100,12 @@ void paw_comm_close(PawComm *c) {
 
 int paw_allreduce_f32(PawComm *c, float *buf, size_t n) { return c->ops->allreduce_f32(c, buf, n); }
 int paw_allreduce_f64(PawComm *c, double *buf, size_t n) { return c->ops->allreduce_f64(c, buf, n); }
+int paw_allreduce_bf16(PawComm *c, void *buf, size_t n) {
+    if (!c->ops->allreduce_bf16)
+        return paw_error("the %s communicator cannot sum bf16 buffers (MPI has no bf16 type): use NCCL, or fp32 gradients",
+                         c->ops->name);
+    return c->ops->allreduce_bf16(c, buf, n);
+}
 int paw_reduce_scatter_f32(PawComm *c, const float *in, float *out, const size_t *counts) {
     return c->ops->reduce_scatter_f32(c, in, out, counts);
 }

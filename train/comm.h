@@ -36,6 +36,8 @@ typedef struct {
     int (*ireduce_shards_f32)(PawComm *c, float *buf, size_t n, size_t a, size_t b);
     int (*progress)(PawComm *c);
     int (*wait_all)(PawComm *c);
+    // in place, sum, on bf16 elements (device buffers; NULL where the backend has no bf16 type)
+    int (*allreduce_bf16)(PawComm *c, void *buf, size_t n);
 } PawCommOps;
 
 struct PawComm {
@@ -53,16 +55,18 @@ PawComm *paw_comm_single(void);
 void paw_comm_close(PawComm *c);  // finalizes and frees
 // 1 when this build links MPI.
 int paw_comm_have_mpi(void);
-// NCCL over device buffers, bootstrapped through an MPI communicator (which it then owns), one
-// GPU per rank. Only in `make NCCL=1` builds; UNTESTED, and unused by the trainer, which runs on
-// the CPU (its overlapped reduction goes through MPI). Its non-blocking operations run on the
-// communicator's own stream after an event recorded on the compute stream (paw_cuda_stream()),
-// so they need paw_cuda_init() first.
+// NCCL over device buffers, bootstrapped through an MPI communicator (borrowed: the caller keeps
+// it for host-side collectives and closes it after this one), one GPU per rank. Only in
+// `make NCCL=1` builds; UNTESTED (never run). The GPU trainer sums its gradient blocks through it
+// under mpirun (device "cuda", "gpu_comm": "nccl"). Every operation runs on the communicator's
+// own stream after an event recorded on the compute stream (paw_cuda_stream()), so it reads what
+// the kernels before it wrote; paw_cuda_init() must come first.
 PawComm *paw_comm_nccl_open(PawComm *host);
 
 // Shorthands through c->ops.
 int paw_allreduce_f32(PawComm *c, float *buf, size_t n);
 int paw_allreduce_f64(PawComm *c, double *buf, size_t n);
+int paw_allreduce_bf16(PawComm *c, void *buf, size_t n);  // -1 + paw_error where unsupported
 int paw_reduce_scatter_f32(PawComm *c, const float *in, float *out, const size_t *counts);
 int paw_allgather_f32(PawComm *c, float *buf, const size_t *counts);
 int paw_allgather_bytes(PawComm *c, const void *mine, void *all, size_t bytes);

@@ -1,7 +1,6 @@
 // The NCCL communicator: collectives on GPU buffers, bootstrapped over the MPI communicator.
-// UNTESTED: it compiles (`make NCCL=1`, which needs CUDA and MPI) but has never run, and the
-// training loop does not use it (it trains on the CPU, reducing through MPI). It is the shape the
-// GPU path takes behind train/comm.h:
+// UNTESTED: it compiles (`make NCCL=1`, which needs CUDA and MPI) but has never run. The GPU
+// trainer sums its gradient blocks through it under mpirun (train/train.c, gpu_sync_grads):
 //   - one GPU per rank: the local rank (OMPI_COMM_WORLD_LOCAL_RANK) picks the device;
 //   - rank 0 makes the NCCL unique id and broadcasts it over MPI;
 //   - float collectives take DEVICE pointers and run on the communicator's stream; the host-side
@@ -75,13 +74,17 @@ static int wait_stream(PawComm *c, const char *what) {
     }
 }
 
+static int after_compute(PawComm *c, const char *what);
+
 static int allreduce(PawComm *c, void *buf, size_t n, ncclDataType_t type) {
     NcclState *st = state(c);
+    if (after_compute(c, "allreduce") != 0) return -1;
     ncclResult_t r = ncclAllReduce(buf, buf, n, type, ncclSum, st->nccl, st->stream);
     return r != ncclSuccess ? nccl_fail(c, "allreduce", r) : wait_stream(c, "allreduce");
 }
 static int nccl_allreduce_f32(PawComm *c, float *buf, size_t n) { return allreduce(c, buf, n, ncclFloat32); }
 static int nccl_allreduce_f64(PawComm *c, double *buf, size_t n) { return allreduce(c, buf, n, ncclFloat64); }
+static int nccl_allreduce_bf16(PawComm *c, void *buf, size_t n) { return allreduce(c, buf, n, ncclBfloat16); }
 
 static int equal_counts(const PawComm *c, const size_t *counts) {
     for (int r = 1; r < c->world; r++)
@@ -92,6 +95,7 @@ static int equal_counts(const PawComm *c, const size_t *counts) {
 static int nccl_reduce_scatter(PawComm *c, const float *in, float *out, const size_t *counts) {
     NcclState *st = state(c);
     ncclResult_t r = ncclSuccess;
+    if (after_compute(c, "reduce-scatter") != 0) return -1;
     if (equal_counts(c, counts)) {
         r = ncclReduceScatter(in, out, counts[0], ncclFloat32, ncclSum, st->nccl, st->stream);
     } else {
@@ -111,6 +115,7 @@ static int nccl_reduce_scatter(PawComm *c, const float *in, float *out, const si
 static int nccl_allgather(PawComm *c, float *buf, const size_t *counts) {
     NcclState *st = state(c);
     ncclResult_t r = ncclSuccess;
+    if (after_compute(c, "all-gather") != 0) return -1;
     if (equal_counts(c, counts)) {
         r = ncclAllGather(buf + counts[0] * (size_t)c->rank, buf, counts[0], ncclFloat32, st->nccl, st->stream);
     } else {
@@ -194,14 +199,14 @@ static void nccl_finalize(PawComm *c) {
     ncclCommDestroy(st->nccl);
     cudaEventDestroy(st->grads_ready);
     cudaStreamDestroy(st->stream);
-    paw_comm_close(st->host);
-    free(st);
+    free(st);  // the host communicator is the caller's
     c->impl = NULL;
 }
 
 static const PawCommOps nccl_ops = {"nccl", nccl_allreduce_f32, nccl_allreduce_f64, nccl_reduce_scatter, nccl_allgather,
                                     host_allgather_bytes, host_broadcast, host_barrier, nccl_abort, nccl_finalize,
-                                    nccl_iallreduce_f32, nccl_ireduce_shards_f32, nccl_progress, nccl_wait_all};
+                                    nccl_iallreduce_f32, nccl_ireduce_shards_f32, nccl_progress, nccl_wait_all,
+                                    nccl_allreduce_bf16};
 
 PawComm *paw_comm_nccl_open(PawComm *host) {
     int ndev = 0;

@@ -27,7 +27,7 @@ void train_config_defaults(TrainConfig *c) {
 
 void train_config_free(TrainConfig *c) {
     free(c->compiler), free(c->interpreter), free(c->train_data), free(c->val_data), free(c->out_dir);
-    free(c->mapper_init), free(c->device);
+    free(c->mapper_init), free(c->device), free(c->gpu_comm);
     memset(c, 0, sizeof *c);
 }
 
@@ -85,6 +85,7 @@ static const KeySpec keys[] = {
     {"overlap_comm", K_BOOL, OFF(overlap_comm), 0, 0},
     {"recompute", K_BOOL, OFF(recompute), 0, 0},
     {"bf16_grads", K_BOOL, OFF(bf16_grads), 0, 0},
+    {"gpu_comm", K_STR, OFF(gpu_comm), 0, 0},
 };
 #define NKEYS ((int)(sizeof keys / sizeof keys[0]))
 
@@ -176,10 +177,13 @@ int train_config_parse(TrainConfig *c, const char *json, const char *path) {
             rc = paw_error("%s: key \"compiler\" has no meaning in mode pretrain", path);
         else if (c->device && strcmp(c->device, "cpu") && strcmp(c->device, "cuda"))
             rc = paw_error("%s: key \"device\" must be \"cpu\" or \"cuda\", found \"%s\"", path, c->device);
+        else if (c->gpu_comm && strcmp(c->gpu_comm, "nccl") && strcmp(c->gpu_comm, "mpi"))
+            rc = paw_error("%s: key \"gpu_comm\" must be \"nccl\" or \"mpi\", found \"%s\"", path, c->gpu_comm);
         else if (c->warmup_steps > c->steps)
             rc = paw_error("%s: key \"warmup_steps\" (%d) exceeds \"steps\" (%d)", path, c->warmup_steps, c->steps);
     }
     if (!c->device && rc == 0) c->device = xstrdup("cpu");
+    if (!c->gpu_comm && rc == 0) c->gpu_comm = xstrdup("nccl");
     if (rc != 0) train_config_free(c);
     return rc;
 }

@@ -34,6 +34,7 @@ typedef struct {
     char *device;            // "cpu" or "cuda" (mode paw: the whole step on the GPU)
     int recompute;           // cuda: keep only each layer's input for the backward
     int bf16_grads;          // cuda: the compiler's layer matrices keep bf16 weight gradients
+    char *gpu_comm;          // cuda under mpirun: "nccl" (one GPU per rank) or "mpi" (CUDA-aware MPI)
     float peak_tflops;       // for MFU; 0: the device's nominal peak
     int sort_window;
     // multi-process runs (mpirun)

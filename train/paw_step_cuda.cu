@@ -241,6 +241,18 @@ extern "C" int paw_step_cuda_get_grads(PawStepCuda *s, int group, float *flat) {
     return 0;
 }
 
+extern "C" int paw_step_cuda_grad_blocks(PawStepCuda *s, int group, float **f32, size_t *n32, paw_bf16 **b16,
+                                         size_t *n16) {
+    if (bad_group(s, group)) return -1;
+    if (group == PAW_GROUP_COMPILER) {
+        qwen3_cuda_grad_blocks(compiler_cuda_model(s->comp), f32, n32, b16, n16);
+        return 0;
+    }
+    *f32 = group_grads(s, group), *n32 = paw_step_cuda_group_size(s, group);
+    *b16 = NULL, *n16 = 0;
+    return 0;
+}
+
 extern "C" int paw_step_cuda_get_state(PawStepCuda *s, int group, int which, float *flat) {
     if (bad_group(s, group)) return -1;
     if (which < 0 || which > 2) return paw_error("PAW step: optimizer state %d, expected 0, 1 or 2", which);

@@ -43,6 +43,9 @@ void paw_step_cuda_zero_grad(PawStepCuda *s);
 enum { PAW_GROUP_COMPILER = 0, PAW_GROUP_PREFIX, PAW_GROUP_MAPPER, PAW_NUM_GROUPS };
 // Floats of a group in the CPU layout (0 for a frozen compiler).
 size_t paw_step_cuda_group_size(const PawStepCuda *s, int group);
+// A group's gradient blocks in device memory (fp32, and bf16 for a compiler with bf16 gradients),
+// for summing them across ranks in place.
+int paw_step_cuda_grad_blocks(PawStepCuda *s, int group, float **f32, size_t *n32, paw_bf16 **b16, size_t *n16);
 // Gradients of a group into a flat CPU-layout buffer (the order of the CPU model's memory).
 int paw_step_cuda_get_grads(PawStepCuda *s, int group, float *flat);
 // Optimizer state of a group, flat CPU layout: which = 0 weights (the fp32 master), 1 and 2 the

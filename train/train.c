@@ -49,6 +49,8 @@ typedef struct {
 #ifdef PAW_CUDA
     PawStepCuda *gpu;  // device "cuda": the step and the optimizer run here; params[] are the host copy
 #endif
+    PawComm *gcomm;    // device "cuda" under mpirun: sums the device gradients (NCCL, or comm itself
+                       // when it is CUDA-aware MPI); host-side collectives stay on comm
     FILE *log;
     long step;
     double tokens_seen, elapsed;
@@ -440,9 +442,16 @@ static int setup(Trainer *tr) {
 #endif
         if (tr->pretrain)
             return paw_error("device \"cuda\": pre-training runs on the CPU; the GPU trains the compiler (mode \"paw\")");
-        if (tr->comm->world > 1)
-            return paw_error("device \"cuda\" under mpirun: multi-GPU training needs the NCCL backend, which the "
-                             "trainer does not use yet");
+        if (tr->comm->world > 1 && c->zero)
+            return paw_error("device \"cuda\" under mpirun: \"zero\": 1 is not implemented on the GPU (use 0)");
+#ifndef PAW_NCCL
+        if (tr->comm->world > 1 && !strcmp(c->gpu_comm, "nccl"))
+            return paw_error("device \"cuda\" under mpirun: \"gpu_comm\": \"nccl\" needs a build with NCCL "
+                             "(make NCCL=1); \"mpi\" sums device buffers through CUDA-aware MPI instead");
+#endif
+        if (tr->comm->world > 1 && !strcmp(c->gpu_comm, "mpi") && c->bf16_grads)
+            return paw_error("device \"cuda\" with \"gpu_comm\": \"mpi\": MPI cannot sum bf16 gradients; set "
+                             "\"bf16_grads\": false or use \"nccl\"");
     }
     if (load_vocab_and_tokenizer(tr) != 0) return -1;
     tr->train_ds = paw_dataset_open(c->train_data);
@@ -489,7 +498,8 @@ static int setup(Trainer *tr) {
         p->v = xcalloc(p->hi - p->lo + 1, sizeof(float));
     }
     // Buckets in the order the backward finishes them (see train/grad_sync.h).
-    tr->overlap = c->overlap_comm && tr->comm->world > 1;
+    // (The GPU path sums its gradients after the backward: its overlap is not wired yet.)
+    tr->overlap = c->overlap_comm && tr->comm->world > 1 && strcmp(c->device, "cuda") != 0;
     if (tr->overlap) {
         GradSync *gs = &tr->gsync;
         grad_sync_init(gs, tr->comm, tr->params, tr->nparams, c->zero);
@@ -527,6 +537,7 @@ static void teardown(Trainer *tr) {
     else if (tr->interp) paw_model_free(&tr->pm);
     for (int i = 0; i < tr->nparams; i++) free(tr->params[i].m), free(tr->params[i].v);
     grad_sync_free(&tr->gsync);
+    if (tr->gcomm && tr->gcomm != tr->comm) paw_comm_close(tr->gcomm);
 #ifdef PAW_CUDA
     paw_step_cuda_free(tr->gpu);
 #endif
@@ -557,6 +568,13 @@ static int gpu_start(Trainer *tr, int with_moments) {
     if (!tr->gpu) return -1;
     if (tr->cfg.bf16_grads && paw_step_cuda_use_bf16_grads(tr->gpu) != 0) return -1;
     if (with_moments && train_gpu_upload(tr->gpu, tr->params, tr->nparams) != 0) return -1;
+    if (tr->comm->world > 1) {
+#ifdef PAW_NCCL
+        if (!strcmp(tr->cfg.gpu_comm, "nccl")) tr->gcomm = paw_comm_nccl_open(tr->comm);
+#endif
+        if (!strcmp(tr->cfg.gpu_comm, "mpi")) tr->gcomm = tr->comm;  // device pointers: needs CUDA-aware MPI
+        if (!tr->gcomm) return -1;
+    }
 #else
     (void)tr, (void)with_moments;
 #endif
@@ -589,10 +607,31 @@ static int step_forward_backward(Trainer *tr, int n, float grad_scale, PawStepSt
     return paw_forward_backward_ex(&tr->pm, tr->ex, n, grad_scale, st, hook, tr);
 }
 
-// AdamW on the device over every trainable group with one global clipping norm (one process).
+// Data parallelism on the GPU: every rank's gradient blocks (already divided by the global
+// target-token count) are summed in place on the device, then every rank runs the same AdamW
+// (same gradients, same stochastic-rounding seeds: the replicas stay identical).
+#ifdef PAW_CUDA
+static int gpu_sync_grads(Trainer *tr) {
+    if (tr->comm->world == 1) return 0;
+    if (tr->gcomm == tr->comm) paw_cuda_sync();  // MPI reads device memory directly: the backward must be done
+    for (int g = 0; g < PAW_NUM_GROUPS; g++) {
+        if (paw_step_cuda_group_size(tr->gpu, g) == 0) continue;  // a frozen compiler
+        float *f32;
+        paw_bf16 *b16;
+        size_t n32, n16;
+        if (paw_step_cuda_grad_blocks(tr->gpu, g, &f32, &n32, &b16, &n16) != 0) return -1;
+        if (n32 && paw_allreduce_f32(tr->gcomm, f32, n32) != 0) return -1;
+        if (n16 && paw_allreduce_bf16(tr->gcomm, b16, n16) != 0) return -1;
+    }
+    return 0;
+}
+#endif
+
+// AdamW on the device over every trainable group with one global clipping norm.
 static int gpu_update(Trainer *tr, float lr, double *gnorm) {
 #ifdef PAW_CUDA
     const TrainConfig *c = &tr->cfg;
+    if (gpu_sync_grads(tr) != 0) return -1;
     PawStepCudaAdamW opt = {lr, {1.0f, c->mapper_lr_scale, c->mapper_lr_scale}, c->beta1, c->beta2, c->eps,
                             c->weight_decay, c->grad_clip};
     float gn = 0;
