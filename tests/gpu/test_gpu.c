@@ -1501,7 +1501,8 @@ static void test_lora_gather(const char *fixture) {
 
 // Batched prefill + steps (rows of different lengths and adapters, one row going inactive) vs
 // each row decoded alone with its adapter; then batched greedy tokens vs full-forward argmax.
-static void test_model_batch_decode(const char *fixture, int with_lora) {
+// recompute = 0 keeps every layer's LoRA side-path slot (the u buffer indexed per layer).
+static void test_model_batch_decode(const char *fixture, int with_lora, int recompute) {
     char dir[256], name[300];
     snprintf(dir, sizeof dir, FIX "%s", fixture);
     Qwen3 cpu;
@@ -1516,7 +1517,7 @@ static void test_model_batch_decode(const char *fixture, int with_lora) {
     for (int i = 0; i < B * T; i++) ids[i] = (int)paw_rng_below(&g_rng, (uint64_t)V);
     for (int b = 0; b < B; b++)
         for (int k = 0; k < S; k++) cont[b][k] = (int)paw_rng_below(&g_rng, (uint64_t)V);
-    Qwen3Cuda *g = qwen3_cuda_create(&cpu, 1, with_lora);  // recompute (one layer of activations) in one run
+    Qwen3Cuda *g = qwen3_cuda_create(&cpu, 1, recompute);
     if (!g) {
         CHECK(0, "%s", paw_last_error());
         qwen3_free(&cpu);
@@ -1554,7 +1555,8 @@ static void test_model_batch_decode(const char *fixture, int with_lora) {
             if (got[(size_t)b * V + i] > got[(size_t)b * V + best]) best = i;
         CHECK(next[b] == best, "batch prefill row %d: next token %d, argmax of its logits %d", b, next[b], best);
     }
-    snprintf(name, sizeof name, "%s batch prefill vs single%s", fixture, with_lora ? " (per-row lora)" : "");
+    snprintf(name, sizeof name, "%s batch prefill vs single%s%s", fixture, with_lora ? " (per-row lora)" : "",
+             recompute ? " (recompute)" : "");
     CHECK(worst < 2e-2, "%s: worst row rel L2 %g", name, worst);
     // Steps (eager, captured, replays); row 1 stops after step 1: the others must not notice.
     worst = 0;
@@ -1568,7 +1570,8 @@ static void test_model_batch_decode(const char *fixture, int with_lora) {
             if (!(e <= worst)) worst = e;
         }
     }
-    snprintf(name, sizeof name, "%s batch steps vs single%s", fixture, with_lora ? " (per-row lora)" : "");
+    snprintf(name, sizeof name, "%s batch steps vs single%s%s", fixture, with_lora ? " (per-row lora)" : "",
+             recompute ? " (recompute)" : "");
     CHECK(worst < 2e-2, "%s: worst row rel L2 %g", name, worst);
     // Greedy generation: each row's tokens equal argmax over successive full forwards with its adapter.
     enum { NEW = 4 };
@@ -1870,9 +1873,10 @@ int main(void) {
     test_attention_rows(3, 1, 70, 4, 2, 128);
     test_attention_rows(2, 3, 40, 3, 1, 24);
     test_lora_gather("tiny-gqa-tied");
-    test_model_batch_decode("tiny-gqa-tied", 1);
-    test_model_batch_decode("tiny-untied-bf16-sharded", 0);
-    test_model_batch_decode("tiny-untied-bf16-sharded", 1);
+    test_model_batch_decode("tiny-gqa-tied", 1, 1);
+    test_model_batch_decode("tiny-gqa-tied", 1, 0);
+    test_model_batch_decode("tiny-untied-bf16-sharded", 0, 0);
+    test_model_batch_decode("tiny-untied-bf16-sharded", 1, 1);
     test_runner_batch();
     printf("%d passed, %d failed\n", g_pass, g_fail);
     return g_fail ? 1 : 0;
