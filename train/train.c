@@ -836,10 +836,19 @@ static int train_loop(Trainer *tr) {
             if (rc == 0) rc = wait_for_rank0(tr);
         }
         if (rc == 0 && ((c->save_every > 0 && tr->step % c->save_every == 0) || tr->step == c->steps)) {
+            double ts = paw_now();
             rc = gpu_to_host(tr, 1);
             char *s = state_json(tr);
             if (rc == 0) rc = ckpt_save(c->out_dir, tr->step, tr->params, tr->nparams, s, c->keep_last, tr->comm, c->zero);
             free(s);
+            if (rc == 0 && rank0) {
+                cJSON *o = cJSON_CreateObject();
+                cJSON_AddStringToObject(o, "event", "checkpoint");
+                cJSON_AddNumberToObject(o, "step", (double)tr->step);
+                cJSON_AddNumberToObject(o, "save_s", paw_now() - ts);  // device copy + write + fsync + rename
+                log_json(tr, o);
+                cJSON_Delete(o);
+            }
         }
     }
     if (rank0) paw_progress_finish(&prog, tr->step, NULL);
@@ -927,6 +936,7 @@ static int train_main(Trainer *tr, const char *config_path, int resume, int over
     }
     char *latest = ckpt_latest(tr->cfg.out_dir);
     int status = 0;
+    double load_s = 0;  // reading the checkpoint (and, on the GPU, moving it to the device)
     if ((resume || export_only) && !latest) {
         if (export_only) {
             if (rank0) fprintf(stderr, "paw train: --export-only: no checkpoint in %s\n", tr->cfg.out_dir);
@@ -937,6 +947,7 @@ static int train_main(Trainer *tr, const char *config_path, int resume, int over
     }
     if (latest) {
         char *sj = NULL;
+        load_s = paw_now();
         if (ckpt_load(latest, tr->params, tr->nparams, &sj, comm->rank, comm->world, tr->cfg.zero) != 0 ||
             restore_state(tr, sj, latest) != 0) {
             free(sj);
@@ -945,6 +956,7 @@ static int train_main(Trainer *tr, const char *config_path, int resume, int over
             return fail_local(tr, "");
         }
         free(sj);
+        load_s = paw_now() - load_s;
         if (!export_only && rank0)
             fprintf(stderr, "resumed from %s at step %ld (%d rank%s)\n", latest, tr->step, comm->world, comm->world > 1 ? "s" : "");
     }
@@ -955,6 +967,12 @@ static int train_main(Trainer *tr, const char *config_path, int resume, int over
         free(latest);
         return status;
     }
+    double t_dev = paw_now();
+    if (gpu_start(tr, latest != NULL) != 0) {
+        free(latest);
+        return fail_local(tr, "");
+    }
+    if (latest) load_s += paw_now() - t_dev;
     if (rank0) {
         char *lp = paw_path_join(tr->cfg.out_dir, "log.jsonl");
         if (paw_mkdir_p(tr->cfg.out_dir) != 0 || !(tr->log = fopen(lp, "a"))) {
@@ -966,6 +984,7 @@ static int train_main(Trainer *tr, const char *config_path, int resume, int over
         free(lp);
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "event", latest ? "resume" : "start");
+        if (latest) cJSON_AddNumberToObject(o, "load_s", load_s);
         cJSON_AddNumberToObject(o, "step", (double)tr->step);
         cJSON_AddStringToObject(o, "mode", tr->pretrain ? "pretrain" : "paw");
         cJSON_AddNumberToObject(o, "world_size", comm->world);
@@ -974,9 +993,7 @@ static int train_main(Trainer *tr, const char *config_path, int resume, int over
         log_json(tr, o);
         cJSON_Delete(o);
     }
-    int resumed = latest != NULL;
     free(latest);
-    if (gpu_start(tr, resumed) != 0) return fail_local(tr, "");
     if (train_loop(tr) != 0) return fail_local(tr, "");
     if (rank0 && export_models(tr) != 0) return fail_local(tr, "export");
     if (wait_for_rank0(tr) != 0) return fail_local(tr, "");

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # One call on a GPU machine: build, run the GPU tests, then the benchmarks; a short table last.
-# Usage (repository root): tests/gpu/run_device.sh [quick]
+# Usage (repository root): tests/gpu/run_device.sh [quick | full]   (full adds the full-size paw train run)
 # Full logs go to $OUT (when set) or build/gpu-logs.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
+# ../shared does not travel to the device: carry the tokenizer in .bench (see README, GPU).
+[ -z "${PAW_TOKENIZER:-}" ] && [ -e .bench/tokenizer.json ] && export PAW_TOKENIZER=$PWD/.bench/tokenizer.json
 LOGS="${OUT:-build/gpu-logs}"
 mkdir -p "$LOGS"
 nvidia-smi --query-gpu=name,memory.total,clocks.sm,clocks.max.sm --format=csv >"$LOGS/gpu.txt" 2>&1
@@ -17,6 +19,9 @@ if [ "${1:-}" = quick ]; then exit $tests_rc; fi
 bench() { ./paw bench gpu "$@" 2>&1 | tee -a "$LOGS/bench.txt" | grep -E "^\| [a-z]" ; }
 : >"$LOGS/bench.txt"
 echo "| mode | ms/step | tokens/s | TFLOP/s | MFU | peak alloc GiB | device used GiB | loss |"
+bench --shape 0.6b --B 16 --T 512 --mode frozen          # issue figure (a)
+bench --shape 4b --B 8 --T 384 --mode full                 # issue figure (b)
+bench --shape 4b --B 8 --T 384 --mode full --recompute
 bench --shape 0.6b --B 8 --T 1024 --mode frozen
 bench --shape 0.6b --B 8 --T 1024 --mode full
 bench --shape 0.6b --B 8 --T 1024 --mode full --recompute
@@ -27,4 +32,15 @@ bench --shape 4b --T 512 --mode decode --new 128
 echo "| decoding | rows/s | generated tokens/s | ms per batch |"
 bench --shape 0.6b --mode batch --B 32 --T 256 --new 64 --iters 2
 grep -E "^speed-up" "$LOGS/bench.txt"
+echo "| step | ms/step | examples/s | tokens/s | TFLOP/s | MFU | peak alloc GiB | device used GiB | loss |"
+./paw bench paw 2>&1 | tee -a "$LOGS/bench.txt" | grep -E "^\| fwd"
+./paw bench paw --recompute 2>&1 | tee -a "$LOGS/bench.txt" | grep -E "^\| fwd"
+# The PyTorch baselines of ../shared/bench (carried as .bench), same call.
+if [ -d .bench ]; then
+  python3 .bench/paw_torch_step.py --B 8 2>&1 | tail -1 | tee -a "$LOGS/bench.txt"
+  python3 .bench/hf_baseline.py 2>&1 | tail -5 | tee -a "$LOGS/bench.txt"
+fi
+if [ "${1:-}" = full ]; then
+  tests/gpu/train_fullsize.sh build/fullsize 30 2>&1 | tee -a "$LOGS/bench.txt" | grep -E "^\||^examples"
+fi
 exit $tests_rc

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# The full-size `paw train` run on one GPU: random Qwen3-4B-shaped compiler (trained) and
+# Qwen3-0.6B-shaped interpreter (frozen) of the real vocabulary, synthetic shards, device cuda.
+# Prints the steady-state examples/s, tokens/s and MFU from log.jsonl (data loading and logging
+# are inside each step's time; the checkpoint saves are amortised over the steady steps), the
+# checkpoint save time, and the load time of a resume;
+# compare with `paw bench paw` at the same batch shape, in the same device call.
+# Usage (repository root, after make): tests/gpu/train_fullsize.sh [WORKDIR] [STEPS]
+set -euo pipefail
+W=${1:-build/fullsize}
+STEPS=${2:-30}
+paw=./paw
+rm -rf "$W" && mkdir -p "$W"
+t() { date +%s.%N; }
+"$paw" init --shape configs/qwen3-4b.json --out "$W/compiler" --dtype bfloat16 --seed 1 >/dev/null
+"$paw" init --shape configs/qwen3-0.6b.json --out "$W/interpreter" --dtype bfloat16 --seed 2 >/dev/null
+"$paw" data synth -o "$W/data" --train 4000 --val 0 --test 0 --seed 5 >/dev/null
+"$paw" data build "$W/data/train.jsonl" -o "$W/shards" --quiet
+cat >"$W/train.json" <<JSON
+{"mode": "paw", "device": "cuda", "compiler": "$W/compiler", "interpreter": "$W/interpreter",
+ "train_data": "$W/shards", "out_dir": "$W/run", "steps": $STEPS, "max_batch_examples": 8,
+ "batch_tokens": 1000000, "lr": 1e-5, "warmup_steps": 2, "log_every": 1, "save_every": $((STEPS / 2)),
+ "keep_last": 1, "eval_every": 0, "seed": 1}
+JSON
+t0=$(t)
+"$paw" train "$W/train.json" 2>"$W/train.err" || { tail -5 "$W/train.err"; exit 1; }
+t1=$(t)
+# Resume from the final checkpoint for one more step: log.jsonl records the load time ("load_s":
+# reading the checkpoint and moving it to the device) and every save ("save_s").
+python3 - "$W/train.json" "$((STEPS + 1))" <<'PY'
+import json, sys
+p, n = sys.argv[1], int(sys.argv[2])
+c = json.load(open(p)); c["steps"] = n; c["save_every"] = 0
+json.dump(c, open(p, "w"))
+PY
+"$paw" train "$W/train.json" --resume 2>"$W/resume.err" || { tail -5 "$W/resume.err"; exit 1; }
+python3 - "$W/run/log.jsonl" "$t0" "$t1" "$STEPS" <<'PY'
+import json, sys, statistics
+log, t0, t1, steps = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
+rows = [json.loads(l) for l in open(log)]
+run = [r for r in rows if "step_s" in r and r["step"] <= steps]
+steady = run[3:]  # after warm-up
+step_s = statistics.median(r["step_s"] for r in steady)
+saves = [r["save_s"] for r in rows if r.get("event") == "checkpoint"]
+loads = [r["load_s"] for r in rows if r.get("event") == "resume"]
+amortised = 8 * len(steady) / (sum(r["step_s"] for r in steady) + sum(saves))
+print("| full-size paw train | median step s | tokens/s | MFU | examples/s (checkpoints amortised) | save s | load s |")
+print("|---|---|---|---|---|---|---|")
+print(f"| {steps} steps | {step_s:.3f} | {statistics.median(r['tokens_per_s'] for r in steady):.0f} | "
+      f"{100*statistics.median(r['mfu'] for r in steady):.1f}% | {amortised:.2f} | "
+      f"{max(saves) if saves else float('nan'):.1f} | {loads[-1] if loads else float('nan'):.1f} |")
+PY
