@@ -188,7 +188,7 @@ extern "C" int compiler_cuda_forward(CompilerCuda *c, const int *const *seqs, co
     return 0;
 }
 
-extern "C" int compiler_cuda_backward(CompilerCuda *c, const float *dH) {
+extern "C" int compiler_cuda_backward(CompilerCuda *c, const float *dH, Qwen3GradsReadyFn on_grads_ready, void *ctx) {
     const int d = c->d, P = c->P, S = c->S, Lc = c->cfg.num_layers, B = c->B, T = c->T;
     const size_t N = (size_t)B * T;
     if (B <= 0) return paw_error("compiler backward: no forward has run");
@@ -209,12 +209,13 @@ extern "C" int compiler_cuda_backward(CompilerCuda *c, const float *dH) {
                                                                                               T, P, d, S, s);
         CUDA_CHECK_LAUNCH();
     }
-    Qwen3CudaBackwardArgs args = {c->dlnf, (const float *const *)inject};
+    Qwen3CudaBackwardArgs args = {c->dlnf, (const float *const *)inject, on_grads_ready, ctx};
     int rc = qwen3_cuda_backward_ex(c->model, &args);
     free(inject);
     if (rc != 0) return -1;
     prefix_grad_kernel<<<grid_for((size_t)P * d), 256, 0, paw_cuda_stream()>>>(
         c->dprefix, qwen3_cuda_input_grad_dev(c->model), c->d_lens, B, T, P, d);
     CUDA_CHECK_LAUNCH();
+    if (on_grads_ready) on_grads_ready(ctx, COMPILER_GRADS_PREFIX);
     return 0;
 }

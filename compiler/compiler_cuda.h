@@ -36,7 +36,9 @@ int compiler_cuda_forward(CompilerCuda *c, const int *const *seqs, const int *le
 // Device fp32 [B, slots, P, d] of the last forward.
 const float *compiler_cuda_states(const CompilerCuda *c);
 // dH: device fp32 [B, slots, P, d]. Accumulates the model's gradients (unless frozen) and dprefix.
-int compiler_cuda_backward(CompilerCuda *c, const float *dH);
+// on_grads_ready (may be NULL) gets the model's reports (qwen3_cuda_backward_ex), then
+// COMPILER_GRADS_PREFIX once dprefix's work is queued.
+int compiler_cuda_backward(CompilerCuda *c, const float *dH, Qwen3GradsReadyFn on_grads_ready, void *ctx);
 
 #ifdef __cplusplus
 }

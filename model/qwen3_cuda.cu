@@ -724,6 +724,8 @@ extern "C" int qwen3_cuda_backward_ex(Qwen3Cuda *g, const Qwen3CudaBackwardArgs 
                               g->lnf_rstd, (int)N, (int)C);
     else
         paw_cuda_memset(g->dx16, 0, sizeof(bf16) * N * C);
+    Qwen3GradsReadyFn report = g->grads && args ? args->on_grads_ready : NULL;
+    if (report) report(args->ctx, QWEN3_GRADS_HEAD);  // the final norm and an untied head (from the loss pass)
     for (int l = L - 1; l >= 0; l--) {
         if (dx_layer && dx_layer[l + 1]) inject(g, dx_layer[l + 1], N * C);
         LayerActs a = layer_acts(g, l, N);
@@ -762,11 +764,42 @@ extern "C" int qwen3_cuda_backward_ex(Qwen3Cuda *g, const Qwen3CudaBackwardArgs 
         }
         rmsnorm_cuda_backward(g->dx32, g->dx16, GR(G_LN1, l * C), g->dln, x, P(G_LN1, l * C), a.ln1_rstd, (int)N,
                               (int)C);
+        if (report) report(args->ctx, l);
     }
     if (dx_layer && dx_layer[0]) inject(g, dx_layer[0], N * C);
     if (g->grads) embedding_cuda_backward(GR(G_WTE, 0), g->dx32, g->d_ids, (int)N, (int)C);
+    if (report) report(args->ctx, QWEN3_GRADS_EMBED);
     paw_cuda_sync();
     return 0;
+}
+
+extern "C" int qwen3_cuda_group_grads(Qwen3Cuda *g, int group, Qwen3CudaGradSlice out[8]) {
+    if (!g->grads) return 0;
+    int k = 0;
+    // One tensor slice: fp32 groups live in grads, layer matrices in grads16 when it exists.
+    auto add = [&](int grp, size_t off, size_t n) {
+        if (!n) return;
+        if (g->grads16 && is_matrix_group(grp)) out[k++] = {g->grads16 + (g->base[grp] - g->split) + off, n, 1};
+        else out[k++] = {g->grads + g->base[grp] + off, n, 0};
+    };
+    size_t C = g->C, I = g->I, Q = g->Q, QKV = g->QKV, HD = g->HD, V = g->V;
+    if (group == QWEN3_GRADS_HEAD) {
+        add(G_LNF, 0, C);
+        if (!g->cfg.tie_word_embeddings) add(G_HEAD, 0, V * C);
+    } else if (group == QWEN3_GRADS_EMBED) {
+        add(G_WTE, 0, V * C);
+    } else if (group >= 0 && group < g->L) {
+        size_t l = (size_t)group;
+        add(G_LN1, l * C, C);
+        add(G_QKV, l * QKV * C, QKV * C);
+        add(G_QN, l * HD, HD);
+        add(G_KN, l * HD, HD);
+        add(G_O, l * C * Q, C * Q);
+        add(G_LN2, l * C, C);
+        add(G_GU, l * 2 * I * C, 2 * I * C);
+        add(G_DOWN, l * C * I, C * I);
+    }
+    return k;
 }
 
 extern "C" int qwen3_cuda_backward(Qwen3Cuda *g) {

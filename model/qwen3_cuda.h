@@ -87,7 +87,23 @@ typedef struct {
     const float *dlnf;               // gradient on the final-norm output, or NULL
     const float *const *dx_layer;    // host array of L+1 device pointers (gradient on x[l]; x[l+1] is
                                      // layer l's output), NULL entries allowed; or NULL
+    // Reports as in model/qwen3.h (QWEN3_GRADS_HEAD, layers L-1 .. 0, QWEN3_GRADS_EMBED), made on
+    // the host once the work that finishes a group's weight gradients has been queued on the
+    // stream: a callee orders its readers after the stream (an event), it does not read them on
+    // the host. Not called when the model is frozen. NULL: no reports.
+    Qwen3GradsReadyFn on_grads_ready;
+    void *ctx;
 } Qwen3CudaBackwardArgs;
+
+// The device gradient slices of a reported group (QWEN3_GRADS_HEAD, a layer, QWEN3_GRADS_EMBED):
+// up to 8 (pointer, element count, bf16 or fp32); together the groups cover every gradient
+// element once. Returns the count (0 for a frozen model or a group with nothing of its own).
+typedef struct {
+    void *ptr;
+    size_t n;
+    int bf16;
+} Qwen3CudaGradSlice;
+int qwen3_cuda_group_grads(Qwen3Cuda *g, int group, Qwen3CudaGradSlice out[8]);
 int qwen3_cuda_backward_ex(Qwen3Cuda *g, const Qwen3CudaBackwardArgs *args);
 
 // Device views of the last full-sequence forward (valid until the next forward): the residual

@@ -40,7 +40,8 @@ static int single_noop_bf16(PawComm *c, void *buf, size_t n) { return (void)c, (
 static const PawCommOps single_ops = {"single", single_noop_f32, single_noop_f64, single_reduce_scatter, single_allgather,
                                       single_allgather_bytes, single_broadcast, single_barrier, single_abort,
                                       single_finalize, single_noop_f32, single_ireduce_shards,
-                                      single_nothing_in_flight, single_nothing_in_flight, single_noop_bf16};
+                                      single_nothing_in_flight, single_nothing_in_flight, single_noop_bf16,
+                                      single_noop_bf16};
 
 PawComm *paw_comm_single(void) {
     PawComm *c = xcalloc(1, sizeof *c);
@@ -117,6 +118,12 @@ int paw_broadcast(PawComm *c, void *buf, size_t bytes, int root) { return c->ops
 int paw_barrier(PawComm *c) { return c->ops->barrier(c); }
 void paw_comm_abort(PawComm *c, int code) { c->ops->abort(c, code); }
 int paw_iallreduce_f32(PawComm *c, float *buf, size_t n) { return c->ops->iallreduce_f32(c, buf, n); }
+int paw_iallreduce_bf16(PawComm *c, void *buf, size_t n) {
+    if (!c->ops->iallreduce_bf16)
+        return paw_error("the %s communicator cannot sum bf16 buffers (MPI has no bf16 type): use NCCL, or fp32 gradients",
+                         c->ops->name);
+    return c->ops->iallreduce_bf16(c, buf, n);
+}
 int paw_ireduce_shards_f32(PawComm *c, float *buf, size_t n, size_t a, size_t b) {
     if (a > b || b > n) return paw_error("reduce of elements [%zu, %zu) of a tensor of %zu", a, b, n);
     return a == b ? 0 : c->ops->ireduce_shards_f32(c, buf, n, a, b);

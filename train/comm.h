@@ -38,6 +38,7 @@ typedef struct {
     int (*wait_all)(PawComm *c);
     // in place, sum, on bf16 elements (device buffers; NULL where the backend has no bf16 type)
     int (*allreduce_bf16)(PawComm *c, void *buf, size_t n);
+    int (*iallreduce_bf16)(PawComm *c, void *buf, size_t n);  // non-blocking; NULL alike
 } PawCommOps;
 
 struct PawComm {
@@ -80,6 +81,7 @@ void paw_comm_abort(PawComm *c, int code);
 // nobody may touch the buffers until paw_comm_wait_all returns. Single process: nothing to do.
 // Sum of buf[0..n) over all ranks, in place (buffers of any size: started in rounds).
 int paw_iallreduce_f32(PawComm *c, float *buf, size_t n);
+int paw_iallreduce_bf16(PawComm *c, void *buf, size_t n);  // -1 + paw_error where unsupported
 // buf is a whole flat tensor of n elements split into ZeRO shards (paw_shard_begin). Sums the
 // elements [a, b) over all ranks so that each rank ends with the sum of the part of [a, b) that
 // lies in its own shard; its other elements keep this rank's values. The range is cut at shard

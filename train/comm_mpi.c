@@ -336,7 +336,7 @@ static void mpi_finalize(PawComm *c) {
 static const PawCommOps mpi_ops = {"mpi", mpi_allreduce_f32, mpi_allreduce_f64, mpi_reduce_scatter, mpi_allgather,
                                    mpi_allgather_bytes, mpi_broadcast, mpi_barrier, mpi_abort, mpi_finalize,
                                    mpi_iallreduce_f32, mpi_ireduce_shards_f32, mpi_progress, mpi_wait_all,
-                                   NULL /* no bf16 type in MPI */};
+                                   NULL, NULL /* no bf16 type in MPI */};
 
 PawComm *paw_comm_mpi_open(int *argc, char ***argv, double timeout_s) {
     int init = 0;

@@ -141,16 +141,19 @@ static int after_compute(PawComm *c, const char *what) {
     return e == cudaSuccess ? 0 : paw_error("rank %d: %s: %s", c->rank, what, cudaGetErrorString(e));
 }
 
-static int nccl_iallreduce_f32(PawComm *c, float *buf, size_t n) {
+static int iallreduce(PawComm *c, void *buf, size_t n, ncclDataType_t type) {
     NcclState *st = state(c);
     if (after_compute(c, "overlapped allreduce") != 0) return -1;
-    ncclResult_t r = ncclAllReduce(buf, buf, n, ncclFloat32, ncclSum, st->nccl, st->stream);
+    ncclResult_t r = ncclAllReduce(buf, buf, n, type, ncclSum, st->nccl, st->stream);
     if (r != ncclSuccess) return nccl_fail(c, "overlapped allreduce", r);
     st->inflight++;
     return 0;
 }
 
 // One grouped ncclReduce per shard piece of [a, b), in place at its owner.
+static int nccl_iallreduce_f32(PawComm *c, float *buf, size_t n) { return iallreduce(c, buf, n, ncclFloat32); }
+static int nccl_iallreduce_bf16(PawComm *c, void *buf, size_t n) { return iallreduce(c, buf, n, ncclBfloat16); }
+
 static int nccl_ireduce_shards_f32(PawComm *c, float *buf, size_t n, size_t a, size_t b) {
     NcclState *st = state(c);
     if (after_compute(c, "overlapped reduce") != 0) return -1;
@@ -206,7 +209,7 @@ static void nccl_finalize(PawComm *c) {
 static const PawCommOps nccl_ops = {"nccl", nccl_allreduce_f32, nccl_allreduce_f64, nccl_reduce_scatter, nccl_allgather,
                                     host_allgather_bytes, host_broadcast, host_barrier, nccl_abort, nccl_finalize,
                                     nccl_iallreduce_f32, nccl_ireduce_shards_f32, nccl_progress, nccl_wait_all,
-                                    nccl_allreduce_bf16};
+                                    nccl_allreduce_bf16, nccl_iallreduce_bf16};
 
 PawComm *paw_comm_nccl_open(PawComm *host) {
     int ndev = 0;

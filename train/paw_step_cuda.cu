@@ -169,13 +169,22 @@ extern "C" int paw_step_cuda_forward(PawStepCuda *s, const PawStepExample *ex, i
     return forward(s, ex, B, 0, 0.0f, st);
 }
 
-extern "C" int paw_step_cuda_forward_backward(PawStepCuda *s, const PawStepExample *ex, int B, float grad_scale,
-                                              PawStepStats *st) {
+extern "C" int paw_step_cuda_forward_backward_ex(PawStepCuda *s, const PawStepExample *ex, int B, float grad_scale,
+                                                 PawStepStats *st, Qwen3GradsReadyFn on_grads_ready, void *ctx) {
     if (forward(s, ex, B, 1, grad_scale, st) != 0) return -1;
     mapper_cuda_lora_zero_grad(&s->lora);  // the adapters' gradients are per step, not accumulated
     if (qwen3_cuda_backward(s->interp) != 0) return -1;
     if (mapper_cuda_backward(s->mapper, s->P, &s->lora, s->dH) != 0) return -1;
-    return compiler_cuda_backward(s->comp, s->dH);
+    if (on_grads_ready) on_grads_ready(ctx, PAW_GRADS_MAPPER);
+    Qwen3GradsReadyFn compiler_reports = s->freeze_compiler ? NULL : on_grads_ready;
+    if (compiler_cuda_backward(s->comp, s->dH, compiler_reports, ctx) != 0) return -1;
+    if (s->freeze_compiler && on_grads_ready) on_grads_ready(ctx, COMPILER_GRADS_PREFIX);
+    return 0;
+}
+
+extern "C" int paw_step_cuda_forward_backward(PawStepCuda *s, const PawStepExample *ex, int B, float grad_scale,
+                                              PawStepStats *st) {
+    return paw_step_cuda_forward_backward_ex(s, ex, B, grad_scale, st, NULL, NULL);
 }
 
 // ---- groups and the optimizer --------------------------------------------------------------------
@@ -251,6 +260,16 @@ extern "C" int paw_step_cuda_grad_blocks(PawStepCuda *s, int group, float **f32,
     *f32 = group_grads(s, group), *n32 = paw_step_cuda_group_size(s, group);
     *b16 = NULL, *n16 = 0;
     return 0;
+}
+
+extern "C" int paw_step_cuda_report_grads(PawStepCuda *s, int report, Qwen3CudaGradSlice out[8]) {
+    if (report == PAW_GRADS_MAPPER || report == COMPILER_GRADS_PREFIX) {
+        int g = report == PAW_GRADS_MAPPER ? PAW_GROUP_MAPPER : PAW_GROUP_PREFIX;
+        out[0].ptr = group_grads(s, g), out[0].n = paw_step_cuda_group_size(s, g), out[0].bf16 = 0;
+        return 1;
+    }
+    if (s->freeze_compiler) return 0;
+    return qwen3_cuda_group_grads(compiler_cuda_model(s->comp), report, out);
 }
 
 extern "C" int paw_step_cuda_get_state(PawStepCuda *s, int group, int which, float *flat) {

@@ -37,6 +37,13 @@ int paw_step_cuda_use_bf16_grads(PawStepCuda *s);
 int paw_step_cuda_forward(PawStepCuda *s, const PawStepExample *ex, int B, PawStepStats *st);
 int paw_step_cuda_forward_backward(PawStepCuda *s, const PawStepExample *ex, int B, float grad_scale,
                                    PawStepStats *st);
+// The same with reports as paw_forward_backward_ex (PAW_GRADS_MAPPER, the compiler's groups,
+// COMPILER_GRADS_PREFIX), each made once its work is queued on the stream (see
+// Qwen3CudaBackwardArgs): for reducing gradients across GPUs while the backward goes on.
+int paw_step_cuda_forward_backward_ex(PawStepCuda *s, const PawStepExample *ex, int B, float grad_scale,
+                                      PawStepStats *st, Qwen3GradsReadyFn on_grads_ready, void *ctx);
+// The device gradient slices of a reported group (any code above); returns the count (<= 8).
+int paw_step_cuda_report_grads(PawStepCuda *s, int report, Qwen3CudaGradSlice out[8]);
 void paw_step_cuda_zero_grad(PawStepCuda *s);
 
 // Trainable groups, in the trainer's order (the compiler only when it trains).

@@ -51,6 +51,8 @@ typedef struct {
 #endif
     PawComm *gcomm;    // device "cuda" under mpirun: sums the device gradients (NCCL, or comm itself
                        // when it is CUDA-aware MPI); host-side collectives stay on comm
+    int gpu_overlap;   // the device sums start during the backward (NCCL, overlap_comm)
+    int gpu_comm_rc;   // the first failure of a sum started from a report
     FILE *log;
     long step;
     double tokens_seen, elapsed;
@@ -574,6 +576,8 @@ static int gpu_start(Trainer *tr, int with_moments) {
 #endif
         if (!strcmp(tr->cfg.gpu_comm, "mpi")) tr->gcomm = tr->comm;  // device pointers: needs CUDA-aware MPI
         if (!tr->gcomm) return -1;
+        // Overlap needs the communicator's own stream (NCCL); MPI on device memory is blocking here.
+        tr->gpu_overlap = tr->cfg.overlap_comm && tr->gcomm != tr->comm;
     }
 #else
     (void)tr, (void)with_moments;
@@ -600,9 +604,28 @@ static int gpu_to_host(Trainer *tr, int with_moments) {
     return 0;
 }
 
-static int step_forward_backward(Trainer *tr, int n, float grad_scale, PawStepStats *st, Qwen3GradsReadyFn hook) {
 #ifdef PAW_CUDA
-    if (tr->gpu) return paw_step_cuda_forward_backward(tr->gpu, tr->ex, n, grad_scale, st);
+// A finished group's device gradients start their sum across GPUs on the communicator's stream,
+// behind the kernels queued so far; the backward goes on meanwhile (the last micro-batch only).
+static void gpu_on_grads_ready(void *ctx, int report) {
+    Trainer *tr = ctx;
+    Qwen3CudaGradSlice sl[8];
+    int n = paw_step_cuda_report_grads(tr->gpu, report, sl);
+    for (int i = 0; i < n && tr->gpu_comm_rc == 0; i++)
+        tr->gpu_comm_rc = sl[i].bf16 ? paw_iallreduce_bf16(tr->gcomm, sl[i].ptr, sl[i].n)
+                                     : paw_iallreduce_f32(tr->gcomm, (float *)sl[i].ptr, sl[i].n);
+}
+#endif
+
+// last: the step's last micro-batch, whose backward leaves the final gradients.
+static int step_forward_backward(Trainer *tr, int n, float grad_scale, PawStepStats *st, Qwen3GradsReadyFn hook,
+                                 int last) {
+#ifdef PAW_CUDA
+    if (tr->gpu)
+        return paw_step_cuda_forward_backward_ex(tr->gpu, tr->ex, n, grad_scale, st,
+                                                 tr->gpu_overlap && last ? gpu_on_grads_ready : NULL, tr);
+#else
+    (void)last;
 #endif
     return paw_forward_backward_ex(&tr->pm, tr->ex, n, grad_scale, st, hook, tr);
 }
@@ -631,7 +654,13 @@ static int gpu_sync_grads(Trainer *tr) {
 static int gpu_update(Trainer *tr, float lr, double *gnorm) {
 #ifdef PAW_CUDA
     const TrainConfig *c = &tr->cfg;
-    if (gpu_sync_grads(tr) != 0) return -1;
+    if (tr->gpu_overlap) {  // started during the backward: wait for them (and for any failure)
+        int rc = paw_comm_wait_all(tr->gcomm);
+        if (tr->gpu_comm_rc != 0) return -1;
+        if (rc != 0) return -1;
+    } else if (gpu_sync_grads(tr) != 0) {
+        return -1;
+    }
     PawStepCudaAdamW opt = {lr, {1.0f, c->mapper_lr_scale, c->mapper_lr_scale}, c->beta1, c->beta2, c->eps,
                             c->weight_decay, c->grad_clip};
     float gn = 0;
@@ -780,7 +809,7 @@ static int train_loop(Trainer *tr) {
                 loss_sum += ls, wsum += ws, tokens += toks;
             } else {
                 PawStepStats st;
-                rc = step_forward_backward(tr, n, grad_scale, &st, hook);
+                rc = step_forward_backward(tr, n, grad_scale, &st, hook, a == accum - 1);
                 loss_sum += st.loss_sum, wsum += st.target_tokens, tokens += st.comp_tokens + st.interp_tokens;
             }
         }
@@ -1139,7 +1168,7 @@ int cmd_grad(int argc, char **argv) {
     } else {
         paw_model_zero_grad(&tr.pm);
         int rc = gpu_start(&tr, 0);
-        if (rc == 0) rc = step_forward_backward(&tr, batch.n, 0, &st, NULL);
+        if (rc == 0) rc = step_forward_backward(&tr, batch.n, 0, &st, NULL, 1);
 #ifdef PAW_CUDA
         // The device gradients into the host tensors that write_grads reads.
         for (int i = 0; rc == 0 && tr.gpu && i < tr.nparams; i++)
