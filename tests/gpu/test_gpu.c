@@ -1819,6 +1819,83 @@ static void test_model_bf16_grads(const char *fixture) {
     qwen3_free(&cpu);
 }
 
+// Gradient reports of the CUDA backward (for overlapping the sums across GPUs): the order
+// (head, layers L-1 .. 0, embeddings), each group's slices final at its report (a download in
+// the report waits for the queued work; it must equal the value after the backward, bit for bit),
+// and the groups covering every gradient element once.
+typedef struct {
+    Qwen3Cuda *g;
+    int order[64], count;
+    float *snap[64][8];
+    size_t n[64][8];
+    int nslices[64];
+} ReportLog;
+
+static float *download_slice(const Qwen3CudaGradSlice *sl) {
+    float *h = xmalloc(sizeof(float) * (sl->n ? sl->n : 1));
+    if (sl->bf16) paw_cuda_download_bf16(h, (const paw_bf16 *)sl->ptr, sl->n);
+    else paw_cuda_download(h, sl->ptr, sizeof(float) * sl->n);
+    return h;
+}
+
+static void on_report(void *ctx, int group) {
+    ReportLog *r = ctx;
+    if (r->count >= 64) return;
+    Qwen3CudaGradSlice sl[8];
+    int k = qwen3_cuda_group_grads(r->g, group, sl);
+    r->order[r->count] = group;
+    r->nslices[r->count] = k;
+    for (int i = 0; i < k; i++) r->snap[r->count][i] = download_slice(&sl[i]), r->n[r->count][i] = sl[i].n;
+    r->count++;
+}
+
+static void test_model_grad_reports(const char *fixture, int bf16) {
+    char dir[256];
+    snprintf(dir, sizeof dir, FIX "%s", fixture);
+    Qwen3 cpu;
+    if (qwen3_load(&cpu, dir, 0) != 0) {
+        CHECK(0, "%s", paw_last_error());
+        return;
+    }
+    const int B = 2, T = 13, N = B * T, V = cpu.cfg.vocab_size, L = cpu.cfg.num_layers;
+    int *ids = xmalloc(sizeof(int) * N), *tg = xmalloc(sizeof(int) * N);
+    for (int i = 0; i < N; i++) ids[i] = (int)paw_rng_below(&g_rng, (uint64_t)V), tg[i] = (int)paw_rng_below(&g_rng, (uint64_t)V);
+    Qwen3Cuda *g = qwen3_cuda_create(&cpu, 0, 0);
+    if (!g || (bf16 && qwen3_cuda_use_bf16_grads(g) != 0)) {
+        CHECK(0, "%s", paw_last_error());
+        qwen3_free(&cpu);
+        return;
+    }
+    ReportLog *log = xcalloc(1, sizeof *log);
+    log->g = g;
+    Qwen3CudaInputs in = {.ids = ids, .targets = tg, .backward = 1};
+    Qwen3CudaBackwardArgs args = {.on_grads_ready = on_report, .ctx = log};
+    CHECK(L + 2 <= 64 && qwen3_cuda_forward(g, &in, B, T) == 0 && qwen3_cuda_backward_ex(g, &args) == 0,
+          "reports: %s", paw_last_error());
+    int ok_order = log->count == L + 2 && log->order[0] == QWEN3_GRADS_HEAD && log->order[L + 1] == QWEN3_GRADS_EMBED;
+    for (int l = 0; ok_order && l < L; l++) ok_order = log->order[1 + l] == L - 1 - l;
+    CHECK(ok_order, "%s: %d reports in the wrong order", fixture, log->count);
+    size_t covered = 0;
+    int final_ok = 1;
+    for (int r = 0; r < log->count; r++) {
+        Qwen3CudaGradSlice sl[8];
+        int k = qwen3_cuda_group_grads(g, log->order[r], sl);
+        for (int i = 0; i < k && i < log->nslices[r]; i++) {
+            float *now = download_slice(&sl[i]);
+            final_ok &= memcmp(now, log->snap[r][i], sizeof(float) * sl[i].n) == 0;
+            covered += sl[i].n;
+            free(now);
+            free(log->snap[r][i]);
+        }
+    }
+    CHECK(final_ok, "%s%s: a group's gradients changed after its report", fixture, bf16 ? " (bf16)" : "");
+    CHECK(covered == qwen3_cuda_num_params(g), "%s: reports cover %zu of %zu gradient elements", fixture, covered,
+          qwen3_cuda_num_params(g));
+    free(log), free(ids), free(tg);
+    qwen3_cuda_free(g);
+    qwen3_free(&cpu);
+}
+
 int main(void) {
     if (paw_cuda_init() != 0) {
         printf("test_gpu: %s\n", paw_last_error());
@@ -1867,6 +1944,8 @@ int main(void) {
     test_adamw_bf16_grad(70001);
     test_model_bf16_grads("tiny-gqa-tied");
     test_model_bf16_grads("tiny-untied-bf16-sharded");
+    test_model_grad_reports("tiny-gqa-tied", 0);
+    test_model_grad_reports("tiny-untied-bf16-sharded", 1);
     test_paw_step(0, 0);
     test_paw_step(0, 1);
     test_paw_step(1, 0);
