@@ -21,7 +21,8 @@ struct CompilerCuda {
     int *d_lens;           // device [B]
     float *embeds;         // device [B*T, d]: the prefix rows, zero elsewhere
     float *H;              // device [B, S, P, d]
-    float *inject_mem;     // device [S][B*T, d]: one injection buffer per slot at most
+    float *inject_mem;     // device [layers][B*T, d]: one injection buffer per distinct captured layer
+    int inject_layers;     // distinct layers among the slots before the last
     float *dlnf;           // device [B*T, d]
     size_t cap_tokens;
     int cap_B;
@@ -91,6 +92,8 @@ extern "C" CompilerCuda *compiler_cuda_create(Qwen3Cuda *model, const Qwen3Confi
     c->P = P, c->S = slots, c->d = cfg->hidden_size;
     c->teacher = (int *)xmalloc(sizeof(int) * (size_t)slots);
     compiler_capture_layers(cfg->num_layers, slots, c->teacher);
+    for (int s = 0; s + 1 < slots; s++)  // teacher is non-decreasing: count the distinct values
+        if (s == 0 || c->teacher[s] != c->teacher[s - 1]) c->inject_layers++;
     size_t n = (size_t)P * c->d;
     c->prefix = (float *)paw_cuda_malloc(sizeof(float) * n);
     c->dprefix = (float *)paw_cuda_malloc(sizeof(float) * n);
@@ -156,7 +159,7 @@ extern "C" int compiler_cuda_forward(CompilerCuda *c, const int *const *seqs, co
         c->d_lens = (int *)paw_cuda_malloc(sizeof(int) * (size_t)B);
         c->embeds = (float *)paw_cuda_malloc(sizeof(float) * N * d);
         c->H = (float *)paw_cuda_malloc(sizeof(float) * (size_t)B * S * P * d);
-        c->inject_mem = (float *)paw_cuda_malloc(sizeof(float) * N * d * (size_t)S);
+        c->inject_mem = (float *)paw_cuda_malloc(sizeof(float) * N * d * (size_t)(c->inject_layers ? c->inject_layers : 1));
         c->dlnf = (float *)paw_cuda_malloc(sizeof(float) * N * d);
         c->cap_tokens = N;
         c->cap_B = B;
@@ -193,6 +196,7 @@ extern "C" int compiler_cuda_backward(CompilerCuda *c, const float *dH, Qwen3Gra
     const size_t N = (size_t)B * T;
     if (B <= 0) return paw_error("compiler backward: no forward has run");
     float **inject = (float **)xcalloc((size_t)Lc + 1, sizeof(float *));
+    int used = 0;
     paw_cuda_memset(c->dlnf, 0, sizeof(float) * N * d);
     for (int s = 0; s < S; s++) {
         float *dst;
@@ -200,7 +204,7 @@ extern "C" int compiler_cuda_backward(CompilerCuda *c, const float *dH, Qwen3Gra
         else {
             int layer = c->teacher[s] + 1;
             if (!inject[layer]) {
-                inject[layer] = c->inject_mem + (size_t)s * N * d;
+                inject[layer] = c->inject_mem + (size_t)used++ * N * d;
                 paw_cuda_memset(inject[layer], 0, sizeof(float) * N * d);
             }
             dst = inject[layer];

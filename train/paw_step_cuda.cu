@@ -66,6 +66,12 @@ extern "C" PawStepCuda *paw_step_cuda_create(const PawModel *pm, int recompute) 
     s->P = pm->comp.P;
     s->freeze_compiler = pm->freeze_compiler;
     CompilerCuda *comp = compiler_cuda_from_cpu(&pm->comp, recompute);
+    // The fp32 master weights start from the host's fp32 values (not from their bf16 rounding).
+    if (comp && !pm->freeze_compiler &&
+        qwen3_cuda_set_adam_state(compiler_cuda_model(comp), 0, pm->comp.model.params_memory) != 0) {
+        compiler_cuda_free(comp);
+        comp = NULL;
+    }
     Qwen3Cuda *interp = comp ? qwen3_cuda_create(&pm->interp, 1, recompute) : NULL;
     return finish_create(s, comp, interp, &pm->mapper);
 }
@@ -314,6 +320,11 @@ extern "C" int paw_step_cuda_adamw(PawStepCuda *s, const PawStepCudaAdamW *opt, 
     if (!s->freeze_compiler) qwen3_cuda_grad_norm_sq(cm, s->d_norm_sq);
     for (int g = PAW_GROUP_PREFIX; g <= PAW_GROUP_MAPPER; g++)
         grad_norm_sq_cuda(s->d_norm_sq, group_grads(s, g), paw_step_cuda_group_size(s, g));
+    float sq = 0;
+    paw_cuda_download(&sq, s->d_norm_sq, sizeof sq);  // one float: checked before anything changes
+    if (grad_norm) *grad_norm = sqrtf(sq);
+    if (!isfinite(sq))
+        return paw_error("PAW step: the gradient norm is not finite; the update was skipped, the weights are intact");
     const float *clip = opt->max_grad_norm > 0 ? s->d_norm_sq : NULL;
     if (!s->freeze_compiler) {
         Qwen3CudaAdamW o = {opt->lr * opt->group_lr_scale[PAW_GROUP_COMPILER], opt->beta1, opt->beta2, opt->eps,
@@ -326,8 +337,6 @@ extern "C" int paw_step_cuda_adamw(PawStepCuda *s, const PawStepCudaAdamW *opt, 
                    opt->lr * opt->group_lr_scale[g], opt->beta1, opt->beta2, opt->eps, opt->weight_decay, step, clip,
                    opt->max_grad_norm, 0);
     }
-    float sq = 0;
-    paw_cuda_download(&sq, s->d_norm_sq, sizeof sq);  // also waits for the update
-    if (grad_norm) *grad_norm = sqrtf(sq);
+    paw_cuda_sync();
     return 0;
 }

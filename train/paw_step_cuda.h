@@ -67,7 +67,7 @@ typedef struct {
     float max_grad_norm;  // clip the global norm over every group (<= 0: no clipping)
 } PawStepCudaAdamW;
 // AdamW step number `step` (from 1) over every trainable group; *grad_norm gets the global
-// gradient norm before clipping. Weight decay: compiler matrices (not its norm weights), the
+// gradient norm before clipping. A norm that is not finite returns -1 before anything changes. Weight decay: compiler matrices (not its norm weights), the
 // prefix and the mapper.
 int paw_step_cuda_adamw(PawStepCuda *s, const PawStepCudaAdamW *opt, int step, float *grad_norm);
 
