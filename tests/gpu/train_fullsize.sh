@@ -6,18 +6,25 @@
 # checkpoint save time, and the load time of a resume;
 # compare with `paw bench paw` at the same batch shape, in the same device call.
 # Usage (repository root, after make): tests/gpu/train_fullsize.sh [WORKDIR] [STEPS]
+# COMPILER_SHAPE, INTERP_SHAPE, DEVICE and EXAMPLES override the defaults (a dry run of the
+# script on the CPU: COMPILER_SHAPE=configs/tiny-compiler.json INTERP_SHAPE=configs/tiny-interpreter.json
+# DEVICE=cpu EXAMPLES=200 tests/gpu/train_fullsize.sh build/dry 6).
 set -euo pipefail
 W=${1:-build/fullsize}
 STEPS=${2:-30}
+CS=${COMPILER_SHAPE:-configs/qwen3-4b.json}
+IS=${INTERP_SHAPE:-configs/qwen3-0.6b.json}
+DEVICE=${DEVICE:-cuda}
+EXAMPLES=${EXAMPLES:-4000}
 paw=./paw
 rm -rf "$W" && mkdir -p "$W"
 t() { date +%s.%N; }
-"$paw" init --shape configs/qwen3-4b.json --out "$W/compiler" --dtype bfloat16 --seed 1 >/dev/null
-"$paw" init --shape configs/qwen3-0.6b.json --out "$W/interpreter" --dtype bfloat16 --seed 2 >/dev/null
-"$paw" data synth -o "$W/data" --train 4000 --val 0 --test 0 --seed 5 >/dev/null
+"$paw" init --shape "$CS" --out "$W/compiler" --dtype bfloat16 --seed 1 >/dev/null
+"$paw" init --shape "$IS" --out "$W/interpreter" --dtype bfloat16 --seed 2 >/dev/null
+"$paw" data synth -o "$W/data" --train "$EXAMPLES" --val 0 --test 0 --seed 5 >/dev/null
 "$paw" data build "$W/data/train.jsonl" -o "$W/shards" --quiet
 cat >"$W/train.json" <<JSON
-{"mode": "paw", "device": "cuda", "compiler": "$W/compiler", "interpreter": "$W/interpreter",
+{"mode": "paw", "device": "$DEVICE", "compiler": "$W/compiler", "interpreter": "$W/interpreter",
  "train_data": "$W/shards", "out_dir": "$W/run", "steps": $STEPS, "max_batch_examples": 8,
  "batch_tokens": 1000000, "lr": 1e-5, "warmup_steps": 2, "log_every": 1, "save_every": $((STEPS / 2)),
  "keep_last": 1, "eval_every": 0, "seed": 1}
