@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # One call on a GPU machine: build, run the GPU tests, then the benchmarks; a short table last.
-# Usage (repository root): tests/gpu/run_device.sh [quick | full]   (full adds the full-size paw train run)
+# Usage (repository root): tests/gpu/run_device.sh [quick | bench | train]
+#   quick: build + make test-gpu;  bench: build + the benchmarks and the PyTorch baselines;
+#   train: build + the full-size paw train run;  no argument: quick, then bench.
+# A device call is limited to 10 minutes: run the stages as separate calls when they do not fit.
 # Full logs go to $OUT (when set) or build/gpu-logs.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -10,12 +13,20 @@ LOGS="${OUT:-build/gpu-logs}"
 mkdir -p "$LOGS"
 nvidia-smi --query-gpu=name,memory.total,clocks.sm,clocks.max.sm --format=csv >"$LOGS/gpu.txt" 2>&1
 make -j"$(nproc)" paw build/test_gpu >"$LOGS/build.txt" 2>&1 || { tail -40 "$LOGS/build.txt"; exit 1; }
-./build/test_gpu >"$LOGS/test_gpu.txt" 2>&1
-tests_rc=$?
-grep -E "^FAIL" "$LOGS/test_gpu.txt" | head -40
-grep -E "^gpu runner:" "$LOGS/test_gpu.txt"
-tail -1 "$LOGS/test_gpu.txt"
-if [ "${1:-}" = quick ]; then exit $tests_rc; fi
+stage=${1:-}
+if [ "$stage" = train ]; then
+  tests/gpu/train_fullsize.sh build/fullsize 30 2>&1 | tee "$LOGS/train.txt" | grep -E "^\||^examples"
+  exit "${PIPESTATUS[0]}"
+fi
+tests_rc=0
+if [ "$stage" != bench ]; then
+  ./build/test_gpu >"$LOGS/test_gpu.txt" 2>&1
+  tests_rc=$?
+  grep -E "^FAIL" "$LOGS/test_gpu.txt" | head -40
+  grep -E "^gpu runner:" "$LOGS/test_gpu.txt"
+  tail -1 "$LOGS/test_gpu.txt"
+fi
+if [ "$stage" = quick ]; then exit $tests_rc; fi
 bench() { ./paw bench gpu "$@" 2>&1 | tee -a "$LOGS/bench.txt" | grep -E "^\| [a-z]" ; }
 : >"$LOGS/bench.txt"
 echo "| mode | ms/step | tokens/s | TFLOP/s | MFU | peak alloc GiB | device used GiB | loss |"
@@ -39,8 +50,5 @@ echo "| step | ms/step | examples/s | tokens/s | TFLOP/s | MFU | peak alloc GiB 
 if [ -d .bench ]; then
   python3 .bench/paw_torch_step.py --B 8 2>&1 | tail -1 | tee -a "$LOGS/bench.txt"
   python3 .bench/hf_baseline.py 2>&1 | tail -5 | tee -a "$LOGS/bench.txt"
-fi
-if [ "${1:-}" = full ]; then
-  tests/gpu/train_fullsize.sh build/fullsize 30 2>&1 | tee -a "$LOGS/bench.txt" | grep -E "^\||^examples"
 fi
 exit $tests_rc
