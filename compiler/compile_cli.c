@@ -66,7 +66,7 @@ static int read_specs(const char *path, const char *out_dir, Job **jobs, int *n)
 
 int cmd_compile(int argc, char **argv) {
     const char *compiler = NULL, *spec = NULL, *spec_file = NULL, *specs = NULL, *out = NULL, *out_dir = NULL;
-    const char *pseudo_arg = NULL, *pseudo_model = NULL, *dtype = "q4_0";
+    const char *pseudo_arg = NULL, *pseudo_model = NULL, *dtype = "q4_0", *device = "cpu";
     int batch = 8, max_pseudo_tokens = 512, max_pseudo_chars = 8000;
     PawOpt opts[] = {
         {"compiler", PAW_OPT_STR, &compiler, "trained compiler directory (paw train's export)"},
@@ -81,12 +81,13 @@ int cmd_compile(int argc, char **argv) {
         {"batch", PAW_OPT_INT, &batch, "specs per compiler forward"},
         {"max-pseudo-tokens", PAW_OPT_INT, &max_pseudo_tokens, "generation limit for the pseudo-program"},
         {"max-pseudo-chars", PAW_OPT_INT, &max_pseudo_chars, "longest pseudo-program accepted"},
+        {"device", PAW_OPT_STR, &device, "where the compiler and the mapper run: cpu or cuda"},
     };
     PawCommandSpec cs = {"paw compile --compiler DIR (--spec TEXT | --spec-file F) -o PROGRAM.paw [options]\n"
                          "       paw compile --compiler DIR --specs SPECS.jsonl --out-dir DIR [options]",
                          "Turns a spec into a program: a pseudo-program (written by --pseudo-model, or given with "
                          "--pseudo-program) and a LoRA adapter computed by the trained compiler.",
-                         opts, 12, 0};
+                         opts, (int)(sizeof opts / sizeof opts[0]), 0};
     char *pos[1];
     int npos, prc = paw_parse_args(&cs, argc, argv, pos, &npos);
     if (prc) return prc > 0 ? 0 : 2;
@@ -101,6 +102,7 @@ int cmd_compile(int argc, char **argv) {
              adapter_type != GGML_TYPE_F32)
         err = "--adapter-dtype must be q4_0, q8_0, f16 or f32";
     else if (batch < 1 || max_pseudo_tokens < 1 || max_pseudo_chars < 1) err = "--batch and the limits must be positive";
+    else if (strcmp(device, "cpu") != 0 && strcmp(device, "cuda") != 0) err = "--device must be cpu or cuda";
     if (err) {
         fprintf(stderr, "paw compile: %s\n", err);
         paw_print_usage(&cs, 1);
@@ -131,6 +133,11 @@ int cmd_compile(int argc, char **argv) {
     if (paw_trained_compiler_load(&tc, compiler) != 0) {
         fprintf(stderr, "paw compile: %s\n", paw_last_error());
         status = 1;
+        goto out;
+    }
+    if (!strcmp(device, "cuda") && paw_trained_compiler_use_gpu(&tc) != 0) {
+        fprintf(stderr, "paw compile: --device cuda: %s\n", paw_last_error());
+        status = 2;
         goto out;
     }
     // 1. Pseudo-programs.

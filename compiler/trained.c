@@ -9,6 +9,10 @@
 #include "common/fileio.h"
 #include "data/shard_build.h"
 #include "data/template.h"
+#ifdef PAW_CUDA
+#include "compiler/compiler_cuda.h"
+#include "compiler/mapper_cuda.h"
+#endif
 
 static int json_int(const cJSON *o, const char *key, int *out, const char *path) {
     const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, key);
@@ -84,7 +88,31 @@ done:
     return rc;
 }
 
+int paw_trained_compiler_use_gpu(PawTrainedCompiler *tc) {
+#ifdef PAW_CUDA
+    if (tc->gpu_comp) return 0;
+    if (paw_cuda_init() != 0) return -1;
+    qwen3_set_frozen(&tc->comp.model, 1);  // inference: no gradients on either side
+    tc->gpu_comp = compiler_cuda_from_cpu(&tc->comp, 0);
+    if (!tc->gpu_comp) return -1;
+    tc->gpu_mapper = mapper_cuda_create(&tc->mapper);
+    if (!tc->gpu_mapper) {
+        compiler_cuda_free(tc->gpu_comp);
+        tc->gpu_comp = NULL;
+        return -1;
+    }
+    return 0;
+#else
+    (void)tc;
+    return paw_error("this build has no CUDA (build with nvcc on PATH)");
+#endif
+}
+
 void paw_trained_compiler_free(PawTrainedCompiler *tc) {
+#ifdef PAW_CUDA
+    compiler_cuda_free(tc->gpu_comp);
+    mapper_cuda_free(tc->gpu_mapper);
+#endif
     if (tc->comp.prefix) compiler_free(&tc->comp);
     if (tc->mapper.params_memory) mapper_free(&tc->mapper);
     if (tc->tok) paw_tokenizer_free(tc->tok);
@@ -106,6 +134,32 @@ static int compiler_tokens(PawTrainedCompiler *tc, const char *spec, const char 
     return rc;
 }
 
+#ifdef PAW_CUDA
+// The adapters of one batch on the GPU, copied back as fp32 host adapters (nb = 1 each).
+static int gpu_adapters(PawTrainedCompiler *tc, const int *const *seqs, const int *lens, int B, Qwen3Lora *out) {
+    if (compiler_cuda_forward(tc->gpu_comp, seqs, lens, B) != 0) return -1;
+    MapperCudaLora dev;
+    if (mapper_cuda_lora_alloc(&tc->mapper.cfg, B, 0, &dev) != 0) return -1;
+    int rc = mapper_cuda_forward(tc->gpu_mapper, compiler_cuda_states(tc->gpu_comp), B, tc->prefix_steps, &dev);
+    if (rc == 0) {
+        Qwen3Lora all;
+        mapper_lora_alloc(&tc->mapper.cfg, B, 0, &all);
+        const MapperConfig *mc = &tc->mapper.cfg;
+        for (int m = 0; m < LORA_NUM_MODULES; m++) {
+            int din, dout;
+            lora_module_dims(&mc->icfg, m, &din, &dout);
+            size_t na = (size_t)mc->L * B * mc->rank * din, nbb = (size_t)mc->L * B * dout * mc->rank;
+            paw_cuda_download(all.A[m], dev.A[m], sizeof(float) * na);
+            paw_cuda_download(all.B[m], dev.B[m], sizeof(float) * nbb);
+        }
+        for (int b = 0; b < B; b++) mapper_lora_select(&tc->mapper.cfg, &all, b, &out[b]);
+        mapper_lora_free(&all);
+    }
+    mapper_cuda_lora_free(&dev);
+    return rc;
+}
+#endif
+
 int paw_trained_compiler_adapters(PawTrainedCompiler *tc, const char *const *specs, const char *const *pseudo, int n,
                                   int batch, Qwen3Lora *out) {
     if (batch < 1) batch = 1;
@@ -120,6 +174,14 @@ int paw_trained_compiler_adapters(PawTrainedCompiler *tc, const char *const *spe
             seqs[b] = ids[b].ids;
             lens[b] = (int)ids[b].n;
         }
+#ifdef PAW_CUDA
+        if (rc == 0 && tc->gpu_comp) {
+            rc = gpu_adapters(tc, (const int *const *)seqs, lens, B, out + i0);
+            for (int b = 0; b < B; b++) paw_ids_free(&ids[b]);
+            free(ids), free(seqs), free(lens);
+            continue;
+        }
+#endif
         if (rc == 0) rc = compiler_forward(&tc->comp, (const int *const *)seqs, lens, B);
         if (rc == 0) {
             Qwen3Lora all;

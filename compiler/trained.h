@@ -21,10 +21,16 @@ typedef struct {
     char fingerprint[65];     // sha256 of mapper.safetensors (changes with every trained compiler)
     int rank, bases, prefix_steps;
     float alpha;
+    struct CompilerCuda *gpu_comp;  // with paw_trained_compiler_use_gpu: the forward and the mapper
+    struct MapperCuda *gpu_mapper;  // run on the GPU (CUDA builds)
 } PawTrainedCompiler;
 
 int paw_trained_compiler_load(PawTrainedCompiler *tc, const char *dir);
 void paw_trained_compiler_free(PawTrainedCompiler *tc);
+// Moves the compiler and the mapper to the GPU (a copy: the host model stays); the adapters are
+// then computed there in bf16 (the compiler) and fp32 (the mapper). -1 + paw_error without a
+// usable GPU or in a build without CUDA.
+int paw_trained_compiler_use_gpu(PawTrainedCompiler *tc);
 // One adapter per (spec, pseudo-program) pair, computed in batches of up to `batch`: out[i] is
 // allocated with nb = 1 (free with mapper_lora_free).
 int paw_trained_compiler_adapters(PawTrainedCompiler *tc, const char *const *specs, const char *const *pseudo, int n,

@@ -319,7 +319,7 @@ int cmd_eval(int argc, char **argv) {
         {"max-examples", PAW_OPT_INT, &max_examples, "evaluate only the first N examples (0: all)"},
         {"max-new", PAW_OPT_INT, &max_new, "most tokens generated per example"},
         {"batch", PAW_OPT_INT, &batch, "specs per compiler forward"},
-        {"device", PAW_OPT_STR, &device, "where the interpreter runs: cpu or cuda"},
+        {"device", PAW_OPT_STR, &device, "where the compiler, the mapper and the interpreter run: cpu or cuda"},
         {"run-batch", PAW_OPT_INT, &run_batch, "cuda: interpreter rows decoded together (any mix of programs and conditions)"},
     };
     PawCommandSpec cs = {"paw eval --compiler DIR --interpreter DIR --data TEST.jsonl [options]",
@@ -401,6 +401,11 @@ int cmd_eval(int argc, char **argv) {
         goto out;
     }
     ri.compiler_fp = tc.fingerprint;
+    if (cuda && paw_trained_compiler_use_gpu(&tc) != 0) {  // the compiler and mapper run there too
+        fprintf(stderr, "paw eval: --device cuda: %s\n", paw_last_error());
+        status = 1;
+        goto out;
+    }
     if (cuda && !(gpu = paw_gpu_runner_create(&model, tok, &vm, stop, run_batch))) {
         fprintf(stderr, "paw eval: --device cuda: %s\n", paw_last_error());
         status = 1;

@@ -183,6 +183,23 @@ Test(programs_cli, command_line_errors, .timeout = 300) {
     cr_assert(strstr(e6, "context"), "%s", e6);
     cr_assert_eq(sh("%s eval --compiler %s/run/export --interpreter %s/interp --data %s/jsonl/test.jsonl --conditions best 2>/dev/null",
                     p, W, W, W), 2);
+    // The compiler on the GPU: works where a GPU is (the program then runs like the CPU's),
+    // refused with the reason elsewhere, and an unknown device is a usage error.
+    cr_assert_eq(sh("%s compile --compiler %s/run/export --spec-file %s --pseudo-program %s/s.txt -o %s/g.paw --device tpu 2>/dev/null",
+                    p, W, sp, W, W), 2);
+    int grc = sh("%s compile --compiler %s/run/export --spec-file %s --pseudo-program %s/s.txt -o %s/g.paw --device cuda 2>%s/e7",
+                 p, W, sp, W, W, W);
+    char *e7 = slurp("%s/e7", W);
+    if (grc == 0) {
+        cr_assert_eq(sh("%s run %s/g.paw '%s' >/dev/null", p, W, cJSON_GetObjectItem(o, "input")->valuestring), 0);
+    } else {
+        cr_assert_eq(grc, 2, "%s", e7);
+        cr_assert(strstr(e7, "--device cuda") && strstr(e7, "CUDA"), "%s", e7);
+        char gp[256];
+        snprintf(gp, sizeof gp, "%s/g.paw", W);
+        cr_assert(!paw_file_exists(gp), "a refused compile wrote %s", gp);
+    }
+    free(e7);
     cJSON_Delete(o);
     free(text), free(e1), free(e2), free(e3), free(e4), free(e5), free(e6);
     sh("rm -rf %s", W);
