@@ -1,7 +1,7 @@
 // The NCCL communicator: collectives on GPU buffers, bootstrapped over the MPI communicator.
 // UNTESTED: it compiles (`make NCCL=1`, which needs CUDA and MPI) but has never run. The GPU
 // trainer sums its gradient blocks through it under mpirun (train/train.c, gpu_sync_grads):
-//   - one GPU per rank: the local rank (OMPI_COMM_WORLD_LOCAL_RANK) picks the device;
+//   - one GPU per rank: the device paw_cuda_init chose (PAW_CUDA_DEVICE, else the local rank);
 //   - rank 0 makes the NCCL unique id and broadcasts it over MPI;
 //   - float collectives take DEVICE pointers and run on the communicator's stream; the host-side
 //     operations (bytes, broadcast, barrier) go through MPI;
@@ -212,16 +212,13 @@ static const PawCommOps nccl_ops = {"nccl", nccl_allreduce_f32, nccl_allreduce_f
                                     nccl_allreduce_bf16, nccl_iallreduce_bf16};
 
 PawComm *paw_comm_nccl_open(PawComm *host) {
-    int ndev = 0;
-    if (cudaGetDeviceCount(&ndev) != cudaSuccess || ndev < 1) {
-        paw_error("rank %d: no CUDA device for NCCL", host->rank);
-        return NULL;
-    }
-    const char *lr = getenv("OMPI_COMM_WORLD_LOCAL_RANK");
-    int local = lr ? atoi(lr) : host->rank;
-    if (local >= ndev) {
-        paw_error("rank %d: local rank %d but only %d GPU(s) on this node: NCCL needs one GPU per rank", host->rank,
-                  local, ndev);
+    // NCCL runs on the device the kernels use (paw_cuda_init's choice: PAW_CUDA_DEVICE, else the
+    // local rank modulo the GPU count); choosing another here would split the compute stream and
+    // the communication stream across GPUs.
+    int local = -1;
+    if (paw_cuda_init() != 0) return NULL;
+    if (cudaGetDevice(&local) != cudaSuccess) {
+        paw_error("rank %d: no current CUDA device for NCCL", host->rank);
         return NULL;
     }
     NcclState *st = xcalloc(1, sizeof *st);
@@ -246,7 +243,10 @@ PawComm *paw_comm_nccl_open(PawComm *host) {
     int ok = r == ncclSuccess;
     if (paw_broadcast(host, &ok, sizeof ok, 0) != 0 || !ok || paw_broadcast(host, &id, sizeof id, 0) != 0 ||
         (r = ncclCommInitRank(&st->nccl, host->world, id, host->rank)) != ncclSuccess) {
-        if (r != ncclSuccess) nccl_fail(host, "NCCL initialisation", r);
+        if (!ok) paw_error("rank %d: rank 0 could not make the NCCL unique id", host->rank);
+        if (r != ncclSuccess)
+            paw_error("rank %d: NCCL initialisation on GPU %d failed: %s (NCCL needs one GPU per rank: check "
+                      "PAW_CUDA_DEVICE and the GPU count per node)", host->rank, local, ncclGetErrorString(r));
         cudaEventDestroy(st->grads_ready);
         cudaStreamDestroy(st->stream);
         free(st);
