@@ -278,6 +278,16 @@ extern "C" int paw_step_cuda_report_grads(PawStepCuda *s, int report, Qwen3CudaG
     return qwen3_cuda_group_grads(compiler_cuda_model(s->comp), report, out);
 }
 
+extern "C" void paw_step_cuda_report_all(PawStepCuda *s, Qwen3GradsReadyFn on_grads_ready, void *ctx) {
+    on_grads_ready(ctx, PAW_GRADS_MAPPER);
+    if (!s->freeze_compiler) {  // qwen3_cuda_backward_ex's order
+        on_grads_ready(ctx, QWEN3_GRADS_HEAD);
+        for (int l = s->ccfg.num_layers - 1; l >= 0; l--) on_grads_ready(ctx, l);
+        on_grads_ready(ctx, QWEN3_GRADS_EMBED);
+    }
+    on_grads_ready(ctx, COMPILER_GRADS_PREFIX);
+}
+
 extern "C" int paw_step_cuda_get_state(PawStepCuda *s, int group, int which, float *flat) {
     if (bad_group(s, group)) return -1;
     if (which < 0 || which > 2) return paw_error("PAW step: optimizer state %d, expected 0, 1 or 2", which);

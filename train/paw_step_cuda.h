@@ -44,6 +44,10 @@ int paw_step_cuda_forward_backward_ex(PawStepCuda *s, const PawStepExample *ex, 
                                       PawStepStats *st, Qwen3GradsReadyFn on_grads_ready, void *ctx);
 // The device gradient slices of a reported group (any code above); returns the count (<= 8).
 int paw_step_cuda_report_grads(PawStepCuda *s, int report, Qwen3CudaGradSlice out[8]);
+// Makes every report of paw_step_cuda_forward_backward_ex, in the same order, without running
+// anything: for a rank whose step ended without that backward (an empty last micro-batch), so
+// that it starts the same sums in the same order as the ranks that ran it.
+void paw_step_cuda_report_all(PawStepCuda *s, Qwen3GradsReadyFn on_grads_ready, void *ctx);
 void paw_step_cuda_zero_grad(PawStepCuda *s);
 
 // Trainable groups, in the trainer's order (the compiler only when it trains).

@@ -53,6 +53,7 @@ typedef struct {
                        // when it is CUDA-aware MPI); host-side collectives stay on comm
     int gpu_overlap;   // the device sums start during the backward (NCCL, overlap_comm)
     int gpu_comm_rc;   // the first failure of a sum started from a report
+    int gpu_reports;   // reports made by this step's backward (none when its last micro-batch was empty)
     FILE *log;
     long step;
     double tokens_seen, elapsed;
@@ -609,6 +610,7 @@ static int gpu_to_host(Trainer *tr, int with_moments) {
 // behind the kernels queued so far; the backward goes on meanwhile (the last micro-batch only).
 static void gpu_on_grads_ready(void *ctx, int report) {
     Trainer *tr = ctx;
+    tr->gpu_reports++;
     Qwen3CudaGradSlice sl[8];
     int n = paw_step_cuda_report_grads(tr->gpu, report, sl);
     for (int i = 0; i < n && tr->gpu_comm_rc == 0; i++)
@@ -655,6 +657,10 @@ static int gpu_update(Trainer *tr, float lr, double *gnorm) {
 #ifdef PAW_CUDA
     const TrainConfig *c = &tr->cfg;
     if (tr->gpu_overlap) {  // started during the backward: wait for them (and for any failure)
+        // A rank whose last micro-batch was empty ran no backward to report: it starts the same
+        // sums now, in the same order, or the other ranks' sums would wait for it forever.
+        if (tr->gpu_reports == 0) paw_step_cuda_report_all(tr->gpu, gpu_on_grads_ready, tr);
+        tr->gpu_reports = 0;
         int rc = paw_comm_wait_all(tr->gcomm);
         if (tr->gpu_comm_rc != 0) return -1;
         if (rc != 0) return -1;

@@ -1896,6 +1896,109 @@ static void test_model_grad_reports(const char *fixture, int bf16) {
     qwen3_free(&cpu);
 }
 
+// The PAW step's gradient reports (what the multi-GPU trainer sums during the backward): the
+// backward's sequence (mapper, then the compiler's groups unless frozen, then the prefix) equals
+// paw_step_cuda_report_all's (what a rank with an empty last micro-batch issues instead: a
+// different sequence would leave the ranks' collectives unmatched), and the reported slices cover
+// every trainable gradient element once (no slice overlaps another, the total is the groups' size).
+// Also: the compiler's fp32 master weights start as the host's fp32 weights, bit for bit.
+typedef struct {
+    PawStepCuda *s;
+    int order[128], count;
+    Qwen3CudaGradSlice sl[128][8];
+    int nsl[128];
+} StepReportLog;
+
+static void on_step_report(void *ctx, int report) {
+    StepReportLog *r = ctx;
+    if (r->count >= 128) return;
+    r->order[r->count] = report;
+    r->nsl[r->count] = paw_step_cuda_report_grads(r->s, report, r->sl[r->count]);
+    r->count++;
+}
+
+static void test_paw_step_reports(int freeze_compiler, int bf16) {
+    char name[128];
+    PawModel pm;
+    if (load_paw_model(&pm, freeze_compiler) != 0) {
+        CHECK(0, "paw fixture: %s", paw_last_error());
+        return;
+    }
+    SafeTensors bt;
+    if (st_open(&bt, PAWFIX "batch.safetensors") != 0) {
+        CHECK(0, "%s", paw_last_error());
+        paw_model_free(&pm);
+        return;
+    }
+    int *ids[3][2], lens[3][2];
+    const char *parts[3] = {"comp_ids", "interp_ids", "target_ids"};
+    for (int k = 0; k < 3; k++)
+        for (int b = 0; b < 2; b++) {
+            int64_t n;
+            snprintf(name, sizeof name, "%s.%d", parts[k], b);
+            ids[k][b] = ref_i32(&bt, name, &n);
+            lens[k][b] = (int)n;
+        }
+    PawStepExample ex[2];
+    for (int b = 0; b < 2; b++)
+        ex[b] = (PawStepExample){ids[0][b], lens[0][b], ids[1][b], lens[1][b], ids[2][b], lens[2][b]};
+    PawStepCuda *s = paw_step_cuda_create(&pm, 0);
+    StepReportLog *run = xcalloc(1, sizeof *run), *all = xcalloc(1, sizeof *all);
+    if (!s || (bf16 && paw_step_cuda_use_bf16_grads(s) != 0)) {
+        CHECK(0, "paw step create: %s", paw_last_error());
+    } else {
+        const char *tag = freeze_compiler ? " (frozen compiler)" : bf16 ? " (bf16 grads)" : "";
+        run->s = all->s = s;
+        if (!freeze_compiler) {  // the fp32 master weights are the host's fp32 values, not their bf16 rounding
+            size_t nc = paw_step_cuda_group_size(s, PAW_GROUP_COMPILER);
+            float *master = xmalloc(sizeof(float) * nc);
+            CHECK(nc == pm.comp.model.num_params && paw_step_cuda_get_state(s, PAW_GROUP_COMPILER, 0, master) == 0 &&
+                      memcmp(master, pm.comp.model.params_memory, sizeof(float) * nc) == 0,
+                  "paw step%s: the compiler's master weights differ from the host's fp32 weights", tag);
+            free(master);
+        }
+        paw_step_cuda_zero_grad(s);
+        PawStepStats st;
+        CHECK(paw_step_cuda_forward_backward_ex(s, ex, 2, 0, &st, on_step_report, run) == 0, "paw step reports: %s",
+              paw_last_error());
+        paw_step_cuda_report_all(s, on_step_report, all);
+        int same = run->count == all->count && run->count > 0 && run->count < 128;
+        for (int i = 0; same && i < run->count; i++) {
+            same = run->order[i] == all->order[i] && run->nsl[i] == all->nsl[i];
+            for (int k = 0; same && k < run->nsl[i]; k++)
+                same = run->sl[i][k].ptr == all->sl[i][k].ptr && run->sl[i][k].n == all->sl[i][k].n &&
+                       run->sl[i][k].bf16 == all->sl[i][k].bf16;
+        }
+        CHECK(same, "paw step%s: the backward made %d reports, report_all %d, or they differ", tag, run->count,
+              all->count);
+        size_t covered = 0, want = 0, nslices = 0;
+        for (int g = 0; g < PAW_NUM_GROUPS; g++) want += paw_step_cuda_group_size(s, g);
+        int disjoint = 1, bf16_seen = 0;
+        for (int i = 0; i < run->count; i++)
+            for (int k = 0; k < run->nsl[i]; k++) {
+                const Qwen3CudaGradSlice *a = &run->sl[i][k];
+                covered += a->n, nslices++;
+                bf16_seen |= a->bf16;
+                const char *a0 = a->ptr, *a1 = a0 + a->n * (a->bf16 ? 2 : 4);
+                for (int j = 0; j <= i; j++)
+                    for (int q = 0; q < (j == i ? k : run->nsl[j]); q++) {
+                        const Qwen3CudaGradSlice *b = &run->sl[j][q];
+                        const char *b0 = b->ptr, *b1 = b0 + b->n * (b->bf16 ? 2 : 4);
+                        if (a0 < b1 && b0 < a1) disjoint = 0;
+                    }
+            }
+        CHECK(disjoint, "paw step%s: two reported gradient slices overlap", tag);
+        CHECK(covered == want, "paw step%s: %zu slices cover %zu of %zu gradient elements", tag, nslices, covered, want);
+        CHECK(bf16_seen == (bf16 && !freeze_compiler), "paw step%s: bf16 slices %s", tag, bf16_seen ? "seen" : "missing");
+    }
+    free(run), free(all);
+    paw_step_cuda_free(s);
+    for (int k = 0; k < 3; k++)
+        for (int b = 0; b < 2; b++) free(ids[k][b]);
+    st_close(&bt);
+    paw_model_free(&pm);
+}
+
 int main(void) {
     if (paw_cuda_init() != 0) {
         printf("test_gpu: %s\n", paw_last_error());
@@ -1957,6 +2060,9 @@ int main(void) {
     test_model_batch_decode("tiny-untied-bf16-sharded", 0, 0);
     test_model_batch_decode("tiny-untied-bf16-sharded", 1, 1);
     test_runner_batch();
+    test_paw_step_reports(0, 0);
+    test_paw_step_reports(0, 1);
+    test_paw_step_reports(1, 0);
     printf("%d passed, %d failed\n", g_pass, g_fail);
     return g_fail ? 1 : 0;
 }
