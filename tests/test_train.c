@@ -316,5 +316,27 @@ Test(train_e2e, device_cuda_trains_on_a_gpu_or_is_refused_clearly, .timeout = 30
         cr_assert_not_null(latest, "the final checkpoint is missing");
     }
     free(latest), free(err);
+    // Pre-training on the GPU: trains there and the loss falls, or is refused the same way.
+    char text[1024];
+    snprintf(path, sizeof path, "%s/pre.json", g_dir);
+    snprintf(text, sizeof text,
+             "{\"mode\":\"pretrain\",\"device\":\"cuda\",\"interpreter\":\"%s/interp\",\"train_data\":\"%s/train\","
+             "\"out_dir\":\"%s/pre\",\"steps\":8,\"lr\":0.01,\"max_batch_examples\":8,\"batch_tokens\":8192}",
+             g_dir, g_dir, g_dir);
+    cr_assert_eq(paw_write_file_atomic(path, text, strlen(text)), 0);
+    rc = sh("%s train %s 2>%s/pre.err", p, path, g_dir);
+    snprintf(path, sizeof path, "%s/pre.err", g_dir);
+    err = paw_read_file(path, NULL);
+    cr_assert_not_null(err);
+    if (paw_gpu_available() != 0) {
+        cr_assert(rc == 1 || rc == 2, "pretrain on cuda without a GPU: exit %d\n%s", rc, err);
+        cr_assert(strstr(err, "CUDA") != NULL, "unclear refusal: %s", err);
+    } else {
+        cr_assert_eq(rc, 0, "GPU pre-training failed: %s", err);
+        double l[8];
+        cr_assert_eq(read_losses("pre", l, 8), 8);
+        cr_assert(l[7] < l[0], "GPU pre-training loss should fall: %f -> %f", l[0], l[7]);
+    }
+    free(err);
     sh("rm -rf %s", g_dir);
 }

@@ -48,6 +48,8 @@ typedef struct {
     int overlap;
 #ifdef PAW_CUDA
     PawStepCuda *gpu;  // device "cuda": the step and the optimizer run here; params[] are the host copy
+    Qwen3Cuda *gpu_lm; // device "cuda", mode pretrain: the model trained on the GPU
+    float *d_norm_sq;  // its squared gradient norm (device)
 #endif
     PawComm *gcomm;    // device "cuda" under mpirun: sums the device gradients (NCCL, or comm itself
                        // when it is CUDA-aware MPI); host-side collectives stay on comm
@@ -133,6 +135,23 @@ static int lm_step(Trainer *tr, int n, int backward, float grad_scale, Qwen3Grad
             tr->weights[r] = in_seq && (next >= np || tr->cfg.loss_on_prompt) ? 1.0f : 0.0f;
         }
     }
+#ifdef PAW_CUDA
+    if (tr->gpu_lm) {  // the same batch on the GPU; the loss gradient's scale is known up front
+        double wsum = 0;
+        for (size_t r = 0; r < N; r++) wsum += tr->weights[r];
+        Qwen3CudaInputs gin;
+        memset(&gin, 0, sizeof gin);
+        gin.ids = tr->ids, gin.targets = tr->targets, gin.loss_weight = tr->weights;
+        gin.backward = backward;
+        gin.grad_scale = grad_scale;
+        if (qwen3_cuda_forward(tr->gpu_lm, &gin, n, T) != 0) return -1;
+        *loss_sum = (double)qwen3_cuda_loss(tr->gpu_lm) * wsum;
+        *weight_sum = wsum;
+        *tokens = n * T;
+        Qwen3CudaBackwardArgs gargs = {NULL, NULL, on_grads_ready, ctx};
+        return backward ? qwen3_cuda_backward_ex(tr->gpu_lm, &gargs) : 0;
+    }
+#endif
     Qwen3Inputs in = {.ids = tr->ids, .targets = tr->targets, .loss_weight = tr->weights};
     if (qwen3_forward(&tr->lm, &in, n, T) != 0) return -1;
     *loss_sum = tr->lm.loss_sum;
@@ -443,8 +462,6 @@ static int setup(Trainer *tr) {
 #ifndef PAW_CUDA
         return paw_error("device \"cuda\": this build has no CUDA (build with nvcc on PATH)");
 #endif
-        if (tr->pretrain)
-            return paw_error("device \"cuda\": pre-training runs on the CPU; the GPU trains the compiler (mode \"paw\")");
         if (tr->comm->world > 1 && c->zero)
             return paw_error("device \"cuda\" under mpirun: \"zero\": 1 is not implemented on the GPU (use 0)");
 #ifndef PAW_NCCL
@@ -543,6 +560,8 @@ static void teardown(Trainer *tr) {
     if (tr->gcomm && tr->gcomm != tr->comm) paw_comm_close(tr->gcomm);
 #ifdef PAW_CUDA
     paw_step_cuda_free(tr->gpu);
+    qwen3_cuda_free(tr->gpu_lm);
+    paw_cuda_free(tr->d_norm_sq);
 #endif
     if (tr->tok) paw_tokenizer_free(tr->tok);
     paw_vocab_map_free(&tr->vmap);
@@ -567,10 +586,23 @@ static double cpu_peak_flops(void) {
 static int gpu_start(Trainer *tr, int with_moments) {
 #ifdef PAW_CUDA
     if (strcmp(tr->cfg.device, "cuda") != 0) return 0;
-    tr->gpu = paw_step_cuda_create(&tr->pm, tr->cfg.recompute);
-    if (!tr->gpu) return -1;
-    if (tr->cfg.bf16_grads && paw_step_cuda_use_bf16_grads(tr->gpu) != 0) return -1;
-    if (with_moments && train_gpu_upload(tr->gpu, tr->params, tr->nparams) != 0) return -1;
+    if (tr->pretrain) {
+        // The whole model trains: fp32 master weights from the host's fp32 values, and after a
+        // resume the checkpoint's moments (one tensor group, "model", in the CPU layout).
+        tr->gpu_lm = qwen3_cuda_create(&tr->lm, 0, tr->cfg.recompute);
+        if (!tr->gpu_lm) return -1;
+        if (tr->cfg.bf16_grads && qwen3_cuda_use_bf16_grads(tr->gpu_lm) != 0) return -1;
+        if (qwen3_cuda_set_adam_state(tr->gpu_lm, 0, tr->params[0].p) != 0) return -1;
+        if (with_moments && (qwen3_cuda_set_adam_state(tr->gpu_lm, 1, tr->params[0].m) != 0 ||
+                             qwen3_cuda_set_adam_state(tr->gpu_lm, 2, tr->params[0].v) != 0))
+            return -1;
+        tr->d_norm_sq = paw_cuda_malloc(sizeof(float));
+    } else {
+        tr->gpu = paw_step_cuda_create(&tr->pm, tr->cfg.recompute);
+        if (!tr->gpu) return -1;
+        if (tr->cfg.bf16_grads && paw_step_cuda_use_bf16_grads(tr->gpu) != 0) return -1;
+        if (with_moments && train_gpu_upload(tr->gpu, tr->params, tr->nparams) != 0) return -1;
+    }
     if (tr->comm->world > 1) {
 #ifdef PAW_NCCL
         if (!strcmp(tr->cfg.gpu_comm, "nccl")) tr->gcomm = paw_comm_nccl_open(tr->comm);
@@ -588,7 +620,7 @@ static int gpu_start(Trainer *tr, int with_moments) {
 
 static int on_gpu(const Trainer *tr) {
 #ifdef PAW_CUDA
-    return tr->gpu != NULL;
+    return tr->gpu != NULL || tr->gpu_lm != NULL;
 #else
     (void)tr;
     return 0;
@@ -599,6 +631,13 @@ static int on_gpu(const Trainer *tr) {
 static int gpu_to_host(Trainer *tr, int with_moments) {
 #ifdef PAW_CUDA
     if (tr->gpu) return train_gpu_download(tr->gpu, tr->params, tr->nparams, with_moments);
+    if (tr->gpu_lm) {
+        TrainParam *p = &tr->params[0];
+        if (qwen3_cuda_get_adam_state(tr->gpu_lm, 0, p->p) != 0) return -1;
+        if (with_moments && (qwen3_cuda_get_adam_state(tr->gpu_lm, 1, p->m) != 0 ||
+                             qwen3_cuda_get_adam_state(tr->gpu_lm, 2, p->v) != 0))
+            return -1;
+    }
 #else
     (void)tr, (void)with_moments;
 #endif
@@ -612,7 +651,7 @@ static void gpu_on_grads_ready(void *ctx, int report) {
     Trainer *tr = ctx;
     tr->gpu_reports++;
     Qwen3CudaGradSlice sl[8];
-    int n = paw_step_cuda_report_grads(tr->gpu, report, sl);
+    int n = tr->gpu_lm ? qwen3_cuda_group_grads(tr->gpu_lm, report, sl) : paw_step_cuda_report_grads(tr->gpu, report, sl);
     for (int i = 0; i < n && tr->gpu_comm_rc == 0; i++)
         tr->gpu_comm_rc = sl[i].bf16 ? paw_iallreduce_bf16(tr->gcomm, sl[i].ptr, sl[i].n)
                                      : paw_iallreduce_f32(tr->gcomm, (float *)sl[i].ptr, sl[i].n);
@@ -639,6 +678,15 @@ static int step_forward_backward(Trainer *tr, int n, float grad_scale, PawStepSt
 static int gpu_sync_grads(Trainer *tr) {
     if (tr->comm->world == 1) return 0;
     if (tr->gcomm == tr->comm) paw_cuda_sync();  // MPI reads device memory directly: the backward must be done
+    if (tr->gpu_lm) {
+        float *f32;
+        paw_bf16 *b16;
+        size_t n32, n16;
+        qwen3_cuda_grad_blocks(tr->gpu_lm, &f32, &n32, &b16, &n16);
+        if (n32 && paw_allreduce_f32(tr->gcomm, f32, n32) != 0) return -1;
+        if (n16 && paw_allreduce_bf16(tr->gcomm, b16, n16) != 0) return -1;
+        return 0;
+    }
     for (int g = 0; g < PAW_NUM_GROUPS; g++) {
         if (paw_step_cuda_group_size(tr->gpu, g) == 0) continue;  // a frozen compiler
         float *f32;
@@ -659,13 +707,29 @@ static int gpu_update(Trainer *tr, float lr, double *gnorm) {
     if (tr->gpu_overlap) {  // started during the backward: wait for them (and for any failure)
         // A rank whose last micro-batch was empty ran no backward to report: it starts the same
         // sums now, in the same order, or the other ranks' sums would wait for it forever.
-        if (tr->gpu_reports == 0) paw_step_cuda_report_all(tr->gpu, gpu_on_grads_ready, tr);
+        if (tr->gpu_reports == 0 && tr->gpu_lm) {  // the model's reports, in the backward's order
+            gpu_on_grads_ready(tr, QWEN3_GRADS_HEAD);
+            for (int l = tr->lm.cfg.num_layers - 1; l >= 0; l--) gpu_on_grads_ready(tr, l);
+            gpu_on_grads_ready(tr, QWEN3_GRADS_EMBED);
+        } else if (tr->gpu_reports == 0) {
+            paw_step_cuda_report_all(tr->gpu, gpu_on_grads_ready, tr);
+        }
         tr->gpu_reports = 0;
         int rc = paw_comm_wait_all(tr->gcomm);
         if (tr->gpu_comm_rc != 0) return -1;
         if (rc != 0) return -1;
     } else if (gpu_sync_grads(tr) != 0) {
         return -1;
+    }
+    if (tr->gpu_lm) {  // the norm is checked on the host before anything changes
+        paw_cuda_memset(tr->d_norm_sq, 0, sizeof(float));
+        qwen3_cuda_grad_norm_sq(tr->gpu_lm, tr->d_norm_sq);
+        float sq = 0;
+        paw_cuda_download(&sq, tr->d_norm_sq, sizeof sq);
+        *gnorm = sqrt((double)sq);
+        if (!isfinite(sq)) return 0;  // the loop stops with its message, the weights untouched
+        Qwen3CudaAdamW o = {lr, c->beta1, c->beta2, c->eps, c->weight_decay, c->grad_clip};
+        return qwen3_cuda_adamw_apply(tr->gpu_lm, &o, (int)tr->step + 1, c->grad_clip > 0 ? tr->d_norm_sq : NULL);
     }
     PawStepCudaAdamW opt = {lr, {1.0f, c->mapper_lr_scale, c->mapper_lr_scale}, c->beta1, c->beta2, c->eps,
                             c->weight_decay, c->grad_clip};
@@ -792,7 +856,8 @@ static int train_loop(Trainer *tr) {
         float grad_scale = total_w > 0 ? (float)(1.0 / total_w) : 0.0f;
         if (on_gpu(tr)) {
 #ifdef PAW_CUDA
-            paw_step_cuda_zero_grad(tr->gpu);
+            if (tr->gpu) paw_step_cuda_zero_grad(tr->gpu);
+            else qwen3_cuda_zero_grad(tr->gpu_lm);
 #endif
         } else {
             for (int i = 0; i < tr->nparams; i++) memset(tr->params[i].g, 0, sizeof(float) * tr->params[i].n);
@@ -811,6 +876,9 @@ static int train_loop(Trainer *tr) {
             if (tr->pretrain) {
                 double ls, ws;
                 int toks;
+#ifdef PAW_CUDA
+                if (tr->gpu_lm) hook = tr->gpu_overlap && a == accum - 1 ? gpu_on_grads_ready : NULL;
+#endif
                 rc = lm_step(tr, n, 1, grad_scale, hook, tr, &ls, &ws, &toks);
                 loss_sum += ls, wsum += ws, tokens += toks;
             } else {
