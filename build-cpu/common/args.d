@@ -1,3 +1,0 @@
-build-cpu/common/args.o: common/args.c common/args.h common/error.h
-common/args.h:
-common/error.h:

@@ -1,3 +1,0 @@
-build-cpu/common/fileio.o: common/fileio.c common/fileio.h common/error.h
-common/fileio.h:
-common/error.h:

@@ -1,3 +1,0 @@
-build-cpu/data/template.o: data/template.c data/template.h common/error.h
-data/template.h:
-common/error.h:

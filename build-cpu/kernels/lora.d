@@ -1,3 +1,0 @@
-build-cpu/kernels/lora.o: kernels/lora.c kernels/lora.h kernels/matmul.h
-kernels/lora.h:
-kernels/matmul.h:

@@ -1,2 +1,0 @@
-build-cpu/kernels/swiglu.o: kernels/swiglu.c kernels/swiglu.h
-kernels/swiglu.h:

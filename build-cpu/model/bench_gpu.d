@@ -1,1 +1,0 @@
-build-cpu/model/bench_gpu.o: model/bench_gpu.c
