@@ -2063,6 +2063,13 @@ int main(void) {
     test_paw_step_reports(0, 0);
     test_paw_step_reports(0, 1);
     test_paw_step_reports(1, 0);
+    // Sizes beyond one pass of the capped grids (SMs x 4 blocks of 4 rows for the RMSNorm backward,
+    // SMs x 8 blocks of 4 heads for the q/k norm backward), so that warps loop over several rows and
+    // each block flushes a weight-gradient sum of many rows; and the real Qwen3 vocabulary.
+    test_rmsnorm(3001, 96);
+    test_qknorm_rope(1100, 4, 2, 64);
+    test_crossentropy(6, 151936);
+    test_lmhead_ce(9, 64, 151936, 4);
     printf("%d passed, %d failed\n", g_pass, g_fail);
     return g_fail ? 1 : 0;
 }
