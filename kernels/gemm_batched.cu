@@ -9,6 +9,7 @@
 
 #include "kernels/cuda_common.cuh"
 #include "kernels/gemm_batched.cuh"
+#include "kernels/gemm_fallback_cuda.h"
 
 #define LT_CHECK(call) lt_check((call), #call, __FILE__, __LINE__)
 static void lt_check(cublasStatus_t st, const char *what, const char *file, int line) {
@@ -30,6 +31,7 @@ typedef struct {
 typedef struct {
     BatchedKey key;
     cublasLtMatmulAlgo_t algo;
+    int fallback;  // cuBLASLt had no algorithm: kernels/gemm_fallback_cuda.h
 } BatchedPlan;
 static BatchedPlan *g_plans;
 static int g_nplans, g_cap_plans;
@@ -82,10 +84,10 @@ void paw_gemm_batched(void *D, cudaDataType_t out_type, const void *A, int ta, c
     cublasLtMatrixLayout_t lb = make_layout(in_type, tb ? n : k, tb ? k : n, ldb, batch, stride_b);
     cublasLtMatrixLayout_t ld = make_layout(out_type, m, n, ldd, batch, stride_d);
 
-    const cublasLtMatmulAlgo_t *algo = NULL;
-    for (int i = 0; i < g_nplans && !algo; i++)
-        if (memcmp(&g_plans[i].key, &key, sizeof key) == 0) algo = &g_plans[i].algo;
-    if (!algo) {
+    const BatchedPlan *plan = NULL;
+    for (int i = 0; i < g_nplans && !plan; i++)
+        if (memcmp(&g_plans[i].key, &key, sizeof key) == 0) plan = &g_plans[i];
+    if (!plan) {
         cublasLtMatmulPreference_t pref;
         LT_CHECK(cublasLtMatmulPreferenceCreate(&pref));
         uint64_t ws = WORKSPACE_BYTES;
@@ -99,15 +101,13 @@ void paw_gemm_batched(void *D, cudaDataType_t out_type, const void *A, int ta, c
         int found = 0;
         LT_CHECK(cublasLtMatmulAlgoGetHeuristic(g_lt, desc, la, lb, ld, ld, pref, 1, &res, &found));
         LT_CHECK(cublasLtMatmulPreferenceDestroy(pref));
-        if (found == 0) {
+        if (found == 0)  // said once per shape: the plan remembers it
             fprintf(stderr,
-                    "paw: cuBLASLt has no algorithm for %d batched %dx%dx%d GEMMs (op %c%c, ld %d/%d/%d, %s in, %s "
-                    "out, alignment %d/%d/%d bytes)\n",
+                    "paw: note: cuBLASLt has no algorithm for %d batched %dx%dx%d GEMMs (op %c%c, ld %d/%d/%d, %s in, "
+                    "%s out, alignment %d/%d/%d bytes); using the plain fallback GEMM\n",
                     batch, m, n, k, ta ? 'T' : 'N', tb ? 'T' : 'N', lda, ldb, ldd,
                     in_type == CUDA_R_32F ? "fp32" : "bf16", out_type == CUDA_R_32F ? "fp32" : "bf16", al_a, al_b,
                     al_d);
-            exit(1);
-        }
         if (g_nplans == g_cap_plans) {
             g_cap_plans = g_cap_plans ? 2 * g_cap_plans : 64;
             g_plans = (BatchedPlan *)realloc(g_plans, sizeof(BatchedPlan) * (size_t)g_cap_plans);
@@ -117,12 +117,17 @@ void paw_gemm_batched(void *D, cudaDataType_t out_type, const void *A, int ta, c
             }
         }
         g_plans[g_nplans].key = key;
-        g_plans[g_nplans].algo = res.algo;
-        algo = &g_plans[g_nplans++].algo;
+        if (found) g_plans[g_nplans].algo = res.algo;
+        g_plans[g_nplans].fallback = found == 0;
+        plan = &g_plans[g_nplans++];
     }
     // C is D itself: every caller here either overwrites (beta = 0) or accumulates in place.
-    LT_CHECK(cublasLtMatmul(g_lt, desc, &alpha, A, la, B, lb, &beta, D, ld, D, ld, algo, g_workspace, WORKSPACE_BYTES,
-                            paw_cuda_stream()));
+    if (plan->fallback)
+        paw_gemm_fallback(D, out_type == CUDA_R_32F, D, A, ta, B, tb, in_type == CUDA_R_32F, m, n, k, lda, ldb, ldd,
+                          stride_a, stride_b, stride_d, batch, alpha, beta);
+    else
+        LT_CHECK(cublasLtMatmul(g_lt, desc, &alpha, A, la, B, lb, &beta, D, ld, D, ld, &plan->algo, g_workspace,
+                                WORKSPACE_BYTES, paw_cuda_stream()));
     LT_CHECK(cublasLtMatrixLayoutDestroy(la));
     LT_CHECK(cublasLtMatrixLayoutDestroy(lb));
     LT_CHECK(cublasLtMatrixLayoutDestroy(ld));

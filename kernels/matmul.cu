@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "kernels/cuda_common.cuh"
+#include "kernels/gemm_fallback_cuda.h"
 #include "kernels/matmul_cuda.h"
 
 #define LT_CHECK(call) lt_check((call), #call, __FILE__, __LINE__)
@@ -28,6 +29,7 @@ typedef struct {
 typedef struct {
     GemmKey key;
     cublasLtMatmulAlgo_t algo;
+    int fallback;  // cuBLASLt had no algorithm: kernels/gemm_fallback_cuda.h
 } GemmPlan;
 static GemmPlan *g_plans;
 static int g_nplans, g_cap_plans;
@@ -70,10 +72,10 @@ static void lt_gemm(void *D, cudaDataType_t dt, const void *Cm, const void *A, i
     LT_CHECK(cublasLtMatrixLayoutCreate(&lb, CUDA_R_16BF, tb ? n : k, tb ? k : n, ldb));
     LT_CHECK(cublasLtMatrixLayoutCreate(&lc, dt, m, n, ldd));
 
-    const cublasLtMatmulAlgo_t *algo = NULL;
-    for (int i = 0; i < g_nplans; i++)
-        if (memcmp(&g_plans[i].key, &key, sizeof key) == 0) algo = &g_plans[i].algo;
-    if (!algo) {
+    const GemmPlan *plan = NULL;
+    for (int i = 0; i < g_nplans && !plan; i++)
+        if (memcmp(&g_plans[i].key, &key, sizeof key) == 0) plan = &g_plans[i];
+    if (!plan) {
         cublasLtMatmulPreference_t pref;
         LT_CHECK(cublasLtMatmulPreferenceCreate(&pref));
         uint64_t ws = WORKSPACE_BYTES;
@@ -87,14 +89,12 @@ static void lt_gemm(void *D, cudaDataType_t dt, const void *Cm, const void *A, i
         int found = 0;
         LT_CHECK(cublasLtMatmulAlgoGetHeuristic(g_lt, desc, la, lb, lc, lc, pref, 1, &res, &found));
         LT_CHECK(cublasLtMatmulPreferenceDestroy(pref));
-        if (found == 0) {
+        if (found == 0)  // said once per shape: the plan remembers it
             fprintf(stderr,
-                    "paw: cuBLASLt has no algorithm for a %dx%dx%d GEMM (op %c%c, ld %d/%d/%d, %s out, alignment "
-                    "%d/%d/%d/%d bytes)\n",
+                    "paw: note: cuBLASLt has no algorithm for a %dx%dx%d GEMM (op %c%c, ld %d/%d/%d, %s out, alignment "
+                    "%d/%d/%d/%d bytes); using the plain fallback GEMM\n",
                     m, n, k, ta ? 'T' : 'N', tb ? 'T' : 'N', lda, ldb, ldd, dt == CUDA_R_32F ? "fp32" : "bf16", al_a,
                     al_b, al_c, al_d);
-            exit(1);
-        }
         if (g_nplans == g_cap_plans) {
             g_cap_plans = g_cap_plans ? 2 * g_cap_plans : 64;
             g_plans = (GemmPlan *)realloc(g_plans, sizeof(GemmPlan) * (size_t)g_cap_plans);
@@ -104,11 +104,15 @@ static void lt_gemm(void *D, cudaDataType_t dt, const void *Cm, const void *A, i
             }
         }
         g_plans[g_nplans].key = key;
-        g_plans[g_nplans].algo = res.algo;
-        algo = &g_plans[g_nplans++].algo;
+        if (found) g_plans[g_nplans].algo = res.algo;
+        g_plans[g_nplans].fallback = found == 0;
+        plan = &g_plans[g_nplans++];
     }
-    LT_CHECK(cublasLtMatmul(g_lt, desc, &alpha, A, la, B, lb, &beta, Cm, lc, D, lc, algo, g_workspace, WORKSPACE_BYTES,
-                            paw_cuda_stream()));
+    if (plan->fallback)
+        paw_gemm_fallback(D, dt == CUDA_R_32F, Cm, A, ta, B, tb, 0, m, n, k, lda, ldb, ldd, 0, 0, 0, 1, alpha, beta);
+    else
+        LT_CHECK(cublasLtMatmul(g_lt, desc, &alpha, A, la, B, lb, &beta, Cm, lc, D, lc, &plan->algo, g_workspace,
+                                WORKSPACE_BYTES, paw_cuda_stream()));
     LT_CHECK(cublasLtMatrixLayoutDestroy(la));
     LT_CHECK(cublasLtMatrixLayoutDestroy(lb));
     LT_CHECK(cublasLtMatrixLayoutDestroy(lc));

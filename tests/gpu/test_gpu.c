@@ -28,6 +28,7 @@
 #include "kernels/cuda_common_cuda.h"
 #include "kernels/embedding.h"
 #include "kernels/embedding_cuda.h"
+#include "kernels/gemm_fallback_cuda.h"
 #include "kernels/lora.h"
 #include "kernels/lora_cuda.h"
 #include "kernels/mapper_mix_cuda.h"
@@ -1999,6 +2000,50 @@ static void test_paw_step_reports(int freeze_compiler, int bf16) {
     paw_model_free(&pm);
 }
 
+// The plain fallback GEMM (used where cuBLASLt has no algorithm) against a double-precision
+// column-major reference: every transpose pair, leading dimensions larger than the rows, a batch
+// with strides, beta on. fp32 inputs and output: 1e-5 (fp32 sums of k products); bf16 output:
+// 1e-2 (one rounding of the result).
+static void test_gemm_fallback(int m, int n, int k, int in_f32, int out_f32) {
+    char name[200];
+    const int batch = 2, pad = 3;
+    for (int ta = 0; ta <= 1; ta++)
+        for (int tb = 0; tb <= 1; tb++) {
+            int lda = (ta ? k : m) + pad, ldb = (tb ? n : k) + pad, ldd = m + pad;
+            long long sa = (long long)lda * (ta ? m : k) + 5, sb = (long long)ldb * (tb ? k : n) + 7,
+                      sd = (long long)ldd * n + 1;
+            size_t na = (size_t)sa * batch, nb = (size_t)sb * batch, nd = (size_t)sd * batch;
+            float *A = rand_bf16(na, 1.0f), *B = rand_bf16(nb, 1.0f), *C = rand_bf16(nd, 1.0f);
+            float *want = xmalloc(sizeof(float) * nd);
+            memcpy(want, C, sizeof(float) * nd);
+            const float alpha = 0.75f, beta = 0.5f;
+            for (int b = 0; b < batch; b++)
+                for (int j = 0; j < n; j++)
+                    for (int i = 0; i < m; i++) {
+                        double acc = 0;
+                        for (int q = 0; q < k; q++) {
+                            double a = A[b * sa + (ta ? (size_t)q + (size_t)i * lda : (size_t)i + (size_t)q * lda)];
+                            double v = B[b * sb + (tb ? (size_t)j + (size_t)q * ldb : (size_t)q + (size_t)j * ldb)];
+                            acc += a * v;
+                        }
+                        size_t o = b * sd + (size_t)i + (size_t)j * ldd;
+                        want[o] = (float)(alpha * acc + beta * C[o]);
+                    }
+            void *dA = in_f32 ? (void *)dev_f32(A, na) : (void *)dev_bf16(A, na);
+            void *dB = in_f32 ? (void *)dev_f32(B, nb) : (void *)dev_bf16(B, nb);
+            void *dD = out_f32 ? (void *)dev_f32(C, nd) : (void *)dev_bf16(C, nd);
+            paw_gemm_fallback(dD, out_f32, dD, dA, ta, dB, tb, in_f32, m, n, k, lda, ldb, ldd, sa, sb, sd, batch, alpha,
+                              beta);
+            float *got = out_f32 ? host_f32(dD, nd) : host_bf16(dD, nd);
+            // Compare only the written elements (the rest keep C's values on both sides).
+            snprintf(name, sizeof name, "gemm fallback %dx%dx%d op %c%c in %s out %s", m, n, k, ta ? 'T' : 'N',
+                     tb ? 'T' : 'N', in_f32 ? "f32" : "bf16", out_f32 ? "f32" : "bf16");
+            CHECK_CLOSE(name, got, want, nd, out_f32 ? 1e-5 : 1e-2);
+            free(A), free(B), free(C), free(want), free(got);
+            paw_cuda_free(dA), paw_cuda_free(dB), paw_cuda_free(dD);
+        }
+}
+
 int main(void) {
     if (paw_cuda_init() != 0) {
         printf("test_gpu: %s\n", paw_last_error());
@@ -2070,6 +2115,9 @@ int main(void) {
     test_qknorm_rope(1100, 4, 2, 64);
     test_crossentropy(6, 151936);
     test_lmhead_ce(9, 64, 151936, 4);
+    test_gemm_fallback(13, 7, 29, 0, 1);
+    test_gemm_fallback(5, 17, 3, 1, 1);
+    test_gemm_fallback(9, 11, 40, 0, 0);
     printf("%d passed, %d failed\n", g_pass, g_fail);
     return g_fail ? 1 : 0;
 }
