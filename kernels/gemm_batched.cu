@@ -1,6 +1,5 @@
-// Strided-batched GEMMs through cuBLASLt (see gemm_batched.cuh). Its own handle, workspace and
-// plan cache: matmul.cu keeps its helper file-local, and the batched problems (many small
-// matrices, fp32 or bf16 inputs) are cached under a wider key anyway.
+// Every cuBLASLt GEMM of the project (see gemm_batched.cuh): one handle, one workspace, one plan
+// cache, and the plain fallback where the heuristic has no algorithm.
 #include <cublasLt.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -21,11 +20,10 @@ static void lt_check(cublasStatus_t st, const char *what, const char *file, int 
 
 static cublasLtHandle_t g_lt;
 static void *g_workspace;
-// Batched problems here are small per matrix; a few MiB lets the heuristic pick split-K kernels.
-static const size_t WORKSPACE_BYTES = (size_t)8 << 20;
+static const size_t WORKSPACE_BYTES = (size_t)32 << 20;
 
 typedef struct {
-    int m, n, k, lda, ldb, ldd, ta, tb, in_type, out_type, beta_nonzero, batch, align;
+    int m, n, k, lda, ldb, ldd, ta, tb, in_type, out_type, beta_nonzero, batch, align[4];  // A, B, C, D
     long long stride_a, stride_b, stride_d;
 } BatchedKey;
 typedef struct {
@@ -62,17 +60,18 @@ static cublasLtMatrixLayout_t make_layout(cudaDataType_t t, int rows, int cols, 
     return l;
 }
 
-void paw_gemm_batched(void *D, cudaDataType_t out_type, const void *A, int ta, const void *B, int tb,
-                      cudaDataType_t in_type, int m, int n, int k, int lda, int ldb, int ldd, long long stride_a,
-                      long long stride_b, long long stride_d, int batch, float alpha, float beta) {
+void paw_gemm_lt(void *D, cudaDataType_t out_type, const void *C, const void *A, int ta, const void *B, int tb,
+                 cudaDataType_t in_type, int m, int n, int k, int lda, int ldb, int ldd, long long stride_a,
+                 long long stride_b, long long stride_d, int batch, float alpha, float beta) {
     if (m <= 0 || n <= 0 || batch <= 0) return;
     lt_init();
-    int al_a = ptr_alignment(A), al_b = ptr_alignment(B), al_d = ptr_alignment(D);
+    if (beta == 0.0f) C = D;
+    int al_a = ptr_alignment(A), al_b = ptr_alignment(B), al_c = ptr_alignment(C), al_d = ptr_alignment(D);
     BatchedKey key;
     memset(&key, 0, sizeof key);  // padding included, since keys are compared with memcmp
     key.m = m, key.n = n, key.k = k, key.lda = lda, key.ldb = ldb, key.ldd = ldd, key.ta = ta, key.tb = tb;
     key.in_type = (int)in_type, key.out_type = (int)out_type, key.beta_nonzero = beta != 0.0f, key.batch = batch;
-    key.align = al_a | (al_b << 9) | (al_d << 18);
+    key.align[0] = al_a, key.align[1] = al_b, key.align[2] = al_c, key.align[3] = al_d;
     key.stride_a = stride_a, key.stride_b = stride_b, key.stride_d = stride_d;
 
     cublasLtMatmulDesc_t desc;
@@ -91,11 +90,11 @@ void paw_gemm_batched(void *D, cudaDataType_t out_type, const void *A, int ta, c
         cublasLtMatmulPreference_t pref;
         LT_CHECK(cublasLtMatmulPreferenceCreate(&pref));
         uint64_t ws = WORKSPACE_BYTES;
-        uint32_t aa = (uint32_t)al_a, ab = (uint32_t)al_b, ad = (uint32_t)al_d;
+        uint32_t aa = (uint32_t)al_a, ab = (uint32_t)al_b, ac = (uint32_t)al_c, ad = (uint32_t)al_d;
         LT_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws));
         LT_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &aa, sizeof aa));
         LT_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &ab, sizeof ab));
-        LT_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &ad, sizeof ad));
+        LT_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &ac, sizeof ac));
         LT_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &ad, sizeof ad));
         cublasLtMatmulHeuristicResult_t res;
         int found = 0;
@@ -103,16 +102,16 @@ void paw_gemm_batched(void *D, cudaDataType_t out_type, const void *A, int ta, c
         LT_CHECK(cublasLtMatmulPreferenceDestroy(pref));
         if (found == 0)  // said once per shape: the plan remembers it
             fprintf(stderr,
-                    "paw: note: cuBLASLt has no algorithm for %d batched %dx%dx%d GEMMs (op %c%c, ld %d/%d/%d, %s in, "
-                    "%s out, alignment %d/%d/%d bytes); using the plain fallback GEMM\n",
+                    "paw: note: cuBLASLt has no algorithm for %d x %dx%dx%d GEMM (op %c%c, ld %d/%d/%d, %s in, "
+                    "%s out, alignment %d/%d/%d/%d bytes); using the plain fallback GEMM\n",
                     batch, m, n, k, ta ? 'T' : 'N', tb ? 'T' : 'N', lda, ldb, ldd,
                     in_type == CUDA_R_32F ? "fp32" : "bf16", out_type == CUDA_R_32F ? "fp32" : "bf16", al_a, al_b,
-                    al_d);
+                    al_c, al_d);
         if (g_nplans == g_cap_plans) {
             g_cap_plans = g_cap_plans ? 2 * g_cap_plans : 64;
             g_plans = (BatchedPlan *)realloc(g_plans, sizeof(BatchedPlan) * (size_t)g_cap_plans);
             if (!g_plans) {
-                fprintf(stderr, "paw: out of memory for batched GEMM plans\n");
+                fprintf(stderr, "paw: out of memory for GEMM plans\n");
                 exit(1);
             }
         }
@@ -121,15 +120,21 @@ void paw_gemm_batched(void *D, cudaDataType_t out_type, const void *A, int ta, c
         g_plans[g_nplans].fallback = found == 0;
         plan = &g_plans[g_nplans++];
     }
-    // C is D itself: every caller here either overwrites (beta = 0) or accumulates in place.
     if (plan->fallback)
-        paw_gemm_fallback(D, out_type == CUDA_R_32F, D, A, ta, B, tb, in_type == CUDA_R_32F, m, n, k, lda, ldb, ldd,
+        paw_gemm_fallback(D, out_type == CUDA_R_32F, C, A, ta, B, tb, in_type == CUDA_R_32F, m, n, k, lda, ldb, ldd,
                           stride_a, stride_b, stride_d, batch, alpha, beta);
     else
-        LT_CHECK(cublasLtMatmul(g_lt, desc, &alpha, A, la, B, lb, &beta, D, ld, D, ld, &plan->algo, g_workspace,
+        LT_CHECK(cublasLtMatmul(g_lt, desc, &alpha, A, la, B, lb, &beta, C, ld, D, ld, &plan->algo, g_workspace,
                                 WORKSPACE_BYTES, paw_cuda_stream()));
     LT_CHECK(cublasLtMatrixLayoutDestroy(la));
     LT_CHECK(cublasLtMatrixLayoutDestroy(lb));
     LT_CHECK(cublasLtMatrixLayoutDestroy(ld));
     LT_CHECK(cublasLtMatmulDescDestroy(desc));
+}
+
+void paw_gemm_batched(void *D, cudaDataType_t out_type, const void *A, int ta, const void *B, int tb,
+                      cudaDataType_t in_type, int m, int n, int k, int lda, int ldb, int ldd, long long stride_a,
+                      long long stride_b, long long stride_d, int batch, float alpha, float beta) {
+    paw_gemm_lt(D, out_type, D, A, ta, B, tb, in_type, m, n, k, lda, ldb, ldd, stride_a, stride_b, stride_d, batch,
+                alpha, beta);
 }

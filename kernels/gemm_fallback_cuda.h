@@ -1,6 +1,6 @@
 // A plain GEMM for the shapes cuBLASLt has no algorithm for (odd leading dimensions with
 // unaligned pointers, say): one thread per output element, fp32 sums. Correct, not fast;
-// kernels/matmul.cu and kernels/gemm_batched.cu use it instead of stopping, and say so once per
+// kernels/gemm_batched.cu (every cuBLASLt product) uses it instead of stopping, and say so once per
 // shape on stderr. Column-major like cuBLASLt: for i < batch,
 //   D_i[m, n] (ldd) = alpha * op(A_i) op(B_i) + beta * C_i, op(A_i) [m, k], op(B_i) [k, n],
 // X_i = X + i * stride_x elements; C has D's layout (it may be D). A and B are bf16, or fp32 when
