@@ -858,6 +858,16 @@ static void test_mapper_cuda(int nb, int L, int N, int r, int C, int I, int NH, 
 // ---------------------------------------------------------------------------------------------
 #define FIX "tests/fixtures/qwen3/"
 
+// Loads fixture model FIX<fixture> (frozen: no weight gradients); on failure records it and
+// returns -1.
+static int load_fixture(const char *fixture, int frozen, Qwen3 *m) {
+    char dir[256];
+    snprintf(dir, sizeof dir, FIX "%s", fixture);
+    if (qwen3_load(m, dir, frozen) == 0) return 0;
+    CHECK(0, "%s: %s", dir, paw_last_error());
+    return -1;
+}
+
 static void test_model_fixture(const char *fixture) {
     char dir[256], path[300], key[300], name[400];
     snprintf(dir, sizeof dir, FIX "%s", fixture);
@@ -1013,13 +1023,9 @@ static void test_model_padding(void) {
 
 // KV-cache decoding (prefill, one eager step, then graph replays) against the full forward.
 static void test_model_decode(const char *fixture) {
-    char dir[256], name[256];
-    snprintf(dir, sizeof dir, FIX "%s", fixture);
+    char name[256];
     Qwen3 cpu;
-    if (qwen3_load(&cpu, dir, 1) != 0) {
-        CHECK(0, "%s", paw_last_error());
-        return;
-    }
+    if (load_fixture(fixture, 1, &cpu) != 0) return;
     const int n = 29, prefill = 11, V = cpu.cfg.vocab_size;
     int ids[29];
     for (int i = 0; i < n; i++) ids[i] = (int)paw_rng_below(&g_rng, (uint64_t)V);
@@ -1111,13 +1117,9 @@ static void dev_lora_free(DevLora *d) {
 }
 
 static void test_model_lora(const char *fixture, int recompute) {
-    char dir[256], name[300];
-    snprintf(dir, sizeof dir, FIX "%s", fixture);
+    char name[300];
     Qwen3 cpu;
-    if (qwen3_load(&cpu, dir, 1) != 0) {
-        CHECK(0, "%s", paw_last_error());
-        return;
-    }
+    if (load_fixture(fixture, 1, &cpu) != 0) return;
     const Qwen3Config *cfg = &cpu.cfg;
     const int B = 3, T = 23, N = B * T, V = cfg->vocab_size, C = cfg->hidden_size, r = 5;
     int *ids = xmalloc(sizeof(int) * N), *tg = xmalloc(sizeof(int) * N);
@@ -1209,13 +1211,9 @@ static void test_model_lora(const char *fixture, int recompute) {
 // come from device embeddings, then a backward from gradients on the final norm and on two
 // hidden states; weight and input gradients against qwen3_backward_ex on the CPU.
 static void test_model_inject(const char *fixture) {
-    char dir[256], name[300];
-    snprintf(dir, sizeof dir, FIX "%s", fixture);
+    char name[300];
     Qwen3 cpu;
-    if (qwen3_load(&cpu, dir, 0) != 0) {
-        CHECK(0, "%s", paw_last_error());
-        return;
-    }
+    if (load_fixture(fixture, 0, &cpu) != 0) return;
     const Qwen3Config *cfg = &cpu.cfg;
     const int B = 2, T = 19, N = B * T, V = cfg->vocab_size, C = cfg->hidden_size, L = cfg->num_layers;
     int *ids = xmalloc(sizeof(int) * N);
@@ -1289,6 +1287,36 @@ static int load_paw_model(PawModel *pm, int freeze_compiler) {
     return paw_model_load_mapper(pm, PAWFIX "init.safetensors");
 }
 
+// The fixture's batch of two examples (the one the CPU and PyTorch steps use).
+typedef struct {
+    SafeTensors st;
+    int *ids[3][2];
+    PawStepExample ex[2];
+} PawFixtureBatch;
+
+static int load_paw_batch(PawFixtureBatch *fb) {
+    if (st_open(&fb->st, PAWFIX "batch.safetensors") != 0) return -1;
+    const char *parts[3] = {"comp_ids", "interp_ids", "target_ids"};
+    int lens[3][2];
+    for (int k = 0; k < 3; k++)
+        for (int b = 0; b < 2; b++) {
+            char name[64];
+            int64_t n;
+            snprintf(name, sizeof name, "%s.%d", parts[k], b);
+            fb->ids[k][b] = ref_i32(&fb->st, name, &n);
+            lens[k][b] = (int)n;
+        }
+    for (int b = 0; b < 2; b++)
+        fb->ex[b] = (PawStepExample){fb->ids[0][b], lens[0][b], fb->ids[1][b], lens[1][b], fb->ids[2][b], lens[2][b]};
+    return 0;
+}
+
+static void free_paw_batch(PawFixtureBatch *fb) {
+    for (int k = 0; k < 3; k++)
+        for (int b = 0; b < 2; b++) free(fb->ids[k][b]);
+    st_close(&fb->st);
+}
+
 static void test_paw_step(int freeze_compiler, int recompute) {
     char name[300];
     PawModel pm;
@@ -1296,25 +1324,14 @@ static void test_paw_step(int freeze_compiler, int recompute) {
         CHECK(0, "paw fixture: %s", paw_last_error());
         return;
     }
-    SafeTensors bt, ref;
-    if (st_open(&bt, PAWFIX "batch.safetensors") != 0 || st_open(&ref, PAWFIX "reference.safetensors") != 0) {
+    PawFixtureBatch fb;
+    SafeTensors ref;
+    if (load_paw_batch(&fb) != 0 || st_open(&ref, PAWFIX "reference.safetensors") != 0) {
         CHECK(0, "%s", paw_last_error());
         paw_model_free(&pm);
         return;
     }
-    int *ids[3][2];
-    PawStepExample ex[2];
-    const char *parts[3] = {"comp_ids", "interp_ids", "target_ids"};
-    int lens[3][2];
-    for (int k = 0; k < 3; k++)
-        for (int b = 0; b < 2; b++) {
-            int64_t n;
-            snprintf(name, sizeof name, "%s.%d", parts[k], b);
-            ids[k][b] = ref_i32(&bt, name, &n);
-            lens[k][b] = (int)n;
-        }
-    for (int b = 0; b < 2; b++)
-        ex[b] = (PawStepExample){ids[0][b], lens[0][b], ids[1][b], lens[1][b], ids[2][b], lens[2][b]};
+    const PawStepExample *ex = fb.ex;
     PawStepCuda *s = paw_step_cuda_create(&pm, recompute);
     if (!s) {
         CHECK(0, "paw step create: %s", paw_last_error());
@@ -1410,9 +1427,8 @@ static void test_paw_step(int freeze_compiler, int recompute) {
         free(gp), free(gm), free(gc);
         paw_step_cuda_free(s);
     }
-    for (int k = 0; k < 3; k++)
-        for (int b = 0; b < 2; b++) free(ids[k][b]);
-    st_close(&bt), st_close(&ref);
+    free_paw_batch(&fb);
+    st_close(&ref);
     paw_model_free(&pm);
 }
 
@@ -1448,13 +1464,8 @@ static void test_attention_rows(int B, int Tq, int cap, int NH, int NKV, int HD)
 
 // The device gather of per-program adapters into a batch's [L, nb, ...] layout (exact copy).
 static void test_lora_gather(const char *fixture) {
-    char dir[256];
-    snprintf(dir, sizeof dir, FIX "%s", fixture);
     Qwen3 cpu;
-    if (qwen3_load(&cpu, dir, 1) != 0) {
-        CHECK(0, "%s", paw_last_error());
-        return;
-    }
+    if (load_fixture(fixture, 1, &cpu) != 0) return;
     const Qwen3Config *cfg = &cpu.cfg;
     const int L = cfg->num_layers, r = 8, P = 2, nb = 4;
     Qwen3Cuda *g = qwen3_cuda_create(&cpu, 1, 1);
@@ -1504,13 +1515,9 @@ static void test_lora_gather(const char *fixture) {
 // each row decoded alone with its adapter; then batched greedy tokens vs full-forward argmax.
 // recompute = 0 keeps every layer's LoRA side-path slot (the u buffer indexed per layer).
 static void test_model_batch_decode(const char *fixture, int with_lora, int recompute) {
-    char dir[256], name[300];
-    snprintf(dir, sizeof dir, FIX "%s", fixture);
+    char name[300];
     Qwen3 cpu;
-    if (qwen3_load(&cpu, dir, 1) != 0) {
-        CHECK(0, "%s", paw_last_error());
-        return;
-    }
+    if (load_fixture(fixture, 1, &cpu) != 0) return;
     const Qwen3Config *cfg = &cpu.cfg;
     enum { B = 3, S = 5 };
     const int V = cfg->vocab_size, r = 4, lens[B] = {13, 5, 9}, T = 13, cap = T + S + 1;
@@ -1778,13 +1785,9 @@ static void test_adamw_bf16_grad(size_t n) {
 // bf16 rounding (relative 2^-8 per element, so 1e-2 relative L2 is a loose bound), and the
 // AdamW step's gradient norm equals the host's over the downloaded gradients.
 static void test_model_bf16_grads(const char *fixture) {
-    char dir[256], name[300];
-    snprintf(dir, sizeof dir, FIX "%s", fixture);
+    char name[300];
     Qwen3 cpu;
-    if (qwen3_load(&cpu, dir, 0) != 0) {
-        CHECK(0, "%s", paw_last_error());
-        return;
-    }
+    if (load_fixture(fixture, 0, &cpu) != 0) return;
     const Qwen3Config *cfg = &cpu.cfg;
     const int B = 2, T = 21, N = B * T, V = cfg->vocab_size;
     int *ids = xmalloc(sizeof(int) * N), *tg = xmalloc(sizeof(int) * N);
@@ -1851,13 +1854,8 @@ static void on_report(void *ctx, int group) {
 }
 
 static void test_model_grad_reports(const char *fixture, int bf16) {
-    char dir[256];
-    snprintf(dir, sizeof dir, FIX "%s", fixture);
     Qwen3 cpu;
-    if (qwen3_load(&cpu, dir, 0) != 0) {
-        CHECK(0, "%s", paw_last_error());
-        return;
-    }
+    if (load_fixture(fixture, 0, &cpu) != 0) return;
     const int B = 2, T = 13, N = B * T, V = cpu.cfg.vocab_size, L = cpu.cfg.num_layers;
     int *ids = xmalloc(sizeof(int) * N), *tg = xmalloc(sizeof(int) * N);
     for (int i = 0; i < N; i++) ids[i] = (int)paw_rng_below(&g_rng, (uint64_t)V), tg[i] = (int)paw_rng_below(&g_rng, (uint64_t)V);
@@ -1919,30 +1917,18 @@ static void on_step_report(void *ctx, int report) {
 }
 
 static void test_paw_step_reports(int freeze_compiler, int bf16) {
-    char name[128];
     PawModel pm;
     if (load_paw_model(&pm, freeze_compiler) != 0) {
         CHECK(0, "paw fixture: %s", paw_last_error());
         return;
     }
-    SafeTensors bt;
-    if (st_open(&bt, PAWFIX "batch.safetensors") != 0) {
+    PawFixtureBatch fb;
+    if (load_paw_batch(&fb) != 0) {
         CHECK(0, "%s", paw_last_error());
         paw_model_free(&pm);
         return;
     }
-    int *ids[3][2], lens[3][2];
-    const char *parts[3] = {"comp_ids", "interp_ids", "target_ids"};
-    for (int k = 0; k < 3; k++)
-        for (int b = 0; b < 2; b++) {
-            int64_t n;
-            snprintf(name, sizeof name, "%s.%d", parts[k], b);
-            ids[k][b] = ref_i32(&bt, name, &n);
-            lens[k][b] = (int)n;
-        }
-    PawStepExample ex[2];
-    for (int b = 0; b < 2; b++)
-        ex[b] = (PawStepExample){ids[0][b], lens[0][b], ids[1][b], lens[1][b], ids[2][b], lens[2][b]};
+    const PawStepExample *ex = fb.ex;
     PawStepCuda *s = paw_step_cuda_create(&pm, 0);
     StepReportLog *run = xcalloc(1, sizeof *run), *all = xcalloc(1, sizeof *all);
     if (!s || (bf16 && paw_step_cuda_use_bf16_grads(s) != 0)) {
@@ -1994,9 +1980,7 @@ static void test_paw_step_reports(int freeze_compiler, int bf16) {
     }
     free(run), free(all);
     paw_step_cuda_free(s);
-    for (int k = 0; k < 3; k++)
-        for (int b = 0; b < 2; b++) free(ids[k][b]);
-    st_close(&bt);
+    free_paw_batch(&fb);
     paw_model_free(&pm);
 }
 
