@@ -174,16 +174,13 @@ int paw_trained_compiler_adapters(PawTrainedCompiler *tc, const char *const *spe
             seqs[b] = ids[b].ids;
             lens[b] = (int)ids[b].n;
         }
+        int on_gpu = 0;
 #ifdef PAW_CUDA
-        if (rc == 0 && tc->gpu_comp) {
-            rc = gpu_adapters(tc, (const int *const *)seqs, lens, B, out + i0);
-            for (int b = 0; b < B; b++) paw_ids_free(&ids[b]);
-            free(ids), free(seqs), free(lens);
-            continue;
-        }
+        on_gpu = tc->gpu_comp != NULL;
+        if (rc == 0 && on_gpu) rc = gpu_adapters(tc, (const int *const *)seqs, lens, B, out + i0);
 #endif
-        if (rc == 0) rc = compiler_forward(&tc->comp, (const int *const *)seqs, lens, B);
-        if (rc == 0) {
+        if (rc == 0 && !on_gpu) rc = compiler_forward(&tc->comp, (const int *const *)seqs, lens, B);
+        if (rc == 0 && !on_gpu) {
             Qwen3Lora all;
             mapper_lora_alloc(&tc->mapper.cfg, B, 0, &all);
             mapper_forward(&tc->mapper, tc->comp.H, B, tc->comp.P, &all);

@@ -399,13 +399,12 @@ static void ensure_lora(Qwen3Cuda *g, size_t N, int r) {
 }
 
 // Checks an adapter set against the model and the batch.
-static int check_lora(const Qwen3Cuda *g, const Qwen3CudaLora *lo, int B, const char *what) {
+static int check_lora(const Qwen3CudaLora *lo, int B, const char *what) {
     if (lo->rank <= 0 || lo->nb != B)
         return paw_error("%s: LoRA with rank %d for %d examples, expected a positive rank and %d examples", what,
                          lo->rank, lo->nb, B);
     for (int m = 0; m < LORA_NUM_MODULES; m++)
         if (!lo->A[m] || !lo->B[m]) return paw_error("%s: LoRA module %s has no adapter", what, lora_module_names[m]);
-    (void)g;
     return 0;
 }
 
@@ -592,7 +591,7 @@ extern "C" int qwen3_cuda_forward(Qwen3Cuda *g, const Qwen3CudaInputs *in, int B
             if (in->lens[b] < 0 || in->lens[b] > T)
                 return paw_error("forward: lens[%d] = %d is outside [0, %d]", b, in->lens[b], T);
     if (in->embeds && in->embeds_dev) return paw_error("forward: give host or device input embeddings, not both");
-    if (in->lora && check_lora(g, in->lora, B, "forward") != 0) return -1;
+    if (in->lora && check_lora(in->lora, B, "forward") != 0) return -1;
     ensure_acts(g, N);
     if (in->lora) ensure_lora(g, N, in->lora->rank);
     g->B = B, g->T = T, g->has_loss = 0, g->backward_ready = 0, g->logits_rows = 0, g->full_ready = 0;
@@ -953,7 +952,7 @@ extern "C" int qwen3_cuda_cache_reset(Qwen3Cuda *g, int cap) {
 }
 
 extern "C" int qwen3_cuda_set_decode_lora(Qwen3Cuda *g, const Qwen3CudaLora *lora) {
-    if (lora && check_lora(g, lora, 1, "decode") != 0) return -1;
+    if (lora && check_lora(lora, 1, "decode") != 0) return -1;
     int same = lora ? g->has_decode_lora && g->decode_lora.rank == lora->rank && g->decode_lora.scale == lora->scale
                     : !g->has_decode_lora;
     for (int m = 0; lora && same && m < LORA_NUM_MODULES; m++)
@@ -1099,7 +1098,7 @@ extern "C" int qwen3_cuda_batch_reset(Qwen3Cuda *g, int B, int cap) {
 }
 
 extern "C" int qwen3_cuda_batch_set_lora(Qwen3Cuda *g, const Qwen3CudaLora *lora) {
-    if (lora && check_lora(g, lora, lora->nb, "batch decode") != 0) return -1;
+    if (lora && check_lora(lora, lora->nb, "batch decode") != 0) return -1;
     int same = lora ? g->has_batch_lora && g->batch_lora.rank == lora->rank && g->batch_lora.scale == lora->scale &&
                           g->batch_lora.nb == lora->nb
                     : !g->has_batch_lora;

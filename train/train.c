@@ -678,21 +678,13 @@ static int step_forward_backward(Trainer *tr, int n, float grad_scale, PawStepSt
 static int gpu_sync_grads(Trainer *tr) {
     if (tr->comm->world == 1) return 0;
     if (tr->gcomm == tr->comm) paw_cuda_sync();  // MPI reads device memory directly: the backward must be done
-    if (tr->gpu_lm) {
+    for (int g = 0; g < (tr->gpu_lm ? 1 : PAW_NUM_GROUPS); g++) {
         float *f32;
         paw_bf16 *b16;
         size_t n32, n16;
-        qwen3_cuda_grad_blocks(tr->gpu_lm, &f32, &n32, &b16, &n16);
-        if (n32 && paw_allreduce_f32(tr->gcomm, f32, n32) != 0) return -1;
-        if (n16 && paw_allreduce_bf16(tr->gcomm, b16, n16) != 0) return -1;
-        return 0;
-    }
-    for (int g = 0; g < PAW_NUM_GROUPS; g++) {
-        if (paw_step_cuda_group_size(tr->gpu, g) == 0) continue;  // a frozen compiler
-        float *f32;
-        paw_bf16 *b16;
-        size_t n32, n16;
-        if (paw_step_cuda_grad_blocks(tr->gpu, g, &f32, &n32, &b16, &n16) != 0) return -1;
+        if (tr->gpu_lm) qwen3_cuda_grad_blocks(tr->gpu_lm, &f32, &n32, &b16, &n16);
+        else if (paw_step_cuda_group_size(tr->gpu, g) == 0) continue;  // a frozen compiler
+        else if (paw_step_cuda_grad_blocks(tr->gpu, g, &f32, &n32, &b16, &n16) != 0) return -1;
         if (n32 && paw_allreduce_f32(tr->gcomm, f32, n32) != 0) return -1;
         if (n16 && paw_allreduce_bf16(tr->gcomm, b16, n16) != 0) return -1;
     }

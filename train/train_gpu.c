@@ -27,17 +27,9 @@ int train_gpu_download(PawStepCuda *s, TrainParam *ps, int np, int with_moments)
         int g;
         if (check(s, p, &g) != 0 || paw_step_cuda_get_state(s, g, 0, p->p) != 0) return -1;
         if (!with_moments) continue;
-        int whole = p->lo == 0 && p->hi == p->n;
-        float *buf = whole ? NULL : xmalloc(sizeof(float) * p->n);
-        for (int which = 1; which <= 2; which++) {
-            float *dst = which == 1 ? p->m : p->v;
-            if (paw_step_cuda_get_state(s, g, which, whole ? dst : buf) != 0) {
-                free(buf);
-                return -1;
-            }
-            if (!whole) memcpy(dst, buf + p->lo, sizeof(float) * (p->hi - p->lo));
-        }
-        free(buf);
+        if (p->lo != 0 || p->hi != p->n)
+            return paw_error("GPU trainer: \"%s\": sharded optimizer state is not supported on the GPU", p->name);
+        if (paw_step_cuda_get_state(s, g, 1, p->m) != 0 || paw_step_cuda_get_state(s, g, 2, p->v) != 0) return -1;
     }
     return 0;
 }

@@ -13,7 +13,7 @@
 // The device group of a trainer tensor ("compiler", "prefix", "mapper"), or -1.
 int train_gpu_group(const TrainParam *p);
 // Device -> host: the fp32 weights (the AdamW master copy) into p->p and, with moments, the
-// moments of the trainer's shard [lo, hi) into p->m, p->v. The tensors' sizes must match.
+// moments into p->m, p->v (whole tensors: one rank or no ZeRO sharding). Sizes must match.
 int train_gpu_download(PawStepCuda *s, TrainParam *ps, int np, int with_moments);
 // Host -> device: weights and moments (after a resume). Moments must cover the whole tensor
 // (one rank, no ZeRO sharding).
