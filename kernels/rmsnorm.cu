@@ -1,11 +1,31 @@
 // One warp per row: the row's sum of squares is a warp reduction, no shared memory or block
 // barrier. The backward also sums the weight gradient of its rows in shared memory and adds it to
 // the global fp32 buffer once per block.
+#include <stdint.h>
+
 #include "kernels/cuda_common.cuh"
 #include "kernels/rmsnorm_cuda.h"
 
 #define ROWS_PER_BLOCK 4
 
+// 8 bf16 <-> 8 floats through one 16-byte access.
+__device__ __forceinline__ void load8(float f[8], const __nv_bfloat16 *p) {
+    uint4 raw = *reinterpret_cast<const uint4 *>(p);
+    const __nv_bfloat16 *h = reinterpret_cast<const __nv_bfloat16 *>(&raw);
+#pragma unroll
+    for (int e = 0; e < 8; e++) f[e] = __bfloat162float(h[e]);
+}
+__device__ __forceinline__ void store8(__nv_bfloat16 *p, const float f[8]) {
+    uint4 raw;
+    __nv_bfloat16 *h = reinterpret_cast<__nv_bfloat16 *>(&raw);
+#pragma unroll
+    for (int e = 0; e < 8; e++) h[e] = __float2bfloat16_rn(f[e]);
+    *reinterpret_cast<uint4 *>(p) = raw;
+}
+
+// vec: C, the row strides and the pointers are 16-byte multiples, so each lane moves 8 values per
+// access (unrolled: several loads in flight, which matters when only a few rows run, as in decoding).
+template <bool VEC>
 __global__ void __launch_bounds__(32 * ROWS_PER_BLOCK)
     rmsnorm_fwd_kernel(__nv_bfloat16 *res, __nv_bfloat16 *out, float *rstd, const __nv_bfloat16 *a,
                        const __nv_bfloat16 *b, const __nv_bfloat16 *w, int N, int C, long in_stride, float eps) {
@@ -14,39 +34,83 @@ __global__ void __launch_bounds__(32 * ROWS_PER_BLOCK)
     const __nv_bfloat16 *x = a + (size_t)row * in_stride;
     const __nv_bfloat16 *y = b ? b + (size_t)row * C : NULL;
     __nv_bfloat16 *r = res ? res + (size_t)row * C : NULL;
+    __nv_bfloat16 *o = out + (size_t)row * C;
     float ss = 0;
-    for (int i = lane; i < C; i += 32) {
-        float v = __bfloat162float(x[i]);
-        if (y) {
-            // The residual stream is stored in bf16: normalise the rounded value that is kept.
-            __nv_bfloat16 s = __float2bfloat16_rn(v + __bfloat162float(y[i]));
-            r[i] = s;
-            v = __bfloat162float(s);
+    if (VEC) {
+#pragma unroll 4
+        for (int i = lane * 8; i < C; i += 256) {
+            float v[8];
+            load8(v, x + i);
+            if (y) {
+                // The residual stream is stored in bf16: normalise the rounded value that is kept.
+                float u[8];
+                load8(u, y + i);
+#pragma unroll
+                for (int e = 0; e < 8; e++) v[e] = __bfloat162float(__float2bfloat16_rn(v[e] + u[e]));
+                store8(r + i, v);
+            }
+#pragma unroll
+            for (int e = 0; e < 8; e++) ss += v[e] * v[e];
         }
-        ss += v * v;
+    } else {
+#pragma unroll 4
+        for (int i = lane; i < C; i += 32) {
+            float v = __bfloat162float(x[i]);
+            if (y) {
+                __nv_bfloat16 s = __float2bfloat16_rn(v + __bfloat162float(y[i]));
+                r[i] = s;
+                v = __bfloat162float(s);
+            }
+            ss += v * v;
+        }
     }
     ss = warp_sum(ss);
     float k = rsqrtf(ss / (float)C + eps);
     if (rstd && lane == 0) rstd[row] = k;
     const __nv_bfloat16 *src = y ? r : x;  // the lane reads back only what it wrote itself
-    __nv_bfloat16 *o = out + (size_t)row * C;
-    for (int i = lane; i < C; i += 32) o[i] = __float2bfloat16_rn(__bfloat162float(w[i]) * (__bfloat162float(src[i]) * k));
+    if (VEC) {
+#pragma unroll 4
+        for (int i = lane * 8; i < C; i += 256) {
+            float v[8], wf[8];
+            load8(v, src + i);
+            load8(wf, w + i);
+#pragma unroll
+            for (int e = 0; e < 8; e++) v[e] = wf[e] * (v[e] * k);
+            store8(o + i, v);
+        }
+    } else {
+#pragma unroll 4
+        for (int i = lane; i < C; i += 32) o[i] = __float2bfloat16_rn(__bfloat162float(w[i]) * (__bfloat162float(src[i]) * k));
+    }
+}
+
+static bool fwd_vec(const void *res, const void *out, const void *a, const void *b, const void *w, int C, long stride) {
+    uintptr_t any = (uintptr_t)res | (uintptr_t)out | (uintptr_t)a | (uintptr_t)b | (uintptr_t)w;
+    return (any & 15) == 0 && C % 8 == 0 && stride % 8 == 0;
+}
+
+static void launch_fwd(__nv_bfloat16 *res, __nv_bfloat16 *out, float *rstd, const __nv_bfloat16 *a,
+                       const __nv_bfloat16 *b, const __nv_bfloat16 *w, int N, int C, long in_stride, float eps) {
+    unsigned blocks = paw_ceil_div(N, ROWS_PER_BLOCK);
+    if (fwd_vec(res, out, a, b, w, C, in_stride))
+        rmsnorm_fwd_kernel<true><<<blocks, 32 * ROWS_PER_BLOCK, 0, paw_cuda_stream()>>>(res, out, rstd, a, b, w, N, C,
+                                                                                      in_stride, eps);
+    else
+        rmsnorm_fwd_kernel<false><<<blocks, 32 * ROWS_PER_BLOCK, 0, paw_cuda_stream()>>>(res, out, rstd, a, b, w, N,
+                                                                                       C, in_stride, eps);
+    CUDA_CHECK_LAUNCH();
 }
 
 extern "C" void rmsnorm_cuda_forward(paw_bf16 *out, float *rstd, const paw_bf16 *inp, const paw_bf16 *weight, int N,
                                      int C, long in_stride, float eps) {
     if (N <= 0) return;
-    rmsnorm_fwd_kernel<<<paw_ceil_div(N, ROWS_PER_BLOCK), 32 * ROWS_PER_BLOCK, 0, paw_cuda_stream()>>>(
-        NULL, out, rstd, inp, NULL, weight, N, C, in_stride, eps);
-    CUDA_CHECK_LAUNCH();
+    launch_fwd(NULL, out, rstd, inp, NULL, weight, N, C, in_stride, eps);
 }
 
 extern "C" void residual_rmsnorm_cuda_forward(paw_bf16 *res, paw_bf16 *out, float *rstd, const paw_bf16 *a,
                                               const paw_bf16 *b, const paw_bf16 *weight, int N, int C, float eps) {
     if (N <= 0) return;
-    rmsnorm_fwd_kernel<<<paw_ceil_div(N, ROWS_PER_BLOCK), 32 * ROWS_PER_BLOCK, 0, paw_cuda_stream()>>>(
-        res, out, rstd, a, b, weight, N, C, C, eps);
-    CUDA_CHECK_LAUNCH();
+    launch_fwd(res, out, rstd, a, b, weight, N, C, C, eps);
 }
 
 // y_i = w_i x_i r, r = (mean(x^2)+eps)^-1/2:  dx_i = r w_i dy_i - x_i r^3 / C * sum_j w_j dy_j x_j.

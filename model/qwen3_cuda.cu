@@ -494,7 +494,18 @@ __global__ void argmax_kernel(int *out, const float *x, int V) {
     __shared__ int bi[32];
     float best = -INFINITY;
     int idx = 0x7fffffff;
-    for (int i = threadIdx.x; i < V; i += blockDim.x) {
+    // float4 loads, unrolled, when the row allows: one block reads the whole row, so the loads in
+    // flight per thread set its speed.
+    const int V4 = (V % 4 == 0 && ((uintptr_t)x & 15) == 0) ? V / 4 : 0;
+#pragma unroll 4
+    for (int i = threadIdx.x; i < V4; i += blockDim.x) {
+        float4 v = reinterpret_cast<const float4 *>(x)[i];
+        if (v.x > best) best = v.x, idx = 4 * i;
+        if (v.y > best) best = v.y, idx = 4 * i + 1;
+        if (v.z > best) best = v.z, idx = 4 * i + 2;
+        if (v.w > best) best = v.w, idx = 4 * i + 3;
+    }
+    for (int i = 4 * V4 + threadIdx.x; i < V; i += blockDim.x) {
         float v = x[i];
         if (v > best) best = v, idx = i;
     }
@@ -821,6 +832,10 @@ extern "C" int qwen3_cuda_get_input_grad(const Qwen3Cuda *g, float *out) {
 }
 
 extern "C" void qwen3_cuda_zero_grad(Qwen3Cuda *g) {
+    // A loss forward with backward = 1 has already added the LM head's gradient (the logits are
+    // never kept): zeroing now would silently drop it.
+    if (g->backward_ready) paw_die("qwen3_cuda_zero_grad: called between a loss forward and its backward; zero the "
+                                   "gradients before the forward");
     if (g->grads) paw_cuda_memset(g->grads, 0, sizeof(float) * (g->grads16 ? g->split : g->nparams));
     if (g->grads16) paw_cuda_memset(g->grads16, 0, sizeof(bf16) * (g->nparams - g->split));
 }

@@ -113,6 +113,8 @@ int qwen3_cuda_backward_ex(Qwen3Cuda *g, const Qwen3CudaBackwardArgs *args);
 const paw_bf16 *qwen3_cuda_hidden(const Qwen3Cuda *g, int l);
 const paw_bf16 *qwen3_cuda_final_norm(const Qwen3Cuda *g);
 const float *qwen3_cuda_input_grad_dev(const Qwen3Cuda *g);
+// Zeroes the weight gradients. Call it before the forward: a loss forward with backward = 1 adds
+// the LM head's gradient already (calling it between that forward and its backward is an error).
 void qwen3_cuda_zero_grad(Qwen3Cuda *g);
 // Weight gradients (or the current weights) into CPU-layout tensors: dst's pointers must point at
 // buffers of qwen3_param_info(cfg, i).numel floats (as a CPU Qwen3's grads or params do).

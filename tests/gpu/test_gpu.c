@@ -904,11 +904,12 @@ static void test_model_fixture(const char *fixture) {
         snprintf(name, sizeof name, "%s logits vs transformers", fixture);
         CHECK_CLOSE(name, logits, ref_logits, (size_t)N * V, 3e-2);
         // Loss and gradients.
+        // Zeroed before the forward: with backward = 1 the loss pass already adds the LM head's gradient.
+        qwen3_cuda_zero_grad(g);
         Qwen3CudaInputs tin = {.ids = ids, .targets = targets, .loss_weight = weights, .backward = 1};
         CHECK(qwen3_cuda_forward(g, &tin, B, T) == 0, "forward with loss: %s", paw_last_error());
         float loss = qwen3_cuda_loss(g);
         CHECK(fabsf(loss - ref_loss[0]) < 1e-2f * fabsf(ref_loss[0]), "%s loss %f vs %f", fixture, loss, ref_loss[0]);
-        qwen3_cuda_zero_grad(g);
         CHECK(qwen3_cuda_backward(g) == 0, "backward: %s", paw_last_error());
         float *dx0 = xmalloc(sizeof(float) * (size_t)N * C);
         CHECK(qwen3_cuda_get_input_grad(g, dx0) == 0, "input grad");
@@ -2048,8 +2049,15 @@ int main(void) {
     test_attention(2, 100, 4, 2, 128, 0);
     test_attention(2, 157, 6, 2, 128, 1);
     test_attention(1, 1, 2, 1, 128, 0);
+    test_attention(2, 45, 2, 1, 20, 1);    // head size not a multiple of 8: the element-wise tile loads
+    test_attention(1, 333, 8, 2, 128, 1);  // many key tiles, group of 4
     test_attention_cache(1, 1, 50, 64, 4, 2, 128);
     test_attention_cache(2, 5, 93, 100, 3, 1, 24);
+    // One query row: the split-KV decoding kernels (slices of 32 keys, groups of 1, 2, 4, 8).
+    test_attention_cache(1, 1, 777, 800, 8, 2, 128);
+    test_attention_cache(1, 1, 3001, 3100, 16, 8, 128);
+    test_attention_cache(2, 1, 130, 140, 8, 1, 64);
+    test_attention_cache(1, 1, 61, 64, 4, 4, 20);
     test_swiglu(33, 75);
     test_embedding(41, 97, 72);
     test_crossentropy(13, 1001);
@@ -2083,6 +2091,7 @@ int main(void) {
     test_paw_step(1, 0);
     test_attention_rows(3, 1, 70, 4, 2, 128);
     test_attention_rows(2, 3, 40, 3, 1, 24);
+    test_attention_rows(5, 1, 900, 16, 8, 128);
     test_lora_gather("tiny-gqa-tied");
     test_model_batch_decode("tiny-gqa-tied", 1, 1);
     test_model_batch_decode("tiny-gqa-tied", 1, 0);
