@@ -514,6 +514,7 @@ __global__ void __launch_bounds__(NTHREADS) decode_split_kernel(DecArgs a) {
     const int Tk = a.kv_prev ? a.kv_prev[a.kv_prev_rows ? b : 0] + 1 : a.Tk;
     const int chunk = ((Tk + a.splits - 1) / a.splits + 31) / 32 * 32;
     const int jbeg = split * chunk, jend = min(Tk, jbeg + chunk);
+    if (jbeg >= Tk) return;  // past the cache: the merge reads only the slices before this one
     const bf16 *kbase = a.k + (size_t)b * a.kv_bstride + (size_t)g * HD;
     const bf16 *vbase = a.v + (size_t)b * a.kv_bstride + (size_t)g * HD;
     float m[G], l[G], acc[G][4];
@@ -531,6 +532,7 @@ __global__ void __launch_bounds__(NTHREADS) decode_split_kernel(DecArgs a) {
         if (j < jend) {
             const bf16 *kr = kbase + (size_t)j * a.kv_stride;
             if (a.vec) {
+#pragma unroll 16
                 for (int d = 0; d < HD; d += 8) {
                     uint4 raw = *reinterpret_cast<const uint4 *>(kr + d);
                     const bf16 *kv8 = reinterpret_cast<const bf16 *>(&raw);
@@ -562,9 +564,12 @@ __global__ void __launch_bounds__(NTHREADS) decode_split_kernel(DecArgs a) {
             for (int e = 0; e < 4; e++) acc[hi][e] *= al;
         }
         // Values: lane owns head dims 4 lane .. 4 lane + 3; the keys' weights come by shuffle.
+        // Unrolled over keys so that several value rows are in flight; keys past the slice have
+        // weight 0 and read row jb (valid) instead.
         const int nk = min(32, jend - jb), d0 = lane * 4;
-        for (int kk = 0; kk < nk; kk++) {
-            const bf16 *vr = vbase + (size_t)(jb + kk) * a.kv_stride;
+#pragma unroll 8
+        for (int kk = 0; kk < 32; kk++) {
+            const bf16 *vr = vbase + (size_t)(jb + (kk < nk ? kk : 0)) * a.kv_stride;
             float vf[4];
 #pragma unroll
             for (int e = 0; e < 4; e++) vf[e] = d0 + e < HD ? __bfloat162float(vr[d0 + e]) : 0.0f;
@@ -588,21 +593,39 @@ __global__ void __launch_bounds__(NTHREADS) decode_split_kernel(DecArgs a) {
 }
 
 // out[b, h, :] from the slices: weights 2^(m_s - max) on each slice's sum and output.
-__global__ void decode_merge_kernel(bf16 *out, const float *part, int NH, int HD, int splits) {
+__global__ void decode_merge_kernel(bf16 *out, const float *part, const int *kv_prev, int kv_prev_rows, int Tk,
+                                    int NH, int HD, int splits) {
+    __shared__ float wgt[DEC_MAX_SPLITS], red[1];
     const int h = blockIdx.x, b = blockIdx.y;
     const float *pp = part + ((size_t)b * NH + h) * splits * (HD + 2);
-    float M = -INFINITY;
-    for (int s = 0; s < splits; s++) M = fmaxf(M, pp[(size_t)s * (HD + 2) + HD]);
-    for (int d = threadIdx.x; d < HD; d += blockDim.x) {
-        float num = 0.0f, den = 0.0f;
-        for (int s = 0; s < splits; s++) {
-            const float *ps = pp + (size_t)s * (HD + 2);
-            if (ps[HD] == -INFINITY) continue;  // an empty slice
-            float w = exp2f(ps[HD] - M);
-            num += w * ps[d];
-            den += w * ps[HD + 1];
+    if (kv_prev) Tk = kv_prev[kv_prev_rows ? b : 0] + 1;
+    const int chunk = ((Tk + splits - 1) / splits + 31) / 32 * 32;
+    splits = (Tk + chunk - 1) / chunk;  // the slices that hold keys (as decode_split_kernel cuts them)
+    if (threadIdx.x < 32) {  // one warp: the max, then each slice's weight and the weighted sum
+        float m[DEC_MAX_SPLITS / 32], M = -INFINITY;
+#pragma unroll
+        for (int k = 0; k < DEC_MAX_SPLITS / 32; k++) {
+            int s = threadIdx.x + 32 * k;
+            m[k] = s < splits ? pp[(size_t)s * (HD + 2) + HD] : -INFINITY;
+            M = fmaxf(M, m[k]);
         }
-        out[((size_t)b * NH + h) * HD + d] = __float2bfloat16_rn(den > 0.0f ? num / den : 0.0f);
+        M = warp_max(M);
+        float den = 0.0f;
+#pragma unroll
+        for (int k = 0; k < DEC_MAX_SPLITS / 32; k++) {
+            int s = threadIdx.x + 32 * k;
+            float w = m[k] == -INFINITY ? 0.0f : exp2f(m[k] - M);  // an empty slice weighs nothing
+            if (s < splits) wgt[s] = w, den += w * pp[(size_t)s * (HD + 2) + HD + 1];
+        }
+        den = warp_sum(den);
+        if (threadIdx.x == 0) red[0] = den > 0.0f ? 1.0f / den : 0.0f;
+    }
+    __syncthreads();
+    for (int d = threadIdx.x; d < HD; d += blockDim.x) {
+        float num = 0.0f;
+#pragma unroll 8
+        for (int s = 0; s < splits; s++) num += wgt[s] * pp[(size_t)s * (HD + 2) + d];
+        out[((size_t)b * NH + h) * HD + d] = __float2bfloat16_rn(num * red[0]);
     }
 }
 
@@ -679,7 +702,8 @@ static int try_decode(paw_bf16 *out, const paw_bf16 *q, const paw_bf16 *k, const
     case 4: launch_decode<4>(a, B); break;
     default: launch_decode<8>(a, B); break;
     }
-    decode_merge_kernel<<<dim3(NH, B), 128, 0, paw_cuda_stream()>>>(out, g_dec_part, NH, HD, splits);
+    decode_merge_kernel<<<dim3(NH, B), 128, 0, paw_cuda_stream()>>>(out, g_dec_part, kv_prev, rows, Tk, NH, HD,
+                                                                     splits);
     CUDA_CHECK_LAUNCH();
     return 1;
 }

@@ -1,5 +1,7 @@
 // cuBLASLt GEMMs. cuBLASLt is column-major: a row-major [R, K] matrix is a column-major [K, R]
 // one, so every product below is written for the transposes (out^T = W * inp^T, and so on).
+#include <stdint.h>
+
 #include "kernels/cuda_common.cuh"
 #include "kernels/gemm_batched.cuh"
 #include "kernels/matmul_cuda.h"
@@ -10,8 +12,59 @@ static void lt_gemm(void *D, cudaDataType_t dt, const void *Cm, const void *A, i
     paw_gemm_lt(D, dt, Cm, A, ta, B, tb, CUDA_R_16BF, m, n, k, lda, ldb, ldd, 0, 0, 0, 1, alpha, beta);
 }
 
+// One input row (decoding): out[o] = alpha * W[o] . x + beta * res[o] streams the weights once, so
+// it is bound by memory bandwidth. cuBLASLt's small-N kernels reach about a third of it here; this
+// one gives each warp whole weight rows, 16-byte loads unrolled four deep, x staged in shared memory.
+#define GEMV_WARPS 8
+template <typename T>
+__global__ void __launch_bounds__(32 * GEMV_WARPS)
+    gemv_kernel(T *out, const T *res, const __nv_bfloat16 *x, const __nv_bfloat16 *W, int C, int OC, float alpha,
+                float beta) {
+    extern __shared__ __align__(16) __nv_bfloat16 xs[];
+    for (int i = threadIdx.x * 8; i < C; i += blockDim.x * 8)
+        *reinterpret_cast<uint4 *>(xs + i) = *reinterpret_cast<const uint4 *>(x + i);
+    __syncthreads();
+    const int lane = threadIdx.x % 32, o = blockIdx.x * GEMV_WARPS + threadIdx.x / 32;
+    if (o >= OC) return;
+    const __nv_bfloat16 *w = W + (size_t)o * C;
+    float acc = 0.0f;
+#pragma unroll 4
+    for (int i = lane * 8; i < C; i += 256) {
+        uint4 wr = *reinterpret_cast<const uint4 *>(w + i), xr = *reinterpret_cast<const uint4 *>(xs + i);
+        const __nv_bfloat162 *w2 = reinterpret_cast<const __nv_bfloat162 *>(&wr);
+        const __nv_bfloat162 *x2 = reinterpret_cast<const __nv_bfloat162 *>(&xr);
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            float2 wf = __bfloat1622float2(w2[e]), xf = __bfloat1622float2(x2[e]);
+            acc += wf.x * xf.x + wf.y * xf.y;
+        }
+    }
+    acc = warp_sum(acc) * alpha;
+    if (lane == 0) {
+        if (beta != 0.0f) acc += beta * (float)res[o];
+        out[o] = (T)acc;
+    }
+}
+
+static bool gemv_fits(const paw_bf16 *inp, const paw_bf16 *weight, int C) {
+    return C % 8 == 0 && (((uintptr_t)inp | (uintptr_t)weight) & 15) == 0 && (size_t)C * 2 <= 48 * 1024;
+}
+
 extern "C" void matmul_cuda_forward(void *out, PawOutType out_type, const paw_bf16 *inp, const paw_bf16 *weight,
                                     const void *res, int N, int C, int OC, float alpha, float beta) {
+    if (N == 1 && gemv_fits(inp, weight, C)) {
+        unsigned blocks = paw_ceil_div(OC, GEMV_WARPS);
+        size_t smem = (size_t)C * 2;
+        if (out_type == PAW_OUT_F32)
+            gemv_kernel<float><<<blocks, 32 * GEMV_WARPS, smem, paw_cuda_stream()>>>(
+                (float *)out, (const float *)(beta != 0.0f ? res : out), inp, weight, C, OC, alpha, beta);
+        else
+            gemv_kernel<__nv_bfloat16><<<blocks, 32 * GEMV_WARPS, smem, paw_cuda_stream()>>>(
+                (__nv_bfloat16 *)out, (const __nv_bfloat16 *)(beta != 0.0f ? res : out), inp, weight, C, OC, alpha,
+                beta);
+        CUDA_CHECK_LAUNCH();
+        return;
+    }
     // out^T [OC, N] = W^T... : W row-major [OC, C] is column-major [C, OC]; transposed it is [OC, C].
     lt_gemm(out, out_type == PAW_OUT_F32 ? CUDA_R_32F : CUDA_R_16BF, beta != 0.0f ? res : out, weight, 1, inp, 0, OC,
             N, C, C, C, OC, alpha, beta);

@@ -455,6 +455,11 @@ static int load_vocab_and_tokenizer(Trainer *tr) {
     return 0;
 }
 
+// Started by mpirun (an MPI communicator, even of one rank): the GPU trainer then sums its device
+// gradients through gpu_comm.
+static int under_mpirun(const Trainer *tr) { return strcmp(tr->comm->ops->name, "single") != 0; }
+
+
 static int setup(Trainer *tr) {
     TrainConfig *c = &tr->cfg;
     tr->pretrain = c->mode == TRAIN_MODE_PRETRAIN;
@@ -465,11 +470,11 @@ static int setup(Trainer *tr) {
         if (tr->comm->world > 1 && c->zero)
             return paw_error("device \"cuda\" under mpirun: \"zero\": 1 is not implemented on the GPU (use 0)");
 #ifndef PAW_NCCL
-        if (tr->comm->world > 1 && !strcmp(c->gpu_comm, "nccl"))
+        if (under_mpirun(tr) && !strcmp(c->gpu_comm, "nccl"))
             return paw_error("device \"cuda\" under mpirun: \"gpu_comm\": \"nccl\" needs a build with NCCL "
                              "(make NCCL=1); \"mpi\" sums device buffers through CUDA-aware MPI instead");
 #endif
-        if (tr->comm->world > 1 && !strcmp(c->gpu_comm, "mpi") && c->bf16_grads)
+        if (under_mpirun(tr) && !strcmp(c->gpu_comm, "mpi") && c->bf16_grads)
             return paw_error("device \"cuda\" with \"gpu_comm\": \"mpi\": MPI cannot sum bf16 gradients; set "
                              "\"bf16_grads\": false or use \"nccl\"");
     }
@@ -603,7 +608,7 @@ static int gpu_start(Trainer *tr, int with_moments) {
         if (tr->cfg.bf16_grads && paw_step_cuda_use_bf16_grads(tr->gpu) != 0) return -1;
         if (with_moments && train_gpu_upload(tr->gpu, tr->params, tr->nparams) != 0) return -1;
     }
-    if (tr->comm->world > 1) {
+    if (under_mpirun(tr)) {  // one rank too: `mpirun -np 1` measures what the GPU sums cost
 #ifdef PAW_NCCL
         if (!strcmp(tr->cfg.gpu_comm, "nccl")) tr->gcomm = paw_comm_nccl_open(tr->comm);
 #endif
@@ -676,7 +681,7 @@ static int step_forward_backward(Trainer *tr, int n, float grad_scale, PawStepSt
 // (same gradients, same stochastic-rounding seeds: the replicas stay identical).
 #ifdef PAW_CUDA
 static int gpu_sync_grads(Trainer *tr) {
-    if (tr->comm->world == 1) return 0;
+    if (!tr->gcomm) return 0;
     if (tr->gcomm == tr->comm) paw_cuda_sync();  // MPI reads device memory directly: the backward must be done
     for (int g = 0; g < (tr->gpu_lm ? 1 : PAW_NUM_GROUPS); g++) {
         float *f32;

@@ -2039,6 +2039,8 @@ int main(void) {
     test_matmul(77, 96, 200);
     test_matmul(33, 75, 41);
     test_matmul(1, 64, 300);
+    test_matmul(1, 1032, 1003);  // one row: the GEMV path, several unrolled steps per lane
+    test_matmul(1, 75, 41);      // one row that the GEMV cannot take (C not a multiple of 8)
     test_rmsnorm(37, 200);
     test_rmsnorm(5, 2560);
     test_qknorm_rope(19, 3, 1, 24);
