@@ -57,6 +57,7 @@ PawComm *paw_comm_mpi_open(int *argc, char ***argv, double timeout_s);  // train
 int paw_comm_have_mpi(void) { return 1; }
 #else
 int paw_comm_have_mpi(void) { return 0; }
+int paw_comm_mpi_device_buffers(void) { return 0; }
 #endif
 
 // The world size the launcher announced (OpenMPI, PMIx, MPICH/Hydra), or 0 when not launched by one.

@@ -56,6 +56,9 @@ PawComm *paw_comm_single(void);
 void paw_comm_close(PawComm *c);  // finalizes and frees
 // 1 when this build links MPI.
 int paw_comm_have_mpi(void);
+// 1 when the MPI library reads and writes CUDA device buffers itself (a CUDA-aware OpenMPI,
+// asked at run time through MPIX_Query_cuda_support); 0 otherwise, and without MPI.
+int paw_comm_mpi_device_buffers(void);
 // NCCL over device buffers, bootstrapped through an MPI communicator (borrowed: the caller keeps
 // it for host-side collectives and closes it after this one), one GPU per rank. Only in
 // `make NCCL=1` builds; UNTESTED (never run). The GPU trainer sums its gradient blocks through it

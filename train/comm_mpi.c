@@ -5,6 +5,9 @@
 
 #include <limits.h>
 #include <mpi.h>
+#if defined(OPEN_MPI) && OPEN_MPI
+#include <mpi-ext.h>  // MPIX_Query_cuda_support
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -355,6 +358,14 @@ PawComm *paw_comm_mpi_open(int *argc, char ***argv, double timeout_s) {
     st->seen = xcalloc((size_t)c->world, sizeof(long));
     c->impl = st;
     return c;
+}
+
+int paw_comm_mpi_device_buffers(void) {
+#if defined(MPIX_CUDA_AWARE_SUPPORT) && MPIX_CUDA_AWARE_SUPPORT
+    return MPIX_Query_cuda_support();
+#else
+    return 0;  // built without CUDA support (Debian's and Ubuntu's OpenMPI packages)
+#endif
 }
 
 #else

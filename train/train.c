@@ -54,6 +54,8 @@ typedef struct {
     PawComm *gcomm;    // device "cuda" under mpirun: sums the device gradients (NCCL, or comm itself
                        // when it is CUDA-aware MPI); host-side collectives stay on comm
     int gpu_overlap;   // the device sums start during the backward (NCCL, overlap_comm)
+    int gpu_mpi_staged; // "gpu_comm": "mpi" on an MPI that is not CUDA-aware: sums go through host memory
+    float *stage;       // that host buffer (at most STAGE_FLOATS)
     int gpu_comm_rc;   // the first failure of a sum started from a report
     int gpu_reports;   // reports made by this step's backward (none when its last micro-batch was empty)
     FILE *log;
@@ -567,6 +569,7 @@ static void teardown(Trainer *tr) {
     paw_step_cuda_free(tr->gpu);
     qwen3_cuda_free(tr->gpu_lm);
     paw_cuda_free(tr->d_norm_sq);
+    free(tr->stage);
 #endif
     if (tr->tok) paw_tokenizer_free(tr->tok);
     paw_vocab_map_free(&tr->vmap);
@@ -612,7 +615,15 @@ static int gpu_start(Trainer *tr, int with_moments) {
 #ifdef PAW_NCCL
         if (!strcmp(tr->cfg.gpu_comm, "nccl")) tr->gcomm = paw_comm_nccl_open(tr->comm);
 #endif
-        if (!strcmp(tr->cfg.gpu_comm, "mpi")) tr->gcomm = tr->comm;  // device pointers: needs CUDA-aware MPI
+        if (!strcmp(tr->cfg.gpu_comm, "mpi")) {
+            tr->gcomm = tr->comm;
+            // A CUDA-aware MPI sums the device buffers in place; any other one would read device
+            // addresses as host memory, so the sums go through a host buffer instead.
+            tr->gpu_mpi_staged = !paw_comm_mpi_device_buffers();
+            if (tr->gpu_mpi_staged && tr->comm->rank == 0)
+                fprintf(stderr, "paw train: this MPI is not CUDA-aware; \"gpu_comm\": \"mpi\" sums the device "
+                                "gradients through host memory\n");
+        }
         if (!tr->gcomm) return -1;
         // Overlap needs the communicator's own stream (NCCL); MPI on device memory is blocking here.
         tr->gpu_overlap = tr->cfg.overlap_comm && tr->gcomm != tr->comm;
@@ -680,6 +691,22 @@ static int step_forward_backward(Trainer *tr, int n, float grad_scale, PawStepSt
 // target-token count) are summed in place on the device, then every rank runs the same AdamW
 // (same gradients, same stochastic-rounding seeds: the replicas stay identical).
 #ifdef PAW_CUDA
+#define STAGE_FLOATS ((size_t)1 << 26)  // 256 MiB of host buffer, reused chunk by chunk
+
+// In-place sum of a device fp32 block through the MPI communicator: directly when MPI is
+// CUDA-aware, else chunk by chunk through a host buffer (download, sum, upload).
+static int gpu_allreduce_f32(Trainer *tr, float *dev, size_t n) {
+    if (!tr->gpu_mpi_staged) return paw_allreduce_f32(tr->gcomm, dev, n);
+    if (!tr->stage) tr->stage = xmalloc(sizeof(float) * STAGE_FLOATS);
+    for (size_t i = 0; i < n; i += STAGE_FLOATS) {
+        size_t k = n - i < STAGE_FLOATS ? n - i : STAGE_FLOATS;
+        paw_cuda_download(tr->stage, dev + i, sizeof(float) * k);
+        if (paw_allreduce_f32(tr->gcomm, tr->stage, k) != 0) return -1;
+        paw_cuda_upload(dev + i, tr->stage, sizeof(float) * k);
+    }
+    return 0;
+}
+
 static int gpu_sync_grads(Trainer *tr) {
     if (!tr->gcomm) return 0;
     if (tr->gcomm == tr->comm) paw_cuda_sync();  // MPI reads device memory directly: the backward must be done
@@ -690,8 +717,8 @@ static int gpu_sync_grads(Trainer *tr) {
         if (tr->gpu_lm) qwen3_cuda_grad_blocks(tr->gpu_lm, &f32, &n32, &b16, &n16);
         else if (paw_step_cuda_group_size(tr->gpu, g) == 0) continue;  // a frozen compiler
         else if (paw_step_cuda_grad_blocks(tr->gpu, g, &f32, &n32, &b16, &n16) != 0) return -1;
-        if (n32 && paw_allreduce_f32(tr->gcomm, f32, n32) != 0) return -1;
-        if (n16 && paw_allreduce_bf16(tr->gcomm, b16, n16) != 0) return -1;
+        if (n32 && gpu_allreduce_f32(tr, f32, n32) != 0) return -1;
+        if (n16 && paw_allreduce_bf16(tr->gcomm, b16, n16) != 0) return -1;  // NCCL only (checked at start)
     }
     return 0;
 }
