@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "common/error.h"
@@ -123,6 +124,16 @@ static int read_losses(const char *run, double *loss, int max) {
     }
     free(text);
     return n;
+}
+
+// A run that could not write its checkpoint is refused before it trains.
+Test(train_checkpoint, free_space_is_checked_before_training) {
+    TrainParam ps[2] = {{.n = 1000}, {.n = 24}};
+    cr_assert_eq(ckpt_size_estimate(ps, 2), 12ull * 1024 + (1ull << 20));
+    cr_assert_eq(ckpt_check_space("/tmp/paw-not-created/run/out", 1), 0, "%s", paw_last_error());
+    cr_assert_neq(ckpt_check_space("/tmp/paw-not-created/run/out", 1ull << 62), 0);
+    const char *e = paw_last_error();
+    cr_assert(strstr(e, "/tmp/paw-not-created/run/out") && strstr(e, "GB free"), "%s", e);
 }
 
 Test(train_e2e, resume_is_bit_exact_and_a_killed_save_leaves_the_previous_checkpoint, .timeout = 300) {

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "common/error.h"
@@ -113,6 +114,35 @@ static int prune(const char *dir, int keep_last) {
     return 0;
 }
 
+unsigned long long ckpt_size_estimate(const TrainParam *ps, int np) {
+    unsigned long long n = 0;
+    for (int i = 0; i < np; i++) n += ps[i].n;
+    return 12 * n + (1ull << 20);  // + headers and state.json
+}
+
+int ckpt_check_space(const char *dir, unsigned long long bytes) {
+    char *d = xstrdup(dir);
+    struct statvfs st;
+    while (statvfs(d, &st) != 0) {  // not created yet: ask its parent
+        char *slash = strrchr(d, '/');
+        if (!slash || slash == d) {
+            strcpy(d, slash == d ? "/" : ".");
+            if (statvfs(d, &st) != 0) {
+                free(d);
+                return paw_error("%s: cannot query the file system's free space", dir);
+            }
+            break;
+        }
+        *slash = '\0';
+    }
+    free(d);
+    unsigned long long avail = (unsigned long long)st.f_bavail * st.f_frsize;
+    if (avail >= bytes) return 0;
+    return paw_error("%s: a checkpoint of this run needs about %.1f GB and the file system has %.1f GB free (free "
+                     "space, or point out_dir elsewhere)",
+                     dir, bytes / 1e9, avail / 1e9);
+}
+
 int ckpt_save(const char *out_dir, long step, const TrainParam *ps, int np, const char *state_json, int keep_last,
               PawComm *comm, int zero) {
     int rank = comm ? comm->rank : 0, world = comm ? comm->world : 1;
@@ -150,7 +180,12 @@ int ckpt_save(const char *out_dir, long step, const TrainParam *ps, int np, cons
         if (rc == 0) prune(cdir, keep_last);
     }
     rc = agree(comm, rc, "completing the checkpoint");
-    if (rc != 0) paw_error_context("saving checkpoint %s", final);
+    if (rc != 0) {
+        paw_error_context("saving checkpoint %s", final);
+        // A failed write (a full disk, say) leaves no half directory taking the space; the
+        // previous checkpoints are untouched.
+        if (rank == 0 && paw_file_exists(tmp)) paw_rm_rf(tmp);
+    }
     free(cdir), free(final), free(tmp), free(pp), free(op), free(sp), free(cp);
     return rc;
 }

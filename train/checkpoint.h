@@ -28,6 +28,11 @@ typedef struct {
 // zero: the moments are sharded (one optimizer file per rank).
 int ckpt_save(const char *out_dir, long step, const TrainParam *ps, int np, const char *state_json, int keep_last,
               PawComm *comm, int zero);
+// About the bytes one checkpoint of these parameters takes on disk: fp32 weights and two fp32 moments.
+unsigned long long ckpt_size_estimate(const TrainParam *ps, int np);
+// 0 when the file system that holds dir (or its nearest existing parent) has `bytes` free for an
+// unprivileged writer; else -1 + paw_error naming the directory, the bytes needed and the bytes free.
+int ckpt_check_space(const char *dir, unsigned long long bytes);
 // The newest complete checkpoint directory under out_dir (caller frees), or NULL when none.
 char *ckpt_latest(const char *out_dir);
 // Loads parameters and this rank's moments (names and sizes must match) and returns state.json's

@@ -3,16 +3,18 @@
 # trained, interpreter frozen) and synthetic shards:
 #   plain:  `paw train`, one process, no communicator;
 #   nccl1:  `mpirun -np 1` of a `make NCCL=1` build: the same run with every gradient sum going
-#           through NCCL (overlapped with the backward), to measure what the NCCL path costs;
-#   mpi2:   `mpirun -np 2`, both ranks on the one GPU, summing device buffers through CUDA-aware
-#           OpenMPI ("gpu_comm": "mpi", fp32 gradients; NCCL refuses two ranks on one GPU),
-#           compared with plain32 (one process, fp32 gradients) at the same global batch.
+#           through NCCL (overlapped with the backward), to measure what the NCCL path costs
+#           (plainB and nccl1B repeat the pair, interleaved);
+#   mpi2:   `mpirun -np 2`, both ranks on the one GPU, summing device buffers through OpenMPI
+#           ("gpu_comm": "mpi", fp32 gradients; in place when MPI is CUDA-aware, else through
+#           host buffers; NCCL refuses two ranks on one GPU), compared with plain32 (one
+#           process, fp32 gradients) at the same global batch.
 # Prints median step times (after 3 warm-up steps), the NCCL overhead and the largest loss
 # difference between mpi2 and plain32.
 # Usage (repository root, after `make` and `make NCCL=1 BUILD=build-nccl`): tests/gpu/multi_rank.sh [WORKDIR] [STEPS]
 set -euo pipefail
 W=${1:-build/multirank}
-STEPS=${2:-12}
+STEPS=${2:-20}
 NCCL_PAW=${NCCL_PAW:-build-nccl/paw}
 MPIRUN="mpirun --allow-run-as-root --oversubscribe --bind-to none"
 rm -rf "$W" && mkdir -p "$W"
@@ -34,17 +36,17 @@ config plain32 mpi false
 config mpi2 mpi false
 run() {
   local name=$1; shift
-  "$@" "$W/$name.json" >"$W/$name.out" 2>&1 || { echo "$name failed:"; grep -v "^step" "$W/$name.out" | head -25; }
-  [ -n "${OUT:-}" ] && cp "$W/$name.out" "$OUT/multi_rank-$name.out" || true
+  "$@" "$W/$name.json" >"$W/$name.out" 2>&1 && return
+  echo "$name failed:"
+  grep -v "^step" "$W/$name.out" | head -25
+  [ -n "${OUT:-}" ] && cp "$W/$name.out" "$OUT/multi_rank-$name.out" || true  # a failure's whole log comes back
 }
-# plain twice, around nccl1, so that the spread between two identical runs shows next to the overhead.
+# plain and NCCL runs interleaved, so that the spread between identical runs shows next to the
+# overhead; the table is printed after the NCCL runs and at the end (a cut-off call still shows the first).
 config plainB nccl true
-run plain ./paw train
-run nccl1 $MPIRUN -np 1 "$NCCL_PAW" train
-run plainB ./paw train
-run plain32 ./paw train
-run mpi2 $MPIRUN -np 2 ./paw train
-python3 - "$W" <<'PY'
+config nccl1B nccl true
+summary() { python3 "$W/summary.py" "$W"; }
+cat >"$W/summary.py" <<'PY'
 import json, os, statistics, sys
 W = sys.argv[1]
 def log(name):
@@ -52,16 +54,25 @@ def log(name):
     if not os.path.exists(p): return []
     return [r for r in (json.loads(l) for l in open(p)) if "step_s" in r]
 def med(rows): return statistics.median(r["step_s"] for r in rows[3:]) if len(rows) > 3 else float("nan")
-rows = {n: log(n) for n in ("plain", "nccl1", "plainB", "plain32", "mpi2")}
+rows = {n: log(n) for n in ("plain", "nccl1", "plainB", "nccl1B", "plain32", "mpi2")}
 print("| run | steps | median step s | loss at last step |")
 print("|---|---|---|---|")
 for n, r in rows.items():
-    print(f"| {n} | {len(r)} | {med(r):.4f} | {r[-1]['loss'] if r else float('nan'):.6f} |")
-if rows["plain"] and rows["nccl1"]:
-    base = statistics.mean(med(rows[n]) for n in ("plain", "plainB") if rows[n])
-    print(f"NCCL one-rank overhead: {100 * (med(rows['nccl1']) / base - 1):+.2f}% of the step "
-          f"(plain runs {med(rows['plain']):.4f} and {med(rows['plainB']):.4f} s)")
+    if r: print(f"| {n} | {len(r)} | {med(r):.4f} | {r[-1]['loss']:.6f} |")
+plain = [med(rows[n]) for n in ("plain", "plainB") if len(rows[n]) > 3]
+nccl = [med(rows[n]) for n in ("nccl1", "nccl1B") if len(rows[n]) > 3]
+if plain and nccl:
+    print(f"NCCL one-rank overhead: {100 * (statistics.mean(nccl) / statistics.mean(plain) - 1):+.2f}% of the step "
+          f"(plain {', '.join(f'{x:.4f}' for x in plain)} s; nccl {', '.join(f'{x:.4f}' for x in nccl)} s)")
 if rows["plain32"] and rows["mpi2"]:
     d = max(abs(a["loss"] - b["loss"]) / abs(a["loss"]) for a, b in zip(rows["plain32"], rows["mpi2"]))
     print(f"mpi2 vs plain32: {min(len(rows['plain32']), len(rows['mpi2']))} steps, largest relative loss difference {d:.2e}")
 PY
+run plain ./paw train
+run nccl1 $MPIRUN -np 1 "$NCCL_PAW" train
+run plainB ./paw train
+run nccl1B $MPIRUN -np 1 "$NCCL_PAW" train
+summary
+run plain32 ./paw train
+run mpi2 $MPIRUN -np 2 ./paw train
+summary

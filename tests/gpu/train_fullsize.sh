@@ -7,6 +7,8 @@
 # two at once would not fit the lent machine's disk), and the load time of a resume;
 # compare with `paw bench paw` at the same batch shape, in the same device call.
 # Usage (repository root, after make): tests/gpu/train_fullsize.sh [WORKDIR] [STEPS]
+# WORKDIR needs ~70 GB free (models, shards, one checkpoint); the lent machine's disk had less
+# once (2026-11-23), so a WORKDIR under /dev/shm (RAM) may be the place there.
 # COMPILER_SHAPE, INTERP_SHAPE, DEVICE and EXAMPLES override the defaults (a dry run of the
 # script on the CPU: COMPILER_SHAPE=configs/tiny-compiler.json INTERP_SHAPE=configs/tiny-interpreter.json
 # DEVICE=cpu EXAMPLES=200 tests/gpu/train_fullsize.sh build/dry 6).
