@@ -46,6 +46,7 @@
 #include "common/fileio.h"
 #include "data/template.h"
 #include "interpreter/runner_cuda.h"
+#include "compiler/trained.h"
 #include "tests/testutil.h"
 #include <cjson/cJSON.h>
 
@@ -1751,6 +1752,135 @@ static void test_runner_batch(void) {
 }
 
 // AdamW reading bf16 gradients equals AdamW reading the same values in fp32, bit for bit.
+// The trained compiler on the GPU (`paw compile/eval --device cuda`) against the same exported
+// compiler on the CPU: a tiny compiler trained for 3 steps on the CPU, then its adapters for a
+// few specs from both devices, then the whole `paw eval` (every condition) through both.
+static void test_trained_compiler_gpu(void) {
+    char dir[] = "/tmp/paw_gpu_compiler_XXXXXX", path[512], cmd[4096];
+    if (!mkdtemp(dir)) {
+        CHECK(0, "mkdtemp");
+        return;
+    }
+    const char *bin = getenv("PAW_BIN") ? getenv("PAW_BIN") : "./paw";
+    snprintf(path, sizeof path, "%s/paw.json", dir);
+    char cfg[1024];
+    snprintf(cfg, sizeof cfg,
+             "{\"compiler\":\"%s/comp\",\"interpreter\":\"%s/interp\",\"train_data\":\"%s/train\",\"out_dir\":\"%s/run\","
+             "\"lora_rank\":4,\"lora_alpha\":8,\"mapper_bases\":3,\"prefix_steps\":4,\"steps\":3,"
+             "\"max_batch_examples\":4,\"lr\":0.01}",
+             dir, dir, dir, dir);
+    if (paw_write_file_atomic(path, cfg, strlen(cfg)) != 0) {
+        CHECK(0, "%s", paw_last_error());
+        return;
+    }
+    snprintf(cmd, sizeof cmd,
+             "set -e; P=%s; D=%s; V=$D/jsonl/train.jsonl,$D/jsonl/val.jsonl,$D/jsonl/test.jsonl; "
+             "$P data synth -o $D/jsonl --seed 5 --train 24 --val 4 --test 8 --families first_word,parity,sentiment "
+             "--pseudo-examples 1 >/dev/null 2>&1; $P data build $D/jsonl/train.jsonl -o $D/train --quiet; "
+             "$P init --shape tests/fixtures/train/interp-shape.json --out $D/interp --vocab-from $V --seed 1 --std 0.1 "
+             ">/dev/null 2>&1; $P init --shape tests/fixtures/train/comp-shape.json --out $D/comp --vocab-from $V "
+             "--seed 2 --std 0.1 >/dev/null 2>&1; $P train $D/paw.json >/dev/null 2>&1",
+             bin, dir);
+    if (system(cmd) != 0) {
+        CHECK(0, "could not train the tiny compiler: %s", cmd);
+        return;
+    }
+    // Adapters of three specs, computed in one batch of 2 and one of 1 on each device.
+    PawTrainedCompiler cpu, gpu;
+    snprintf(path, sizeof path, "%s/run/export", dir);
+    if (paw_trained_compiler_load(&cpu, path) != 0) {
+        CHECK(0, "%s", paw_last_error());
+        return;
+    }
+    if (paw_trained_compiler_load(&gpu, path) != 0 || paw_trained_compiler_use_gpu(&gpu) != 0) {
+        CHECK(0, "%s", paw_last_error());
+        paw_trained_compiler_free(&cpu);
+        return;
+    }
+    // The first three test examples' specs and pseudo-programs (the tiny vocabulary covers only
+    // the data's tokens).
+    const char *specs[3] = {"", "", ""}, *pseudo[3] = {"", "", ""};
+    snprintf(path, sizeof path, "%s/jsonl/test.jsonl", dir);
+    char *lines = paw_read_file(path, NULL);
+    cJSON *row[3] = {NULL, NULL, NULL};
+    char *line = lines;
+    for (int i = 0; i < 3 && line && *line; i++) {
+        char *nl = strchr(line, '\n');
+        if (nl) *nl = '\0';
+        row[i] = cJSON_Parse(line);
+        const cJSON *sp = cJSON_GetObjectItem(row[i], "spec"), *pp = cJSON_GetObjectItem(row[i], "pseudo_program");
+        if (cJSON_IsString(sp) && cJSON_IsString(pp)) specs[i] = sp->valuestring, pseudo[i] = pp->valuestring;
+        line = nl ? nl + 1 : NULL;
+    }
+    CHECK(*specs[2] != '\0', "%s: no spec and pseudo_program in the first three lines", path);
+    Qwen3Lora a[3], b[3];
+    int rc_a = paw_trained_compiler_adapters(&cpu, specs, pseudo, 3, 2, a);
+    int rc_b = paw_trained_compiler_adapters(&gpu, specs, pseudo, 3, 2, b);
+    for (int i = 0; i < 3; i++) cJSON_Delete(row[i]);
+    free(lines);
+    CHECK(rc_a == 0 && rc_b == 0, "trained compiler adapters: %s", paw_last_error());
+    if (rc_a == 0 && rc_b == 0) {
+        const Qwen3Config *icfg = &cpu.icfg;
+        for (int i = 0; i < 3; i++)
+            for (int m = 0; m < LORA_NUM_MODULES; m++) {
+                int din, dout;
+                lora_module_dims(icfg, m, &din, &dout);
+                size_t na = (size_t)icfg->num_layers * a[i].rank * din, nbb = (size_t)icfg->num_layers * dout * a[i].rank;
+                char name[160];
+                // The compiler runs in bf16 on the GPU: the bf16 tolerance of the model tests.
+                snprintf(name, sizeof name, "trained compiler on the GPU: spec %d %s A", i, lora_module_names[m]);
+                CHECK_CLOSE(name, b[i].A[m], a[i].A[m], na, 1e-1);
+                snprintf(name, sizeof name, "trained compiler on the GPU: spec %d %s B", i, lora_module_names[m]);
+                CHECK_CLOSE(name, b[i].B[m], a[i].B[m], nbb, 1e-1);
+            }
+    }
+    if (rc_a == 0)
+        for (int i = 0; i < 3; i++) mapper_lora_free(&a[i]);
+    if (rc_b == 0)
+        for (int i = 0; i < 3; i++) mapper_lora_free(&b[i]);
+    paw_trained_compiler_free(&gpu);
+    paw_trained_compiler_free(&cpu);
+
+    // `paw eval` on both devices: every example and condition gives an output, and most outputs
+    // agree (bf16 may flip a near-tie argmax, as in test_runner_batch).
+    snprintf(cmd, sizeof cmd,
+             "set -e; P=%s; D=%s; for dev in cpu cuda; do $P eval --compiler $D/run/export --interpreter $D/interp "
+             "--data $D/jsonl/test.jsonl --max-new 6 --device $dev --report $D/eval-$dev.json >/dev/null 2>&1; done",
+             bin, dir);
+    if (system(cmd) != 0) {
+        CHECK(0, "paw eval on cpu and cuda: %s", cmd);
+        return;
+    }
+    cJSON *rep[2] = {NULL, NULL};
+    for (int d = 0; d < 2; d++) {
+        snprintf(path, sizeof path, "%s/eval-%s.json", dir, d ? "cuda" : "cpu");
+        char *text = paw_read_file(path, NULL);
+        rep[d] = text ? cJSON_Parse(text) : NULL;
+        free(text);
+    }
+    const cJSON *ex0 = rep[0] ? cJSON_GetObjectItem(rep[0], "examples") : NULL;
+    const cJSON *ex1 = rep[1] ? cJSON_GetObjectItem(rep[1], "examples") : NULL;
+    int n0 = cJSON_GetArraySize(ex0), n1 = cJSON_GetArraySize(ex1), same = 0, total = 0;
+    CHECK(n0 == 8 && n1 == 8, "paw eval reports: %d (cpu) and %d (cuda) examples of 8", n0, n1);
+    for (int i = 0; i < n0 && i < n1; i++) {
+        const cJSON *o0 = cJSON_GetObjectItem(cJSON_GetArrayItem(ex0, i), "outputs");
+        const cJSON *o1 = cJSON_GetObjectItem(cJSON_GetArrayItem(ex1, i), "outputs");
+        const cJSON *c;
+        cJSON_ArrayForEach(c, o0) {
+            const cJSON *g = cJSON_GetObjectItem(o1, c->string);
+            total++;
+            same += cJSON_IsString(g) && !strcmp(g->valuestring, c->valuestring);
+        }
+    }
+    CHECK(total >= 8 * 4 && same * 4 >= total * 3, "paw eval --device cuda: %d of %d outputs equal the CPU's", same,
+          total);
+    printf("paw eval: %d of %d outputs (examples x conditions) equal on cpu and cuda\n", same, total);
+    cJSON_Delete(rep[0]);
+    cJSON_Delete(rep[1]);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+}
+
 static void test_adamw_bf16_grad(size_t n) {
     float *g = rand_bf16(n, 1e-2f), *w = rand_f32(n, 0.1f), *m = rand_f32(n, 1e-3f), *v = rand_f32(n, 1e-6f);
     for (size_t i = 0; i < n; i++) v[i] = fabsf(v[i]);
@@ -2100,6 +2230,7 @@ int main(void) {
     test_model_batch_decode("tiny-untied-bf16-sharded", 0, 0);
     test_model_batch_decode("tiny-untied-bf16-sharded", 1, 1);
     test_runner_batch();
+    test_trained_compiler_gpu();
     test_paw_step_reports(0, 0);
     test_paw_step_reports(0, 1);
     test_paw_step_reports(1, 0);
