@@ -28,7 +28,7 @@ static int cmp_float(const void *a, const void *b) {
 int bench_paw(int argc, char **argv) {
     const char *cshape = "4b", *ishape = "0.6b";
     int B = 8, Tc = 384, Ti = 384, P = 64, rank = 64, bases = 64, iters = 5, warmup = 2, recompute = 0, frozen = 0;
-    int no_opt = 0;
+    int no_opt = 0, no_recompute = 0;
     const char *grads = "bf16";
     PawOpt opts[] = {
         {"compiler", PAW_OPT_STR, &cshape, "compiler shape: 4b or 0.6b (random weights)"},
@@ -41,7 +41,9 @@ int bench_paw(int argc, char **argv) {
         {"bases", PAW_OPT_INT, &bases, "mapper bases per module"},
         {"iters", PAW_OPT_INT, &iters, "timed steps (median reported)"},
         {"warmup", PAW_OPT_INT, &warmup, "untimed steps first"},
-        {"recompute", PAW_OPT_FLAG, &recompute, "recompute layer activations in the backward"},
+        {"recompute", PAW_OPT_FLAG, &recompute, "recompute layer activations in the backward (the default)"},
+        {"no-recompute", PAW_OPT_FLAG, &no_recompute, "keep every layer's activations (the full-size step then "
+                                                      "needs more than 80 GB)"},
         {"freeze-compiler", PAW_OPT_FLAG, &frozen, "train the mapper and prefix only"},
         {"no-opt", PAW_OPT_FLAG, &no_opt, "leave AdamW out of the step"},
         {"grads", PAW_OPT_STR, &grads, "compiler weight gradients: bf16 (fits a 4B compiler in 80 GB) or fp32"},
@@ -53,6 +55,11 @@ int bench_paw(int argc, char **argv) {
     char *pos[1];
     int npos, rc = paw_parse_args(&spec, argc, argv, pos, &npos);
     if (rc) return rc > 0 ? 0 : 2;
+    if (recompute && no_recompute) {
+        fprintf(stderr, "paw bench paw: --recompute and --no-recompute exclude each other\n");
+        return 2;
+    }
+    recompute = !no_recompute;
     Qwen3Config cc, ic;
     if (paw_bench_shape_config(cshape, &cc) != 0 || paw_bench_shape_config(ishape, &ic) != 0) {
         fprintf(stderr, "paw bench paw: %s\n", paw_last_error());
