@@ -1061,14 +1061,6 @@ static int train_main(Trainer *tr, const char *config_path, int resume, int over
         if (rank0) fprintf(stderr, "paw train: %s\n", paw_last_error());
         return 2;
     }
-    if (!export_only) {  // every run saves at least once (at the end): find out now if it cannot
-        int room = rank0 ? ckpt_check_space(tr->cfg.out_dir, ckpt_size_estimate(tr->params, tr->nparams)) : 0;
-        if (comm->world > 1 && paw_broadcast(comm, &room, sizeof room, 0) != 0) return fail_local(tr, "");
-        if (room != 0) {
-            if (rank0) fprintf(stderr, "paw train: %s\n", paw_last_error());
-            return 1;
-        }
-    }
     char *latest = ckpt_latest(tr->cfg.out_dir);
     int status = 0;
     double load_s = 0;  // reading the checkpoint (and, on the GPU, moving it to the device)
@@ -1101,6 +1093,15 @@ static int train_main(Trainer *tr, const char *config_path, int resume, int over
         if (status == 0 && wait_for_rank0(tr) != 0) status = fail_local(tr, "");
         free(latest);
         return status;
+    }
+    if (tr->step < tr->cfg.steps) {  // a run that trains saves at least at its end: find out now if it cannot
+        int room = rank0 ? ckpt_check_space(tr->cfg.out_dir, ckpt_size_estimate(tr->params, tr->nparams)) : 0;
+        if (comm->world > 1 && paw_broadcast(comm, &room, sizeof room, 0) != 0) room = -1;
+        if (room != 0) {
+            if (rank0) fprintf(stderr, "paw train: %s\n", paw_last_error());
+            free(latest);
+            return 1;
+        }
     }
     double t_dev = paw_now();
     if (gpu_start(tr, latest != NULL) != 0) {

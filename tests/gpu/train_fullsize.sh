@@ -26,25 +26,30 @@ t() { date +%s.%N; }
 "$paw" init --shape "$IS" --out "$W/interpreter" --dtype bfloat16 --seed 2 >/dev/null
 "$paw" data synth -o "$W/data" --train "$EXAMPLES" --val 0 --test 0 --seed 5 >/dev/null
 "$paw" data build "$W/data/train.jsonl" -o "$W/shards" --quiet
+# The run directory takes one checkpoint (~50 GB for a 4B compiler with its AdamW state) and the
+# export (~8 GB): when the disk under $W has less free, and /dev/shm (RAM) has it, it goes there.
+RUN=${RUN_DIR:-$W/run}
+need=$((60 * 1000 * 1000 * 1000))
+free_w=$(df -B1 --output=avail "$W" | tail -1)
+free_shm=$(df -B1 --output=avail /dev/shm 2>/dev/null | tail -1 || echo 0)
+if [ -z "${RUN_DIR:-}" ] && [ "$DEVICE" = cuda ] && [ "$free_w" -lt "$need" ] && [ "${free_shm:-0}" -gt "$need" ]; then
+  RUN=/dev/shm/paw-fullsize-run
+  rm -rf "$RUN"
+  echo "run directory: $RUN ($((free_w / 1000000000)) GB free on the disk, $((free_shm / 1000000000)) GB in /dev/shm)"
+fi
 cat >"$W/train.json" <<JSON
 {"mode": "paw", "device": "$DEVICE", "compiler": "$W/compiler", "interpreter": "$W/interpreter",
- "train_data": "$W/shards", "out_dir": "$W/run", "steps": $STEPS, "max_batch_examples": 8,
+ "train_data": "$W/shards", "out_dir": "$RUN", "steps": $STEPS, "max_batch_examples": 8,
  "batch_tokens": 1000000, "lr": 1e-5, "warmup_steps": 2, "log_every": 1, "save_every": $STEPS,
  "keep_last": 1, "recompute": true, "eval_every": 0, "seed": 1}
 JSON
 t0=$(t)
 "$paw" train "$W/train.json" 2>"$W/train.err" || { tail -5 "$W/train.err"; exit 1; }
 t1=$(t)
-# Resume from the final checkpoint for one more step: log.jsonl records the load time ("load_s":
-# reading the checkpoint and moving it to the device) and every save ("save_s").
-python3 - "$W/train.json" "$((STEPS + 1))" <<'PY'
-import json, sys
-p, n = sys.argv[1], int(sys.argv[2])
-c = json.load(open(p)); c["steps"] = n; c["save_every"] = 0
-json.dump(c, open(p, "w"))
-PY
+# Resume from the final checkpoint (no further steps, so no second checkpoint): log.jsonl records
+# the load time ("load_s": reading the checkpoint and moving it to the device) and the save ("save_s").
 "$paw" train "$W/train.json" --resume 2>"$W/resume.err" || { tail -5 "$W/resume.err"; exit 1; }
-python3 - "$W/run/log.jsonl" "$t0" "$t1" "$STEPS" <<'PY'
+python3 - "$RUN/log.jsonl" "$t0" "$t1" "$STEPS" <<'PY'
 import json, sys, statistics
 log, t0, t1, steps = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
 rows = [json.loads(l) for l in open(log)]
