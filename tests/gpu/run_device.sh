@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # One call on a GPU machine: build, run the GPU tests, then the benchmarks; a short table last.
-# Usage (repository root): tests/gpu/run_device.sh [quick | bench | train]
-#   quick: build + make test-gpu;  bench: build + the benchmarks and the PyTorch baselines;
-#   train: build + the full-size paw train run;  no argument: quick, then bench.
+# Usage (repository root): tests/gpu/run_device.sh [quick | bench | train | multi]
+#   quick: build + make test-gpu + compute-sanitizer memcheck of it;  bench: build + the
+#   benchmarks and the PyTorch baselines;  train: build + the full-size paw train run;
+#   multi: build (also with NCCL) + tests/gpu/multi_rank.sh;  no argument: quick, then bench.
 # A device call is limited to 10 minutes: run the stages as separate calls when they do not fit.
 # Full logs go to $OUT (when set) or build/gpu-logs.
 set -uo pipefail
@@ -14,6 +15,11 @@ mkdir -p "$LOGS"
 nvidia-smi --query-gpu=name,memory.total,clocks.sm,clocks.max.sm --format=csv >"$LOGS/gpu.txt" 2>&1
 make -j"$(nproc)" paw build/test_gpu >"$LOGS/build.txt" 2>&1 || { tail -40 "$LOGS/build.txt"; exit 1; }
 stage=${1:-}
+if [ "$stage" = multi ]; then
+  make -j"$(nproc)" NCCL=1 BUILD=build-nccl build-nccl/paw >"$LOGS/build-nccl.txt" 2>&1 || { tail -40 "$LOGS/build-nccl.txt"; exit 1; }
+  tests/gpu/multi_rank.sh build/multirank 2>&1 | tee "$LOGS/multi_rank.txt" | grep -E "^\||overhead|failed|mpi2 vs"
+  exit "${PIPESTATUS[0]}"
+fi
 if [ "$stage" = train ]; then
   tests/gpu/train_fullsize.sh build/fullsize 30 2>&1 | tee "$LOGS/train.txt" | grep -E "^\||^examples"
   exit "${PIPESTATUS[0]}"
@@ -25,6 +31,10 @@ if [ "$stage" != bench ]; then
   grep -E "^FAIL" "$LOGS/test_gpu.txt" | head -40
   grep -E "^gpu runner:" "$LOGS/test_gpu.txt"
   tail -1 "$LOGS/test_gpu.txt"
+  if [ "$stage" = quick ]; then
+    timeout 300 compute-sanitizer --tool memcheck --print-limit 20 ./build/test_gpu >"$LOGS/memcheck.txt" 2>&1
+    grep -E "ERROR SUMMARY" "$LOGS/memcheck.txt" || tail -3 "$LOGS/memcheck.txt"
+  fi
 fi
 if [ "$stage" = quick ]; then exit $tests_rc; fi
 bench() { ./paw bench gpu "$@" 2>&1 | tee -a "$LOGS/bench.txt" | grep -E "^\| [a-z]|^full:|^decode:" ; }
