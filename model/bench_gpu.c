@@ -112,7 +112,7 @@ static int bench_batch(Qwen3Cuda *g, const Qwen3Config *cfg, int B, int T, int n
 int bench_gpu(int argc, char **argv) {
     const char *shape = "0.6b", *mode = "frozen";
     int B = 8, T = 1024, layers = 0, iters = 10, warmup = 2, recompute = 0, new_tokens = 128, rank = 64, programs = 4;
-    int fp32_grads = 0;
+    int fp32_grads = 0, fused = 0;
     PawOpt opts[] = {
         {"shape", PAW_OPT_STR, &shape, "model shape: 0.6b or 4b (random weights)"},
         {"B", PAW_OPT_INT, &B, "batch size (decode: 1)"},
@@ -126,13 +126,15 @@ int bench_gpu(int argc, char **argv) {
         {"new", PAW_OPT_INT, &new_tokens, "decode, batch: tokens generated per iteration (per row)"},
         {"rank", PAW_OPT_INT, &rank, "batch: adapter rank"},
         {"programs", PAW_OPT_INT, &programs, "batch: distinct programs (adapters) the rows cycle through"},
+        {"fused", PAW_OPT_FLAG, &fused, "decode: one-row steps with the norms and SwiGLU inside the products "
+                                        "(kernels/matvec_cuda.h)"},
         {"fp32-grads", PAW_OPT_FLAG, &fp32_grads, "full: fp32 weight gradients for the layer matrices (default bf16, "
                                                   "as paw train)"},
     };
     PawCommandSpec spec = {"paw bench gpu [--shape 0.6b|4b] [--B 8] [--T 1024] [--mode frozen|full|decode|batch]",
                            "CUDA model speed on a random model of a real Qwen3 shape: median ms/step, tokens/s, "
                            "peak memory and MFU vs 989 TFLOP/s (dense bf16 H100 SXM).",
-                           opts, 12, 0};
+                           opts, 13, 0};
     char *pos[1];
     int npos, rc = paw_parse_args(&spec, argc, argv, pos, &npos);
     if (rc) return rc > 0 ? 0 : 2;
@@ -161,6 +163,7 @@ int bench_gpu(int argc, char **argv) {
         fprintf(stderr, "paw bench gpu: %s\n", paw_last_error());
         return 1;
     }
+    if (fused) qwen3_cuda_set_fused_decode(g, 1);
     if (is_full && !fp32_grads && qwen3_cuda_use_bf16_grads(g) != 0) {
         fprintf(stderr, "paw bench gpu: %s\n", paw_last_error());
         qwen3_cuda_free(g);
@@ -229,7 +232,9 @@ int bench_gpu(int argc, char **argv) {
         printf("full: AdamW step %.3f ms (%s weight gradients); fwd + bwd + AdamW %.3f ms, %.1f tokens/s\n",
                median(opt_times, iters), fp32_grads ? "fp32" : "bf16", ms + median(opt_times, iters),
                tokens / ((ms + median(opt_times, iters)) / 1e3));
-    if (is_decode) printf("decode: %.3f ms/token over %d tokens after a %d-token prompt\n", ms / new_tokens, new_tokens, T);
+    if (is_decode)
+        printf("decode: %.3f ms/token over %d tokens after a %d-token prompt%s\n", ms / new_tokens, new_tokens, T,
+               fused ? " (fused one-row products)" : "");
     paw_cuda_timer_free(timer);
     free(times);
     free(opt_times);

@@ -7,6 +7,7 @@
 
 #include "kernels/adamw_cuda.h"
 #include "kernels/attention_cuda.h"
+#include "kernels/matvec_cuda.h"
 #include "kernels/crossentropy_cuda.h"
 #include "kernels/cuda_common.cuh"
 #include "kernels/embedding_cuda.h"
@@ -100,6 +101,7 @@ struct Qwen3Cuda {
     int has_batch_lora, bprefilled;
     cudaGraphExec_t bstep_exec;
     int bstep_graph_ready, beager_steps;
+    int fused_decode;  // one-row decode steps through kernels/matvec (qwen3_cuda_set_fused_decode)
     const bf16 **d_gather;  // pointer table of qwen3_cuda_lora_gather
     size_t gather_cap;
 };
@@ -158,6 +160,8 @@ static Qwen3Cuda *create_common(const Qwen3Config *cfg, int frozen, int recomput
     g->cfg = *cfg;
     g->frozen = frozen;
     g->recompute = recompute;
+    const char *fd = getenv("PAW_DECODE_FUSED");
+    g->fused_decode = fd && !strcmp(fd, "1");
     layout(g);
     g->params = (bf16 *)paw_cuda_malloc(sizeof(bf16) * g->nparams);
     paw_cuda_memset(g->params, 0, sizeof(bf16) * g->nparams);
@@ -544,8 +548,18 @@ static void layer_forward(Qwen3Cuda *g, int l, int B, int T, const KvView *kv, c
     const size_t s = g->recompute ? 0 : (size_t)l;
     const float eps = (float)g->cfg.rms_norm_eps;
     bf16 *x = g->x + l * N * C, *xn = g->x + (l + 1) * N * C;
-    rmsnorm_cuda_forward(a.ln1, a.ln1_rstd, x, P(G_LN1, l * C), (int)N, (int)C, (long)C, eps);
-    matmul_cuda_forward(a.qkvr, PAW_OUT_BF16, a.ln1, P(G_QKV, l * QKV * C), NULL, (int)N, (int)C, (int)QKV, 1.0f, 0.0f);
+    // One decoding row through the fused products (norm / activation inside the product; no rstd,
+    // which only a backward reads): opt-in, qwen3_cuda_set_fused_decode.
+    const bool fused = kv && N == 1 && g->fused_decode && matvec_cuda_fits(x, P(G_QKV, 0), (int)C) &&
+                       matvec_cuda_fits(x, P(G_DOWN, 0), (int)I);
+    if (fused) {
+        matvec_cuda_rmsnorm(a.qkvr, PAW_OUT_BF16, x, P(G_LN1, l * C), eps, a.ln1, P(G_QKV, l * QKV * C), NULL, (int)C,
+                            (int)QKV, 1.0f, 0.0f);
+    } else {
+        rmsnorm_cuda_forward(a.ln1, a.ln1_rstd, x, P(G_LN1, l * C), (int)N, (int)C, (long)C, eps);
+        matmul_cuda_forward(a.qkvr, PAW_OUT_BF16, a.ln1, P(G_QKV, l * QKV * C), NULL, (int)N, (int)C, (int)QKV, 1.0f,
+                            0.0f);
+    }
     if (lo) {  // into the columns of the packed q/k/v output, before the norms and RoPE (as on the CPU)
         lora_fwd(g, lo, LORA_Q, l, s, B, T, a.qkvr, PAW_OUT_BF16, (int)QKV, a.ln1);
         lora_fwd(g, lo, LORA_K, l, s, B, T, a.qkvr + Q, PAW_OUT_BF16, (int)QKV, a.ln1);
@@ -575,15 +589,25 @@ static void layer_forward(Qwen3Cuda *g, int l, int B, int T, const KvView *kv, c
     // Residual adds ride on the GEMM epilogue: xmid = x + att @ Wo^T, x_next = xmid + act @ Wdown^T.
     matmul_cuda_forward(a.xmid, PAW_OUT_BF16, a.att, P(G_O, l * C * Q), x, (int)N, (int)Q, (int)C, 1.0f, 1.0f);
     if (lo) lora_fwd(g, lo, LORA_O, l, s, B, T, a.xmid, PAW_OUT_BF16, (int)C, a.att);
-    rmsnorm_cuda_forward(a.ln2, a.ln2_rstd, a.xmid, P(G_LN2, l * C), (int)N, (int)C, (long)C, eps);
-    matmul_cuda_forward(a.gu, PAW_OUT_BF16, a.ln2, P(G_GU, l * 2 * I * C), NULL, (int)N, (int)C, (int)(2 * I), 1.0f,
-                        0.0f);
+    if (fused) {
+        matvec_cuda_rmsnorm(a.gu, PAW_OUT_BF16, a.xmid, P(G_LN2, l * C), eps, a.ln2, P(G_GU, l * 2 * I * C), NULL,
+                            (int)C, (int)(2 * I), 1.0f, 0.0f);
+    } else {
+        rmsnorm_cuda_forward(a.ln2, a.ln2_rstd, a.xmid, P(G_LN2, l * C), (int)N, (int)C, (long)C, eps);
+        matmul_cuda_forward(a.gu, PAW_OUT_BF16, a.ln2, P(G_GU, l * 2 * I * C), NULL, (int)N, (int)C, (int)(2 * I),
+                            1.0f, 0.0f);
+    }
     if (lo) {
         lora_fwd(g, lo, LORA_GATE, l, s, B, T, a.gu, PAW_OUT_BF16, (int)(2 * I), a.ln2);
         lora_fwd(g, lo, LORA_UP, l, s, B, T, a.gu + I, PAW_OUT_BF16, (int)(2 * I), a.ln2);
     }
-    swiglu_cuda_forward(a.act, a.gu, (int)N, (int)I);
-    matmul_cuda_forward(xn, PAW_OUT_BF16, a.act, P(G_DOWN, l * C * I), a.xmid, (int)N, (int)I, (int)C, 1.0f, 1.0f);
+    if (fused) {
+        matvec_cuda_swiglu(xn, PAW_OUT_BF16, a.gu, a.act, P(G_DOWN, l * C * I), a.xmid, (int)I, (int)C, 1.0f, 1.0f);
+    } else {
+        swiglu_cuda_forward(a.act, a.gu, (int)N, (int)I);
+        matmul_cuda_forward(xn, PAW_OUT_BF16, a.act, P(G_DOWN, l * C * I), a.xmid, (int)N, (int)I, (int)C, 1.0f,
+                            1.0f);
+    }
     if (lo) lora_fwd(g, lo, LORA_DOWN, l, s, B, T, xn, PAW_OUT_BF16, (int)C, a.act);
 }
 
@@ -964,6 +988,12 @@ extern "C" int qwen3_cuda_cache_reset(Qwen3Cuda *g, int cap) {
     g->cache_len = 0;
     paw_cuda_memset(g->d_cache_len, 0, sizeof(int));
     return 0;
+}
+
+extern "C" void qwen3_cuda_set_fused_decode(Qwen3Cuda *g, int on) {
+    if ((on != 0) == (g->fused_decode != 0)) return;
+    drop_step_graph(g);  // the captured steps hold the kernels of the other path
+    g->fused_decode = on != 0;
 }
 
 extern "C" int qwen3_cuda_set_decode_lora(Qwen3Cuda *g, const Qwen3CudaLora *lora) {

@@ -141,6 +141,11 @@ int qwen3_cuda_adamw_apply(Qwen3Cuda *g, const Qwen3CudaAdamW *opt, int step, co
 int qwen3_cuda_get_adam_state(const Qwen3Cuda *g, int which, float *flat);
 int qwen3_cuda_set_adam_state(Qwen3Cuda *g, int which, const float *flat);
 
+// Decoding steps of one row per sequence run their norms and SwiGLU inside the products
+// (kernels/matvec_cuda.h): fewer launches per layer, same results up to bf16 rounding. Off by
+// default until measured on a GPU; PAW_DECODE_FUSED=1 turns it on at creation.
+void qwen3_cuda_set_fused_decode(Qwen3Cuda *g, int on);
+
 // KV-cache decoding for one sequence. cache_reset sizes the cache for cap tokens and empties it;
 // cache_forward appends n tokens (n == 1 steps run as a captured CUDA graph after the first) and
 // copies the last position's logits (V floats) to last_logits when it is not NULL.

@@ -34,6 +34,7 @@
 #include "kernels/mapper_mix_cuda.h"
 #include "kernels/matmul.h"
 #include "kernels/matmul_cuda.h"
+#include "kernels/matvec_cuda.h"
 #include "kernels/rmsnorm.h"
 #include "kernels/rmsnorm_cuda.h"
 #include "kernels/rope.h"
@@ -180,6 +181,48 @@ static void test_matmul(int N, int C, int OC) {
     paw_cuda_free(dx), paw_cuda_free(dw), paw_cuda_free(dout), paw_cuda_free(dres), paw_cuda_free(dout32);
     paw_cuda_free(dg), paw_cuda_free(ddx), paw_cuda_free(ddw);
     free(x), free(w), free(res), free(ref), free(ref2), free(g), free(dw0), free(ref_dx), free(ref_dw);
+}
+
+// The fused one-row products of decoding against RMSNorm / SwiGLU then the product on the CPU
+// (the fused input rounded to bf16 as the GPU keeps it).
+static void test_matvec_fused(int C, int OC) {
+    char name[128];
+    const float eps = 1e-6f;
+    float *x = rand_bf16(C, 1.0f), *nw = rand_bf16(C, 1.0f), *w = rand_bf16((size_t)OC * C, 0.1f);
+    float *res = rand_bf16(OC, 1.0f), *xn = zeros(C), *rstd = zeros(1), *ref = zeros(OC);
+    rmsnorm_forward(xn, rstd, x, nw, 1, C, eps);
+    for (int i = 0; i < C; i++) xn[i] = bf16_round(xn[i]);
+    matmul_forward(ref, xn, w, 1, C, OC);
+    for (int o = 0; o < OC; o++) ref[o] += res[o];
+    paw_bf16 *d_x = dev_bf16(x, C), *d_nw = dev_bf16(nw, C), *d_w = dev_bf16(w, (size_t)OC * C);
+    paw_bf16 *d_xf = poisoned_bf16(C);
+    float *d_res = dev_f32(res, OC), *d_out = poisoned_f32(OC);
+    CHECK(matvec_cuda_fits(d_x, d_w, C), "matvec_cuda_fits(C = %d)", C);
+    matvec_cuda_rmsnorm(d_out, PAW_OUT_F32, d_x, d_nw, eps, d_xf, d_w, d_res, C, OC, 1.0f, 1.0f);
+    float *got = host_f32(d_out, OC), *gotx = host_bf16(d_xf, C);
+    snprintf(name, sizeof name, "matvec rmsnorm + product + residual, fp32 out, C%d OC%d", C, OC);
+    CHECK_CLOSE(name, got, ref, OC, 1e-2);
+    snprintf(name, sizeof name, "matvec rmsnorm: normalised row written back, C%d", C);
+    CHECK_CLOSE(name, gotx, xn, C, 1e-2);
+    free(got), free(gotx);
+
+    // SwiGLU of [gate | up], then the product, bf16 out, no residual.
+    float *gu = rand_bf16(2 * (size_t)C, 2.0f), *act = zeros(C), *ref2 = zeros(OC);
+    swiglu_forward(act, gu, gu + C, (size_t)C);
+    for (int i = 0; i < C; i++) act[i] = bf16_round(act[i]);
+    matmul_forward(ref2, act, w, 1, C, OC);
+    paw_bf16 *d_gu = dev_bf16(gu, 2 * (size_t)C), *d_out16 = poisoned_bf16(OC), *d_act = poisoned_bf16(C);
+    matvec_cuda_swiglu(d_out16, PAW_OUT_BF16, d_gu, d_act, d_w, NULL, C, OC, 1.0f, 0.0f);
+    got = host_bf16(d_out16, OC), gotx = host_bf16(d_act, C);
+    snprintf(name, sizeof name, "matvec swiglu + product, bf16 out, C%d OC%d", C, OC);
+    CHECK_CLOSE(name, got, ref2, OC, 1e-2);
+    snprintf(name, sizeof name, "matvec swiglu: activation written back, C%d", C);
+    CHECK_CLOSE(name, gotx, act, C, 1e-2);
+    CHECK(!matvec_cuda_fits(d_x, d_w, C + 4), "matvec_cuda_fits accepts C = %d (not a multiple of 8)", C + 4);
+    free(got), free(gotx);
+    paw_cuda_free(d_x), paw_cuda_free(d_nw), paw_cuda_free(d_w), paw_cuda_free(d_xf), paw_cuda_free(d_res);
+    paw_cuda_free(d_out), paw_cuda_free(d_gu), paw_cuda_free(d_out16), paw_cuda_free(d_act);
+    free(x), free(nw), free(w), free(res), free(xn), free(rstd), free(ref), free(gu), free(act), free(ref2);
 }
 
 static void test_rmsnorm(int N, int C) {
@@ -1024,7 +1067,7 @@ static void test_model_padding(void) {
 }
 
 // KV-cache decoding (prefill, one eager step, then graph replays) against the full forward.
-static void test_model_decode(const char *fixture) {
+static void test_model_decode(const char *fixture, int fused) {
     char name[256];
     Qwen3 cpu;
     if (load_fixture(fixture, 1, &cpu) != 0) return;
@@ -1037,12 +1080,15 @@ static void test_model_decode(const char *fixture) {
         qwen3_free(&cpu);
         return;
     }
+    qwen3_cuda_set_fused_decode(g, fused);
+    char tag[128];
+    snprintf(tag, sizeof tag, "%s%s", fixture, fused ? " (fused decode)" : "");
     float *full = xmalloc(sizeof(float) * (size_t)n * V), *row = xmalloc(sizeof(float) * (size_t)V);
     Qwen3CudaInputs in = {.ids = ids, .logits_mode = QWEN3_LOGITS_ALL};
     CHECK(qwen3_cuda_forward(g, &in, 1, n) == 0 && qwen3_cuda_get_logits(g, full) == 0, "full forward");
     CHECK(qwen3_cuda_cache_reset(g, n + 3) == 0, "cache reset");
     CHECK(qwen3_cuda_cache_forward(g, ids, prefill, row) == 0, "prefill: %s", paw_last_error());
-    snprintf(name, sizeof name, "%s decode prefill row %d", fixture, prefill - 1);
+    snprintf(name, sizeof name, "%s decode prefill row %d", tag, prefill - 1);
     CHECK_CLOSE(name, row, full + (size_t)(prefill - 1) * V, (size_t)V, 2e-2);
     double worst = 0;
     for (int t = prefill; t < n; t++) {
@@ -1050,7 +1096,7 @@ static void test_model_decode(const char *fixture) {
         double e = rel_l2(row, full + (size_t)t * V, (size_t)V);
         if (!(e <= worst)) worst = e;
     }
-    CHECK(worst < 2e-2, "%s decode steps vs full forward: worst row rel L2 %g", fixture, worst);
+    CHECK(worst < 2e-2, "%s decode steps vs full forward: worst row rel L2 %g", tag, worst);
     // Greedy generation equals argmax over successive full forwards (first 4 tokens).
     int out[4], seq[40];
     memcpy(seq, ids, sizeof(int) * 8);
@@ -1066,7 +1112,7 @@ static void test_model_decode(const char *fixture) {
         agree += best == out[k];
         seq[8 + k] = out[k];
     }
-    CHECK(agree == 4, "%s generate: %d of 4 tokens agree with full-forward argmax", fixture, agree);
+    CHECK(agree == 4, "%s generate: %d of 4 tokens agree with full-forward argmax", tag, agree);
     free(full), free(row);
     qwen3_cuda_free(g);
     qwen3_free(&cpu);
@@ -2171,6 +2217,9 @@ int main(void) {
     test_matmul(1, 64, 300);
     test_matmul(1, 1032, 1003);  // one row: the GEMV path, several unrolled steps per lane
     test_matmul(1, 75, 41);      // one row that the GEMV cannot take (C not a multiple of 8)
+    test_matvec_fused(1024, 4096);
+    test_matvec_fused(3072, 1001);  // more than the prefetched loads per lane, rows not a multiple of 8
+    test_matvec_fused(40, 7);       // shorter than one lane's first load
     test_rmsnorm(37, 200);
     test_rmsnorm(5, 2560);
     test_qknorm_rope(19, 3, 1, 24);
@@ -2207,8 +2256,10 @@ int main(void) {
     test_model_fixture("tiny-gqa-tied");
     test_model_fixture("tiny-untied-bf16-sharded");
     test_model_padding();
-    test_model_decode("tiny-gqa-tied");
-    test_model_decode("tiny-untied-bf16-sharded");
+    test_model_decode("tiny-gqa-tied", 0);
+    test_model_decode("tiny-untied-bf16-sharded", 0);
+    test_model_decode("tiny-gqa-tied", 1);
+    test_model_decode("tiny-untied-bf16-sharded", 1);
     test_model_lora("tiny-gqa-tied", 0);
     test_model_lora("tiny-untied-bf16-sharded", 1);
     test_model_inject("tiny-gqa-tied");
