@@ -13,6 +13,7 @@
 #include "common/error.h"
 #include "common/rng.h"
 #include "kernels/cuda_common_cuda.h"
+#include "train/comm.h"
 #include "train/paw_step_cuda.h"
 
 int bench_paw(int argc, char **argv);
@@ -25,10 +26,27 @@ static int cmp_float(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
+// --nccl: each gradient group's sum starts on NCCL as the backward reports it, as paw train does
+// under mpirun ("gpu_comm": "nccl", overlap_comm).
+typedef struct {
+    PawStepCuda *s;
+    PawComm *nccl;
+    int rc;
+} NcclSums;
+
+static void nccl_on_grads_ready(void *ctx, int report) {
+    NcclSums *h = ctx;
+    Qwen3CudaGradSlice sl[8];
+    int n = paw_step_cuda_report_grads(h->s, report, sl);
+    for (int i = 0; i < n && h->rc == 0; i++)
+        h->rc = sl[i].bf16 ? paw_iallreduce_bf16(h->nccl, sl[i].ptr, sl[i].n)
+                           : paw_iallreduce_f32(h->nccl, (float *)sl[i].ptr, sl[i].n);
+}
+
 int bench_paw(int argc, char **argv) {
     const char *cshape = "4b", *ishape = "0.6b";
     int B = 8, Tc = 384, Ti = 384, P = 64, rank = 64, bases = 64, iters = 5, warmup = 2, recompute = 0, frozen = 0;
-    int no_opt = 0, no_recompute = 0;
+    int no_opt = 0, no_recompute = 0, use_nccl = 0;
     const char *grads = "bf16";
     PawOpt opts[] = {
         {"compiler", PAW_OPT_STR, &cshape, "compiler shape: 4b or 0.6b (random weights)"},
@@ -47,6 +65,8 @@ int bench_paw(int argc, char **argv) {
         {"freeze-compiler", PAW_OPT_FLAG, &frozen, "train the mapper and prefix only"},
         {"no-opt", PAW_OPT_FLAG, &no_opt, "leave AdamW out of the step"},
         {"grads", PAW_OPT_STR, &grads, "compiler weight gradients: bf16 (fits a 4B compiler in 80 GB) or fp32"},
+        {"nccl", PAW_OPT_FLAG, &use_nccl, "under mpirun (make NCCL=1 build): every other step sums its gradients "
+                                          "through NCCL during the backward; prints both medians and the overhead"},
     };
     PawCommandSpec spec = {"paw bench paw [--compiler 4b] [--interpreter 0.6b] [--B 8] [--Tc 384] [--Ti 384]",
                            "The full-size PAW training step on the GPU: median ms/step, examples/s, tokens/s, model "
@@ -76,6 +96,21 @@ int bench_paw(int argc, char **argv) {
     if (paw_cuda_init() != 0) {
         fprintf(stderr, "paw bench paw: %s\n", paw_last_error());
         return 1;
+    }
+    PawComm *host = NULL, *nccl = NULL;
+    if (use_nccl) {
+#ifdef PAW_NCCL
+        host = paw_comm_open(NULL, NULL, 120);
+        nccl = host ? paw_comm_nccl_open(host) : NULL;
+        if (!nccl) {
+            fprintf(stderr, "paw bench paw: --nccl: %s\n", paw_last_error());
+            if (host) paw_comm_close(host);
+            return 1;
+        }
+#else
+        fprintf(stderr, "paw bench paw: --nccl needs a build with NCCL (make NCCL=1) started by mpirun\n");
+        return 2;
+#endif
     }
     MapperConfig mc = {.d = cc.hidden_size, .L = ic.num_layers, .nbases = bases, .rank = rank,
                        .alpha = rank / 4.0f, .icfg = ic};
@@ -114,21 +149,29 @@ int bench_paw(int argc, char **argv) {
         ex[b] = (PawStepExample){t, comp_len, t + comp_len, interp_len, t + comp_len + interp_len, target_len};
     }
     PawStepCudaAdamW opt = {1e-5f, {1.0f, 1.0f, 1.0f}, 0.9f, 0.95f, 1e-8f, 0.0f, 1.0f};
-    float *times = xmalloc(sizeof(float) * (size_t)iters), loss = 0;
+    // With --nccl the steps alternate between plain and NCCL-summed: iters of each.
+    float *times = xmalloc(sizeof(float) * (size_t)iters), *ntimes = xmalloc(sizeof(float) * (size_t)iters), loss = 0;
     PawCudaTimer *timer = paw_cuda_timer_create();
-    for (int it = -warmup; it < iters; it++) {
-        if (it == 0) paw_cuda_reset_peak();
-        paw_cuda_timer_start(timer);
-        PawStepStats st;
-        paw_step_cuda_zero_grad(s);
-        if (paw_step_cuda_forward_backward(s, ex, B, 0, &st) != 0) paw_die("%s", paw_last_error());
-        if (!no_opt && paw_step_cuda_adamw(s, &opt, it + warmup + 1, NULL) != 0) paw_die("%s", paw_last_error());
-        float ms = paw_cuda_timer_stop_ms(timer);
-        loss = st.loss;
-        if (it >= 0) times[it] = ms;
-    }
+    NcclSums sums = {s, nccl, 0};
+    const int rounds = nccl ? 2 : 1;
+    for (int it = -warmup; it < iters; it++)
+        for (int r = 0; r < rounds; r++) {
+            if (it == 0 && r == 0) paw_cuda_reset_peak();
+            paw_cuda_timer_start(timer);
+            PawStepStats st;
+            paw_step_cuda_zero_grad(s);
+            if (paw_step_cuda_forward_backward_ex(s, ex, B, 0, &st, r ? nccl_on_grads_ready : NULL, &sums) != 0)
+                paw_die("%s", paw_last_error());
+            if (r && (paw_comm_wait_all(nccl) != 0 || sums.rc != 0)) paw_die("NCCL sums: %s", paw_last_error());
+            if (!no_opt && paw_step_cuda_adamw(s, &opt, (it + warmup) * rounds + r + 1, NULL) != 0)
+                paw_die("%s", paw_last_error());
+            float ms = paw_cuda_timer_stop_ms(timer);
+            loss = st.loss;
+            if (it >= 0) (r ? ntimes : times)[it] = ms;
+        }
     qsort(times, (size_t)iters, sizeof(float), cmp_float);
-    float ms = times[iters / 2];
+    qsort(ntimes, (size_t)iters, sizeof(float), cmp_float);
+    float ms = times[iters / 2], nms = ntimes[iters / 2];
     double flops = paw_step_flops(&cc, &ic, &mc, P, B, comp_len, Ti, frozen), sec = ms / 1e3;
     printf("paw bench paw: compiler %s (%s), mapper %zu params (N=%d, r=%d), interpreter %s frozen, B=%d Tc=%d "
            "(P=%d) Ti=%d%s, %s compiler gradients, %s\n",
@@ -140,8 +183,15 @@ int bench_paw(int argc, char **argv) {
            no_opt ? "fwd + bwd" : "fwd + bwd + AdamW", ms, B / sec, B * (double)(Tc + Ti) / sec, flops / sec / 1e12,
            100.0 * flops / sec / 1e12 / PEAK_TFLOPS, paw_cuda_peak_allocated_bytes() / 1073741824.0,
            paw_cuda_used_device_bytes() / 1073741824.0, loss);
+    if (nccl)
+        printf("| %s, gradient sums through NCCL (%d rank%s) | %.1f | %.2f | | | | | | |\n"
+               "NCCL overhead: %+.2f%% of the step (medians of %d steps each, interleaved)\n",
+               no_opt ? "fwd + bwd" : "fwd + bwd + AdamW", nccl->world, nccl->world > 1 ? "s" : "", nms, B / (nms / 1e3),
+               100.0 * (nms / ms - 1.0), iters);
     paw_cuda_timer_free(timer);
-    free(times), free(toks), free(ex);
+    free(times), free(ntimes), free(toks), free(ex);
+    if (nccl) paw_comm_close(nccl);
+    if (host) paw_comm_close(host);
     paw_step_cuda_free(s);
     mapper_free(&mapper);
     return 0;

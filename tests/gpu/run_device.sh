@@ -17,6 +17,9 @@ make -j"$(nproc)" paw build/test_gpu >"$LOGS/build.txt" 2>&1 || { tail -40 "$LOG
 stage=${1:-}
 if [ "$stage" = multi ]; then
   make -j"$(nproc)" NCCL=1 BUILD=build-nccl build-nccl/paw >"$LOGS/build-nccl.txt" 2>&1 || { tail -40 "$LOGS/build-nccl.txt"; exit 1; }
+  # The full-size step with and without its gradient sums through NCCL (one rank), interleaved.
+  mpirun --allow-run-as-root -np 1 build-nccl/paw bench paw --nccl --iters 8 2>&1 | tee "$LOGS/bench_nccl.txt" |
+    grep -E "^\| fwd|overhead|rror"
   tests/gpu/multi_rank.sh build/multirank 2>&1 | tee "$LOGS/multi_rank.txt" | grep -E "^\||overhead|failed|mpi2 vs"
   exit "${PIPESTATUS[0]}"
 fi
