@@ -190,6 +190,23 @@ Test(train_e2e, pretrain_mode_and_mismatched_vocabularies, .timeout = 300) {
     snprintf(path, sizeof path, "%s/pre/log.jsonl", g_dir);
     char *log = paw_read_file(path, NULL);
     cr_assert(strstr(log, "\"event\":\"eval\"") && strstr(log, "val_exact_match"));
+    // Every step row splits its time: data_s (loading, converting) within step_s, wall_s growing.
+    double last_wall = 0;
+    int rows = 0;
+    for (char *line = strtok(log, "\n"); line; line = strtok(NULL, "\n")) {
+        cJSON *o = cJSON_Parse(line);
+        const cJSON *st = cJSON_GetObjectItem(o, "step_s"), *d = cJSON_GetObjectItem(o, "data_s");
+        const cJSON *w = cJSON_GetObjectItem(o, "wall_s");
+        if (cJSON_IsNumber(st)) {
+            cr_assert(cJSON_IsNumber(d) && cJSON_IsNumber(w), "%s", line);
+            cr_assert(d->valuedouble >= 0 && d->valuedouble <= st->valuedouble, "%s", line);
+            cr_assert(w->valuedouble >= last_wall && w->valuedouble >= st->valuedouble * 0.999, "%s", line);
+            last_wall = w->valuedouble;
+            rows++;
+        }
+        cJSON_Delete(o);
+    }
+    cr_assert_eq(rows, 8);
     free(log);
     // A compiler whose trimmed vocabulary differs from the interpreter's is refused up front.
     cr_assert_eq(sh("%s init --shape tests/fixtures/train/comp-shape.json --out %s/comp2 --vocab-from %s/val >/dev/null 2>&1",

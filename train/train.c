@@ -867,7 +867,7 @@ static int train_loop(Trainer *tr) {
         // Fetch all micro-batches first: the loss is normalised by the target tokens of the whole step.
         double total_w = 0;
         for (int a = 0; a < accum && rc == 0; a++) {
-            rc = paw_loader_next(tr->loader, &batches[a], 1);
+            rc = paw_loader_next(tr->loader, &batches[a], 1);  // (timed in data_s below, with convert)
             for (int i = 0; rc == 0 && i < batches[a].n; i++)
                 total_w += tr->pretrain && c->loss_on_prompt
                                ? paw_interp_len(batches[a].ex[i].len) - 1.0
@@ -878,6 +878,7 @@ static int train_loop(Trainer *tr) {
         if (rc == 0 && tr->comm->world > 1) rc = paw_allreduce_f64(tr->comm, &total_w, 1);
         if (rc) break;
         float grad_scale = total_w > 0 ? (float)(1.0 / total_w) : 0.0f;
+        double data_s = paw_now() - t0;  // host time spent on data: loading here, converting below
         if (on_gpu(tr)) {
 #ifdef PAW_CUDA
             if (tr->gpu) paw_step_cuda_zero_grad(tr->gpu);
@@ -892,7 +893,9 @@ static int train_loop(Trainer *tr) {
         for (int a = 0; a < accum && rc == 0; a++) {
             int n = batches[a].n;
             if (n == 0) continue;
+            double tc = paw_now();
             rc = convert(tr, batches[a].ex, n);
+            data_s += paw_now() - tc;
             if (rc) break;
             flops += step_flops(tr, n);
             // Only the last micro-batch's backward leaves final gradients: it alone starts buckets.
@@ -943,6 +946,9 @@ static int train_loop(Trainer *tr) {
             cJSON_AddNumberToObject(o, "tokens_per_s", tokens / dt);
             cJSON_AddNumberToObject(o, "mfu", flops / dt / peak / tr->comm->world);
             cJSON_AddNumberToObject(o, "step_s", dt);
+            cJSON_AddNumberToObject(o, "data_s", data_s);  // of step_s: loading and converting the batch
+            // Since the loop began, everything included (logging, evaluations, checkpoints).
+            cJSON_AddNumberToObject(o, "wall_s", paw_now() - t_start);
             // How many buckets started during the backward (the rest waited for its end).
             if (tr->overlap) cJSON_AddNumberToObject(o, "buckets_overlapped", tr->gsync.started_by_reports);
             cJSON_AddNumberToObject(o, "eta_s", eta);

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The full-size `paw train` run on one GPU: random Qwen3-4B-shaped compiler (trained) and
 # Qwen3-0.6B-shaped interpreter (frozen) of the real vocabulary, synthetic shards, device cuda.
-# Prints the steady-state examples/s, tokens/s and MFU from log.jsonl (data loading and logging
-# are inside each step's time), the same with one checkpoint save amortised per 500 steps, the
-# checkpoint save time (one save, at the end: a 4B compiler with its optimizer state is ~50 GB,
-# two at once would not fit the lent machine's disk), and the load time of a resume;
+# Prints from log.jsonl the steady-state step time, the host data time inside it, the bare step
+# (the rest: the device work), the wall time per step (everything: data, logging, progress) and
+# its overhead over the bare step, examples/s, tokens/s and MFU, the same with one checkpoint
+# save amortised per 500 steps, the checkpoint save time (one save, at the end: a 4B compiler
+# with its optimizer state is ~50 GB), and the load time of a resume;
 # compare with `paw bench paw` at the same batch shape, in the same device call.
 # Usage (repository root, after make): tests/gpu/train_fullsize.sh [WORKDIR] [STEPS]
 # WORKDIR needs ~70 GB free (models, shards, one checkpoint); the lent machine's disk had less
@@ -56,14 +57,18 @@ rows = [json.loads(l) for l in open(log)]
 run = [r for r in rows if "step_s" in r and r["step"] <= steps]
 steady = run[3:]  # after warm-up
 step_s = statistics.median(r["step_s"] for r in steady)
+data_s = statistics.median(r.get("data_s", 0.0) for r in steady)
+bare_s = statistics.median(r["step_s"] - r.get("data_s", 0.0) for r in steady)  # device work of the step
+# Everything between two logged steps (data, logging, progress) from the loop's own clock.
+wall_s = (steady[-1]["wall_s"] - run[2]["wall_s"]) / len(steady) if "wall_s" in run[-1] else step_s
 saves = [r["save_s"] for r in rows if r.get("event") == "checkpoint"]
 loads = [r["load_s"] for r in rows if r.get("event") == "resume"]
 save = max(saves) if saves else 0.0
-per_step = 8 / step_s  # data loading and logging are inside step_s
-print("| full-size paw train | median step s | tokens/s | MFU | examples/s | examples/s, a save every 500 steps "
-      "| save s | load s |")
-print("|---|---|---|---|---|---|---|---|")
-print(f"| {steps} steps | {step_s:.3f} | {statistics.median(r['tokens_per_s'] for r in steady):.0f} | "
-      f"{100*statistics.median(r['mfu'] for r in steady):.1f}% | {per_step:.2f} | {8 / (step_s + save / 500):.2f} | "
+print("| full-size paw train | median step s | data s in it | bare step s | wall s per step | over bare | tokens/s "
+      "| MFU | examples/s (wall) | examples/s, a save every 500 steps | save s | load s |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+print(f"| {steps} steps | {step_s:.3f} | {data_s:.3f} | {bare_s:.3f} | {wall_s:.3f} | {100 * (wall_s / bare_s - 1):+.1f}% | "
+      f"{statistics.median(r['tokens_per_s'] for r in steady):.0f} | "
+      f"{100*statistics.median(r['mfu'] for r in steady):.1f}% | {8 / wall_s:.2f} | {8 / (wall_s + save / 500):.2f} | "
       f"{save:.1f} | {loads[-1] if loads else float('nan'):.1f} |")
 PY
