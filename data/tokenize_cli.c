@@ -48,7 +48,7 @@ int cmd_tokenize(int argc, char **argv) {
         "it), and one line of ids is printed. With --lines each line of stdin is encoded on its own\n"
         "(the \\n is dropped, a \\r before it is kept) and gives one line of ids.\n"
         "`paw detokenize` turns the ids back into the exact bytes.",
-        opts, 4, 0};
+        opts, (int)(sizeof opts / sizeof opts[0]), 0};
     char *pos[1];
     int npos;
     int r = paw_parse_args(&spec, argc, argv, pos, &npos);
@@ -126,7 +126,7 @@ int cmd_detokenize(int argc, char **argv) {
         "Reads token ids (separated by spaces, commas or newlines) from stdin and writes the bytes\n"
         "they stand for, exactly, with nothing added. With --lines each line of ids is decoded on its\n"
         "own and followed by a newline (the inverse of `paw tokenize --lines`).",
-        opts, 2, 0};
+        opts, (int)(sizeof opts / sizeof opts[0]), 0};
     char *pos[1];
     int npos;
     int r = paw_parse_args(&spec, argc, argv, pos, &npos);
@@ -254,7 +254,7 @@ int bench_tokenizer_main(int argc, char **argv) {
         "paw bench tokenizer [--tokenizer FILE] [--corpus FILE] [--special] [--seconds X]",
         "Measures encode speed on one core: each record (line) of the corpus is encoded on its own,\n"
         "as when building shards, and the corpus is repeated until --seconds have passed.",
-        opts, 4, 0};
+        opts, (int)(sizeof opts / sizeof opts[0]), 0};
     char *pos[1];
     int npos;
     int r = paw_parse_args(&spec, argc, argv, pos, &npos);

@@ -326,7 +326,7 @@ int cmd_eval(int argc, char **argv) {
                          "Exact match (stripped output == stripped target) of compiled programs, overall and per family, "
                          "beside the no-compiler baseline (raw spec, no LoRA) and the pseudo-program-only and LoRA-only "
                          "ablations. Prints a table and writes a JSON report.",
-                         opts, 11, 0};
+                         opts, (int)(sizeof opts / sizeof opts[0]), 0};
     char *pos[1];
     int npos, prc = paw_parse_args(&cs, argc, argv, pos, &npos);
     if (prc) return prc > 0 ? 0 : 2;

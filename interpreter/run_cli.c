@@ -79,7 +79,7 @@ int cmd_run(int argc, char **argv) {
                          "until <|im_end|>; prints the stripped output. With no INPUT (or -) every stdin line is an input "
                          "and every output one line, so that paw run works as a filter. With --device cuda the inputs of "
                          "--batch lines run as one GPU batch.",
-                         opts, 6, 2};
+                         opts, (int)(sizeof opts / sizeof opts[0]), 2};
     char *pos[2];
     int npos, prc = paw_parse_args(&cs, argc, argv, pos, &npos);
     if (prc) return prc > 0 ? 0 : 2;

@@ -47,7 +47,7 @@ static int bench_cpu(int argc, char **argv) {
     PawCommandSpec spec = {"paw bench cpu [--shape 0.6b] [--T 128] [--B 1]",
                            "CPU reference speed: forward, forward+backward (trainable) and forward+backward "
                            "(frozen: activation gradients only) tokens/s on a random model of a real Qwen3 shape.",
-                           opts, 5, 0};
+                           opts, (int)(sizeof opts / sizeof opts[0]), 0};
     char *pos[1];
     int npos, rc = paw_parse_args(&spec, argc, argv, pos, &npos);
     if (rc) return rc > 0 ? 0 : 2;

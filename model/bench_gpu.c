@@ -134,7 +134,7 @@ int bench_gpu(int argc, char **argv) {
     PawCommandSpec spec = {"paw bench gpu [--shape 0.6b|4b] [--B 8] [--T 1024] [--mode frozen|full|decode|batch]",
                            "CUDA model speed on a random model of a real Qwen3 shape: median ms/step, tokens/s, "
                            "peak memory and MFU vs 989 TFLOP/s (dense bf16 H100 SXM).",
-                           opts, 13, 0};
+                           opts, (int)(sizeof opts / sizeof opts[0]), 0};
     char *pos[1];
     int npos, rc = paw_parse_args(&spec, argc, argv, pos, &npos);
     if (rc) return rc > 0 ? 0 : 2;

@@ -39,7 +39,7 @@ int cmd_logits(int argc, char **argv) {
     PawCommandSpec spec = {"paw logits --model DIR --ids 1,2,3 [--out FILE]",
                            "Runs the model forward on the ids and prints the top-5 token ids and logits of the last "
                            "position.",
-                           opts, 4, 0};
+                           opts, (int)(sizeof opts / sizeof opts[0]), 0};
     char *pos[1];
     int npos, rc = paw_parse_args(&spec, argc, argv, pos, &npos);
     if (rc) return rc > 0 ? 0 : 2;
@@ -117,7 +117,8 @@ int cmd_generate(int argc, char **argv) {
         {"device", PAW_OPT_STR, &device, "cpu or cuda"},
     };
     PawCommandSpec spec = {"paw generate --model DIR --ids 1,2,3 [--max-new N] [--stop ID]",
-                           "Greedy decoding with a KV cache; prints the new token ids.", opts, 5, 0};
+                           "Greedy decoding with a KV cache; prints the new token ids.", opts,
+                           (int)(sizeof opts / sizeof opts[0]), 0};
     char *pos[1];
     int npos, rc = paw_parse_args(&spec, argc, argv, pos, &npos);
     if (rc) return rc > 0 ? 0 : 2;

@@ -13,7 +13,7 @@ Test(args, parses_options_and_positionals) {
     const char *s = NULL;
     PawOpt opts[] = {{"n", PAW_OPT_INT, &n, "count"}, {"flag", PAW_OPT_FLAG, &flag, "a flag"},
                      {"x", PAW_OPT_FLOAT, &x, "a number"}, {"s", PAW_OPT_STR, &s, "a string"}};
-    PawCommandSpec spec = {"paw t", NULL, opts, 4, 2};
+    PawCommandSpec spec = {"paw t", NULL, opts, (int)(sizeof opts / sizeof opts[0]), 2};
     char *argv[] = {"--n", "7", "pos1", "--flag", "--x=2.5", "--s", "hi", "pos2"};
     char *pos[2];
     int npos;
@@ -29,7 +29,7 @@ Test(args, parses_options_and_positionals) {
 Test(args, rejects_bad_input) {
     int n = 1;
     PawOpt opts[] = {{"n", PAW_OPT_INT, &n, "count"}};
-    PawCommandSpec spec = {"paw t", NULL, opts, 1, 0};
+    PawCommandSpec spec = {"paw t", NULL, opts, (int)(sizeof opts / sizeof opts[0]), 0};
     char *pos[1];
     int npos;
     char *a1[] = {"--n", "seven"};

@@ -21,7 +21,7 @@ static int cmd_ckpt_reshard(int argc, char **argv) {
         "AdamW moments are gathered and split again, and the data position is re-expressed in steps of N ranks, so "
         "that `mpirun -np N paw train CONFIG --resume` continues where the old run stopped. Put OUT_CHECKPOINT under "
         "the new run's out_dir/checkpoints/. Keep N x grad_accum equal to the old run's to keep the global batch.",
-        opts, 2, 2};
+        opts, (int)(sizeof opts / sizeof opts[0]), 2};
     char *pos[2];
     int npos, prc = paw_parse_args(&spec, argc, argv, pos, &npos);
     if (prc) return prc > 0 ? 0 : 2;

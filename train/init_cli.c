@@ -115,7 +115,7 @@ int cmd_init(int argc, char **argv) {
     PawCommandSpec spec = {"paw init --shape CONFIG.json --out DIR [--vocab-from SHARDS[,SHARDS...]]",
                            "Writes a randomly initialised Qwen3 checkpoint directory (config.json, model.safetensors, "
                            "tokenizer.json, and vocab_map.safetensors when the vocabulary is trimmed).",
-                           opts, 7, 0};
+                           opts, (int)(sizeof opts / sizeof opts[0]), 0};
     char *pos[1];
     int npos, rc = paw_parse_args(&spec, argc, argv, pos, &npos);
     if (rc) return rc > 0 ? 0 : 2;

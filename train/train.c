@@ -1158,7 +1158,7 @@ int cmd_train(int argc, char **argv) {
         "interpreter prompts (mode \"pretrain\"). Writes out_dir/log.jsonl, out_dir/checkpoints/ and, at the end, "
         "out_dir/export/. The keys of CONFIG are listed in the README. Under mpirun each rank trains on its share of "
         "every step's batches (data parallelism); the global batch is N x grad_accum loader batches.",
-        opts, 4, 1};
+        opts, (int)(sizeof opts / sizeof opts[0]), 1};
     char *pos[1];
     int npos, prc = paw_parse_args(&spec, argc, argv, pos, &npos);
     if (prc) return prc > 0 ? 0 : 2;
@@ -1251,7 +1251,7 @@ int cmd_grad(int argc, char **argv) {
                            "Runs one PAW training step (mode \"paw\") on the first batch of train_data without updating "
                            "anything, and writes the loss and the gradient of every trainable tensor (compiler weights "
                            "unless frozen, prefix, mapper) for comparison with another implementation.",
-                           opts, 1, 1};
+                           opts, (int)(sizeof opts / sizeof opts[0]), 1};
     char *pos[1];
     int npos, prc = paw_parse_args(&spec, argc, argv, pos, &npos);
     if (prc) return prc > 0 ? 0 : 2;
