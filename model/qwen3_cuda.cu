@@ -587,7 +587,10 @@ static void layer_forward(Qwen3Cuda *g, int l, int B, int T, const KvView *kv, c
                                T, T, g->NH, g->NKV, g->HD, (long)QKV, (long)QKV, (long)T * QKV);
     }
     // Residual adds ride on the GEMM epilogue: xmid = x + att @ Wo^T, x_next = xmid + act @ Wdown^T.
-    matmul_cuda_forward(a.xmid, PAW_OUT_BF16, a.att, P(G_O, l * C * Q), x, (int)N, (int)Q, (int)C, 1.0f, 1.0f);
+    if (fused && matvec_cuda_fits(a.att, P(G_O, l * C * Q), (int)Q))
+        matvec_cuda_plain(a.xmid, PAW_OUT_BF16, a.att, P(G_O, l * C * Q), x, (int)Q, (int)C, 1.0f, 1.0f);
+    else
+        matmul_cuda_forward(a.xmid, PAW_OUT_BF16, a.att, P(G_O, l * C * Q), x, (int)N, (int)Q, (int)C, 1.0f, 1.0f);
     if (lo) lora_fwd(g, lo, LORA_O, l, s, B, T, a.xmid, PAW_OUT_BF16, (int)C, a.att);
     if (fused) {
         matvec_cuda_rmsnorm(a.gu, PAW_OUT_BF16, a.xmid, P(G_LN2, l * C), eps, a.ln2, P(G_GU, l * 2 * I * C), NULL,
@@ -1013,8 +1016,13 @@ extern "C" int qwen3_cuda_set_decode_lora(Qwen3Cuda *g, const Qwen3CudaLora *lor
 static void head_last_row(Qwen3Cuda *g, size_t N) {
     const int C = g->C;
     const bf16 *last = g->x + (size_t)g->L * N * C + (N - 1) * C;
-    rmsnorm_cuda_forward(g->lnf, g->lnf_rstd, last, P(G_LNF, 0), 1, C, (long)C, (float)g->cfg.rms_norm_eps);
-    matmul_cuda_forward(g->logits, PAW_OUT_F32, g->lnf, P(G_HEAD, 0), NULL, 1, C, g->V, 1.0f, 0.0f);
+    if (g->fused_decode && N == 1 && matvec_cuda_fits(last, P(G_HEAD, 0), C)) {
+        matvec_cuda_rmsnorm(g->logits, PAW_OUT_F32, last, P(G_LNF, 0), (float)g->cfg.rms_norm_eps, g->lnf,
+                            P(G_HEAD, 0), NULL, C, g->V, 1.0f, 0.0f);
+    } else {
+        rmsnorm_cuda_forward(g->lnf, g->lnf_rstd, last, P(G_LNF, 0), 1, C, (long)C, (float)g->cfg.rms_norm_eps);
+        matmul_cuda_forward(g->logits, PAW_OUT_F32, g->lnf, P(G_HEAD, 0), NULL, 1, C, g->V, 1.0f, 0.0f);
+    }
     argmax_kernel<<<1, 1024, 0, paw_cuda_stream()>>>(g->d_token, g->logits, g->V);
     CUDA_CHECK_LAUNCH();
 }
