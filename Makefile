@@ -42,7 +42,7 @@ CFLAGS    += -DPAW_CUDA -I$(CUDA_HOME)/include
 LDLIBS    += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcudart -lstdc++
 endif
 
-# NCCL (train/comm_nccl.c, untested, not used by the trainer yet): only with NCCL=1, which needs
+# NCCL (train/comm_nccl.c, the GPU trainer's gradient sums under mpirun): only with NCCL=1, which needs
 # the CUDA and MPI builds.
 NCCL    ?= 0
 ifeq ($(NCCL),1)

@@ -1,6 +1,7 @@
 // The NCCL communicator: collectives on GPU buffers, bootstrapped over the MPI communicator.
-// UNTESTED: it compiles (`make NCCL=1`, which needs CUDA and MPI) but has never run. The GPU
-// trainer sums its gradient blocks through it under mpirun (train/train.c, gpu_sync_grads):
+// Built by `make NCCL=1` (needs CUDA and MPI). Run so far with one rank only (the trainer under
+// `mpirun -np 1` on one H100, overlapped sums, 2026-11-23), never across GPUs. The GPU trainer
+// sums its gradient blocks through it under mpirun (train/train.c, gpu_sync_grads):
 //   - one GPU per rank: the device paw_cuda_init chose (PAW_CUDA_DEVICE, else the local rank);
 //   - rank 0 makes the NCCL unique id and broadcasts it over MPI;
 //   - float collectives take DEVICE pointers and run on the communicator's stream; the host-side
