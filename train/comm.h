@@ -63,9 +63,9 @@ int paw_comm_mpi_device_buffers(void);
 // it for host-side collectives and closes it after this one), one GPU per rank. Only in
 // `make NCCL=1` builds; run with one rank only so far, never across GPUs. The GPU trainer sums
 // its gradient blocks through it under mpirun (device "cuda", "gpu_comm": "nccl"). Every
-// operation runs on the communicator's
-// own stream after an event recorded on the compute stream (paw_cuda_stream()), so it reads what
-// the kernels before it wrote; paw_cuda_init() must come first.
+// operation runs on the communicator's own stream after an event recorded on the compute stream
+// (paw_cuda_stream()), so it reads what the kernels before it wrote; paw_cuda_init() must come
+// first.
 PawComm *paw_comm_nccl_open(PawComm *host);
 
 // Shorthands through c->ops.
