@@ -14,7 +14,7 @@ typedef __nv_bfloat16 bf16;
 #define MV_WARPS 8
 #define MV_PRE 4            // 16-byte weight loads per lane issued before the staging
 #define MV_MAX_C 12288      // shared memory: C bf16 values (24 KB)
-enum { F_RMSNORM = 0, F_SWIGLU = 1, F_NONE = 2 };
+enum { F_RMSNORM = 0, F_SWIGLU = 1 };
 
 __device__ __forceinline__ void unpack8(float f[8], uint4 raw) {
     const __nv_bfloat162 *h = reinterpret_cast<const __nv_bfloat162 *>(&raw);
@@ -73,9 +73,6 @@ __global__ void __launch_bounds__(32 * MV_WARPS)
             for (int e = 0; e < 8; e++) v[e] = g[e] * (v[e] * r);
             *reinterpret_cast<uint4 *>(xs + i) = pack8(v);
         }
-    } else if (F == F_NONE) {
-        for (int i = tid * 8; i < C; i += 32 * MV_WARPS * 8)
-            *reinterpret_cast<uint4 *>(xs + i) = *reinterpret_cast<const uint4 *>(x + i);
     } else {
         for (int i = tid * 8; i < C; i += 32 * MV_WARPS * 8) {
             float g[8], u[8];
@@ -149,9 +146,4 @@ extern "C" void matvec_cuda_rmsnorm(void *out, PawOutType out_type, const paw_bf
 extern "C" void matvec_cuda_swiglu(void *out, PawOutType out_type, const paw_bf16 *gu, paw_bf16 *xf,
                                    const paw_bf16 *weight, const void *res, int C, int OC, float alpha, float beta) {
     launch<F_SWIGLU>(out, out_type, gu, NULL, 0.0f, xf, weight, res, C, OC, alpha, beta);
-}
-
-extern "C" void matvec_cuda_plain(void *out, PawOutType out_type, const paw_bf16 *x, const paw_bf16 *weight,
-                                  const void *res, int C, int OC, float alpha, float beta) {
-    launch<F_NONE>(out, out_type, x, NULL, 0.0f, NULL, weight, res, C, OC, alpha, beta);
 }

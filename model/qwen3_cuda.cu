@@ -551,7 +551,7 @@ static void layer_forward(Qwen3Cuda *g, int l, int B, int T, const KvView *kv, c
     // One decoding row through the fused products (norm / activation inside the product; no rstd,
     // which only a backward reads): opt-in, qwen3_cuda_set_fused_decode.
     const bool fused = kv && N == 1 && g->fused_decode && matvec_cuda_fits(x, P(G_QKV, 0), (int)C) &&
-                       matvec_cuda_fits(x, P(G_DOWN, 0), (int)I);
+                       matvec_cuda_fits(a.gu, P(G_DOWN, 0), (int)I);
     if (fused) {
         matvec_cuda_rmsnorm(a.qkvr, PAW_OUT_BF16, x, P(G_LN1, l * C), eps, a.ln1, P(G_QKV, l * QKV * C), NULL, (int)C,
                             (int)QKV, 1.0f, 0.0f);
@@ -587,10 +587,7 @@ static void layer_forward(Qwen3Cuda *g, int l, int B, int T, const KvView *kv, c
                                T, T, g->NH, g->NKV, g->HD, (long)QKV, (long)QKV, (long)T * QKV);
     }
     // Residual adds ride on the GEMM epilogue: xmid = x + att @ Wo^T, x_next = xmid + act @ Wdown^T.
-    if (fused && matvec_cuda_fits(a.att, P(G_O, l * C * Q), (int)Q))
-        matvec_cuda_plain(a.xmid, PAW_OUT_BF16, a.att, P(G_O, l * C * Q), x, (int)Q, (int)C, 1.0f, 1.0f);
-    else
-        matmul_cuda_forward(a.xmid, PAW_OUT_BF16, a.att, P(G_O, l * C * Q), x, (int)N, (int)Q, (int)C, 1.0f, 1.0f);
+    matmul_cuda_forward(a.xmid, PAW_OUT_BF16, a.att, P(G_O, l * C * Q), x, (int)N, (int)Q, (int)C, 1.0f, 1.0f);
     if (lo) lora_fwd(g, lo, LORA_O, l, s, B, T, a.xmid, PAW_OUT_BF16, (int)C, a.att);
     if (fused) {
         matvec_cuda_rmsnorm(a.gu, PAW_OUT_BF16, a.xmid, P(G_LN2, l * C), eps, a.ln2, P(G_GU, l * 2 * I * C), NULL,
