@@ -13,8 +13,7 @@
 #include "common/error.h"
 #include "common/rng.h"
 #include "kernels/cuda_common_cuda.h"
-#include "train/comm.h"
-#include "train/paw_step_cuda.h"
+#include "train/train_gpu.h"
 
 int bench_paw(int argc, char **argv);
 int paw_bench_shape_config(const char *name, Qwen3Config *c);
@@ -38,9 +37,7 @@ static void nccl_on_grads_ready(void *ctx, int report) {
     NcclSums *h = ctx;
     Qwen3CudaGradSlice sl[8];
     int n = paw_step_cuda_report_grads(h->s, report, sl);
-    for (int i = 0; i < n && h->rc == 0; i++)
-        h->rc = sl[i].bf16 ? paw_iallreduce_bf16(h->nccl, sl[i].ptr, sl[i].n)
-                           : paw_iallreduce_f32(h->nccl, (float *)sl[i].ptr, sl[i].n);
+    if (h->rc == 0) h->rc = train_gpu_isum_slices(h->nccl, sl, n);
 }
 
 int bench_paw(int argc, char **argv) {

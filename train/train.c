@@ -668,9 +668,7 @@ static void gpu_on_grads_ready(void *ctx, int report) {
     tr->gpu_reports++;
     Qwen3CudaGradSlice sl[8];
     int n = tr->gpu_lm ? qwen3_cuda_group_grads(tr->gpu_lm, report, sl) : paw_step_cuda_report_grads(tr->gpu, report, sl);
-    for (int i = 0; i < n && tr->gpu_comm_rc == 0; i++)
-        tr->gpu_comm_rc = sl[i].bf16 ? paw_iallreduce_bf16(tr->gcomm, sl[i].ptr, sl[i].n)
-                                     : paw_iallreduce_f32(tr->gcomm, (float *)sl[i].ptr, sl[i].n);
+    if (tr->gpu_comm_rc == 0) tr->gpu_comm_rc = train_gpu_isum_slices(tr->gcomm, sl, n);
 }
 #endif
 

@@ -47,6 +47,15 @@ int train_gpu_upload(PawStepCuda *s, const TrainParam *ps, int np) {
     }
     return 0;
 }
+
+int train_gpu_isum_slices(PawComm *c, const Qwen3CudaGradSlice *sl, int n) {
+    for (int i = 0; i < n; i++) {
+        int rc = sl[i].bf16 ? paw_iallreduce_bf16(c, sl[i].ptr, sl[i].n)
+                            : paw_iallreduce_f32(c, (float *)sl[i].ptr, sl[i].n);
+        if (rc != 0) return -1;
+    }
+    return 0;
+}
 #else
 typedef int paw_train_gpu_needs_cuda;  // keeps the translation unit non-empty in CPU builds
 #endif

@@ -8,6 +8,7 @@
 
 #ifdef PAW_CUDA
 #include "train/checkpoint.h"
+#include "train/comm.h"
 #include "train/paw_step_cuda.h"
 
 // The device group of a trainer tensor ("compiler", "prefix", "mapper"), or -1.
@@ -18,6 +19,9 @@ int train_gpu_download(PawStepCuda *s, TrainParam *ps, int np, int with_moments)
 // Host -> device: weights and moments (after a resume). Moments must cover the whole tensor
 // (one rank, no ZeRO sharding).
 int train_gpu_upload(PawStepCuda *s, const TrainParam *ps, int np);
+// Starts the in-place sums of a reported group's device gradient slices (non-blocking, bf16 or
+// fp32 each); paw_comm_wait_all completes them. 0, or -1 + paw_error at the first failure.
+int train_gpu_isum_slices(PawComm *c, const Qwen3CudaGradSlice *sl, int n);
 #endif
 
 #endif
