@@ -694,8 +694,8 @@ static int try_decode(paw_bf16 *out, const paw_bf16 *q, const paw_bf16 *k, const
         g_dec_cap = need;
     }
     const int vec = HD % 8 == 0 && kv_stride % 8 == 0 && kv_bstride % 8 == 0 && aligned16(k);
-    DecArgs a = {g_dec_part, q,       k,   v,      kv_prev,   Tk,       NH,        NKV,
-                 HD,         splits,  rows, vec,   q_stride,  kv_stride, kv_bstride, LOG2E / sqrtf((float)HD)};
+    DecArgs a = {g_dec_part, q, k, v, kv_prev, Tk, NH, NKV, HD, splits, rows, vec, q_stride, kv_stride, kv_bstride,
+                 LOG2E / sqrtf((float)HD)};
     switch (G) {
     case 1: launch_decode<1>(a, B); break;
     case 2: launch_decode<2>(a, B); break;
