@@ -265,6 +265,7 @@ Test(mpi_train, resharding_2_to_1_to_2_ranks_continues_the_same_run, .timeout = 
 }
 
 static char *read_err(const char *name);
+static char *run_failing(const char *vars, const char *name, double limit);
 
 // Pre-training of the tiny interpreter (tied embeddings, every weight trained).
 static void write_pretrain_config(const char *name, const char *out, const char *extra) {
@@ -344,29 +345,15 @@ Test(mpi_train, overlapped_reduction_matches_the_reduction_after_the_backward, .
 Test(mpi_train, a_rank_lost_during_the_overlapped_reduction_ends_the_job_naming_it, .timeout = 240) {
     NEED_MPI();
     make_world(g_dir);
-    const char *p = paw_bin();
     write_config("k.json", "k", ",\"comm_timeout_s\":3,\"grad_accum\":2");
-    double t0 = paw_now();
-    int rc = sh("PAW_TEST_FAIL_IN_BACKWARD=1 PAW_TEST_KILL_RANK=1 PAW_TEST_KILL_STEP=3 %s -x PAW_TEST_FAIL_IN_BACKWARD "
-                "-x PAW_TEST_KILL_RANK -x PAW_TEST_KILL_STEP -np 2 %s train %s/k.json >%s/k.err 2>&1", g_mpirun, p, g_dir,
-                g_dir);
-    double dt = paw_now() - t0;
-    char *err = read_err("k.err");
-    cr_assert_neq(rc, 0, "%s", err);
-    cr_assert(dt < 60, "took %.0f s", dt);
+    char *err = run_failing("PAW_TEST_FAIL_IN_BACKWARD=1 PAW_TEST_KILL_RANK=1 PAW_TEST_KILL_STEP=3", "k", 60);
     cr_assert(strstr(err, "rank 1"), "the dead rank is not named:\n%s", err);
     free(err);
     RunLog k = read_log("k");
     cr_assert_eq(k.n, 2, "%d steps logged before the failure at step 3", k.n);
 
     write_config("h.json", "h", ",\"comm_timeout_s\":3,\"zero\":1");
-    t0 = paw_now();
-    rc = sh("PAW_TEST_FAIL_IN_BACKWARD=1 PAW_TEST_KILL_RANK=1 PAW_TEST_HANG_STEP=3 %s -x PAW_TEST_FAIL_IN_BACKWARD "
-            "-x PAW_TEST_KILL_RANK -x PAW_TEST_HANG_STEP -np 2 %s train %s/h.json >%s/h.err 2>&1", g_mpirun, p, g_dir, g_dir);
-    dt = paw_now() - t0;
-    err = read_err("h.err");
-    cr_assert_neq(rc, 0, "%s", err);
-    cr_assert(dt < 3 + 30, "took %.0f s with a 3 s timeout", dt);
+    err = run_failing("PAW_TEST_FAIL_IN_BACKWARD=1 PAW_TEST_KILL_RANK=1 PAW_TEST_HANG_STEP=3", "h", 3 + 30);
     cr_assert(strstr(err, "rank(s) 1 did not reach") && strstr(err, "overlapped"),
               "the hung rank or the overlapped reduction is not named:\n%s", err);
     free(err);
@@ -381,30 +368,39 @@ static char *read_err(const char *name) {
     return e;
 }
 
+// Runs NAME.json on 2 ranks with the fault-injection variables VARS ("A=1 B=3", exported to both
+// ranks), checks that the job failed within `limit` seconds, and returns its stderr.
+static char *run_failing(const char *vars, const char *name, double limit) {
+    char exports[512] = "", copy[256];
+    snprintf(copy, sizeof copy, "%s", vars);
+    for (char *t = strtok(copy, " "); t; t = strtok(NULL, " ")) {
+        char *eq = strchr(t, '=');
+        if (eq) *eq = '\0';
+        snprintf(exports + strlen(exports), sizeof exports - strlen(exports), " -x %s", t);
+    }
+    double t0 = paw_now();
+    int rc = sh("%s %s%s -np 2 %s train %s/%s.json >%s/%s.err 2>&1", vars, g_mpirun, exports, paw_bin(), g_dir, name,
+                g_dir, name);
+    double dt = paw_now() - t0;
+    char file[64];
+    snprintf(file, sizeof file, "%s.err", name);
+    char *err = read_err(file);
+    cr_assert_neq(rc, 0, "%s", err);
+    cr_assert(dt < limit, "took %.0f s (limit %.0f s)", dt, limit);
+    return err;
+}
+
 Test(mpi_train, a_killed_or_hung_rank_ends_the_job_in_bounded_time_naming_it, .timeout = 240) {
     NEED_MPI();
     make_world(g_dir);
-    const char *p = paw_bin();
     write_config("k.json", "k", ",\"comm_timeout_s\":3");
-    double t0 = paw_now();
-    int rc = sh("PAW_TEST_KILL_RANK=1 PAW_TEST_KILL_STEP=3 %s -x PAW_TEST_KILL_RANK -x PAW_TEST_KILL_STEP -np 2 %s train "
-                "%s/k.json >%s/k.err 2>&1", g_mpirun, p, g_dir, g_dir);
-    double dt = paw_now() - t0;
-    char *err = read_err("k.err");
-    cr_assert_neq(rc, 0, "%s", err);
-    cr_assert(dt < 60, "took %.0f s", dt);
+    char *err = run_failing("PAW_TEST_KILL_RANK=1 PAW_TEST_KILL_STEP=3", "k", 60);
     // The fault injection prints nothing: the rank is named by the launcher or the watchdog.
     cr_assert(strstr(err, "rank 1"), "the dead rank is not named:\n%s", err);
     free(err);
 
     write_config("h.json", "h", ",\"comm_timeout_s\":3");
-    t0 = paw_now();
-    rc = sh("PAW_TEST_KILL_RANK=1 PAW_TEST_HANG_STEP=3 %s -x PAW_TEST_KILL_RANK -x PAW_TEST_HANG_STEP -np 2 %s train "
-            "%s/h.json >%s/h.err 2>&1", g_mpirun, p, g_dir, g_dir);
-    dt = paw_now() - t0;
-    err = read_err("h.err");
-    cr_assert_neq(rc, 0, "%s", err);
-    cr_assert(dt < 3 + 30, "took %.0f s with a 3 s timeout", dt);
+    err = run_failing("PAW_TEST_KILL_RANK=1 PAW_TEST_HANG_STEP=3", "h", 3 + 30);
     cr_assert(strstr(err, "rank(s) 1 did not reach"), "the hung rank is not named:\n%s", err);
     free(err);
     sh("rm -rf %s", g_dir);
