@@ -690,16 +690,22 @@ static void test_lora(int nb, int T, int d_in, int d_out, int r, int ld_y, PawOu
     free(dB0), free(got_dx), free(got_dA), free(got_dB);
 }
 
-// The mapper's basis mixing against mapper_forward/mapper_backward: the CPU mapper runs whole,
-// and its coefficients (mp.coef), adapters, coefficient gradients (mp.dcoef) and basis gradients
-// are the references for pack -> mix -> (backward) -> unpack on the GPU. fp32 throughout.
-static void test_mapper_mix(int nb, int L, int N, int r, int C, int I, int NH, int NKV, int HD, int d, int P) {
-    char name[160];
+// A mapper of d-wide compiler states for an interpreter of L layers (C, I, heads) with N bases of rank r.
+static MapperConfig mapper_test_config(int L, int N, int r, int C, int I, int NH, int NKV, int HD, int d) {
     MapperConfig cfg;
     memset(&cfg, 0, sizeof cfg);
     cfg.d = d, cfg.L = L, cfg.nbases = N, cfg.rank = r, cfg.alpha = 2.0f * (float)r;
     cfg.icfg.hidden_size = C, cfg.icfg.intermediate_size = I, cfg.icfg.num_layers = L;
     cfg.icfg.num_heads = NH, cfg.icfg.num_kv_heads = NKV, cfg.icfg.head_dim = HD;
+    return cfg;
+}
+
+// The mapper's basis mixing against mapper_forward/mapper_backward: the CPU mapper runs whole,
+// and its coefficients (mp.coef), adapters, coefficient gradients (mp.dcoef) and basis gradients
+// are the references for pack -> mix -> (backward) -> unpack on the GPU. fp32 throughout.
+static void test_mapper_mix(int nb, int L, int N, int r, int C, int I, int NH, int NKV, int HD, int d, int P) {
+    char name[160];
+    MapperConfig cfg = mapper_test_config(L, N, r, C, I, NH, NKV, HD, d);
     Mapper mp;
     mapper_create(&mp, &cfg);
     mapper_init(&mp, 4242);
@@ -778,11 +784,7 @@ static void test_mapper_mix(int nb, int L, int N, int r, int C, int I, int NH, i
 static void test_mapper_cuda(int nb, int L, int N, int r, int C, int I, int NH, int NKV, int HD, int tied, int d,
                              int P) {
     char name[160];
-    MapperConfig cfg;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.d = d, cfg.L = L, cfg.nbases = N, cfg.rank = r, cfg.alpha = 2.0f * (float)r;
-    cfg.icfg.hidden_size = C, cfg.icfg.intermediate_size = I, cfg.icfg.num_layers = L;
-    cfg.icfg.num_heads = NH, cfg.icfg.num_kv_heads = NKV, cfg.icfg.head_dim = HD;
+    MapperConfig cfg = mapper_test_config(L, N, r, C, I, NH, NKV, HD, d);
     cfg.icfg.tie_word_embeddings = tied;
     Mapper mp, back;
     mapper_create(&mp, &cfg);
