@@ -21,16 +21,15 @@
 extern "C" {
 #include "common/error.h"
 #include "kernels/rope.h"
+#include "model/qwen3_cuda_layout.h"
 }
 
 typedef __nv_bfloat16 bf16;
 
-// GPU parameter groups. Each starts 256-byte aligned. In memory the embedding, head and norm
-// weights come first and the layer matrices last (MEMORY_ORDER), so that with bf16 weight
-// gradients the fp32 gradient block covers [0, split) and the bf16 one [split, nparams).
-enum { G_WTE, G_LN1, G_QKV, G_QN, G_KN, G_O, G_LN2, G_GU, G_DOWN, G_LNF, G_HEAD, NGROUPS };
-static const int MEMORY_ORDER[NGROUPS] = {G_WTE, G_HEAD, G_LN1, G_QN, G_KN, G_LN2, G_LNF, G_QKV, G_O, G_GU, G_DOWN};
-static int is_matrix_group(int grp) { return grp == G_QKV || grp == G_O || grp == G_GU || grp == G_DOWN; }
+// GPU parameter groups (model/qwen3_cuda_layout.h): each kind of tensor over all layers, q/k/v
+// and gate/up fused, the layer matrices last.
+static int is_matrix_group(int grp) { return qwen3_dev_is_matrix_group(grp); }
+static int is_norm_group(int grp) { return qwen3_dev_is_norm_group(grp); }
 
 // Activations of one layer (slices of the stacked buffers; all layers share one slice when the
 // backward recomputes them).
@@ -43,11 +42,10 @@ struct Qwen3Cuda {
     Qwen3Config cfg;
     int frozen, recompute;
     int C, I, L, V, NH, NKV, HD, Q, KV, QKV;
-    size_t base[NGROUPS], extent[NGROUPS], nparams;  // element offset and padded size of each group
+    Qwen3DevLayout lay;               // where each tensor lives in the blocks below
     bf16 *params;
     float *grads;                     // NULL when frozen; [0, split) only when grads16 is used
     bf16 *grads16;                    // bf16 gradients of the layer matrices [split, nparams), or NULL
-    size_t split;                     // where the layer matrices start
     float *master, *adam_m, *adam_v;  // optimizer state, from the first step
     float *d_norm_sq;
     int adam_step;
@@ -106,49 +104,19 @@ struct Qwen3Cuda {
     size_t gather_cap;
 };
 
-#define P(grp, off) (g->params + g->base[grp] + (off))
-#define GR(grp, off) (g->grads ? g->grads + g->base[grp] + (off) : (float *)NULL)
+#define P(grp, off) (g->params + g->lay.base[grp] + (off))
+#define GR(grp, off) (g->grads ? g->grads + g->lay.base[grp] + (off) : (float *)NULL)
 
 static void layout(Qwen3Cuda *g) {
     const Qwen3Config *c = &g->cfg;
     g->C = c->hidden_size, g->I = c->intermediate_size, g->L = c->num_layers, g->V = c->vocab_size;
     g->NH = c->num_heads, g->NKV = c->num_kv_heads, g->HD = c->head_dim;
     g->Q = g->NH * g->HD, g->KV = g->NKV * g->HD, g->QKV = g->Q + 2 * g->KV;
-    size_t C = g->C, I = g->I, L = g->L, V = g->V, HD = g->HD, Q = g->Q, QKV = g->QKV;
-    size_t sizes[NGROUPS] = {V * C, L * C, L * QKV * C, L * HD, L * HD, L * C * Q, L * C, L * 2 * I * C, L * C * I,
-                             C, c->tie_word_embeddings ? 0 : V * C};
-    size_t off = 0;
-    for (int k = 0; k < NGROUPS; k++) {
-        int i = MEMORY_ORDER[k];
-        if (i == G_QKV) g->split = off;
-        g->base[i] = off;
-        g->extent[i] = (sizes[i] + 127) / 128 * 128;
-        off += g->extent[i];
-    }
-    g->nparams = off;
-    if (c->tie_word_embeddings) g->base[G_HEAD] = g->base[G_WTE];  // extent 0: nothing of its own
+    qwen3_dev_layout(&g->lay, c);
 }
 
 // Where CPU tensor i (qwen3_param_info order), layer l, starts in the GPU block.
-static size_t gpu_offset(const Qwen3Cuda *g, int i, int l) {
-    size_t C = g->C, I = g->I, HD = g->HD, Q = g->Q, KV = g->KV, QKV = g->QKV;
-    switch (i) {
-    case 0: return g->base[G_WTE];
-    case 1: return g->base[G_LN1] + l * C;
-    case 2: return g->base[G_QKV] + l * QKV * C;
-    case 3: return g->base[G_QKV] + l * QKV * C + Q * C;
-    case 4: return g->base[G_QKV] + l * QKV * C + (Q + KV) * C;
-    case 5: return g->base[G_QN] + l * HD;
-    case 6: return g->base[G_KN] + l * HD;
-    case 7: return g->base[G_O] + l * C * Q;
-    case 8: return g->base[G_LN2] + l * C;
-    case 9: return g->base[G_GU] + l * 2 * I * C;
-    case 10: return g->base[G_GU] + l * 2 * I * C + I * C;
-    case 11: return g->base[G_DOWN] + l * C * I;
-    case 12: return g->base[G_LNF];
-    default: return g->base[G_HEAD];
-    }
-}
+static size_t gpu_offset(const Qwen3Cuda *g, int i, int l) { return qwen3_dev_offset(&g->lay, i, l); }
 
 static Qwen3Cuda *create_common(const Qwen3Config *cfg, int frozen, int recompute) {
     if (paw_cuda_init() != 0) return NULL;
@@ -163,11 +131,11 @@ static Qwen3Cuda *create_common(const Qwen3Config *cfg, int frozen, int recomput
     const char *fd = getenv("PAW_DECODE_FUSED");
     g->fused_decode = fd && !strcmp(fd, "1");
     layout(g);
-    g->params = (bf16 *)paw_cuda_malloc(sizeof(bf16) * g->nparams);
-    paw_cuda_memset(g->params, 0, sizeof(bf16) * g->nparams);
+    g->params = (bf16 *)paw_cuda_malloc(sizeof(bf16) * g->lay.total);
+    paw_cuda_memset(g->params, 0, sizeof(bf16) * g->lay.total);
     if (!frozen) {
-        g->grads = (float *)paw_cuda_malloc(sizeof(float) * g->nparams);
-        paw_cuda_memset(g->grads, 0, sizeof(float) * g->nparams);
+        g->grads = (float *)paw_cuda_malloc(sizeof(float) * g->lay.total);
+        paw_cuda_memset(g->grads, 0, sizeof(float) * g->lay.total);
     }
     // RoPE tables for every position the config allows (as transformers computes them).
     g->rope_len = cfg->max_position_embeddings;
@@ -226,16 +194,12 @@ static unsigned grid_for(size_t n) {
     return blocks ? blocks : 1;
 }
 
-static int is_norm_group(int grp) {
-    return grp == G_LN1 || grp == G_QN || grp == G_KN || grp == G_LN2 || grp == G_LNF;
-}
-
 extern "C" Qwen3Cuda *qwen3_cuda_create_random(const Qwen3Config *cfg, int frozen, int recompute,
                                                unsigned long long seed, float std) {
     Qwen3Cuda *g = create_common(cfg, frozen, recompute);
     if (!g) return NULL;
-    for (int grp = 0; grp < NGROUPS; grp++) {
-        size_t n = g->extent[grp];  // padding included: it is never read
+    for (int grp = 0; grp < QG_NUM; grp++) {
+        size_t n = g->lay.extent[grp];  // padding included: it is never read
         if (!n) continue;
         if (is_norm_group(grp)) fill_bf16_kernel<<<grid_for(n), 256, 0, paw_cuda_stream()>>>(P(grp, 0), n, 1.0f);
         else init_normal_kernel<<<grid_for(n), 256, 0, paw_cuda_stream()>>>(P(grp, 0), n, seed + 7919ull * grp, std);
@@ -295,16 +259,16 @@ extern "C" int qwen3_cuda_use_bf16_grads(Qwen3Cuda *g) {
     if (!g->grads) return paw_error("bf16 gradients: the model is frozen (no weight gradients)");
     if (g->grads16) return 0;
     paw_cuda_free(g->grads);
-    g->grads = (float *)paw_cuda_malloc(sizeof(float) * g->split);
-    g->grads16 = (bf16 *)paw_cuda_malloc(sizeof(bf16) * (g->nparams - g->split));
+    g->grads = (float *)paw_cuda_malloc(sizeof(float) * g->lay.split);
+    g->grads16 = (bf16 *)paw_cuda_malloc(sizeof(bf16) * (g->lay.total - g->lay.split));
     qwen3_cuda_zero_grad(g);
     return 0;
 }
 
 extern "C" void qwen3_cuda_grad_blocks(Qwen3Cuda *g, float **f32, size_t *n32, paw_bf16 **b16, size_t *n16) {
     *f32 = g->grads, *b16 = g->grads16;
-    *n32 = !g->grads ? 0 : g->grads16 ? g->split : g->nparams;
-    *n16 = g->grads16 ? g->nparams - g->split : 0;
+    *n32 = !g->grads ? 0 : g->grads16 ? g->lay.split : g->lay.total;
+    *n16 = g->grads16 ? g->lay.total - g->lay.split : 0;
 }
 
 extern "C" size_t qwen3_cuda_num_params(const Qwen3Cuda *g) {
@@ -550,14 +514,14 @@ static void layer_forward(Qwen3Cuda *g, int l, int B, int T, const KvView *kv, c
     bf16 *x = g->x + l * N * C, *xn = g->x + (l + 1) * N * C;
     // One decoding row through the fused products (norm / activation inside the product; no rstd,
     // which only a backward reads): opt-in, qwen3_cuda_set_fused_decode.
-    const bool fused = kv && N == 1 && g->fused_decode && matvec_cuda_fits(x, P(G_QKV, 0), (int)C) &&
-                       matvec_cuda_fits(a.gu, P(G_DOWN, 0), (int)I);
+    const bool fused = kv && N == 1 && g->fused_decode && matvec_cuda_fits(x, P(QG_QKV, 0), (int)C) &&
+                       matvec_cuda_fits(a.gu, P(QG_DOWN, 0), (int)I);
     if (fused) {
-        matvec_cuda_rmsnorm(a.qkvr, PAW_OUT_BF16, x, P(G_LN1, l * C), eps, a.ln1, P(G_QKV, l * QKV * C), NULL, (int)C,
+        matvec_cuda_rmsnorm(a.qkvr, PAW_OUT_BF16, x, P(QG_LN1, l * C), eps, a.ln1, P(QG_QKV, l * QKV * C), NULL, (int)C,
                             (int)QKV, 1.0f, 0.0f);
     } else {
-        rmsnorm_cuda_forward(a.ln1, a.ln1_rstd, x, P(G_LN1, l * C), (int)N, (int)C, (long)C, eps);
-        matmul_cuda_forward(a.qkvr, PAW_OUT_BF16, a.ln1, P(G_QKV, l * QKV * C), NULL, (int)N, (int)C, (int)QKV, 1.0f,
+        rmsnorm_cuda_forward(a.ln1, a.ln1_rstd, x, P(QG_LN1, l * C), (int)N, (int)C, (long)C, eps);
+        matmul_cuda_forward(a.qkvr, PAW_OUT_BF16, a.ln1, P(QG_QKV, l * QKV * C), NULL, (int)N, (int)C, (int)QKV, 1.0f,
                             0.0f);
     }
     if (lo) {  // into the columns of the packed q/k/v output, before the norms and RoPE (as on the CPU)
@@ -565,7 +529,7 @@ static void layer_forward(Qwen3Cuda *g, int l, int B, int T, const KvView *kv, c
         lora_fwd(g, lo, LORA_K, l, s, B, T, a.qkvr + Q, PAW_OUT_BF16, (int)QKV, a.ln1);
         lora_fwd(g, lo, LORA_V, l, s, B, T, a.qkvr + Q + KV, PAW_OUT_BF16, (int)QKV, a.ln1);
     }
-    qknorm_rope_cuda_forward(a.qkv, a.qkvr, P(G_QN, l * HD), P(G_KN, l * HD), g->rope_cos, g->rope_sin, pos, (int)N,
+    qknorm_rope_cuda_forward(a.qkv, a.qkvr, P(QG_QN, l * HD), P(QG_KN, l * HD), g->rope_cos, g->rope_sin, pos, (int)N,
                              g->NH, g->NKV, g->HD, eps);
     if (kv) {
         size_t layer = (size_t)l * B * kv->cap * KV;
@@ -587,14 +551,14 @@ static void layer_forward(Qwen3Cuda *g, int l, int B, int T, const KvView *kv, c
                                T, T, g->NH, g->NKV, g->HD, (long)QKV, (long)QKV, (long)T * QKV);
     }
     // Residual adds ride on the GEMM epilogue: xmid = x + att @ Wo^T, x_next = xmid + act @ Wdown^T.
-    matmul_cuda_forward(a.xmid, PAW_OUT_BF16, a.att, P(G_O, l * C * Q), x, (int)N, (int)Q, (int)C, 1.0f, 1.0f);
+    matmul_cuda_forward(a.xmid, PAW_OUT_BF16, a.att, P(QG_O, l * C * Q), x, (int)N, (int)Q, (int)C, 1.0f, 1.0f);
     if (lo) lora_fwd(g, lo, LORA_O, l, s, B, T, a.xmid, PAW_OUT_BF16, (int)C, a.att);
     if (fused) {
-        matvec_cuda_rmsnorm(a.gu, PAW_OUT_BF16, a.xmid, P(G_LN2, l * C), eps, a.ln2, P(G_GU, l * 2 * I * C), NULL,
+        matvec_cuda_rmsnorm(a.gu, PAW_OUT_BF16, a.xmid, P(QG_LN2, l * C), eps, a.ln2, P(QG_GU, l * 2 * I * C), NULL,
                             (int)C, (int)(2 * I), 1.0f, 0.0f);
     } else {
-        rmsnorm_cuda_forward(a.ln2, a.ln2_rstd, a.xmid, P(G_LN2, l * C), (int)N, (int)C, (long)C, eps);
-        matmul_cuda_forward(a.gu, PAW_OUT_BF16, a.ln2, P(G_GU, l * 2 * I * C), NULL, (int)N, (int)C, (int)(2 * I),
+        rmsnorm_cuda_forward(a.ln2, a.ln2_rstd, a.xmid, P(QG_LN2, l * C), (int)N, (int)C, (long)C, eps);
+        matmul_cuda_forward(a.gu, PAW_OUT_BF16, a.ln2, P(QG_GU, l * 2 * I * C), NULL, (int)N, (int)C, (int)(2 * I),
                             1.0f, 0.0f);
     }
     if (lo) {
@@ -602,10 +566,10 @@ static void layer_forward(Qwen3Cuda *g, int l, int B, int T, const KvView *kv, c
         lora_fwd(g, lo, LORA_UP, l, s, B, T, a.gu + I, PAW_OUT_BF16, (int)(2 * I), a.ln2);
     }
     if (fused) {
-        matvec_cuda_swiglu(xn, PAW_OUT_BF16, a.gu, a.act, P(G_DOWN, l * C * I), a.xmid, (int)I, (int)C, 1.0f, 1.0f);
+        matvec_cuda_swiglu(xn, PAW_OUT_BF16, a.gu, a.act, P(QG_DOWN, l * C * I), a.xmid, (int)I, (int)C, 1.0f, 1.0f);
     } else {
         swiglu_cuda_forward(a.act, a.gu, (int)N, (int)I);
-        matmul_cuda_forward(xn, PAW_OUT_BF16, a.act, P(G_DOWN, l * C * I), a.xmid, (int)N, (int)I, (int)C, 1.0f,
+        matmul_cuda_forward(xn, PAW_OUT_BF16, a.act, P(QG_DOWN, l * C * I), a.xmid, (int)N, (int)I, (int)C, 1.0f,
                             1.0f);
     }
     if (lo) lora_fwd(g, lo, LORA_DOWN, l, s, B, T, xn, PAW_OUT_BF16, (int)C, a.act);
@@ -644,7 +608,7 @@ extern "C" int qwen3_cuda_forward(Qwen3Cuda *g, const Qwen3CudaInputs *in, int B
     }
     if (in->embeds) paw_cuda_upload_bf16(g->x, in->embeds, N * C);
     if (in->embeds_dev) paw_cuda_f32_to_bf16(g->x, in->embeds_dev, N * C);
-    embedding_cuda_forward(g->x, g->d_ids, P(G_WTE, 0), (int)N, C);
+    embedding_cuda_forward(g->x, g->d_ids, P(QG_WTE, 0), (int)N, C);
 
     for (int l = 0; l < L; l++) layer_forward(g, l, B, T, NULL, g->d_pos, layer_acts(g, l, N), in->lora);
 
@@ -662,12 +626,12 @@ extern "C" int qwen3_cuda_forward(Qwen3Cuda *g, const Qwen3CudaInputs *in, int B
         }
         paw_cuda_upload(g->d_targets, in->targets, sizeof(int) * N);
         paw_cuda_upload(g->d_weights, g->h_weights, sizeof(float) * N);
-        rmsnorm_cuda_forward(g->lnf, g->lnf_rstd, xL, P(G_LNF, 0), (int)N, C, (long)C, eps);
+        rmsnorm_cuda_forward(g->lnf, g->lnf_rstd, xL, P(QG_LNF, 0), (int)N, C, (long)C, eps);
         float scale = in->grad_scale != 0.0f ? in->grad_scale : (wsum > 0 ? (float)(1.0 / wsum) : 0.0f);
         ensure_ce(g, N);
         if (in->backward) ensure_scratch(g, N);
-        lmhead_ce_cuda(g->d_nll, in->backward ? g->dlnf : NULL, in->backward ? GR(G_HEAD, 0) : NULL, g->lnf,
-                       P(G_HEAD, 0), g->d_targets, g->d_weights, (int)N, C, V, scale, g->ce_logits, g->ce_dlogits,
+        lmhead_ce_cuda(g->d_nll, in->backward ? g->dlnf : NULL, in->backward ? GR(QG_HEAD, 0) : NULL, g->lnf,
+                       P(QG_HEAD, 0), g->d_targets, g->d_weights, (int)N, C, V, scale, g->ce_logits, g->ce_dlogits,
                        g->ce_rows);
         paw_cuda_download(g->h_nll, g->d_nll, sizeof(float) * N);
         double total = 0;
@@ -681,16 +645,16 @@ extern "C" int qwen3_cuda_forward(Qwen3Cuda *g, const Qwen3CudaInputs *in, int B
         return 0;
     }
     if (in->logits_mode == QWEN3_LOGITS_LAST) {
-        rmsnorm_cuda_forward(g->lnf, g->lnf_rstd, xL + (size_t)(T - 1) * C, P(G_LNF, 0), B, C, (long)T * C, eps);
+        rmsnorm_cuda_forward(g->lnf, g->lnf_rstd, xL + (size_t)(T - 1) * C, P(QG_LNF, 0), B, C, (long)T * C, eps);
         ensure_logits(g, B);
-        matmul_cuda_forward(g->logits, PAW_OUT_F32, g->lnf, P(G_HEAD, 0), NULL, B, C, V, 1.0f, 0.0f);
+        matmul_cuda_forward(g->logits, PAW_OUT_F32, g->lnf, P(QG_HEAD, 0), NULL, B, C, V, 1.0f, 0.0f);
         g->logits_rows = B;
     } else {
-        rmsnorm_cuda_forward(g->lnf, g->lnf_rstd, xL, P(G_LNF, 0), (int)N, C, (long)C, eps);
+        rmsnorm_cuda_forward(g->lnf, g->lnf_rstd, xL, P(QG_LNF, 0), (int)N, C, (long)C, eps);
         g->full_ready = 1;
         if (in->logits_mode == QWEN3_LOGITS_ALL) {
             ensure_logits(g, N);
-            matmul_cuda_forward(g->logits, PAW_OUT_F32, g->lnf, P(G_HEAD, 0), NULL, (int)N, C, V, 1.0f, 0.0f);
+            matmul_cuda_forward(g->logits, PAW_OUT_F32, g->lnf, P(QG_HEAD, 0), NULL, (int)N, C, V, 1.0f, 0.0f);
             g->logits_rows = (int)N;
         }
     }
@@ -730,8 +694,8 @@ static void inject(Qwen3Cuda *g, const float *inj, size_t n) {
 
 // dW += dout^T inp for a layer matrix, into the fp32 or the bf16 gradient block (nothing when frozen).
 static void weight_grad(Qwen3Cuda *g, int grp, size_t off, const bf16 *dout, const bf16 *inp, int N, int C, int OC) {
-    if (g->grads16) matmul_cuda_backward_weight_bf16(g->grads16 + (g->base[grp] - g->split) + off, dout, inp, N, C, OC);
-    else if (g->grads) matmul_cuda_backward_weight(g->grads + g->base[grp] + off, dout, inp, N, C, OC);
+    if (g->grads16) matmul_cuda_backward_weight_bf16(g->grads16 + (g->lay.base[grp] - g->lay.split) + off, dout, inp, N, C, OC);
+    else if (g->grads) matmul_cuda_backward_weight(g->grads + g->lay.base[grp] + off, dout, inp, N, C, OC);
 }
 
 extern "C" int qwen3_cuda_backward_ex(Qwen3Cuda *g, const Qwen3CudaBackwardArgs *args) {
@@ -754,7 +718,7 @@ extern "C" int qwen3_cuda_backward_ex(Qwen3Cuda *g, const Qwen3CudaBackwardArgs 
         CUDA_CHECK_LAUNCH();
     }
     if (with_loss || dlnf_in)
-        rmsnorm_cuda_backward(g->dx32, g->dx16, GR(G_LNF, 0), g->dlnf, g->x + (size_t)L * N * C, P(G_LNF, 0),
+        rmsnorm_cuda_backward(g->dx32, g->dx16, GR(QG_LNF, 0), g->dlnf, g->x + (size_t)L * N * C, P(QG_LNF, 0),
                               g->lnf_rstd, (int)N, (int)C);
     else
         paw_cuda_memset(g->dx16, 0, sizeof(bf16) * N * C);
@@ -767,41 +731,41 @@ extern "C" int qwen3_cuda_backward_ex(Qwen3Cuda *g, const Qwen3CudaBackwardArgs 
         if (g->recompute) layer_forward(g, l, B, T, NULL, g->d_pos, a, lora ? &g->lora : NULL);
         const bf16 *x = g->x + l * N * C;
         // MLP: x_next = xmid + down(swiglu(gu(ln2(xmid)))); dx16 = d x_next.
-        matmul_cuda_backward_input(g->dact, g->dx16, P(G_DOWN, l * C * I), (int)N, (int)I, (int)C, 0.0f);
-        weight_grad(g, G_DOWN, l * C * I, g->dx16, a.act, (int)N, (int)I, (int)C);
+        matmul_cuda_backward_input(g->dact, g->dx16, P(QG_DOWN, l * C * I), (int)N, (int)I, (int)C, 0.0f);
+        weight_grad(g, QG_DOWN, l * C * I, g->dx16, a.act, (int)N, (int)I, (int)C);
         if (lora) lora_bwd(g, LORA_DOWN, l, s, g->dact, g->dx16, (int)C, a.act);
         swiglu_cuda_backward(g->dgu, g->dact, a.gu, (int)N, (int)I);
-        matmul_cuda_backward_input(g->dln, g->dgu, P(G_GU, l * 2 * I * C), (int)N, (int)C, (int)(2 * I), 0.0f);
-        weight_grad(g, G_GU, l * 2 * I * C, g->dgu, a.ln2, (int)N, (int)C, (int)(2 * I));
+        matmul_cuda_backward_input(g->dln, g->dgu, P(QG_GU, l * 2 * I * C), (int)N, (int)C, (int)(2 * I), 0.0f);
+        weight_grad(g, QG_GU, l * 2 * I * C, g->dgu, a.ln2, (int)N, (int)C, (int)(2 * I));
         if (lora) {
             lora_bwd(g, LORA_GATE, l, s, g->dln, g->dgu, (int)(2 * I), a.ln2);
             lora_bwd(g, LORA_UP, l, s, g->dln, g->dgu + I, (int)(2 * I), a.ln2);
         }
-        rmsnorm_cuda_backward(g->dx32, g->dx16, GR(G_LN2, l * C), g->dln, a.xmid, P(G_LN2, l * C), a.ln2_rstd, (int)N,
+        rmsnorm_cuda_backward(g->dx32, g->dx16, GR(QG_LN2, l * C), g->dln, a.xmid, P(QG_LN2, l * C), a.ln2_rstd, (int)N,
                               (int)C);
         // Attention: xmid = x + o(attn(rope(norm(q)), rope(norm(k)), v)).
-        matmul_cuda_backward_input(g->datt, g->dx16, P(G_O, l * C * Q), (int)N, (int)Q, (int)C, 0.0f);
-        weight_grad(g, G_O, l * C * Q, g->dx16, a.att, (int)N, (int)Q, (int)C);
+        matmul_cuda_backward_input(g->datt, g->dx16, P(QG_O, l * C * Q), (int)N, (int)Q, (int)C, 0.0f);
+        weight_grad(g, QG_O, l * C * Q, g->dx16, a.att, (int)N, (int)Q, (int)C);
         if (lora) lora_bwd(g, LORA_O, l, s, g->datt, g->dx16, (int)C, a.att);
         attention_cuda_backward(g->dqkv, g->dqkv + Q, g->dqkv + Q + KV, (long)QKV, (long)QKV, g->dq32, g->dsum,
                                 g->datt, a.qkv, a.qkv + Q, a.qkv + Q + KV, (long)QKV, (long)QKV, a.att, a.lse,
                                 g->has_lens ? g->d_lens : NULL, B, T, g->NH, g->NKV, g->HD);
-        qknorm_rope_cuda_backward(g->dqkvr, GR(G_QN, l * HD), GR(G_KN, l * HD), g->dqkv, a.qkvr, P(G_QN, l * HD),
-                                  P(G_KN, l * HD), g->rope_cos, g->rope_sin, g->d_pos, (int)N, g->NH, g->NKV, g->HD,
+        qknorm_rope_cuda_backward(g->dqkvr, GR(QG_QN, l * HD), GR(QG_KN, l * HD), g->dqkv, a.qkvr, P(QG_QN, l * HD),
+                                  P(QG_KN, l * HD), g->rope_cos, g->rope_sin, g->d_pos, (int)N, g->NH, g->NKV, g->HD,
                                   eps);
-        matmul_cuda_backward_input(g->dln, g->dqkvr, P(G_QKV, l * QKV * C), (int)N, (int)C, (int)QKV, 0.0f);
-        weight_grad(g, G_QKV, l * QKV * C, g->dqkvr, a.ln1, (int)N, (int)C, (int)QKV);
+        matmul_cuda_backward_input(g->dln, g->dqkvr, P(QG_QKV, l * QKV * C), (int)N, (int)C, (int)QKV, 0.0f);
+        weight_grad(g, QG_QKV, l * QKV * C, g->dqkvr, a.ln1, (int)N, (int)C, (int)QKV);
         if (lora) {
             lora_bwd(g, LORA_Q, l, s, g->dln, g->dqkvr, (int)QKV, a.ln1);
             lora_bwd(g, LORA_K, l, s, g->dln, g->dqkvr + Q, (int)QKV, a.ln1);
             lora_bwd(g, LORA_V, l, s, g->dln, g->dqkvr + Q + KV, (int)QKV, a.ln1);
         }
-        rmsnorm_cuda_backward(g->dx32, g->dx16, GR(G_LN1, l * C), g->dln, x, P(G_LN1, l * C), a.ln1_rstd, (int)N,
+        rmsnorm_cuda_backward(g->dx32, g->dx16, GR(QG_LN1, l * C), g->dln, x, P(QG_LN1, l * C), a.ln1_rstd, (int)N,
                               (int)C);
         if (report) report(args->ctx, l);
     }
     if (dx_layer && dx_layer[0]) inject(g, dx_layer[0], N * C);
-    if (g->grads) embedding_cuda_backward(GR(G_WTE, 0), g->dx32, g->d_ids, (int)N, (int)C);
+    if (g->grads) embedding_cuda_backward(GR(QG_WTE, 0), g->dx32, g->d_ids, (int)N, (int)C);
     if (report) report(args->ctx, QWEN3_GRADS_EMBED);
     paw_cuda_sync();
     return 0;
@@ -813,25 +777,25 @@ extern "C" int qwen3_cuda_group_grads(Qwen3Cuda *g, int group, Qwen3CudaGradSlic
     // One tensor slice: fp32 groups live in grads, layer matrices in grads16 when it exists.
     auto add = [&](int grp, size_t off, size_t n) {
         if (!n) return;
-        if (g->grads16 && is_matrix_group(grp)) out[k++] = {g->grads16 + (g->base[grp] - g->split) + off, n, 1};
-        else out[k++] = {g->grads + g->base[grp] + off, n, 0};
+        if (g->grads16 && is_matrix_group(grp)) out[k++] = {g->grads16 + (g->lay.base[grp] - g->lay.split) + off, n, 1};
+        else out[k++] = {g->grads + g->lay.base[grp] + off, n, 0};
     };
     size_t C = g->C, I = g->I, Q = g->Q, QKV = g->QKV, HD = g->HD, V = g->V;
     if (group == QWEN3_GRADS_HEAD) {
-        add(G_LNF, 0, C);
-        if (!g->cfg.tie_word_embeddings) add(G_HEAD, 0, V * C);
+        add(QG_LNF, 0, C);
+        if (!g->cfg.tie_word_embeddings) add(QG_HEAD, 0, V * C);
     } else if (group == QWEN3_GRADS_EMBED) {
-        add(G_WTE, 0, V * C);
+        add(QG_WTE, 0, V * C);
     } else if (group >= 0 && group < g->L) {
         size_t l = (size_t)group;
-        add(G_LN1, l * C, C);
-        add(G_QKV, l * QKV * C, QKV * C);
-        add(G_QN, l * HD, HD);
-        add(G_KN, l * HD, HD);
-        add(G_O, l * C * Q, C * Q);
-        add(G_LN2, l * C, C);
-        add(G_GU, l * 2 * I * C, 2 * I * C);
-        add(G_DOWN, l * C * I, C * I);
+        add(QG_LN1, l * C, C);
+        add(QG_QKV, l * QKV * C, QKV * C);
+        add(QG_QN, l * HD, HD);
+        add(QG_KN, l * HD, HD);
+        add(QG_O, l * C * Q, C * Q);
+        add(QG_LN2, l * C, C);
+        add(QG_GU, l * 2 * I * C, 2 * I * C);
+        add(QG_DOWN, l * C * I, C * I);
     }
     return k;
 }
@@ -860,8 +824,8 @@ extern "C" void qwen3_cuda_zero_grad(Qwen3Cuda *g) {
     // never kept): zeroing now would silently drop it.
     if (g->backward_ready) paw_die("qwen3_cuda_zero_grad: called between a loss forward and its backward; zero the "
                                    "gradients before the forward");
-    if (g->grads) paw_cuda_memset(g->grads, 0, sizeof(float) * (g->grads16 ? g->split : g->nparams));
-    if (g->grads16) paw_cuda_memset(g->grads16, 0, sizeof(bf16) * (g->nparams - g->split));
+    if (g->grads) paw_cuda_memset(g->grads, 0, sizeof(float) * (g->grads16 ? g->lay.split : g->lay.total));
+    if (g->grads16) paw_cuda_memset(g->grads16, 0, sizeof(bf16) * (g->lay.total - g->lay.split));
 }
 
 static int copy_out(const Qwen3Cuda *g, Qwen3Params *dst, int grads) {
@@ -874,7 +838,7 @@ static int copy_out(const Qwen3Cuda *g, Qwen3Params *dst, int grads) {
         float *t = *qwen3_param_slot(dst, i);
         for (int l = 0; l < layers; l++) {
             size_t off = gpu_offset(g, i, l);
-            if (grads && g->grads16 && off >= g->split) paw_cuda_download_bf16(t + l * per, g->grads16 + (off - g->split), per);
+            if (grads && g->grads16 && off >= g->lay.split) paw_cuda_download_bf16(t + l * per, g->grads16 + (off - g->lay.split), per);
             else if (grads) paw_cuda_download(t + l * per, g->grads + off, sizeof(float) * per);
             else paw_cuda_download_bf16(t + l * per, g->params + off, per);
         }
@@ -887,7 +851,7 @@ extern "C" int qwen3_cuda_get_params(const Qwen3Cuda *g, Qwen3Params *dst) { ret
 
 static void ensure_adam(Qwen3Cuda *g) {
     if (g->master) return;
-    size_t n = g->nparams;
+    size_t n = g->lay.total;
     g->master = (float *)paw_cuda_malloc(sizeof(float) * n);
     g->adam_m = (float *)paw_cuda_malloc(sizeof(float) * n);
     g->adam_v = (float *)paw_cuda_malloc(sizeof(float) * n);
@@ -897,8 +861,8 @@ static void ensure_adam(Qwen3Cuda *g) {
 }
 
 extern "C" void qwen3_cuda_grad_norm_sq(const Qwen3Cuda *g, float *d_norm_sq) {
-    if (g->grads) grad_norm_sq_cuda(d_norm_sq, g->grads, g->grads16 ? g->split : g->nparams);
-    if (g->grads16) grad_norm_sq_bf16_cuda(d_norm_sq, g->grads16, g->nparams - g->split);
+    if (g->grads) grad_norm_sq_cuda(d_norm_sq, g->grads, g->grads16 ? g->lay.split : g->lay.total);
+    if (g->grads16) grad_norm_sq_bf16_cuda(d_norm_sq, g->grads16, g->lay.total - g->lay.split);
 }
 
 extern "C" int qwen3_cuda_adamw_apply(Qwen3Cuda *g, const Qwen3CudaAdamW *opt, int step, const float *d_norm_sq) {
@@ -906,14 +870,14 @@ extern "C" int qwen3_cuda_adamw_apply(Qwen3Cuda *g, const Qwen3CudaAdamW *opt, i
     if (step < 1) return paw_error("adamw: step %d, expected >= 1", step);
     ensure_adam(g);
     g->adam_step = step;
-    for (int grp = 0; grp < NGROUPS; grp++) {
-        size_t off = g->base[grp], cnt = g->extent[grp];
+    for (int grp = 0; grp < QG_NUM; grp++) {
+        size_t off = g->lay.base[grp], cnt = g->lay.extent[grp];
         if (!cnt) continue;  // a tied head has no parameters of its own
         float wd = is_norm_group(grp) ? 0.0f : opt->weight_decay;
         float max_norm = d_norm_sq ? opt->max_grad_norm : 0.0f;
         unsigned long long seed = 0x5eedull * (unsigned long long)step + (unsigned long long)grp;
         if (g->grads16 && is_matrix_group(grp))
-            adamw_bf16_grad_cuda(g->params + off, g->master + off, g->grads16 + (off - g->split), g->adam_m + off,
+            adamw_bf16_grad_cuda(g->params + off, g->master + off, g->grads16 + (off - g->lay.split), g->adam_m + off,
                                  g->adam_v + off, cnt, opt->lr, opt->beta1, opt->beta2, opt->eps, wd, step, d_norm_sq,
                                  max_norm, seed);
         else
@@ -969,7 +933,7 @@ extern "C" int qwen3_cuda_set_adam_state(Qwen3Cuda *g, int which, const float *f
     if (!g->grads) return paw_error("adam state: the model is frozen (no optimizer)");
     ensure_adam(g);
     flat_transfer(g, adam_block(g, which), (float *)flat, 1);
-    if (which == 0) paw_cuda_f32_to_bf16(g->params, g->master, g->nparams);
+    if (which == 0) paw_cuda_f32_to_bf16(g->params, g->master, g->lay.total);
     return 0;
 }
 
@@ -1013,12 +977,12 @@ extern "C" int qwen3_cuda_set_decode_lora(Qwen3Cuda *g, const Qwen3CudaLora *lor
 static void head_last_row(Qwen3Cuda *g, size_t N) {
     const int C = g->C;
     const bf16 *last = g->x + (size_t)g->L * N * C + (N - 1) * C;
-    if (g->fused_decode && N == 1 && matvec_cuda_fits(last, P(G_HEAD, 0), C)) {
-        matvec_cuda_rmsnorm(g->logits, PAW_OUT_F32, last, P(G_LNF, 0), (float)g->cfg.rms_norm_eps, g->lnf,
-                            P(G_HEAD, 0), NULL, C, g->V, 1.0f, 0.0f);
+    if (g->fused_decode && N == 1 && matvec_cuda_fits(last, P(QG_HEAD, 0), C)) {
+        matvec_cuda_rmsnorm(g->logits, PAW_OUT_F32, last, P(QG_LNF, 0), (float)g->cfg.rms_norm_eps, g->lnf,
+                            P(QG_HEAD, 0), NULL, C, g->V, 1.0f, 0.0f);
     } else {
-        rmsnorm_cuda_forward(g->lnf, g->lnf_rstd, last, P(G_LNF, 0), 1, C, (long)C, (float)g->cfg.rms_norm_eps);
-        matmul_cuda_forward(g->logits, PAW_OUT_F32, g->lnf, P(G_HEAD, 0), NULL, 1, C, g->V, 1.0f, 0.0f);
+        rmsnorm_cuda_forward(g->lnf, g->lnf_rstd, last, P(QG_LNF, 0), 1, C, (long)C, (float)g->cfg.rms_norm_eps);
+        matmul_cuda_forward(g->logits, PAW_OUT_F32, g->lnf, P(QG_HEAD, 0), NULL, 1, C, g->V, 1.0f, 0.0f);
     }
     argmax_kernel<<<1, 1024, 0, paw_cuda_stream()>>>(g->d_token, g->logits, g->V);
     CUDA_CHECK_LAUNCH();
@@ -1032,7 +996,7 @@ static KvView single_cache(Qwen3Cuda *g) {
 // The single-token step, entirely on the device: reads d_token and d_cache_len, leaves the next
 // greedy token in d_token and advances d_cache_len.
 static void decode_step_body(Qwen3Cuda *g) {
-    embedding_cuda_forward(g->x, g->d_token, P(G_WTE, 0), 1, g->C);
+    embedding_cuda_forward(g->x, g->d_token, P(QG_WTE, 0), 1, g->C);
     const Qwen3CudaLora *lo = g->has_decode_lora ? &g->decode_lora : NULL;
     const KvView kv = single_cache(g);
     for (int l = 0; l < g->L; l++) layer_forward(g, l, 1, 1, &kv, g->d_cache_len, layer_acts(g, l, 1), lo);
@@ -1076,7 +1040,7 @@ extern "C" int qwen3_cuda_cache_forward(Qwen3Cuda *g, const int *ids, int n, flo
         for (int t = 0; t < n; t++) g->h_pos[t] = g->cache_len + t;
         paw_cuda_upload(g->d_pos, g->h_pos, sizeof(int) * (size_t)n);
         paw_cuda_upload(g->d_ids, ids, sizeof(int) * (size_t)n);
-        embedding_cuda_forward(g->x, g->d_ids, P(G_WTE, 0), n, g->C);
+        embedding_cuda_forward(g->x, g->d_ids, P(QG_WTE, 0), n, g->C);
         const Qwen3CudaLora *lo = g->has_decode_lora ? &g->decode_lora : NULL;
         const KvView kv = single_cache(g);
         for (int l = 0; l < g->L; l++) layer_forward(g, l, 1, n, &kv, g->d_pos, layer_acts(g, l, (size_t)n), lo);
@@ -1170,8 +1134,8 @@ static int check_batch_lora(const Qwen3Cuda *g) {
 // Final norm, logits and greedy token of B dense rows of x (row stride C).
 static void head_rows(Qwen3Cuda *g, const bf16 *rows, int B, int *d_out) {
     const int C = g->C;
-    rmsnorm_cuda_forward(g->lnf, g->lnf_rstd, rows, P(G_LNF, 0), B, C, (long)C, (float)g->cfg.rms_norm_eps);
-    matmul_cuda_forward(g->logits, PAW_OUT_F32, g->lnf, P(G_HEAD, 0), NULL, B, C, g->V, 1.0f, 0.0f);
+    rmsnorm_cuda_forward(g->lnf, g->lnf_rstd, rows, P(QG_LNF, 0), B, C, (long)C, (float)g->cfg.rms_norm_eps);
+    matmul_cuda_forward(g->logits, PAW_OUT_F32, g->lnf, P(QG_HEAD, 0), NULL, B, C, g->V, 1.0f, 0.0f);
     argmax_kernel<<<B, 1024, 0, paw_cuda_stream()>>>(d_out, g->logits, g->V);
     CUDA_CHECK_LAUNCH();
 }
@@ -1207,7 +1171,7 @@ extern "C" int qwen3_cuda_batch_prefill(Qwen3Cuda *g, const int *ids, const int 
     paw_cuda_upload(g->d_ids, g->h_bids, sizeof(int) * N);
     paw_cuda_upload(g->d_lens, lens, sizeof(int) * (size_t)B);
     paw_cuda_memset(g->d_blen, 0, sizeof(int) * (size_t)B);  // the prompts go in from position 0
-    embedding_cuda_forward(g->x, g->d_ids, P(G_WTE, 0), (int)N, C);
+    embedding_cuda_forward(g->x, g->d_ids, P(QG_WTE, 0), (int)N, C);
     const Qwen3CudaLora *lo = g->has_batch_lora ? &g->batch_lora : NULL;
     const KvView kv = {g->bkcache, g->bvcache, g->bcap, g->d_blen, 1, g->d_lens};
     for (int l = 0; l < g->L; l++) layer_forward(g, l, B, T, &kv, g->d_pos, layer_acts(g, l, N), lo);
@@ -1230,7 +1194,7 @@ extern "C" int qwen3_cuda_batch_prefill(Qwen3Cuda *g, const int *ids, const int 
 // next greedy tokens in d_btok and advances the active rows' lengths.
 static void batch_step_body(Qwen3Cuda *g) {
     const int B = g->bB;
-    embedding_cuda_forward(g->x, g->d_btok, P(G_WTE, 0), B, g->C);
+    embedding_cuda_forward(g->x, g->d_btok, P(QG_WTE, 0), B, g->C);
     const Qwen3CudaLora *lo = g->has_batch_lora ? &g->batch_lora : NULL;
     const KvView kv = {g->bkcache, g->bvcache, g->bcap, g->d_blen, 1, NULL};
     for (int l = 0; l < g->L; l++) layer_forward(g, l, B, 1, &kv, g->d_blen, layer_acts(g, l, (size_t)B), lo);

@@ -402,3 +402,97 @@ Test(model, bad_token_ids_are_refused) {
     cr_assert_eq(qwen3_backward(&m, 0), -1);  // no valid forward before it
     qwen3_free(&m);
 }
+
+// ---- the GPU parameter layout and ZeRO runs (model/qwen3_cuda_layout.h; plain C) ----------------
+
+#include "model/qwen3_cuda_layout.h"
+#include "train/comm.h"
+
+// The oracle: CPU index k -> (tensor, layer, offset in the layer) from qwen3_param_info alone,
+// then the device offset of that tensor's layer.
+static size_t dev_of_cpu(const Qwen3Config *c, const Qwen3DevLayout *lay, size_t k, int *group) {
+    for (int i = 0; i < QWEN3_NUM_PARAMS; i++) {
+        Qwen3ParamInfo info = qwen3_param_info(c, i);
+        if (k >= info.numel) {
+            k -= info.numel;
+            continue;
+        }
+        size_t per = info.numel / (info.per_layer ? (size_t)c->num_layers : 1);
+        *group = qwen3_dev_group(i);
+        return qwen3_dev_offset(lay, i, (int)(k / per)) + k % per;
+    }
+    cr_assert_fail("CPU index past the end");
+    return 0;
+}
+
+static int by_dev(const void *a, const void *b) {
+    size_t x = ((const Qwen3DevRun *)a)->dev, y = ((const Qwen3DevRun *)b)->dev;
+    return x < y ? -1 : x > y;
+}
+
+// Runs of [lo, hi): they tile it in CPU order, and every element (the ends of each run and a
+// few inside) sits where the oracle puts it, in the run's group, on one side of split.
+static void check_runs(const Qwen3Config *c, const Qwen3DevLayout *lay, size_t lo, size_t hi, Qwen3DevRun *runs,
+                       int n) {
+    size_t at = lo;
+    for (int r = 0; r < n; r++) {
+        cr_assert_eq(runs[r].cpu, at, "run %d starts at %zu, expected %zu", r, runs[r].cpu, at);
+        cr_assert_gt(runs[r].n, 0);
+        size_t probes[5] = {0, runs[r].n - 1, runs[r].n / 2, runs[r].n / 3, (runs[r].n * 7) / 9};
+        for (int p = 0; p < 5; p++) {
+            int g = -1;
+            size_t d = dev_of_cpu(c, lay, runs[r].cpu + probes[p], &g);
+            cr_assert_eq(d, runs[r].dev + probes[p], "run %d, element %zu: device offset %zu, oracle %zu", r, probes[p],
+                         runs[r].dev + probes[p], d);
+            cr_assert_eq(g, runs[r].group);
+        }
+        int g = runs[r].group;
+        cr_assert(runs[r].dev >= lay->base[g] && runs[r].dev + runs[r].n <= lay->base[g] + lay->extent[g]);
+        cr_assert(runs[r].dev + runs[r].n <= lay->split || runs[r].dev >= lay->split, "run %d straddles split", r);
+        at += runs[r].n;
+    }
+    cr_assert_eq(at, hi, "runs end at %zu, expected %zu", at, hi);
+}
+
+static void layout_case(const char *shape, int untie) {
+    Qwen3Config c;
+    cr_assert_eq(qwen3_config_load(&c, shape), 0, "%s", paw_last_error());
+    if (untie) c.tie_word_embeddings = 0;
+    Qwen3DevLayout lay;
+    qwen3_dev_layout(&lay, &c);
+    size_t total = 0;
+    for (int i = 0; i < QWEN3_NUM_PARAMS; i++) total += qwen3_param_info(&c, i).numel;
+    cr_assert_eq(lay.cpu_total, total);
+    // The whole model: the runs cover it, and no two device ranges overlap.
+    int n = qwen3_dev_runs(&lay, 0, total, NULL, 0);
+    cr_assert_gt(n, 0);
+    Qwen3DevRun *runs = malloc(sizeof *runs * (size_t)n);
+    cr_assert_eq(qwen3_dev_runs(&lay, 0, total, runs, n), n);
+    check_runs(&c, &lay, 0, total, runs, n);
+    qsort(runs, (size_t)n, sizeof *runs, by_dev);
+    for (int r = 1; r < n; r++) cr_assert_leq(runs[r - 1].dev + runs[r - 1].n, runs[r].dev, "device ranges overlap");
+    cr_assert_leq(runs[n - 1].dev + runs[n - 1].n, lay.total);
+    free(runs);
+    // ZeRO shards of 1..8 ranks (the balanced split of the checkpoints): each rank's runs tile its
+    // block; a too small cap still reports the full count.
+    for (int world = 1; world <= 8; world++)
+        for (int rank = 0; rank < world; rank++) {
+            size_t lo = paw_shard_begin(total, world, rank), hi = paw_shard_begin(total, world, rank + 1);
+            Qwen3DevRun few[2];
+            int k = qwen3_dev_runs(&lay, lo, hi, few, 2);
+            Qwen3DevRun *rr = malloc(sizeof *rr * (size_t)(k + 1));
+            cr_assert_eq(qwen3_dev_runs(&lay, lo, hi, rr, k), k);
+            check_runs(&c, &lay, lo, hi, rr, k);
+            free(rr);
+        }
+    cr_assert_eq(qwen3_dev_runs(&lay, 5, 4, NULL, 0), -1);
+    cr_assert_eq(qwen3_dev_runs(&lay, 0, total + 1, NULL, 0), -1);
+    cr_assert_eq(qwen3_dev_runs(&lay, 7, 7, NULL, 0), 0);
+}
+
+Test(gpu_layout, zero_runs_map_every_cpu_element_to_its_device_offset) {
+    layout_case("configs/tiny-compiler.json", 0);
+    layout_case("configs/tiny-compiler.json", 1);
+    layout_case("configs/qwen3-0.6b.json", 0);
+    layout_case("configs/qwen3-4b.json", 1);
+}
