@@ -36,12 +36,19 @@ static int single_ireduce_shards(PawComm *c, float *buf, size_t n, size_t a, siz
 static int single_nothing_in_flight(PawComm *c) { return (void)c, 0; }
 
 static int single_noop_bf16(PawComm *c, void *buf, size_t n) { return (void)c, (void)buf, (void)n, 0; }
+// Root 0 (checked by the shorthands) holds the only copy: nothing moves.
+static int single_ireduce(PawComm *c, void *buf, size_t n, int bf16, int root) {
+    return (void)c, (void)buf, (void)n, (void)bf16, (void)root, 0;
+}
+static int single_ibroadcast(PawComm *c, void *buf, size_t bytes, int root) {
+    return (void)c, (void)buf, (void)bytes, (void)root, 0;
+}
 
 static const PawCommOps single_ops = {"single", single_noop_f32, single_noop_f64, single_reduce_scatter, single_allgather,
                                       single_allgather_bytes, single_broadcast, single_barrier, single_abort,
                                       single_finalize, single_noop_f32, single_ireduce_shards,
                                       single_nothing_in_flight, single_nothing_in_flight, single_noop_bf16,
-                                      single_noop_bf16};
+                                      single_noop_bf16, single_ireduce, single_ibroadcast};
 
 PawComm *paw_comm_single(void) {
     PawComm *c = xcalloc(1, sizeof *c);
@@ -128,6 +135,14 @@ int paw_iallreduce_bf16(PawComm *c, void *buf, size_t n) {
 int paw_ireduce_shards_f32(PawComm *c, float *buf, size_t n, size_t a, size_t b) {
     if (a > b || b > n) return paw_error("reduce of elements [%zu, %zu) of a tensor of %zu", a, b, n);
     return a == b ? 0 : c->ops->ireduce_shards_f32(c, buf, n, a, b);
+}
+int paw_ireduce(PawComm *c, void *buf, size_t n, int bf16, int root) {
+    if (root < 0 || root >= c->world) return paw_error("reduce to rank %d of %d", root, c->world);
+    return n == 0 ? 0 : c->ops->ireduce(c, buf, n, bf16, root);
+}
+int paw_ibroadcast(PawComm *c, void *buf, size_t bytes, int root) {
+    if (root < 0 || root >= c->world) return paw_error("broadcast from rank %d of %d", root, c->world);
+    return bytes == 0 ? 0 : c->ops->ibroadcast(c, buf, bytes, root);
 }
 int paw_comm_progress(PawComm *c) { return c->ops->progress(c); }
 int paw_comm_wait_all(PawComm *c) { return c->ops->wait_all(c); }

@@ -39,6 +39,8 @@ typedef struct {
     // in place, sum, on bf16 elements (device buffers; NULL where the backend has no bf16 type)
     int (*allreduce_bf16)(PawComm *c, void *buf, size_t n);
     int (*iallreduce_bf16)(PawComm *c, void *buf, size_t n);  // non-blocking; NULL alike
+    int (*ireduce)(PawComm *c, void *buf, size_t n, int bf16, int root);  // see paw_ireduce
+    int (*ibroadcast)(PawComm *c, void *buf, size_t bytes, int root);    // see paw_ibroadcast
 } PawCommOps;
 
 struct PawComm {
@@ -91,6 +93,14 @@ int paw_iallreduce_bf16(PawComm *c, void *buf, size_t n);  // -1 + paw_error whe
 // lies in its own shard; its other elements keep this rank's values. The range is cut at shard
 // boundaries and each piece reduced to its owner.
 int paw_ireduce_shards_f32(PawComm *c, float *buf, size_t n, size_t a, size_t b);
+// The sum of buf[0..n) over all ranks into root's buf, in place there (the other ranks' buf is
+// left as it was); bf16 elements where the backend has the type (NCCL), else fp32. On the
+// backend's kind of buffer: host memory for MPI (device memory when it is CUDA-aware), device
+// memory for NCCL. What ZeRO-1 on the GPU sums each run of gradients to its owner with.
+int paw_ireduce(PawComm *c, void *buf, size_t n, int bf16, int root);
+// root's buf[0..bytes) into every rank's buf (the same kinds of buffer): how the GPU ZeRO-1
+// update hands each run of new weights from its owner to the others.
+int paw_ibroadcast(PawComm *c, void *buf, size_t bytes, int root);
 // Lets the operations in flight advance without waiting (MPI moves them only inside its calls).
 int paw_comm_progress(PawComm *c);
 // Completes every operation in flight. Same watchdog as the blocking collectives: past

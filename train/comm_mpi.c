@@ -270,25 +270,45 @@ static int mpi_iallreduce_f32(PawComm *c, float *buf, size_t n) {
     return 0;
 }
 
-// Each shard's piece of [a, b) goes to its owner, in place there (the others only send), so no
-// staging copy has to outlive the call.
-static int mpi_ireduce_shards_f32(PawComm *c, float *buf, size_t n, size_t a, size_t b) {
+// In place at the root (the others only send), so no staging copy has to outlive the call.
+static int mpi_ireduce(PawComm *c, void *buf, size_t n, int bf16, int root) {
+    if (bf16) return paw_error("rank %d: MPI has no bf16 type to sum (use NCCL, or fp32 gradients)", c->rank);
     size_t chunk = paw_comm_chunk_elems();
     if (chunk > INT_MAX) chunk = INT_MAX;
+    float *f = buf;
+    for (size_t off = 0; off < n; off += chunk) {
+        int cnt = (int)(n - off < chunk ? n - off : chunk);
+        MPI_Request req;
+        note_arrival(c);
+        int rc = root == c->rank ? MPI_Ireduce(MPI_IN_PLACE, f + off, cnt, MPI_FLOAT, MPI_SUM, root, MPI_COMM_WORLD, &req)
+                                 : MPI_Ireduce(f + off, NULL, cnt, MPI_FLOAT, MPI_SUM, root, MPI_COMM_WORLD, &req);
+        if (rc != MPI_SUCCESS) return fail(c, "overlapped reduce to the shard owner", rc);
+        inflight_push(c, req, "overlapped reduce to the shard owner");
+    }
+    return 0;
+}
+
+static int mpi_ibroadcast(PawComm *c, void *buf, size_t bytes, int root) {
+    size_t chunk = paw_comm_chunk_elems() * sizeof(float);
+    if (chunk > INT_MAX) chunk = INT_MAX;
+    for (size_t off = 0; off < bytes; off += chunk) {
+        int cnt = (int)(bytes - off < chunk ? bytes - off : chunk);
+        MPI_Request req;
+        note_arrival(c);
+        int rc = MPI_Ibcast((char *)buf + off, cnt, MPI_BYTE, root, MPI_COMM_WORLD, &req);
+        if (rc != MPI_SUCCESS) return fail(c, "overlapped broadcast from the shard owner", rc);
+        inflight_push(c, req, "overlapped broadcast from the shard owner");
+    }
+    return 0;
+}
+
+// Each shard's piece of [a, b) goes to its owner.
+static int mpi_ireduce_shards_f32(PawComm *c, float *buf, size_t n, size_t a, size_t b) {
     for (int owner = 0; owner < c->world; owner++) {
         size_t lo = paw_shard_begin(n, c->world, owner), hi = paw_shard_begin(n, c->world, owner + 1);
         if (lo < a) lo = a;
         if (hi > b) hi = b;
-        for (size_t off = lo; off < hi; off += chunk) {
-            int cnt = (int)(hi - off < chunk ? hi - off : chunk);
-            MPI_Request req;
-            note_arrival(c);
-            int rc = owner == c->rank
-                         ? MPI_Ireduce(MPI_IN_PLACE, buf + off, cnt, MPI_FLOAT, MPI_SUM, owner, MPI_COMM_WORLD, &req)
-                         : MPI_Ireduce(buf + off, NULL, cnt, MPI_FLOAT, MPI_SUM, owner, MPI_COMM_WORLD, &req);
-            if (rc != MPI_SUCCESS) return fail(c, "overlapped reduce to the shard owner", rc);
-            inflight_push(c, req, "overlapped reduce to the shard owner");
-        }
+        if (lo < hi && mpi_ireduce(c, buf + lo, hi - lo, 0, owner) != 0) return -1;
     }
     return 0;
 }
@@ -339,7 +359,7 @@ static void mpi_finalize(PawComm *c) {
 static const PawCommOps mpi_ops = {"mpi", mpi_allreduce_f32, mpi_allreduce_f64, mpi_reduce_scatter, mpi_allgather,
                                    mpi_allgather_bytes, mpi_broadcast, mpi_barrier, mpi_abort, mpi_finalize,
                                    mpi_iallreduce_f32, mpi_ireduce_shards_f32, mpi_progress, mpi_wait_all,
-                                   NULL, NULL /* no bf16 type in MPI */};
+                                   NULL, NULL /* no bf16 type in MPI */, mpi_ireduce, mpi_ibroadcast};
 
 PawComm *paw_comm_mpi_open(int *argc, char ***argv, double timeout_s) {
     int init = 0;

@@ -151,10 +151,28 @@ static int iallreduce(PawComm *c, void *buf, size_t n, ncclDataType_t type) {
     return 0;
 }
 
-// One grouped ncclReduce per shard piece of [a, b), in place at its owner.
 static int nccl_iallreduce_f32(PawComm *c, float *buf, size_t n) { return iallreduce(c, buf, n, ncclFloat32); }
 static int nccl_iallreduce_bf16(PawComm *c, void *buf, size_t n) { return iallreduce(c, buf, n, ncclBfloat16); }
 
+static int nccl_ireduce(PawComm *c, void *buf, size_t n, int bf16, int root) {
+    NcclState *st = state(c);
+    if (after_compute(c, "overlapped reduce") != 0) return -1;
+    ncclResult_t r = ncclReduce(buf, buf, n, bf16 ? ncclBfloat16 : ncclFloat32, ncclSum, root, st->nccl, st->stream);
+    if (r != ncclSuccess) return nccl_fail(c, "overlapped reduce", r);
+    st->inflight++;
+    return 0;
+}
+
+static int nccl_ibroadcast(PawComm *c, void *buf, size_t bytes, int root) {
+    NcclState *st = state(c);
+    if (after_compute(c, "overlapped broadcast") != 0) return -1;
+    ncclResult_t r = ncclBroadcast(buf, buf, bytes, ncclUint8, root, st->nccl, st->stream);
+    if (r != ncclSuccess) return nccl_fail(c, "overlapped broadcast", r);
+    st->inflight++;
+    return 0;
+}
+
+// One grouped ncclReduce per shard piece of [a, b), in place at its owner.
 static int nccl_ireduce_shards_f32(PawComm *c, float *buf, size_t n, size_t a, size_t b) {
     NcclState *st = state(c);
     if (after_compute(c, "overlapped reduce") != 0) return -1;
@@ -210,7 +228,7 @@ static void nccl_finalize(PawComm *c) {
 static const PawCommOps nccl_ops = {"nccl", nccl_allreduce_f32, nccl_allreduce_f64, nccl_reduce_scatter, nccl_allgather,
                                     host_allgather_bytes, host_broadcast, host_barrier, nccl_abort, nccl_finalize,
                                     nccl_iallreduce_f32, nccl_ireduce_shards_f32, nccl_progress, nccl_wait_all,
-                                    nccl_allreduce_bf16, nccl_iallreduce_bf16};
+                                    nccl_allreduce_bf16, nccl_iallreduce_bf16, nccl_ireduce, nccl_ibroadcast};
 
 PawComm *paw_comm_nccl_open(PawComm *host) {
     // NCCL runs on the device the kernels use (paw_cuda_init's choice: PAW_CUDA_DEVICE, else the
