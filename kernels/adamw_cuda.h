@@ -25,6 +25,13 @@ void adamw_cuda(paw_bf16 *param, float *master, const float *grad, float *m, flo
                 float beta1, float beta2, float eps, float weight_decay, int step, const float *norm_sq,
                 float max_norm, unsigned long long seed);
 
+// The seed under which a call over elements [off, off + n) of a tensor draws the same random
+// bits as one call over the whole tensor with `seed` (the bits hash seed + 0x9E3779B97F4A7C15 *
+// (index + 1)): a ZeRO shard rounds its part exactly as the whole update would.
+static inline unsigned long long adamw_seed_at(unsigned long long seed, size_t off) {
+    return seed + 0x9E3779B97F4A7C15ull * (unsigned long long)off;
+}
+
 // The same with bf16 gradients (models that keep their weight gradients in bf16 to save memory;
 // the master weights and moments stay fp32).
 void grad_norm_sq_bf16_cuda(float *norm_sq, const paw_bf16 *grad, size_t n);

@@ -117,6 +117,11 @@ extern "C" void paw_cuda_upload(void *dst, const void *src, size_t bytes) {
     CUDA_CHECK(cudaStreamSynchronize(g_stream));
 }
 
+extern "C" void paw_cuda_copy(void *dst, const void *src, size_t bytes) {
+    if (!bytes) return;
+    CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, paw_cuda_stream()));
+}
+
 extern "C" void paw_cuda_download(void *dst, const void *src, size_t bytes) {
     if (!bytes) return;
     CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, paw_cuda_stream()));

@@ -39,6 +39,7 @@ size_t paw_cuda_used_device_bytes(void);  // total - free as the driver reports 
 void paw_cuda_upload(void *dst, const void *src, size_t bytes);
 void paw_cuda_download(void *dst, const void *src, size_t bytes);
 void paw_cuda_memset(void *dst, int byte, size_t bytes);
+void paw_cuda_copy(void *dst, const void *src, size_t bytes);  // device to device, queued on the stream
 void paw_cuda_sync(void);
 // fp32 host <-> bf16 device (round to nearest even), converted on the host in chunks.
 void paw_cuda_upload_bf16(paw_bf16 *dst, const float *src, size_t n);

@@ -46,7 +46,11 @@ struct Qwen3Cuda {
     bf16 *params;
     float *grads;                     // NULL when frozen; [0, split) only when grads16 is used
     bf16 *grads16;                    // bf16 gradients of the layer matrices [split, nparams), or NULL
-    float *master, *adam_m, *adam_v;  // optimizer state, from the first step
+    float *master, *adam_m, *adam_v;  // optimizer state, from the first step (the shard's only, in CPU order, when sharded)
+    int sharded;                      // ZeRO-1 (qwen3_cuda_shard_optimizer): the state covers [shard_lo, shard_hi) of the CPU layout
+    size_t shard_lo, shard_hi;
+    Qwen3DevRun *shard_runs;
+    int shard_nruns;
     float *d_norm_sq;
     int adam_step;
     float *rope_cos, *rope_sin;
@@ -154,18 +158,24 @@ static Qwen3Cuda *create_common(const Qwen3Config *cfg, int frozen, int recomput
     return g;
 }
 
-extern "C" Qwen3Cuda *qwen3_cuda_create(const Qwen3 *cpu, int frozen, int recompute) {
-    Qwen3Cuda *g = create_common(&cpu->cfg, frozen, recompute);
-    if (!g) return NULL;
-    Qwen3Params src = cpu->params;
+// The bf16 weights from fp32 weights in the CPU layout (Qwen3.params_memory order).
+static void upload_weights(Qwen3Cuda *g, const float *flat) {
+    size_t cpu_off = 0;
     for (int i = 0; i < QWEN3_NUM_PARAMS; i++) {
         Qwen3ParamInfo info = qwen3_param_info(&g->cfg, i);
         if (info.numel == 0) continue;
         int layers = info.per_layer ? g->L : 1;
         size_t per = info.numel / (size_t)layers;
-        const float *t = *qwen3_param_slot(&src, i);
-        for (int l = 0; l < layers; l++) paw_cuda_upload_bf16(g->params + gpu_offset(g, i, l), t + l * per, per);
+        for (int l = 0; l < layers; l++)
+            paw_cuda_upload_bf16(g->params + gpu_offset(g, i, l), flat + cpu_off + (size_t)l * per, per);
+        cpu_off += info.numel;
     }
+}
+
+extern "C" Qwen3Cuda *qwen3_cuda_create(const Qwen3 *cpu, int frozen, int recompute) {
+    Qwen3Cuda *g = create_common(&cpu->cfg, frozen, recompute);
+    if (!g) return NULL;
+    upload_weights(g, cpu->params_memory);
     return g;
 }
 
@@ -252,6 +262,7 @@ extern "C" void qwen3_cuda_free(Qwen3Cuda *g) {
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) paw_cuda_free(bufs[i]);
     free(g->h_blen);
     free(g->h_bids);
+    free(g->shard_runs);
     free(g);
 }
 
@@ -849,20 +860,85 @@ static int copy_out(const Qwen3Cuda *g, Qwen3Params *dst, int grads) {
 extern "C" int qwen3_cuda_get_grads(const Qwen3Cuda *g, Qwen3Params *dst) { return copy_out(g, dst, 1); }
 extern "C" int qwen3_cuda_get_params(const Qwen3Cuda *g, Qwen3Params *dst) { return copy_out(g, dst, 0); }
 
+// ---- the optimizer: whole state, or this rank's ZeRO-1 shard ----------------------------------------
+
+static size_t adam_elems(const Qwen3Cuda *g) { return g->sharded ? g->shard_hi - g->shard_lo : g->lay.total; }
+
+// The gradient of a run: in the fp32 block, or in the bf16 block of the layer matrices.
+static void run_grad(const Qwen3Cuda *g, const Qwen3DevRun *r, float **f32, bf16 **b16) {
+    *f32 = NULL, *b16 = NULL;
+    if (!g->grads) return;
+    if (g->grads16 && r->dev >= g->lay.split) *b16 = g->grads16 + (r->dev - g->lay.split);
+    else *f32 = g->grads + r->dev;
+}
+
 static void ensure_adam(Qwen3Cuda *g) {
     if (g->master) return;
-    size_t n = g->lay.total;
-    g->master = (float *)paw_cuda_malloc(sizeof(float) * n);
-    g->adam_m = (float *)paw_cuda_malloc(sizeof(float) * n);
-    g->adam_v = (float *)paw_cuda_malloc(sizeof(float) * n);
-    paw_cuda_bf16_to_f32(g->master, g->params, n);
+    size_t n = adam_elems(g), bytes = sizeof(float) * (n ? n : 1);
+    g->master = (float *)paw_cuda_malloc(bytes);
+    g->adam_m = (float *)paw_cuda_malloc(bytes);
+    g->adam_v = (float *)paw_cuda_malloc(bytes);
+    if (!g->sharded) paw_cuda_bf16_to_f32(g->master, g->params, n);
+    for (int k = 0; g->sharded && k < g->shard_nruns; k++) {
+        const Qwen3DevRun *r = &g->shard_runs[k];
+        paw_cuda_bf16_to_f32(g->master + (r->cpu - g->shard_lo), g->params + r->dev, r->n);
+    }
     paw_cuda_memset(g->adam_m, 0, sizeof(float) * n);
     paw_cuda_memset(g->adam_v, 0, sizeof(float) * n);
 }
 
+extern "C" int qwen3_cuda_shard_optimizer(Qwen3Cuda *g, size_t lo, size_t hi) {
+    if (!g->grads) return paw_error("ZeRO-1: the model is frozen (no optimizer state to shard)");
+    if (g->sharded) return paw_error("ZeRO-1: the optimizer state is already sharded");
+    int n = qwen3_dev_runs(&g->lay, lo, hi, NULL, 0);
+    if (n < 0) return paw_error("ZeRO-1: shard [%zu, %zu) outside the model's %zu parameters", lo, hi, g->lay.cpu_total);
+    Qwen3DevRun *runs = (Qwen3DevRun *)xmalloc(sizeof(Qwen3DevRun) * (size_t)(n + 1));
+    qwen3_dev_runs(&g->lay, lo, hi, runs, n);
+    if (g->master) {  // state made before (the fp32 master from the host): keep the shard's part
+        float **blocks[3] = {&g->master, &g->adam_m, &g->adam_v};
+        for (int b = 0; b < 3; b++) {
+            float *part = (float *)paw_cuda_malloc(sizeof(float) * (hi - lo ? hi - lo : 1));
+            for (int k = 0; k < n; k++)
+                paw_cuda_copy(part + (runs[k].cpu - lo), *blocks[b] + runs[k].dev, sizeof(float) * runs[k].n);
+            paw_cuda_sync();
+            paw_cuda_free(*blocks[b]);
+            *blocks[b] = part;
+        }
+    }
+    g->sharded = 1, g->shard_lo = lo, g->shard_hi = hi, g->shard_runs = runs, g->shard_nruns = n;
+    return 0;
+}
+
+extern "C" int qwen3_cuda_runs(const Qwen3Cuda *g, size_t lo, size_t hi, Qwen3CudaRun *out, int cap) {
+    int n = qwen3_dev_runs(&g->lay, lo, hi, NULL, 0);
+    if (n < 0) return paw_error("runs [%zu, %zu) outside the model's %zu parameters", lo, hi, g->lay.cpu_total);
+    Qwen3DevRun *runs = (Qwen3DevRun *)xmalloc(sizeof(Qwen3DevRun) * (size_t)(n + 1));
+    qwen3_dev_runs(&g->lay, lo, hi, runs, n);
+    for (int k = 0; k < n && k < cap && out; k++) {
+        float *f32;
+        bf16 *b16;
+        run_grad(g, &runs[k], &f32, &b16);
+        out[k].flat = runs[k].cpu, out[k].n = runs[k].n, out[k].param = g->params + runs[k].dev, out[k].param_bf16 = 1;
+        out[k].grad = b16 ? (void *)b16 : (void *)f32, out[k].grad_bf16 = b16 != NULL;
+    }
+    free(runs);
+    return n;
+}
+
 extern "C" void qwen3_cuda_grad_norm_sq(const Qwen3Cuda *g, float *d_norm_sq) {
-    if (g->grads) grad_norm_sq_cuda(d_norm_sq, g->grads, g->grads16 ? g->lay.split : g->lay.total);
-    if (g->grads16) grad_norm_sq_bf16_cuda(d_norm_sq, g->grads16, g->lay.total - g->lay.split);
+    if (!g->grads) return;
+    if (!g->sharded) {
+        grad_norm_sq_cuda(d_norm_sq, g->grads, g->grads16 ? g->lay.split : g->lay.total);
+        if (g->grads16) grad_norm_sq_bf16_cuda(d_norm_sq, g->grads16, g->lay.total - g->lay.split);
+        return;
+    }
+    for (int k = 0; k < g->shard_nruns; k++) {
+        float *f32;
+        bf16 *b16;
+        run_grad(g, &g->shard_runs[k], &f32, &b16);
+        if (b16) grad_norm_sq_bf16_cuda(d_norm_sq, b16, g->shard_runs[k].n);
+        else grad_norm_sq_cuda(d_norm_sq, f32, g->shard_runs[k].n);
+    }
 }
 
 extern "C" int qwen3_cuda_adamw_apply(Qwen3Cuda *g, const Qwen3CudaAdamW *opt, int step, const float *d_norm_sq) {
@@ -870,11 +946,31 @@ extern "C" int qwen3_cuda_adamw_apply(Qwen3Cuda *g, const Qwen3CudaAdamW *opt, i
     if (step < 1) return paw_error("adamw: step %d, expected >= 1", step);
     ensure_adam(g);
     g->adam_step = step;
+    float max_norm = d_norm_sq ? opt->max_grad_norm : 0.0f;
+    if (g->sharded) {
+        // Run by run, each drawing the random bits the whole-group update would (adamw_seed_at).
+        for (int k = 0; k < g->shard_nruns; k++) {
+            const Qwen3DevRun *r = &g->shard_runs[k];
+            float wd = is_norm_group(r->group) ? 0.0f : opt->weight_decay;
+            unsigned long long seed = adamw_seed_at(0x5eedull * (unsigned long long)step + (unsigned long long)r->group,
+                                                    r->dev - g->lay.base[r->group]);
+            size_t s = r->cpu - g->shard_lo;
+            float *f32;
+            bf16 *b16;
+            run_grad(g, r, &f32, &b16);
+            if (b16)
+                adamw_bf16_grad_cuda(g->params + r->dev, g->master + s, b16, g->adam_m + s, g->adam_v + s, r->n, opt->lr,
+                                     opt->beta1, opt->beta2, opt->eps, wd, step, d_norm_sq, max_norm, seed);
+            else
+                adamw_cuda(g->params + r->dev, g->master + s, f32, g->adam_m + s, g->adam_v + s, r->n, opt->lr,
+                           opt->beta1, opt->beta2, opt->eps, wd, step, d_norm_sq, max_norm, seed);
+        }
+        return 0;
+    }
     for (int grp = 0; grp < QG_NUM; grp++) {
         size_t off = g->lay.base[grp], cnt = g->lay.extent[grp];
         if (!cnt) continue;  // a tied head has no parameters of its own
         float wd = is_norm_group(grp) ? 0.0f : opt->weight_decay;
-        float max_norm = d_norm_sq ? opt->max_grad_norm : 0.0f;
         unsigned long long seed = 0x5eedull * (unsigned long long)step + (unsigned long long)grp;
         if (g->grads16 && is_matrix_group(grp))
             adamw_bf16_grad_cuda(g->params + off, g->master + off, g->grads16 + (off - g->lay.split), g->adam_m + off,
@@ -924,7 +1020,8 @@ static float *adam_block(const Qwen3Cuda *g, int which) {
 extern "C" int qwen3_cuda_get_adam_state(const Qwen3Cuda *g, int which, float *flat) {
     if (which < 0 || which > 2) return paw_error("adam state: which = %d, expected 0, 1 or 2", which);
     if (!g->master) return paw_error("adam state: no optimizer step has run yet");
-    flat_transfer(g, adam_block(g, which), flat, 0);
+    if (!g->sharded) flat_transfer(g, adam_block(g, which), flat, 0);
+    else paw_cuda_download(which == 0 ? flat + g->shard_lo : flat, adam_block(g, which), sizeof(float) * adam_elems(g));
     return 0;
 }
 
@@ -932,8 +1029,13 @@ extern "C" int qwen3_cuda_set_adam_state(Qwen3Cuda *g, int which, const float *f
     if (which < 0 || which > 2) return paw_error("adam state: which = %d, expected 0, 1 or 2", which);
     if (!g->grads) return paw_error("adam state: the model is frozen (no optimizer)");
     ensure_adam(g);
-    flat_transfer(g, adam_block(g, which), (float *)flat, 1);
-    if (which == 0) paw_cuda_f32_to_bf16(g->params, g->master, g->lay.total);
+    if (!g->sharded) {
+        flat_transfer(g, adam_block(g, which), (float *)flat, 1);
+        if (which == 0) paw_cuda_f32_to_bf16(g->params, g->master, g->lay.total);
+        return 0;
+    }
+    paw_cuda_upload(adam_block(g, which), which == 0 ? flat + g->shard_lo : flat, sizeof(float) * adam_elems(g));
+    if (which == 0) upload_weights(g, flat);  // every rank holds the whole bf16 model
     return 0;
 }
 

@@ -130,7 +130,8 @@ typedef struct {
 } Qwen3CudaAdamW;
 int qwen3_cuda_adamw_step(Qwen3Cuda *g, const Qwen3CudaAdamW *opt, float *grad_norm);
 // The same in two halves, for a trainer whose clipping spans several models: the squared gradient
-// norm added to a device float (padding between groups holds zeros), then the update of step
+// norm added to a device float (padding between groups holds zeros; a ZeRO-1 shard's own
+// gradients only, see qwen3_cuda_shard_optimizer), then the update of step
 // `step` (from 1) clipped by the squared global norm at d_norm_sq (device; NULL: no clipping).
 void qwen3_cuda_grad_norm_sq(const Qwen3Cuda *g, float *d_norm_sq);
 int qwen3_cuda_adamw_apply(Qwen3Cuda *g, const Qwen3CudaAdamW *opt, int step, const float *d_norm_sq);
@@ -138,8 +139,32 @@ int qwen3_cuda_adamw_apply(Qwen3Cuda *g, const Qwen3CudaAdamW *opt, int step, co
 // qwen3 num_params floats): which = 0 master weights, 1 first moment, 2 second moment. get fails
 // before the state exists; set creates it (the others start at the bf16 weights / zero), and
 // setting the master weights also rewrites the bf16 weights from them (round to nearest).
+// With a ZeRO-1 shard [lo, hi) (below): flat is still the whole tensor for the master weights,
+// of which get writes [lo, hi) only (the other ranks hold the rest) and set reads all (the bf16
+// weights of the whole model, the master of the shard); the moments are shard-sized (hi - lo).
 int qwen3_cuda_get_adam_state(const Qwen3Cuda *g, int which, float *flat);
 int qwen3_cuda_set_adam_state(Qwen3Cuda *g, int which, const float *flat);
+
+// ZeRO stage 1: this rank keeps the fp32 master weights and AdamW moments of [lo, hi) of the CPU
+// layout only (its block of the balanced split, paw_shard_begin: the layout of sharded
+// checkpoints), 12 bytes per parameter divided by the world size. After it, grad_norm_sq sums
+// the shard's gradients only, and adamw_apply updates the shard's master and bf16 weights only:
+// the trainer sums each run's gradients to its owner before, adds the ranks' squared norms, and
+// gathers the bf16 weights of every run from its owner after. Call it once, on a trained model;
+// existing state keeps its shard. -1 + paw_error otherwise.
+int qwen3_cuda_shard_optimizer(Qwen3Cuda *g, size_t lo, size_t hi);
+// A run of a shard: n parameters from CPU-layout index flat, contiguous on the device too.
+typedef struct {
+    size_t flat, n;
+    void *param;  // weights: bf16 here (param_bf16 = 1); fp32 for the PAW step's prefix and mapper
+    int param_bf16;
+    void *grad;   // gradients: fp32, or bf16 when grad_bf16 (qwen3_cuda_use_bf16_grads); NULL when frozen
+    int grad_bf16;
+} Qwen3CudaRun;
+// The runs of [lo, hi) of the CPU layout (any rank's shard), in CPU order (pointers valid until
+// qwen3_cuda_use_bf16_grads or qwen3_cuda_free): at most cap written
+// (out may be NULL), the count returned; -1 + paw_error for a range outside the model.
+int qwen3_cuda_runs(const Qwen3Cuda *g, size_t lo, size_t hi, Qwen3CudaRun *out, int cap);
 
 // Decoding steps of one row per sequence run their norms and SwiGLU inside the products
 // (kernels/matvec_cuda.h): fewer launches per layer, same results up to bf16 rounding. Off by

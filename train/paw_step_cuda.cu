@@ -12,6 +12,7 @@
 
 extern "C" {
 #include "common/error.h"
+#include "train/comm.h"
 }
 
 struct PawStepCuda {
@@ -29,8 +30,10 @@ struct PawStepCuda {
     int *ids, *targets, *lens;
     float *weights;
     size_t cap;
-    // AdamW moments of the prefix and the mapper (their fp32 values are the master weights)
+    // AdamW moments of the prefix and the mapper (their fp32 values are the master weights), of
+    // [lo, hi) of each group: the whole group, or this rank's ZeRO-1 shard
     float *m[PAW_NUM_GROUPS], *v[PAW_NUM_GROUPS];
+    int sharded, rank, world;
     float *d_norm_sq;
 };
 
@@ -225,13 +228,64 @@ static float *group_grads(PawStepCuda *s, int group) {
     return group == PAW_GROUP_PREFIX ? compiler_cuda_dprefix(s->comp) : mapper_cuda_grads(s->mapper);
 }
 
+// This rank's block of a group: the whole group unless the optimizer is sharded.
+static void shard_of(const PawStepCuda *s, int group, int rank, size_t *lo, size_t *hi) {
+    size_t n = paw_step_cuda_group_size(s, group);
+    *lo = s->sharded ? paw_shard_begin(n, s->world, rank) : 0;
+    *hi = s->sharded ? paw_shard_begin(n, s->world, rank + 1) : n;
+}
+
 static void ensure_moments(PawStepCuda *s, int group) {
     if (s->m[group]) return;
-    size_t n = paw_step_cuda_group_size(s, group);
-    s->m[group] = (float *)paw_cuda_malloc(sizeof(float) * n);
-    s->v[group] = (float *)paw_cuda_malloc(sizeof(float) * n);
+    size_t lo, hi;
+    shard_of(s, group, s->rank, &lo, &hi);
+    size_t n = hi - lo, bytes = sizeof(float) * (n ? n : 1);
+    s->m[group] = (float *)paw_cuda_malloc(bytes);
+    s->v[group] = (float *)paw_cuda_malloc(bytes);
     paw_cuda_memset(s->m[group], 0, sizeof(float) * n);
     paw_cuda_memset(s->v[group], 0, sizeof(float) * n);
+}
+
+extern "C" int paw_step_cuda_shard_optimizer(PawStepCuda *s, int rank, int world) {
+    if (world < 1 || rank < 0 || rank >= world) return paw_error("ZeRO-1: rank %d of %d", rank, world);
+    if (s->sharded) return paw_error("ZeRO-1: the optimizer state is already sharded");
+    if (!s->freeze_compiler) {
+        size_t n = paw_step_cuda_group_size(s, PAW_GROUP_COMPILER);
+        if (qwen3_cuda_shard_optimizer(compiler_cuda_model(s->comp), paw_shard_begin(n, world, rank),
+                                       paw_shard_begin(n, world, rank + 1)) != 0)
+            return -1;
+    }
+    float *old_m[PAW_NUM_GROUPS], *old_v[PAW_NUM_GROUPS];
+    memcpy(old_m, s->m, sizeof old_m), memcpy(old_v, s->v, sizeof old_v);
+    s->sharded = 1, s->rank = rank, s->world = world;
+    for (int g = PAW_GROUP_PREFIX; g <= PAW_GROUP_MAPPER; g++) {
+        if (!old_m[g]) continue;  // made at the first step, shard-sized
+        s->m[g] = s->v[g] = NULL;
+        ensure_moments(s, g);
+        size_t lo, hi;
+        shard_of(s, g, rank, &lo, &hi);
+        paw_cuda_copy(s->m[g], old_m[g] + lo, sizeof(float) * (hi - lo));
+        paw_cuda_copy(s->v[g], old_v[g] + lo, sizeof(float) * (hi - lo));
+        paw_cuda_sync();
+        paw_cuda_free(old_m[g]), paw_cuda_free(old_v[g]);
+    }
+    return 0;
+}
+
+extern "C" int paw_step_cuda_runs(PawStepCuda *s, int group, int rank, Qwen3CudaRun *out, int cap) {
+    if (bad_group(s, group)) return -1;
+    int world = s->sharded ? s->world : 1;
+    if (rank < 0 || rank >= world) return paw_error("PAW step: rank %d of %d", rank, world);
+    size_t lo, hi;
+    shard_of(s, group, rank, &lo, &hi);
+    if (group == PAW_GROUP_COMPILER) return qwen3_cuda_runs(compiler_cuda_model(s->comp), lo, hi, out, cap);
+    if (hi == lo) return 0;
+    if (out && cap > 0) {
+        out[0].flat = lo, out[0].n = hi - lo;
+        out[0].param = group_params(s, group) + lo, out[0].param_bf16 = 0;
+        out[0].grad = group_grads(s, group) + lo, out[0].grad_bf16 = 0;
+    }
+    return 1;
 }
 
 // CPU-layout tensor pointers into a flat buffer (the order of a CPU model's memory).
@@ -295,17 +349,24 @@ extern "C" int paw_step_cuda_get_state(PawStepCuda *s, int group, int which, flo
     if (group == PAW_GROUP_COMPILER) {
         Qwen3Cuda *g = compiler_cuda_model(s->comp);
         if (qwen3_cuda_get_adam_state(g, which, flat) == 0) return 0;
-        if (which) {  // no step yet: zero moments
-            memset(flat, 0, sizeof(float) * n);
+        if (which) {  // no step yet: zero moments (of this rank's block)
+            size_t lo, hi;
+            shard_of(s, group, s->rank, &lo, &hi);
+            memset(flat, 0, sizeof(float) * (hi - lo));
             return 0;
         }
         Qwen3Params view;  // no step yet: the master is the bf16 weights
         flat_view(&s->ccfg, flat, &view);
         return qwen3_cuda_get_params(g, &view);
     }
-    if (which == 0) paw_cuda_download(flat, group_params(s, group), sizeof(float) * n);
-    else if (!s->m[group]) memset(flat, 0, sizeof(float) * n);
-    else paw_cuda_download(flat, which == 1 ? s->m[group] : s->v[group], sizeof(float) * n);
+    if (which == 0) {  // the whole group: every rank holds all of the prefix and mapper weights
+        paw_cuda_download(flat, group_params(s, group), sizeof(float) * n);
+        return 0;
+    }
+    size_t lo, hi;
+    shard_of(s, group, s->rank, &lo, &hi);
+    if (!s->m[group]) memset(flat, 0, sizeof(float) * (hi - lo));
+    else paw_cuda_download(flat, which == 1 ? s->m[group] : s->v[group], sizeof(float) * (hi - lo));
     return 0;
 }
 
@@ -318,35 +379,55 @@ extern "C" int paw_step_cuda_set_state(PawStepCuda *s, int group, int which, con
         paw_cuda_upload(group_params(s, group), flat, sizeof(float) * n);
         return 0;
     }
+    size_t lo, hi;
+    shard_of(s, group, s->rank, &lo, &hi);
     ensure_moments(s, group);
-    paw_cuda_upload(which == 1 ? s->m[group] : s->v[group], flat, sizeof(float) * n);
+    paw_cuda_upload(which == 1 ? s->m[group] : s->v[group], flat, sizeof(float) * (hi - lo));
     return 0;
 }
 
-extern "C" int paw_step_cuda_adamw(PawStepCuda *s, const PawStepCudaAdamW *opt, int step, float *grad_norm) {
-    if (step < 1) return paw_error("PAW step: AdamW step %d, expected >= 1", step);
-    Qwen3Cuda *cm = compiler_cuda_model(s->comp);
+extern "C" int paw_step_cuda_grad_norm_sq(PawStepCuda *s, double *norm_sq) {
     paw_cuda_memset(s->d_norm_sq, 0, sizeof(float));
-    if (!s->freeze_compiler) qwen3_cuda_grad_norm_sq(cm, s->d_norm_sq);
-    for (int g = PAW_GROUP_PREFIX; g <= PAW_GROUP_MAPPER; g++)
-        grad_norm_sq_cuda(s->d_norm_sq, group_grads(s, g), paw_step_cuda_group_size(s, g));
+    if (!s->freeze_compiler) qwen3_cuda_grad_norm_sq(compiler_cuda_model(s->comp), s->d_norm_sq);
+    for (int g = PAW_GROUP_PREFIX; g <= PAW_GROUP_MAPPER; g++) {
+        size_t lo, hi;
+        shard_of(s, g, s->rank, &lo, &hi);
+        grad_norm_sq_cuda(s->d_norm_sq, group_grads(s, g) + lo, hi - lo);
+    }
     float sq = 0;
-    paw_cuda_download(&sq, s->d_norm_sq, sizeof sq);  // one float: checked before anything changes
-    if (grad_norm) *grad_norm = sqrtf(sq);
-    if (!isfinite(sq))
+    paw_cuda_download(&sq, s->d_norm_sq, sizeof sq);
+    *norm_sq = sq;
+    return 0;
+}
+
+extern "C" int paw_step_cuda_adamw_apply(PawStepCuda *s, const PawStepCudaAdamW *opt, int step, double norm_sq) {
+    if (step < 1) return paw_error("PAW step: AdamW step %d, expected >= 1", step);
+    if (!isfinite(norm_sq))
         return paw_error("PAW step: the gradient norm is not finite; the update was skipped, the weights are intact");
+    float sq = (float)norm_sq;
+    paw_cuda_upload(s->d_norm_sq, &sq, sizeof sq);  // read by the update kernels: no host round trip there
     const float *clip = opt->max_grad_norm > 0 ? s->d_norm_sq : NULL;
     if (!s->freeze_compiler) {
         Qwen3CudaAdamW o = {opt->lr * opt->group_lr_scale[PAW_GROUP_COMPILER], opt->beta1, opt->beta2, opt->eps,
                             opt->weight_decay, opt->max_grad_norm};
-        if (qwen3_cuda_adamw_apply(cm, &o, step, clip) != 0) return -1;
+        if (qwen3_cuda_adamw_apply(compiler_cuda_model(s->comp), &o, step, clip) != 0) return -1;
     }
     for (int g = PAW_GROUP_PREFIX; g <= PAW_GROUP_MAPPER; g++) {
+        size_t lo, hi;
+        shard_of(s, g, s->rank, &lo, &hi);
         ensure_moments(s, g);
-        adamw_cuda(NULL, group_params(s, g), group_grads(s, g), s->m[g], s->v[g], paw_step_cuda_group_size(s, g),
+        adamw_cuda(NULL, group_params(s, g) + lo, group_grads(s, g) + lo, s->m[g], s->v[g], hi - lo,
                    opt->lr * opt->group_lr_scale[g], opt->beta1, opt->beta2, opt->eps, opt->weight_decay, step, clip,
                    opt->max_grad_norm, 0);
     }
     paw_cuda_sync();
     return 0;
+}
+
+extern "C" int paw_step_cuda_adamw(PawStepCuda *s, const PawStepCudaAdamW *opt, int step, float *grad_norm) {
+    if (step < 1) return paw_error("PAW step: AdamW step %d, expected >= 1", step);
+    double sq = 0;
+    if (paw_step_cuda_grad_norm_sq(s, &sq) != 0) return -1;
+    if (grad_norm) *grad_norm = (float)sqrt(sq);
+    return paw_step_cuda_adamw_apply(s, opt, step, sq);
 }

@@ -74,6 +74,23 @@ typedef struct {
 // gradient norm before clipping. A norm that is not finite returns -1 before anything changes. Weight decay: compiler matrices (not its norm weights), the
 // prefix and the mapper.
 int paw_step_cuda_adamw(PawStepCuda *s, const PawStepCudaAdamW *opt, int step, float *grad_norm);
+// The same in two halves, for data parallelism with a sharded optimizer: the sum of the squared
+// gradients this rank updates (all of them unless sharded), then the update with the squared
+// global norm (the ranks' sums added up). A norm that is not finite returns -1 before anything changes.
+int paw_step_cuda_grad_norm_sq(PawStepCuda *s, double *norm_sq);
+int paw_step_cuda_adamw_apply(PawStepCuda *s, const PawStepCudaAdamW *opt, int step, double norm_sq);
+
+// ZeRO stage 1 over `world` ranks: this rank keeps the fp32 master weights and AdamW moments of
+// its block (paw_shard_begin) of each group only (qwen3_cuda_shard_optimizer for the compiler;
+// the prefix and mapper are their own fp32 master). Call it once, after paw_step_cuda_create and
+// paw_step_cuda_use_bf16_grads; existing state keeps its shard. The update then covers the
+// shard only: the caller sums every run's gradients to its owner first and gathers every run's
+// weights from its owner after. get_state/set_state: the weights (which = 0) stay whole tensors
+// (get writes at least this rank's block), the moments become this rank's block.
+int paw_step_cuda_shard_optimizer(PawStepCuda *s, int rank, int world);
+// The device runs of `rank`'s block of a group (the whole group for rank 0 when not sharded), in
+// CPU-layout order: at most cap written, the count returned (-1 + paw_error for a bad group or rank).
+int paw_step_cuda_runs(PawStepCuda *s, int group, int rank, Qwen3CudaRun *out, int cap);
 
 #ifdef __cplusplus
 }

@@ -3,6 +3,7 @@
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +58,12 @@ typedef struct {
     int gpu_mpi_staged; // "gpu_comm": "mpi" on an MPI that is not CUDA-aware: sums go through host memory
     float *stage;       // that host buffer (at most STAGE_FLOATS)
     int gpu_comm_rc;   // the first failure of a sum started from a report
+#ifdef PAW_CUDA
+    // ZeRO-1 on the GPU ("zero": 1 under mpirun): every rank's runs of every trainable group, in
+    // one order that all ranks share, and the rank that owns (updates) each
+    Qwen3CudaRun *zruns;
+    int *zowner, nzruns;
+#endif
     int gpu_reports;   // reports made by this step's backward (none when its last micro-batch was empty)
     FILE *log;
     long step;
@@ -469,8 +476,6 @@ static int setup(Trainer *tr) {
 #ifndef PAW_CUDA
         return paw_error("device \"cuda\": this build has no CUDA (build with nvcc on PATH)");
 #endif
-        if (tr->comm->world > 1 && c->zero)
-            return paw_error("device \"cuda\" under mpirun: \"zero\": 1 is not implemented on the GPU (use 0)");
 #ifndef PAW_NCCL
         if (under_mpirun(tr) && !strcmp(c->gpu_comm, "nccl"))
             return paw_error("device \"cuda\" under mpirun: \"gpu_comm\": \"nccl\" needs a build with NCCL "
@@ -570,6 +575,7 @@ static void teardown(Trainer *tr) {
     qwen3_cuda_free(tr->gpu_lm);
     paw_cuda_free(tr->d_norm_sq);
     free(tr->stage);
+    free(tr->zruns), free(tr->zowner);
 #endif
     if (tr->tok) paw_tokenizer_free(tr->tok);
     paw_vocab_map_free(&tr->vmap);
@@ -589,6 +595,44 @@ static double cpu_peak_flops(void) {
 
 // ---- the GPU path -------------------------------------------------------------------------------
 
+// ZeRO-1 on the GPU: each rank keeps the fp32 master weights and AdamW moments of its block of
+// every tensor (the block a sharded checkpoint stores), sums each run of gradients to the run's
+// owner, updates its own runs, and receives every other run's new bf16 weights from its owner.
+#ifdef PAW_CUDA
+static int gpu_zero(const Trainer *tr) { return tr->cfg.zero && tr->comm->world > 1; }
+
+// Every rank's runs of every group, in the same order on all ranks (group, owner, CPU order).
+static int gpu_zero_plan(Trainer *tr) {
+    int ngroups = tr->gpu_lm ? 1 : PAW_NUM_GROUPS;
+    for (int pass = 0; pass < 2; pass++) {  // count, then fill
+        int k = 0;
+        for (int g = 0; g < ngroups; g++) {
+            if (!tr->gpu_lm && paw_step_cuda_group_size(tr->gpu, g) == 0) continue;  // a frozen compiler
+            for (int q = 0; q < tr->comm->world; q++) {
+                Qwen3CudaRun *out = pass ? tr->zruns + k : NULL;
+                int cap = pass ? tr->nzruns - k : 0, n;
+                if (tr->gpu_lm) {
+                    size_t total = tr->params[0].n;
+                    n = qwen3_cuda_runs(tr->gpu_lm, paw_shard_begin(total, tr->comm->world, q),
+                                        paw_shard_begin(total, tr->comm->world, q + 1), out, cap);
+                } else {
+                    n = paw_step_cuda_runs(tr->gpu, g, q, out, cap);
+                }
+                if (n < 0) return -1;
+                for (int i = 0; pass && i < n; i++) tr->zowner[k + i] = q;
+                k += n;
+            }
+        }
+        if (!pass) {
+            tr->nzruns = k;
+            tr->zruns = xcalloc((size_t)k + 1, sizeof(Qwen3CudaRun));
+            tr->zowner = xcalloc((size_t)k + 1, sizeof(int));
+        }
+    }
+    return 0;
+}
+#endif
+
 // Device "cuda": the PAW step moves to the GPU with the host tensors' current values (weights and,
 // after a resume, the AdamW moments).
 static int gpu_start(Trainer *tr, int with_moments) {
@@ -601,6 +645,7 @@ static int gpu_start(Trainer *tr, int with_moments) {
         if (!tr->gpu_lm) return -1;
         if (tr->cfg.bf16_grads && qwen3_cuda_use_bf16_grads(tr->gpu_lm) != 0) return -1;
         if (qwen3_cuda_set_adam_state(tr->gpu_lm, 0, tr->params[0].p) != 0) return -1;
+        if (gpu_zero(tr) && qwen3_cuda_shard_optimizer(tr->gpu_lm, tr->params[0].lo, tr->params[0].hi) != 0) return -1;
         if (with_moments && (qwen3_cuda_set_adam_state(tr->gpu_lm, 1, tr->params[0].m) != 0 ||
                              qwen3_cuda_set_adam_state(tr->gpu_lm, 2, tr->params[0].v) != 0))
             return -1;
@@ -609,8 +654,10 @@ static int gpu_start(Trainer *tr, int with_moments) {
         tr->gpu = paw_step_cuda_create(&tr->pm, tr->cfg.recompute);
         if (!tr->gpu) return -1;
         if (tr->cfg.bf16_grads && paw_step_cuda_use_bf16_grads(tr->gpu) != 0) return -1;
+        if (gpu_zero(tr) && paw_step_cuda_shard_optimizer(tr->gpu, tr->comm->rank, tr->comm->world) != 0) return -1;
         if (with_moments && train_gpu_upload(tr->gpu, tr->params, tr->nparams) != 0) return -1;
     }
+    if (gpu_zero(tr) && gpu_zero_plan(tr) != 0) return -1;
     if (under_mpirun(tr)) {  // one rank too: `mpirun -np 1` measures what the GPU sums cost
 #ifdef PAW_NCCL
         if (!strcmp(tr->cfg.gpu_comm, "nccl")) tr->gcomm = paw_comm_nccl_open(tr->comm);
@@ -644,16 +691,30 @@ static int on_gpu(const Trainer *tr) {
 }
 
 // Device state -> host tensors, before an evaluation (weights) or a checkpoint (and moments).
+// Under ZeRO-1 each rank's fp32 master covers its block only: the host copies are then completed
+// from the other ranks (every rank calls this at the same point of the loop).
 static int gpu_to_host(Trainer *tr, int with_moments) {
 #ifdef PAW_CUDA
-    if (tr->gpu) return train_gpu_download(tr->gpu, tr->params, tr->nparams, with_moments);
-    if (tr->gpu_lm) {
+    if (tr->gpu) {
+        if (train_gpu_download(tr->gpu, tr->params, tr->nparams, with_moments) != 0) return -1;
+    } else if (tr->gpu_lm) {
         TrainParam *p = &tr->params[0];
         if (qwen3_cuda_get_adam_state(tr->gpu_lm, 0, p->p) != 0) return -1;
         if (with_moments && (qwen3_cuda_get_adam_state(tr->gpu_lm, 1, p->m) != 0 ||
                              qwen3_cuda_get_adam_state(tr->gpu_lm, 2, p->v) != 0))
             return -1;
+    } else {
+        return 0;
     }
+    if (!gpu_zero(tr)) return 0;
+    size_t *counts = xmalloc(sizeof(size_t) * (size_t)tr->comm->world);
+    int rc = 0;
+    for (int i = 0; i < tr->nparams && rc == 0; i++) {
+        paw_shard_counts(tr->params[i].n, tr->comm->world, counts);
+        rc = paw_allgather_f32(tr->comm, tr->params[i].p, counts);
+    }
+    free(counts);
+    return rc;
 #else
     (void)tr, (void)with_moments;
 #endif
@@ -668,7 +729,22 @@ static void gpu_on_grads_ready(void *ctx, int report) {
     tr->gpu_reports++;
     Qwen3CudaGradSlice sl[8];
     int n = tr->gpu_lm ? qwen3_cuda_group_grads(tr->gpu_lm, report, sl) : paw_step_cuda_report_grads(tr->gpu, report, sl);
-    if (tr->gpu_comm_rc == 0) tr->gpu_comm_rc = train_gpu_isum_slices(tr->gcomm, sl, n);
+    if (tr->gpu_comm_rc != 0) return;
+    if (!gpu_zero(tr)) {
+        tr->gpu_comm_rc = train_gpu_isum_slices(tr->gcomm, sl, n);
+        return;
+    }
+    // ZeRO-1: the parts of each slice that fall in a run go to the run's owner.
+    for (int i = 0; i < n && tr->gpu_comm_rc == 0; i++) {
+        size_t es = sl[i].bf16 ? 2 : 4;
+        uintptr_t a = (uintptr_t)sl[i].ptr, b = a + sl[i].n * es;
+        for (int k = 0; k < tr->nzruns && tr->gpu_comm_rc == 0; k++) {
+            const Qwen3CudaRun *r = &tr->zruns[k];
+            if (r->grad_bf16 != sl[i].bf16) continue;
+            uintptr_t ra = (uintptr_t)r->grad, rb = ra + r->n * es, lo = a > ra ? a : ra, hi = b < rb ? b : rb;
+            if (lo < hi) tr->gpu_comm_rc = paw_ireduce(tr->gcomm, (void *)lo, (hi - lo) / es, sl[i].bf16, tr->zowner[k]);
+        }
+    }
 }
 #endif
 
@@ -703,6 +779,50 @@ static int gpu_allreduce_f32(Trainer *tr, float *dev, size_t n) {
         paw_cuda_upload(dev + i, tr->stage, sizeof(float) * k);
     }
     return 0;
+}
+
+// ZeRO-1: a run of gradients summed to its owner (in place there), and a run of new weights
+// copied from its owner to every rank, directly or through the host buffer chunk by chunk.
+static int gpu_reduce_to(Trainer *tr, void *dev, size_t n, int bf16, int root) {
+    if (!tr->gpu_mpi_staged) return paw_ireduce(tr->gcomm, dev, n, bf16, root);
+    if (!tr->stage) tr->stage = xmalloc(sizeof(float) * STAGE_FLOATS);
+    for (size_t i = 0; i < n; i += STAGE_FLOATS) {  // fp32: bf16 gradients with MPI are refused at start
+        size_t k = n - i < STAGE_FLOATS ? n - i : STAGE_FLOATS;
+        paw_cuda_download(tr->stage, (float *)dev + i, sizeof(float) * k);
+        if (paw_ireduce(tr->gcomm, tr->stage, k, 0, root) != 0 || paw_comm_wait_all(tr->gcomm) != 0) return -1;
+        if (tr->comm->rank == root) paw_cuda_upload((float *)dev + i, tr->stage, sizeof(float) * k);
+    }
+    return 0;
+}
+
+static int gpu_bcast_from(Trainer *tr, void *dev, size_t bytes, int root) {
+    if (!tr->gpu_mpi_staged) return paw_ibroadcast(tr->gcomm, dev, bytes, root);
+    if (!tr->stage) tr->stage = xmalloc(sizeof(float) * STAGE_FLOATS);
+    for (size_t i = 0; i < bytes; i += sizeof(float) * STAGE_FLOATS) {
+        size_t k = bytes - i < sizeof(float) * STAGE_FLOATS ? bytes - i : sizeof(float) * STAGE_FLOATS;
+        if (tr->comm->rank == root) paw_cuda_download(tr->stage, (char *)dev + i, k);
+        if (paw_broadcast(tr->gcomm, tr->stage, k, root) != 0) return -1;
+        if (tr->comm->rank != root) paw_cuda_upload((char *)dev + i, tr->stage, k);
+    }
+    return 0;
+}
+
+static int gpu_zero_reduce(Trainer *tr) {
+    if (tr->gcomm == tr->comm) paw_cuda_sync();  // MPI reads device memory directly: the backward must be done
+    for (int k = 0; k < tr->nzruns; k++) {
+        const Qwen3CudaRun *r = &tr->zruns[k];
+        if (gpu_reduce_to(tr, r->grad, r->n, r->grad_bf16, tr->zowner[k]) != 0) return -1;
+    }
+    return paw_comm_wait_all(tr->gcomm);
+}
+
+static int gpu_zero_gather(Trainer *tr) {
+    if (tr->gcomm == tr->comm) paw_cuda_sync();  // the update must be done before MPI reads the weights
+    for (int k = 0; k < tr->nzruns; k++) {
+        const Qwen3CudaRun *r = &tr->zruns[k];
+        if (gpu_bcast_from(tr, r->param, r->n * (r->param_bf16 ? 2 : 4), tr->zowner[k]) != 0) return -1;
+    }
+    return paw_comm_wait_all(tr->gcomm);
 }
 
 static int gpu_sync_grads(Trainer *tr) {
@@ -740,25 +860,36 @@ static int gpu_update(Trainer *tr, float lr, double *gnorm) {
         int rc = paw_comm_wait_all(tr->gcomm);
         if (tr->gpu_comm_rc != 0) return -1;
         if (rc != 0) return -1;
-    } else if (gpu_sync_grads(tr) != 0) {
+    } else if ((gpu_zero(tr) ? gpu_zero_reduce(tr) : gpu_sync_grads(tr)) != 0) {
         return -1;
     }
-    if (tr->gpu_lm) {  // the norm is checked on the host before anything changes
+    // The squared norm (of this rank's shard under ZeRO-1, then added up over the ranks), checked
+    // on the host before anything changes.
+    double sq = 0;
+    if (tr->gpu_lm) {
+        float f = 0;
         paw_cuda_memset(tr->d_norm_sq, 0, sizeof(float));
         qwen3_cuda_grad_norm_sq(tr->gpu_lm, tr->d_norm_sq);
-        float sq = 0;
-        paw_cuda_download(&sq, tr->d_norm_sq, sizeof sq);
-        *gnorm = sqrt((double)sq);
-        if (!isfinite(sq)) return 0;  // the loop stops with its message, the weights untouched
-        Qwen3CudaAdamW o = {lr, c->beta1, c->beta2, c->eps, c->weight_decay, c->grad_clip};
-        return qwen3_cuda_adamw_apply(tr->gpu_lm, &o, (int)tr->step + 1, c->grad_clip > 0 ? tr->d_norm_sq : NULL);
+        paw_cuda_download(&f, tr->d_norm_sq, sizeof f);
+        sq = f;
+    } else if (paw_step_cuda_grad_norm_sq(tr->gpu, &sq) != 0) {
+        return -1;
     }
-    PawStepCudaAdamW opt = {lr, {1.0f, c->mapper_lr_scale, c->mapper_lr_scale}, c->beta1, c->beta2, c->eps,
-                            c->weight_decay, c->grad_clip};
-    float gn = 0;
-    int rc = paw_step_cuda_adamw(tr->gpu, &opt, (int)tr->step + 1, &gn);
-    *gnorm = gn;
-    return rc;
+    if (gpu_zero(tr) && paw_allreduce_f64(tr->comm, &sq, 1) != 0) return -1;
+    *gnorm = sqrt(sq);
+    if (!isfinite(sq)) return 0;  // the loop stops with its message, the weights untouched
+    if (tr->gpu_lm) {
+        float f = (float)sq;
+        paw_cuda_upload(tr->d_norm_sq, &f, sizeof f);
+        Qwen3CudaAdamW o = {lr, c->beta1, c->beta2, c->eps, c->weight_decay, c->grad_clip};
+        if (qwen3_cuda_adamw_apply(tr->gpu_lm, &o, (int)tr->step + 1, c->grad_clip > 0 ? tr->d_norm_sq : NULL) != 0)
+            return -1;
+    } else {
+        PawStepCudaAdamW opt = {lr, {1.0f, c->mapper_lr_scale, c->mapper_lr_scale}, c->beta1, c->beta2, c->eps,
+                                c->weight_decay, c->grad_clip};
+        if (paw_step_cuda_adamw_apply(tr->gpu, &opt, (int)tr->step + 1, sq) != 0) return -1;
+    }
+    return gpu_zero(tr) ? gpu_zero_gather(tr) : 0;
 #else
     (void)tr, (void)lr, (void)gnorm;
     return paw_error("no GPU in this build");

@@ -27,8 +27,6 @@ int train_gpu_download(PawStepCuda *s, TrainParam *ps, int np, int with_moments)
         int g;
         if (check(s, p, &g) != 0 || paw_step_cuda_get_state(s, g, 0, p->p) != 0) return -1;
         if (!with_moments) continue;
-        if (p->lo != 0 || p->hi != p->n)
-            return paw_error("GPU trainer: \"%s\": sharded optimizer state is not supported on the GPU", p->name);
         if (paw_step_cuda_get_state(s, g, 1, p->m) != 0 || paw_step_cuda_get_state(s, g, 2, p->v) != 0) return -1;
     }
     return 0;
@@ -39,8 +37,6 @@ int train_gpu_upload(PawStepCuda *s, const TrainParam *ps, int np) {
         const TrainParam *p = &ps[i];
         int g;
         if (check(s, p, &g) != 0) return -1;
-        if (p->lo != 0 || p->hi != p->n)
-            return paw_error("GPU trainer: \"%s\": sharded optimizer state is not supported on the GPU", p->name);
         if (paw_step_cuda_set_state(s, g, 0, p->p) != 0 || paw_step_cuda_set_state(s, g, 1, p->m) != 0 ||
             paw_step_cuda_set_state(s, g, 2, p->v) != 0)
             return -1;

@@ -14,10 +14,11 @@
 // The device group of a trainer tensor ("compiler", "prefix", "mapper"), or -1.
 int train_gpu_group(const TrainParam *p);
 // Device -> host: the fp32 weights (the AdamW master copy) into p->p and, with moments, the
-// moments into p->m, p->v (whole tensors: one rank or no ZeRO sharding). Sizes must match.
+// moments into p->m, p->v. Under ZeRO-1 (paw_step_cuda_shard_optimizer with the blocks
+// [p->lo, p->hi) of the trainer's tensors) the moments are that block, and only that block of
+// p->p is sure to be written: the caller gathers the rest from the other ranks. Sizes must match.
 int train_gpu_download(PawStepCuda *s, TrainParam *ps, int np, int with_moments);
-// Host -> device: weights and moments (after a resume). Moments must cover the whole tensor
-// (one rank, no ZeRO sharding).
+// Host -> device: whole weights and the moments of [p->lo, p->hi) (after a resume).
 int train_gpu_upload(PawStepCuda *s, const TrainParam *ps, int np);
 // Starts the in-place sums of a reported group's device gradient slices (non-blocking, bf16 or
 // fp32 each); paw_comm_wait_all completes them. 0, or -1 + paw_error at the first failure.

@@ -8,7 +8,9 @@
 #   mpi2:   `mpirun -np 2`, both ranks on the one GPU, summing device buffers through OpenMPI
 #           ("gpu_comm": "mpi", fp32 gradients; in place when MPI is CUDA-aware, else through
 #           host buffers; NCCL refuses two ranks on one GPU), compared with plain32 (one
-#           process, fp32 gradients) at the same global batch.
+#           process, fp32 gradients) at the same global batch;
+#   zero2:  mpi2 with "zero": 1 (each rank keeps the AdamW state of its half, sums gradients to
+#           their owner and hands its new weights to the other), compared with mpi2.
 # Prints median step times (after 3 warm-up steps), the NCCL overhead and the largest loss
 # difference between mpi2 and plain32.
 # Usage (repository root, after `make` and `make NCCL=1 BUILD=build-nccl`): tests/gpu/multi_rank.sh [WORKDIR] [STEPS]
@@ -22,18 +24,19 @@ rm -rf "$W" && mkdir -p "$W"
 ./paw init --shape configs/qwen3-0.6b.json --out "$W/interpreter" --dtype bfloat16 --seed 2 >/dev/null
 ./paw data synth -o "$W/data" --train 2000 --val 0 --test 0 --seed 5 >/dev/null
 ./paw data build "$W/data/train.jsonl" -o "$W/shards" --quiet
-config() {  # name gpu_comm bf16_grads
+config() {  # name gpu_comm bf16_grads [zero]
   cat >"$W/$1.json" <<JSON
 {"mode": "paw", "device": "cuda", "compiler": "$W/compiler", "interpreter": "$W/interpreter",
  "train_data": "$W/shards", "out_dir": "$W/$1", "steps": $STEPS, "max_batch_examples": 8,
  "batch_tokens": 1000000, "lr": 1e-5, "warmup_steps": 2, "log_every": 1, "save_every": 0,
- "eval_every": 0, "seed": 1, "gpu_comm": "$2", "bf16_grads": $3}
+ "eval_every": 0, "seed": 1, "gpu_comm": "$2", "bf16_grads": $3, "zero": ${4:-0}}
 JSON
 }
 config plain nccl true
 config nccl1 nccl true
 config plain32 mpi false
 config mpi2 mpi false
+config zero2 mpi false 1
 run() {
   local name=$1; shift
   "$@" "$W/$name.json" >"$W/$name.out" 2>&1 && return
@@ -54,7 +57,7 @@ def log(name):
     if not os.path.exists(p): return []
     return [r for r in (json.loads(l) for l in open(p)) if "step_s" in r]
 def med(rows): return statistics.median(r["step_s"] for r in rows[3:]) if len(rows) > 3 else float("nan")
-rows = {n: log(n) for n in ("plain", "nccl1", "plainB", "nccl1B", "plain32", "mpi2")}
+rows = {n: log(n) for n in ("plain", "nccl1", "plainB", "nccl1B", "plain32", "mpi2", "zero2")}
 print("| run | steps | median step s | loss at last step |")
 print("|---|---|---|---|")
 for n, r in rows.items():
@@ -64,9 +67,11 @@ nccl = [med(rows[n]) for n in ("nccl1", "nccl1B") if len(rows[n]) > 3]
 if plain and nccl:
     print(f"NCCL one-rank overhead: {100 * (statistics.mean(nccl) / statistics.mean(plain) - 1):+.2f}% of the step "
           f"(plain {', '.join(f'{x:.4f}' for x in plain)} s; nccl {', '.join(f'{x:.4f}' for x in nccl)} s)")
-if rows["plain32"] and rows["mpi2"]:
-    d = max(abs(a["loss"] - b["loss"]) / abs(a["loss"]) for a, b in zip(rows["plain32"], rows["mpi2"]))
-    print(f"mpi2 vs plain32: {min(len(rows['plain32']), len(rows['mpi2']))} steps, largest relative loss difference {d:.2e}")
+for a_name, b_name in (("plain32", "mpi2"), ("mpi2", "zero2")):
+    if rows[a_name] and rows[b_name]:
+        d = max(abs(a["loss"] - b["loss"]) / abs(a["loss"]) for a, b in zip(rows[a_name], rows[b_name]))
+        print(f"{b_name} vs {a_name}: {min(len(rows[a_name]), len(rows[b_name]))} steps, largest relative loss "
+              f"difference {d:.2e}")
 PY
 run plain ./paw train
 run nccl1 $MPIRUN -np 1 "$NCCL_PAW" train
@@ -75,4 +80,5 @@ run nccl1B $MPIRUN -np 1 "$NCCL_PAW" train
 summary
 run plain32 ./paw train
 run mpi2 $MPIRUN -np 2 ./paw train
+run zero2 $MPIRUN -np 2 ./paw train
 summary

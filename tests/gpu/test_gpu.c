@@ -44,6 +44,7 @@
 #include "model/qwen3_cuda.h"
 #include "kernels/adamw.h"
 #include "train/paw_step_cuda.h"
+#include "train/comm.h"
 #include "common/fileio.h"
 #include "data/template.h"
 #include "interpreter/runner_cuda.h"
@@ -2002,6 +2003,112 @@ static void test_model_bf16_grads(const char *fixture) {
     qwen3_free(&cpu);
 }
 
+// ZeRO-1 on the GPU (qwen3_cuda_shard_optimizer): W models, each keeping the optimizer state of
+// one rank's block, given the same gradients as an unsharded model (uploaded into the gradient
+// blocks, so both see identical values; a backward would differ by its atomics), together do
+// exactly the unsharded update: the same master weights, moments and stochastically rounded bf16
+// weights bit for bit on each shard (without clipping: the norm is summed in another order), the
+// other runs' weights untouched, and the shards' squared norms adding up to the whole one.
+static void fill_grads(Qwen3Cuda *g, const float *h32, const float *h16) {
+    float *f32;
+    paw_bf16 *b16;
+    size_t n32, n16;
+    qwen3_cuda_grad_blocks(g, &f32, &n32, &b16, &n16);
+    paw_cuda_upload(f32, h32, sizeof(float) * n32);
+    if (n16) paw_cuda_upload_bf16(b16, h16, n16);
+}
+
+static void test_model_zero_shards(const char *fixture, int bf16, int world) {
+    char name[300];
+    Qwen3 cpu;
+    if (load_fixture(fixture, 0, &cpu) != 0) return;
+    Qwen3Cuda *a = qwen3_cuda_create(&cpu, 0, 0);
+    if (!a) {
+        CHECK(0, "%s", paw_last_error());
+        qwen3_free(&cpu);
+        return;
+    }
+    if (bf16) qwen3_cuda_use_bf16_grads(a);
+    qwen3_cuda_set_adam_state(a, 0, cpu.params_memory);
+    // Random gradients on every parameter, zeros in the padding (as a backward leaves it).
+    float *f32;
+    paw_bf16 *b16;
+    size_t n32, n16, total = cpu.num_params;
+    qwen3_cuda_grad_blocks(a, &f32, &n32, &b16, &n16);
+    float *h32 = zeros(n32), *h16 = zeros(n16);
+    int nr = qwen3_cuda_runs(a, 0, total, NULL, 0);
+    Qwen3CudaRun *runs = xmalloc(sizeof *runs * (size_t)nr);
+    qwen3_cuda_runs(a, 0, total, runs, nr);
+    for (int k = 0; k < nr; k++) {
+        float *h = runs[k].grad_bf16 ? h16 + ((paw_bf16 *)runs[k].grad - b16) : h32 + ((float *)runs[k].grad - f32);
+        for (size_t i = 0; i < runs[k].n; i++) h[i] = bf16_round(1e-2f * paw_rng_normal(&g_rng));
+    }
+    fill_grads(a, h32, h16);
+    float *d_sq = paw_cuda_malloc(sizeof(float)), sq_all = 0;
+    paw_cuda_memset(d_sq, 0, sizeof(float));
+    qwen3_cuda_grad_norm_sq(a, d_sq);
+    paw_cuda_download(&sq_all, d_sq, sizeof sq_all);
+    Qwen3CudaAdamW opt = {1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, 0.0f};
+    CHECK(qwen3_cuda_adamw_apply(a, &opt, 1, NULL) == 0, "unsharded adamw: %s", paw_last_error());
+    float *ref[3], *got[3];
+    for (int w = 0; w < 3; w++) {
+        ref[w] = xmalloc(sizeof(float) * total), got[w] = xmalloc(sizeof(float) * total);
+        qwen3_cuda_get_adam_state(a, w, ref[w]);
+    }
+    double sq_sum = 0;
+    for (int r = 0; r < world; r++) {
+        size_t lo = paw_shard_begin(total, world, r), hi = paw_shard_begin(total, world, r + 1);
+        Qwen3Cuda *b = qwen3_cuda_create(&cpu, 0, 0);
+        if (bf16) qwen3_cuda_use_bf16_grads(b);
+        qwen3_cuda_set_adam_state(b, 0, cpu.params_memory);
+        CHECK(qwen3_cuda_shard_optimizer(b, lo, hi) == 0, "shard %d of %d: %s", r, world, paw_last_error());
+        CHECK(qwen3_cuda_shard_optimizer(b, lo, hi) != 0, "a second sharding is refused");
+        fill_grads(b, h32, h16);
+        float sq = 0;
+        paw_cuda_memset(d_sq, 0, sizeof(float));
+        qwen3_cuda_grad_norm_sq(b, d_sq);
+        paw_cuda_download(&sq, d_sq, sizeof sq);
+        sq_sum += sq;
+        CHECK(qwen3_cuda_adamw_apply(b, &opt, 1, NULL) == 0, "sharded adamw: %s", paw_last_error());
+        qwen3_cuda_get_adam_state(b, 0, got[0]);
+        qwen3_cuda_get_adam_state(b, 1, got[1]);
+        qwen3_cuda_get_adam_state(b, 2, got[2]);
+        const char *what[3] = {"master", "first moment", "second moment"};
+        for (int w = 0; w < 3; w++) {
+            const float *x = w == 0 ? got[0] + lo : got[w], *y = ref[w] + lo;
+            size_t bad = 0;
+            for (size_t i = 0; i < hi - lo; i++) bad += memcmp(&x[i], &y[i], sizeof(float)) != 0;
+            snprintf(name, sizeof name, "%s%s zero shard %d/%d %s", fixture, bf16 ? " bf16" : "", r, world, what[w]);
+            CHECK(bad == 0, "%s: %zu of %zu values differ from the unsharded update", name, bad, hi - lo);
+        }
+        // bf16 weights: the shard's runs as the unsharded update rounded them, the others as loaded.
+        Qwen3 wb;
+        qwen3_create(&wb, &cpu.cfg, 1);
+        Qwen3 wa;
+        qwen3_create(&wa, &cpu.cfg, 1);
+        qwen3_cuda_get_params(b, &wb.params);
+        qwen3_cuda_get_params(a, &wa.params);
+        size_t bad_in = 0, bad_out = 0;
+        for (size_t i = 0; i < total; i++) {
+            float loaded = bf16_round(cpu.params_memory[i]);
+            if (i >= lo && i < hi) bad_in += memcmp(&wb.params_memory[i], &wa.params_memory[i], sizeof(float)) != 0;
+            else bad_out += memcmp(&wb.params_memory[i], &loaded, sizeof(float)) != 0;
+        }
+        CHECK(bad_in == 0, "%s%s zero shard %d/%d: %zu bf16 weights of the shard differ from the unsharded update",
+              fixture, bf16 ? " bf16" : "", r, world, bad_in);
+        CHECK(bad_out == 0, "%s%s zero shard %d/%d: %zu bf16 weights outside the shard changed", fixture,
+              bf16 ? " bf16" : "", r, world, bad_out);
+        qwen3_free(&wa), qwen3_free(&wb);
+        qwen3_cuda_free(b);
+    }
+    CHECK(fabs(sq_sum - sq_all) <= 1e-5 * sq_all, "%s zero: shard norms sum to %g, whole %g", fixture, sq_sum, sq_all);
+    for (int w = 0; w < 3; w++) free(ref[w]), free(got[w]);
+    free(h32), free(h16), free(runs);
+    paw_cuda_free(d_sq);
+    qwen3_cuda_free(a);
+    qwen3_free(&cpu);
+}
+
 // Gradient reports of the CUDA backward (for overlapping the sums across GPUs): the order
 // (head, layers L-1 .. 0, embeddings), each group's slices final at its report (a download in
 // the report waits for the queued work; it must equal the value after the backward, bit for bit),
@@ -2269,6 +2376,9 @@ int main(void) {
     test_adamw_bf16_grad(70001);
     test_model_bf16_grads("tiny-gqa-tied");
     test_model_bf16_grads("tiny-untied-bf16-sharded");
+    test_model_zero_shards("tiny-gqa-tied", 0, 3);
+    test_model_zero_shards("tiny-untied-bf16-sharded", 1, 2);
+    test_model_zero_shards("tiny-untied-bf16-sharded", 0, 5);
     test_model_grad_reports("tiny-gqa-tied", 0);
     test_model_grad_reports("tiny-untied-bf16-sharded", 1);
     test_paw_step(0, 0);
