@@ -61,19 +61,30 @@ static int check_shapes(const Qwen3Config *cc, const Qwen3Config *ic, const Mapp
     return 0;
 }
 
-extern "C" PawStepCuda *paw_step_cuda_create(const PawModel *pm, int recompute) {
+extern "C" PawStepCuda *paw_step_cuda_create(const PawModel *pm, int recompute, int rank, int world) {
     if (paw_cuda_init() != 0) return NULL;
     if (check_shapes(&pm->comp.model.cfg, &pm->interp.cfg, &pm->mapper) != 0) return NULL;
+    if (world < 1 || rank < 0 || rank >= world) {
+        paw_error("PAW step: rank %d of %d", rank, world);
+        return NULL;
+    }
     PawStepCuda *s = (PawStepCuda *)xcalloc(1, sizeof(PawStepCuda));
     s->ccfg = pm->comp.model.cfg, s->icfg = pm->interp.cfg;
     s->P = pm->comp.P;
     s->freeze_compiler = pm->freeze_compiler;
+    s->sharded = world > 1, s->rank = rank, s->world = world;
     CompilerCuda *comp = compiler_cuda_from_cpu(&pm->comp, recompute);
-    // The fp32 master weights start from the host's fp32 values (not from their bf16 rounding).
-    if (comp && !pm->freeze_compiler &&
-        qwen3_cuda_set_adam_state(compiler_cuda_model(comp), 0, pm->comp.model.params_memory) != 0) {
-        compiler_cuda_free(comp);
-        comp = NULL;
+    // The fp32 master weights start from the host's fp32 values (not from their bf16 rounding):
+    // of this rank's block only under ZeRO-1, sharded before any state exists.
+    if (comp && !pm->freeze_compiler) {
+        Qwen3Cuda *cm = compiler_cuda_model(comp);
+        size_t n = pm->comp.model.num_params;
+        if ((world > 1 && qwen3_cuda_shard_optimizer(cm, paw_shard_begin(n, world, rank),
+                                                     paw_shard_begin(n, world, rank + 1)) != 0) ||
+            qwen3_cuda_set_adam_state(cm, 0, pm->comp.model.params_memory) != 0) {
+            compiler_cuda_free(comp);
+            comp = NULL;
+        }
     }
     Qwen3Cuda *interp = comp ? qwen3_cuda_create(&pm->interp, 1, recompute) : NULL;
     return finish_create(s, comp, interp, &pm->mapper);
@@ -244,32 +255,6 @@ static void ensure_moments(PawStepCuda *s, int group) {
     s->v[group] = (float *)paw_cuda_malloc(bytes);
     paw_cuda_memset(s->m[group], 0, sizeof(float) * n);
     paw_cuda_memset(s->v[group], 0, sizeof(float) * n);
-}
-
-extern "C" int paw_step_cuda_shard_optimizer(PawStepCuda *s, int rank, int world) {
-    if (world < 1 || rank < 0 || rank >= world) return paw_error("ZeRO-1: rank %d of %d", rank, world);
-    if (s->sharded) return paw_error("ZeRO-1: the optimizer state is already sharded");
-    if (!s->freeze_compiler) {
-        size_t n = paw_step_cuda_group_size(s, PAW_GROUP_COMPILER);
-        if (qwen3_cuda_shard_optimizer(compiler_cuda_model(s->comp), paw_shard_begin(n, world, rank),
-                                       paw_shard_begin(n, world, rank + 1)) != 0)
-            return -1;
-    }
-    float *old_m[PAW_NUM_GROUPS], *old_v[PAW_NUM_GROUPS];
-    memcpy(old_m, s->m, sizeof old_m), memcpy(old_v, s->v, sizeof old_v);
-    s->sharded = 1, s->rank = rank, s->world = world;
-    for (int g = PAW_GROUP_PREFIX; g <= PAW_GROUP_MAPPER; g++) {
-        if (!old_m[g]) continue;  // made at the first step, shard-sized
-        s->m[g] = s->v[g] = NULL;
-        ensure_moments(s, g);
-        size_t lo, hi;
-        shard_of(s, g, rank, &lo, &hi);
-        paw_cuda_copy(s->m[g], old_m[g] + lo, sizeof(float) * (hi - lo));
-        paw_cuda_copy(s->v[g], old_v[g] + lo, sizeof(float) * (hi - lo));
-        paw_cuda_sync();
-        paw_cuda_free(old_m[g]), paw_cuda_free(old_v[g]);
-    }
-    return 0;
 }
 
 extern "C" int paw_step_cuda_runs(PawStepCuda *s, int group, int rank, Qwen3CudaRun *out, int cap) {

@@ -20,8 +20,9 @@ extern "C" {
 typedef struct PawStepCuda PawStepCuda;
 
 // Uploads a CPU PAW model (compiler weights, prefix, mapper; the interpreter frozen). recompute:
-// both models keep only each layer's input for the backward. NULL + paw_error without a GPU.
-PawStepCuda *paw_step_cuda_create(const PawModel *pm, int recompute);
+// both models keep only each layer's input for the backward. world > 1: ZeRO stage 1, this
+// process being `rank` (below). NULL + paw_error without a GPU.
+PawStepCuda *paw_step_cuda_create(const PawModel *pm, int recompute, int rank, int world);
 // Random compiler and interpreter of the given shapes made on the device (N(0, std) matrices),
 // the prefix and mapper from the host (benchmarks: no CPU copy of the large models).
 PawStepCuda *paw_step_cuda_create_random(const Qwen3Config *compiler, const Qwen3Config *interpreter,
@@ -80,14 +81,12 @@ int paw_step_cuda_adamw(PawStepCuda *s, const PawStepCudaAdamW *opt, int step, f
 int paw_step_cuda_grad_norm_sq(PawStepCuda *s, double *norm_sq);
 int paw_step_cuda_adamw_apply(PawStepCuda *s, const PawStepCudaAdamW *opt, int step, double norm_sq);
 
-// ZeRO stage 1 over `world` ranks: this rank keeps the fp32 master weights and AdamW moments of
-// its block (paw_shard_begin) of each group only (qwen3_cuda_shard_optimizer for the compiler;
-// the prefix and mapper are their own fp32 master). Call it once, after paw_step_cuda_create and
-// paw_step_cuda_use_bf16_grads; existing state keeps its shard. The update then covers the
-// shard only: the caller sums every run's gradients to its owner first and gathers every run's
+// ZeRO stage 1 over `world` ranks (paw_step_cuda_create): this rank keeps the fp32 master weights
+// and AdamW moments of its block (paw_shard_begin) of each group only (qwen3_cuda_shard_optimizer
+// for the compiler; the prefix and mapper are their own fp32 master). The update then covers the
+// block only: the caller sums every run's gradients to its owner first and gathers every run's
 // weights from its owner after. get_state/set_state: the weights (which = 0) stay whole tensors
 // (get writes at least this rank's block), the moments become this rank's block.
-int paw_step_cuda_shard_optimizer(PawStepCuda *s, int rank, int world);
 // The device runs of `rank`'s block of a group (the whole group for rank 0 when not sharded), in
 // CPU-layout order: at most cap written, the count returned (-1 + paw_error for a bad group or rank).
 int paw_step_cuda_runs(PawStepCuda *s, int group, int rank, Qwen3CudaRun *out, int cap);

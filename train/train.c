@@ -644,17 +644,18 @@ static int gpu_start(Trainer *tr, int with_moments) {
         tr->gpu_lm = qwen3_cuda_create(&tr->lm, 0, tr->cfg.recompute);
         if (!tr->gpu_lm) return -1;
         if (tr->cfg.bf16_grads && qwen3_cuda_use_bf16_grads(tr->gpu_lm) != 0) return -1;
-        if (qwen3_cuda_set_adam_state(tr->gpu_lm, 0, tr->params[0].p) != 0) return -1;
+        // Under ZeRO-1 sharded first, so that the state is only ever made for this rank's block.
         if (gpu_zero(tr) && qwen3_cuda_shard_optimizer(tr->gpu_lm, tr->params[0].lo, tr->params[0].hi) != 0) return -1;
+        if (qwen3_cuda_set_adam_state(tr->gpu_lm, 0, tr->params[0].p) != 0) return -1;
         if (with_moments && (qwen3_cuda_set_adam_state(tr->gpu_lm, 1, tr->params[0].m) != 0 ||
                              qwen3_cuda_set_adam_state(tr->gpu_lm, 2, tr->params[0].v) != 0))
             return -1;
         tr->d_norm_sq = paw_cuda_malloc(sizeof(float));
     } else {
-        tr->gpu = paw_step_cuda_create(&tr->pm, tr->cfg.recompute);
+        int world = gpu_zero(tr) ? tr->comm->world : 1;
+        tr->gpu = paw_step_cuda_create(&tr->pm, tr->cfg.recompute, world > 1 ? tr->comm->rank : 0, world);
         if (!tr->gpu) return -1;
         if (tr->cfg.bf16_grads && paw_step_cuda_use_bf16_grads(tr->gpu) != 0) return -1;
-        if (gpu_zero(tr) && paw_step_cuda_shard_optimizer(tr->gpu, tr->comm->rank, tr->comm->world) != 0) return -1;
         if (with_moments && train_gpu_upload(tr->gpu, tr->params, tr->nparams) != 0) return -1;
     }
     if (gpu_zero(tr) && gpu_zero_plan(tr) != 0) return -1;

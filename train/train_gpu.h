@@ -14,7 +14,7 @@
 // The device group of a trainer tensor ("compiler", "prefix", "mapper"), or -1.
 int train_gpu_group(const TrainParam *p);
 // Device -> host: the fp32 weights (the AdamW master copy) into p->p and, with moments, the
-// moments into p->m, p->v. Under ZeRO-1 (paw_step_cuda_shard_optimizer with the blocks
+// moments into p->m, p->v. Under ZeRO-1 (paw_step_cuda_create with world > 1: the blocks
 // [p->lo, p->hi) of the trainer's tensors) the moments are that block, and only that block of
 // p->p is sure to be written: the caller gathers the rest from the other ranks. Sizes must match.
 int train_gpu_download(PawStepCuda *s, TrainParam *ps, int np, int with_moments);

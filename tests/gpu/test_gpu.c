@@ -1383,7 +1383,7 @@ static void test_paw_step(int freeze_compiler, int recompute) {
         return;
     }
     const PawStepExample *ex = fb.ex;
-    PawStepCuda *s = paw_step_cuda_create(&pm, recompute);
+    PawStepCuda *s = paw_step_cuda_create(&pm, recompute, 0, 1);
     if (!s) {
         CHECK(0, "paw step create: %s", paw_last_error());
     } else {
@@ -1480,6 +1480,82 @@ static void test_paw_step(int freeze_compiler, int recompute) {
     }
     free_paw_batch(&fb);
     st_close(&ref);
+    paw_model_free(&pm);
+}
+
+// The PAW step's ZeRO-1 shards (paw_step_cuda_create with world > 1): each rank's update of its
+// block of every group matches the CPU AdamW on that block with the same gradients (no clipping,
+// no weight decay: the shard's local norm is not the global one, and the CPU optimizer decays
+// norm weights too), its moments are block-sized, its norm sums its blocks only, and nothing
+// outside its blocks changes (the trainer gathers those from their owners).
+static void test_paw_step_zero(int world) {
+    char name[300];
+    PawModel pm;
+    if (load_paw_model(&pm, 0) != 0) {
+        CHECK(0, "paw fixture: %s", paw_last_error());
+        return;
+    }
+    PawFixtureBatch fb;
+    if (load_paw_batch(&fb) != 0) {
+        CHECK(0, "%s", paw_last_error());
+        paw_model_free(&pm);
+        return;
+    }
+    for (int r = 0; r < world; r++) {
+        PawStepCuda *s = paw_step_cuda_create(&pm, 0, r, world);
+        if (!s) {
+            CHECK(0, "zero paw step create: %s", paw_last_error());
+            break;
+        }
+        paw_step_cuda_zero_grad(s);
+        PawStepStats st;
+        CHECK(paw_step_cuda_forward_backward(s, fb.ex, 2, 0, &st) == 0, "zero paw step: %s", paw_last_error());
+        PawStepCudaAdamW opt = {1e-2f, {1.0f, 2.0f, 0.5f}, 0.9f, 0.95f, 1e-8f, 0.0f, 0.0f};
+        float *before[PAW_NUM_GROUPS], *grads[PAW_NUM_GROUPS], *want[PAW_NUM_GROUPS], *vwant[PAW_NUM_GROUPS];
+        size_t lo[PAW_NUM_GROUPS], hi[PAW_NUM_GROUPS], n[PAW_NUM_GROUPS];
+        double sq = 0;
+        for (int g = 0; g < PAW_NUM_GROUPS; g++) {
+            n[g] = paw_step_cuda_group_size(s, g);
+            lo[g] = paw_shard_begin(n[g], world, r), hi[g] = paw_shard_begin(n[g], world, r + 1);
+            before[g] = xmalloc(sizeof(float) * n[g]), grads[g] = xmalloc(sizeof(float) * n[g]);
+            // The compiler's master exists for this block only: the rest of `before` is the host's.
+            if (g == PAW_GROUP_COMPILER) memcpy(before[g], pm.comp.model.params_memory, sizeof(float) * n[g]);
+            CHECK(paw_step_cuda_get_state(s, g, 0, before[g]) == 0 && paw_step_cuda_get_grads(s, g, grads[g]) == 0,
+                  "zero state/grads of group %d: %s", g, paw_last_error());
+            size_t k = hi[g] - lo[g];
+            want[g] = xmalloc(sizeof(float) * n[g]);
+            memcpy(want[g], before[g], sizeof(float) * n[g]);
+            float *m = zeros(k);
+            vwant[g] = zeros(k);
+            AdamWParams hp = {opt.lr * opt.group_lr_scale[g], opt.beta1, opt.beta2, opt.eps, 0.0f};
+            adamw_update(want[g] + lo[g], grads[g] + lo[g], m, vwant[g], k, &hp, 1, 1.0f);
+            free(m);
+            sq += sum_squares(grads[g] + lo[g], k);
+        }
+        double local = 0;
+        CHECK(paw_step_cuda_grad_norm_sq(s, &local) == 0 && fabs(local - sq) <= 1e-4 * sq,
+              "zero rank %d/%d: local squared norm %g, host %g", r, world, local, sq);
+        CHECK(paw_step_cuda_adamw_apply(s, &opt, 1, local) == 0, "zero adamw: %s", paw_last_error());
+        const char *gname[PAW_NUM_GROUPS] = {"compiler", "prefix", "mapper"};
+        for (int g = 0; g < PAW_NUM_GROUPS; g++) {
+            size_t k = hi[g] - lo[g];
+            float *after = xmalloc(sizeof(float) * n[g]), *v = zeros(k);
+            memcpy(after, before[g], sizeof(float) * n[g]);
+            CHECK(paw_step_cuda_get_state(s, g, 0, after) == 0 && paw_step_cuda_get_state(s, g, 2, v) == 0, "zero state");
+            snprintf(name, sizeof name, "zero rank %d/%d %s block", r, world, gname[g]);
+            CHECK_CLOSE(name, after + lo[g], want[g] + lo[g], k, 1e-5);
+            snprintf(name, sizeof name, "zero rank %d/%d %s second moment", r, world, gname[g]);
+            CHECK_CLOSE(name, v, vwant[g], k, 1e-4);
+            size_t changed = 0;
+            for (size_t i = 0; i < n[g]; i++)
+                if (i < lo[g] || i >= hi[g]) changed += memcmp(&after[i], &before[g][i], sizeof(float)) != 0;
+            CHECK(changed == 0, "zero rank %d/%d %s: %zu values outside the block changed", r, world, gname[g], changed);
+            free(after), free(v);
+        }
+        for (int g = 0; g < PAW_NUM_GROUPS; g++) free(before[g]), free(grads[g]), free(want[g]), free(vwant[g]);
+        paw_step_cuda_free(s);
+    }
+    free_paw_batch(&fb);
     paw_model_free(&pm);
 }
 
@@ -2060,9 +2136,12 @@ static void test_model_zero_shards(const char *fixture, int bf16, int world) {
         size_t lo = paw_shard_begin(total, world, r), hi = paw_shard_begin(total, world, r + 1);
         Qwen3Cuda *b = qwen3_cuda_create(&cpu, 0, 0);
         if (bf16) qwen3_cuda_use_bf16_grads(b);
-        qwen3_cuda_set_adam_state(b, 0, cpu.params_memory);
+        // Odd ranks shard existing state (which keeps its block), even ones shard first (the
+        // trainer's way: the state is only ever made for the block).
+        if (r % 2) qwen3_cuda_set_adam_state(b, 0, cpu.params_memory);
         CHECK(qwen3_cuda_shard_optimizer(b, lo, hi) == 0, "shard %d of %d: %s", r, world, paw_last_error());
         CHECK(qwen3_cuda_shard_optimizer(b, lo, hi) != 0, "a second sharding is refused");
+        if (r % 2 == 0) qwen3_cuda_set_adam_state(b, 0, cpu.params_memory);
         fill_grads(b, h32, h16);
         float sq = 0;
         paw_cuda_memset(d_sq, 0, sizeof(float));
@@ -2215,7 +2294,7 @@ static void test_paw_step_reports(int freeze_compiler, int bf16) {
         return;
     }
     const PawStepExample *ex = fb.ex;
-    PawStepCuda *s = paw_step_cuda_create(&pm, 0);
+    PawStepCuda *s = paw_step_cuda_create(&pm, 0, 0, 1);
     StepReportLog *run = xcalloc(1, sizeof *run), *all = xcalloc(1, sizeof *all);
     if (!s || (bf16 && paw_step_cuda_use_bf16_grads(s) != 0)) {
         CHECK(0, "paw step create: %s", paw_last_error());
@@ -2384,6 +2463,8 @@ int main(void) {
     test_paw_step(0, 0);
     test_paw_step(0, 1);
     test_paw_step(1, 0);
+    test_paw_step_zero(2);
+    test_paw_step_zero(3);
     test_attention_rows(3, 1, 70, 4, 2, 128);
     test_attention_rows(2, 3, 40, 3, 1, 24);
     test_attention_rows(5, 1, 900, 16, 8, 128);
