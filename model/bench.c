@@ -114,10 +114,13 @@ int bench_paw(int argc, char **argv);  // train/bench_paw.c
 int paw_bench_shape_config(const char *name, Qwen3Config *c) { return shape_config(name, c); }
 #endif
 
+int bench_comm(int argc, char **argv);  // train/bench_comm.c
+
 static const PawSubcommand benches[] = {
     {"cpu", bench_cpu, "CPU reference model: forward and backward tokens/s"},
     {"tokenizer", bench_tokenizer_main, "tokenizer encode MB/s on one core"},
     {"data", bench_data_main, "token shards: build and read examples/s"},
+    {"comm", bench_comm, "collectives under mpirun (MPI, or NCCL with --device cuda): checked results, GB/s"},
 #ifdef PAW_CUDA
     {"gpu", bench_gpu, "CUDA model: ms/step, tokens/s, peak memory, MFU (needs a GPU)"},
     {"paw", bench_paw, "full-size PAW training step on the GPU: ms/step, examples/s, MFU (needs a GPU)"},

@@ -456,3 +456,25 @@ Test(mpi_train, unsupported_gpu_combinations_are_refused_at_start, .timeout = 24
     }
     sh("rm -rf %s", g_dir);
 }
+
+// Every collective of the communicator, run by `paw bench comm` on 2 and 3 ranks with odd sizes
+// (unequal blocks) and 1000-element rounds: every element of every result is checked on every
+// rank against exact integer sums and copies (the bench exits 1 on any difference).
+Test(mpi_comm, every_collective_gives_exact_results_on_2_and_3_ranks, .timeout = 120) {
+    NEED_MPI();
+    const char *p = paw_bin();
+    for (int np = 2; np <= 3; np++) {
+        char out[64];
+        snprintf(out, sizeof out, "/tmp/paw_bench_comm_%d.out", (int)getpid());
+        int rc = sh("PAW_COMM_CHUNK=1000 %s -x PAW_COMM_CHUNK -np %d %s bench comm --mib 0.05 --iters 1 >%s 2>&1",
+                    g_mpirun, np, p, out);
+        char *text = paw_read_file(out, NULL);
+        cr_assert_eq(rc, 0, "%d ranks: %s", np, text ? text : "(no output)");
+        cr_assert(text && strstr(text, "all correct") && strstr(text, "reduce to block owners") &&
+                      strstr(text, "broadcast from block owners"),
+                  "%s", text ? text : "");
+        free(text);
+        unlink(out);
+    }
+    cr_assert_eq(sh("%s bench comm --mib 0.01 --iters 1 >/dev/null 2>&1", p), 0, "one process");
+}
