@@ -142,13 +142,17 @@ static int after_compute(PawComm *c, const char *what) {
     return e == cudaSuccess ? 0 : paw_error("rank %d: %s: %s", c->rank, what, cudaGetErrorString(e));
 }
 
+// A non-blocking operation just queued (r: what NCCL said): counted for wait_all, or its failure.
+static int queued(PawComm *c, const char *what, ncclResult_t r) {
+    if (r != ncclSuccess) return nccl_fail(c, what, r);
+    state(c)->inflight++;
+    return 0;
+}
+
 static int iallreduce(PawComm *c, void *buf, size_t n, ncclDataType_t type) {
     NcclState *st = state(c);
     if (after_compute(c, "overlapped allreduce") != 0) return -1;
-    ncclResult_t r = ncclAllReduce(buf, buf, n, type, ncclSum, st->nccl, st->stream);
-    if (r != ncclSuccess) return nccl_fail(c, "overlapped allreduce", r);
-    st->inflight++;
-    return 0;
+    return queued(c, "overlapped allreduce", ncclAllReduce(buf, buf, n, type, ncclSum, st->nccl, st->stream));
 }
 
 static int nccl_iallreduce_f32(PawComm *c, float *buf, size_t n) { return iallreduce(c, buf, n, ncclFloat32); }
@@ -157,19 +161,14 @@ static int nccl_iallreduce_bf16(PawComm *c, void *buf, size_t n) { return iallre
 static int nccl_ireduce(PawComm *c, void *buf, size_t n, int bf16, int root) {
     NcclState *st = state(c);
     if (after_compute(c, "overlapped reduce") != 0) return -1;
-    ncclResult_t r = ncclReduce(buf, buf, n, bf16 ? ncclBfloat16 : ncclFloat32, ncclSum, root, st->nccl, st->stream);
-    if (r != ncclSuccess) return nccl_fail(c, "overlapped reduce", r);
-    st->inflight++;
-    return 0;
+    return queued(c, "overlapped reduce",
+                  ncclReduce(buf, buf, n, bf16 ? ncclBfloat16 : ncclFloat32, ncclSum, root, st->nccl, st->stream));
 }
 
 static int nccl_ibroadcast(PawComm *c, void *buf, size_t bytes, int root) {
     NcclState *st = state(c);
     if (after_compute(c, "overlapped broadcast") != 0) return -1;
-    ncclResult_t r = ncclBroadcast(buf, buf, bytes, ncclUint8, root, st->nccl, st->stream);
-    if (r != ncclSuccess) return nccl_fail(c, "overlapped broadcast", r);
-    st->inflight++;
-    return 0;
+    return queued(c, "overlapped broadcast", ncclBroadcast(buf, buf, bytes, ncclUint8, root, st->nccl, st->stream));
 }
 
 // One grouped ncclReduce per shard piece of [a, b), in place at its owner.
@@ -184,10 +183,7 @@ static int nccl_ireduce_shards_f32(PawComm *c, float *buf, size_t n, size_t a, s
         if (lo < hi) r = ncclReduce(buf + lo, buf + lo, hi - lo, ncclFloat32, ncclSum, owner, st->nccl, st->stream);
     }
     ncclResult_t g = ncclGroupEnd();
-    if (r == ncclSuccess) r = g;
-    if (r != ncclSuccess) return nccl_fail(c, "overlapped reduce", r);
-    st->inflight++;
-    return 0;
+    return queued(c, "overlapped reduce", r == ncclSuccess ? g : r);
 }
 
 // NCCL moves its operations by itself; only its asynchronous errors are worth a look here.

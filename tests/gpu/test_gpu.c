@@ -1368,6 +1368,20 @@ static void free_paw_batch(PawFixtureBatch *fb) {
     st_close(&fb->st);
 }
 
+// The PAW fixture's model and batch; a failure is counted and leaves nothing to free.
+static int load_paw_fixture(PawModel *pm, PawFixtureBatch *fb, int freeze_compiler) {
+    if (load_paw_model(pm, freeze_compiler) != 0) {
+        CHECK(0, "paw fixture: %s", paw_last_error());
+        return -1;
+    }
+    if (load_paw_batch(fb) != 0) {
+        CHECK(0, "%s", paw_last_error());
+        paw_model_free(pm);
+        return -1;
+    }
+    return 0;
+}
+
 static void test_paw_step(int freeze_compiler, int recompute) {
     char name[300];
     PawModel pm;
@@ -1491,16 +1505,8 @@ static void test_paw_step(int freeze_compiler, int recompute) {
 static void test_paw_step_zero(int world) {
     char name[300];
     PawModel pm;
-    if (load_paw_model(&pm, 0) != 0) {
-        CHECK(0, "paw fixture: %s", paw_last_error());
-        return;
-    }
     PawFixtureBatch fb;
-    if (load_paw_batch(&fb) != 0) {
-        CHECK(0, "%s", paw_last_error());
-        paw_model_free(&pm);
-        return;
-    }
+    if (load_paw_fixture(&pm, &fb, 0) != 0) return;
     for (int r = 0; r < world; r++) {
         PawStepCuda *s = paw_step_cuda_create(&pm, 0, r, world);
         if (!s) {
@@ -2283,16 +2289,8 @@ static void on_step_report(void *ctx, int report) {
 
 static void test_paw_step_reports(int freeze_compiler, int bf16) {
     PawModel pm;
-    if (load_paw_model(&pm, freeze_compiler) != 0) {
-        CHECK(0, "paw fixture: %s", paw_last_error());
-        return;
-    }
     PawFixtureBatch fb;
-    if (load_paw_batch(&fb) != 0) {
-        CHECK(0, "%s", paw_last_error());
-        paw_model_free(&pm);
-        return;
-    }
+    if (load_paw_fixture(&pm, &fb, freeze_compiler) != 0) return;
     const PawStepExample *ex = fb.ex;
     PawStepCuda *s = paw_step_cuda_create(&pm, 0, 0, 1);
     StepReportLog *run = xcalloc(1, sizeof *run), *all = xcalloc(1, sizeof *all);
