@@ -20,6 +20,9 @@ if [ "$stage" = multi ]; then
   # The full-size step with and without its gradient sums through NCCL (one rank), interleaved.
   mpirun --allow-run-as-root -np 1 build-nccl/paw bench paw --nccl --iters 8 2>&1 | tee "$LOGS/bench_nccl.txt" |
     grep -E "^\| fwd|overhead|rror"
+  # Every NCCL operation on device buffers, results checked (one rank: the calls, not the links).
+  mpirun --allow-run-as-root -np 1 build-nccl/paw bench comm --device cuda --mib 256 2>&1 |
+    tee "$LOGS/bench_comm_nccl.txt" | grep -E "^\| [a-z]|correct|WRONG|rror"
   # The host MPI collectives (what "gpu_comm": "mpi" stages through without a CUDA-aware MPI).
   mpirun --allow-run-as-root --oversubscribe -np 2 ./paw bench comm --mib 256 2>&1 | tee "$LOGS/bench_comm.txt" |
     grep -E "^\| [a-z]|correct|WRONG"
