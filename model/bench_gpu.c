@@ -112,7 +112,7 @@ static int bench_batch(Qwen3Cuda *g, const Qwen3Config *cfg, int B, int T, int n
 int bench_gpu(int argc, char **argv) {
     const char *shape = "0.6b", *mode = "frozen";
     int B = 8, T = 1024, layers = 0, iters = 10, warmup = 2, recompute = 0, new_tokens = 128, rank = 64, programs = 4;
-    int fp32_grads = 0, fused = 0;
+    int fp32_grads = 0, fused = 0, keep = 0;
     PawOpt opts[] = {
         {"shape", PAW_OPT_STR, &shape, "model shape: 0.6b or 4b (random weights)"},
         {"B", PAW_OPT_INT, &B, "batch size (decode: 1)"},
@@ -123,6 +123,7 @@ int bench_gpu(int argc, char **argv) {
         {"iters", PAW_OPT_INT, &iters, "timed iterations (median reported)"},
         {"warmup", PAW_OPT_INT, &warmup, "untimed iterations first"},
         {"recompute", PAW_OPT_FLAG, &recompute, "recompute layer activations in the backward"},
+        {"keep", PAW_OPT_INT, &keep, "with --recompute: the first N layers keep their activations"},
         {"new", PAW_OPT_INT, &new_tokens, "decode, batch: tokens generated per iteration (per row)"},
         {"rank", PAW_OPT_INT, &rank, "batch: adapter rank"},
         {"programs", PAW_OPT_INT, &programs, "batch: distinct programs (adapters) the rows cycle through"},
@@ -157,6 +158,10 @@ int bench_gpu(int argc, char **argv) {
         fprintf(stderr, "paw bench gpu: --rank and --programs must be positive and T + --new fit the context\n");
         return 2;
     }
+    if (keep < 0 || (keep && !recompute)) {
+        fprintf(stderr, "paw bench gpu: --keep is a layer count (>= 0) for --recompute\n");
+        return 2;
+    }
     if (is_decode) B = 1;
     Qwen3Cuda *g = qwen3_cuda_create_random(&cfg, !is_full, recompute || is_batch, 1234, 0.02f);
     if (!g) {
@@ -164,6 +169,11 @@ int bench_gpu(int argc, char **argv) {
         return 1;
     }
     if (fused) qwen3_cuda_set_fused_decode(g, 1);
+    if (keep && qwen3_cuda_set_recompute_keep(g, keep) != 0) {
+        fprintf(stderr, "paw bench gpu: %s\n", paw_last_error());
+        qwen3_cuda_free(g);
+        return 1;
+    }
     if (is_full && !fp32_grads && qwen3_cuda_use_bf16_grads(g) != 0) {
         fprintf(stderr, "paw bench gpu: %s\n", paw_last_error());
         qwen3_cuda_free(g);
@@ -220,8 +230,11 @@ int bench_gpu(int argc, char **argv) {
         tokens = N;
     }
     double s = ms / 1e3;
-    printf("paw bench gpu: Qwen3-%s shape, %d layers, mode %s%s, B=%d T=%d, %s\n", shape, cfg.num_layers, mode,
-           recompute ? " (recompute)" : "", B, T, paw_cuda_device_name());
+    char rdesc[64] = "";
+    if (recompute && keep) snprintf(rdesc, sizeof rdesc, " (recompute all but the first %d layers)", keep);
+    else if (recompute) snprintf(rdesc, sizeof rdesc, " (recompute)");
+    printf("paw bench gpu: Qwen3-%s shape, %d layers, mode %s%s, B=%d T=%d, %s\n", shape, cfg.num_layers, mode, rdesc, B,
+           T, paw_cuda_device_name());
     printf("| mode | ms/step | tokens/s | TFLOP/s | MFU | peak alloc GiB | device used GiB | loss |\n");
     printf("|---|---|---|---|---|---|---|---|\n");
     printf("| %s%s | %.3f | %.1f | %.1f | %.1f%% | %.2f | %.2f | %.4f |\n", mode,

@@ -41,6 +41,7 @@ struct LayerActs {
 struct Qwen3Cuda {
     Qwen3Config cfg;
     int frozen, recompute;
+    int keep;  // with recompute: layers [0, keep) keep their activations anyway (qwen3_cuda_set_recompute_keep)
     int C, I, L, V, NH, NKV, HD, Q, KV, QKV;
     Qwen3DevLayout lay;               // where each tensor lives in the blocks below
     bf16 *params;
@@ -121,6 +122,14 @@ static void layout(Qwen3Cuda *g) {
 
 // Where CPU tensor i (qwen3_param_info order), layer l, starts in the GPU block.
 static size_t gpu_offset(const Qwen3Cuda *g, int i, int l) { return qwen3_dev_offset(&g->lay, i, l); }
+
+// Activations: every layer keeps its own, unless recompute is on; then layers [0, keep) still
+// keep theirs and the others share one slot, refilled by recomputing the layer in the backward.
+static bool recomputed(const Qwen3Cuda *g, int l) { return g->recompute && l >= g->keep; }
+static size_t act_slot(const Qwen3Cuda *g, int l) { return recomputed(g, l) ? (size_t)g->keep : (size_t)l; }
+static size_t act_layers(const Qwen3Cuda *g) {
+    return g->recompute && g->keep < g->L ? (size_t)g->keep + 1 : (size_t)g->L;
+}
 
 static Qwen3Cuda *create_common(const Qwen3Config *cfg, int frozen, int recompute) {
     if (paw_cuda_init() != 0) return NULL;
@@ -234,14 +243,23 @@ static void drop_step_graph(Qwen3Cuda *g) {
     drop_batch_graph(g);
 }
 
+// Frees the activation buffers and forgets them (cap_tokens 0: the next forward makes them again).
 static void free_acts(Qwen3Cuda *g) {
-    void *bufs[] = {g->x,        g->ln1,      g->qkvr, g->qkv,      g->att,   g->xmid,  g->ln2,
-                    g->gu,       g->act,      g->lnf,  g->ln1_rstd, g->ln2_rstd, g->lse, g->lnf_rstd,
-                    g->d_ids,    g->d_pos,    g->d_targets, g->d_lens, g->d_weights, g->d_nll};
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) paw_cuda_free(bufs[i]);
+    void **bufs[] = {(void **)&g->x,        (void **)&g->ln1,       (void **)&g->qkvr,     (void **)&g->qkv,
+                     (void **)&g->att,      (void **)&g->xmid,      (void **)&g->ln2,      (void **)&g->gu,
+                     (void **)&g->act,      (void **)&g->lnf,       (void **)&g->ln1_rstd, (void **)&g->ln2_rstd,
+                     (void **)&g->lse,      (void **)&g->lnf_rstd,  (void **)&g->d_ids,    (void **)&g->d_pos,
+                     (void **)&g->d_targets, (void **)&g->d_lens,   (void **)&g->d_weights, (void **)&g->d_nll};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) {
+        paw_cuda_free(*bufs[i]);
+        *bufs[i] = NULL;
+    }
     free(g->h_weights);
     free(g->h_nll);
     free(g->h_pos);
+    g->h_weights = g->h_nll = NULL;
+    g->h_pos = NULL;
+    g->cap_tokens = 0;
 }
 
 static void free_scratch(Qwen3Cuda *g) {
@@ -294,7 +312,7 @@ static void ensure_acts(Qwen3Cuda *g, size_t N) {
     drop_step_graph(g);  // the captured step points into the old buffers
     free_acts(g);
     size_t C = g->C, I = g->I, L = g->L, QKV = g->QKV, Q = g->Q, NH = g->NH;
-    size_t LA = g->recompute ? 1 : L;  // layers whose activations are kept
+    size_t LA = act_layers(g);  // activation slots
     g->x = (bf16 *)paw_cuda_malloc(sizeof(bf16) * (L + 1) * N * C);
     g->ln1 = (bf16 *)paw_cuda_malloc(sizeof(bf16) * LA * N * C);
     g->qkvr = (bf16 *)paw_cuda_malloc(sizeof(bf16) * LA * N * QKV);
@@ -368,7 +386,7 @@ static void ensure_lora(Qwen3Cuda *g, size_t N, int r) {
     drop_step_graph(g);
     paw_cuda_free(g->lora_u);
     paw_cuda_free(g->lora_du);
-    size_t LA = g->recompute ? 1 : (size_t)g->L;
+    size_t LA = act_layers(g);
     if (N < g->lora_cap_tokens) N = g->lora_cap_tokens;
     if (r < g->lora_cap_rank) r = g->lora_cap_rank;
     g->lora_u = (bf16 *)paw_cuda_malloc(sizeof(bf16) * LORA_NUM_MODULES * LA * N * (size_t)r);
@@ -389,7 +407,7 @@ static int check_lora(const Qwen3CudaLora *lo, int B, const char *what) {
 
 // The side path y += scale B_b (A_b x) of module mod at layer l (activations slot s), and its backward.
 static bf16 *lora_u_slot(Qwen3Cuda *g, int mod, size_t s, size_t N, int r) {
-    size_t LA = g->recompute ? 1 : (size_t)g->L;
+    size_t LA = act_layers(g);
     return g->lora_u + (((size_t)mod * LA + s) * N) * (size_t)r;
 }
 
@@ -414,7 +432,7 @@ static void lora_bwd(Qwen3Cuda *g, int mod, int l, size_t s, bf16 *dx, const bf1
 }
 
 static LayerActs layer_acts(Qwen3Cuda *g, int l, size_t N) {
-    size_t s = g->recompute ? 0 : (size_t)l;
+    size_t s = act_slot(g, l);
     size_t C = g->C, I = g->I, QKV = g->QKV, Q = g->Q, NH = g->NH;
     LayerActs a;
     a.ln1 = g->ln1 + s * N * C;
@@ -520,7 +538,7 @@ struct KvView {
 static void layer_forward(Qwen3Cuda *g, int l, int B, int T, const KvView *kv, const int *pos, const LayerActs &a,
                           const Qwen3CudaLora *lo) {
     const size_t N = (size_t)B * T, C = g->C, I = g->I, Q = g->Q, KV = g->KV, QKV = g->QKV, HD = g->HD;
-    const size_t s = g->recompute ? 0 : (size_t)l;
+    const size_t s = act_slot(g, l);
     const float eps = (float)g->cfg.rms_norm_eps;
     bf16 *x = g->x + l * N * C, *xn = g->x + (l + 1) * N * C;
     // One decoding row through the fused products (norm / activation inside the product; no rstd,
@@ -738,8 +756,8 @@ extern "C" int qwen3_cuda_backward_ex(Qwen3Cuda *g, const Qwen3CudaBackwardArgs 
     for (int l = L - 1; l >= 0; l--) {
         if (dx_layer && dx_layer[l + 1]) inject(g, dx_layer[l + 1], N * C);
         LayerActs a = layer_acts(g, l, N);
-        const size_t s = g->recompute ? 0 : (size_t)l;
-        if (g->recompute) layer_forward(g, l, B, T, NULL, g->d_pos, a, lora ? &g->lora : NULL);
+        const size_t s = act_slot(g, l);
+        if (recomputed(g, l)) layer_forward(g, l, B, T, NULL, g->d_pos, a, lora ? &g->lora : NULL);
         const bf16 *x = g->x + l * N * C;
         // MLP: x_next = xmid + down(swiglu(gu(ln2(xmid)))); dx16 = d x_next.
         matmul_cuda_backward_input(g->dact, g->dx16, P(QG_DOWN, l * C * I), (int)N, (int)I, (int)C, 0.0f);
@@ -1053,6 +1071,23 @@ extern "C" int qwen3_cuda_cache_reset(Qwen3Cuda *g, int cap) {
     }
     g->cache_len = 0;
     paw_cuda_memset(g->d_cache_len, 0, sizeof(int));
+    return 0;
+}
+
+extern "C" int qwen3_cuda_set_recompute_keep(Qwen3Cuda *g, int keep) {
+    if (!g->recompute) return paw_error("recompute_keep: the model was made without recompute");
+    if (keep < 0) return paw_error("recompute_keep: %d layers, expected >= 0", keep);
+    if (keep > g->L) keep = g->L;
+    if (keep == g->keep) return 0;
+    // The activation slots change: the buffers are made again at the next forward.
+    drop_step_graph(g);
+    free_acts(g);
+    paw_cuda_free(g->lora_u);
+    paw_cuda_free(g->lora_du);
+    g->lora_u = g->lora_du = NULL;
+    g->lora_cap_tokens = 0, g->lora_cap_rank = 0;
+    g->backward_ready = 0, g->full_ready = 0;
+    g->keep = keep;
     return 0;
 }
 

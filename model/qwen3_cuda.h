@@ -166,6 +166,13 @@ typedef struct {
 // (out may be NULL), the count returned; -1 + paw_error for a range outside the model.
 int qwen3_cuda_runs(const Qwen3Cuda *g, size_t lo, size_t hi, Qwen3CudaRun *out, int cap);
 
+// Partial recomputation (a model made with recompute): layers [0, keep) keep their activations
+// as without recompute, the others are recomputed in the backward. Each kept layer costs its
+// activations' memory (about 2 bytes x (4C + 2(Q+2KV) + Q + 3I) per token) and saves a third of
+// its forward+backward time's worth of recomputation. keep >= num_layers is no recompute at all.
+// Drops the activations of the last forward (call it between steps). -1 + paw_error without recompute.
+int qwen3_cuda_set_recompute_keep(Qwen3Cuda *g, int keep);
+
 // Decoding steps of one row per sequence run their norms and SwiGLU inside the products
 // (kernels/matvec_cuda.h): fewer launches per layer, same results up to bf16 rounding. Off by
 // default until measured on a GPU; PAW_DECODE_FUSED=1 turns it on at creation.

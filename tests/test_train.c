@@ -34,6 +34,8 @@ Test(train_config, refusals_name_the_key) {
         {"{\"interpreter\":\"tests\",\"train_data\":\"tests\",\"out_dir\":\"x\",\"mode\":\"pretrain\",\"gpu_comm\":\"gloo\"}", "\"gpu_comm\""},
         {"{\"interpreter\":\"tests\",\"train_data\":\"tests\",\"out_dir\":\"x\",\"mode\":\"pretrain\",\"device\":\"tpu\"}", "\"device\""},
         {"{\"interpreter\":\"tests\",\"train_data\":\"tests\",\"out_dir\":\"x\",\"mode\":\"pretrain\",\"bf16_grads\":2}", "\"bf16_grads\""},
+        {"{\"interpreter\":\"tests\",\"train_data\":\"tests\",\"out_dir\":\"x\",\"mode\":\"pretrain\",\"recompute_keep\":4}", "\"recompute_keep\""},
+        {"{\"interpreter\":\"tests\",\"train_data\":\"tests\",\"out_dir\":\"x\",\"mode\":\"pretrain\",\"recompute\":true,\"recompute_keep\":-1}", "\"recompute_keep\""},
         {"[1,2]", "malformed"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {

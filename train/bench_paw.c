@@ -43,7 +43,7 @@ static void nccl_on_grads_ready(void *ctx, int report) {
 int bench_paw(int argc, char **argv) {
     const char *cshape = "4b", *ishape = "0.6b";
     int B = 8, Tc = 384, Ti = 384, P = 64, rank = 64, bases = 64, iters = 5, warmup = 2, recompute = 0, frozen = 0;
-    int no_opt = 0, no_recompute = 0, use_nccl = 0;
+    int no_opt = 0, no_recompute = 0, use_nccl = 0, keep = 0, keep_interp = 0;
     const char *grads = "bf16";
     PawOpt opts[] = {
         {"compiler", PAW_OPT_STR, &cshape, "compiler shape: 4b or 0.6b (random weights)"},
@@ -59,6 +59,8 @@ int bench_paw(int argc, char **argv) {
         {"recompute", PAW_OPT_FLAG, &recompute, "recompute layer activations in the backward (the default)"},
         {"no-recompute", PAW_OPT_FLAG, &no_recompute, "keep every layer's activations (the full-size step then "
                                                       "needs more than 80 GB)"},
+        {"keep", PAW_OPT_INT, &keep, "with recompute: the first N compiler layers keep their activations"},
+        {"keep-interp", PAW_OPT_INT, &keep_interp, "with recompute: the first N interpreter layers keep theirs"},
         {"freeze-compiler", PAW_OPT_FLAG, &frozen, "train the mapper and prefix only"},
         {"no-opt", PAW_OPT_FLAG, &no_opt, "leave AdamW out of the step"},
         {"grads", PAW_OPT_STR, &grads, "compiler weight gradients: bf16 (fits a 4B compiler in 80 GB) or fp32"},
@@ -77,6 +79,10 @@ int bench_paw(int argc, char **argv) {
         return 2;
     }
     recompute = !no_recompute;
+    if (keep < 0 || keep_interp < 0 || (!recompute && (keep || keep_interp))) {
+        fprintf(stderr, "paw bench paw: --keep and --keep-interp are layer counts (>= 0) for the recompute mode\n");
+        return 2;
+    }
     Qwen3Config cc, ic;
     if (paw_bench_shape_config(cshape, &cc) != 0 || paw_bench_shape_config(ishape, &ic) != 0) {
         fprintf(stderr, "paw bench paw: %s\n", paw_last_error());
@@ -128,7 +134,8 @@ int bench_paw(int argc, char **argv) {
     for (size_t i = 0; i < np; i++) prefix[i] = 0.02f * paw_rng_normal(&rng);
     PawStepCuda *s = paw_step_cuda_create_random(&cc, &ic, prefix, P, &mapper, frozen, recompute, 1234, 0.02f);
     free(prefix);
-    if (s && !strcmp(grads, "bf16") && paw_step_cuda_use_bf16_grads(s) != 0) {
+    if (s && ((!strcmp(grads, "bf16") && paw_step_cuda_use_bf16_grads(s) != 0) ||
+              (recompute && paw_step_cuda_set_recompute_keep(s, keep, keep_interp) != 0))) {
         paw_step_cuda_free(s);
         s = NULL;
     }
@@ -170,10 +177,16 @@ int bench_paw(int argc, char **argv) {
     qsort(ntimes, (size_t)iters, sizeof(float), cmp_float);
     float ms = times[iters / 2], nms = ntimes[iters / 2];
     double flops = paw_step_flops(&cc, &ic, &mc, P, B, comp_len, Ti, frozen), sec = ms / 1e3;
+    char rdesc[96] = "";
+    if (recompute && (keep || keep_interp))
+        snprintf(rdesc, sizeof rdesc, ", recompute except the first %d compiler / %d interpreter layers", keep,
+                 keep_interp);
+    else if (recompute)
+        snprintf(rdesc, sizeof rdesc, ", recompute");
     printf("paw bench paw: compiler %s (%s), mapper %zu params (N=%d, r=%d), interpreter %s frozen, B=%d Tc=%d "
            "(P=%d) Ti=%d%s, %s compiler gradients, %s\n",
-           cshape, frozen ? "frozen" : "trained", mapper.num_params, bases, rank, ishape, B, Tc, P, Ti,
-           recompute ? ", recompute" : "", grads, paw_cuda_device_name());
+           cshape, frozen ? "frozen" : "trained", mapper.num_params, bases, rank, ishape, B, Tc, P, Ti, rdesc, grads,
+           paw_cuda_device_name());
     printf("| step | ms/step | examples/s | tokens/s | TFLOP/s | MFU | peak alloc GiB | device used GiB | loss |\n");
     printf("|---|---|---|---|---|---|---|---|---|\n");
     printf("| %s | %.1f | %.2f | %.0f | %.1f | %.1f%% | %.2f | %.2f | %.4f |\n",

@@ -84,6 +84,8 @@ static const KeySpec keys[] = {
     {"comm_timeout_s", K_FLOAT, OFF(comm_timeout_s), 0.1, 1e6},
     {"overlap_comm", K_BOOL, OFF(overlap_comm), 0, 0},
     {"recompute", K_BOOL, OFF(recompute), 0, 0},
+    {"recompute_keep", K_INT, OFF(recompute_keep), 0, 1e6},
+    {"recompute_keep_interpreter", K_INT, OFF(recompute_keep_interpreter), 0, 1e6},
     {"bf16_grads", K_BOOL, OFF(bf16_grads), 0, 0},
     {"gpu_comm", K_STR, OFF(gpu_comm), 0, 0},
 };
@@ -179,6 +181,9 @@ int train_config_parse(TrainConfig *c, const char *json, const char *path) {
             rc = paw_error("%s: key \"device\" must be \"cpu\" or \"cuda\", found \"%s\"", path, c->device);
         else if (c->gpu_comm && strcmp(c->gpu_comm, "nccl") && strcmp(c->gpu_comm, "mpi"))
             rc = paw_error("%s: key \"gpu_comm\" must be \"nccl\" or \"mpi\", found \"%s\"", path, c->gpu_comm);
+        else if (!c->recompute && (c->recompute_keep || c->recompute_keep_interpreter))
+            rc = paw_error("%s: key \"%s\" needs \"recompute\": true", path,
+                           c->recompute_keep ? "recompute_keep" : "recompute_keep_interpreter");
         else if (c->warmup_steps > c->steps)
             rc = paw_error("%s: key \"warmup_steps\" (%d) exceeds \"steps\" (%d)", path, c->warmup_steps, c->steps);
     }

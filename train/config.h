@@ -33,6 +33,8 @@ typedef struct {
     int seed;
     char *device;            // "cpu" or "cuda" (mode paw: the whole step on the GPU)
     int recompute;           // cuda: keep only each layer's input for the backward
+    int recompute_keep;      // with recompute: the first N layers of the trained model keep their activations
+    int recompute_keep_interpreter;  // the same for the frozen interpreter (mode paw)
     int bf16_grads;          // cuda: the compiler's layer matrices keep bf16 weight gradients
     char *gpu_comm;          // cuda under mpirun: "nccl" (one GPU per rank) or "mpi" (CUDA-aware MPI)
     float peak_tflops;       // for MFU; 0: the device's nominal peak

@@ -207,6 +207,14 @@ extern "C" int paw_step_cuda_forward_backward(PawStepCuda *s, const PawStepExamp
     return paw_step_cuda_forward_backward_ex(s, ex, B, grad_scale, st, NULL, NULL);
 }
 
+extern "C" int paw_step_cuda_set_recompute_keep(PawStepCuda *s, int compiler_keep, int interpreter_keep) {
+    if (compiler_keep >= 0 && qwen3_cuda_set_recompute_keep(compiler_cuda_model(s->comp), compiler_keep) != 0)
+        return paw_error_context("compiler");
+    if (interpreter_keep >= 0 && qwen3_cuda_set_recompute_keep(s->interp, interpreter_keep) != 0)
+        return paw_error_context("interpreter");
+    return 0;
+}
+
 // ---- groups and the optimizer --------------------------------------------------------------------
 
 static int bad_group(const PawStepCuda *s, int group) {

@@ -29,6 +29,10 @@ PawStepCuda *paw_step_cuda_create_random(const Qwen3Config *compiler, const Qwen
                                          const float *prefix, int P, const Mapper *mapper, int freeze_compiler,
                                          int recompute, unsigned long long seed, float std);
 void paw_step_cuda_free(PawStepCuda *s);
+// Partial recomputation (made with recompute): the first compiler_keep compiler layers and the
+// first interpreter_keep interpreter layers keep their activations (qwen3_cuda_set_recompute_keep);
+// a negative count leaves that model as it is.
+int paw_step_cuda_set_recompute_keep(PawStepCuda *s, int compiler_keep, int interpreter_keep);
 // The compiler's layer matrices keep bf16 weight gradients (qwen3_cuda_use_bf16_grads): what lets
 // a trained 4B compiler with fp32 master weights and moments fit one 80 GB GPU. No-op when the
 // compiler is frozen. Clears the compiler's gradients.

@@ -644,6 +644,7 @@ static int gpu_start(Trainer *tr, int with_moments) {
         tr->gpu_lm = qwen3_cuda_create(&tr->lm, 0, tr->cfg.recompute);
         if (!tr->gpu_lm) return -1;
         if (tr->cfg.bf16_grads && qwen3_cuda_use_bf16_grads(tr->gpu_lm) != 0) return -1;
+        if (tr->cfg.recompute && qwen3_cuda_set_recompute_keep(tr->gpu_lm, tr->cfg.recompute_keep) != 0) return -1;
         // Under ZeRO-1 sharded first, so that the state is only ever made for this rank's block.
         if (gpu_zero(tr) && qwen3_cuda_shard_optimizer(tr->gpu_lm, tr->params[0].lo, tr->params[0].hi) != 0) return -1;
         if (qwen3_cuda_set_adam_state(tr->gpu_lm, 0, tr->params[0].p) != 0) return -1;
@@ -656,6 +657,9 @@ static int gpu_start(Trainer *tr, int with_moments) {
         tr->gpu = paw_step_cuda_create(&tr->pm, tr->cfg.recompute, world > 1 ? tr->comm->rank : 0, world);
         if (!tr->gpu) return -1;
         if (tr->cfg.bf16_grads && paw_step_cuda_use_bf16_grads(tr->gpu) != 0) return -1;
+        if (tr->cfg.recompute && paw_step_cuda_set_recompute_keep(tr->gpu, tr->cfg.recompute_keep,
+                                                                  tr->cfg.recompute_keep_interpreter) != 0)
+            return -1;
         if (with_moments && train_gpu_upload(tr->gpu, tr->params, tr->nparams) != 0) return -1;
     }
     if (gpu_zero(tr) && gpu_zero_plan(tr) != 0) return -1;

@@ -67,6 +67,12 @@ grep -E "^speed-up" "$LOGS/bench.txt"
 echo "| step | ms/step | examples/s | tokens/s | TFLOP/s | MFU | peak alloc GiB | device used GiB | loss |"
 # Without recompute the full-size step needs more than 80 GB (the 4B compiler's AdamW state alone is 64).
 ./paw bench paw --recompute 2>&1 | tee -a "$LOGS/bench.txt" | grep -E "^\| fwd"
+# Partial recomputation: some compiler layers (0.33 GB each here) and all interpreter layers keep
+# their activations, as far as the memory goes.
+for keep in 8 16; do
+  ./paw bench paw --keep "$keep" --keep-interp 28 2>&1 | tee -a "$LOGS/bench.txt" | grep -E "^\| fwd|rror" |
+    sed "s/^| fwd/| keep $keep: fwd/"
+done
 # The PyTorch baselines of ../shared/bench (carried as .bench), same call.
 if [ -d .bench ]; then
   python3 .bench/paw_torch_step.py --B 8 2>&1 | tail -1 | tee -a "$LOGS/bench.txt"

@@ -937,12 +937,15 @@ static void test_model_fixture(const char *fixture) {
     float *ref_logits = ref_f32(&ref, "logits", NULL), *ref_loss = ref_f32(&ref, "loss", NULL);
     float *ref_dx0 = ref_f32(&ref, "dx0", NULL);
 
-    for (int recompute = 0; recompute <= 1; recompute++) {
-        Qwen3Cuda *g = qwen3_cuda_create(&cpu, 0, recompute);
+    // 0: every layer keeps its activations; 1: all recomputed; 2: layer 0 kept, the rest recomputed.
+    for (int recompute = 0; recompute <= 2; recompute++) {
+        const char *tag = recompute == 1 ? " (recompute)" : recompute == 2 ? " (recompute, layer 0 kept)" : "";
+        Qwen3Cuda *g = qwen3_cuda_create(&cpu, 0, recompute != 0);
         if (!g) {
             CHECK(0, "create: %s", paw_last_error());
             break;
         }
+        if (recompute == 2) CHECK(qwen3_cuda_set_recompute_keep(g, 1) == 0, "recompute_keep: %s", paw_last_error());
         // Logits.
         Qwen3CudaInputs in = {.ids = ids, .logits_mode = QWEN3_LOGITS_ALL};
         CHECK(qwen3_cuda_forward(g, &in, B, T) == 0, "forward: %s", paw_last_error());
@@ -960,7 +963,7 @@ static void test_model_fixture(const char *fixture) {
         CHECK(qwen3_cuda_backward(g) == 0, "backward: %s", paw_last_error());
         float *dx0 = xmalloc(sizeof(float) * (size_t)N * C);
         CHECK(qwen3_cuda_get_input_grad(g, dx0) == 0, "input grad");
-        snprintf(name, sizeof name, "%s dx0%s", fixture, recompute ? " (recompute)" : "");
+        snprintf(name, sizeof name, "%s dx0%s", fixture, tag);
         CHECK_CLOSE(name, dx0, ref_dx0, (size_t)N * C, 1e-1);
         Qwen3 grads;  // CPU-layout buffers for the GPU gradients
         qwen3_create(&grads, &cpu.cfg, 1);
@@ -977,7 +980,7 @@ static void test_model_fixture(const char *fixture) {
                 snprintf(hf, sizeof hf, info.hf_name, l);
                 snprintf(key, sizeof key, "grad.%s", hf);
                 float *rg = ref_f32(&ref, key, NULL);
-                snprintf(name, sizeof name, "%s %s%s", fixture, key, recompute ? " (recompute)" : "");
+                snprintf(name, sizeof name, "%s %s%s", fixture, key, tag);
                 CHECK_CLOSE(name, gg + (size_t)l * per, rg, per, 1e-1);
                 free(rg);
                 checked++;
