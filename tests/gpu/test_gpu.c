@@ -594,6 +594,22 @@ static void test_adamw(size_t n) {
         if (!(fabsf(gb[i] - gp[i]) <= step_)) off++;
     }
     CHECK(off == 0, "adamw bf16 copy: %zu of %zu values not next to the master value", off, n);
+    // The same update on buffers one element off their vector alignment runs one element at a time
+    // (as a ZeRO run may): it must give the same bits as the four-wide kernel above.
+    float *u_p = paw_cuda_malloc(sizeof(float) * (n + 1)), *u_g = paw_cuda_malloc(sizeof(float) * (n + 1));
+    float *u_m = paw_cuda_malloc(sizeof(float) * (n + 1)), *u_v = paw_cuda_malloc(sizeof(float) * (n + 1));
+    paw_bf16 *u_b = poisoned_bf16(n + 1);
+    paw_cuda_upload(u_p + 1, p, sizeof(float) * n), paw_cuda_upload(u_g + 1, g, sizeof(float) * n);
+    paw_cuda_upload(u_m + 1, m, sizeof(float) * n), paw_cuda_upload(u_v + 1, v, sizeof(float) * n);
+    adamw_cuda(u_b + 1, u_p + 1, u_g + 1, u_m + 1, u_v + 1, n, lr, b1, b2, eps, wd, step, d_sq, max_norm, 99);
+    float *sp = host_f32(u_p + 1, n), *sm = host_f32(u_m + 1, n), *sv = host_f32(u_v + 1, n), *sb = host_bf16(u_b + 1, n);
+    size_t differ = 0;
+    for (size_t i = 0; i < n; i++)
+        differ += memcmp(&sp[i], &gp[i], 4) || memcmp(&sm[i], &gm[i], 4) || memcmp(&sv[i], &gv[i], 4) ||
+                  memcmp(&sb[i], &gb[i], 4);
+    CHECK(differ == 0, "adamw: %zu of %zu elements differ between the four-wide and the one-at-a-time kernels", differ, n);
+    paw_cuda_free(u_p), paw_cuda_free(u_g), paw_cuda_free(u_m), paw_cuda_free(u_v), paw_cuda_free(u_b);
+    free(sp), free(sm), free(sv), free(sb);
 
     // Stochastic rounding is unbiased: x = 1 + 1/3 of a bf16 step rounds up a third of the time.
     size_t k = 1 << 16;
