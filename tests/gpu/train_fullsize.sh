@@ -10,9 +10,13 @@
 # Usage (repository root, after make): tests/gpu/train_fullsize.sh [WORKDIR] [STEPS]
 # WORKDIR needs ~70 GB free (models, shards, one checkpoint); the lent machine's disk had less
 # once (2026-11-23), so a WORKDIR under /dev/shm (RAM) may be the place there.
-# COMPILER_SHAPE, INTERP_SHAPE, DEVICE and EXAMPLES override the defaults (a dry run of the
+# COMPILER_SHAPE, INTERP_SHAPE, DEVICE, EXAMPLES and SHAPED override the defaults (a dry run of the
 # script on the CPU: COMPILER_SHAPE=configs/tiny-compiler.json INTERP_SHAPE=configs/tiny-interpreter.json
 # DEVICE=cpu EXAMPLES=200 tests/gpu/train_fullsize.sh build/dry 6).
+# SHAPED=1 (the default on the GPU) trains on examples of exactly the shape `paw bench paw` times
+# (compiler 320 tokens + the 64 prefix positions, interpreter 192 prompt + 192 target tokens), so
+# that the two compare step for step; the script then runs `paw bench paw` itself and prints the
+# ratio. SHAPED=0 uses synthetic FuzzyBench tasks (short, varied examples).
 set -euo pipefail
 W=${1:-build/fullsize}
 STEPS=${2:-30}
@@ -20,12 +24,29 @@ CS=${COMPILER_SHAPE:-configs/qwen3-4b.json}
 IS=${INTERP_SHAPE:-configs/qwen3-0.6b.json}
 DEVICE=${DEVICE:-cuda}
 EXAMPLES=${EXAMPLES:-4000}
+SHAPED=${SHAPED:-$([ "$DEVICE" = cuda ] && echo 1 || echo 0)}
 paw=./paw
 rm -rf "$W" && mkdir -p "$W"
 t() { date +%s.%N; }
 "$paw" init --shape "$CS" --out "$W/compiler" --dtype bfloat16 --seed 1 >/dev/null
 "$paw" init --shape "$IS" --out "$W/interpreter" --dtype bfloat16 --seed 2 >/dev/null
-"$paw" data synth -o "$W/data" --train "$EXAMPLES" --val 0 --test 0 --seed 5 >/dev/null
+if [ "$SHAPED" = 1 ]; then
+  # Words "a" are one token each. The templates (data/template.c) add 21 tokens to the compiler
+  # prompt and 1 (<|im_end|>) after the pseudo-program, 21 to the interpreter prompt and 1 to the
+  # target: spec 198 + pseudo 100 -> 320 compiler tokens; pseudo 100 + input 71 -> a 192-token
+  # prompt; output 191 -> a 192-token target.
+  mkdir -p "$W/data"
+  python3 - "$W/data/train.jsonl" "$EXAMPLES" <<'PY'
+import json, sys
+w = lambda n: " ".join(["a"] * n)
+with open(sys.argv[1], "w") as f:
+    for i in range(int(sys.argv[2])):
+        f.write(json.dumps({"spec": w(198), "pseudo_program": w(100), "input": w(71), "output": w(191),
+                            "task_id": f"shaped{i}", "family": "shaped"}) + "\n")
+PY
+else
+  "$paw" data synth -o "$W/data" --train "$EXAMPLES" --val 0 --test 0 --seed 5 >/dev/null
+fi
 "$paw" data build "$W/data/train.jsonl" -o "$W/shards" --quiet
 # The run directory takes one checkpoint (~50 GB for a 4B compiler with its AdamW state) and the
 # export (~8 GB): when the disk under $W has less free, and /dev/shm (RAM) has it, it goes there.
@@ -50,9 +71,15 @@ t1=$(t)
 # Resume from the final checkpoint (no further steps, so no second checkpoint): log.jsonl records
 # the load time ("load_s": reading the checkpoint and moving it to the device) and the save ("save_s").
 "$paw" train "$W/train.json" --resume 2>"$W/resume.err" || { tail -5 "$W/resume.err"; exit 1; }
-python3 - "$RUN/log.jsonl" "$t0" "$t1" "$STEPS" <<'PY'
+# The bare step benchmark at the same shape, same call (GPU only).
+BENCH=none
+if [ "$DEVICE" = cuda ] && [ "$SHAPED" = 1 ]; then
+  "$paw" bench paw --iters 5 >"$W/bench.txt" 2>&1 && BENCH=$(grep -E "^\| fwd \+ bwd \+ AdamW" "$W/bench.txt" | head -1 | cut -d'|' -f3 | tr -d ' ')
+fi
+python3 - "$RUN/log.jsonl" "$t0" "$t1" "$STEPS" "$BENCH" <<'PY'
 import json, sys, statistics
 log, t0, t1, steps = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
+bench_ms = float(sys.argv[5]) if sys.argv[5] not in ("", "none") else None
 rows = [json.loads(l) for l in open(log)]
 run = [r for r in rows if "step_s" in r and r["step"] <= steps]
 steady = run[3:]  # after warm-up
@@ -71,4 +98,10 @@ print(f"| {steps} steps | {step_s:.3f} | {data_s:.3f} | {bare_s:.3f} | {wall_s:.
       f"{statistics.median(r['tokens_per_s'] for r in steady):.0f} | "
       f"{100*statistics.median(r['mfu'] for r in steady):.1f}% | {8 / wall_s:.2f} | {8 / (wall_s + save / 500):.2f} | "
       f"{save:.1f} | {loads[-1] if loads else float('nan'):.1f} |")
+tok = statistics.median(r["tokens_per_s"] * r["step_s"] for r in steady)
+print(f"tokens per step: {tok:.0f} (the bench shape: 8 x (384 + 384) = 6144)")
+if bench_ms:
+    print(f"paw bench paw, same shape, same call: {bench_ms:.1f} ms/step; paw train wall per step is "
+          f"{100 * (wall_s / (bench_ms / 1e3) - 1):+.1f}% of it (issue target: within 10%), "
+          f"{100 * ((wall_s + save / 500) / (bench_ms / 1e3) - 1):+.1f}% with a save every 500 steps")
 PY
