@@ -686,6 +686,21 @@ static int gpu_start(Trainer *tr, int with_moments) {
     return 0;
 }
 
+// Training on the GPU, the device holds every gradient: the host's gradient buffers of the big
+// models (16 GB for a 4B compiler; checkpoints, evaluation and export read weights only) go back.
+// Not for `paw grad`, which downloads the gradients into them.
+static void release_host_grads(Trainer *tr) {
+#ifdef PAW_CUDA
+    if (!tr->gpu && !tr->gpu_lm) return;
+    for (int i = 0; i < tr->nparams; i++)
+        if (!strcmp(tr->params[i].name, "compiler") || !strcmp(tr->params[i].name, "model")) tr->params[i].g = NULL;
+    if (tr->pretrain) qwen3_set_frozen(&tr->lm, 1);
+    else if (!tr->cfg.freeze_compiler) qwen3_set_frozen(&tr->pm.comp.model, 1);
+#else
+    (void)tr;
+#endif
+}
+
 static int on_gpu(const Trainer *tr) {
 #ifdef PAW_CUDA
     return tr->gpu != NULL || tr->gpu_lm != NULL;
@@ -1249,6 +1264,7 @@ static int train_main(Trainer *tr, const char *config_path, int resume, int over
         return fail_local(tr, "");
     }
     if (latest) load_s += paw_now() - t_dev;
+    release_host_grads(tr);
     if (rank0) {
         char *lp = paw_path_join(tr->cfg.out_dir, "log.jsonl");
         if (paw_mkdir_p(tr->cfg.out_dir) != 0 || !(tr->log = fopen(lp, "a"))) {
