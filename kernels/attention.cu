@@ -501,6 +501,7 @@ struct DecArgs {
 
 template <int G>
 __global__ void __launch_bounds__(NTHREADS) decode_split_kernel(DecArgs a) {
+    pdl_enter();
     __shared__ float qs[G][128];
     const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, g = blockIdx.x, b = blockIdx.z;
     const int split = blockIdx.y * NWARPS + warp, HD = a.HD;
@@ -595,6 +596,7 @@ __global__ void __launch_bounds__(NTHREADS) decode_split_kernel(DecArgs a) {
 // out[b, h, :] from the slices: weights 2^(m_s - max) on each slice's sum and output.
 __global__ void decode_merge_kernel(bf16 *out, const float *part, const int *kv_prev, int kv_prev_rows, int Tk,
                                     int NH, int HD, int splits) {
+    pdl_enter();
     __shared__ float wgt[DEC_MAX_SPLITS], red[1];
     const int h = blockIdx.x, b = blockIdx.y;
     const float *pp = part + ((size_t)b * NH + h) * splits * (HD + 2);
@@ -667,7 +669,7 @@ static size_t g_dec_cap;
 template <int G>
 static void launch_decode(const DecArgs &a, int B) {
     dim3 grid(a.NKV, paw_ceil_div(a.splits, NWARPS), B);
-    decode_split_kernel<G><<<grid, NTHREADS, 0, paw_cuda_stream()>>>(a);
+    paw_launch(decode_split_kernel<G>, grid, dim3(NTHREADS), 0, a);
     CUDA_CHECK_LAUNCH();
 }
 
@@ -702,8 +704,8 @@ static int try_decode(paw_bf16 *out, const paw_bf16 *q, const paw_bf16 *k, const
     case 4: launch_decode<4>(a, B); break;
     default: launch_decode<8>(a, B); break;
     }
-    decode_merge_kernel<<<dim3(NH, B), 128, 0, paw_cuda_stream()>>>(out, g_dec_part, kv_prev, rows, Tk, NH, HD,
-                                                                     splits);
+    paw_launch(decode_merge_kernel, dim3(NH, B), dim3(128), 0, out, (const float *)g_dec_part, kv_prev, rows, Tk, NH, HD,
+               splits);
     CUDA_CHECK_LAUNCH();
     return 1;
 }

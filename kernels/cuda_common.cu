@@ -55,6 +55,15 @@ extern "C" int paw_cuda_init(void) {
     return 0;
 }
 
+static int g_pdl;
+
+extern "C" int paw_cuda_set_pdl(int on) {
+    g_pdl = on && g_ready && g_prop.major >= 9;
+    return g_pdl;
+}
+
+extern "C" int paw_cuda_pdl(void) { return g_pdl; }
+
 extern "C" const char *paw_cuda_device_name(void) { return g_ready ? g_prop.name : "none"; }
 extern "C" int paw_cuda_sm_count(void) { return g_ready ? g_prop.multiProcessorCount : 0; }
 

@@ -48,6 +48,12 @@ void paw_cuda_download_bf16(float *dst, const paw_bf16 *src, size_t n);
 void paw_cuda_bf16_to_f32(float *dst, const paw_bf16 *src, size_t n);
 void paw_cuda_f32_to_bf16(paw_bf16 *dst, const float *src, size_t n);
 
+// Programmatic dependent launch for the kernels launched through paw_launch (cuda_common.cuh):
+// on only where the device supports it (compute capability 9.0+); returns whether it is on. The
+// decoding step turns it on around its own kernels (qwen3_cuda_set_decode_pdl).
+int paw_cuda_set_pdl(int on);
+int paw_cuda_pdl(void);
+
 // The compute stream as an opaque handle (a cudaStream_t) for C code that drives other CUDA
 // libraries on it or orders its own streams after it (the NCCL backend).
 void *paw_cuda_stream_handle(void);

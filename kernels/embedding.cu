@@ -2,6 +2,7 @@
 #include "kernels/embedding_cuda.h"
 
 __global__ void embedding_fwd_kernel(__nv_bfloat16 *out, const int *ids, const __nv_bfloat16 *table, int C) {
+    pdl_enter();
     int id = ids[blockIdx.x];
     if (id < 0) return;
     const __nv_bfloat16 *src = table + (size_t)id * C;
@@ -19,7 +20,7 @@ __global__ void embedding_bwd_kernel(float *dtable, const float *dout, const int
 
 extern "C" void embedding_cuda_forward(paw_bf16 *out, const int *ids, const paw_bf16 *table, int N, int C) {
     if (N <= 0) return;
-    embedding_fwd_kernel<<<N, 128, 0, paw_cuda_stream()>>>(out, ids, table, C);
+    paw_launch(embedding_fwd_kernel, dim3(N), dim3(128), 0, out, ids, table, C);
     CUDA_CHECK_LAUNCH();
 }
 

@@ -20,6 +20,7 @@ template <typename T>
 __global__ void __launch_bounds__(32 * GEMV_WARPS)
     gemv_kernel(T *out, const T *res, const __nv_bfloat16 *x, const __nv_bfloat16 *W, int C, int OC, float alpha,
                 float beta) {
+    pdl_enter();
     extern __shared__ __align__(16) __nv_bfloat16 xs[];
     for (int i = threadIdx.x * 8; i < C; i += blockDim.x * 8)
         *reinterpret_cast<uint4 *>(xs + i) = *reinterpret_cast<const uint4 *>(x + i);
@@ -56,12 +57,11 @@ extern "C" void matmul_cuda_forward(void *out, PawOutType out_type, const paw_bf
         unsigned blocks = paw_ceil_div(OC, GEMV_WARPS);
         size_t smem = (size_t)C * 2;
         if (out_type == PAW_OUT_F32)
-            gemv_kernel<float><<<blocks, 32 * GEMV_WARPS, smem, paw_cuda_stream()>>>(
-                (float *)out, (const float *)(beta != 0.0f ? res : out), inp, weight, C, OC, alpha, beta);
+            paw_launch(gemv_kernel<float>, dim3(blocks), dim3(32 * GEMV_WARPS), smem, (float *)out,
+                       (const float *)(beta != 0.0f ? res : out), inp, weight, C, OC, alpha, beta);
         else
-            gemv_kernel<__nv_bfloat16><<<blocks, 32 * GEMV_WARPS, smem, paw_cuda_stream()>>>(
-                (__nv_bfloat16 *)out, (const __nv_bfloat16 *)(beta != 0.0f ? res : out), inp, weight, C, OC, alpha,
-                beta);
+            paw_launch(gemv_kernel<__nv_bfloat16>, dim3(blocks), dim3(32 * GEMV_WARPS), smem, (__nv_bfloat16 *)out,
+                       (const __nv_bfloat16 *)(beta != 0.0f ? res : out), inp, weight, C, OC, alpha, beta);
         CUDA_CHECK_LAUNCH();
         return;
     }

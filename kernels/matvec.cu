@@ -37,6 +37,7 @@ template <typename T, int F>
 __global__ void __launch_bounds__(32 * MV_WARPS)
     matvec_fused_kernel(T *out, const T *res, const bf16 *x, const bf16 *nw, float eps, bf16 *xf, const bf16 *W,
                         int C, int OC, float alpha, float beta) {
+    pdl_enter();
     __shared__ __align__(16) bf16 xs[MV_MAX_C];
     __shared__ float red[MV_WARPS];
     const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32, o = blockIdx.x * MV_WARPS + warp;
@@ -129,11 +130,11 @@ static void launch(void *out, PawOutType t, const bf16 *x, const bf16 *nw, float
     const void *r = beta != 0.0f ? res : out;
     unsigned blocks = paw_ceil_div(OC, MV_WARPS);
     if (t == PAW_OUT_F32)
-        matvec_fused_kernel<float, F><<<blocks, 32 * MV_WARPS, 0, paw_cuda_stream()>>>(
-            (float *)out, (const float *)r, x, nw, eps, xf, W, C, OC, alpha, beta);
+        paw_launch(matvec_fused_kernel<float, F>, dim3(blocks), dim3(32 * MV_WARPS), 0, (float *)out, (const float *)r, x,
+                   nw, eps, xf, W, C, OC, alpha, beta);
     else
-        matvec_fused_kernel<bf16, F><<<blocks, 32 * MV_WARPS, 0, paw_cuda_stream()>>>(
-            (bf16 *)out, (const bf16 *)r, x, nw, eps, xf, W, C, OC, alpha, beta);
+        paw_launch(matvec_fused_kernel<bf16, F>, dim3(blocks), dim3(32 * MV_WARPS), 0, (bf16 *)out, (const bf16 *)r, x, nw,
+                   eps, xf, W, C, OC, alpha, beta);
     CUDA_CHECK_LAUNCH();
 }
 

@@ -29,6 +29,7 @@ template <bool VEC>
 __global__ void __launch_bounds__(32 * ROWS_PER_BLOCK)
     rmsnorm_fwd_kernel(__nv_bfloat16 *res, __nv_bfloat16 *out, float *rstd, const __nv_bfloat16 *a,
                        const __nv_bfloat16 *b, const __nv_bfloat16 *w, int N, int C, long in_stride, float eps) {
+    pdl_enter();
     int row = blockIdx.x * ROWS_PER_BLOCK + threadIdx.x / 32, lane = threadIdx.x % 32;
     if (row >= N) return;
     const __nv_bfloat16 *x = a + (size_t)row * in_stride;
@@ -93,11 +94,11 @@ static void launch_fwd(__nv_bfloat16 *res, __nv_bfloat16 *out, float *rstd, cons
                        const __nv_bfloat16 *b, const __nv_bfloat16 *w, int N, int C, long in_stride, float eps) {
     unsigned blocks = paw_ceil_div(N, ROWS_PER_BLOCK);
     if (fwd_vec(res, out, a, b, w, C, in_stride))
-        rmsnorm_fwd_kernel<true><<<blocks, 32 * ROWS_PER_BLOCK, 0, paw_cuda_stream()>>>(res, out, rstd, a, b, w, N, C,
-                                                                                      in_stride, eps);
+        paw_launch(rmsnorm_fwd_kernel<true>, dim3(blocks), dim3(32 * ROWS_PER_BLOCK), 0, res, out, rstd, a, b, w, N, C,
+                   in_stride, eps);
     else
-        rmsnorm_fwd_kernel<false><<<blocks, 32 * ROWS_PER_BLOCK, 0, paw_cuda_stream()>>>(res, out, rstd, a, b, w, N,
-                                                                                       C, in_stride, eps);
+        paw_launch(rmsnorm_fwd_kernel<false>, dim3(blocks), dim3(32 * ROWS_PER_BLOCK), 0, res, out, rstd, a, b, w, N, C,
+                   in_stride, eps);
     CUDA_CHECK_LAUNCH();
 }
 

@@ -10,6 +10,7 @@ __global__ void __launch_bounds__(32 * WARPS)
     qknorm_rope_fwd_kernel(__nv_bfloat16 *out, const __nv_bfloat16 *inp, const __nv_bfloat16 *qnw,
                            const __nv_bfloat16 *knw, const float *cos_t, const float *sin_t, const int *pos, int N,
                            int NH, int NKV, int HD, float eps) {
+    pdl_enter();
     int heads = NH + 2 * NKV;
     long item = (long)blockIdx.x * WARPS + threadIdx.x / 32;
     int lane = threadIdx.x % 32;
@@ -50,8 +51,8 @@ extern "C" void qknorm_rope_cuda_forward(paw_bf16 *out, const paw_bf16 *inp, con
                                          const int *pos, int N, int NH, int NKV, int HD, float eps) {
     long items = (long)N * (NH + 2 * NKV);
     if (items <= 0) return;
-    qknorm_rope_fwd_kernel<<<paw_ceil_div(items, WARPS), 32 * WARPS, 0, paw_cuda_stream()>>>(
-        out, inp, qnormw, knormw, cos_t, sin_t, pos, N, NH, NKV, HD, eps);
+    paw_launch(qknorm_rope_fwd_kernel, dim3(paw_ceil_div(items, WARPS)), dim3(32 * WARPS), 0, out, inp, qnormw, knormw,
+               cos_t, sin_t, pos, N, NH, NKV, HD, eps);
     CUDA_CHECK_LAUNCH();
 }
 

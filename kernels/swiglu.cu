@@ -2,6 +2,7 @@
 #include "kernels/swiglu_cuda.h"
 
 __global__ void swiglu_fwd_kernel(__nv_bfloat16 *out, const __nv_bfloat16 *gu, long N, int I) {
+    pdl_enter();
     long total = N * I;
     for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < total; i += (long)gridDim.x * blockDim.x) {
         long n = i / I, c = i % I;
@@ -29,7 +30,7 @@ static unsigned grid_for(long n) {
 
 extern "C" void swiglu_cuda_forward(paw_bf16 *out, const paw_bf16 *gu, int N, int I) {
     if ((long)N * I <= 0) return;
-    swiglu_fwd_kernel<<<grid_for((long)N * I), 256, 0, paw_cuda_stream()>>>(out, gu, N, I);
+    paw_launch(swiglu_fwd_kernel, dim3(grid_for((long)N * I)), dim3(256), 0, out, gu, (long)N, I);
     CUDA_CHECK_LAUNCH();
 }
 

@@ -112,7 +112,7 @@ static int bench_batch(Qwen3Cuda *g, const Qwen3Config *cfg, int B, int T, int n
 int bench_gpu(int argc, char **argv) {
     const char *shape = "0.6b", *mode = "frozen";
     int B = 8, T = 1024, layers = 0, iters = 10, warmup = 2, recompute = 0, new_tokens = 128, rank = 64, programs = 4;
-    int fp32_grads = 0, fused = 0, keep = 0;
+    int fp32_grads = 0, fused = 0, keep = 0, pdl = 0;
     PawOpt opts[] = {
         {"shape", PAW_OPT_STR, &shape, "model shape: 0.6b or 4b (random weights)"},
         {"B", PAW_OPT_INT, &B, "batch size (decode: 1)"},
@@ -129,6 +129,8 @@ int bench_gpu(int argc, char **argv) {
         {"programs", PAW_OPT_INT, &programs, "batch: distinct programs (adapters) the rows cycle through"},
         {"fused", PAW_OPT_FLAG, &fused, "decode: one-row steps with the norms and SwiGLU inside the products "
                                         "(kernels/matvec_cuda.h)"},
+        {"pdl", PAW_OPT_FLAG, &pdl, "decode: the step's kernels launched programmatically (Hopper: each one's launch "
+                                    "overlaps the previous one's end)"},
         {"fp32-grads", PAW_OPT_FLAG, &fp32_grads, "full: fp32 weight gradients for the layer matrices (default bf16, "
                                                   "as paw train)"},
     };
@@ -169,6 +171,9 @@ int bench_gpu(int argc, char **argv) {
         return 1;
     }
     if (fused) qwen3_cuda_set_fused_decode(g, 1);
+    const int pdl_on = pdl && qwen3_cuda_set_decode_pdl(g, 1);
+    if (pdl && !pdl_on)
+        fprintf(stderr, "paw bench gpu: --pdl: this GPU has no programmatic dependent launch (needs 9.0+); ignored\n");
     if (keep && qwen3_cuda_set_recompute_keep(g, keep) != 0) {
         fprintf(stderr, "paw bench gpu: %s\n", paw_last_error());
         qwen3_cuda_free(g);
@@ -246,8 +251,8 @@ int bench_gpu(int argc, char **argv) {
                median(opt_times, iters), fp32_grads ? "fp32" : "bf16", ms + median(opt_times, iters),
                tokens / ((ms + median(opt_times, iters)) / 1e3));
     if (is_decode)
-        printf("decode: %.3f ms/token over %d tokens after a %d-token prompt%s\n", ms / new_tokens, new_tokens, T,
-               fused ? " (fused one-row products)" : "");
+        printf("decode: %.3f ms/token over %d tokens after a %d-token prompt%s%s\n", ms / new_tokens, new_tokens, T,
+               fused ? " (fused one-row products)" : "", pdl_on ? " (programmatic launch)" : "");
     paw_cuda_timer_free(timer);
     free(times);
     free(opt_times);

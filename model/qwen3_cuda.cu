@@ -105,6 +105,7 @@ struct Qwen3Cuda {
     cudaGraphExec_t bstep_exec;
     int bstep_graph_ready, beager_steps;
     int fused_decode;  // one-row decode steps through kernels/matvec (qwen3_cuda_set_fused_decode)
+    int decode_pdl;    // the decode step's kernels launched programmatically (qwen3_cuda_set_decode_pdl)
     const bf16 **d_gather;  // pointer table of qwen3_cuda_lora_gather
     size_t gather_cap;
 };
@@ -143,6 +144,8 @@ static Qwen3Cuda *create_common(const Qwen3Config *cfg, int frozen, int recomput
     g->recompute = recompute;
     const char *fd = getenv("PAW_DECODE_FUSED");
     g->fused_decode = fd && !strcmp(fd, "1");
+    const char *pdl = getenv("PAW_DECODE_PDL");
+    g->decode_pdl = pdl && !strcmp(pdl, "1");
     layout(g);
     g->params = (bf16 *)paw_cuda_malloc(sizeof(bf16) * g->lay.total);
     paw_cuda_memset(g->params, 0, sizeof(bf16) * g->lay.total);
@@ -453,6 +456,7 @@ static LayerActs layer_acts(Qwen3Cuda *g, int l, size_t N) {
 // cache_len + t, with one shared length or one per sequence (per_row).
 __global__ void kv_append_kernel(bf16 *kc, bf16 *vc, const bf16 *qkv, const int *cache_len, int per_row, int B, int T,
                                  int cap, int Q, int KV, int QKV) {
+    pdl_enter();
     long total = (long)B * T * KV;
     for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < total; i += (long)gridDim.x * blockDim.x) {
         int c = (int)(i % KV);
@@ -466,7 +470,10 @@ __global__ void kv_append_kernel(bf16 *kc, bf16 *vc, const bf16 *qkv, const int 
     }
 }
 
-__global__ void add_int_kernel(int *p, int n) { *p += n; }
+__global__ void add_int_kernel(int *p, int n) {
+    pdl_enter();
+    *p += n;
+}
 
 // Batched decoding: the cache length of every still active row grows by one.
 __global__ void advance_rows_kernel(int *len, const int *active, int B) {
@@ -485,6 +492,7 @@ __global__ void gather_last_rows_kernel(bf16 *dst, const bf16 *src, const int *l
 // Argmax of row blockIdx.x of x [rows, V] into out[blockIdx.x] (first index among equal
 // maxima, as the CPU path).
 __global__ void argmax_kernel(int *out, const float *x, int V) {
+    pdl_enter();
     x += (size_t)blockIdx.x * V;
     out += blockIdx.x;
     __shared__ float bv[32];
@@ -563,8 +571,8 @@ static void layer_forward(Qwen3Cuda *g, int l, int B, int T, const KvView *kv, c
     if (kv) {
         size_t layer = (size_t)l * B * kv->cap * KV;
         bf16 *kc = kv->k + layer, *vc = kv->v + layer;
-        kv_append_kernel<<<grid_for(N * KV), 256, 0, paw_cuda_stream()>>>(kc, vc, a.qkv, kv->len, kv->per_row, B, T,
-                                                                           kv->cap, (int)Q, (int)KV, (int)QKV);
+        paw_launch(kv_append_kernel, dim3(grid_for(N * KV)), dim3(256), 0, kc, vc, (const bf16 *)a.qkv, kv->len,
+                   kv->per_row, B, T, kv->cap, (int)Q, (int)KV, (int)QKV);
         CUDA_CHECK_LAUNCH();
         if (kv->prompt_lens)
             attention_cuda_forward(a.att, NULL, a.qkv, a.qkv + Q, a.qkv + Q + KV, kv->prompt_lens, NULL, B, T, T, g->NH,
@@ -1091,6 +1099,16 @@ extern "C" int qwen3_cuda_set_recompute_keep(Qwen3Cuda *g, int keep) {
     return 0;
 }
 
+extern "C" int qwen3_cuda_set_decode_pdl(Qwen3Cuda *g, int on) {
+    if ((on != 0) != (g->decode_pdl != 0)) {
+        drop_step_graph(g);  // the captured step holds launches of the other kind
+        g->decode_pdl = on != 0;
+    }
+    int prev = paw_cuda_pdl(), supported = paw_cuda_set_pdl(1);
+    paw_cuda_set_pdl(prev);
+    return g->decode_pdl && supported;
+}
+
 extern "C" void qwen3_cuda_set_fused_decode(Qwen3Cuda *g, int on) {
     if ((on != 0) == (g->fused_decode != 0)) return;
     drop_step_graph(g);  // the captured steps hold the kernels of the other path
@@ -1121,7 +1139,7 @@ static void head_last_row(Qwen3Cuda *g, size_t N) {
         rmsnorm_cuda_forward(g->lnf, g->lnf_rstd, last, P(QG_LNF, 0), 1, C, (long)C, (float)g->cfg.rms_norm_eps);
         matmul_cuda_forward(g->logits, PAW_OUT_F32, g->lnf, P(QG_HEAD, 0), NULL, 1, C, g->V, 1.0f, 0.0f);
     }
-    argmax_kernel<<<1, 1024, 0, paw_cuda_stream()>>>(g->d_token, g->logits, g->V);
+    paw_launch(argmax_kernel, dim3(1), dim3(1024), 0, g->d_token, (const float *)g->logits, g->V);
     CUDA_CHECK_LAUNCH();
 }
 
@@ -1133,13 +1151,16 @@ static KvView single_cache(Qwen3Cuda *g) {
 // The single-token step, entirely on the device: reads d_token and d_cache_len, leaves the next
 // greedy token in d_token and advances d_cache_len.
 static void decode_step_body(Qwen3Cuda *g) {
+    const int pdl_before = paw_cuda_pdl();
+    paw_cuda_set_pdl(g->decode_pdl);
     embedding_cuda_forward(g->x, g->d_token, P(QG_WTE, 0), 1, g->C);
     const Qwen3CudaLora *lo = g->has_decode_lora ? &g->decode_lora : NULL;
     const KvView kv = single_cache(g);
     for (int l = 0; l < g->L; l++) layer_forward(g, l, 1, 1, &kv, g->d_cache_len, layer_acts(g, l, 1), lo);
     head_last_row(g, 1);
-    add_int_kernel<<<1, 1, 0, paw_cuda_stream()>>>(g->d_cache_len, 1);
+    paw_launch(add_int_kernel, dim3(1), dim3(1), 0, g->d_cache_len, 1);
     CUDA_CHECK_LAUNCH();
+    paw_cuda_set_pdl(pdl_before);
 }
 
 extern "C" int qwen3_cuda_cache_forward(Qwen3Cuda *g, const int *ids, int n, float *last_logits) {

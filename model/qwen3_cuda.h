@@ -173,6 +173,13 @@ int qwen3_cuda_runs(const Qwen3Cuda *g, size_t lo, size_t hi, Qwen3CudaRun *out,
 // Drops the activations of the last forward (call it between steps). -1 + paw_error without recompute.
 int qwen3_cuda_set_recompute_keep(Qwen3Cuda *g, int keep);
 
+// Programmatic dependent launch for the single-sequence decoding step (kernels/cuda_common.cuh):
+// each of its kernels may be launched while the one before it finishes, and waits for it before
+// touching memory, to hide the gap between a graph's kernels. Off by default; on with this call or
+// PAW_DECODE_PDL=1. Returns 1 when it will be used (the device supports it: compute capability
+// 9.0+), 0 otherwise. The results are the same either way.
+int qwen3_cuda_set_decode_pdl(Qwen3Cuda *g, int on);
+
 // Decoding steps of one row per sequence run their norms and SwiGLU inside the products
 // (kernels/matvec_cuda.h): fewer launches per layer, same results up to bf16 rounding. Off by
 // default until measured on a GPU; PAW_DECODE_FUSED=1 turns it on at creation.

@@ -57,10 +57,13 @@ bench --shape 0.6b --B 8 --T 1024 --mode full
 bench --shape 0.6b --B 8 --T 1024 --mode full --recompute
 bench --shape 0.6b --T 512 --mode decode --new 256
 bench --shape 0.6b --T 512 --mode decode --new 256 --fused   # norms and SwiGLU inside the products
+bench --shape 0.6b --T 512 --mode decode --new 256 --pdl     # programmatic dependent launch
+bench --shape 0.6b --T 512 --mode decode --new 256 --fused --pdl
 bench --shape 4b --B 4 --T 1024 --mode frozen
 bench --shape 4b --B 2 --T 1024 --mode full --recompute
 bench --shape 4b --T 512 --mode decode --new 128
 bench --shape 4b --T 512 --mode decode --new 128 --fused
+bench --shape 4b --T 512 --mode decode --new 128 --fused --pdl
 echo "| decoding | rows/s | generated tokens/s | ms per batch |"
 bench --shape 0.6b --mode batch --B 32 --T 256 --new 64 --iters 2
 grep -E "^speed-up" "$LOGS/bench.txt"

@@ -1089,7 +1089,9 @@ static void test_model_padding(void) {
 }
 
 // KV-cache decoding (prefill, one eager step, then graph replays) against the full forward.
-static void test_model_decode(const char *fixture, int fused) {
+// pdl: the decoding steps' kernels launched programmatically (qwen3_cuda_set_decode_pdl), where
+// the device supports it; the results must not change.
+static void test_model_decode(const char *fixture, int fused, int pdl) {
     char name[256];
     Qwen3 cpu;
     if (load_fixture(fixture, 1, &cpu) != 0) return;
@@ -1103,8 +1105,10 @@ static void test_model_decode(const char *fixture, int fused) {
         return;
     }
     qwen3_cuda_set_fused_decode(g, fused);
+    int pdl_on = qwen3_cuda_set_decode_pdl(g, pdl);
     char tag[128];
-    snprintf(tag, sizeof tag, "%s%s", fixture, fused ? " (fused decode)" : "");
+    snprintf(tag, sizeof tag, "%s%s%s", fixture, fused ? " (fused decode)" : "",
+             pdl_on ? " (programmatic launch)" : pdl ? " (programmatic launch unsupported here)" : "");
     float *full = xmalloc(sizeof(float) * (size_t)n * V), *row = xmalloc(sizeof(float) * (size_t)V);
     Qwen3CudaInputs in = {.ids = ids, .logits_mode = QWEN3_LOGITS_ALL};
     CHECK(qwen3_cuda_forward(g, &in, 1, n) == 0 && qwen3_cuda_get_logits(g, full) == 0, "full forward");
@@ -2461,10 +2465,12 @@ int main(void) {
     test_model_fixture("tiny-gqa-tied");
     test_model_fixture("tiny-untied-bf16-sharded");
     test_model_padding();
-    test_model_decode("tiny-gqa-tied", 0);
-    test_model_decode("tiny-untied-bf16-sharded", 0);
-    test_model_decode("tiny-gqa-tied", 1);
-    test_model_decode("tiny-untied-bf16-sharded", 1);
+    test_model_decode("tiny-gqa-tied", 0, 0);
+    test_model_decode("tiny-untied-bf16-sharded", 0, 0);
+    test_model_decode("tiny-gqa-tied", 1, 0);
+    test_model_decode("tiny-untied-bf16-sharded", 1, 0);
+    test_model_decode("tiny-gqa-tied", 0, 1);
+    test_model_decode("tiny-untied-bf16-sharded", 1, 1);
     test_model_lora("tiny-gqa-tied", 0);
     test_model_lora("tiny-untied-bf16-sharded", 1);
     test_model_inject("tiny-gqa-tied");
