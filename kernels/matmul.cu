@@ -20,14 +20,18 @@ template <typename T>
 __global__ void __launch_bounds__(32 * GEMV_WARPS)
     gemv_kernel(T *out, const T *res, const __nv_bfloat16 *x, const __nv_bfloat16 *W, int C, int OC, float alpha,
                 float beta) {
+    const int lane = threadIdx.x % 32, o = blockIdx.x * GEMV_WARPS + threadIdx.x / 32;
+    const __nv_bfloat16 *w = W + (size_t)o * C;
+    // The weights do not depend on the kernel before this one: under a programmatic launch their
+    // lines are asked for while it still runs (pdl_enter waits only before reading x).
+    if (o < OC)
+        for (int i = lane * 64; i < C; i += 32 * 64) asm volatile("prefetch.global.L2 [%0];" ::"l"(w + i));
     pdl_enter();
     extern __shared__ __align__(16) __nv_bfloat16 xs[];
     for (int i = threadIdx.x * 8; i < C; i += blockDim.x * 8)
         *reinterpret_cast<uint4 *>(xs + i) = *reinterpret_cast<const uint4 *>(x + i);
     __syncthreads();
-    const int lane = threadIdx.x % 32, o = blockIdx.x * GEMV_WARPS + threadIdx.x / 32;
     if (o >= OC) return;
-    const __nv_bfloat16 *w = W + (size_t)o * C;
     float acc = 0.0f;
 #pragma unroll 4
     for (int i = lane * 8; i < C; i += 256) {

@@ -37,7 +37,6 @@ template <typename T, int F>
 __global__ void __launch_bounds__(32 * MV_WARPS)
     matvec_fused_kernel(T *out, const T *res, const bf16 *x, const bf16 *nw, float eps, bf16 *xf, const bf16 *W,
                         int C, int OC, float alpha, float beta) {
-    pdl_enter();
     __shared__ __align__(16) bf16 xs[MV_MAX_C];
     __shared__ float red[MV_WARPS];
     const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32, o = blockIdx.x * MV_WARPS + warp;
@@ -48,6 +47,9 @@ __global__ void __launch_bounds__(32 * MV_WARPS)
         int i = lane * 8 + k * 256;
         pre[k] = i < C ? __ldg(reinterpret_cast<const uint4 *>(w + i)) : make_uint4(0, 0, 0, 0);
     }
+    // Those weight loads do not depend on the kernel before this one, so under a programmatic
+    // launch they are in flight while it finishes; x is read only after the wait.
+    pdl_enter();
     // f(x) into shared memory, rounded to bf16 as kernels/rmsnorm.cu and kernels/swiglu.cu round it.
     if (F == F_RMSNORM) {
         float ss = 0.0f;
