@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # One call on a GPU machine: build, run the GPU tests, then the benchmarks; a short table last.
-# Usage (repository root): tests/gpu/run_device.sh [quick | bench | train | multi]
+# Usage (repository root): tests/gpu/run_device.sh [quick | bench | train | multi | tune]
 #   quick: build + make test-gpu + compute-sanitizer memcheck of it;  bench: build + the
 #   benchmarks and the PyTorch baselines;  train: build + the full-size paw train run;
-#   multi: build (also with NCCL) + tests/gpu/multi_rank.sh;  no argument: quick, then bench.
+#   multi: build (also with NCCL) + tests/gpu/multi_rank.sh;  tune: paw bench paw with partial
+#   recomputation (--keep);  no argument: quick, then bench.
 # A device call is limited to 10 minutes: run the stages as separate calls when they do not fit.
 # Full logs go to $OUT (when set) or build/gpu-logs.
 set -uo pipefail
@@ -28,6 +29,17 @@ if [ "$stage" = multi ]; then
     grep -E "^\| [a-z]|correct|WRONG"
   tests/gpu/multi_rank.sh build/multirank 2>&1 | tee "$LOGS/multi_rank.txt" | grep -E "^\||overhead|failed| vs "
   exit "${PIPESTATUS[0]}"
+fi
+if [ "$stage" = tune ]; then
+  # Partial recomputation: some compiler layers (0.33 GB each at this batch) and all interpreter
+  # layers keep their activations, as far as the memory goes; the plain recompute step first.
+  echo "| step | ms/step | examples/s | tokens/s | TFLOP/s | MFU | peak alloc GiB | device used GiB | loss |"
+  for keep in 0 8 16 24; do
+    ki=$([ "$keep" = 0 ] && echo 0 || echo 28)
+    ./paw bench paw --keep "$keep" --keep-interp "$ki" 2>&1 | tee -a "$LOGS/tune.txt" | grep -E "^\| fwd|rror" |
+      sed "s/^| fwd/| keep $keep+$ki: fwd/"
+  done
+  exit 0
 fi
 if [ "$stage" = train ]; then
   tests/gpu/train_fullsize.sh build/fullsize 30 2>&1 | tee "$LOGS/train.txt" | grep -E "^\||^examples"
@@ -70,12 +82,6 @@ grep -E "^speed-up" "$LOGS/bench.txt"
 echo "| step | ms/step | examples/s | tokens/s | TFLOP/s | MFU | peak alloc GiB | device used GiB | loss |"
 # Without recompute the full-size step needs more than 80 GB (the 4B compiler's AdamW state alone is 64).
 ./paw bench paw --recompute 2>&1 | tee -a "$LOGS/bench.txt" | grep -E "^\| fwd"
-# Partial recomputation: some compiler layers (0.33 GB each here) and all interpreter layers keep
-# their activations, as far as the memory goes.
-for keep in 8 16; do
-  ./paw bench paw --keep "$keep" --keep-interp 28 2>&1 | tee -a "$LOGS/bench.txt" | grep -E "^\| fwd|rror" |
-    sed "s/^| fwd/| keep $keep: fwd/"
-done
 # The PyTorch baselines of ../shared/bench (carried as .bench), same call.
 if [ -d .bench ]; then
   python3 .bench/paw_torch_step.py --B 8 2>&1 | tail -1 | tee -a "$LOGS/bench.txt"
