@@ -1101,6 +1101,10 @@ static int train_loop(Trainer *tr) {
             // How many buckets started during the backward (the rest waited for its end).
             if (tr->overlap) cJSON_AddNumberToObject(o, "buckets_overlapped", tr->gsync.started_by_reports);
             cJSON_AddNumberToObject(o, "eta_s", eta);
+#ifdef PAW_CUDA
+            // The device memory high-water mark so far (this process's allocations).
+            if (on_gpu(tr)) cJSON_AddNumberToObject(o, "gpu_peak_gib", paw_cuda_peak_allocated_bytes() / 1073741824.0);
+#endif
             log_json(tr, o);
             cJSON_Delete(o);
         }

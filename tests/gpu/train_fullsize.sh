@@ -99,6 +99,8 @@ print(f"| {steps} steps | {step_s:.3f} | {data_s:.3f} | {bare_s:.3f} | {wall_s:.
       f"{100*statistics.median(r['mfu'] for r in steady):.1f}% | {8 / wall_s:.2f} | {8 / (wall_s + save / 500):.2f} | "
       f"{save:.1f} | {loads[-1] if loads else float('nan'):.1f} |")
 tok = statistics.median(r["tokens_per_s"] * r["step_s"] for r in steady)
+if "gpu_peak_gib" in run[-1]:
+    print(f"GPU memory high-water mark: {run[-1]['gpu_peak_gib']:.1f} GiB")
 print(f"tokens per step: {tok:.0f} (the bench shape: 8 x (384 + 384) = 6144)")
 if bench_ms:
     print(f"paw bench paw, same shape, same call: {bench_ms:.1f} ms/step; paw train wall per step is "
