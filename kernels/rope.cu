@@ -9,7 +9,7 @@
 __global__ void __launch_bounds__(32 * WARPS)
     qknorm_rope_fwd_kernel(__nv_bfloat16 *out, const __nv_bfloat16 *inp, const __nv_bfloat16 *qnw,
                            const __nv_bfloat16 *knw, const float *cos_t, const float *sin_t, const int *pos, int N,
-                           int NH, int NKV, int HD, float eps) {
+                           int NH, int NKV, int HD, float eps, RopeCacheDst cache) {
     pdl_enter();
     int heads = NH + 2 * NKV;
     long item = (long)blockIdx.x * WARPS + threadIdx.x / 32;
@@ -19,8 +19,21 @@ __global__ void __launch_bounds__(32 * WARPS)
     size_t base = (size_t)n * heads * HD + (size_t)h * HD;
     const __nv_bfloat16 *x = inp + base;
     __nv_bfloat16 *y = out + base;
+    // Key and value heads also go to the KV cache, at row len + t of their sequence (never past
+    // its capacity), in the [B, cap, NKV * HD] layout of each layer's cache.
+    __nv_bfloat16 *cy = NULL;
+    if (cache.k && h >= NH) {
+        int b = n / cache.T, t = n % cache.T, len = cache.len[cache.per_row ? b : 0];
+        if (len + t < cache.cap) {
+            size_t row = ((size_t)b * cache.cap + len + t) * NKV * HD;
+            cy = h < NH + NKV ? cache.k + row + (size_t)(h - NH) * HD : cache.v + row + (size_t)(h - NH - NKV) * HD;
+        }
+    }
     if (h >= NH + NKV) {  // value head: copy
-        for (int i = lane; i < HD; i += 32) y[i] = x[i];
+        for (int i = lane; i < HD; i += 32) {
+            y[i] = x[i];
+            if (cy) cy[i] = x[i];
+        }
         return;
     }
     const __nv_bfloat16 *w = h < NH ? qnw : knw;
@@ -40,8 +53,9 @@ __global__ void __launch_bounds__(32 * WARPS)
         int i = lane + 32 * p;
         if (i < half) {
             float u = a[p] * r * __bfloat162float(w[i]), v = b[p] * r * __bfloat162float(w[i + half]);
-            y[i] = __float2bfloat16_rn(u * c[i] - v * s[i]);
-            y[i + half] = __float2bfloat16_rn(v * c[i] + u * s[i]);
+            __nv_bfloat16 lo = __float2bfloat16_rn(u * c[i] - v * s[i]), hi = __float2bfloat16_rn(v * c[i] + u * s[i]);
+            y[i] = lo, y[i + half] = hi;
+            if (cy) cy[i] = lo, cy[i + half] = hi;
         }
     }
 }
@@ -49,10 +63,19 @@ __global__ void __launch_bounds__(32 * WARPS)
 extern "C" void qknorm_rope_cuda_forward(paw_bf16 *out, const paw_bf16 *inp, const paw_bf16 *qnormw,
                                          const paw_bf16 *knormw, const float *cos_t, const float *sin_t,
                                          const int *pos, int N, int NH, int NKV, int HD, float eps) {
+    qknorm_rope_cuda_forward_cache(out, inp, qnormw, knormw, cos_t, sin_t, pos, N, NH, NKV, HD, eps, NULL);
+}
+
+extern "C" void qknorm_rope_cuda_forward_cache(paw_bf16 *out, const paw_bf16 *inp, const paw_bf16 *qnormw,
+                                               const paw_bf16 *knormw, const float *cos_t, const float *sin_t,
+                                               const int *pos, int N, int NH, int NKV, int HD, float eps,
+                                               const RopeCacheDst *cache) {
     long items = (long)N * (NH + 2 * NKV);
     if (items <= 0) return;
+    RopeCacheDst dst = {};
+    if (cache) dst = *cache;
     paw_launch(qknorm_rope_fwd_kernel, dim3(paw_ceil_div(items, WARPS)), dim3(32 * WARPS), 0, out, inp, qnormw, knormw,
-               cos_t, sin_t, pos, N, NH, NKV, HD, eps);
+               cos_t, sin_t, pos, N, NH, NKV, HD, eps, dst);
     CUDA_CHECK_LAUNCH();
 }
 

@@ -16,6 +16,17 @@ extern "C" {
 void qknorm_rope_cuda_forward(paw_bf16 *out, const paw_bf16 *inp, const paw_bf16 *qnormw, const paw_bf16 *knormw,
                               const float *cos_t, const float *sin_t, const int *pos, int N, int NH, int NKV, int HD,
                               float eps);
+// The same, also storing the key and value heads of token n = b*T + t into a layer's KV cache at
+// row len[b] + t (len[0] for every sequence unless per_row; rows at or past cap are skipped): the
+// cache append of a decoding step, without a kernel of its own. k, v: [B, cap, NKV * HD] bf16.
+typedef struct {
+    paw_bf16 *k, *v;
+    const int *len;  // device: current cache length(s)
+    int per_row, T, cap;
+} RopeCacheDst;
+void qknorm_rope_cuda_forward_cache(paw_bf16 *out, const paw_bf16 *inp, const paw_bf16 *qnormw, const paw_bf16 *knormw,
+                                    const float *cos_t, const float *sin_t, const int *pos, int N, int NH, int NKV,
+                                    int HD, float eps, const RopeCacheDst *cache);
 // dinp = d loss / d inp (overwritten, same packed layout; value heads copy dout). The per-head
 // norm statistics are recomputed from inp. dqnormw/dknormw (fp32 [HD], may be NULL) accumulate.
 void qknorm_rope_cuda_backward(paw_bf16 *dinp, float *dqnormw, float *dknormw, const paw_bf16 *dout,

@@ -452,24 +452,6 @@ static LayerActs layer_acts(Qwen3Cuda *g, int l, size_t N) {
     return a;
 }
 
-// Copies this call's keys and values (from the packed q/k/v rows) into the cache at rows
-// cache_len + t, with one shared length or one per sequence (per_row).
-__global__ void kv_append_kernel(bf16 *kc, bf16 *vc, const bf16 *qkv, const int *cache_len, int per_row, int B, int T,
-                                 int cap, int Q, int KV, int QKV) {
-    pdl_enter();
-    long total = (long)B * T * KV;
-    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < total; i += (long)gridDim.x * blockDim.x) {
-        int c = (int)(i % KV);
-        long row = i / KV;
-        int t = (int)(row % T), b = (int)(row / T);
-        int len = cache_len[per_row ? b : 0];
-        if (len + t >= cap) continue;  // never past a sequence's rows (callers keep lengths below cap)
-        size_t dst = ((size_t)b * cap + len + t) * KV + c;
-        kc[dst] = qkv[row * QKV + Q + c];
-        vc[dst] = qkv[row * QKV + Q + KV + c];
-    }
-}
-
 __global__ void add_int_kernel(int *p, int n) {
     pdl_enter();
     *p += n;
@@ -566,14 +548,13 @@ static void layer_forward(Qwen3Cuda *g, int l, int B, int T, const KvView *kv, c
         lora_fwd(g, lo, LORA_K, l, s, B, T, a.qkvr + Q, PAW_OUT_BF16, (int)QKV, a.ln1);
         lora_fwd(g, lo, LORA_V, l, s, B, T, a.qkvr + Q + KV, PAW_OUT_BF16, (int)QKV, a.ln1);
     }
-    qknorm_rope_cuda_forward(a.qkv, a.qkvr, P(QG_QN, l * HD), P(QG_KN, l * HD), g->rope_cos, g->rope_sin, pos, (int)N,
-                             g->NH, g->NKV, g->HD, eps);
+    // With a cache, the keys and values of this call go into it from the same kernel.
+    const size_t layer = kv ? (size_t)l * B * kv->cap * KV : 0;
+    bf16 *kc = kv ? kv->k + layer : NULL, *vc = kv ? kv->v + layer : NULL;
+    RopeCacheDst dst = {kc, vc, kv ? kv->len : NULL, kv ? kv->per_row : 0, T, kv ? kv->cap : 0};
+    qknorm_rope_cuda_forward_cache(a.qkv, a.qkvr, P(QG_QN, l * HD), P(QG_KN, l * HD), g->rope_cos, g->rope_sin, pos,
+                                   (int)N, g->NH, g->NKV, g->HD, eps, kv ? &dst : NULL);
     if (kv) {
-        size_t layer = (size_t)l * B * kv->cap * KV;
-        bf16 *kc = kv->k + layer, *vc = kv->v + layer;
-        paw_launch(kv_append_kernel, dim3(grid_for(N * KV)), dim3(256), 0, kc, vc, (const bf16 *)a.qkv, kv->len,
-                   kv->per_row, B, T, kv->cap, (int)Q, (int)KV, (int)QKV);
-        CUDA_CHECK_LAUNCH();
         if (kv->prompt_lens)
             attention_cuda_forward(a.att, NULL, a.qkv, a.qkv + Q, a.qkv + Q + KV, kv->prompt_lens, NULL, B, T, T, g->NH,
                                    g->NKV, g->HD, (long)QKV, (long)QKV, (long)T * QKV);

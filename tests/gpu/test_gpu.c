@@ -323,6 +323,38 @@ static void test_qknorm_rope(int N, int NH, int NKV, int HD) {
     CHECK_CLOSE(name, gk, rk, (size_t)N * KV, 1e-2);
     snprintf(name, sizeof name, "qknorm+rope fwd v copy (HD %d)", HD);
     CHECK_CLOSE(name, gv, v, (size_t)N * KV, 1e-6);
+    // With a cache: the same output, and every token's key and value heads in its sequence's cache
+    // row len + t, bit for bit; rows at or past the capacity are skipped. Two layouts: one sequence
+    // of N tokens after 3 cached ones, and N sequences of one token with their own lengths.
+    for (int per_row = 0; per_row <= 1; per_row++) {
+        const int B = per_row ? N : 1, T = per_row ? 1 : N, cap = per_row ? 5 : N + 3;
+        int *len = xmalloc(sizeof(int) * (size_t)B);
+        for (int b = 0; b < B; b++) len[b] = per_row ? (int)paw_rng_below(&g_rng, 6) : 3;  // 5: past the end
+        int *d_len = dev_i32(len, (size_t)B);
+        size_t cn = (size_t)B * cap * KV;
+        paw_bf16 *d_kc = poisoned_bf16(cn), *d_vc = poisoned_bf16(cn), *d_out2 = poisoned_bf16(n);
+        RopeCacheDst dst = {d_kc, d_vc, d_len, per_row, T, cap};
+        qknorm_rope_cuda_forward_cache(d_out2, d_inp, d_qw, d_kw, d_cs, d_sn, d_pos, N, NH, NKV, HD, eps, &dst);
+        float *got2 = host_bf16(d_out2, n), *kc = host_bf16(d_kc, cn), *vc = host_bf16(d_vc, cn);
+        size_t bad = 0, stored = 0;
+        for (size_t i = 0; i < n; i++) bad += memcmp(&got2[i], &got[i], sizeof(float)) != 0;
+        for (int tok = 0; tok < N; tok++) {
+            int b = tok / T, t = tok % T;
+            if (len[per_row ? b : 0] + t >= cap) continue;
+            stored++;
+            const float *row = got + (size_t)tok * S;
+            size_t at = ((size_t)b * cap + len[per_row ? b : 0] + t) * KV;
+            bad += memcmp(kc + at, row + Q, sizeof(float) * KV) != 0;
+            bad += memcmp(vc + at, row + Q + KV, sizeof(float) * KV) != 0;
+        }
+        size_t written = 0;  // the poisoned cache is NaN wherever nothing was stored
+        for (size_t i = 0; i < cn; i++) written += !isnan(kc[i]) + !isnan(vc[i]);
+        CHECK(bad == 0 && stored > 0 && written == 2 * stored * KV,
+              "qknorm+rope with cache (HD %d, %s): %zu mismatches, %zu rows stored, %zu values written (expected %zu)",
+              HD, per_row ? "per-row lengths" : "one sequence", bad, stored, written, 2 * stored * (size_t)KV);
+        paw_cuda_free(d_len), paw_cuda_free(d_kc), paw_cuda_free(d_vc), paw_cuda_free(d_out2);
+        free(len), free(got2), free(kc), free(vc);
+    }
 
     // Backward.
     float *dout = rand_bf16(n, 1.0f);
