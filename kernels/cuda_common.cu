@@ -57,8 +57,10 @@ extern "C" int paw_cuda_init(void) {
 
 static int g_pdl;
 
+extern "C" int paw_cuda_pdl_supported(void) { return g_ready && g_prop.major >= 9; }
+
 extern "C" int paw_cuda_set_pdl(int on) {
-    g_pdl = on && g_ready && g_prop.major >= 9;
+    g_pdl = on && paw_cuda_pdl_supported();
     return g_pdl;
 }
 

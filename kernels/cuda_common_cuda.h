@@ -53,6 +53,7 @@ void paw_cuda_f32_to_bf16(paw_bf16 *dst, const float *src, size_t n);
 // decoding step turns it on around its own kernels (qwen3_cuda_set_decode_pdl).
 int paw_cuda_set_pdl(int on);
 int paw_cuda_pdl(void);
+int paw_cuda_pdl_supported(void);
 
 // The compute stream as an opaque handle (a cudaStream_t) for C code that drives other CUDA
 // libraries on it or orders its own streams after it (the NCCL backend).

@@ -26,13 +26,11 @@ extern "C" {
 
 typedef __nv_bfloat16 bf16;
 
-// GPU parameter groups (model/qwen3_cuda_layout.h): each kind of tensor over all layers, q/k/v
-// and gate/up fused, the layer matrices last.
-static int is_matrix_group(int grp) { return qwen3_dev_is_matrix_group(grp); }
-static int is_norm_group(int grp) { return qwen3_dev_is_norm_group(grp); }
+// GPU parameter groups: model/qwen3_cuda_layout.h (each kind of tensor over all layers, q/k/v
+// and gate/up fused, the layer matrices last).
 
-// Activations of one layer (slices of the stacked buffers; all layers share one slice when the
-// backward recomputes them).
+// Activations of one layer (slices of the stacked buffers; the recomputed layers share one slice,
+// see act_slot).
 struct LayerActs {
     bf16 *ln1, *qkvr, *qkv, *att, *xmid, *ln2, *gu, *act;
     float *ln1_rstd, *ln2_rstd, *lse;
@@ -223,7 +221,7 @@ extern "C" Qwen3Cuda *qwen3_cuda_create_random(const Qwen3Config *cfg, int froze
     for (int grp = 0; grp < QG_NUM; grp++) {
         size_t n = g->lay.extent[grp];  // padding included: it is never read
         if (!n) continue;
-        if (is_norm_group(grp)) fill_bf16_kernel<<<grid_for(n), 256, 0, paw_cuda_stream()>>>(P(grp, 0), n, 1.0f);
+        if (qwen3_dev_is_norm_group(grp)) fill_bf16_kernel<<<grid_for(n), 256, 0, paw_cuda_stream()>>>(P(grp, 0), n, 1.0f);
         else init_normal_kernel<<<grid_for(n), 256, 0, paw_cuda_stream()>>>(P(grp, 0), n, seed + 7919ull * grp, std);
         CUDA_CHECK_LAUNCH();
     }
@@ -303,11 +301,7 @@ extern "C" void qwen3_cuda_grad_blocks(Qwen3Cuda *g, float **f32, size_t *n32, p
     *n16 = g->grads16 ? g->lay.total - g->lay.split : 0;
 }
 
-extern "C" size_t qwen3_cuda_num_params(const Qwen3Cuda *g) {
-    size_t n = 0;
-    for (int i = 0; i < QWEN3_NUM_PARAMS; i++) n += qwen3_param_info(&g->cfg, i).numel;
-    return n;
-}
+extern "C" size_t qwen3_cuda_num_params(const Qwen3Cuda *g) { return g->lay.cpu_total; }
 
 // Sizes activations for N tokens (growing only).
 static void ensure_acts(Qwen3Cuda *g, size_t N) {
@@ -795,7 +789,7 @@ extern "C" int qwen3_cuda_group_grads(Qwen3Cuda *g, int group, Qwen3CudaGradSlic
     // One tensor slice: fp32 groups live in grads, layer matrices in grads16 when it exists.
     auto add = [&](int grp, size_t off, size_t n) {
         if (!n) return;
-        if (g->grads16 && is_matrix_group(grp)) out[k++] = {g->grads16 + (g->lay.base[grp] - g->lay.split) + off, n, 1};
+        if (g->grads16 && qwen3_dev_is_matrix_group(grp)) out[k++] = {g->grads16 + (g->lay.base[grp] - g->lay.split) + off, n, 1};
         else out[k++] = {g->grads + g->lay.base[grp] + off, n, 0};
     };
     size_t C = g->C, I = g->I, Q = g->Q, QKV = g->QKV, HD = g->HD, V = g->V;
@@ -869,6 +863,18 @@ extern "C" int qwen3_cuda_get_params(const Qwen3Cuda *g, Qwen3Params *dst) { ret
 
 // ---- the optimizer: whole state, or this rank's ZeRO-1 shard ----------------------------------------
 
+// The runs of [lo, hi) of the CPU layout (a new array of *n), or NULL + paw_error outside the model.
+static Qwen3DevRun *dev_runs(const Qwen3Cuda *g, size_t lo, size_t hi, int *n) {
+    *n = qwen3_dev_runs(&g->lay, lo, hi, NULL, 0);
+    if (*n < 0) {
+        paw_error("runs [%zu, %zu) outside the model's %zu parameters", lo, hi, g->lay.cpu_total);
+        return NULL;
+    }
+    Qwen3DevRun *runs = (Qwen3DevRun *)xmalloc(sizeof(Qwen3DevRun) * (size_t)(*n + 1));
+    qwen3_dev_runs(&g->lay, lo, hi, runs, *n);
+    return runs;
+}
+
 static size_t adam_elems(const Qwen3Cuda *g) { return g->sharded ? g->shard_hi - g->shard_lo : g->lay.total; }
 
 // The gradient of a run: in the fp32 block, or in the bf16 block of the layer matrices.
@@ -897,10 +903,9 @@ static void ensure_adam(Qwen3Cuda *g) {
 extern "C" int qwen3_cuda_shard_optimizer(Qwen3Cuda *g, size_t lo, size_t hi) {
     if (!g->grads) return paw_error("ZeRO-1: the model is frozen (no optimizer state to shard)");
     if (g->sharded) return paw_error("ZeRO-1: the optimizer state is already sharded");
-    int n = qwen3_dev_runs(&g->lay, lo, hi, NULL, 0);
-    if (n < 0) return paw_error("ZeRO-1: shard [%zu, %zu) outside the model's %zu parameters", lo, hi, g->lay.cpu_total);
-    Qwen3DevRun *runs = (Qwen3DevRun *)xmalloc(sizeof(Qwen3DevRun) * (size_t)(n + 1));
-    qwen3_dev_runs(&g->lay, lo, hi, runs, n);
+    int n;
+    Qwen3DevRun *runs = dev_runs(g, lo, hi, &n);
+    if (!runs) return paw_error_context("ZeRO-1 shard");
     if (g->master) {  // state made before (the fp32 master from the host): keep the shard's part
         float **blocks[3] = {&g->master, &g->adam_m, &g->adam_v};
         for (int b = 0; b < 3; b++) {
@@ -917,10 +922,9 @@ extern "C" int qwen3_cuda_shard_optimizer(Qwen3Cuda *g, size_t lo, size_t hi) {
 }
 
 extern "C" int qwen3_cuda_runs(const Qwen3Cuda *g, size_t lo, size_t hi, Qwen3CudaRun *out, int cap) {
-    int n = qwen3_dev_runs(&g->lay, lo, hi, NULL, 0);
-    if (n < 0) return paw_error("runs [%zu, %zu) outside the model's %zu parameters", lo, hi, g->lay.cpu_total);
-    Qwen3DevRun *runs = (Qwen3DevRun *)xmalloc(sizeof(Qwen3DevRun) * (size_t)(n + 1));
-    qwen3_dev_runs(&g->lay, lo, hi, runs, n);
+    int n;
+    Qwen3DevRun *runs = dev_runs(g, lo, hi, &n);
+    if (!runs) return -1;
     for (int k = 0; k < n && k < cap && out; k++) {
         float *f32;
         bf16 *b16;
@@ -958,7 +962,7 @@ extern "C" int qwen3_cuda_adamw_apply(Qwen3Cuda *g, const Qwen3CudaAdamW *opt, i
         // Run by run, each drawing the random bits the whole-group update would (adamw_seed_at).
         for (int k = 0; k < g->shard_nruns; k++) {
             const Qwen3DevRun *r = &g->shard_runs[k];
-            float wd = is_norm_group(r->group) ? 0.0f : opt->weight_decay;
+            float wd = qwen3_dev_is_norm_group(r->group) ? 0.0f : opt->weight_decay;
             unsigned long long seed = adamw_seed_at(0x5eedull * (unsigned long long)step + (unsigned long long)r->group,
                                                     r->dev - g->lay.base[r->group]);
             size_t s = r->cpu - g->shard_lo;
@@ -977,9 +981,9 @@ extern "C" int qwen3_cuda_adamw_apply(Qwen3Cuda *g, const Qwen3CudaAdamW *opt, i
     for (int grp = 0; grp < QG_NUM; grp++) {
         size_t off = g->lay.base[grp], cnt = g->lay.extent[grp];
         if (!cnt) continue;  // a tied head has no parameters of its own
-        float wd = is_norm_group(grp) ? 0.0f : opt->weight_decay;
+        float wd = qwen3_dev_is_norm_group(grp) ? 0.0f : opt->weight_decay;
         unsigned long long seed = 0x5eedull * (unsigned long long)step + (unsigned long long)grp;
-        if (g->grads16 && is_matrix_group(grp))
+        if (g->grads16 && qwen3_dev_is_matrix_group(grp))
             adamw_bf16_grad_cuda(g->params + off, g->master + off, g->grads16 + (off - g->lay.split), g->adam_m + off,
                                  g->adam_v + off, cnt, opt->lr, opt->beta1, opt->beta2, opt->eps, wd, step, d_norm_sq,
                                  max_norm, seed);
@@ -1085,9 +1089,7 @@ extern "C" int qwen3_cuda_set_decode_pdl(Qwen3Cuda *g, int on) {
         drop_step_graph(g);  // the captured step holds launches of the other kind
         g->decode_pdl = on != 0;
     }
-    int prev = paw_cuda_pdl(), supported = paw_cuda_set_pdl(1);
-    paw_cuda_set_pdl(prev);
-    return g->decode_pdl && supported;
+    return g->decode_pdl && paw_cuda_pdl_supported();
 }
 
 extern "C" void qwen3_cuda_set_fused_decode(Qwen3Cuda *g, int on) {

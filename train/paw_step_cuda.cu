@@ -224,15 +224,9 @@ static int bad_group(const PawStepCuda *s, int group) {
     return 0;
 }
 
-static size_t compiler_numel(const Qwen3Config *c) {
-    size_t n = 0;
-    for (int i = 0; i < QWEN3_NUM_PARAMS; i++) n += qwen3_param_info(c, i).numel;
-    return n;
-}
-
 extern "C" size_t paw_step_cuda_group_size(const PawStepCuda *s, int group) {
     switch (group) {
-    case PAW_GROUP_COMPILER: return s->freeze_compiler ? 0 : compiler_numel(&s->ccfg);
+    case PAW_GROUP_COMPILER: return s->freeze_compiler ? 0 : qwen3_cuda_num_params(compiler_cuda_model(s->comp));
     case PAW_GROUP_PREFIX: return (size_t)s->P * s->ccfg.hidden_size;
     case PAW_GROUP_MAPPER: return mapper_cuda_num_params(s->mapper);
     default: return 0;
