@@ -139,24 +139,32 @@ static void adamw_launch(paw_bf16 *param, float *master, const G *grad, float *m
     if (!n) return;
     AdamHyper h = {lr, beta1, beta2, eps, weight_decay, 1.0f - powf(beta1, (float)step), 1.0f - powf(beta2, (float)step),
                    1.0f};
-    // Four at a time where every pointer allows it (the groups of a model start 256 bytes apart;
-    // a ZeRO run may start anywhere), the rest one at a time with the same random bits.
-    size_t n4 = aligned(master, 16) && aligned(m, 16) && aligned(v, 16) && aligned(grad, 4 * sizeof(G)) &&
-                        (!param || aligned(param, 8))
-                    ? n / 4
+    // Four at a time where every pointer allows it, the rest one at a time with the same random
+    // bits. The groups of a model start 256 bytes apart; a ZeRO run may start anywhere, but its
+    // state is laid out with the weights' alignment (qwen3_cuda.cu, paw_step_cuda.cu), so a head of
+    // up to three elements brings every pointer to its vector width together.
+    size_t head = (size_t)(((16 - (uintptr_t)master % 16) % 16) / sizeof(float));
+    if (head > n || (uintptr_t)master % sizeof(float)) head = n;
+    size_t n4 = aligned(master + head, 16) && aligned(m + head, 16) && aligned(v + head, 16) &&
+                        aligned(grad + head, 4 * sizeof(G)) && (!param || aligned(param + head, 8))
+                    ? (n - head) / 4
                     : 0;
+    if (!n4) head = n;  // all one at a time
+    auto scalar = [&](size_t k, size_t cnt) {
+        if (!cnt) return;
+        adamw_kernel<<<grid_for(cnt), 256, 0, paw_cuda_stream()>>>(param ? param + k : NULL, master + k, grad + k,
+                                                                   m + k, v + k, cnt, h, norm_sq, max_norm,
+                                                                   adamw_seed_at(seed, k));
+        CUDA_CHECK_LAUNCH();
+    };
+    scalar(0, head);
     if (n4) {
-        adamw_vec4_kernel<<<grid_for(n4), 256, 0, paw_cuda_stream()>>>(param, master, grad, m, v, n4, h, norm_sq,
-                                                                       max_norm, seed);
+        adamw_vec4_kernel<<<grid_for(n4), 256, 0, paw_cuda_stream()>>>(param ? param + head : NULL, master + head,
+                                                                       grad + head, m + head, v + head, n4, h, norm_sq,
+                                                                       max_norm, adamw_seed_at(seed, head));
         CUDA_CHECK_LAUNCH();
     }
-    size_t k = 4 * n4;
-    if (k < n) {
-        adamw_kernel<<<grid_for(n - k), 256, 0, paw_cuda_stream()>>>(param ? param + k : NULL, master + k, grad + k,
-                                                                     m + k, v + k, n - k, h, norm_sq, max_norm,
-                                                                     adamw_seed_at(seed, k));
-        CUDA_CHECK_LAUNCH();
-    }
+    scalar(head + 4 * n4, n - head - 4 * n4);
 }
 
 extern "C" void adamw_cuda(paw_bf16 *param, float *master, const float *grad, float *m, float *v, size_t n, float lr,

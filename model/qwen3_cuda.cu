@@ -48,6 +48,7 @@ struct Qwen3Cuda {
     float *master, *adam_m, *adam_v;  // optimizer state, from the first step (the shard's only, in CPU order, when sharded)
     int sharded;                      // ZeRO-1 (qwen3_cuda_shard_optimizer): the state covers [shard_lo, shard_hi) of the CPU layout
     size_t shard_lo, shard_hi;
+    size_t shard_pad;                 // unused floats before the shard's state: element lo sits at lo % 4, as in the weights
     Qwen3DevRun *shard_runs;
     int shard_nruns;
     float *d_norm_sq;
@@ -875,7 +876,13 @@ static Qwen3DevRun *dev_runs(const Qwen3Cuda *g, size_t lo, size_t hi, int *n) {
     return runs;
 }
 
-static size_t adam_elems(const Qwen3Cuda *g) { return g->sharded ? g->shard_hi - g->shard_lo : g->lay.total; }
+static size_t adam_elems(const Qwen3Cuda *g) {
+    return g->sharded ? g->shard_pad + g->shard_hi - g->shard_lo : g->lay.total;
+}
+// Where CPU-layout element i of this rank's shard sits in the sharded state. The padding keeps
+// i's position mod 4, which is its weights' and gradients' (every tensor of the real shapes is a
+// multiple of 4 long), so that AdamW runs four-wide on every rank, not only where lo % 4 == 0.
+static size_t shard_at(const Qwen3Cuda *g, size_t i) { return g->shard_pad + (i - g->shard_lo); }
 
 // The gradient of a run: in the fp32 block, or in the bf16 block of the layer matrices.
 static void run_grad(const Qwen3Cuda *g, const Qwen3DevRun *r, float **f32, bf16 **b16) {
@@ -894,7 +901,7 @@ static void ensure_adam(Qwen3Cuda *g) {
     if (!g->sharded) paw_cuda_bf16_to_f32(g->master, g->params, n);
     for (int k = 0; g->sharded && k < g->shard_nruns; k++) {
         const Qwen3DevRun *r = &g->shard_runs[k];
-        paw_cuda_bf16_to_f32(g->master + (r->cpu - g->shard_lo), g->params + r->dev, r->n);
+        paw_cuda_bf16_to_f32(g->master + shard_at(g, r->cpu), g->params + r->dev, r->n);
     }
     paw_cuda_memset(g->adam_m, 0, sizeof(float) * n);
     paw_cuda_memset(g->adam_v, 0, sizeof(float) * n);
@@ -906,18 +913,19 @@ extern "C" int qwen3_cuda_shard_optimizer(Qwen3Cuda *g, size_t lo, size_t hi) {
     int n;
     Qwen3DevRun *runs = dev_runs(g, lo, hi, &n);
     if (!runs) return paw_error_context("ZeRO-1 shard");
+    size_t pad = lo % 4;
     if (g->master) {  // state made before (the fp32 master from the host): keep the shard's part
         float **blocks[3] = {&g->master, &g->adam_m, &g->adam_v};
         for (int b = 0; b < 3; b++) {
-            float *part = (float *)paw_cuda_malloc(sizeof(float) * (hi - lo ? hi - lo : 1));
+            float *part = (float *)paw_cuda_malloc(sizeof(float) * (pad + hi - lo ? pad + hi - lo : 1));
             for (int k = 0; k < n; k++)
-                paw_cuda_copy(part + (runs[k].cpu - lo), *blocks[b] + runs[k].dev, sizeof(float) * runs[k].n);
+                paw_cuda_copy(part + pad + (runs[k].cpu - lo), *blocks[b] + runs[k].dev, sizeof(float) * runs[k].n);
             paw_cuda_sync();
             paw_cuda_free(*blocks[b]);
             *blocks[b] = part;
         }
     }
-    g->sharded = 1, g->shard_lo = lo, g->shard_hi = hi, g->shard_runs = runs, g->shard_nruns = n;
+    g->sharded = 1, g->shard_lo = lo, g->shard_hi = hi, g->shard_pad = pad, g->shard_runs = runs, g->shard_nruns = n;
     return 0;
 }
 
@@ -965,7 +973,7 @@ extern "C" int qwen3_cuda_adamw_apply(Qwen3Cuda *g, const Qwen3CudaAdamW *opt, i
             float wd = qwen3_dev_is_norm_group(r->group) ? 0.0f : opt->weight_decay;
             unsigned long long seed = adamw_seed_at(0x5eedull * (unsigned long long)step + (unsigned long long)r->group,
                                                     r->dev - g->lay.base[r->group]);
-            size_t s = r->cpu - g->shard_lo;
+            size_t s = shard_at(g, r->cpu);
             float *f32;
             bf16 *b16;
             run_grad(g, r, &f32, &b16);
@@ -1032,7 +1040,9 @@ extern "C" int qwen3_cuda_get_adam_state(const Qwen3Cuda *g, int which, float *f
     if (which < 0 || which > 2) return paw_error("adam state: which = %d, expected 0, 1 or 2", which);
     if (!g->master) return paw_error("adam state: no optimizer step has run yet");
     if (!g->sharded) flat_transfer(g, adam_block(g, which), flat, 0);
-    else paw_cuda_download(which == 0 ? flat + g->shard_lo : flat, adam_block(g, which), sizeof(float) * adam_elems(g));
+    else
+        paw_cuda_download(which == 0 ? flat + g->shard_lo : flat, adam_block(g, which) + g->shard_pad,
+                          sizeof(float) * (g->shard_hi - g->shard_lo));
     return 0;
 }
 
@@ -1045,7 +1055,8 @@ extern "C" int qwen3_cuda_set_adam_state(Qwen3Cuda *g, int which, const float *f
         if (which == 0) paw_cuda_f32_to_bf16(g->params, g->master, g->lay.total);
         return 0;
     }
-    paw_cuda_upload(adam_block(g, which), which == 0 ? flat + g->shard_lo : flat, sizeof(float) * adam_elems(g));
+    paw_cuda_upload(adam_block(g, which) + g->shard_pad, which == 0 ? flat + g->shard_lo : flat,
+                    sizeof(float) * (g->shard_hi - g->shard_lo));
     if (which == 0) upload_weights(g, flat);  // every rank holds the whole bf16 model
     return 0;
 }

@@ -248,11 +248,19 @@ static void shard_of(const PawStepCuda *s, int group, int rank, size_t *lo, size
     *hi = s->sharded ? paw_shard_begin(n, s->world, rank + 1) : n;
 }
 
+// The moments of this rank's shard [lo, hi) of a group start lo % 4 floats into their buffers, so
+// that they share the alignment of the group's weights and gradients (AdamW runs four-wide).
+static float *moments(const PawStepCuda *s, int group, int which) {
+    size_t lo, hi;
+    shard_of(s, group, s->rank, &lo, &hi);
+    return (which == 1 ? s->m[group] : s->v[group]) + lo % 4;
+}
+
 static void ensure_moments(PawStepCuda *s, int group) {
     if (s->m[group]) return;
     size_t lo, hi;
     shard_of(s, group, s->rank, &lo, &hi);
-    size_t n = hi - lo, bytes = sizeof(float) * (n ? n : 1);
+    size_t n = lo % 4 + hi - lo, bytes = sizeof(float) * (n ? n : 1);
     s->m[group] = (float *)paw_cuda_malloc(bytes);
     s->v[group] = (float *)paw_cuda_malloc(bytes);
     paw_cuda_memset(s->m[group], 0, sizeof(float) * n);
@@ -353,7 +361,7 @@ extern "C" int paw_step_cuda_get_state(PawStepCuda *s, int group, int which, flo
     size_t lo, hi;
     shard_of(s, group, s->rank, &lo, &hi);
     if (!s->m[group]) memset(flat, 0, sizeof(float) * (hi - lo));
-    else paw_cuda_download(flat, which == 1 ? s->m[group] : s->v[group], sizeof(float) * (hi - lo));
+    else paw_cuda_download(flat, moments(s, group, which), sizeof(float) * (hi - lo));
     return 0;
 }
 
@@ -369,7 +377,7 @@ extern "C" int paw_step_cuda_set_state(PawStepCuda *s, int group, int which, con
     size_t lo, hi;
     shard_of(s, group, s->rank, &lo, &hi);
     ensure_moments(s, group);
-    paw_cuda_upload(which == 1 ? s->m[group] : s->v[group], flat, sizeof(float) * (hi - lo));
+    paw_cuda_upload(moments(s, group, which), flat, sizeof(float) * (hi - lo));
     return 0;
 }
 
@@ -403,7 +411,7 @@ extern "C" int paw_step_cuda_adamw_apply(PawStepCuda *s, const PawStepCudaAdamW 
         size_t lo, hi;
         shard_of(s, g, s->rank, &lo, &hi);
         ensure_moments(s, g);
-        adamw_cuda(NULL, group_params(s, g) + lo, group_grads(s, g) + lo, s->m[g], s->v[g], hi - lo,
+        adamw_cuda(NULL, group_params(s, g) + lo, group_grads(s, g) + lo, moments(s, g, 1), moments(s, g, 2), hi - lo,
                    opt->lr * opt->group_lr_scale[g], opt->beta1, opt->beta2, opt->eps, opt->weight_decay, step, clip,
                    opt->max_grad_norm, 0);
     }
