@@ -662,9 +662,13 @@ static void launch_fwd(const FwdArgs &a) {
 }
 
 // The slices' scratch, kept between calls; it may only grow outside graph capture (the eager
-// step before a capture sizes it).
+// step before a capture sizes it). Captured graphs hold its address (the single-sequence and the
+// batched decoding steps, of any model), so a buffer that is outgrown is kept, not freed: a graph
+// captured before still owns valid memory. It at least doubles each time, so few are kept.
 static float *g_dec_part;
 static size_t g_dec_cap;
+[[maybe_unused]] static float *g_dec_outgrown[64];  // still reachable, for leak checkers
+static int g_dec_noutgrown;
 
 template <int G>
 static void launch_decode(const DecArgs &a, int B) {
@@ -691,7 +695,12 @@ static int try_decode(paw_bf16 *out, const paw_bf16 *q, const paw_bf16 *k, const
                             "first)\n");
             exit(1);
         }
-        paw_cuda_free(g_dec_part);
+        if (need < 2 * g_dec_cap) need = 2 * g_dec_cap;
+        if (g_dec_part && g_dec_noutgrown == (int)(sizeof g_dec_outgrown / sizeof g_dec_outgrown[0])) {
+            fprintf(stderr, "paw: decode attention scratch outgrown too often\n");  // 2^64 floats: unreachable
+            exit(1);
+        }
+        if (g_dec_part) g_dec_outgrown[g_dec_noutgrown++] = g_dec_part;
         g_dec_part = (float *)paw_cuda_malloc(sizeof(float) * need);
         g_dec_cap = need;
     }

@@ -57,7 +57,17 @@ extern "C" int paw_cuda_init(void) {
 
 static int g_pdl;
 
-extern "C" int paw_cuda_pdl_supported(void) { return g_ready && g_prop.major >= 9; }
+// The kernels' griddepcontrol instructions exist only in code built for compute 9.0+: a build
+// whose only code for this device is compute_80 PTX (JIT-compiled for a Hopper GPU) runs the
+// kernels without the wait, so the launch attribute must not be set there.
+__global__ void pdl_probe_kernel() { pdl_enter(); }
+
+extern "C" int paw_cuda_pdl_supported(void) {
+    if (!g_ready || g_prop.major < 9) return 0;
+    cudaFuncAttributes fa;
+    CUDA_CHECK(cudaFuncGetAttributes(&fa, pdl_probe_kernel));
+    return fa.ptxVersion >= 90;
+}
 
 extern "C" int paw_cuda_set_pdl(int on) {
     g_pdl = on && paw_cuda_pdl_supported();
