@@ -56,13 +56,15 @@ static int run_op(Bench *b, int op) {
     case OP_REDUCE_SCATTER: return paw_reduce_scatter_f32(c, b->buf, b->buf + b->offs[c->rank], b->counts);
     case OP_ALLGATHER: return paw_allgather_f32(c, b->buf, b->counts);
     case OP_REDUCE_OWNERS:
-    case OP_BCAST_OWNERS:
-        for (int q = 0; q < c->world; q++) {
-            int rc = op == OP_REDUCE_OWNERS ? paw_ireduce(c, b->buf + b->offs[q], b->counts[q], 0, q)
-                                            : paw_ibroadcast(c, b->buf + b->offs[q], sizeof(float) * b->counts[q], q);
-            if (rc != 0) return -1;
-        }
+    case OP_BCAST_OWNERS: {  // grouped, as the trainer issues its runs
+        if (paw_comm_group_begin(c) != 0) return -1;
+        int rc = 0;
+        for (int q = 0; q < c->world && rc == 0; q++)
+            rc = op == OP_REDUCE_OWNERS ? paw_ireduce(c, b->buf + b->offs[q], b->counts[q], 0, q)
+                                        : paw_ibroadcast(c, b->buf + b->offs[q], sizeof(float) * b->counts[q], q);
+        if (paw_comm_group_end(c) != 0 || rc != 0) return -1;
         return paw_comm_wait_all(c);
+    }
     }
     return -1;
 }

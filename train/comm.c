@@ -48,7 +48,8 @@ static const PawCommOps single_ops = {"single", single_noop_f32, single_noop_f64
                                       single_allgather_bytes, single_broadcast, single_barrier, single_abort,
                                       single_finalize, single_noop_f32, single_ireduce_shards,
                                       single_nothing_in_flight, single_nothing_in_flight, single_noop_bf16,
-                                      single_noop_bf16, single_ireduce, single_ibroadcast};
+                                      single_noop_bf16, single_ireduce, single_ibroadcast,
+                                      NULL, NULL /* nothing to group */};
 
 PawComm *paw_comm_single(void) {
     PawComm *c = xcalloc(1, sizeof *c);
@@ -64,7 +65,6 @@ PawComm *paw_comm_mpi_open(int *argc, char ***argv, double timeout_s);  // train
 int paw_comm_have_mpi(void) { return 1; }
 #else
 int paw_comm_have_mpi(void) { return 0; }
-int paw_comm_mpi_device_buffers(void) { return 0; }
 #endif
 
 // The world size the launcher announced (OpenMPI, PMIx, MPICH/Hydra), or 0 when not launched by one.
@@ -144,6 +144,8 @@ int paw_ibroadcast(PawComm *c, void *buf, size_t bytes, int root) {
     if (root < 0 || root >= c->world) return paw_error("broadcast from rank %d of %d", root, c->world);
     return bytes == 0 ? 0 : c->ops->ibroadcast(c, buf, bytes, root);
 }
+int paw_comm_group_begin(PawComm *c) { return c->ops->group_begin ? c->ops->group_begin(c) : 0; }
+int paw_comm_group_end(PawComm *c) { return c->ops->group_end ? c->ops->group_end(c) : 0; }
 int paw_comm_progress(PawComm *c) { return c->ops->progress(c); }
 int paw_comm_wait_all(PawComm *c) { return c->ops->wait_all(c); }
 

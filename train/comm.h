@@ -41,6 +41,8 @@ typedef struct {
     int (*iallreduce_bf16)(PawComm *c, void *buf, size_t n);  // non-blocking; NULL alike
     int (*ireduce)(PawComm *c, void *buf, size_t n, int bf16, int root);  // see paw_ireduce
     int (*ibroadcast)(PawComm *c, void *buf, size_t bytes, int root);    // see paw_ibroadcast
+    int (*group_begin)(PawComm *c);  // see paw_comm_group_begin; NULL: nothing to group
+    int (*group_end)(PawComm *c);
 } PawCommOps;
 
 struct PawComm {
@@ -58,9 +60,6 @@ PawComm *paw_comm_single(void);
 void paw_comm_close(PawComm *c);  // finalizes and frees
 // 1 when this build links MPI.
 int paw_comm_have_mpi(void);
-// 1 when the MPI library reads and writes CUDA device buffers itself (a CUDA-aware OpenMPI,
-// asked at run time through MPIX_Query_cuda_support); 0 otherwise, and without MPI.
-int paw_comm_mpi_device_buffers(void);
 // NCCL over device buffers, bootstrapped through an MPI communicator (borrowed: the caller keeps
 // it for host-side collectives and closes it after this one), one GPU per rank. Only in
 // `make NCCL=1` builds; run with one rank only so far, never across GPUs. The GPU trainer sums
@@ -95,12 +94,17 @@ int paw_iallreduce_bf16(PawComm *c, void *buf, size_t n);  // -1 + paw_error whe
 int paw_ireduce_shards_f32(PawComm *c, float *buf, size_t n, size_t a, size_t b);
 // The sum of buf[0..n) over all ranks into root's buf, in place there (the other ranks' buf is
 // left as it was); bf16 elements where the backend has the type (NCCL), else fp32. On the
-// backend's kind of buffer: host memory for MPI (device memory when it is CUDA-aware), device
-// memory for NCCL. What ZeRO-1 on the GPU sums each run of gradients to its owner with.
+// backend's kind of buffer: host memory for MPI, device memory for NCCL. What ZeRO-1 on the GPU
+// sums each run of gradients to its owner with.
 int paw_ireduce(PawComm *c, void *buf, size_t n, int bf16, int root);
 // root's buf[0..bytes) into every rank's buf (the same kinds of buffer): how the GPU ZeRO-1
 // update hands each run of new weights from its owner to the others.
 int paw_ibroadcast(PawComm *c, void *buf, size_t bytes, int root);
+// The non-blocking operations started between these two go out together (NCCL: one
+// ncclGroupStart/End, one launch for the lot instead of one per call, after one event on the
+// compute stream; others: no effect). For the hundreds of per-run operations of a ZeRO-1 step.
+int paw_comm_group_begin(PawComm *c);
+int paw_comm_group_end(PawComm *c);
 // Lets the operations in flight advance without waiting (MPI moves them only inside its calls).
 int paw_comm_progress(PawComm *c);
 // Completes every operation in flight. Same watchdog as the blocking collectives: past

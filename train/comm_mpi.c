@@ -6,7 +6,6 @@
 #include <limits.h>
 #include <mpi.h>
 #if defined(OPEN_MPI) && OPEN_MPI
-#include <mpi-ext.h>  // MPIX_Query_cuda_support
 #endif
 #include <stdio.h>
 #include <stdlib.h>
@@ -315,7 +314,8 @@ static void mpi_finalize(PawComm *c) {
 static const PawCommOps mpi_ops = {"mpi", mpi_allreduce_f32, mpi_allreduce_f64, mpi_reduce_scatter, mpi_allgather,
                                    mpi_allgather_bytes, mpi_broadcast, mpi_barrier, mpi_abort, mpi_finalize,
                                    mpi_iallreduce_f32, mpi_ireduce_shards_f32, mpi_progress, mpi_wait_all,
-                                   NULL, NULL /* no bf16 type in MPI */, mpi_ireduce, mpi_ibroadcast};
+                                   NULL, NULL /* no bf16 type in MPI */, mpi_ireduce, mpi_ibroadcast,
+                                   NULL, NULL /* no groups: each operation starts at once */};
 
 PawComm *paw_comm_mpi_open(int *argc, char ***argv, double timeout_s) {
     // OpenMPI's non-blocking collectives (libnbc) move one step of their schedule per MPI_Test,
@@ -341,14 +341,6 @@ PawComm *paw_comm_mpi_open(int *argc, char ***argv, double timeout_s) {
     st->seen = xcalloc((size_t)c->world, sizeof(long));
     c->impl = st;
     return c;
-}
-
-int paw_comm_mpi_device_buffers(void) {
-#if defined(MPIX_CUDA_AWARE_SUPPORT) && MPIX_CUDA_AWARE_SUPPORT
-    return MPIX_Query_cuda_support();
-#else
-    return 0;  // built without CUDA support (Debian's and Ubuntu's OpenMPI packages)
-#endif
 }
 
 #else

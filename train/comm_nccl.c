@@ -34,6 +34,7 @@ typedef struct {
     cudaStream_t stream;      // communication: every collective runs here
     cudaEvent_t grads_ready;  // recorded on the compute stream before each non-blocking operation
     int inflight;             // non-blocking operations queued since the last wait_all
+    int grouped;              // inside paw_comm_group_begin/end: ordered after compute already
     int device;
 } NcclState;
 
@@ -134,9 +135,11 @@ static int nccl_allgather(PawComm *c, float *buf, const size_t *counts) {
 
 // ---- non-blocking operations --------------------------------------------------------------------
 
-// Orders the communication stream after everything queued so far on the compute stream.
+// Orders the communication stream after everything queued so far on the compute stream (once for
+// a group, at its start).
 static int after_compute(PawComm *c, const char *what) {
     NcclState *st = state(c);
+    if (st->grouped) return 0;
     cudaError_t e = cudaEventRecord(st->grads_ready, paw_cuda_compute_stream());
     if (e == cudaSuccess) e = cudaStreamWaitEvent(st->stream, st->grads_ready, 0);
     return e == cudaSuccess ? 0 : paw_error("rank %d: %s: %s", c->rank, what, cudaGetErrorString(e));
@@ -186,6 +189,24 @@ static int nccl_ireduce_shards_f32(PawComm *c, float *buf, size_t n, size_t a, s
     return queued(c, "overlapped reduce", r == ncclSuccess ? g : r);
 }
 
+static int nccl_group_begin(PawComm *c) {
+    NcclState *st = state(c);
+    if (st->grouped) return paw_error("rank %d: NCCL groups do not nest here", c->rank);
+    if (after_compute(c, "grouped operations") != 0) return -1;
+    ncclResult_t r = ncclGroupStart();
+    if (r != ncclSuccess) return nccl_fail(c, "group start", r);
+    st->grouped = 1;
+    return 0;
+}
+
+static int nccl_group_end(PawComm *c) {
+    NcclState *st = state(c);
+    if (!st->grouped) return paw_error("rank %d: NCCL group end without a start", c->rank);
+    st->grouped = 0;
+    ncclResult_t r = ncclGroupEnd();
+    return r != ncclSuccess ? nccl_fail(c, "grouped operations", r) : 0;
+}
+
 // NCCL moves its operations by itself; only its asynchronous errors are worth a look here.
 static int nccl_progress(PawComm *c) {
     ncclResult_t async = ncclSuccess;
@@ -224,7 +245,8 @@ static void nccl_finalize(PawComm *c) {
 static const PawCommOps nccl_ops = {"nccl", nccl_allreduce_f32, nccl_allreduce_f64, nccl_reduce_scatter, nccl_allgather,
                                     host_allgather_bytes, host_broadcast, host_barrier, nccl_abort, nccl_finalize,
                                     nccl_iallreduce_f32, nccl_ireduce_shards_f32, nccl_progress, nccl_wait_all,
-                                    nccl_allreduce_bf16, nccl_iallreduce_bf16, nccl_ireduce, nccl_ibroadcast};
+                                    nccl_allreduce_bf16, nccl_iallreduce_bf16, nccl_ireduce, nccl_ibroadcast,
+                                    nccl_group_begin, nccl_group_end};
 
 PawComm *paw_comm_nccl_open(PawComm *host) {
     // NCCL runs on the device the kernels use (paw_cuda_init's choice: PAW_CUDA_DEVICE, else the

@@ -53,9 +53,9 @@ typedef struct {
     float *d_norm_sq;  // its squared gradient norm (device)
 #endif
     PawComm *gcomm;    // device "cuda" under mpirun: sums the device gradients (NCCL, or comm itself
-                       // when it is CUDA-aware MPI); host-side collectives stay on comm
+                       // through host buffers); host-side collectives stay on comm
     int gpu_overlap;   // the device sums start during the backward (NCCL, overlap_comm)
-    int gpu_mpi_staged; // "gpu_comm": "mpi" on an MPI that is not CUDA-aware: sums go through host memory
+    int gpu_mpi_staged; // "gpu_comm": "mpi": sums go through host memory
     float *stage;       // that host buffer (at most STAGE_FLOATS)
     int gpu_comm_rc;   // the first failure of a sum started from a report
 #ifdef PAW_CUDA
@@ -479,7 +479,7 @@ static int setup(Trainer *tr) {
 #ifndef PAW_NCCL
         if (under_mpirun(tr) && !strcmp(c->gpu_comm, "nccl"))
             return paw_error("device \"cuda\" under mpirun: \"gpu_comm\": \"nccl\" needs a build with NCCL "
-                             "(make NCCL=1); \"mpi\" sums device buffers through CUDA-aware MPI instead");
+                             "(make NCCL=1); \"mpi\" sums them through MPI and host memory instead");
 #endif
         if (under_mpirun(tr) && !strcmp(c->gpu_comm, "mpi") && c->bf16_grads)
             return paw_error("device \"cuda\" with \"gpu_comm\": \"mpi\": MPI cannot sum bf16 gradients; set "
@@ -668,13 +668,11 @@ static int gpu_start(Trainer *tr, int with_moments) {
         if (!strcmp(tr->cfg.gpu_comm, "nccl")) tr->gcomm = paw_comm_nccl_open(tr->comm);
 #endif
         if (!strcmp(tr->cfg.gpu_comm, "mpi")) {
+            // Through a host buffer, even on a CUDA-aware MPI: the communicator's non-blocking
+            // collectives (what its watchdog polls) do not take device buffers in OpenMPI
+            // (CUDA-aware support covers point-to-point and blocking collectives).
             tr->gcomm = tr->comm;
-            // A CUDA-aware MPI sums the device buffers in place; any other one would read device
-            // addresses as host memory, so the sums go through a host buffer instead.
-            tr->gpu_mpi_staged = !paw_comm_mpi_device_buffers();
-            if (tr->gpu_mpi_staged && tr->comm->rank == 0)
-                fprintf(stderr, "paw train: this MPI is not CUDA-aware; \"gpu_comm\": \"mpi\" sums the device "
-                                "gradients through host memory\n");
+            tr->gpu_mpi_staged = 1;
         }
         if (!tr->gcomm) return -1;
         // Overlap needs the communicator's own stream (NCCL); MPI on device memory is blocking here.
@@ -688,7 +686,8 @@ static int gpu_start(Trainer *tr, int with_moments) {
 
 // Training on the GPU, the device holds every gradient: the host's gradient buffers of the big
 // models (16 GB for a 4B compiler; checkpoints, evaluation and export read weights only) go back.
-// Not for `paw grad`, which downloads the gradients into them.
+// Not for `paw grad`, which downloads the gradients into them. The host models are marked frozen
+// afterwards, so this must come after every GPU model is made (they take "trained" from that flag).
 static void release_host_grads(Trainer *tr) {
 #ifdef PAW_CUDA
     if (!tr->gpu && !tr->gpu_lm) return;
@@ -754,7 +753,11 @@ static void gpu_on_grads_ready(void *ctx, int report) {
         tr->gpu_comm_rc = train_gpu_isum_slices(tr->gcomm, sl, n);
         return;
     }
-    // ZeRO-1: the parts of each slice that fall in a run go to the run's owner.
+    // ZeRO-1: the parts of each slice that fall in a run go to the run's owner, in one group.
+    if (paw_comm_group_begin(tr->gcomm) != 0) {
+        tr->gpu_comm_rc = -1;
+        return;
+    }
     for (int i = 0; i < n && tr->gpu_comm_rc == 0; i++) {
         size_t es = sl[i].bf16 ? 2 : 4;
         uintptr_t a = (uintptr_t)sl[i].ptr, b = a + sl[i].n * es;
@@ -765,6 +768,7 @@ static void gpu_on_grads_ready(void *ctx, int report) {
             if (lo < hi) tr->gpu_comm_rc = paw_ireduce(tr->gcomm, (void *)lo, (hi - lo) / es, sl[i].bf16, tr->zowner[k]);
         }
     }
+    if (paw_comm_group_end(tr->gcomm) != 0 && tr->gpu_comm_rc == 0) tr->gpu_comm_rc = -1;
 }
 #endif
 
@@ -787,8 +791,8 @@ static int step_forward_backward(Trainer *tr, int n, float grad_scale, PawStepSt
 #ifdef PAW_CUDA
 #define STAGE_FLOATS ((size_t)1 << 26)  // 256 MiB of host buffer, reused chunk by chunk
 
-// In-place sum of a device fp32 block through the MPI communicator: directly when MPI is
-// CUDA-aware, else chunk by chunk through a host buffer (download, sum, upload).
+// In-place sum of a device fp32 block: directly through NCCL, or through the MPI communicator
+// chunk by chunk via a host buffer (download, sum, upload).
 static int gpu_allreduce_f32(Trainer *tr, float *dev, size_t n) {
     if (!tr->gpu_mpi_staged) return paw_allreduce_f32(tr->gcomm, dev, n);
     if (!tr->stage) tr->stage = xmalloc(sizeof(float) * STAGE_FLOATS);
@@ -828,26 +832,32 @@ static int gpu_bcast_from(Trainer *tr, void *dev, size_t bytes, int root) {
 }
 
 static int gpu_zero_reduce(Trainer *tr) {
-    if (tr->gcomm == tr->comm) paw_cuda_sync();  // MPI reads device memory directly: the backward must be done
-    for (int k = 0; k < tr->nzruns; k++) {
+    if (tr->gcomm == tr->comm) paw_cuda_sync();  // the MPI path copies device memory out: the backward must be done
+    if (paw_comm_group_begin(tr->gcomm) != 0) return -1;
+    int rc = 0;
+    for (int k = 0; k < tr->nzruns && rc == 0; k++) {
         const Qwen3CudaRun *r = &tr->zruns[k];
-        if (gpu_reduce_to(tr, r->grad, r->n, r->grad_bf16, tr->zowner[k]) != 0) return -1;
+        rc = gpu_reduce_to(tr, r->grad, r->n, r->grad_bf16, tr->zowner[k]);
     }
+    if (paw_comm_group_end(tr->gcomm) != 0 || rc != 0) return -1;
     return paw_comm_wait_all(tr->gcomm);
 }
 
 static int gpu_zero_gather(Trainer *tr) {
-    if (tr->gcomm == tr->comm) paw_cuda_sync();  // the update must be done before MPI reads the weights
-    for (int k = 0; k < tr->nzruns; k++) {
+    if (tr->gcomm == tr->comm) paw_cuda_sync();  // the update must be done before the MPI path copies the weights
+    if (paw_comm_group_begin(tr->gcomm) != 0) return -1;
+    int rc = 0;
+    for (int k = 0; k < tr->nzruns && rc == 0; k++) {
         const Qwen3CudaRun *r = &tr->zruns[k];
-        if (gpu_bcast_from(tr, r->param, r->n * (r->param_bf16 ? 2 : 4), tr->zowner[k]) != 0) return -1;
+        rc = gpu_bcast_from(tr, r->param, r->n * (r->param_bf16 ? 2 : 4), tr->zowner[k]);
     }
+    if (paw_comm_group_end(tr->gcomm) != 0 || rc != 0) return -1;
     return paw_comm_wait_all(tr->gcomm);
 }
 
 static int gpu_sync_grads(Trainer *tr) {
     if (!tr->gcomm) return 0;
-    if (tr->gcomm == tr->comm) paw_cuda_sync();  // MPI reads device memory directly: the backward must be done
+    if (tr->gcomm == tr->comm) paw_cuda_sync();  // the MPI path copies device memory out: the backward must be done
     for (int g = 0; g < (tr->gpu_lm ? 1 : PAW_NUM_GROUPS); g++) {
         float *f32;
         paw_bf16 *b16;
@@ -895,7 +905,12 @@ static int gpu_update(Trainer *tr, float lr, double *gnorm) {
     } else if (paw_step_cuda_grad_norm_sq(tr->gpu, &sq) != 0) {
         return -1;
     }
-    if (gpu_zero(tr) && paw_allreduce_f64(tr->comm, &sq, 1) != 0) return -1;
+    // Each rank clips with the same number: under ZeRO-1 the sum of the shards' norms; otherwise
+    // rank 0's, since the same summed gradients give norms that differ in the last bits between
+    // ranks (atomic adds in any order), and so would the replicas after a clipped update.
+    if (gpu_zero(tr) ? paw_allreduce_f64(tr->comm, &sq, 1) != 0
+                     : tr->comm->world > 1 && paw_broadcast(tr->comm, &sq, sizeof sq, 0) != 0)
+        return -1;
     *gnorm = sqrt(sq);
     if (!isfinite(sq)) return 0;  // the loop stops with its message, the weights untouched
     if (tr->gpu_lm) {
