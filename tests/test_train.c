@@ -36,6 +36,8 @@ Test(train_config, refusals_name_the_key) {
         {"{\"interpreter\":\"tests\",\"train_data\":\"tests\",\"out_dir\":\"x\",\"mode\":\"pretrain\",\"bf16_grads\":2}", "\"bf16_grads\""},
         {"{\"interpreter\":\"tests\",\"train_data\":\"tests\",\"out_dir\":\"x\",\"mode\":\"pretrain\",\"recompute_keep\":4}", "\"recompute_keep\""},
         {"{\"interpreter\":\"tests\",\"train_data\":\"tests\",\"out_dir\":\"x\",\"mode\":\"pretrain\",\"recompute\":true,\"recompute_keep\":-1}", "\"recompute_keep\""},
+        {"{\"interpreter\":\"tests\",\"train_data\":\"tests\",\"out_dir\":\"x\",\"compiler\":\"tests\",\"recompute_keep_interpreter\":2}", "\"recompute_keep_interpreter\""},
+        {"{\"interpreter\":\"tests\",\"train_data\":\"tests\",\"out_dir\":\"x\",\"mode\":\"pretrain\",\"recompute\":true,\"recompute_keep_interpreter\":2}", "\"recompute_keep_interpreter\""},
         {"[1,2]", "malformed"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -48,6 +50,10 @@ Test(train_config, refusals_name_the_key) {
     cr_assert_eq(train_config_parse(&c, "{\"interpreter\":\"tests\",\"train_data\":\"tests\",\"out_dir\":\"x\",\"mode\":\"pretrain\",\"lr\":0.01}", "ok"), 0,
                  "%s", paw_last_error());
     cr_assert_float_eq(c.lr, 0.01f, 1e-9);
+    train_config_free(&c);
+    cr_assert_eq(train_config_parse(&c, "{\"interpreter\":\"tests\",\"train_data\":\"tests\",\"out_dir\":\"x\",\"compiler\":\"tests\",\"recompute\":true,\"recompute_keep\":4,\"recompute_keep_interpreter\":28}", "ok"),
+                 0, "%s", paw_last_error());
+    cr_assert(c.recompute && c.recompute_keep == 4 && c.recompute_keep_interpreter == 28);
     train_config_free(&c);
 }
 

@@ -181,6 +181,9 @@ int train_config_parse(TrainConfig *c, const char *json, const char *path) {
             rc = paw_error("%s: key \"device\" must be \"cpu\" or \"cuda\", found \"%s\"", path, c->device);
         else if (c->gpu_comm && strcmp(c->gpu_comm, "nccl") && strcmp(c->gpu_comm, "mpi"))
             rc = paw_error("%s: key \"gpu_comm\" must be \"nccl\" or \"mpi\", found \"%s\"", path, c->gpu_comm);
+        else if (c->mode == TRAIN_MODE_PRETRAIN && c->recompute_keep_interpreter)
+            rc = paw_error("%s: key \"recompute_keep_interpreter\" has no meaning in mode pretrain (use \"recompute_keep\")",
+                           path);
         else if (!c->recompute && (c->recompute_keep || c->recompute_keep_interpreter))
             rc = paw_error("%s: key \"%s\" needs \"recompute\": true", path,
                            c->recompute_keep ? "recompute_keep" : "recompute_keep_interpreter");
