@@ -128,6 +128,12 @@ static float *host_bf16(const paw_bf16 *d, size_t n) {
     return h;
 }
 
+// recompute: 0 keeps every layer's activations, 1 recomputes all layers, 2 keeps layer 0 and
+// recomputes the others (partial recomputation).
+static const char *recompute_tag(int recompute) {
+    return recompute == 1 ? " (recompute)" : recompute == 2 ? " (recompute, layer 0 kept)" : "";
+}
+
 static float *host_f32(const float *d, size_t n) {
     float *h = xmalloc(sizeof(float) * (n ? n : 1));
     paw_cuda_download(h, d, sizeof(float) * n);
@@ -324,34 +330,42 @@ static void test_qknorm_rope(int N, int NH, int NKV, int HD) {
     snprintf(name, sizeof name, "qknorm+rope fwd v copy (HD %d)", HD);
     CHECK_CLOSE(name, gv, v, (size_t)N * KV, 1e-6);
     // With a cache: the same output, and every token's key and value heads in its sequence's cache
-    // row len + t, bit for bit; rows at or past the capacity are skipped. Two layouts: one sequence
-    // of N tokens after 3 cached ones, and N sequences of one token with their own lengths.
-    for (int per_row = 0; per_row <= 1; per_row++) {
-        const int B = per_row ? N : 1, T = per_row ? 1 : N, cap = per_row ? 5 : N + 3;
+    // row len + t, bit for bit; rows at or past the capacity are skipped. Three layouts: one
+    // sequence of N tokens after 3 cached ones; N sequences of one token with their own lengths
+    // (a batched decoding step); N / 4 sequences of 4 tokens with their own lengths (a batched
+    // prefill, b = token / T and t = token % T), some running past the capacity.
+    for (int layout = 0; layout <= 2; layout++) {
+        const int per_row = layout != 0, T = layout == 0 ? N : layout == 1 ? 1 : 4, B = layout == 0 ? 1 : N / T;
+        const int Nn = B * T, cap = layout == 0 ? N + 3 : layout == 1 ? 5 : 6;
+        const size_t nn = (size_t)Nn * S;
         int *len = xmalloc(sizeof(int) * (size_t)B);
-        for (int b = 0; b < B; b++) len[b] = per_row ? (int)paw_rng_below(&g_rng, 6) : 3;  // 5: past the end
+        for (int b = 0; b < B; b++) len[b] = layout == 0 ? 3 : (int)paw_rng_below(&g_rng, (uint64_t)cap);
+        if (layout == 1) len[0] = cap;   // one row already full: nothing stored
+        if (layout == 2) len[0] = cap - 2;  // its last two tokens fall past the end
         int *d_len = dev_i32(len, (size_t)B);
         size_t cn = (size_t)B * cap * KV;
-        paw_bf16 *d_kc = poisoned_bf16(cn), *d_vc = poisoned_bf16(cn), *d_out2 = poisoned_bf16(n);
+        paw_bf16 *d_kc = poisoned_bf16(cn), *d_vc = poisoned_bf16(cn), *d_out2 = poisoned_bf16(nn);
         RopeCacheDst dst = {d_kc, d_vc, d_len, per_row, T, cap};
-        qknorm_rope_cuda_forward_cache(d_out2, d_inp, d_qw, d_kw, d_cs, d_sn, d_pos, N, NH, NKV, HD, eps, &dst);
-        float *got2 = host_bf16(d_out2, n), *kc = host_bf16(d_kc, cn), *vc = host_bf16(d_vc, cn);
+        qknorm_rope_cuda_forward_cache(d_out2, d_inp, d_qw, d_kw, d_cs, d_sn, d_pos, Nn, NH, NKV, HD, eps, &dst);
+        float *got2 = host_bf16(d_out2, nn), *kc = host_bf16(d_kc, cn), *vc = host_bf16(d_vc, cn);
         size_t bad = 0, stored = 0;
-        for (size_t i = 0; i < n; i++) bad += memcmp(&got2[i], &got[i], sizeof(float)) != 0;
-        for (int tok = 0; tok < N; tok++) {
+        for (size_t i = 0; i < nn; i++) bad += memcmp(&got2[i], &got[i], sizeof(float)) != 0;
+        for (int tok = 0; tok < Nn; tok++) {
             int b = tok / T, t = tok % T;
-            if (len[per_row ? b : 0] + t >= cap) continue;
+            if (len[b] + t >= cap) continue;
             stored++;
             const float *row = got + (size_t)tok * S;
-            size_t at = ((size_t)b * cap + len[per_row ? b : 0] + t) * KV;
+            size_t at = ((size_t)b * cap + len[b] + t) * KV;
             bad += memcmp(kc + at, row + Q, sizeof(float) * KV) != 0;
             bad += memcmp(vc + at, row + Q + KV, sizeof(float) * KV) != 0;
         }
         size_t written = 0;  // the poisoned cache is NaN wherever nothing was stored
         for (size_t i = 0; i < cn; i++) written += !isnan(kc[i]) + !isnan(vc[i]);
+        static const char *const layouts[] = {"one sequence", "per-row lengths, one token each",
+                                              "per-row lengths, 4 tokens each"};
         CHECK(bad == 0 && stored > 0 && written == 2 * stored * KV,
               "qknorm+rope with cache (HD %d, %s): %zu mismatches, %zu rows stored, %zu values written (expected %zu)",
-              HD, per_row ? "per-row lengths" : "one sequence", bad, stored, written, 2 * stored * (size_t)KV);
+              HD, layouts[layout], bad, stored, written, 2 * stored * (size_t)KV);
         paw_cuda_free(d_len), paw_cuda_free(d_kc), paw_cuda_free(d_vc), paw_cuda_free(d_out2);
         free(len), free(got2), free(kc), free(vc);
     }
@@ -592,9 +606,11 @@ static void test_lmhead_ce(int N, int C, int V, int chunk) {
 }
 
 static void test_adamw(size_t n) {
-    float *p = rand_f32(n, 1.0f), *g = rand_f32(n, 0.5f), *m = rand_f32(n, 0.1f), *v = xmalloc(sizeof(float) * n);
-    for (size_t i = 0; i < n; i++) v[i] = fabsf(paw_rng_normal(&g_rng)) * 0.01f;
-    const float lr = 1e-2f, b1 = 0.9f, b2 = 0.95f, eps = 1e-8f, wd = 0.1f, max_norm = 1.0f;
+    // Moments small against the clipped gradient's share ((1 - beta) g, (1 - beta) g^2), so that an
+    // error in the gradient's term shows; the clip is active (norm ~ 0.5 sqrt(n) > max_norm).
+    float *p = rand_f32(n, 1.0f), *g = rand_f32(n, 0.5f), *m = rand_f32(n, 0.01f), *v = xmalloc(sizeof(float) * n);
+    for (size_t i = 0; i < n; i++) v[i] = fabsf(paw_rng_normal(&g_rng)) * 1e-4f;
+    const float lr = 1e-2f, b1 = 0.9f, b2 = 0.95f, eps = 1e-8f, wd = 0.1f, max_norm = 0.2f * sqrtf((float)n);
     const int step = 3;
     double sq = 0;
     for (size_t i = 0; i < n; i++) sq += (double)g[i] * g[i];
@@ -626,22 +642,27 @@ static void test_adamw(size_t n) {
         if (!(fabsf(gb[i] - gp[i]) <= step_)) off++;
     }
     CHECK(off == 0, "adamw bf16 copy: %zu of %zu values not next to the master value", off, n);
-    // The same update on buffers one element off their vector alignment runs one element at a time
-    // (as a ZeRO run may): it must give the same bits as the four-wide kernel above.
-    float *u_p = paw_cuda_malloc(sizeof(float) * (n + 1)), *u_g = paw_cuda_malloc(sizeof(float) * (n + 1));
-    float *u_m = paw_cuda_malloc(sizeof(float) * (n + 1)), *u_v = paw_cuda_malloc(sizeof(float) * (n + 1));
-    paw_bf16 *u_b = poisoned_bf16(n + 1);
-    paw_cuda_upload(u_p + 1, p, sizeof(float) * n), paw_cuda_upload(u_g + 1, g, sizeof(float) * n);
-    paw_cuda_upload(u_m + 1, m, sizeof(float) * n), paw_cuda_upload(u_v + 1, v, sizeof(float) * n);
-    adamw_cuda(u_b + 1, u_p + 1, u_g + 1, u_m + 1, u_v + 1, n, lr, b1, b2, eps, wd, step, d_sq, max_norm, 99);
-    float *sp = host_f32(u_p + 1, n), *sm = host_f32(u_m + 1, n), *sv = host_f32(u_v + 1, n), *sb = host_bf16(u_b + 1, n);
-    size_t differ = 0;
-    for (size_t i = 0; i < n; i++)
-        differ += memcmp(&sp[i], &gp[i], 4) || memcmp(&sm[i], &gm[i], 4) || memcmp(&sv[i], &gv[i], 4) ||
-                  memcmp(&sb[i], &gb[i], 4);
-    CHECK(differ == 0, "adamw: %zu of %zu elements differ between the four-wide and the one-at-a-time kernels", differ, n);
-    paw_cuda_free(u_p), paw_cuda_free(u_g), paw_cuda_free(u_m), paw_cuda_free(u_v), paw_cuda_free(u_b);
-    free(sp), free(sm), free(sv), free(sb);
+    // The same update on buffers off their vector alignment must give the same bits as the
+    // four-wide kernel above, as ZeRO runs may start anywhere: all state one float off (a head of
+    // three one at a time, then four-wide), and the gradients off by another float (all one at a time).
+    for (int grad_off = 1; grad_off <= 2; grad_off++) {
+        float *u_p = paw_cuda_malloc(sizeof(float) * (n + 2)), *u_g = paw_cuda_malloc(sizeof(float) * (n + 2));
+        float *u_m = paw_cuda_malloc(sizeof(float) * (n + 2)), *u_v = paw_cuda_malloc(sizeof(float) * (n + 2));
+        paw_bf16 *u_b = poisoned_bf16(n + 2);
+        paw_cuda_upload(u_p + 1, p, sizeof(float) * n), paw_cuda_upload(u_g + grad_off, g, sizeof(float) * n);
+        paw_cuda_upload(u_m + 1, m, sizeof(float) * n), paw_cuda_upload(u_v + 1, v, sizeof(float) * n);
+        adamw_cuda(u_b + 1, u_p + 1, u_g + grad_off, u_m + 1, u_v + 1, n, lr, b1, b2, eps, wd, step, d_sq, max_norm, 99);
+        float *sp = host_f32(u_p + 1, n), *sm = host_f32(u_m + 1, n), *sv = host_f32(u_v + 1, n);
+        float *sb = host_bf16(u_b + 1, n);
+        size_t differ = 0;
+        for (size_t i = 0; i < n; i++)
+            differ += memcmp(&sp[i], &gp[i], 4) || memcmp(&sm[i], &gm[i], 4) || memcmp(&sv[i], &gv[i], 4) ||
+                      memcmp(&sb[i], &gb[i], 4);
+        CHECK(differ == 0, "adamw: %zu of %zu elements differ between the aligned run and one %s", differ, n,
+              grad_off == 1 ? "a float off (head + four-wide)" : "with gradients two floats off (one at a time)");
+        paw_cuda_free(u_p), paw_cuda_free(u_g), paw_cuda_free(u_m), paw_cuda_free(u_v), paw_cuda_free(u_b);
+        free(sp), free(sm), free(sv), free(sb);
+    }
 
     // Stochastic rounding is unbiased: x = 1 + 1/3 of a bf16 step rounds up a third of the time.
     size_t k = 1 << 16;
@@ -987,7 +1008,7 @@ static void test_model_fixture(const char *fixture) {
 
     // 0: every layer keeps its activations; 1: all recomputed; 2: layer 0 kept, the rest recomputed.
     for (int recompute = 0; recompute <= 2; recompute++) {
-        const char *tag = recompute == 1 ? " (recompute)" : recompute == 2 ? " (recompute, layer 0 kept)" : "";
+        const char *tag = recompute_tag(recompute);
         Qwen3Cuda *g = qwen3_cuda_create(&cpu, 0, recompute != 0);
         if (!g) {
             CHECK(0, "create: %s", paw_last_error());
@@ -1123,11 +1144,20 @@ static void test_model_padding(void) {
 // KV-cache decoding (prefill, one eager step, then graph replays) against the full forward.
 // pdl: the decoding steps' kernels launched programmatically (qwen3_cuda_set_decode_pdl), where
 // the device supports it; the results must not change.
+// Prefill of ids[0, prefill) into a fresh cache, then one step per token up to n: the logits of
+// the prefill's last row and of every step, (n - prefill + 1) rows of V.
+static int decode_rows(Qwen3Cuda *g, const int *ids, int n, int prefill, int V, float *rows) {
+    if (qwen3_cuda_cache_reset(g, n + 3) != 0 || qwen3_cuda_cache_forward(g, ids, prefill, rows) != 0) return -1;
+    for (int t = prefill; t < n; t++)
+        if (qwen3_cuda_cache_forward(g, &ids[t], 1, rows + (size_t)(t - prefill + 1) * V) != 0) return -1;
+    return 0;
+}
+
 static void test_model_decode(const char *fixture, int fused, int pdl) {
     char name[256];
     Qwen3 cpu;
     if (load_fixture(fixture, 1, &cpu) != 0) return;
-    const int n = 29, prefill = 11, V = cpu.cfg.vocab_size;
+    const int n = 29, prefill = 11, V = cpu.cfg.vocab_size, nrows = n - prefill + 1;
     int ids[29];
     for (int i = 0; i < n; i++) ids[i] = (int)paw_rng_below(&g_rng, (uint64_t)V);
     Qwen3Cuda *g = qwen3_cuda_create(&cpu, 1, 0);
@@ -1137,28 +1167,43 @@ static void test_model_decode(const char *fixture, int fused, int pdl) {
         return;
     }
     qwen3_cuda_set_fused_decode(g, fused);
+    float *full = xmalloc(sizeof(float) * (size_t)n * V), *row = xmalloc(sizeof(float) * (size_t)V);
+    float *rows = xmalloc(sizeof(float) * (size_t)nrows * V), *plain = NULL;
+    // Programmatic launch changes when kernels start, not what they compute: the same steps
+    // launched the ordinary way must give the same bits (a race would not).
+    if (pdl) {
+        plain = xmalloc(sizeof(float) * (size_t)nrows * V);
+        qwen3_cuda_set_decode_pdl(g, 0);
+        CHECK(decode_rows(g, ids, n, prefill, V, plain) == 0, "decode without programmatic launch: %s", paw_last_error());
+    }
     int pdl_on = qwen3_cuda_set_decode_pdl(g, pdl);
     char tag[128];
     snprintf(tag, sizeof tag, "%s%s%s", fixture, fused ? " (fused decode)" : "",
              pdl_on ? " (programmatic launch)" : pdl ? " (programmatic launch unsupported here)" : "");
-    float *full = xmalloc(sizeof(float) * (size_t)n * V), *row = xmalloc(sizeof(float) * (size_t)V);
     Qwen3CudaInputs in = {.ids = ids, .logits_mode = QWEN3_LOGITS_ALL};
     CHECK(qwen3_cuda_forward(g, &in, 1, n) == 0 && qwen3_cuda_get_logits(g, full) == 0, "full forward");
-    CHECK(qwen3_cuda_cache_reset(g, n + 3) == 0, "cache reset");
-    CHECK(qwen3_cuda_cache_forward(g, ids, prefill, row) == 0, "prefill: %s", paw_last_error());
+    CHECK(decode_rows(g, ids, n, prefill, V, rows) == 0, "%s decode: %s", tag, paw_last_error());
     snprintf(name, sizeof name, "%s decode prefill row %d", tag, prefill - 1);
-    CHECK_CLOSE(name, row, full + (size_t)(prefill - 1) * V, (size_t)V, 2e-2);
+    CHECK_CLOSE(name, rows, full + (size_t)(prefill - 1) * V, (size_t)V, 2e-2);
     double worst = 0;
     for (int t = prefill; t < n; t++) {
-        CHECK(qwen3_cuda_cache_forward(g, &ids[t], 1, row) == 0, "step %d: %s", t, paw_last_error());
-        double e = rel_l2(row, full + (size_t)t * V, (size_t)V);
+        double e = rel_l2(rows + (size_t)(t - prefill + 1) * V, full + (size_t)t * V, (size_t)V);
         if (!(e <= worst)) worst = e;
     }
     CHECK(worst < 2e-2, "%s decode steps vs full forward: worst row rel L2 %g", tag, worst);
-    // Greedy generation equals argmax over successive full forwards (first 4 tokens).
+    if (plain) {
+        int differ = 0;
+        for (int r = 0; r < nrows; r++)
+            differ += memcmp(rows + (size_t)r * V, plain + (size_t)r * V, sizeof(float) * V) != 0;
+        CHECK(differ == 0, "%s: %d of %d rows differ from the same steps launched the ordinary way", tag, differ, nrows);
+    }
+    // Greedy generation equals argmax over successive full forwards (first 4 tokens). The prompt
+    // is not the one decoded above, so a prefill that failed to write the cache would read the
+    // other prompt's keys and values and show here.
+    const int *prompt = ids + 12;
     int out[4], seq[40];
-    memcpy(seq, ids, sizeof(int) * 8);
-    int got = qwen3_cuda_generate(g, ids, 8, 4, -1, out);
+    memcpy(seq, prompt, sizeof(int) * 8);
+    int got = qwen3_cuda_generate(g, prompt, 8, 4, -1, out);
     CHECK(got == 4, "generate returned %d", got);
     int agree = 0;
     for (int k = 0; k < 4 && got == 4; k++) {
@@ -1171,7 +1216,7 @@ static void test_model_decode(const char *fixture, int fused, int pdl) {
         seq[8 + k] = out[k];
     }
     CHECK(agree == 4, "%s generate: %d of 4 tokens agree with full-forward argmax", tag, agree);
-    free(full), free(row);
+    free(full), free(row), free(rows), free(plain);
     qwen3_cuda_free(g);
     qwen3_free(&cpu);
 }
@@ -1243,12 +1288,13 @@ static void test_model_lora(const char *fixture, int recompute) {
     float *ref_dx = xmalloc(sizeof(float) * (size_t)N * C);
     memcpy(ref_dx, cpu.scratch.dx, sizeof(float) * (size_t)N * C);
 
-    Qwen3Cuda *g = qwen3_cuda_create(&cpu, 1, recompute);
+    Qwen3Cuda *g = qwen3_cuda_create(&cpu, 1, recompute != 0);
     if (!g) {
         CHECK(0, "%s", paw_last_error());
         qwen3_free(&cpu);
         return;
     }
+    if (recompute == 2) CHECK(qwen3_cuda_set_recompute_keep(g, 1) == 0, "recompute_keep: %s", paw_last_error());
     DevLora dl;
     dev_lora(cfg, &lo, &dl, 1);
     Qwen3CudaInputs in = {.ids = ids, .targets = tg, .loss_weight = w, .lora = &dl.lo, .backward = 1};
@@ -1258,16 +1304,16 @@ static void test_model_lora(const char *fixture, int recompute) {
     CHECK(qwen3_cuda_backward(g) == 0, "lora backward: %s", paw_last_error());
     float *dx = xmalloc(sizeof(float) * (size_t)N * C);
     CHECK(qwen3_cuda_get_input_grad(g, dx) == 0, "lora input grad");
-    snprintf(name, sizeof name, "%s lora dx0%s", fixture, recompute ? " (recompute)" : "");
+    snprintf(name, sizeof name, "%s lora dx0%s", fixture, recompute_tag(recompute));
     CHECK_CLOSE(name, dx, ref_dx, (size_t)N * C, 1e-1);
     for (int m = 0; m < LORA_NUM_MODULES; m++) {
         int din, dout;
         lora_module_dims(cfg, m, &din, &dout);
         size_t na = (size_t)cfg->num_layers * B * r * din, nbb = (size_t)cfg->num_layers * B * dout * r;
         float *ga = host_f32(dl.lo.dA[m], na), *gb = host_f32(dl.lo.dB[m], nbb);
-        snprintf(name, sizeof name, "%s lora dA %s%s", fixture, lora_module_names[m], recompute ? " (recompute)" : "");
+        snprintf(name, sizeof name, "%s lora dA %s%s", fixture, lora_module_names[m], recompute_tag(recompute));
         CHECK_CLOSE(name, ga, lo.dA[m], na, 1e-1);
-        snprintf(name, sizeof name, "%s lora dB %s%s", fixture, lora_module_names[m], recompute ? " (recompute)" : "");
+        snprintf(name, sizeof name, "%s lora dB %s%s", fixture, lora_module_names[m], recompute_tag(recompute));
         CHECK_CLOSE(name, gb, lo.dB[m], nbb, 1e-1);
         free(ga), free(gb);
     }
@@ -1452,11 +1498,15 @@ static void test_paw_step(int freeze_compiler, int recompute) {
         return;
     }
     const PawStepExample *ex = fb.ex;
-    PawStepCuda *s = paw_step_cuda_create(&pm, recompute, 0, 1);
+    PawStepCuda *s = paw_step_cuda_create(&pm, recompute != 0, 0, 1);
+    if (s && recompute == 2 && paw_step_cuda_set_recompute_keep(s, 1, 1) != 0) {
+        CHECK(0, "paw step recompute_keep: %s", paw_last_error());
+        paw_step_cuda_free(s), s = NULL;
+    }
     if (!s) {
         CHECK(0, "paw step create: %s", paw_last_error());
     } else {
-        const char *tag = freeze_compiler ? " (frozen compiler)" : recompute ? " (recompute)" : "";
+        const char *tag = freeze_compiler ? " (frozen compiler)" : recompute_tag(recompute);
         paw_step_cuda_zero_grad(s);
         PawStepStats st;
         CHECK(paw_step_cuda_forward_backward(s, ex, 2, 0, &st) == 0, "paw step: %s", paw_last_error());
@@ -1575,38 +1625,48 @@ static void test_paw_step_zero(int world) {
         CHECK(paw_step_cuda_forward_backward(s, fb.ex, 2, 0, &st) == 0, "zero paw step: %s", paw_last_error());
         PawStepCudaAdamW opt = {1e-2f, {1.0f, 2.0f, 0.5f}, 0.9f, 0.95f, 1e-8f, 0.0f, 0.0f};
         float *before[PAW_NUM_GROUPS], *grads[PAW_NUM_GROUPS], *want[PAW_NUM_GROUPS], *vwant[PAW_NUM_GROUPS];
+        float *mwant[PAW_NUM_GROUPS];
         size_t lo[PAW_NUM_GROUPS], hi[PAW_NUM_GROUPS], n[PAW_NUM_GROUPS];
-        double sq = 0;
+        double sq = 0, sq_total = 0;
         for (int g = 0; g < PAW_NUM_GROUPS; g++) {
             n[g] = paw_step_cuda_group_size(s, g);
+            grads[g] = xmalloc(sizeof(float) * n[g]);
+            CHECK(paw_step_cuda_get_grads(s, g, grads[g]) == 0, "zero grads of group %d: %s", g, paw_last_error());
+            sq_total += sum_squares(grads[g], n[g]);
+        }
+        // Clipping on, with the norm of all ranks' blocks (what the trainer sums): about half.
+        opt.max_grad_norm = (float)(0.5 * sqrt(sq_total));
+        const float clip = (float)fmin(1.0, opt.max_grad_norm / (sqrt((float)sq_total) + 1e-6));
+        for (int g = 0; g < PAW_NUM_GROUPS; g++) {
             lo[g] = paw_shard_begin(n[g], world, r), hi[g] = paw_shard_begin(n[g], world, r + 1);
-            before[g] = xmalloc(sizeof(float) * n[g]), grads[g] = xmalloc(sizeof(float) * n[g]);
+            before[g] = xmalloc(sizeof(float) * n[g]);
             // The compiler's master exists for this block only: the rest of `before` is the host's.
             if (g == PAW_GROUP_COMPILER) memcpy(before[g], pm.comp.model.params_memory, sizeof(float) * n[g]);
-            CHECK(paw_step_cuda_get_state(s, g, 0, before[g]) == 0 && paw_step_cuda_get_grads(s, g, grads[g]) == 0,
-                  "zero state/grads of group %d: %s", g, paw_last_error());
+            CHECK(paw_step_cuda_get_state(s, g, 0, before[g]) == 0, "zero state of group %d: %s", g, paw_last_error());
             size_t k = hi[g] - lo[g];
             want[g] = xmalloc(sizeof(float) * n[g]);
             memcpy(want[g], before[g], sizeof(float) * n[g]);
-            float *m = zeros(k);
-            vwant[g] = zeros(k);
+            mwant[g] = zeros(k), vwant[g] = zeros(k);
             AdamWParams hp = {opt.lr * opt.group_lr_scale[g], opt.beta1, opt.beta2, opt.eps, 0.0f};
-            adamw_update(want[g] + lo[g], grads[g] + lo[g], m, vwant[g], k, &hp, 1, 1.0f);
-            free(m);
+            adamw_update(want[g] + lo[g], grads[g] + lo[g], mwant[g], vwant[g], k, &hp, 1, clip);
             sq += sum_squares(grads[g] + lo[g], k);
         }
         double local = 0;
         CHECK(paw_step_cuda_grad_norm_sq(s, &local) == 0 && fabs(local - sq) <= 1e-4 * sq,
               "zero rank %d/%d: local squared norm %g, host %g", r, world, local, sq);
-        CHECK(paw_step_cuda_adamw_apply(s, &opt, 1, local) == 0, "zero adamw: %s", paw_last_error());
+        CHECK(paw_step_cuda_adamw_apply(s, &opt, 1, sq_total) == 0, "zero adamw: %s", paw_last_error());
         const char *gname[PAW_NUM_GROUPS] = {"compiler", "prefix", "mapper"};
         for (int g = 0; g < PAW_NUM_GROUPS; g++) {
             size_t k = hi[g] - lo[g];
-            float *after = xmalloc(sizeof(float) * n[g]), *v = zeros(k);
+            float *after = xmalloc(sizeof(float) * n[g]), *m = zeros(k), *v = zeros(k);
             memcpy(after, before[g], sizeof(float) * n[g]);
-            CHECK(paw_step_cuda_get_state(s, g, 0, after) == 0 && paw_step_cuda_get_state(s, g, 2, v) == 0, "zero state");
-            snprintf(name, sizeof name, "zero rank %d/%d %s block", r, world, gname[g]);
+            CHECK(paw_step_cuda_get_state(s, g, 0, after) == 0 && paw_step_cuda_get_state(s, g, 1, m) == 0 &&
+                      paw_step_cuda_get_state(s, g, 2, v) == 0,
+                  "zero state");
+            snprintf(name, sizeof name, "zero rank %d/%d %s block (clipped)", r, world, gname[g]);
             CHECK_CLOSE(name, after + lo[g], want[g] + lo[g], k, 1e-5);
+            snprintf(name, sizeof name, "zero rank %d/%d %s first moment", r, world, gname[g]);
+            CHECK_CLOSE(name, m, mwant[g], k, 1e-4);
             snprintf(name, sizeof name, "zero rank %d/%d %s second moment", r, world, gname[g]);
             CHECK_CLOSE(name, v, vwant[g], k, 1e-4);
             if (g != PAW_GROUP_COMPILER) {
@@ -1616,9 +1676,9 @@ static void test_paw_step_zero(int world) {
                 CHECK(changed == 0, "zero rank %d/%d %s: %zu values outside the block changed", r, world, gname[g],
                       changed);
             }
-            free(after), free(v);
+            free(after), free(m), free(v);
         }
-        for (int g = 0; g < PAW_NUM_GROUPS; g++) free(before[g]), free(grads[g]), free(want[g]), free(vwant[g]);
+        for (int g = 0; g < PAW_NUM_GROUPS; g++) free(before[g]), free(grads[g]), free(want[g]), free(mwant[g]), free(vwant[g]);
         paw_step_cuda_free(s);
     }
     free_paw_batch(&fb);
@@ -2172,26 +2232,34 @@ static void test_model_zero_shards(const char *fixture, int bf16, int world) {
     }
     if (bf16) qwen3_cuda_use_bf16_grads(a);
     qwen3_cuda_set_adam_state(a, 0, cpu.params_memory);
-    // Random gradients on every parameter, zeros in the padding (as a backward leaves it).
+    // Two steps of random gradients on every parameter, zeros in the padding (as a backward
+    // leaves it), with clipping active: the sharded models below get the unsharded model's norm
+    // (what the trainer's sum over ranks gives up to rounding), so the bits must agree.
     float *f32;
     paw_bf16 *b16;
     size_t n32, n16, total = cpu.num_params;
     qwen3_cuda_grad_blocks(a, &f32, &n32, &b16, &n16);
-    float *h32 = zeros(n32), *h16 = zeros(n16);
+    float *h32[2] = {zeros(n32), zeros(n32)}, *h16[2] = {zeros(n16), zeros(n16)};
     int nr = qwen3_cuda_runs(a, 0, total, NULL, 0);
     Qwen3CudaRun *runs = xmalloc(sizeof *runs * (size_t)nr);
     qwen3_cuda_runs(a, 0, total, runs, nr);
-    for (int k = 0; k < nr; k++) {
-        float *h = runs[k].grad_bf16 ? h16 + ((paw_bf16 *)runs[k].grad - b16) : h32 + ((float *)runs[k].grad - f32);
-        for (size_t i = 0; i < runs[k].n; i++) h[i] = bf16_round(1e-2f * paw_rng_normal(&g_rng));
-    }
-    fill_grads(a, h32, h16);
-    float *d_sq = paw_cuda_malloc(sizeof(float)), sq_all = 0;
-    paw_cuda_memset(d_sq, 0, sizeof(float));
-    qwen3_cuda_grad_norm_sq(a, d_sq);
-    paw_cuda_download(&sq_all, d_sq, sizeof sq_all);
+    for (int st = 0; st < 2; st++)
+        for (int k = 0; k < nr; k++) {
+            float *h = runs[k].grad_bf16 ? h16[st] + ((paw_bf16 *)runs[k].grad - b16)
+                                         : h32[st] + ((float *)runs[k].grad - f32);
+            for (size_t i = 0; i < runs[k].n; i++) h[i] = bf16_round(1e-2f * paw_rng_normal(&g_rng));
+        }
+    float *d_sq = paw_cuda_malloc(sizeof(float)), sq_step[2] = {0, 0};
     Qwen3CudaAdamW opt = {1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, 0.0f};
-    CHECK(qwen3_cuda_adamw_apply(a, &opt, 1, NULL) == 0, "unsharded adamw: %s", paw_last_error());
+    for (int st = 0; st < 2; st++) {
+        fill_grads(a, h32[st], h16[st]);
+        paw_cuda_memset(d_sq, 0, sizeof(float));
+        qwen3_cuda_grad_norm_sq(a, d_sq);
+        paw_cuda_download(&sq_step[st], d_sq, sizeof(float));
+        if (st == 0) opt.max_grad_norm = 0.5f * sqrtf(sq_step[0]);  // clips both steps by about half
+        CHECK(qwen3_cuda_adamw_apply(a, &opt, st + 1, d_sq) == 0, "unsharded adamw: %s", paw_last_error());
+    }
+    const float sq_all = sq_step[0];
     float *ref[3], *got[3];
     for (int w = 0; w < 3; w++) {
         ref[w] = xmalloc(sizeof(float) * total), got[w] = xmalloc(sizeof(float) * total);
@@ -2208,13 +2276,18 @@ static void test_model_zero_shards(const char *fixture, int bf16, int world) {
         CHECK(qwen3_cuda_shard_optimizer(b, lo, hi) == 0, "shard %d of %d: %s", r, world, paw_last_error());
         CHECK(qwen3_cuda_shard_optimizer(b, lo, hi) != 0, "a second sharding is refused");
         if (r % 2 == 0) qwen3_cuda_set_adam_state(b, 0, cpu.params_memory);
-        fill_grads(b, h32, h16);
-        float sq = 0;
-        paw_cuda_memset(d_sq, 0, sizeof(float));
-        qwen3_cuda_grad_norm_sq(b, d_sq);
-        paw_cuda_download(&sq, d_sq, sizeof sq);
-        sq_sum += sq;
-        CHECK(qwen3_cuda_adamw_apply(b, &opt, 1, NULL) == 0, "sharded adamw: %s", paw_last_error());
+        for (int st = 0; st < 2; st++) {
+            fill_grads(b, h32[st], h16[st]);
+            if (st == 0) {
+                float sq = 0;
+                paw_cuda_memset(d_sq, 0, sizeof(float));
+                qwen3_cuda_grad_norm_sq(b, d_sq);
+                paw_cuda_download(&sq, d_sq, sizeof sq);
+                sq_sum += sq;
+            }
+            paw_cuda_upload(d_sq, &sq_step[st], sizeof(float));
+            CHECK(qwen3_cuda_adamw_apply(b, &opt, st + 1, d_sq) == 0, "sharded adamw: %s", paw_last_error());
+        }
         qwen3_cuda_get_adam_state(b, 0, got[0]);
         qwen3_cuda_get_adam_state(b, 1, got[1]);
         qwen3_cuda_get_adam_state(b, 2, got[2]);
@@ -2224,7 +2297,8 @@ static void test_model_zero_shards(const char *fixture, int bf16, int world) {
             size_t bad = 0;
             for (size_t i = 0; i < hi - lo; i++) bad += memcmp(&x[i], &y[i], sizeof(float)) != 0;
             snprintf(name, sizeof name, "%s%s zero shard %d/%d %s", fixture, bf16 ? " bf16" : "", r, world, what[w]);
-            CHECK(bad == 0, "%s: %zu of %zu values differ from the unsharded update", name, bad, hi - lo);
+            CHECK(bad == 0, "%s: %zu of %zu values differ from the unsharded update (two clipped steps)", name, bad,
+                  hi - lo);
         }
         // bf16 weights: the shard's runs as the unsharded update rounded them, the others as loaded.
         Qwen3 wb;
@@ -2248,7 +2322,8 @@ static void test_model_zero_shards(const char *fixture, int bf16, int world) {
     }
     CHECK(fabs(sq_sum - sq_all) <= 1e-5 * sq_all, "%s zero: shard norms sum to %g, whole %g", fixture, sq_sum, sq_all);
     for (int w = 0; w < 3; w++) free(ref[w]), free(got[w]);
-    free(h32), free(h16), free(runs);
+    for (int st = 0; st < 2; st++) free(h32[st]), free(h16[st]);
+    free(runs);
     paw_cuda_free(d_sq);
     qwen3_cuda_free(a);
     qwen3_free(&cpu);
@@ -2508,8 +2583,10 @@ int main(void) {
     test_model_decode("tiny-untied-bf16-sharded", 1, 0);
     test_model_decode("tiny-gqa-tied", 0, 1);
     test_model_decode("tiny-untied-bf16-sharded", 1, 1);
+    test_model_decode("tiny-gqa-tied", 1, 1);  // group 2: the split-KV decode kernels with both
     test_model_lora("tiny-gqa-tied", 0);
     test_model_lora("tiny-untied-bf16-sharded", 1);
+    test_model_lora("tiny-untied-bf16-sharded", 2);
     test_model_inject("tiny-gqa-tied");
     test_model_inject("tiny-untied-bf16-sharded");
     test_adamw_bf16_grad(70001);
@@ -2522,6 +2599,7 @@ int main(void) {
     test_model_grad_reports("tiny-untied-bf16-sharded", 1);
     test_paw_step(0, 0);
     test_paw_step(0, 1);
+    test_paw_step(0, 2);
     test_paw_step(1, 0);
     test_paw_step_zero(2);
     test_paw_step_zero(3);
