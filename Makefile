@@ -53,7 +53,7 @@ CFLAGS  += -DPAW_NCCL
 LDLIBS  += -lnccl
 endif
 
-.PHONY: all test asan clean fixtures test-gpu
+.PHONY: all test asan clean fixtures test-gpu fuzz
 all: paw
 
 paw: $(BUILD)/paw
@@ -105,8 +105,21 @@ fixtures:
 	python3 tests/make_gguf_fixtures.py
 	python3 tests/make_shard_fixtures.py
 
+# libFuzzer targets for every reader of untrusted files (tests/fuzz/), under ASan + UBSan:
+# `make fuzz` (60 s each) or `make fuzz FUZZ_SECONDS=600`. Needs clang; not part of `make test`.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := safetensors gguf shard config tokenizer program
+FUZZ_OPT := -Wno-pass-failed -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
+fuzz:
+	$(MAKE) CC=clang CUDA=0 MPI=0 BUILD=build-fuzz OPT="$(FUZZ_OPT)" build-fuzz/paw \
+		$(FUZZ_TARGETS:%=build-fuzz/fuzz_%)
+	tests/fuzz/run.sh $(FUZZ_SECONDS)
+
+$(BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_OBJ)
+	$(CC) $(CFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
+
 clean:
-	rm -rf build build-asan paw
+	rm -rf build build-asan build-fuzz paw
 
 -include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BUILD)/paw.d $(CU_OBJ:.o=.d) $(BUILD)/tests/gpu/test_gpu.d
 
