@@ -786,29 +786,12 @@ extern "C" int qwen3_cuda_backward_ex(Qwen3Cuda *g, const Qwen3CudaBackwardArgs 
 
 extern "C" int qwen3_cuda_group_grads(Qwen3Cuda *g, int group, Qwen3CudaGradSlice out[8]) {
     if (!g->grads) return 0;
-    int k = 0;
-    // One tensor slice: fp32 groups live in grads, layer matrices in grads16 when it exists.
-    auto add = [&](int grp, size_t off, size_t n) {
-        if (!n) return;
-        if (g->grads16 && qwen3_dev_is_matrix_group(grp)) out[k++] = {g->grads16 + (g->lay.base[grp] - g->lay.split) + off, n, 1};
-        else out[k++] = {g->grads + g->lay.base[grp] + off, n, 0};
-    };
-    size_t C = g->C, I = g->I, Q = g->Q, QKV = g->QKV, HD = g->HD, V = g->V;
-    if (group == QWEN3_GRADS_HEAD) {
-        add(QG_LNF, 0, C);
-        if (!g->cfg.tie_word_embeddings) add(QG_HEAD, 0, V * C);
-    } else if (group == QWEN3_GRADS_EMBED) {
-        add(QG_WTE, 0, V * C);
-    } else if (group >= 0 && group < g->L) {
-        size_t l = (size_t)group;
-        add(QG_LN1, l * C, C);
-        add(QG_QKV, l * QKV * C, QKV * C);
-        add(QG_QN, l * HD, HD);
-        add(QG_KN, l * HD, HD);
-        add(QG_O, l * C * Q, C * Q);
-        add(QG_LN2, l * C, C);
-        add(QG_GU, l * 2 * I * C, 2 * I * C);
-        add(QG_DOWN, l * C * I, C * I);
+    Qwen3DevSlice sl[8];
+    int k = qwen3_dev_report_slices(&g->lay, group, sl);
+    // fp32 groups live in grads, layer matrices in grads16 when it exists.
+    for (int i = 0; i < k; i++) {
+        if (g->grads16 && qwen3_dev_is_matrix_group(sl[i].group)) out[i] = {g->grads16 + (sl[i].dev - g->lay.split), sl[i].n, 1};
+        else out[i] = {g->grads + sl[i].dev, sl[i].n, 0};
     }
     return k;
 }

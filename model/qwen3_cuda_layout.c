@@ -94,3 +94,30 @@ int qwen3_dev_runs(const Qwen3DevLayout *lay, size_t lo, size_t hi, Qwen3DevRun 
     if (last.n && out && count < cap) out[count] = last;
     return count + (last.n != 0);
 }
+
+int qwen3_dev_report_slices(const Qwen3DevLayout *lay, int report, Qwen3DevSlice out[8]) {
+    int k = 0;
+    size_t C = lay->C, I = lay->I, Q = lay->Q, QKV = lay->QKV, HD = lay->HD;
+#define SLICE(grp, off, count)                                                        \
+    do {                                                                              \
+        if ((count) != 0) out[k++] = (Qwen3DevSlice){lay->base[grp] + (off), (count), grp}; \
+    } while (0)
+    if (report == QWEN3_GRADS_HEAD) {
+        SLICE(QG_LNF, 0, C);
+        if (!lay->tied) SLICE(QG_HEAD, 0, lay->V * C);
+    } else if (report == QWEN3_GRADS_EMBED) {
+        SLICE(QG_WTE, 0, lay->V * C);
+    } else if (report >= 0 && (size_t)report < lay->L) {
+        size_t l = (size_t)report;
+        SLICE(QG_LN1, l * C, C);
+        SLICE(QG_QKV, l * QKV * C, QKV * C);
+        SLICE(QG_QN, l * HD, HD);
+        SLICE(QG_KN, l * HD, HD);
+        SLICE(QG_O, l * C * Q, C * Q);
+        SLICE(QG_LN2, l * C, C);
+        SLICE(QG_GU, l * 2 * I * C, 2 * I * C);
+        SLICE(QG_DOWN, l * C * I, C * I);
+    }
+#undef SLICE
+    return k;
+}

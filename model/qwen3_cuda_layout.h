@@ -41,4 +41,13 @@ typedef struct {
 // how many there are; -1 when the range is outside [0, cpu_total].
 int qwen3_dev_runs(const Qwen3DevLayout *lay, size_t lo, size_t hi, Qwen3DevRun *out, int cap);
 
+// The gradients the backward reports final at `report` (QWEN3_GRADS_HEAD, a layer 0..L-1, or
+// QWEN3_GRADS_EMBED; Qwen3GradsReadyFn in model/qwen3.h): at most 8 slices, each n elements from
+// device offset dev, inside one group. Over all reports they cover every parameter once.
+typedef struct {
+    size_t dev, n;
+    int group;
+} Qwen3DevSlice;
+int qwen3_dev_report_slices(const Qwen3DevLayout *lay, int report, Qwen3DevSlice out[8]);
+
 #endif

@@ -454,6 +454,55 @@ static void check_runs(const Qwen3Config *c, const Qwen3DevLayout *lay, size_t l
     cr_assert_eq(at, hi, "runs end at %zu, expected %zu", at, hi);
 }
 
+static size_t overlap(size_t a, size_t an, size_t b, size_t bn) {
+    size_t lo = a > b ? a : b, hi = a + an < b + bn ? a + an : b + bn;
+    return lo < hi ? hi - lo : 0;
+}
+
+// The backward's gradient reports (what the GPU trainer starts its sums from): over all reports
+// the slices are disjoint and cover every parameter's device range once, padding never; and the
+// parts of the slices that fall in each ZeRO rank's runs (what the trainer reduces to the run's
+// owner) add up to each run exactly, for 1-8 ranks.
+static void report_case(const Qwen3DevLayout *lay) {
+    Qwen3DevSlice *sl = malloc(sizeof *sl * 8 * (lay->L + 2));
+    int ns = 0;
+    for (int rep = QWEN3_GRADS_EMBED; rep < (int)lay->L; rep++) {
+        int k = qwen3_dev_report_slices(lay, rep, sl + ns);
+        cr_assert(k >= 1 && k <= 8, "report %d: %d slices", rep, k);
+        for (int i = ns; i < ns + k; i++)
+            cr_assert(sl[i].dev >= lay->base[sl[i].group] &&
+                          sl[i].dev + sl[i].n <= lay->base[sl[i].group] + lay->extent[sl[i].group],
+                      "report %d: a slice outside its group", rep);
+        ns += k;
+    }
+    cr_assert_eq(qwen3_dev_report_slices(lay, (int)lay->L, sl + ns), 0, "no report past the last layer");
+    size_t covered = 0;
+    for (int i = 0; i < ns; i++) {
+        covered += sl[i].n;
+        for (int j = 0; j < i; j++) cr_assert_eq(overlap(sl[i].dev, sl[i].n, sl[j].dev, sl[j].n), 0, "slices overlap");
+    }
+    cr_assert_eq(covered, lay->cpu_total, "the reports cover %zu elements, the model has %zu", covered, lay->cpu_total);
+    for (int world = 1; world <= 8; world++) {
+        size_t reduced = 0;
+        for (int rank = 0; rank < world; rank++) {
+            size_t lo = paw_shard_begin(lay->cpu_total, world, rank), hi = paw_shard_begin(lay->cpu_total, world, rank + 1);
+            int n = qwen3_dev_runs(lay, lo, hi, NULL, 0);
+            Qwen3DevRun *runs = malloc(sizeof *runs * (size_t)(n + 1));
+            qwen3_dev_runs(lay, lo, hi, runs, n);
+            for (int r = 0; r < n; r++) {
+                size_t got = 0;
+                for (int i = 0; i < ns; i++) got += overlap(sl[i].dev, sl[i].n, runs[r].dev, runs[r].n);
+                cr_assert_eq(got, runs[r].n, "world %d rank %d run %d: reports reach %zu of its %zu elements", world,
+                             rank, r, got, runs[r].n);
+                reduced += got;
+            }
+            free(runs);
+        }
+        cr_assert_eq(reduced, lay->cpu_total, "world %d: %zu of %zu elements reduced", world, reduced, lay->cpu_total);
+    }
+    free(sl);
+}
+
 static void layout_case(const char *shape, int untie) {
     Qwen3Config c;
     cr_assert_eq(qwen3_config_load(&c, shape), 0, "%s", paw_last_error());
@@ -488,6 +537,7 @@ static void layout_case(const char *shape, int untie) {
     cr_assert_eq(qwen3_dev_runs(&lay, 5, 4, NULL, 0), -1);
     cr_assert_eq(qwen3_dev_runs(&lay, 0, total + 1, NULL, 0), -1);
     cr_assert_eq(qwen3_dev_runs(&lay, 7, 7, NULL, 0), 0);
+    report_case(&lay);
 }
 
 Test(gpu_layout, zero_runs_map_every_cpu_element_to_its_device_offset) {
