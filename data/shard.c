@@ -457,16 +457,22 @@ static CachedBlock *load_block(PawShard *s, uint32_t b) {
     }
     const BlockEntry *e = &s->blocks[b];
     slot->block = -1;
-    if (slot->cap < e->usize) {
-        free(slot->buf);
-        slot->buf = xmalloc(e->usize);
-        slot->cap = e->usize;
-    }
+    // The index's size must be the frame's before anything is allocated for it, and a size that
+    // cannot be allocated is an error, not the end of the process (a damaged file).
     const uint8_t *src = s->map.data + e->offset;
     unsigned long long fsize = ZSTD_getFrameContentSize(src, e->csize);
-    if (fsize != e->usize) {
+    if (fsize != e->usize || e->usize < 4) {
         paw_error("%s: block %u: corrupt (bad zstd frame header)", s->path, b);
         return NULL;
+    }
+    if (slot->cap < e->usize) {
+        free(slot->buf);
+        slot->cap = 0;
+        if (!(slot->buf = malloc(e->usize))) {
+            paw_error("%s: block %u: cannot allocate its %u bytes (corrupt size?)", s->path, b, e->usize);
+            return NULL;
+        }
+        slot->cap = e->usize;
     }
     size_t got = ZSTD_decompressDCtx(s->dctx, slot->buf, e->usize, src, e->csize);
     if (ZSTD_isError(got)) {

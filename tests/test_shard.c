@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <zstd.h>
 
 #include "common/error.h"
 #include "common/fileio.h"
@@ -210,6 +211,50 @@ static char *read_all_error(const char *path) {
     }
     paw_shard_close(s);
     return err;
+}
+
+// A one-block, one-example shard whose checksums are right but whose block decodes to `raw` and
+// whose index claims `usize` bytes for it: damage the checksums cannot see.
+static void write_crafted_shard(const char *path, const void *raw, size_t raw_n, uint32_t usize) {
+    uint8_t file[4096], index[24 + 32 + 16] = {0};
+    ZSTD_CCtx *cc = ZSTD_createCCtx();
+    ZSTD_CCtx_setParameter(cc, ZSTD_c_checksumFlag, 1);
+    memcpy(file, "PAWSHRD\0\1\0\0\0\x10\0\0\0", 16);
+    size_t csize = ZSTD_compress2(cc, file + 16, sizeof file - 16, raw, raw_n);
+    cr_assert(!ZSTD_isError(csize));
+    uint64_t n_examples = 1, offset = 16, first = 0;
+    uint32_t n_blocks = 1, version = 1, epb = 1, cs = (uint32_t)csize, n = 1;
+    memcpy(index, &n_examples, 8), memcpy(index + 8, &n_blocks, 4), memcpy(index + 12, &version, 4);
+    memcpy(index + 16, &epb, 4);
+    memcpy(index + 24, &offset, 8), memcpy(index + 32, &cs, 4), memcpy(index + 36, &usize, 4);
+    memcpy(index + 40, &first, 8), memcpy(index + 48, &n, 4);
+    uint64_t ioff = 16 + csize;
+    size_t isize = ZSTD_compress2(cc, file + ioff, sizeof file - ioff, index, sizeof index);
+    cr_assert(!ZSTD_isError(isize));
+    uint64_t is = isize;
+    memcpy(file + ioff + isize, &ioff, 8), memcpy(file + ioff + isize + 8, &is, 8);
+    memcpy(file + ioff + isize + 16, "PAWSEND\0", 8);
+    ZSTD_freeCCtx(cc);
+    FILE *f = fopen(path, "wb");
+    cr_assert(f && fwrite(file, 1, ioff + isize + 24, f) == ioff + isize + 24 && fclose(f) == 0);
+}
+
+// Found by fuzzing (tests/fuzz/fuzz_shard_payload.c): a block shorter than its example count
+// field was read past its end, and an index size that disagrees with the block's frame was
+// allocated (up to 4 GiB) before the frame was looked at.
+Test(shard, block_sizes_that_checksums_cannot_catch_are_errors) {
+    char *dir = make_tmpdir(), *path = paw_path_join(dir, "crafted.pawshard");
+    const uint8_t two[2] = {1, 0};
+    write_crafted_shard(path, two, sizeof two, 2);
+    char *err = read_all_error(path);
+    cr_assert(err && strstr(err, "block 0: corrupt") && strstr(err, "crafted.pawshard"), "%s", err ? err : "(read)");
+    free(err);
+    write_crafted_shard(path, two, sizeof two, 0xF0000000u);
+    err = read_all_error(path);
+    cr_assert(err && strstr(err, "block 0: corrupt (bad zstd frame header)"), "%s", err ? err : "(read)");
+    free(err);
+    free(path);
+    rm_tree(dir);
 }
 
 Test(shard, flipped_byte_in_a_block_names_file_and_block) {
