@@ -108,7 +108,7 @@ fixtures:
 # libFuzzer targets for every reader of untrusted files (tests/fuzz/), under ASan + UBSan:
 # `make fuzz` (60 s each) or `make fuzz FUZZ_SECONDS=600`. Needs clang; not part of `make test`.
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := safetensors gguf shard config tokenizer program
+FUZZ_TARGETS := safetensors gguf shard shard_payload jsonl config tokenizer program program_members
 FUZZ_OPT := -Wno-pass-failed -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
 fuzz:
 	$(MAKE) CC=clang CUDA=0 MPI=0 BUILD=build-fuzz OPT="$(FUZZ_OPT)" build-fuzz/paw \
