@@ -1,5 +1,7 @@
 // One block per row: a single pass keeps a running (max, sum of exp) per thread (online softmax),
-// the block combines them, then a second pass writes dlogits.
+// the block combines them, then a second pass writes dlogits. Where V % 4 == 0 and the rows are
+// aligned (the real vocabulary), four logits at a time: 16-byte loads, 8-byte bf16 stores, one
+// rescale of the running sum per four values instead of a branch per value.
 #include "kernels/crossentropy_cuda.h"
 #include "kernels/cuda_common.cuh"
 #include "kernels/matmul_cuda.h"
@@ -14,6 +16,7 @@ __device__ __forceinline__ void merge_max_sum(float &m, float &s, float m2, floa
     m = M;
 }
 
+template <int VEC>
 __global__ void __launch_bounds__(CE_THREADS)
     crossentropy_kernel(float *nll, float *lse_out, __nv_bfloat16 *dlogits, const float *logits, const int *targets,
                         const float *weights, int V, float scale) {
@@ -22,13 +25,26 @@ __global__ void __launch_bounds__(CE_THREADS)
     const int row = blockIdx.x, tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
     const float *x = logits + (size_t)row * V;
     float m = -INFINITY, s = 0.0f;
-    for (int i = tid; i < V; i += CE_THREADS) {
-        float v = x[i];
-        if (v > m) {
-            s = s * __expf(m - v) + 1.0f;
-            m = v;
-        } else {
-            s += __expf(v - m);
+    if (VEC == 4) {
+        const float4 *x4 = reinterpret_cast<const float4 *>(x);
+        for (int i = tid; i < V / 4; i += CE_THREADS) {
+            float4 v = x4[i];
+            float M = fmaxf(fmaxf(v.x, v.y), fmaxf(v.z, v.w));
+            if (M > m) {
+                s *= __expf(m - M);
+                m = M;
+            }
+            s += __expf(v.x - m) + __expf(v.y - m) + __expf(v.z - m) + __expf(v.w - m);
+        }
+    } else {
+        for (int i = tid; i < V; i += CE_THREADS) {
+            float v = x[i];
+            if (v > m) {
+                s = s * __expf(m - v) + 1.0f;
+                m = v;
+            } else {
+                s += __expf(v - m);
+            }
         }
     }
     for (int o = 16; o > 0; o >>= 1) {
@@ -61,9 +77,24 @@ __global__ void __launch_bounds__(CE_THREADS)
     if (dlogits) {
         __nv_bfloat16 *d = dlogits + (size_t)row * V;
         const float coef = counts ? scale * w : 0.0f;
-        for (int i = tid; i < V; i += CE_THREADS) {
-            float p = coef == 0.0f ? 0.0f : coef * (__expf(x[i] - lse) - (i == target ? 1.0f : 0.0f));
-            d[i] = __float2bfloat16_rn(p);
+        if (VEC == 4) {
+            const float4 *x4 = reinterpret_cast<const float4 *>(x);
+            for (int i = tid; i < V / 4; i += CE_THREADS) {
+                float p[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+                if (coef != 0.0f) {
+                    float4 v = x4[i];
+                    const float xs[4] = {v.x, v.y, v.z, v.w};
+                    for (int k = 0; k < 4; k++) p[k] = coef * (__expf(xs[k] - lse) - (4 * i + k == target ? 1.0f : 0.0f));
+                }
+                __nv_bfloat162 lo = __floats2bfloat162_rn(p[0], p[1]), hi = __floats2bfloat162_rn(p[2], p[3]);
+                reinterpret_cast<uint2 *>(d)[i] =
+                    make_uint2(*reinterpret_cast<unsigned *>(&lo), *reinterpret_cast<unsigned *>(&hi));
+            }
+        } else {
+            for (int i = tid; i < V; i += CE_THREADS) {
+                float p = coef == 0.0f ? 0.0f : coef * (__expf(x[i] - lse) - (i == target ? 1.0f : 0.0f));
+                d[i] = __float2bfloat16_rn(p);
+            }
         }
     }
 }
@@ -71,8 +102,13 @@ __global__ void __launch_bounds__(CE_THREADS)
 extern "C" void crossentropy_cuda(float *nll, float *lse, paw_bf16 *dlogits, const float *logits, const int *targets,
                                   const float *weights, int N, int V, float scale) {
     if (N <= 0) return;
-    crossentropy_kernel<<<N, CE_THREADS, 0, paw_cuda_stream()>>>(nll, lse, dlogits, logits, targets, weights, V,
-                                                                 scale);
+    const bool vec4 = V % 4 == 0 && (uintptr_t)logits % 16 == 0 && (!dlogits || (uintptr_t)dlogits % 8 == 0);
+    if (vec4)
+        crossentropy_kernel<4><<<N, CE_THREADS, 0, paw_cuda_stream()>>>(nll, lse, dlogits, logits, targets, weights, V,
+                                                                        scale);
+    else
+        crossentropy_kernel<1><<<N, CE_THREADS, 0, paw_cuda_stream()>>>(nll, lse, dlogits, logits, targets, weights, V,
+                                                                        scale);
     CUDA_CHECK_LAUNCH();
 }
 

@@ -115,6 +115,8 @@ extern "C" void residual_rmsnorm_cuda_forward(paw_bf16 *res, paw_bf16 *out, floa
 }
 
 // y_i = w_i x_i r, r = (mean(x^2)+eps)^-1/2:  dx_i = r w_i dy_i - x_i r^3 / C * sum_j w_j dy_j x_j.
+// VEC as in the forward: each lane moves 8 values per access (16-byte bf16, two 16-byte fp32).
+template <bool VEC>
 __global__ void __launch_bounds__(32 * ROWS_PER_BLOCK)
     rmsnorm_bwd_kernel(float *dres, __nv_bfloat16 *dres16, float *dweight, const __nv_bfloat16 *dout,
                        const __nv_bfloat16 *inp, const __nv_bfloat16 *w, const float *rstd, int N, int C) {
@@ -127,18 +129,46 @@ __global__ void __launch_bounds__(32 * ROWS_PER_BLOCK)
     for (int row = blockIdx.x * ROWS_PER_BLOCK + warp; row < N; row += gridDim.x * ROWS_PER_BLOCK) {
         const __nv_bfloat16 *x = inp + (size_t)row * C, *dy = dout + (size_t)row * C;
         float r = rstd[row], dot = 0;
-        for (int i = lane; i < C; i += 32)
-            dot += __bfloat162float(w[i]) * __bfloat162float(dy[i]) * __bfloat162float(x[i]);
+        if (VEC) {
+#pragma unroll 4
+            for (int i = lane * 8; i < C; i += 256) {
+                float wf[8], g[8], xv[8];
+                load8(wf, w + i), load8(g, dy + i), load8(xv, x + i);
+#pragma unroll
+                for (int e = 0; e < 8; e++) dot += wf[e] * g[e] * xv[e];
+            }
+        } else {
+            for (int i = lane; i < C; i += 32)
+                dot += __bfloat162float(w[i]) * __bfloat162float(dy[i]) * __bfloat162float(x[i]);
+        }
         dot = warp_sum(dot);
         float k = dot * r * r * r / (float)C;
         float *d = dres + (size_t)row * C;
         __nv_bfloat16 *d16 = dres16 ? dres16 + (size_t)row * C : NULL;
-        for (int i = lane; i < C; i += 32) {
-            float xi = __bfloat162float(x[i]), gi = __bfloat162float(dy[i]);
-            float v = d[i] + r * __bfloat162float(w[i]) * gi - k * xi;
-            d[i] = v;
-            if (d16) d16[i] = __float2bfloat16_rn(v);
-            if (dweight) atomicAdd(&dw_acc[i], gi * xi * r);
+        if (VEC) {
+#pragma unroll 2
+            for (int i = lane * 8; i < C; i += 256) {
+                float wf[8], g[8], xv[8], v[8];
+                load8(wf, w + i), load8(g, dy + i), load8(xv, x + i);
+                float4 d0 = *reinterpret_cast<const float4 *>(d + i), d1 = *reinterpret_cast<const float4 *>(d + i + 4);
+                const float dv[8] = {d0.x, d0.y, d0.z, d0.w, d1.x, d1.y, d1.z, d1.w};
+#pragma unroll
+                for (int e = 0; e < 8; e++) v[e] = dv[e] + r * wf[e] * g[e] - k * xv[e];
+                *reinterpret_cast<float4 *>(d + i) = make_float4(v[0], v[1], v[2], v[3]);
+                *reinterpret_cast<float4 *>(d + i + 4) = make_float4(v[4], v[5], v[6], v[7]);
+                if (d16) store8(d16 + i, v);
+                if (dweight)
+#pragma unroll
+                    for (int e = 0; e < 8; e++) atomicAdd(&dw_acc[i + e], g[e] * xv[e] * r);
+            }
+        } else {
+            for (int i = lane; i < C; i += 32) {
+                float xi = __bfloat162float(x[i]), gi = __bfloat162float(dy[i]);
+                float v = d[i] + r * __bfloat162float(w[i]) * gi - k * xi;
+                d[i] = v;
+                if (d16) d16[i] = __float2bfloat16_rn(v);
+                if (dweight) atomicAdd(&dw_acc[i], gi * xi * r);
+            }
         }
     }
     if (dweight) {
@@ -152,14 +182,18 @@ extern "C" void rmsnorm_cuda_backward(float *dres, paw_bf16 *dres16, float *dwei
     if (N <= 0) return;
     unsigned blocks = paw_ceil_div(N, ROWS_PER_BLOCK);
     size_t smem = 0;
+    const bool vec = (((uintptr_t)dres | (uintptr_t)dres16 | (uintptr_t)dout | (uintptr_t)inp | (uintptr_t)weight) & 15) == 0 &&
+                     C % 8 == 0;
+    void (*kernel)(float *, __nv_bfloat16 *, float *, const __nv_bfloat16 *, const __nv_bfloat16 *,
+                   const __nv_bfloat16 *, const float *, int, int) =
+        vec ? rmsnorm_bwd_kernel<true> : rmsnorm_bwd_kernel<false>;
     if (dweight) {
         // Few blocks, many rows each: the per-block weight-gradient flush then costs little.
         unsigned cap = (unsigned)paw_cuda_sm_count() * 4;
         if (blocks > cap) blocks = cap;
         smem = sizeof(float) * (size_t)C;
-        if (smem > 48 * 1024) CUDA_CHECK(cudaFuncSetAttribute(rmsnorm_bwd_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+        if (smem > 48 * 1024) CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
     }
-    rmsnorm_bwd_kernel<<<blocks, 32 * ROWS_PER_BLOCK, smem, paw_cuda_stream()>>>(dres, dres16, dweight, dout, inp,
-                                                                                weight, rstd, N, C);
+    kernel<<<blocks, 32 * ROWS_PER_BLOCK, smem, paw_cuda_stream()>>>(dres, dres16, dweight, dout, inp, weight, rstd, N, C);
     CUDA_CHECK_LAUNCH();
 }

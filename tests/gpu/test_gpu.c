@@ -233,6 +233,7 @@ static void test_matvec_fused(int C, int OC) {
 }
 
 static void test_rmsnorm(int N, int C) {
+    char name[96];
     const float eps = 1e-6f;
     size_t n = (size_t)N * C;
     float *x = rand_bf16(n, 2.0f), *w = rand_bf16((size_t)C, 1.0f), *y = rand_bf16(n, 1.0f);
@@ -244,8 +245,10 @@ static void test_rmsnorm(int N, int C) {
     float *drstd = poisoned_f32((size_t)N);
     rmsnorm_cuda_forward(dout, drstd, dx, dw, N, C, C, eps);
     float *got = host_bf16(dout, n), *got_r = host_f32(drstd, (size_t)N);
-    CHECK_CLOSE("rmsnorm fwd", got, ref, n, 1e-2);
-    CHECK_CLOSE("rmsnorm rstd", got_r, ref_rstd, (size_t)N, 1e-4);
+    snprintf(name, sizeof name, "rmsnorm fwd (C %d)", C);
+    CHECK_CLOSE(name, got, ref, n, 1e-2);
+    snprintf(name, sizeof name, "rmsnorm rstd (C %d)", C);
+    CHECK_CLOSE(name, got_r, ref_rstd, (size_t)N, 1e-4);
     free(got), free(got_r);
 
     // Fused residual: res = bf16(x + y), out = rmsnorm(res).
@@ -271,13 +274,16 @@ static void test_rmsnorm(int N, int C) {
     paw_bf16 *dd16 = poisoned_bf16(n);
     rmsnorm_cuda_backward(dd, dd16, ddw, dy, dx, dw, drstd_ref, N, C);
     got = host_f32(dd, n);
-    CHECK_CLOSE("rmsnorm bwd dinp (fp32 residual)", got, ref_d, n, 1e-3);
+    snprintf(name, sizeof name, "rmsnorm bwd dinp (fp32 residual) (C %d)", C);
+    CHECK_CLOSE(name, got, ref_d, n, 1e-3);
     free(got);
     got = host_bf16(dd16, n);
-    CHECK_CLOSE("rmsnorm bwd dinp (bf16 copy)", got, ref_d, n, 1e-2);
+    snprintf(name, sizeof name, "rmsnorm bwd dinp (bf16 copy) (C %d)", C);
+    CHECK_CLOSE(name, got, ref_d, n, 1e-2);
     free(got);
     got = host_f32(ddw, (size_t)C);
-    CHECK_CLOSE("rmsnorm bwd dweight", got, ref_dw, (size_t)C, 1e-3);
+    snprintf(name, sizeof name, "rmsnorm bwd dweight (C %d)", C);
+    CHECK_CLOSE(name, got, ref_dw, (size_t)C, 1e-3);
     free(got);
 
     paw_cuda_free(dx), paw_cuda_free(dw), paw_cuda_free(dy), paw_cuda_free(dout), paw_cuda_free(drstd);
@@ -482,7 +488,9 @@ static void test_attention_cache(int B, int Tq, int Tk, int cap, int NH, int NKV
     free(q), free(kc), free(vc), free(ref), free(got);
 }
 
+// I % 8 == 0 runs the 8-wide kernels, other widths the scalar ones.
 static void test_swiglu(int N, int I) {
+    char name[96];
     size_t n = (size_t)N * I;
     float *gu = rand_bf16(2 * n, 2.0f), *gate = zeros(n), *up = zeros(n);
     for (int r = 0; r < N; r++) {
@@ -494,7 +502,8 @@ static void test_swiglu(int N, int I) {
     paw_bf16 *d_gu = dev_bf16(gu, 2 * n), *d_out = poisoned_bf16(n);
     swiglu_cuda_forward(d_out, d_gu, N, I);
     float *got = host_bf16(d_out, n);
-    CHECK_CLOSE("swiglu fwd", got, ref, n, 1e-2);
+    snprintf(name, sizeof name, "swiglu fwd (N %d, I %d)", N, I);
+    CHECK_CLOSE(name, got, ref, n, 1e-2);
 
     float *dout = rand_bf16(n, 1.0f), *rdg = zeros(n), *rdu = zeros(n);
     swiglu_backward(rdg, rdu, dout, gate, up, n);
@@ -505,8 +514,10 @@ static void test_swiglu(int N, int I) {
         memcpy(gdg + (size_t)r * I, gd + (size_t)r * 2 * I, sizeof(float) * I);
         memcpy(gdu + (size_t)r * I, gd + (size_t)r * 2 * I + I, sizeof(float) * I);
     }
-    CHECK_CLOSE("swiglu bwd dgate", gdg, rdg, n, 1e-2);
-    CHECK_CLOSE("swiglu bwd dup", gdu, rdu, n, 1e-2);
+    snprintf(name, sizeof name, "swiglu bwd dgate (N %d, I %d)", N, I);
+    CHECK_CLOSE(name, gdg, rdg, n, 1e-2);
+    snprintf(name, sizeof name, "swiglu bwd dup (N %d, I %d)", N, I);
+    CHECK_CLOSE(name, gdu, rdu, n, 1e-2);
     paw_cuda_free(d_gu), paw_cuda_free(d_out), paw_cuda_free(d_dout), paw_cuda_free(d_dgu);
     free(gu), free(gate), free(up), free(ref), free(got), free(dout), free(rdg), free(rdu), free(gd), free(gdg);
     free(gdu);
@@ -538,7 +549,9 @@ static void test_embedding(int N, int V, int C) {
     free(table), free(ids), free(pre), free(ref), free(got), free(dout), free(dt0), free(rdt), free(gdt);
 }
 
+// V % 4 == 0 runs the four-wide kernel, other V the scalar one.
 static void test_crossentropy(int N, int V) {
+    char name[96];
     float *logits = rand_f32((size_t)N * V, 3.0f), *w = xmalloc(sizeof(float) * (size_t)N);
     int *tg = xmalloc(sizeof(int) * (size_t)N);
     for (int i = 0; i < N; i++) {
@@ -561,9 +574,12 @@ static void test_crossentropy(int N, int V) {
     paw_bf16 *d_dl = poisoned_bf16((size_t)N * V);
     crossentropy_cuda(d_nll, d_lse, d_dl, d_logits, d_tg, d_w, N, V, scale);
     float *gn = host_f32(d_nll, (size_t)N), *gl = host_f32(d_lse, (size_t)N), *gd = host_bf16(d_dl, (size_t)N * V);
-    CHECK_CLOSE("crossentropy nll", gn, nll, (size_t)N, 1e-4);
-    CHECK_CLOSE("crossentropy lse", gl, lse, (size_t)N, 1e-5);
-    CHECK_CLOSE("crossentropy dlogits", gd, dl, (size_t)N * V, 1e-2);
+    snprintf(name, sizeof name, "crossentropy nll (V %d)", V);
+    CHECK_CLOSE(name, gn, nll, (size_t)N, 1e-4);
+    snprintf(name, sizeof name, "crossentropy lse (V %d)", V);
+    CHECK_CLOSE(name, gl, lse, (size_t)N, 1e-5);
+    snprintf(name, sizeof name, "crossentropy dlogits (V %d)", V);
+    CHECK_CLOSE(name, gd, dl, (size_t)N * V, 1e-2);
     paw_cuda_free(d_logits), paw_cuda_free(d_w), paw_cuda_free(d_tg), paw_cuda_free(d_nll), paw_cuda_free(d_lse);
     paw_cuda_free(d_dl);
     free(logits), free(w), free(tg), free(nll), free(lse), free(dl), free(gn), free(gl), free(gd);
@@ -2556,7 +2572,8 @@ int main(void) {
     test_matvec_fused(1024, 4096);
     test_matvec_fused(3072, 1001);  // more than the prefetched loads per lane, rows not a multiple of 8
     test_matvec_fused(40, 7);       // shorter than one lane's first load
-    test_rmsnorm(37, 200);
+    test_rmsnorm(37, 200);  // C % 8 == 0: the 8-wide kernels
+    test_rmsnorm(11, 75);   // the scalar ones
     test_rmsnorm(5, 2560);
     test_qknorm_rope(19, 3, 1, 24);
     test_qknorm_rope(23, 4, 2, 128);
@@ -2576,8 +2593,12 @@ int main(void) {
     test_attention_cache(2, 1, 130, 140, 8, 1, 64);
     test_attention_cache(1, 1, 61, 64, 4, 4, 20);
     test_swiglu(33, 75);
+    test_swiglu(33, 8);
+    test_swiglu(7, 200);
+    test_swiglu(1, 3072);
     test_embedding(41, 97, 72);
-    test_crossentropy(13, 1001);
+    test_crossentropy(13, 1001);  // one logit at a time
+    test_crossentropy(5, 1004);   // four at a time
     test_lmhead_ce(50, 64, 1001, 16);
     test_lmhead_ce(7, 48, 300, 64);
     test_adamw(100003);
