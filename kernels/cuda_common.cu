@@ -63,10 +63,14 @@ static int g_pdl;
 __global__ void pdl_probe_kernel() { pdl_enter(); }
 
 extern "C" int paw_cuda_pdl_supported(void) {
+    static int known = -1;  // asked once: the decode step asks on every token, inside graph capture too
     if (!g_ready || g_prop.major < 9) return 0;
-    cudaFuncAttributes fa;
-    CUDA_CHECK(cudaFuncGetAttributes(&fa, pdl_probe_kernel));
-    return fa.ptxVersion >= 90;
+    if (known < 0) {
+        cudaFuncAttributes fa;
+        known = cudaFuncGetAttributes(&fa, pdl_probe_kernel) == cudaSuccess && fa.ptxVersion >= 90;
+        cudaGetLastError();  // a device without code for the probe: no programmatic launch, no sticky error
+    }
+    return known;
 }
 
 extern "C" int paw_cuda_set_pdl(int on) {

@@ -78,9 +78,15 @@ static int wait_stream(PawComm *c, const char *what) {
 
 static int after_compute(PawComm *c, const char *what);
 
+// A blocking operation inside a group would only be queued there, and its wait would return at
+// once: refused.
+static int not_grouped(PawComm *c, const char *what) {
+    return state(c)->grouped ? paw_error("rank %d: %s inside a group of non-blocking operations", c->rank, what) : 0;
+}
+
 static int allreduce(PawComm *c, void *buf, size_t n, ncclDataType_t type) {
     NcclState *st = state(c);
-    if (after_compute(c, "allreduce") != 0) return -1;
+    if (not_grouped(c, "allreduce") != 0 || after_compute(c, "allreduce") != 0) return -1;
     ncclResult_t r = ncclAllReduce(buf, buf, n, type, ncclSum, st->nccl, st->stream);
     return r != ncclSuccess ? nccl_fail(c, "allreduce", r) : wait_stream(c, "allreduce");
 }
@@ -97,7 +103,7 @@ static int equal_counts(const PawComm *c, const size_t *counts) {
 static int nccl_reduce_scatter(PawComm *c, const float *in, float *out, const size_t *counts) {
     NcclState *st = state(c);
     ncclResult_t r = ncclSuccess;
-    if (after_compute(c, "reduce-scatter") != 0) return -1;
+    if (not_grouped(c, "reduce-scatter") != 0 || after_compute(c, "reduce-scatter") != 0) return -1;
     if (equal_counts(c, counts)) {
         r = ncclReduceScatter(in, out, counts[0], ncclFloat32, ncclSum, st->nccl, st->stream);
     } else {
@@ -117,7 +123,7 @@ static int nccl_reduce_scatter(PawComm *c, const float *in, float *out, const si
 static int nccl_allgather(PawComm *c, float *buf, const size_t *counts) {
     NcclState *st = state(c);
     ncclResult_t r = ncclSuccess;
-    if (after_compute(c, "all-gather") != 0) return -1;
+    if (not_grouped(c, "all-gather") != 0 || after_compute(c, "all-gather") != 0) return -1;
     if (equal_counts(c, counts)) {
         r = ncclAllGather(buf + counts[0] * (size_t)c->rank, buf, counts[0], ncclFloat32, st->nccl, st->stream);
     } else {
@@ -218,6 +224,7 @@ static int nccl_progress(PawComm *c) {
 // after this on the compute stream see the reduced gradients.
 static int nccl_wait_all(PawComm *c) {
     NcclState *st = state(c);
+    if (not_grouped(c, "wait for the operations in flight") != 0) return -1;
     if (!st->inflight) return 0;
     st->inflight = 0;
     return wait_stream(c, "overlapped gradient reduction");

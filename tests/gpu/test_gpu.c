@@ -550,9 +550,12 @@ static void test_embedding(int N, int V, int C) {
 }
 
 // V % 4 == 0 runs the four-wide kernel, other V the scalar one.
+// The logits rise along each row, so that a thread's running maximum grows over its chunks (the
+// rescale of its running sum) wherever V spans several chunks per thread (V / 4 > 512).
 static void test_crossentropy(int N, int V) {
     char name[96];
     float *logits = rand_f32((size_t)N * V, 3.0f), *w = xmalloc(sizeof(float) * (size_t)N);
+    for (size_t i = 0; i < (size_t)N * V; i++) logits[i] += 6.0f * (float)(i % (size_t)V) / (float)V;
     int *tg = xmalloc(sizeof(int) * (size_t)N);
     for (int i = 0; i < N; i++) {
         tg[i] = (int)paw_rng_below(&g_rng, (uint64_t)V);
@@ -1634,9 +1637,9 @@ static void test_paw_step(int freeze_compiler, int recompute) {
 }
 
 // The PAW step's ZeRO-1 shards (paw_step_cuda_create with world > 1): each rank's update of its
-// block of every group matches the CPU AdamW on that block with the same gradients (no clipping,
-// no weight decay: the shard's local norm is not the global one, and the CPU optimizer decays
-// norm weights too), its moments are block-sized, its norm sums its blocks only, and nothing of
+// block of every group matches the CPU AdamW on that block with the same gradients, clipped by the
+// norm of all blocks (what the trainer sums over the ranks), without weight decay (the CPU
+// optimizer decays norm weights too), its moments are block-sized, its norm sums its blocks only, and nothing of
 // the prefix and mapper outside its blocks changes (the trainer gathers those from their owners;
 // the compiler's weights outside the shard are checked in test_model_zero_shards, since its
 // master weights here exist for the block only).
@@ -2240,8 +2243,8 @@ static void test_model_bf16_grads(const char *fixture) {
 // one rank's block, given the same gradients as an unsharded model (uploaded into the gradient
 // blocks, so both see identical values; a backward would differ by its atomics), together do
 // exactly the unsharded update: the same master weights, moments and stochastically rounded bf16
-// weights bit for bit on each shard (without clipping: the norm is summed in another order), the
-// other runs' weights untouched, and the shards' squared norms adding up to the whole one.
+// weights bit for bit on each shard over two clipped steps (each shard gets the unsharded model's
+// norm, which the trainer's sum over ranks gives up to rounding), the other runs' weights untouched, and the shards' squared norms adding up to the whole one.
 static void fill_grads(Qwen3Cuda *g, const float *h32, const float *h16) {
     float *f32;
     paw_bf16 *b16;
@@ -2599,6 +2602,7 @@ int main(void) {
     test_embedding(41, 97, 72);
     test_crossentropy(13, 1001);  // one logit at a time
     test_crossentropy(5, 1004);   // four at a time
+    test_crossentropy(3, 8196);   // four at a time, several chunks per thread
     test_lmhead_ce(50, 64, 1001, 16);
     test_lmhead_ce(7, 48, 300, 64);
     test_adamw(100003);
