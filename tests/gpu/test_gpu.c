@@ -2578,7 +2578,8 @@ int main(void) {
     test_rmsnorm(37, 200);  // C % 8 == 0: the 8-wide kernels
     test_rmsnorm(11, 75);   // the scalar ones
     test_rmsnorm(5, 2560);
-    test_qknorm_rope(19, 3, 1, 24);
+    test_qknorm_rope(19, 3, 1, 24);  // HD % 4 == 0: bf16 pairs per access
+    test_qknorm_rope(7, 3, 1, 22);   // one element per access
     test_qknorm_rope(23, 4, 2, 128);
     test_attention(2, 70, 4, 2, 24, 0);
     test_attention(2, 70, 4, 2, 24, 1);
