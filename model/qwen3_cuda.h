@@ -168,7 +168,8 @@ int qwen3_cuda_runs(const Qwen3Cuda *g, size_t lo, size_t hi, Qwen3CudaRun *out,
 
 // Partial recomputation (a model made with recompute): layers [0, keep) keep their activations
 // as without recompute, the others are recomputed in the backward. Each kept layer costs its
-// activations' memory (about 2 bytes x (4C + 2(Q+2KV) + Q + 3I) per token) and saves a third of
+// activations' memory (per token 2 bytes x (3C + 2(Q+2KV) + Q + 3I) of bf16, and 4 x (2 + NH) of
+// fp32 norm statistics and attention log-sum-exps; the layer inputs are kept either way) and saves a third of
 // its forward+backward time's worth of recomputation. keep >= num_layers is no recompute at all.
 // Drops the activations of the last forward (call it between steps). -1 + paw_error without recompute.
 int qwen3_cuda_set_recompute_keep(Qwen3Cuda *g, int keep);
