@@ -189,6 +189,31 @@ extern "C" int paw_step_cuda_forward(PawStepCuda *s, const PawStepExample *ex, i
     return forward(s, ex, B, 0, 0.0f, st);
 }
 
+extern "C" int paw_step_cuda_generate(PawStepCuda *s, const PawStepExample *ex, int B, int max_new, int stop_id,
+                                      int *out, int *counts) {
+    if (B <= 0 || s->lora_nb != B)
+        return paw_error("PAW step: generation needs the adapters of a forward over the same %d examples", B);
+    int T = 0;
+    for (int b = 0; b < B; b++) {
+        if (ex[b].interp_len < 1) return paw_error("PAW step: example %d has an empty interpreter prompt", b);
+        if (ex[b].interp_len > T) T = ex[b].interp_len;
+    }
+    int *ids = (int *)xcalloc((size_t)B * T, sizeof(int)), *lens = (int *)xmalloc(sizeof(int) * (size_t)B);
+    for (int b = 0; b < B; b++) {
+        memcpy(ids + (size_t)b * T, ex[b].interp_ids, sizeof(int) * (size_t)ex[b].interp_len);
+        lens[b] = ex[b].interp_len;
+    }
+    Qwen3CudaLora lo;
+    mapper_cuda_lora_view(&s->lora, &lo);
+    for (int m = 0; m < LORA_NUM_MODULES; m++) lo.dA[m] = lo.dB[m] = NULL;
+    int rc = qwen3_cuda_batch_set_lora(s->interp, &lo);
+    if (rc == 0) rc = qwen3_cuda_batch_generate(s->interp, ids, lens, B, T, max_new, stop_id, out, counts);
+    // The adapters are reallocated when a later batch has another size: no graph may keep them.
+    qwen3_cuda_batch_set_lora(s->interp, NULL);
+    free(ids), free(lens);
+    return rc;
+}
+
 extern "C" int paw_step_cuda_forward_backward_ex(PawStepCuda *s, const PawStepExample *ex, int B, float grad_scale,
                                                  PawStepStats *st, Qwen3GradsReadyFn on_grads_ready, void *ctx) {
     if (forward(s, ex, B, 1, grad_scale, st) != 0) return -1;

@@ -185,25 +185,68 @@ static double step_flops(const Trainer *tr, int n) {
 
 // ---- evaluation ---------------------------------------------------------------------------------
 
-// Greedy decode of one prompt (model ids), decoded to text and stripped. Caller frees.
+// Generated model ids (the stop token, if reached, last) as text, stripped; out is overwritten
+// with tokenizer ids. Caller frees; NULL + paw_error.
+static char *tokens_text(Trainer *tr, int *out, int got) {
+    if (got > 0 && out[got - 1] == tr->stop_id) got--;
+    for (int i = 0; i < got; i++) out[i] = tr->vmap.n ? paw_vocab_map_to_tokenizer(&tr->vmap, out[i]) : out[i];
+    size_t len;
+    char *raw = paw_tokenizer_decode(tr->tok, out, (size_t)got, &len), *text = NULL;
+    if (raw) {
+        text = paw_strip(raw, len);
+        free(raw);
+    }
+    return text;
+}
+
+// Greedy decode of one prompt (model ids) on the host, decoded to text and stripped. Caller frees.
 static char *generate_text(Trainer *tr, const Qwen3Lora *lora, const int *prompt, int n) {
     int max_new = tr->cfg.max_new_tokens;
     int *out = xmalloc(sizeof(int) * (size_t)(max_new + 1));
     int got = qwen3_generate(tr->interp, lora, prompt, n, max_new, tr->stop_id, out);
-    char *text = NULL;
-    if (got >= 0) {
-        if (got > 0 && out[got - 1] == tr->stop_id) got--;
-        for (int i = 0; i < got; i++) out[i] = tr->vmap.n ? paw_vocab_map_to_tokenizer(&tr->vmap, out[i]) : out[i];
-        size_t len;
-        char *raw = paw_tokenizer_decode(tr->tok, out, (size_t)got, &len);
-        if (raw) {
-            text = paw_strip(raw, len);
-            free(raw);
-        }
-    }
+    char *text = got >= 0 ? tokens_text(tr, out, got) : NULL;
     free(out);
     return text;
 }
+
+static int on_gpu(const Trainer *tr);
+
+#ifdef PAW_CUDA
+// Training on the GPU, evaluation runs there too (the host models would take minutes per example
+// at full size): the loss of the first n examples of tr->ex, then each one's greedy output, all
+// rows of the chunk decoded together (with its own adapter in PAW mode). texts[j] gets example
+// j's stripped output (caller frees).
+static int gpu_eval_chunk(Trainer *tr, int n, double *loss_sum, double *wsum, char **texts) {
+    int max_new = tr->cfg.max_new_tokens, rc = 0;
+    int *out = xmalloc(sizeof(int) * (size_t)n * (size_t)(max_new > 0 ? max_new : 1));
+    int *counts = xcalloc((size_t)n, sizeof(int));
+    if (tr->gpu) {
+        PawStepStats st;
+        rc = paw_step_cuda_forward(tr->gpu, tr->ex, n, &st);
+        if (rc == 0) *loss_sum += st.loss_sum, *wsum += st.target_tokens;
+        if (rc == 0) rc = paw_step_cuda_generate(tr->gpu, tr->ex, n, max_new, tr->stop_id, out, counts);
+    } else {
+        double ls, ws;
+        int ntok, T = 0;
+        rc = lm_step(tr, n, 0, 0, NULL, NULL, &ls, &ws, &ntok);
+        if (rc == 0) *loss_sum += ls, *wsum += ws;
+        for (int j = 0; j < n; j++)
+            if (tr->ex[j].interp_len > T) T = tr->ex[j].interp_len;
+        int *ids = xcalloc((size_t)n * (size_t)(T ? T : 1), sizeof(int)), *lens = xmalloc(sizeof(int) * (size_t)n);
+        for (int j = 0; j < n; j++) {
+            memcpy(ids + (size_t)j * T, tr->ex[j].interp_ids, sizeof(int) * (size_t)tr->ex[j].interp_len);
+            lens[j] = tr->ex[j].interp_len;
+        }
+        if (rc == 0) rc = qwen3_cuda_batch_set_lora(tr->gpu_lm, NULL);
+        if (rc == 0) rc = qwen3_cuda_batch_generate(tr->gpu_lm, ids, lens, n, T, max_new, tr->stop_id, out, counts);
+        free(ids), free(lens);
+    }
+    for (int j = 0; j < n && rc == 0; j++)
+        if (!(texts[j] = tokens_text(tr, out + (size_t)j * max_new, counts[j]))) rc = -1;
+    free(out), free(counts);
+    return rc;
+}
+#endif
 
 typedef struct {
     double loss;
@@ -248,6 +291,25 @@ static int evaluate(Trainer *tr, PawDataset *ds, EvalResult *res) {
     for (int i0 = 0; i0 < K && rc == 0; i0 += chunk) {
         int n = K - i0 < chunk ? K - i0 : chunk;
         for (int j = 0; j < n && rc == 0; j++) rc = fetch_copy(tr, ds, (uint64_t)(i0 + j), &toks[j], &tr->ex[j], &outputs[j]);
+#ifdef PAW_CUDA
+        if (rc == 0 && on_gpu(tr)) {
+            char **texts = xcalloc((size_t)n, sizeof(char *));
+            rc = gpu_eval_chunk(tr, n, &loss_sum, &wsum, texts);
+            for (int j = 0; j < n; j++) {
+                if (rc == 0) {
+                    res->em_hits += strcmp(texts[j], outputs[j]) == 0;
+                    res->em_total++;
+                }
+                free(texts[j]);
+            }
+            free(texts);
+            for (int j = 0; j < n; j++) {
+                free(toks[j]), free(outputs[j]);
+                toks[j] = NULL, outputs[j] = NULL;
+            }
+            continue;
+        }
+#endif
         Qwen3Lora *lora = NULL;
         if (rc == 0 && tr->pretrain) {
             double ls, ws;
@@ -1132,8 +1194,7 @@ static int train_loop(Trainer *tr) {
                 fprintf(stderr, "step %ld/%d %s eta %.0fs\n", tr->step, c->steps, extra, eta);
         }
         if (c->eval_every > 0 && (tr->step % c->eval_every == 0 || tr->step == c->steps)) {
-            rc = gpu_to_host(tr, 0);  // evaluation decodes with the host models
-            if (rc == 0 && rank0) rc = run_eval(tr, &prog);
+            if (rank0) rc = run_eval(tr, &prog);  // on the device that trains (gpu_eval_chunk)
             if (rc == 0) rc = wait_for_rank0(tr);
         }
         if (rc == 0 && ((c->save_every > 0 && tr->step % c->save_every == 0) || tr->step == c->steps)) {

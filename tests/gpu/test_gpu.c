@@ -1636,6 +1636,55 @@ static void test_paw_step(int freeze_compiler, int recompute) {
     paw_model_free(&pm);
 }
 
+// Evaluation during GPU training: paw_step_cuda_generate decodes both fixture examples together,
+// each with its own adapter from the forward before it. Checked token by token against the fp32
+// CPU model with the CPU adapters, teacher-forced on the GPU's tokens: each GPU token must be the
+// CPU's argmax or within 5% of the CPU logits' spread of it (bf16 activations move logits by
+// about that much; a wrong adapter, row or position moves them far more).
+static void test_paw_step_generate(void) {
+    PawModel pm;
+    PawFixtureBatch fb;
+    if (load_paw_fixture(&pm, &fb, 0) != 0) return;
+    const int B = 2, max_new = 6;
+    PawStepCuda *s = paw_step_cuda_create(&pm, 1, 0, 1);
+    PawStepStats st, cst;
+    int out[2 * 6], counts[2];
+    CHECK(s && paw_step_cuda_forward(s, fb.ex, B, &st) == 0, "paw step forward: %s", paw_last_error());
+    CHECK(s && paw_step_cuda_generate(s, fb.ex, B, max_new, -1, out, counts) == 0, "paw step generate: %s",
+          paw_last_error());
+    CHECK(s && paw_step_cuda_generate(s, fb.ex, 1, max_new, -1, out, counts) != 0,
+          "generation refused without a forward over the same examples");
+    CHECK(paw_forward(&pm, fb.ex, B, &cst) == 0, "cpu paw forward: %s", paw_last_error());
+    CHECK(fabs(st.loss - cst.loss) < 1e-2 * fabs(cst.loss), "paw step eval loss %f vs cpu %f", st.loss, cst.loss);
+    const int V = pm.interp.cfg.vocab_size;
+    int far = 0, checked = 0;
+    for (int j = 0; j < B && s; j++) {
+        CHECK(counts[j] == max_new, "example %d: %d tokens, expected %d (no stop token)", j, counts[j], max_new);
+        Qwen3Lora one;
+        mapper_lora_select(&pm.mapper.cfg, &pm.lora, j, &one);
+        int n0 = fb.ex[j].interp_len, *seq = xmalloc(sizeof(int) * (size_t)(n0 + max_new));
+        memcpy(seq, fb.ex[j].interp_ids, sizeof(int) * (size_t)n0);
+        for (int k = 0; k < counts[j] && k < max_new; k++) {
+            Qwen3Inputs in = {.ids = seq, .logits_mode = QWEN3_LOGITS_LAST, .lora = &one};
+            if (qwen3_forward(&pm.interp, &in, 1, n0 + k) != 0) break;
+            const float *lg = pm.interp.acts.logits;
+            float hi = lg[0], lo = lg[0];
+            for (int v = 1; v < V; v++) hi = fmaxf(hi, lg[v]), lo = fminf(lo, lg[v]);
+            int tok = out[j * max_new + k];
+            far += !(tok >= 0 && tok < V && lg[tok] >= hi - 0.05f * (hi - lo));
+            checked++;
+            seq[n0 + k] = tok;
+        }
+        free(seq);
+        mapper_lora_free(&one);
+    }
+    CHECK(checked == B * max_new && far == 0, "paw step generate: %d of %d tokens far from the CPU's argmax", far,
+          checked);
+    if (s) paw_step_cuda_free(s);
+    free_paw_batch(&fb);
+    paw_model_free(&pm);
+}
+
 // The PAW step's ZeRO-1 shards (paw_step_cuda_create with world > 1): each rank's update of its
 // block of every group matches the CPU AdamW on that block with the same gradients, clipped by the
 // norm of all blocks (what the trainer sums over the ranks), without weight decay (the CPU
@@ -2642,6 +2691,7 @@ int main(void) {
     test_paw_step(0, 1);
     test_paw_step(0, 2);
     test_paw_step(1, 0);
+    test_paw_step_generate();
     test_paw_step_zero(2);
     test_paw_step_zero(3);
     test_attention_rows(3, 1, 70, 4, 2, 128);

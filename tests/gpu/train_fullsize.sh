@@ -4,7 +4,8 @@
 # Prints from log.jsonl the steady-state step time, the host data time inside it, the bare step
 # (the rest: the device work), the wall time per step (everything: data, logging, progress) and
 # its overhead over the bare step, examples/s, tokens/s and MFU, the same with one checkpoint
-# save amortised per 500 steps, the checkpoint save time (one save, at the end: a 4B compiler
+# save and one evaluation (64 validation examples: loss and greedy exact match, on the GPU)
+# amortised per 500 steps, the evaluation time, the checkpoint save time (one save, at the end: a 4B compiler
 # with its optimizer state is ~50 GB), and the load time of a resume;
 # compare with `paw bench paw` at the same batch shape, in the same device call.
 # Usage (repository root, after make): tests/gpu/train_fullsize.sh [WORKDIR] [STEPS]
@@ -63,7 +64,8 @@ cat >"$W/train.json" <<JSON
 {"mode": "paw", "device": "$DEVICE", "compiler": "$W/compiler", "interpreter": "$W/interpreter",
  "train_data": "$W/shards", "out_dir": "$RUN", "steps": $STEPS, "max_batch_examples": 8,
  "batch_tokens": 1000000, "lr": 1e-5, "warmup_steps": 2, "log_every": 1, "save_every": $STEPS,
- "keep_last": 1, "recompute": true, "eval_every": 0, "seed": 1}
+ "keep_last": 1, "recompute": true, "seed": 1,
+ "val_data": "$W/shards", "eval_every": $STEPS, "eval_examples": 64, "max_new_tokens": 32}
 JSON
 t0=$(t)
 "$paw" train "$W/train.json" 2>"$W/train.err" || { tail -5 "$W/train.err"; exit 1; }
@@ -89,15 +91,18 @@ bare_s = statistics.median(r["step_s"] - r.get("data_s", 0.0) for r in steady)  
 # Everything between two logged steps (data, logging, progress) from the loop's own clock.
 wall_s = (steady[-1]["wall_s"] - run[2]["wall_s"]) / len(steady) if "wall_s" in run[-1] else step_s
 saves = [r["save_s"] for r in rows if r.get("event") == "checkpoint"]
+evals = [r["seconds"] for r in rows if r.get("event") == "eval"]  # at step 0 and at the end: 64 examples each
 loads = [r["load_s"] for r in rows if r.get("event") == "resume"]
 save = max(saves) if saves else 0.0
+ev = max(evals) if evals else 0.0
+every = save / 500 + ev / 500  # a checkpoint and an evaluation (64 examples, 32 new tokens) every 500 steps
 print("| full-size paw train | median step s | data s in it | bare step s | wall s per step | over bare | tokens/s "
-      "| MFU | examples/s (wall) | examples/s, a save every 500 steps | save s | load s |")
-print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+      "| MFU | examples/s (wall) | examples/s, a save and an eval every 500 steps | save s | eval s | load s |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 print(f"| {steps} steps | {step_s:.3f} | {data_s:.3f} | {bare_s:.3f} | {wall_s:.3f} | {100 * (wall_s / bare_s - 1):+.1f}% | "
       f"{statistics.median(r['tokens_per_s'] for r in steady):.0f} | "
-      f"{100*statistics.median(r['mfu'] for r in steady):.1f}% | {8 / wall_s:.2f} | {8 / (wall_s + save / 500):.2f} | "
-      f"{save:.1f} | {loads[-1] if loads else float('nan'):.1f} |")
+      f"{100*statistics.median(r['mfu'] for r in steady):.1f}% | {8 / wall_s:.2f} | {8 / (wall_s + every):.2f} | "
+      f"{save:.1f} | {ev:.1f} | {loads[-1] if loads else float('nan'):.1f} |")
 tok = statistics.median(r["tokens_per_s"] * r["step_s"] for r in steady)
 if "gpu_peak_gib" in run[-1]:
     print(f"GPU memory high-water mark: {run[-1]['gpu_peak_gib']:.1f} GiB")
@@ -105,5 +110,5 @@ print(f"tokens per step: {tok:.0f} (the bench shape: 8 x (384 + 384) = 6144)")
 if bench_ms:
     print(f"paw bench paw, same shape, same call: {bench_ms:.1f} ms/step; paw train wall per step is "
           f"{100 * (wall_s / (bench_ms / 1e3) - 1):+.1f}% of it (issue target: within 10%), "
-          f"{100 * ((wall_s + save / 500) / (bench_ms / 1e3) - 1):+.1f}% with a save every 500 steps")
+          f"{100 * ((wall_s + every) / (bench_ms / 1e3) - 1):+.1f}% with a save and an evaluation every 500 steps")
 PY
