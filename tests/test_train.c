@@ -216,6 +216,31 @@ Test(train_e2e, pretrain_mode_and_mismatched_vocabularies, .timeout = 300) {
     }
     cr_assert_eq(rows, 8);
     free(log);
+    // Evaluation chunks follow the training budget (batch_tokens 200: every example of this world
+    // fits alone, 116-150 tokens, and no two fit together: one example each, every
+    // fetched example waits for the next chunk) and still cover every requested example.
+    snprintf(path, sizeof path, "%s/pre1.json", g_dir);
+    snprintf(text, sizeof text,
+             "{\"mode\":\"pretrain\",\"interpreter\":\"%s/interp\",\"train_data\":\"%s/train\",\"val_data\":\"%s/val\","
+             "\"out_dir\":\"%s/pre1\",\"steps\":1,\"lr\":0.01,\"max_batch_examples\":8,\"batch_tokens\":200,"
+             "\"eval_every\":1,\"eval_examples\":5,\"max_new_tokens\":2}",
+             g_dir, g_dir, g_dir, g_dir);
+    cr_assert_eq(paw_write_file_atomic(path, text, strlen(text)), 0);
+    cr_assert_eq(sh("%s train %s 2>%s/pre1.err", p, path, g_dir), 0);
+    snprintf(path, sizeof path, "%s/pre1/log.jsonl", g_dir);
+    log = paw_read_file(path, NULL);
+    int evals = 0;
+    for (char *line = strtok(log, "\n"); line; line = strtok(NULL, "\n")) {
+        cJSON *o = cJSON_Parse(line);
+        const cJSON *ve = cJSON_GetObjectItem(o, "val_examples");
+        if (cJSON_IsNumber(ve)) {
+            cr_assert_eq(ve->valueint, 5, "%s", line);
+            evals++;
+        }
+        cJSON_Delete(o);
+    }
+    cr_assert_eq(evals, 2, "evaluations at steps 0 and 1");
+    free(log);
     // A compiler whose trimmed vocabulary differs from the interpreter's is refused up front.
     cr_assert_eq(sh("%s init --shape tests/fixtures/train/comp-shape.json --out %s/comp2 --vocab-from %s/val >/dev/null 2>&1",
                     p, g_dir, g_dir), 0);

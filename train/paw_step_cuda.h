@@ -48,8 +48,8 @@ int paw_step_cuda_forward_backward(PawStepCuda *s, const PawStepExample *ex, int
 int paw_step_cuda_forward_backward_ex(PawStepCuda *s, const PawStepExample *ex, int B, float grad_scale,
                                       PawStepStats *st, Qwen3GradsReadyFn on_grads_ready, void *ctx);
 // Greedy decoding of each example's interpreter prompt with its own adapter, as the last
-// paw_step_cuda_forward over these same B examples made them (batched: one prefill, then one
-// step over all rows per token): example b's tokens go to out + b * max_new, their count to
+// paw_step_cuda_forward over these same B examples made them (only the count B can be checked
+// here; batched: one prefill, then one step over all rows per token): example b's tokens go to out + b * max_new, their count to
 // counts[b]; a row stops after stop_id (kept) or max_new tokens. For evaluation during training
 // on the GPU. 0, or -1 + paw_error.
 int paw_step_cuda_generate(PawStepCuda *s, const PawStepExample *ex, int B, int max_new, int stop_id, int *out,

@@ -274,23 +274,49 @@ static int fetch_copy(Trainer *tr, PawDataset *ds, uint64_t i, int32_t **toks, P
     return 0;
 }
 
+// A chunk's cost under the training loader's token budget (data/loader.c): the padded batch, or
+// the sum of the sequences, so that evaluation never needs larger buffers than training did.
+static int64_t chunk_cost(const Trainer *tr, int n, int64_t sum, int64_t maxc, int64_t maxi) {
+    return tr->loader_cfg.mode == PAW_BUDGET_SUM ? sum : (int64_t)n * (maxc + maxi);
+}
+
 static int evaluate(Trainer *tr, PawDataset *ds, EvalResult *res) {
     memset(res, 0, sizeof *res);
     uint64_t total = paw_dataset_size(ds);
     int K = (uint64_t)tr->cfg.eval_examples < total ? tr->cfg.eval_examples : (int)total;
     int chunk = tr->cfg.max_batch_examples;
-    int32_t **toks = xcalloc((size_t)chunk, sizeof(int32_t *));
-    char **outputs = xcalloc((size_t)chunk, sizeof(char *));
-    if (chunk > tr->ex_cap) {
+    // One slot more than a chunk: the example that did not fit waits there for the next chunk.
+    int32_t **toks = xcalloc((size_t)chunk + 1, sizeof(int32_t *));
+    char **outputs = xcalloc((size_t)chunk + 1, sizeof(char *));
+    if (chunk + 1 > tr->ex_cap) {
         free(tr->ex);
-        tr->ex_cap = chunk;
-        tr->ex = xmalloc(sizeof(PawStepExample) * (size_t)chunk);
+        tr->ex_cap = chunk + 1;
+        tr->ex = xmalloc(sizeof(PawStepExample) * (size_t)tr->ex_cap);
     }
     double loss_sum = 0, wsum = 0;
-    int rc = 0;
-    for (int i0 = 0; i0 < K && rc == 0; i0 += chunk) {
-        int n = K - i0 < chunk ? K - i0 : chunk;
-        for (int j = 0; j < n && rc == 0; j++) rc = fetch_copy(tr, ds, (uint64_t)(i0 + j), &toks[j], &tr->ex[j], &outputs[j]);
+    int rc = 0, next = 0, waiting = 0;
+    while (rc == 0 && (next < K || waiting)) {
+        // Chunks as the loader cuts training batches: at most max_batch_examples, within
+        // batch_tokens (a single example always fits).
+        int n = 0;
+        int64_t sum = 0, maxc = 0, maxi = 0;
+        if (waiting) {
+            toks[0] = toks[chunk], outputs[0] = outputs[chunk], tr->ex[0] = tr->ex[chunk];
+            toks[chunk] = NULL, outputs[chunk] = NULL, waiting = 0;
+        }
+        for (;;) {
+            int have = n == 0 && toks[0] != NULL;  // the example that waited
+            if (!have && (n == chunk || next == K)) break;
+            if (!have && (rc = fetch_copy(tr, ds, (uint64_t)next++, &toks[n], &tr->ex[n], &outputs[n])) != 0) break;
+            int64_t c = tr->ex[n].comp_len, t = (int64_t)tr->ex[n].interp_len + tr->ex[n].target_len;
+            int64_t nmaxc = c > maxc ? c : maxc, nmaxi = t > maxi ? t : maxi;
+            if (n > 0 && chunk_cost(tr, n + 1, sum + c + t, nmaxc, nmaxi) > tr->cfg.batch_tokens) {
+                toks[chunk] = toks[n], outputs[chunk] = outputs[n], tr->ex[chunk] = tr->ex[n];
+                toks[n] = NULL, outputs[n] = NULL, waiting = 1;
+                break;
+            }
+            sum += c + t, maxc = nmaxc, maxi = nmaxi, n++;
+        }
 #ifdef PAW_CUDA
         if (rc == 0 && on_gpu(tr)) {
             char **texts = xcalloc((size_t)n, sizeof(char *));
@@ -339,6 +365,7 @@ static int evaluate(Trainer *tr, PawDataset *ds, EvalResult *res) {
             toks[j] = NULL, outputs[j] = NULL;
         }
     }
+    for (int j = 0; j <= chunk; j++) free(toks[j]), free(outputs[j]);
     free(toks);
     free(outputs);
     res->loss = wsum > 0 ? loss_sum / wsum : 0;
@@ -771,7 +798,7 @@ static int on_gpu(const Trainer *tr) {
 #endif
 }
 
-// Device state -> host tensors, before an evaluation (weights) or a checkpoint (and moments).
+// Device state -> host tensors, before a checkpoint or the export (evaluation runs on the device).
 // Under ZeRO-1 each rank's fp32 master covers its block only: the host copies are then completed
 // from the other ranks (every rank calls this at the same point of the loop).
 static int gpu_to_host(Trainer *tr, int with_moments) {

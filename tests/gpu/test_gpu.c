@@ -1640,7 +1640,9 @@ static void test_paw_step(int freeze_compiler, int recompute) {
 // each with its own adapter from the forward before it. Checked token by token against the fp32
 // CPU model with the CPU adapters, teacher-forced on the GPU's tokens: each GPU token must be the
 // CPU's argmax or within 5% of the CPU logits' spread of it (bf16 activations move logits by
-// about that much; a wrong adapter, row or position moves them far more).
+// about that much). A wiring check: swapped rows, a missing adapter or a wrong prompt length
+// fail it; the adapters' values are checked by the forward's loss here and by the batched
+// decoding tests (test_model_batch_decode).
 static void test_paw_step_generate(void) {
     PawModel pm;
     PawFixtureBatch fb;
@@ -1653,7 +1655,7 @@ static void test_paw_step_generate(void) {
     CHECK(s && paw_step_cuda_generate(s, fb.ex, B, max_new, -1, out, counts) == 0, "paw step generate: %s",
           paw_last_error());
     CHECK(s && paw_step_cuda_generate(s, fb.ex, 1, max_new, -1, out, counts) != 0,
-          "generation refused without a forward over the same examples");
+          "generation refused for another batch size than the forward's");
     CHECK(paw_forward(&pm, fb.ex, B, &cst) == 0, "cpu paw forward: %s", paw_last_error());
     CHECK(fabs(st.loss - cst.loss) < 1e-2 * fabs(cst.loss), "paw step eval loss %f vs cpu %f", st.loss, cst.loss);
     const int V = pm.interp.cfg.vocab_size;
