@@ -180,18 +180,24 @@ Test(train_e2e, resume_is_bit_exact_and_a_killed_save_leaves_the_previous_checkp
     sh("rm -rf %s", g_dir);
 }
 
+// A pre-training run of the world's interpreter into g_dir/NAME with these extra settings (JSON
+// members); it must succeed.
+static void pretrain_run(const char *name, const char *settings) {
+    char path[256], text[1024];
+    snprintf(path, sizeof path, "%s/%s.json", g_dir, name);
+    snprintf(text, sizeof text,
+             "{\"mode\":\"pretrain\",\"interpreter\":\"%s/interp\",\"train_data\":\"%s/train\",\"val_data\":\"%s/val\","
+             "\"out_dir\":\"%s/%s\",\"lr\":0.01,\"max_batch_examples\":8,%s}",
+             g_dir, g_dir, g_dir, g_dir, name, settings);
+    cr_assert_eq(paw_write_file_atomic(path, text, strlen(text)), 0);
+    cr_assert_eq(sh("%s train %s 2>%s/%s.err", paw_bin(), path, g_dir, name), 0, "see %s/%s.err", g_dir, name);
+}
+
 Test(train_e2e, pretrain_mode_and_mismatched_vocabularies, .timeout = 300) {
     make_world(g_dir);
     const char *p = paw_bin();
     char path[256], text[1024];
-    snprintf(path, sizeof path, "%s/pre.json", g_dir);
-    snprintf(text, sizeof text,
-             "{\"mode\":\"pretrain\",\"interpreter\":\"%s/interp\",\"train_data\":\"%s/train\",\"val_data\":\"%s/val\","
-             "\"out_dir\":\"%s/pre\",\"steps\":8,\"lr\":0.01,\"max_batch_examples\":8,\"batch_tokens\":8192,"
-             "\"eval_every\":8,\"eval_examples\":4,\"max_new_tokens\":4}",
-             g_dir, g_dir, g_dir, g_dir);
-    cr_assert_eq(paw_write_file_atomic(path, text, strlen(text)), 0);
-    cr_assert_eq(sh("%s train %s 2>%s/pre.err", p, path, g_dir), 0);
+    pretrain_run("pre", "\"steps\":8,\"batch_tokens\":8192,\"eval_every\":8,\"eval_examples\":4,\"max_new_tokens\":4");
     double l[8];
     cr_assert_eq(read_losses("pre", l, 8), 8);
     cr_assert(l[7] < l[0], "pre-training loss should fall: %f -> %f", l[0], l[7]);
@@ -219,14 +225,7 @@ Test(train_e2e, pretrain_mode_and_mismatched_vocabularies, .timeout = 300) {
     // Evaluation chunks follow the training budget (batch_tokens 200: every example of this world
     // fits alone, 116-150 tokens, and no two fit together: one example each, every
     // fetched example waits for the next chunk) and still cover every requested example.
-    snprintf(path, sizeof path, "%s/pre1.json", g_dir);
-    snprintf(text, sizeof text,
-             "{\"mode\":\"pretrain\",\"interpreter\":\"%s/interp\",\"train_data\":\"%s/train\",\"val_data\":\"%s/val\","
-             "\"out_dir\":\"%s/pre1\",\"steps\":1,\"lr\":0.01,\"max_batch_examples\":8,\"batch_tokens\":200,"
-             "\"eval_every\":1,\"eval_examples\":5,\"max_new_tokens\":2}",
-             g_dir, g_dir, g_dir, g_dir);
-    cr_assert_eq(paw_write_file_atomic(path, text, strlen(text)), 0);
-    cr_assert_eq(sh("%s train %s 2>%s/pre1.err", p, path, g_dir), 0);
+    pretrain_run("pre1", "\"steps\":1,\"batch_tokens\":200,\"eval_every\":1,\"eval_examples\":5,\"max_new_tokens\":2");
     snprintf(path, sizeof path, "%s/pre1/log.jsonl", g_dir);
     log = paw_read_file(path, NULL);
     int evals = 0;
