@@ -1,8 +1,8 @@
 // The bridge between the training loop's host tensors (TrainParam: the CPU layout that
 // checkpoints and export use) and the GPU PAW step (train/paw_step_cuda.h), which holds the
 // working copy of every weight, gradient and AdamW moment on the device. The loop keeps its
-// CPU structure: the device state is copied to the host before a checkpoint, an evaluation or
-// the export, and copied back after a resume. Only in CUDA builds.
+// CPU structure: the device state is copied to the host before a checkpoint or the export, and
+// copied back after a resume (evaluation runs on the device). Only in CUDA builds.
 #ifndef PAW_TRAIN_TRAIN_GPU_H
 #define PAW_TRAIN_TRAIN_GPU_H
 
