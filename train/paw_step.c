@@ -64,6 +64,21 @@ void paw_interp_batch(const PawStepExample *ex, int B, int T, int *ids, int *tar
     }
 }
 
+int paw_interp_prompts(const PawStepExample *ex, int B, int **ids, int **lens) {
+    int T = 0;
+    for (int b = 0; b < B; b++) {
+        if (ex[b].interp_len <= 0) return paw_error("example %d has an empty interpreter prompt", b);
+        if (ex[b].interp_len > T) T = ex[b].interp_len;
+    }
+    *ids = xcalloc((size_t)B * (size_t)T, sizeof(int));
+    *lens = xmalloc(sizeof(int) * (size_t)B);
+    for (int b = 0; b < B; b++) {
+        memcpy(*ids + (size_t)b * T, ex[b].interp_ids, sizeof(int) * (size_t)ex[b].interp_len);
+        (*lens)[b] = ex[b].interp_len;
+    }
+    return T;
+}
+
 // Compiler + mapper + interpreter forward; leaves everything the backward needs in place.
 static int forward(PawModel *pm, const PawStepExample *ex, int B, int with_grads, PawStepStats *st) {
     if (B <= 0) return paw_error("PAW step: empty batch");

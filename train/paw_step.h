@@ -43,6 +43,10 @@ typedef struct {
 // tokens (the target's last token is <|im_end|>).
 int paw_interp_batch_len(const PawStepExample *ex, int B);
 void paw_interp_batch(const PawStepExample *ex, int B, int T, int *ids, int *targets, float *weights);
+// The interpreter prompts alone, right padded, for batched greedy decoding: *ids [B*T] (0 past each
+// prompt) and *lens [B], both malloc'd. Returns T, the longest prompt, or -1 + paw_error for an
+// empty one (nothing allocated then).
+int paw_interp_prompts(const PawStepExample *ex, int B, int **ids, int **lens);
 
 // Takes ownership of the loaded compiler and interpreter models.
 int paw_model_init(PawModel *pm, Qwen3 *compiler, Qwen3 *interpreter, int prefix_len, int lora_rank,

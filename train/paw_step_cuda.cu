@@ -193,16 +193,8 @@ extern "C" int paw_step_cuda_generate(PawStepCuda *s, const PawStepExample *ex, 
                                       int *out, int *counts) {
     if (B <= 0 || s->lora_nb != B)
         return paw_error("PAW step: generation needs the adapters of a forward over the same %d examples", B);
-    int T = 0;
-    for (int b = 0; b < B; b++) {
-        if (ex[b].interp_len < 1) return paw_error("PAW step: example %d has an empty interpreter prompt", b);
-        if (ex[b].interp_len > T) T = ex[b].interp_len;
-    }
-    int *ids = (int *)xcalloc((size_t)B * T, sizeof(int)), *lens = (int *)xmalloc(sizeof(int) * (size_t)B);
-    for (int b = 0; b < B; b++) {
-        memcpy(ids + (size_t)b * T, ex[b].interp_ids, sizeof(int) * (size_t)ex[b].interp_len);
-        lens[b] = ex[b].interp_len;
-    }
+    int *ids, *lens, T = paw_interp_prompts(ex, B, &ids, &lens);
+    if (T < 0) return paw_error_context("PAW step");
     Qwen3CudaLora lo;
     mapper_cuda_lora_view(&s->lora, &lo);
     for (int m = 0; m < LORA_NUM_MODULES; m++) lo.dA[m] = lo.dB[m] = NULL;

@@ -209,6 +209,30 @@ static char *generate_text(Trainer *tr, const Qwen3Lora *lora, const int *prompt
     return text;
 }
 
+// The same on the host models, one example at a time (each with its own adapter in PAW mode).
+static int host_eval_chunk(Trainer *tr, int n, double *loss_sum, double *wsum, char **texts) {
+    Qwen3Lora *lora = NULL;
+    if (tr->pretrain) {
+        double ls, ws;
+        int ntok;
+        if (lm_step(tr, n, 0, 0, NULL, NULL, &ls, &ws, &ntok) != 0) return -1;
+        *loss_sum += ls, *wsum += ws;
+    } else {
+        PawStepStats st;
+        if (paw_forward(&tr->pm, tr->ex, n, &st) != 0) return -1;
+        *loss_sum += st.loss_sum, *wsum += st.target_tokens;
+        lora = &tr->pm.lora;
+    }
+    for (int j = 0; j < n; j++) {
+        Qwen3Lora one;
+        if (lora) mapper_lora_select(&tr->pm.mapper.cfg, lora, j, &one);
+        texts[j] = generate_text(tr, lora ? &one : NULL, tr->ex[j].interp_ids, tr->ex[j].interp_len);
+        if (lora) mapper_lora_free(&one);
+        if (!texts[j]) return -1;
+    }
+    return 0;
+}
+
 static int on_gpu(const Trainer *tr);
 
 #ifdef PAW_CUDA
@@ -227,16 +251,10 @@ static int gpu_eval_chunk(Trainer *tr, int n, double *loss_sum, double *wsum, ch
         if (rc == 0) rc = paw_step_cuda_generate(tr->gpu, tr->ex, n, max_new, tr->stop_id, out, counts);
     } else {
         double ls, ws;
-        int ntok, T = 0;
+        int ntok, *ids = NULL, *lens = NULL, T = -1;
         rc = lm_step(tr, n, 0, 0, NULL, NULL, &ls, &ws, &ntok);
         if (rc == 0) *loss_sum += ls, *wsum += ws;
-        for (int j = 0; j < n; j++)
-            if (tr->ex[j].interp_len > T) T = tr->ex[j].interp_len;
-        int *ids = xcalloc((size_t)n * (size_t)(T ? T : 1), sizeof(int)), *lens = xmalloc(sizeof(int) * (size_t)n);
-        for (int j = 0; j < n; j++) {
-            memcpy(ids + (size_t)j * T, tr->ex[j].interp_ids, sizeof(int) * (size_t)tr->ex[j].interp_len);
-            lens[j] = tr->ex[j].interp_len;
-        }
+        if (rc == 0 && (T = paw_interp_prompts(tr->ex, n, &ids, &lens)) < 0) rc = -1;
         if (rc == 0) rc = qwen3_cuda_batch_set_lora(tr->gpu_lm, NULL);
         if (rc == 0) rc = qwen3_cuda_batch_generate(tr->gpu_lm, ids, lens, n, T, max_new, tr->stop_id, out, counts);
         free(ids), free(lens);
@@ -317,53 +335,23 @@ static int evaluate(Trainer *tr, PawDataset *ds, EvalResult *res) {
             }
             sum += c + t, maxc = nmaxc, maxi = nmaxi, n++;
         }
+        // The chunk's loss and outputs, on the device that trains or on the host models.
+        char **texts = xcalloc((size_t)n + 1, sizeof(char *));
+        int device = 0;
 #ifdef PAW_CUDA
-        if (rc == 0 && on_gpu(tr)) {
-            char **texts = xcalloc((size_t)n, sizeof(char *));
-            rc = gpu_eval_chunk(tr, n, &loss_sum, &wsum, texts);
-            for (int j = 0; j < n; j++) {
-                if (rc == 0) {
-                    res->em_hits += strcmp(texts[j], outputs[j]) == 0;
-                    res->em_total++;
-                }
-                free(texts[j]);
-            }
-            free(texts);
-            for (int j = 0; j < n; j++) {
-                free(toks[j]), free(outputs[j]);
-                toks[j] = NULL, outputs[j] = NULL;
-            }
-            continue;
-        }
+        device = on_gpu(tr);
+        if (rc == 0 && device) rc = gpu_eval_chunk(tr, n, &loss_sum, &wsum, texts);
 #endif
-        Qwen3Lora *lora = NULL;
-        if (rc == 0 && tr->pretrain) {
-            double ls, ws;
-            int ntok;
-            rc = lm_step(tr, n, 0, 0, NULL, NULL, &ls, &ws, &ntok);
-            loss_sum += ls, wsum += ws;
-        } else if (rc == 0) {
-            PawStepStats st;
-            rc = paw_forward(&tr->pm, tr->ex, n, &st);
-            loss_sum += st.loss_sum, wsum += st.target_tokens;
-            lora = &tr->pm.lora;
-        }
-        for (int j = 0; j < n && rc == 0; j++) {
-            Qwen3Lora one;
-            if (lora) mapper_lora_select(&tr->pm.mapper.cfg, lora, j, &one);
-            char *got = generate_text(tr, lora ? &one : NULL, tr->ex[j].interp_ids, tr->ex[j].interp_len);
-            if (lora) mapper_lora_free(&one);
-            if (!got) rc = -1;
-            else {
-                res->em_hits += strcmp(got, outputs[j]) == 0;
-                res->em_total++;
-                free(got);
-            }
-        }
+        if (rc == 0 && !device) rc = host_eval_chunk(tr, n, &loss_sum, &wsum, texts);
         for (int j = 0; j < n; j++) {
-            free(toks[j]), free(outputs[j]);
+            if (rc == 0) {
+                res->em_hits += strcmp(texts[j], outputs[j]) == 0;
+                res->em_total++;
+            }
+            free(texts[j]), free(toks[j]), free(outputs[j]);
             toks[j] = NULL, outputs[j] = NULL;
         }
+        free(texts);
     }
     for (int j = 0; j <= chunk; j++) free(toks[j]), free(outputs[j]);
     free(toks);
