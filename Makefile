@@ -32,14 +32,27 @@ endif
 # GPU path exists. The binary touches the CUDA runtime only when a command asks for --device cuda.
 NVCC    ?= $(shell command -v nvcc 2>/dev/null)
 CUDA    ?= $(if $(NVCC),1,0)
+# EMU=1 (`make test-emu`): the same CUDA code as host C++ on the CPU emulation of tests/emu/ instead
+# of nvcc, cuBLASLt and the CUDA runtime; it needs only the CUDA headers.
+EMU     ?= 0
+ifeq ($(EMU),1)
+override CUDA := 1
+endif
 ifeq ($(CUDA),1)
-CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
+CUDA_HOME ?= $(if $(NVCC),$(patsubst %/bin/nvcc,%,$(NVCC)),/usr/local/cuda)
 CU_SRC    := $(wildcard kernels/*.cu model/*.cu compiler/*.cu train/*.cu interpreter/*.cu)
 CU_OBJ    := $(CU_SRC:%.cu=$(BUILD)/%.cu.o)
 CU_ARCH   ?= -gencode=arch=compute_90a,code=sm_90a -gencode=arch=compute_80,code=sm_80
 NVCCFLAGS ?= -O3 -std=c++17 $(CU_ARCH) -I. -Xcompiler -Wall,-Wextra
 CFLAGS    += -DPAW_CUDA -I$(CUDA_HOME)/include
+ifeq ($(EMU),1)
+EMU_CXX   := g++ -std=c++17 $(OPT) -I. -I$(CUDA_HOME)/include -DPAW_EMU -ffp-contract=off -Wall -Wextra \
+             -Wno-unused-parameter -Wno-unused-function -Wno-unknown-pragmas
+CU_OBJ    += $(patsubst %.cc,$(BUILD)/%.o,$(wildcard tests/emu/*.cc))
+LDLIBS    += -lstdc++
+else
 LDLIBS    += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcudart -lstdc++
+endif
 endif
 
 # NCCL (train/comm_nccl.c, the GPU trainer's gradient sums under mpirun): only with NCCL=1, which needs
@@ -53,7 +66,7 @@ CFLAGS  += -DPAW_NCCL
 LDLIBS  += -lnccl
 endif
 
-.PHONY: all test asan clean fixtures test-gpu fuzz
+.PHONY: all test asan clean fixtures test-gpu test-emu fuzz
 all: paw
 
 paw: $(BUILD)/paw
@@ -78,9 +91,20 @@ test-gpu:
 	@echo "make test-gpu: nvcc not found (or CUDA=0): the GPU tests need a CUDA build" >&2; exit 2
 endif
 
+ifeq ($(EMU),1)
+$(BUILD)/%.cu.o: %.cu tests/emu/cu2cc.pl
+	@mkdir -p $(dir $@)
+	perl tests/emu/cu2cc.pl $< > $(BUILD)/$*.cu.cc
+	$(EMU_CXX) -include tests/emu/emu.h -MMD -MP -MT $@ -MF $(BUILD)/$*.cu.d -c $(BUILD)/$*.cu.cc -o $@
+
+$(BUILD)/tests/emu/%.o: tests/emu/%.cc
+	@mkdir -p $(dir $@)
+	$(EMU_CXX) -MMD -MP -c $< -o $@
+else
 $(BUILD)/%.cu.o: %.cu
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCCFLAGS) -MMD -MP -c $< -o $@
+endif
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -94,6 +118,14 @@ ASAN_OPT := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-san
 asan:
 	$(MAKE) CUDA=0 BUILD=build-asan OPT="$(ASAN_OPT)" build-asan/paw build-asan/test_paw
 	ASAN_OPTIONS=detect_leaks=0 PAW_BIN=build-asan/paw ./build-asan/test_paw -j2
+
+# The GPU tests on the CPU: every .cu file compiled as host C++ against the SIMT emulation of
+# tests/emu/ (fibers per thread, warp operations, tensor-core fragments, cuBLASLt and the runtime on
+# host memory), under ASan + UBSan. It checks the kernels' logic, indexing, synchronisation and
+# alignment; not their speed, nor the GPU's memory model (tests/emu/README.md).
+test-emu:
+	$(MAKE) EMU=1 BUILD=build-emu OPT="$(ASAN_OPT)" build-emu/paw build-emu/test_gpu
+	ASAN_OPTIONS=detect_leaks=0 PAW_BIN=build-emu/paw ./build-emu/test_gpu
 
 # Regenerates the committed fixtures (needs torch, transformers, tokenizers, safetensors and gguf
 # from pip, and the zstd command). Nothing here is needed to build or test.
@@ -119,7 +151,7 @@ $(BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_OBJ)
 	$(CC) $(CFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
 
 clean:
-	rm -rf build build-asan build-fuzz paw
+	rm -rf build build-asan build-fuzz build-emu paw
 
 -include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BUILD)/paw.d $(CU_OBJ:.o=.d) $(BUILD)/tests/gpu/test_gpu.d
 

@@ -33,6 +33,13 @@ typedef __nv_bfloat16 bf16;
 // ---- warp-level tensor-core helpers ----
 
 // D += A B for one m16n8k16 tile: A 4 registers (row-major 16x16), B 2 registers (16x8), D 4 floats.
+#ifdef PAW_EMU  // the CPU emulation's warp-wide equivalents (tests/emu/ptx.cc)
+__device__ __forceinline__ void mma16816(float d[4], const uint32_t a[4], uint32_t b0, uint32_t b1) {
+    emu::mma16816(d, a, b0, b1);
+}
+__device__ __forceinline__ void ldsm4(uint32_t r[4], const bf16 *p) { emu::ldmatrix_x4(r, p, false); }
+__device__ __forceinline__ void ldsm4_t(uint32_t r[4], const bf16 *p) { emu::ldmatrix_x4(r, p, true); }
+#else
 __device__ __forceinline__ void mma16816(float d[4], const uint32_t a[4], uint32_t b0, uint32_t b1) {
     asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
                  "{%0,%1,%2,%3};\n"
@@ -53,6 +60,7 @@ __device__ __forceinline__ void ldsm4_t(uint32_t r[4], const bf16 *p) {  // each
                  : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
                  : "r"(s));
 }
+#endif
 
 __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
     __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
@@ -76,6 +84,14 @@ __device__ __forceinline__ const bf16 *frag_b_kn(const bf16 *s, int ld, int k0, 
 
 // ---- tile loads ----
 
+#ifdef PAW_EMU
+__device__ __forceinline__ void cp_async16(bf16 *dst, const bf16 *src) { emu::cp_async16(dst, src); }
+__device__ __forceinline__ void cp_async_commit() { emu::cp_async_commit(); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+    emu::cp_async_wait(N);
+}
+#else
 __device__ __forceinline__ void cp_async16(bf16 *dst, const bf16 *src) {
     uint32_t s = (uint32_t)__cvta_generic_to_shared(dst);
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(s), "l"(src));
@@ -85,6 +101,7 @@ template <int N>
 __device__ __forceinline__ void cp_async_wait() {
     asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
 }
+#endif
 
 // dst[r][0..HDP) = src row r (HD values, zeros after) for r < valid, zeros for valid <= r < rows.
 // vec: HD, the row stride and src are 16-byte multiples, so whole rows go by cp.async.

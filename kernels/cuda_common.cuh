@@ -33,6 +33,14 @@ __device__ __forceinline__ void pdl_enter() {
 
 // The launch of the kernels that begin with pdl_enter(): with the programmatic-serialization
 // attribute while paw_cuda_pdl() is on, an ordinary launch on the stream otherwise.
+#ifdef PAW_EMU  // the CPU emulation (tests/emu/cu2cc.pl names the kernel at each call)
+template <typename... KArgs, typename... Args>
+static inline void paw_launch_named(const char *name, void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem,
+                                    Args... args) {
+    emu::Launch{name, grid, block, smem, paw_cuda_stream()}.call([kernel](KArgs... a) { kernel(a...); },
+                                                              static_cast<KArgs>(args)...);
+}
+#else
 template <typename... KArgs, typename... Args>
 static inline void paw_launch(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem, Args... args) {
     cudaLaunchConfig_t cfg = {};
@@ -45,6 +53,7 @@ static inline void paw_launch(void (*kernel)(KArgs...), dim3 grid, dim3 block, s
     }
     CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, static_cast<KArgs>(args)...));
 }
+#endif
 
 __device__ __forceinline__ float warp_sum(float v) {
     for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);

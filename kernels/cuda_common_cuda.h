@@ -8,8 +8,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-// bf16 storage: __nv_bfloat16 in CUDA code, its raw 16 bits in C (same size, passed by pointer).
-#ifdef __CUDACC__
+// bf16 storage: __nv_bfloat16 in CUDA code (and in its CPU emulation, tests/emu/), its raw 16 bits
+// in C (same size, passed by pointer).
+#if defined(__CUDACC__) || defined(PAW_EMU)
 #include <cuda_bf16.h>
 typedef __nv_bfloat16 paw_bf16;
 #else

@@ -24,8 +24,10 @@ __global__ void __launch_bounds__(32 * GEMV_WARPS)
     const __nv_bfloat16 *w = W + (size_t)o * C;
     // The weights do not depend on the kernel before this one: under a programmatic launch their
     // lines are asked for while it still runs (pdl_enter waits only before reading x).
+#ifdef __CUDA_ARCH__
     if (o < OC)
         for (int i = lane * 64; i < C; i += 32 * 64) asm volatile("prefetch.global.L2 [%0];" ::"l"(w + i));
+#endif
     pdl_enter();
     extern __shared__ __align__(16) __nv_bfloat16 xs[];
     for (int i = threadIdx.x * 8; i < C; i += blockDim.x * 8)
