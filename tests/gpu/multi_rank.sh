@@ -7,7 +7,8 @@
 #           (plainB and nccl1B repeat the pair, interleaved);
 #   mpi2:   `mpirun -np 2`, both ranks on the one GPU, summing device buffers through OpenMPI
 #           ("gpu_comm": "mpi", fp32 gradients through host buffers; NCCL refuses two ranks on
-#           one GPU), compared with plain32 (one process, fp32 gradients) at the same global batch;
+#           one GPU), compared with plain32 (one process, fp32 gradients, grad_accum 2: rank r
+#           takes loader batch 2s + r, so that is the same global batch);
 #   zero2:  mpi2 with "zero": 1 (each rank keeps the AdamW state of its half, sums gradients to
 #           their owner and hands its new weights to the other), compared with mpi2.
 # Prints median step times (after 3 warm-up steps), the NCCL overhead and the largest loss
@@ -16,27 +17,39 @@
 # lr 3e-4, so that each step moves the bf16 weights (1e-5 is below their rounding step): a rank
 # missing the other's weights or gradients shows in the loss.
 # Usage (repository root, after `make` and `make NCCL=1 BUILD=build-nccl`): tests/gpu/multi_rank.sh [WORKDIR] [STEPS]
+# Environment: PAW (default ./paw), NCCL_PAW (default build-nccl/paw; empty: no NCCL runs),
+# SHAPES=tiny (the tiny models of configs/ with a trimmed vocabulary, 4 examples a step: how
+# `make test-emu-multi` runs the MPI part on the CPU emulation of tests/emu/).
 set -euo pipefail
 W=${1:-build/multirank}
 STEPS=${2:-20}
-NCCL_PAW=${NCCL_PAW:-build-nccl/paw}
+PAW=${PAW:-./paw}
+NCCL_PAW=${NCCL_PAW-build-nccl/paw}
 MPIRUN="mpirun --allow-run-as-root --oversubscribe --bind-to none"
 rm -rf "$W" && mkdir -p "$W"
-./paw init --shape configs/qwen3-0.6b.json --out "$W/compiler" --dtype bfloat16 --seed 1 >/dev/null
-./paw init --shape configs/qwen3-0.6b.json --out "$W/interpreter" --dtype bfloat16 --seed 2 >/dev/null
-./paw data synth -o "$W/data" --train 2000 --val 0 --test 0 --seed 5 >/dev/null
-./paw data build "$W/data/train.jsonl" -o "$W/shards" --quiet
-config() {  # name gpu_comm bf16_grads [zero] [lr]
+if [ "${SHAPES:-}" = tiny ]; then
+  "$PAW" data synth -o "$W/data" --train 200 --val 0 --test 0 --seed 5 >/dev/null
+  "$PAW" init --shape configs/tiny-compiler.json --out "$W/compiler" --dtype bfloat16 --seed 1 --vocab-from "$W/data/train.jsonl" >/dev/null
+  "$PAW" init --shape configs/tiny-interpreter.json --out "$W/interpreter" --dtype bfloat16 --seed 2 --vocab-from "$W/data/train.jsonl" >/dev/null
+  BATCH=4
+else
+  "$PAW" data synth -o "$W/data" --train 2000 --val 0 --test 0 --seed 5 >/dev/null
+  "$PAW" init --shape configs/qwen3-0.6b.json --out "$W/compiler" --dtype bfloat16 --seed 1 >/dev/null
+  "$PAW" init --shape configs/qwen3-0.6b.json --out "$W/interpreter" --dtype bfloat16 --seed 2 >/dev/null
+  BATCH=8
+fi
+"$PAW" data build "$W/data/train.jsonl" -o "$W/shards" --quiet
+config() {  # name gpu_comm bf16_grads [zero] [lr] [grad_accum]
   cat >"$W/$1.json" <<JSON
 {"mode": "paw", "device": "cuda", "compiler": "$W/compiler", "interpreter": "$W/interpreter",
- "train_data": "$W/shards", "out_dir": "$W/$1", "steps": $STEPS, "max_batch_examples": 8,
+ "train_data": "$W/shards", "out_dir": "$W/$1", "steps": $STEPS, "max_batch_examples": $BATCH,
  "batch_tokens": 1000000, "lr": ${5:-1e-5}, "warmup_steps": 2, "log_every": 1, "save_every": 0,
- "eval_every": 0, "seed": 1, "gpu_comm": "$2", "bf16_grads": $3, "zero": ${4:-0}}
+ "eval_every": 0, "seed": 1, "gpu_comm": "$2", "bf16_grads": $3, "zero": ${4:-0}, "grad_accum": ${6:-1}}
 JSON
 }
 config plain nccl true
 config nccl1 nccl true
-config plain32 mpi false 0 3e-4
+config plain32 mpi false 0 3e-4 2  # two micro-batches: the global batch of two ranks (data/loader.h)
 config mpi2 mpi false 0 3e-4
 config zero2 mpi false 1 3e-4
 failed=0
@@ -85,13 +98,15 @@ for a_name, b_name, bound in (("plain32", "mpi2", 1e-2), ("mpi2", "zero2", 1e-3)
               f"difference {d:.2e} (bound {bound:.0e}): {'ok' if ok else 'FAILED'}")
 sys.exit(1 if bad else 0)
 PY
-run plain ./paw train
-run nccl1 $MPIRUN -np 1 "$NCCL_PAW" train
-run plainB ./paw train
-run nccl1B $MPIRUN -np 1 "$NCCL_PAW" train
-summary
-run plain32 ./paw train
-run mpi2 $MPIRUN -np 2 ./paw train
-run zero2 $MPIRUN -np 2 ./paw train
+if [ -n "$NCCL_PAW" ]; then
+  run plain "$PAW" train
+  run nccl1 $MPIRUN -np 1 "$NCCL_PAW" train
+  run plainB "$PAW" train
+  run nccl1B $MPIRUN -np 1 "$NCCL_PAW" train
+  summary
+fi
+run plain32 "$PAW" train
+run mpi2 $MPIRUN -np 2 "$PAW" train
+run zero2 $MPIRUN -np 2 "$PAW" train
 summary
 exit $failed
