@@ -114,8 +114,12 @@ $(BUILD)/%.o: %.c
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
 # Tests run from the project root (fixtures are found by relative path) and need ./paw for the CLI tests.
+# Then the GPU tests on the CPU emulation (test-emu), where the CUDA headers are.
+EMU_CUDA_HOME := $(or $(CUDA_HOME),$(if $(NVCC),$(patsubst %/bin/nvcc,%,$(NVCC)),/usr/local/cuda))
 test: paw $(BUILD)/test_paw
 	./$(BUILD)/test_paw -j2
+	@if [ -f "$(EMU_CUDA_HOME)/include/cuda_runtime.h" ]; then $(MAKE) --no-print-directory test-emu; \
+	else echo "make test: no CUDA headers in $(EMU_CUDA_HOME)/include: the GPU tests' CPU emulation (make test-emu) did not run"; fi
 
 ASAN_OPT := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
 asan:
@@ -126,9 +130,14 @@ asan:
 # tests/emu/ (fibers per thread, warp operations, tensor-core fragments, cuBLASLt and the runtime on
 # host memory), under ASan + UBSan. It checks the kernels' logic, indexing, synchronisation and
 # alignment; not their speed, nor the GPU's memory model (tests/emu/README.md).
+# Then the multi-rank GPU training paths (two ranks through MPI, with and without ZeRO-1) against
+# one process, with the tiny models (tests/gpu/multi_rank.sh), where mpirun is installed.
 test-emu:
 	$(MAKE) EMU=1 BUILD=build-emu OPT="$(ASAN_OPT)" build-emu/paw build-emu/test_gpu
 	ASAN_OPTIONS=detect_leaks=0 PAW_BIN=build-emu/paw ./build-emu/test_gpu
+	@if command -v mpirun >/dev/null; then \
+		ASAN_OPTIONS=detect_leaks=0 PAW=build-emu/paw SHAPES=tiny NCCL_PAW= tests/gpu/multi_rank.sh build-emu/multirank 3; \
+	else echo "make test-emu: no mpirun: the two-rank GPU runs did not run"; fi
 
 # Regenerates the committed fixtures (needs torch, transformers, tokenizers, safetensors and gguf
 # from pip, and the zstd command). Nothing here is needed to build or test.

@@ -943,6 +943,12 @@ extern "C" void qwen3_cuda_grad_norm_sq(const Qwen3Cuda *g, float *d_norm_sq) {
     }
 }
 
+// The AdamW update's random bits for group grp at `step`, from element `at` of the group on: what
+// qwen3_cuda_adamw_apply rounds with, and a resume (qwen3_cuda_set_adam_state) again.
+static unsigned long long adam_round_seed(int step, int grp, size_t at) {
+    return adamw_seed_at(0x5eedull * (unsigned long long)step + (unsigned long long)grp, at);
+}
+
 extern "C" int qwen3_cuda_adamw_apply(Qwen3Cuda *g, const Qwen3CudaAdamW *opt, int step, const float *d_norm_sq) {
     if (!g->grads) return paw_error("adamw: the model is frozen (no weight gradients)");
     if (step < 1) return paw_error("adamw: step %d, expected >= 1", step);
@@ -954,8 +960,7 @@ extern "C" int qwen3_cuda_adamw_apply(Qwen3Cuda *g, const Qwen3CudaAdamW *opt, i
         for (int k = 0; k < g->shard_nruns; k++) {
             const Qwen3DevRun *r = &g->shard_runs[k];
             float wd = qwen3_dev_is_norm_group(r->group) ? 0.0f : opt->weight_decay;
-            unsigned long long seed = adamw_seed_at(0x5eedull * (unsigned long long)step + (unsigned long long)r->group,
-                                                    r->dev - g->lay.base[r->group]);
+            unsigned long long seed = adam_round_seed(step, r->group, r->dev - g->lay.base[r->group]);
             size_t s = shard_at(g, r->cpu);
             float *f32;
             bf16 *b16;
@@ -973,7 +978,7 @@ extern "C" int qwen3_cuda_adamw_apply(Qwen3Cuda *g, const Qwen3CudaAdamW *opt, i
         size_t off = g->lay.base[grp], cnt = g->lay.extent[grp];
         if (!cnt) continue;  // a tied head has no parameters of its own
         float wd = qwen3_dev_is_norm_group(grp) ? 0.0f : opt->weight_decay;
-        unsigned long long seed = 0x5eedull * (unsigned long long)step + (unsigned long long)grp;
+        unsigned long long seed = adam_round_seed(step, grp, 0);
         if (g->grads16 && qwen3_dev_is_matrix_group(grp))
             adamw_bf16_grad_cuda(g->params + off, g->master + off, g->grads16 + (off - g->lay.split), g->adam_m + off,
                                  g->adam_v + off, cnt, opt->lr, opt->beta1, opt->beta2, opt->eps, wd, step, d_norm_sq,
@@ -1029,18 +1034,65 @@ extern "C" int qwen3_cuda_get_adam_state(const Qwen3Cuda *g, int which, float *f
     return 0;
 }
 
+extern "C" int qwen3_cuda_set_adam_step(Qwen3Cuda *g, int step) {
+    if (step < 0) return paw_error("adam state: step %d, expected >= 0", step);
+    g->adam_step = step;
+    return 0;
+}
+
+// The group holding device element d.
+static int dev_group(const Qwen3Cuda *g, size_t d) {
+    for (int grp = 0; grp < QG_NUM; grp++)
+        if (d >= g->lay.base[grp] && d < g->lay.base[grp] + g->lay.extent[grp]) return grp;
+    return -1;
+}
+
+// The bf16 weights from fp32 ones in the CPU layout (all of them, also under ZeRO-1) as the AdamW
+// update of step g->adam_step rounded them, tensor by tensor through a device buffer.
+static void upload_weights_as_step(Qwen3Cuda *g, const float *flat) {
+    size_t cpu_off = 0, cap = 0;
+    float *tmp = NULL;
+    for (int i = 0; i < QWEN3_NUM_PARAMS; i++) {
+        Qwen3ParamInfo info = qwen3_param_info(&g->cfg, i);
+        if (info.numel == 0) continue;
+        int layers = info.per_layer ? g->L : 1;
+        size_t per = info.numel / (size_t)layers;
+        if (per > cap) {
+            paw_cuda_free(tmp);
+            tmp = (float *)paw_cuda_malloc(sizeof(float) * per);
+            cap = per;
+        }
+        for (int l = 0; l < layers; l++) {
+            size_t d = gpu_offset(g, i, l);
+            int grp = dev_group(g, d);
+            paw_cuda_upload(tmp, flat + cpu_off + (size_t)l * per, sizeof(float) * per);
+            stochastic_round_cuda(g->params + d, tmp, per, adam_round_seed(g->adam_step, grp, d - g->lay.base[grp]));
+        }
+        cpu_off += info.numel;
+    }
+    paw_cuda_free(tmp);
+}
+
 extern "C" int qwen3_cuda_set_adam_state(Qwen3Cuda *g, int which, const float *flat) {
     if (which < 0 || which > 2) return paw_error("adam state: which = %d, expected 0, 1 or 2", which);
     if (!g->grads) return paw_error("adam state: the model is frozen (no optimizer)");
     ensure_adam(g);
     if (!g->sharded) {
         flat_transfer(g, adam_block(g, which), (float *)flat, 1);
-        if (which == 0) paw_cuda_f32_to_bf16(g->params, g->master, g->lay.total);
+        if (which != 0) return 0;
+        if (g->adam_step == 0) paw_cuda_f32_to_bf16(g->params, g->master, g->lay.total);
+        else
+            for (int grp = 0; grp < QG_NUM; grp++)
+                if (g->lay.extent[grp])
+                    stochastic_round_cuda(g->params + g->lay.base[grp], g->master + g->lay.base[grp],
+                                          g->lay.extent[grp], adam_round_seed(g->adam_step, grp, 0));
         return 0;
     }
     paw_cuda_upload(adam_block(g, which) + g->shard_pad, which == 0 ? flat + g->shard_lo : flat,
                     sizeof(float) * (g->shard_hi - g->shard_lo));
-    if (which == 0) upload_weights(g, flat);  // every rank holds the whole bf16 model
+    if (which != 0) return 0;
+    if (g->adam_step == 0) upload_weights(g, flat);  // every rank holds the whole bf16 model
+    else upload_weights_as_step(g, flat);
     return 0;
 }
 

@@ -138,10 +138,13 @@ int qwen3_cuda_adamw_apply(Qwen3Cuda *g, const Qwen3CudaAdamW *opt, int step, co
 // The optimizer state as flat fp32 buffers in the CPU layout (the order of Qwen3.params_memory,
 // qwen3 num_params floats): which = 0 master weights, 1 first moment, 2 second moment. get fails
 // before the state exists; set creates it (the others start at the bf16 weights / zero), and
-// setting the master weights also rewrites the bf16 weights from them (round to nearest).
+// setting the master weights also rewrites the bf16 weights from them: rounded to nearest, or,
+// after qwen3_cuda_set_adam_step(g, step > 0), with the stochastic rounding the AdamW update of
+// that step applied, so that a resumed run holds the very bf16 weights of the uninterrupted one.
 // With a ZeRO-1 shard [lo, hi) (below): flat is still the whole tensor for the master weights,
 // of which get writes [lo, hi) only (the other ranks hold the rest) and set reads all (the bf16
 // weights of the whole model, the master of the shard); the moments are shard-sized (hi - lo).
+int qwen3_cuda_set_adam_step(Qwen3Cuda *g, int step);
 int qwen3_cuda_get_adam_state(const Qwen3Cuda *g, int which, float *flat);
 int qwen3_cuda_set_adam_state(Qwen3Cuda *g, int which, const float *flat);
 

@@ -382,6 +382,10 @@ extern "C" int paw_step_cuda_get_state(PawStepCuda *s, int group, int which, flo
     return 0;
 }
 
+extern "C" int paw_step_cuda_set_adam_step(PawStepCuda *s, int step) {
+    return s->freeze_compiler ? 0 : qwen3_cuda_set_adam_step(compiler_cuda_model(s->comp), step);
+}
+
 extern "C" int paw_step_cuda_set_state(PawStepCuda *s, int group, int which, const float *flat) {
     if (bad_group(s, group)) return -1;
     if (which < 0 || which > 2) return paw_error("PAW step: optimizer state %d, expected 0, 1 or 2", which);

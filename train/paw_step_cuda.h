@@ -76,6 +76,9 @@ int paw_step_cuda_get_grads(PawStepCuda *s, int group, float *flat);
 // bf16 weights.
 int paw_step_cuda_get_state(PawStepCuda *s, int group, int which, float *flat);
 int paw_step_cuda_set_state(PawStepCuda *s, int group, int which, const float *flat);
+// The step whose AdamW update wrote the state set next (a resume): the compiler's bf16 weights are
+// then rounded as that update rounded them (qwen3_cuda_set_adam_step).
+int paw_step_cuda_set_adam_step(PawStepCuda *s, int step);
 
 typedef struct {
     float lr, group_lr_scale[PAW_NUM_GROUPS];  // lr * scale per group

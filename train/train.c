@@ -724,7 +724,10 @@ static int gpu_start(Trainer *tr, int with_moments) {
         if (tr->cfg.recompute && qwen3_cuda_set_recompute_keep(tr->gpu_lm, tr->cfg.recompute_keep) != 0) return -1;
         // Under ZeRO-1 sharded first, so that the state is only ever made for this rank's block.
         if (gpu_zero(tr) && qwen3_cuda_shard_optimizer(tr->gpu_lm, tr->params[0].lo, tr->params[0].hi) != 0) return -1;
-        if (qwen3_cuda_set_adam_state(tr->gpu_lm, 0, tr->params[0].p) != 0) return -1;
+        // After a resume the bf16 weights are rounded as the checkpoint's last update rounded them.
+        if (qwen3_cuda_set_adam_step(tr->gpu_lm, with_moments ? (int)tr->step : 0) != 0 ||
+            qwen3_cuda_set_adam_state(tr->gpu_lm, 0, tr->params[0].p) != 0)
+            return -1;
         if (with_moments && (qwen3_cuda_set_adam_state(tr->gpu_lm, 1, tr->params[0].m) != 0 ||
                              qwen3_cuda_set_adam_state(tr->gpu_lm, 2, tr->params[0].v) != 0))
             return -1;
@@ -737,7 +740,7 @@ static int gpu_start(Trainer *tr, int with_moments) {
         if (tr->cfg.recompute && paw_step_cuda_set_recompute_keep(tr->gpu, tr->cfg.recompute_keep,
                                                                   tr->cfg.recompute_keep_interpreter) != 0)
             return -1;
-        if (with_moments && train_gpu_upload(tr->gpu, tr->params, tr->nparams) != 0) return -1;
+        if (with_moments && train_gpu_upload(tr->gpu, tr->params, tr->nparams, (int)tr->step) != 0) return -1;
     }
     if (gpu_zero(tr) && gpu_zero_plan(tr) != 0) return -1;
     if (under_mpirun(tr)) {  // one rank too: `mpirun -np 1` measures what the GPU sums cost

@@ -32,7 +32,8 @@ int train_gpu_download(PawStepCuda *s, TrainParam *ps, int np, int with_moments)
     return 0;
 }
 
-int train_gpu_upload(PawStepCuda *s, const TrainParam *ps, int np) {
+int train_gpu_upload(PawStepCuda *s, const TrainParam *ps, int np, int step) {
+    if (paw_step_cuda_set_adam_step(s, step) != 0) return -1;
     for (int i = 0; i < np; i++) {
         const TrainParam *p = &ps[i];
         int g;

@@ -18,8 +18,9 @@ int train_gpu_group(const TrainParam *p);
 // [p->lo, p->hi) of the trainer's tensors) the moments are that block, and only that block of
 // p->p is sure to be written: the caller gathers the rest from the other ranks. Sizes must match.
 int train_gpu_download(PawStepCuda *s, TrainParam *ps, int np, int with_moments);
-// Host -> device: whole weights and the moments of [p->lo, p->hi) (after a resume).
-int train_gpu_upload(PawStepCuda *s, const TrainParam *ps, int np);
+// Host -> device: whole weights and the moments of [p->lo, p->hi) after a resume from the
+// checkpoint of `step` (its bf16 weights rounded as that step's update rounded them).
+int train_gpu_upload(PawStepCuda *s, const TrainParam *ps, int np, int step);
 // Starts the in-place sums of a reported group's device gradient slices (non-blocking, bf16 or
 // fp32 each); paw_comm_wait_all completes them. 0, or -1 + paw_error at the first failure.
 int train_gpu_isum_slices(PawComm *c, const Qwen3CudaGradSlice *sl, int n);

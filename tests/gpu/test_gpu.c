@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 #include "common/error.h"
 #include "common/rng.h"
@@ -2090,6 +2091,23 @@ static void test_runner_batch(void) {
 // The trained compiler on the GPU (`paw compile/eval --device cuda`) against the same exported
 // compiler on the CPU: a tiny compiler trained for 3 steps on the CPU, then its adapters for a
 // few specs from both devices, then the whole `paw eval` (every condition) through both.
+// Synthetic data (train, val, test JSONL; train and val shards) and tiny models in dir.
+static int make_tiny_world(const char *bin, const char *dir) {
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd,
+             "set -e; P=%s; D=%s; V=$D/jsonl/train.jsonl,$D/jsonl/val.jsonl,$D/jsonl/test.jsonl; "
+             "$P data synth -o $D/jsonl --seed 5 --train 24 --val 4 --test 8 --families first_word,parity,sentiment "
+             "--pseudo-examples 1 >/dev/null 2>&1; $P data build $D/jsonl/train.jsonl -o $D/train --quiet; "
+             "$P data build $D/jsonl/val.jsonl -o $D/val --quiet; "
+             "$P init --shape tests/fixtures/train/interp-shape.json --out $D/interp --vocab-from $V --seed 1 --std 0.1 "
+             ">/dev/null 2>&1; $P init --shape tests/fixtures/train/comp-shape.json --out $D/comp --vocab-from $V "
+             "--seed 2 --std 0.1 >/dev/null 2>&1",
+             bin, dir);
+    int rc = system(cmd);
+    CHECK(rc == 0, "could not make the tiny models and data: %s", cmd);
+    return rc == 0 ? 0 : -1;
+}
+
 static void test_trained_compiler_gpu(void) {
     char dir[] = "/tmp/paw_gpu_compiler_XXXXXX", path[512], cmd[4096];
     if (!mkdtemp(dir)) {
@@ -2108,14 +2126,8 @@ static void test_trained_compiler_gpu(void) {
         CHECK(0, "%s", paw_last_error());
         return;
     }
-    snprintf(cmd, sizeof cmd,
-             "set -e; P=%s; D=%s; V=$D/jsonl/train.jsonl,$D/jsonl/val.jsonl,$D/jsonl/test.jsonl; "
-             "$P data synth -o $D/jsonl --seed 5 --train 24 --val 4 --test 8 --families first_word,parity,sentiment "
-             "--pseudo-examples 1 >/dev/null 2>&1; $P data build $D/jsonl/train.jsonl -o $D/train --quiet; "
-             "$P init --shape tests/fixtures/train/interp-shape.json --out $D/interp --vocab-from $V --seed 1 --std 0.1 "
-             ">/dev/null 2>&1; $P init --shape tests/fixtures/train/comp-shape.json --out $D/comp --vocab-from $V "
-             "--seed 2 --std 0.1 >/dev/null 2>&1; $P train $D/paw.json >/dev/null 2>&1",
-             bin, dir);
+    if (make_tiny_world(bin, dir) != 0) return;
+    snprintf(cmd, sizeof cmd, "%s train %s/paw.json >/dev/null 2>&1", bin, dir);
     if (system(cmd) != 0) {
         CHECK(0, "could not train the tiny compiler: %s", cmd);
         return;
@@ -2212,6 +2224,87 @@ static void test_trained_compiler_gpu(void) {
     printf("paw eval: %d of %d outputs (examples x conditions) equal on cpu and cuda\n", same, total);
     cJSON_Delete(rep[0]);
     cJSON_Delete(rep[1]);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+}
+
+// step -> loss from a run's log.jsonl (the last line of a step wins, as after a resume); the
+// number of steps found.
+static int read_run_losses(const char *log, double *loss, int max) {
+    char *text = paw_read_file(log, NULL);
+    if (!text) return 0;
+    int n = 0;
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+        cJSON *o = cJSON_Parse(line);
+        const cJSON *st = cJSON_GetObjectItem(o, "step"), *l = cJSON_GetObjectItem(o, "loss");
+        if (cJSON_IsNumber(st) && cJSON_IsNumber(l) && st->valueint >= 1 && st->valueint <= max) {
+            loss[st->valueint - 1] = l->valuedouble;
+            if (st->valueint > n) n = st->valueint;
+        }
+        cJSON_Delete(o);
+    }
+    free(text);
+    return n;
+}
+
+// `paw train` on the GPU (tiny models): six steps with checkpoints every three and an evaluation
+// on the GPU every three, against the same run killed while writing its step-6 checkpoint and
+// resumed from step 3. The emulation is deterministic, so there the losses must be equal bit for
+// bit; a GPU's fp32 atomics (the attention backward's dQ, the squared norms) sum in varying order,
+// a few ulps a step, so there within 1e-4 relative: a resume that lost the moments, the data
+// position or the random stream moves the loss by more than 1e-3 at lr 0.01.
+static void test_train_resume_gpu(void) {
+    char dir[] = "/tmp/paw_gpu_resume_XXXXXX", path[512], cmd[2048];
+    if (!mkdtemp(dir)) {
+        CHECK(0, "mkdtemp");
+        return;
+    }
+    const char *bin = getenv("PAW_BIN") ? getenv("PAW_BIN") : "./paw";
+    if (make_tiny_world(bin, dir) != 0) return;
+    for (int r = 0; r < 2; r++) {
+        char cfg[1024];
+        snprintf(path, sizeof path, "%s/%c.json", dir, "ab"[r]);
+        snprintf(cfg, sizeof cfg,
+                 "{\"mode\":\"paw\",\"device\":\"cuda\",\"compiler\":\"%s/comp\",\"interpreter\":\"%s/interp\","
+                 "\"train_data\":\"%s/train\",\"val_data\":\"%s/val\",\"out_dir\":\"%s/run_%c\",\"lora_rank\":4,"
+                 "\"lora_alpha\":8,\"mapper_bases\":3,\"prefix_steps\":4,\"steps\":6,\"max_batch_examples\":4,"
+                 "\"lr\":0.01,\"warmup_steps\":2,\"save_every\":3,\"keep_last\":5,\"eval_every\":3,"
+                 "\"eval_examples\":4,\"max_new_tokens\":4,\"seed\":3}",
+                 dir, dir, dir, dir, dir, "ab"[r]);
+        if (paw_write_file_atomic(path, cfg, strlen(cfg)) != 0) {
+            CHECK(0, "%s", paw_last_error());
+            return;
+        }
+    }
+    snprintf(cmd, sizeof cmd, "%s train %s/a.json 2>%s/a.err", bin, dir, dir);
+    int rc_a = system(cmd);
+    CHECK(rc_a == 0, "uninterrupted GPU run: %s (see %s/a.err)", cmd, dir);
+    snprintf(cmd, sizeof cmd, "PAW_TEST_KILL_DURING_SAVE=6 %s train %s/b.json 2>/dev/null", bin, dir);
+    int rc_b = system(cmd);
+    CHECK(WIFEXITED(rc_b) && WEXITSTATUS(rc_b) == 128 + 9, "GPU run killed in its step-6 save: status %d", rc_b);
+    snprintf(cmd, sizeof cmd, "%s train %s/b.json --resume 2>%s/b.err", bin, dir, dir);
+    int rc_r = system(cmd);
+    CHECK(rc_r == 0, "resumed GPU run: %s (see %s/b.err)", cmd, dir);
+    if (rc_a != 0 || rc_r != 0) return;
+    double a[6], b[6];
+    snprintf(path, sizeof path, "%s/run_a/log.jsonl", dir);
+    int na = read_run_losses(path, a, 6);
+    snprintf(path, sizeof path, "%s/run_b/log.jsonl", dir);
+    int nb = read_run_losses(path, b, 6);
+    CHECK(na == 6 && nb == 6, "GPU resume: %d and %d steps logged of 6", na, nb);
+    int exact = strstr(paw_cuda_device_name(), "emulation") != NULL, ok = na == 6 && nb == 6;
+    for (int i = 0; i < 6 && na == 6 && nb == 6; i++) {
+        double d = fabs(a[i] - b[i]) / fabs(a[i]);
+        int same = exact ? a[i] == b[i] : d <= 1e-4;
+        ok &= same;
+        CHECK(same, "GPU resume, step %d: loss %.17g uninterrupted, %.17g resumed (%s)", i + 1, a[i], b[i],
+              exact ? "emulation: must be equal" : "bound 1e-4 relative");
+    }
+    if (!ok) return;
+    snprintf(path, sizeof path, "%s/run_b/export/mapper.safetensors", dir);
+    CHECK(paw_file_exists(path), "GPU resume: no export at %s", path);
+    printf("GPU train resume: losses %s over 6 steps (killed in the step-6 save, resumed from step 3)\n",
+           exact ? "equal bit for bit" : "compared at 1e-4");
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
 }
@@ -2610,6 +2703,13 @@ static void test_gemm_fallback(int m, int n, int k, int in_f32, int out_f32) {
         }
 }
 
+// PAW_GPU_TESTS=word runs only the calls below whose text contains it (e.g. "resume", "attention").
+#define RUN(call)                                                               \
+    do {                                                                        \
+        const char *only_ = getenv("PAW_GPU_TESTS");                            \
+        if (!only_ || strstr(#call, only_)) call;                               \
+    } while (0)
+
 int main(void) {
     if (paw_cuda_init() != 0) {
         printf("test_gpu: %s\n", paw_last_error());
@@ -2617,107 +2717,108 @@ int main(void) {
         return 1;
     }
     printf("test_gpu on %s (%d SMs)\n", paw_cuda_device_name(), paw_cuda_sm_count());
-    test_matmul(77, 96, 200);
-    test_matmul(33, 75, 41);
-    test_matmul(1, 64, 300);
-    test_matmul(1, 1032, 1003);  // one row: the GEMV path, several unrolled steps per lane
-    test_matmul(1, 75, 41);      // one row that the GEMV cannot take (C not a multiple of 8)
-    test_matvec_fused(1024, 4096);
-    test_matvec_fused(3072, 1001);  // more than the prefetched loads per lane, rows not a multiple of 8
-    test_matvec_fused(40, 7);       // shorter than one lane's first load
-    test_rmsnorm(37, 200);  // C % 8 == 0: the 8-wide kernels
-    test_rmsnorm(11, 75);   // the scalar ones
-    test_rmsnorm(5, 2560);
-    test_qknorm_rope(19, 3, 1, 24);  // HD % 4 == 0: bf16 pairs per access
-    test_qknorm_rope(7, 3, 1, 22);   // one element per access
-    test_qknorm_rope(23, 4, 2, 128);
-    test_attention(2, 70, 4, 2, 24, 0);
-    test_attention(2, 70, 4, 2, 24, 1);
-    test_attention(3, 131, 4, 1, 64, 1);
-    test_attention(2, 100, 4, 2, 128, 0);
-    test_attention(2, 157, 6, 2, 128, 1);
-    test_attention(1, 1, 2, 1, 128, 0);
-    test_attention(2, 45, 2, 1, 20, 1);    // head size not a multiple of 8: the element-wise tile loads
-    test_attention(1, 333, 8, 2, 128, 1);  // many key tiles, group of 4
-    test_attention_cache(1, 1, 50, 64, 4, 2, 128);
-    test_attention_cache(2, 5, 93, 100, 3, 1, 24);
+    RUN(test_matmul(77, 96, 200));
+    RUN(test_matmul(33, 75, 41));
+    RUN(test_matmul(1, 64, 300));
+    RUN(test_matmul(1, 1032, 1003));  // one row: the GEMV path, several unrolled steps per lane
+    RUN(test_matmul(1, 75, 41));      // one row that the GEMV cannot take (C not a multiple of 8)
+    RUN(test_matvec_fused(1024, 4096));
+    RUN(test_matvec_fused(3072, 1001));  // more than the prefetched loads per lane, rows not a multiple of 8
+    RUN(test_matvec_fused(40, 7));       // shorter than one lane's first load
+    RUN(test_rmsnorm(37, 200));  // C % 8 == 0: the 8-wide kernels
+    RUN(test_rmsnorm(11, 75));   // the scalar ones
+    RUN(test_rmsnorm(5, 2560));
+    RUN(test_qknorm_rope(19, 3, 1, 24));  // HD % 4 == 0: bf16 pairs per access
+    RUN(test_qknorm_rope(7, 3, 1, 22));   // one element per access
+    RUN(test_qknorm_rope(23, 4, 2, 128));
+    RUN(test_attention(2, 70, 4, 2, 24, 0));
+    RUN(test_attention(2, 70, 4, 2, 24, 1));
+    RUN(test_attention(3, 131, 4, 1, 64, 1));
+    RUN(test_attention(2, 100, 4, 2, 128, 0));
+    RUN(test_attention(2, 157, 6, 2, 128, 1));
+    RUN(test_attention(1, 1, 2, 1, 128, 0));
+    RUN(test_attention(2, 45, 2, 1, 20, 1));    // head size not a multiple of 8: the element-wise tile loads
+    RUN(test_attention(1, 333, 8, 2, 128, 1));  // many key tiles, group of 4
+    RUN(test_attention_cache(1, 1, 50, 64, 4, 2, 128));
+    RUN(test_attention_cache(2, 5, 93, 100, 3, 1, 24));
     // One query row: the split-KV decoding kernels (slices of 32 keys, groups of 1, 2, 4, 8).
-    test_attention_cache(1, 1, 777, 800, 8, 2, 128);
-    test_attention_cache(1, 1, 3001, 3100, 16, 8, 128);
-    test_attention_cache(2, 1, 130, 140, 8, 1, 64);
-    test_attention_cache(1, 1, 61, 64, 4, 4, 20);
-    test_swiglu(33, 75);
-    test_swiglu(33, 8);
-    test_swiglu(7, 200);
-    test_swiglu(1, 3072);
-    test_embedding(41, 97, 72);
-    test_crossentropy(13, 1001);  // one logit at a time
-    test_crossentropy(5, 1004);   // four at a time
-    test_crossentropy(3, 8196);   // four at a time, several chunks per thread
-    test_lmhead_ce(50, 64, 1001, 16);
-    test_lmhead_ce(7, 48, 300, 64);
-    test_adamw(100003);
-    test_lora(3, 7, 40, 24, 5, 24, PAW_OUT_F32);
-    test_lora(3, 7, 40, 24, 5, 29, PAW_OUT_BF16);
-    test_lora(4, 33, 72, 56, 8, 56, PAW_OUT_BF16);
-    test_lora(1, 130, 96, 136, 16, 150, PAW_OUT_F32);
-    test_mapper_mix(3, 2, 3, 5, 40, 24, 2, 1, 8, 16, 3);
-    test_mapper_mix(2, 3, 4, 8, 72, 56, 3, 1, 12, 24, 2);
-    test_mapper_cuda(3, 3, 5, 6, 40, 56, 3, 1, 12, 1, 72, 7);
-    test_mapper_cuda(1, 2, 3, 5, 36, 44, 2, 2, 9, 0, 40, 5);
-    test_model_fixture("tiny-gqa-tied");
-    test_model_fixture("tiny-untied-bf16-sharded");
-    test_model_padding();
-    test_model_decode("tiny-gqa-tied", 0, 0);
-    test_model_decode("tiny-untied-bf16-sharded", 0, 0);
-    test_model_decode("tiny-gqa-tied", 1, 0);
-    test_model_decode("tiny-untied-bf16-sharded", 1, 0);
-    test_model_decode("tiny-gqa-tied", 0, 1);
-    test_model_decode("tiny-untied-bf16-sharded", 1, 1);
-    test_model_decode("tiny-gqa-tied", 1, 1);  // group 2: the split-KV decode kernels with both
-    test_model_lora("tiny-gqa-tied", 0);
-    test_model_lora("tiny-untied-bf16-sharded", 1);
-    test_model_lora("tiny-untied-bf16-sharded", 2);
-    test_model_inject("tiny-gqa-tied");
-    test_model_inject("tiny-untied-bf16-sharded");
-    test_adamw_bf16_grad(70001);
-    test_model_bf16_grads("tiny-gqa-tied");
-    test_model_bf16_grads("tiny-untied-bf16-sharded");
-    test_model_zero_shards("tiny-gqa-tied", 0, 3);
-    test_model_zero_shards("tiny-untied-bf16-sharded", 1, 2);
-    test_model_zero_shards("tiny-untied-bf16-sharded", 0, 5);
-    test_model_grad_reports("tiny-gqa-tied", 0);
-    test_model_grad_reports("tiny-untied-bf16-sharded", 1);
-    test_paw_step(0, 0);
-    test_paw_step(0, 1);
-    test_paw_step(0, 2);
-    test_paw_step(1, 0);
-    test_paw_step_generate();
-    test_paw_step_zero(2);
-    test_paw_step_zero(3);
-    test_attention_rows(3, 1, 70, 4, 2, 128);
-    test_attention_rows(2, 3, 40, 3, 1, 24);
-    test_attention_rows(5, 1, 900, 16, 8, 128);
-    test_lora_gather("tiny-gqa-tied");
-    test_model_batch_decode("tiny-gqa-tied", 1, 1);
-    test_model_batch_decode("tiny-gqa-tied", 1, 0);
-    test_model_batch_decode("tiny-untied-bf16-sharded", 0, 0);
-    test_model_batch_decode("tiny-untied-bf16-sharded", 1, 1);
-    test_runner_batch();
-    test_trained_compiler_gpu();
-    test_paw_step_reports(0, 0);
-    test_paw_step_reports(0, 1);
-    test_paw_step_reports(1, 0);
+    RUN(test_attention_cache(1, 1, 777, 800, 8, 2, 128));
+    RUN(test_attention_cache(1, 1, 3001, 3100, 16, 8, 128));
+    RUN(test_attention_cache(2, 1, 130, 140, 8, 1, 64));
+    RUN(test_attention_cache(1, 1, 61, 64, 4, 4, 20));
+    RUN(test_swiglu(33, 75));
+    RUN(test_swiglu(33, 8));
+    RUN(test_swiglu(7, 200));
+    RUN(test_swiglu(1, 3072));
+    RUN(test_embedding(41, 97, 72));
+    RUN(test_crossentropy(13, 1001));  // one logit at a time
+    RUN(test_crossentropy(5, 1004));   // four at a time
+    RUN(test_crossentropy(3, 8196));   // four at a time, several chunks per thread
+    RUN(test_lmhead_ce(50, 64, 1001, 16));
+    RUN(test_lmhead_ce(7, 48, 300, 64));
+    RUN(test_adamw(100003));
+    RUN(test_lora(3, 7, 40, 24, 5, 24, PAW_OUT_F32));
+    RUN(test_lora(3, 7, 40, 24, 5, 29, PAW_OUT_BF16));
+    RUN(test_lora(4, 33, 72, 56, 8, 56, PAW_OUT_BF16));
+    RUN(test_lora(1, 130, 96, 136, 16, 150, PAW_OUT_F32));
+    RUN(test_mapper_mix(3, 2, 3, 5, 40, 24, 2, 1, 8, 16, 3));
+    RUN(test_mapper_mix(2, 3, 4, 8, 72, 56, 3, 1, 12, 24, 2));
+    RUN(test_mapper_cuda(3, 3, 5, 6, 40, 56, 3, 1, 12, 1, 72, 7));
+    RUN(test_mapper_cuda(1, 2, 3, 5, 36, 44, 2, 2, 9, 0, 40, 5));
+    RUN(test_model_fixture("tiny-gqa-tied"));
+    RUN(test_model_fixture("tiny-untied-bf16-sharded"));
+    RUN(test_model_padding());
+    RUN(test_model_decode("tiny-gqa-tied", 0, 0));
+    RUN(test_model_decode("tiny-untied-bf16-sharded", 0, 0));
+    RUN(test_model_decode("tiny-gqa-tied", 1, 0));
+    RUN(test_model_decode("tiny-untied-bf16-sharded", 1, 0));
+    RUN(test_model_decode("tiny-gqa-tied", 0, 1));
+    RUN(test_model_decode("tiny-untied-bf16-sharded", 1, 1));
+    RUN(test_model_decode("tiny-gqa-tied", 1, 1));  // group 2: the split-KV decode kernels with both
+    RUN(test_model_lora("tiny-gqa-tied", 0));
+    RUN(test_model_lora("tiny-untied-bf16-sharded", 1));
+    RUN(test_model_lora("tiny-untied-bf16-sharded", 2));
+    RUN(test_model_inject("tiny-gqa-tied"));
+    RUN(test_model_inject("tiny-untied-bf16-sharded"));
+    RUN(test_adamw_bf16_grad(70001));
+    RUN(test_model_bf16_grads("tiny-gqa-tied"));
+    RUN(test_model_bf16_grads("tiny-untied-bf16-sharded"));
+    RUN(test_model_zero_shards("tiny-gqa-tied", 0, 3));
+    RUN(test_model_zero_shards("tiny-untied-bf16-sharded", 1, 2));
+    RUN(test_model_zero_shards("tiny-untied-bf16-sharded", 0, 5));
+    RUN(test_model_grad_reports("tiny-gqa-tied", 0));
+    RUN(test_model_grad_reports("tiny-untied-bf16-sharded", 1));
+    RUN(test_paw_step(0, 0));
+    RUN(test_paw_step(0, 1));
+    RUN(test_paw_step(0, 2));
+    RUN(test_paw_step(1, 0));
+    RUN(test_paw_step_generate());
+    RUN(test_paw_step_zero(2));
+    RUN(test_paw_step_zero(3));
+    RUN(test_attention_rows(3, 1, 70, 4, 2, 128));
+    RUN(test_attention_rows(2, 3, 40, 3, 1, 24));
+    RUN(test_attention_rows(5, 1, 900, 16, 8, 128));
+    RUN(test_lora_gather("tiny-gqa-tied"));
+    RUN(test_model_batch_decode("tiny-gqa-tied", 1, 1));
+    RUN(test_model_batch_decode("tiny-gqa-tied", 1, 0));
+    RUN(test_model_batch_decode("tiny-untied-bf16-sharded", 0, 0));
+    RUN(test_model_batch_decode("tiny-untied-bf16-sharded", 1, 1));
+    RUN(test_runner_batch());
+    RUN(test_trained_compiler_gpu());
+    RUN(test_train_resume_gpu());
+    RUN(test_paw_step_reports(0, 0));
+    RUN(test_paw_step_reports(0, 1));
+    RUN(test_paw_step_reports(1, 0));
     // Sizes beyond one pass of the capped grids (SMs x 4 blocks of 4 rows for the RMSNorm backward,
     // SMs x 8 blocks of 4 heads for the q/k norm backward), so that warps loop over several rows and
     // each block flushes a weight-gradient sum of many rows; and the real Qwen3 vocabulary.
-    test_rmsnorm(3001, 96);
-    test_qknorm_rope(1100, 4, 2, 64);
-    test_crossentropy(6, 151936);
-    test_lmhead_ce(9, 64, 151936, 4);
-    test_gemm_fallback(13, 7, 29, 0, 1);
-    test_gemm_fallback(5, 17, 3, 1, 1);
-    test_gemm_fallback(9, 11, 40, 0, 0);
+    RUN(test_rmsnorm(3001, 96));
+    RUN(test_qknorm_rope(1100, 4, 2, 64));
+    RUN(test_crossentropy(6, 151936));
+    RUN(test_lmhead_ce(9, 64, 151936, 4));
+    RUN(test_gemm_fallback(13, 7, 29, 0, 1));
+    RUN(test_gemm_fallback(5, 17, 3, 1, 1));
+    RUN(test_gemm_fallback(9, 11, 40, 0, 0));
     printf("%d passed, %d failed\n", g_pass, g_fail);
     return g_fail ? 1 : 0;
 }

@@ -11,7 +11,7 @@
 # Usage (repository root, after make): tests/gpu/train_fullsize.sh [WORKDIR] [STEPS]
 # WORKDIR needs ~70 GB free (models, shards, one checkpoint); the lent machine's disk had less
 # once (2026-11-23), so a WORKDIR under /dev/shm (RAM) may be the place there.
-# COMPILER_SHAPE, INTERP_SHAPE, DEVICE, EXAMPLES and SHAPED override the defaults (a dry run of the
+# PAW (the binary), COMPILER_SHAPE, INTERP_SHAPE, DEVICE, EXAMPLES and SHAPED override the defaults (a dry run of the
 # script on the CPU: COMPILER_SHAPE=configs/tiny-compiler.json INTERP_SHAPE=configs/tiny-interpreter.json
 # DEVICE=cpu EXAMPLES=200 tests/gpu/train_fullsize.sh build/dry 6).
 # SHAPED=1 (the default on the GPU) trains on examples of exactly the shape `paw bench paw` times
@@ -26,7 +26,7 @@ IS=${INTERP_SHAPE:-configs/qwen3-0.6b.json}
 DEVICE=${DEVICE:-cuda}
 EXAMPLES=${EXAMPLES:-4000}
 SHAPED=${SHAPED:-$([ "$DEVICE" = cuda ] && echo 1 || echo 0)}
-paw=./paw
+paw=${PAW:-./paw}
 rm -rf "$W" && mkdir -p "$W"
 t() { date +%s.%N; }
 "$paw" init --shape "$CS" --out "$W/compiler" --dtype bfloat16 --seed 1 >/dev/null
