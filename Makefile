@@ -136,7 +136,7 @@ test-emu:
 	$(MAKE) EMU=1 BUILD=build-emu OPT="$(ASAN_OPT)" build-emu/paw build-emu/test_gpu
 	ASAN_OPTIONS=detect_leaks=0 PAW_BIN=build-emu/paw ./build-emu/test_gpu
 	@if command -v mpirun >/dev/null; then \
-		ASAN_OPTIONS=detect_leaks=0 PAW=build-emu/paw SHAPES=tiny NCCL_PAW= tests/gpu/multi_rank.sh build-emu/multirank 3; \
+		ASAN_OPTIONS=detect_leaks=0 PAW=build-emu/paw SHAPES=tiny NCCL_PAW= EXACT=1 tests/gpu/multi_rank.sh build-emu/multirank 3; \
 	else echo "make test-emu: no mpirun: the two-rank GPU runs did not run"; fi
 
 # Regenerates the committed fixtures (needs torch, transformers, tokenizers, safetensors and gguf

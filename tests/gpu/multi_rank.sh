@@ -10,7 +10,9 @@
 #           one GPU), compared with plain32 (one process, fp32 gradients, grad_accum 2: rank r
 #           takes loader batch 2s + r, so that is the same global batch);
 #   zero2:  mpi2 with "zero": 1 (each rank keeps the AdamW state of its half, sums gradients to
-#           their owner and hands its new weights to the other), compared with mpi2.
+#           their owner and hands its new weights to the other), compared with mpi2;
+#   zero2r: zero2 with checkpoints at the last two steps, rank 1 killed (SIGKILL) while writing
+#           the last one, then resumed on 2 ranks from the one before: compared with zero2.
 # Prints median step times (after 3 warm-up steps), the NCCL overhead and the largest loss
 # differences mpi2 vs plain32 and zero2 vs mpi2. Exits non-zero when a run failed or a difference
 # is beyond what summation order explains (the bounds in summary.py). The three compared runs use
@@ -18,7 +20,7 @@
 # missing the other's weights or gradients shows in the loss.
 # Usage (repository root, after `make` and `make NCCL=1 BUILD=build-nccl`): tests/gpu/multi_rank.sh [WORKDIR] [STEPS]
 # Environment: PAW (default ./paw), NCCL_PAW (default build-nccl/paw; empty: no NCCL runs),
-# SHAPES=tiny (the tiny models of configs/ with a trimmed vocabulary, 4 examples a step: how
+# EXACT=1 (zero2r must equal zero2), SHAPES=tiny (the tiny models of configs/ with a trimmed vocabulary, 4 examples a step: how
 # `make test-emu-multi` runs the MPI part on the CPU emulation of tests/emu/).
 set -euo pipefail
 W=${1:-build/multirank}
@@ -39,11 +41,11 @@ else
   BATCH=8
 fi
 "$PAW" data build "$W/data/train.jsonl" -o "$W/shards" --quiet
-config() {  # name gpu_comm bf16_grads [zero] [lr] [grad_accum]
+config() {  # name gpu_comm bf16_grads [zero] [lr] [grad_accum] [save_every]
   cat >"$W/$1.json" <<JSON
 {"mode": "paw", "device": "cuda", "compiler": "$W/compiler", "interpreter": "$W/interpreter",
  "train_data": "$W/shards", "out_dir": "$W/$1", "steps": $STEPS, "max_batch_examples": $BATCH,
- "batch_tokens": 1000000, "lr": ${5:-1e-5}, "warmup_steps": 2, "log_every": 1, "save_every": 0,
+ "batch_tokens": 1000000, "lr": ${5:-1e-5}, "warmup_steps": 2, "log_every": 1, "save_every": ${7:-0}, "keep_last": 1,
  "eval_every": 0, "seed": 1, "gpu_comm": "$2", "bf16_grads": $3, "zero": ${4:-0}, "grad_accum": ${6:-1}}
 JSON
 }
@@ -52,6 +54,7 @@ config nccl1 nccl true
 config plain32 mpi false 0 3e-4 2  # two micro-batches: the global batch of two ranks (data/loader.h)
 config mpi2 mpi false 0 3e-4
 config zero2 mpi false 1 3e-4
+config zero2r mpi false 1 3e-4 1 $((STEPS - 1))
 failed=0
 run() {
   local name=$1; shift
@@ -72,9 +75,12 @@ W = sys.argv[1]
 def log(name):
     p = os.path.join(W, name, "log.jsonl")
     if not os.path.exists(p): return []
-    return [r for r in (json.loads(l) for l in open(p)) if "step_s" in r]
+    steps = {}  # the last line of each step wins (a resumed run logs its resumed steps again)
+    for r in (json.loads(l) for l in open(p)):
+        if "step_s" in r: steps[r["step"]] = r
+    return [steps[k] for k in sorted(steps)]
 def med(rows): return statistics.median(r["step_s"] for r in rows[3:]) if len(rows) > 3 else float("nan")
-rows = {n: log(n) for n in ("plain", "nccl1", "plainB", "nccl1B", "plain32", "mpi2", "zero2")}
+rows = {n: log(n) for n in ("plain", "nccl1", "plainB", "nccl1B", "plain32", "mpi2", "zero2", "zero2r")}
 print("| run | steps | median step s | loss at last step |")
 print("|---|---|---|---|")
 for n, r in rows.items():
@@ -88,8 +94,13 @@ if plain and nccl:
 # few ulps a step, grown over the steps through the updates: 1e-2 is far above that and far below
 # what a missing sum does). zero2 adds two ranks' values exactly as mpi2 does (a + b either way);
 # only the clipping norm is summed differently (shards in fp64 vs rank 0's whole norm), hence 1e-3.
+# zero2r repeats zero2's steps after its resume: equal but for the GPU's fp32 atomics (dQ, norms),
+# a few ulps a step, hence 1e-4; a resume that lost a shard, the bf16 rounding of the weights or
+# the data position moves the loss by more.
 bad = 0
-for a_name, b_name, bound in (("plain32", "mpi2", 1e-2), ("mpi2", "zero2", 1e-3)):
+# On the CPU emulation (EXACT=1, make test-emu) every sum runs in a fixed order: zero2r must equal zero2.
+resume_bound = 0.0 if os.environ.get("EXACT") == "1" else 1e-4
+for a_name, b_name, bound in (("plain32", "mpi2", 1e-2), ("mpi2", "zero2", 1e-3), ("zero2", "zero2r", resume_bound)):
     if rows[a_name] and rows[b_name]:
         d = max(abs(a["loss"] - b["loss"]) / abs(a["loss"]) for a, b in zip(rows[a_name], rows[b_name]))
         ok = d <= bound and len(rows[a_name]) == len(rows[b_name])
@@ -108,5 +119,11 @@ fi
 run plain32 "$PAW" train
 run mpi2 $MPIRUN -np 2 "$PAW" train
 run zero2 $MPIRUN -np 2 "$PAW" train
+# The killed run must fail, leaving the checkpoint of step STEPS - 1 as its newest complete one.
+if PAW_TEST_KILL_RANK=1 PAW_TEST_KILL_DURING_SAVE=$STEPS $MPIRUN -x PAW_TEST_KILL_RANK -x PAW_TEST_KILL_DURING_SAVE \
+    -np 2 "$PAW" train "$W/zero2r.json" >"$W/zero2r-killed.out" 2>&1; then
+  echo "zero2r: the run with rank 1 killed in its last save exited 0"; failed=1
+fi
+run zero2r $MPIRUN -np 2 "$PAW" train --resume
 summary
 exit $failed
