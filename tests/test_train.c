@@ -15,6 +15,7 @@
 #include "model/safetensors.h"
 #include "train/checkpoint.h"
 #include "train/config.h"
+#include "tests/testutil.h"
 #include "tests/world.h"
 
 Test(train_config, refusals_name_the_key) {
@@ -114,23 +115,12 @@ static void write_config(const char *name, const char *out, const char *extra) {
     cr_assert_eq(paw_write_file_atomic(path, text, strlen(text)), 0);
 }
 
-// step -> loss from a log (the last line for each step wins, as after a resume).
+// step -> loss from a run's log (the last line for each step wins, as after a resume).
 static int read_losses(const char *run, double *loss, int max) {
     char path[256];
     snprintf(path, sizeof path, "%s/%s/log.jsonl", g_dir, run);
-    char *text = paw_read_file(path, NULL);
-    cr_assert_not_null(text, "%s", paw_last_error());
-    int n = 0;
-    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
-        cJSON *o = cJSON_Parse(line);
-        const cJSON *s = cJSON_GetObjectItem(o, "step"), *l = cJSON_GetObjectItem(o, "loss");
-        if (cJSON_IsNumber(s) && cJSON_IsNumber(l) && s->valueint >= 1 && s->valueint <= max) {
-            loss[s->valueint - 1] = l->valuedouble;
-            if (s->valueint > n) n = s->valueint;
-        }
-        cJSON_Delete(o);
-    }
-    free(text);
+    int n = read_log_losses(path, loss, max);
+    cr_assert_geq(n, 0, "%s", paw_last_error());
     return n;
 }
 

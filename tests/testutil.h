@@ -8,7 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
+
 #include "common/error.h"
+#include "common/fileio.h"
 #include "model/safetensors.h"
 
 // Reads an F32/BF16/F16 tensor as fp32 (caller frees); aborts the test on failure.
@@ -50,6 +53,25 @@ static inline double rel_max(const float *a, const float *b, size_t n) {
         if (fabs((double)b[i]) > den) den = fabs((double)b[i]);
     }
     return den > 0 ? num / den : num;
+}
+
+// step -> loss from a training run's log.jsonl (loss[step - 1]; the last line of a step wins, as
+// after a resume), steps 1..max. Returns the highest step found, or -1 when the log cannot be read.
+static inline int read_log_losses(const char *log, double *loss, int max) {
+    char *text = paw_read_file(log, NULL);
+    if (!text) return -1;
+    int n = 0;
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+        cJSON *o = cJSON_Parse(line);
+        const cJSON *s = cJSON_GetObjectItem(o, "step"), *l = cJSON_GetObjectItem(o, "loss");
+        if (cJSON_IsNumber(s) && cJSON_IsNumber(l) && s->valueint >= 1 && s->valueint <= max) {
+            loss[s->valueint - 1] = l->valuedouble;
+            if (s->valueint > n) n = s->valueint;
+        }
+        cJSON_Delete(o);
+    }
+    free(text);
+    return n;
 }
 
 #endif

@@ -2228,25 +2228,6 @@ static void test_trained_compiler_gpu(void) {
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
 }
 
-// step -> loss from a run's log.jsonl (the last line of a step wins, as after a resume); the
-// number of steps found.
-static int read_run_losses(const char *log, double *loss, int max) {
-    char *text = paw_read_file(log, NULL);
-    if (!text) return 0;
-    int n = 0;
-    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
-        cJSON *o = cJSON_Parse(line);
-        const cJSON *st = cJSON_GetObjectItem(o, "step"), *l = cJSON_GetObjectItem(o, "loss");
-        if (cJSON_IsNumber(st) && cJSON_IsNumber(l) && st->valueint >= 1 && st->valueint <= max) {
-            loss[st->valueint - 1] = l->valuedouble;
-            if (st->valueint > n) n = st->valueint;
-        }
-        cJSON_Delete(o);
-    }
-    free(text);
-    return n;
-}
-
 // `paw train` on the GPU (tiny models): six steps with checkpoints every three and an evaluation
 // on the GPU every three, against the same run killed while writing its step-6 checkpoint and
 // resumed from step 3. The emulation is deterministic, so there the losses must be equal bit for
@@ -2288,9 +2269,9 @@ static void test_train_resume_gpu(void) {
     if (rc_a != 0 || rc_r != 0) return;
     double a[6], b[6];
     snprintf(path, sizeof path, "%s/run_a/log.jsonl", dir);
-    int na = read_run_losses(path, a, 6);
+    int na = read_log_losses(path, a, 6);
     snprintf(path, sizeof path, "%s/run_b/log.jsonl", dir);
-    int nb = read_run_losses(path, b, 6);
+    int nb = read_log_losses(path, b, 6);
     CHECK(na == 6 && nb == 6, "GPU resume: %d and %d steps logged of 6", na, nb);
     int exact = strstr(paw_cuda_device_name(), "emulation") != NULL, ok = na == 6 && nb == 6;
     for (int i = 0; i < 6 && na == 6 && nb == 6; i++) {
