@@ -38,8 +38,8 @@ EMU     ?= 0
 ifeq ($(EMU),1)
 override CUDA := 1
 endif
-ifeq ($(CUDA),1)
 CUDA_HOME ?= $(if $(NVCC),$(patsubst %/bin/nvcc,%,$(NVCC)),/usr/local/cuda)
+ifeq ($(CUDA),1)
 CU_SRC    := $(wildcard kernels/*.cu model/*.cu compiler/*.cu train/*.cu interpreter/*.cu)
 CU_OBJ    := $(CU_SRC:%.cu=$(BUILD)/%.cu.o)
 CU_ARCH   ?= -gencode=arch=compute_90a,code=sm_90a -gencode=arch=compute_80,code=sm_80
@@ -115,11 +115,10 @@ $(BUILD)/%.o: %.c
 
 # Tests run from the project root (fixtures are found by relative path) and need ./paw for the CLI tests.
 # Then the GPU tests on the CPU emulation (test-emu), where the CUDA headers are.
-EMU_CUDA_HOME := $(or $(CUDA_HOME),$(if $(NVCC),$(patsubst %/bin/nvcc,%,$(NVCC)),/usr/local/cuda))
 test: paw $(BUILD)/test_paw
 	./$(BUILD)/test_paw -j2
-	@if [ -f "$(EMU_CUDA_HOME)/include/cuda_runtime.h" ]; then $(MAKE) --no-print-directory test-emu; \
-	else echo "make test: no CUDA headers in $(EMU_CUDA_HOME)/include: the GPU tests' CPU emulation (make test-emu) did not run"; fi
+	@if [ -f "$(CUDA_HOME)/include/cuda_runtime.h" ]; then $(MAKE) --no-print-directory test-emu; \
+	else echo "make test: no CUDA headers in $(CUDA_HOME)/include: the GPU tests' CPU emulation (make test-emu) did not run"; fi
 
 ASAN_OPT := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
 asan:

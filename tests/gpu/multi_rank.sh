@@ -14,14 +14,14 @@
 #   zero2r: zero2 with checkpoints at the last two steps, rank 1 killed (SIGKILL) while writing
 #           the last one, then resumed on 2 ranks from the one before: compared with zero2.
 # Prints median step times (after 3 warm-up steps), the NCCL overhead and the largest loss
-# differences mpi2 vs plain32 and zero2 vs mpi2. Exits non-zero when a run failed or a difference
+# differences mpi2 vs plain32, zero2 vs mpi2 and zero2r vs zero2. Exits non-zero when a run failed or a difference
 # is beyond what summation order explains (the bounds in summary.py). The three compared runs use
 # lr 3e-4, so that each step moves the bf16 weights (1e-5 is below their rounding step): a rank
 # missing the other's weights or gradients shows in the loss.
 # Usage (repository root, after `make` and `make NCCL=1 BUILD=build-nccl`): tests/gpu/multi_rank.sh [WORKDIR] [STEPS]
 # Environment: PAW (default ./paw), NCCL_PAW (default build-nccl/paw; empty: no NCCL runs),
 # EXACT=1 (zero2r must equal zero2), SHAPES=tiny (the tiny models of configs/ with a trimmed vocabulary, 4 examples a step: how
-# `make test-emu-multi` runs the MPI part on the CPU emulation of tests/emu/).
+# `make test-emu` runs the MPI part on the CPU emulation of tests/emu/).
 set -euo pipefail
 W=${1:-build/multirank}
 STEPS=${2:-20}

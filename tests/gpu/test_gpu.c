@@ -2087,12 +2087,14 @@ static void test_runner_batch(void) {
     if (system(cmd) != 0) printf("could not remove %s\n", dir);
 }
 
-// AdamW reading bf16 gradients equals AdamW reading the same values in fp32, bit for bit.
-// The trained compiler on the GPU (`paw compile/eval --device cuda`) against the same exported
-// compiler on the CPU: a tiny compiler trained for 3 steps on the CPU, then its adapters for a
-// few specs from both devices, then the whole `paw eval` (every condition) through both.
-// Synthetic data (train, val, test JSONL; train and val shards) and tiny models in dir.
-static int make_tiny_world(const char *bin, const char *dir) {
+// A fresh directory from the template dir with synthetic data (train, val, test JSONL; train and
+// val shards) and tiny models; returns the paw binary to run there, or NULL (a failed check).
+static const char *make_tiny_world(char *dir) {
+    if (!mkdtemp(dir)) {
+        CHECK(0, "mkdtemp %s", dir);
+        return NULL;
+    }
+    const char *bin = getenv("PAW_BIN") ? getenv("PAW_BIN") : "./paw";
     char cmd[2048];
     snprintf(cmd, sizeof cmd,
              "set -e; P=%s; D=%s; V=$D/jsonl/train.jsonl,$D/jsonl/val.jsonl,$D/jsonl/test.jsonl; "
@@ -2105,16 +2107,16 @@ static int make_tiny_world(const char *bin, const char *dir) {
              bin, dir);
     int rc = system(cmd);
     CHECK(rc == 0, "could not make the tiny models and data: %s", cmd);
-    return rc == 0 ? 0 : -1;
+    return rc == 0 ? bin : NULL;
 }
 
+// The trained compiler on the GPU (`paw compile/eval --device cuda`) against the same exported
+// compiler on the CPU: a tiny compiler trained for 3 steps on the CPU, then its adapters for a
+// few specs from both devices, then the whole `paw eval` (every condition) through both.
 static void test_trained_compiler_gpu(void) {
     char dir[] = "/tmp/paw_gpu_compiler_XXXXXX", path[512], cmd[4096];
-    if (!mkdtemp(dir)) {
-        CHECK(0, "mkdtemp");
-        return;
-    }
-    const char *bin = getenv("PAW_BIN") ? getenv("PAW_BIN") : "./paw";
+    const char *bin = make_tiny_world(dir);
+    if (!bin) return;
     snprintf(path, sizeof path, "%s/paw.json", dir);
     char cfg[1024];
     snprintf(cfg, sizeof cfg,
@@ -2126,7 +2128,6 @@ static void test_trained_compiler_gpu(void) {
         CHECK(0, "%s", paw_last_error());
         return;
     }
-    if (make_tiny_world(bin, dir) != 0) return;
     snprintf(cmd, sizeof cmd, "%s train %s/paw.json >/dev/null 2>&1", bin, dir);
     if (system(cmd) != 0) {
         CHECK(0, "could not train the tiny compiler: %s", cmd);
@@ -2236,12 +2237,8 @@ static void test_trained_compiler_gpu(void) {
 // position or the random stream moves the loss by more than 1e-3 at lr 0.01.
 static void test_train_resume_gpu(void) {
     char dir[] = "/tmp/paw_gpu_resume_XXXXXX", path[512], cmd[2048];
-    if (!mkdtemp(dir)) {
-        CHECK(0, "mkdtemp");
-        return;
-    }
-    const char *bin = getenv("PAW_BIN") ? getenv("PAW_BIN") : "./paw";
-    if (make_tiny_world(bin, dir) != 0) return;
+    const char *bin = make_tiny_world(dir);
+    if (!bin) return;
     for (int r = 0; r < 2; r++) {
         char cfg[1024];
         snprintf(path, sizeof path, "%s/%c.json", dir, "ab"[r]);
@@ -2290,6 +2287,7 @@ static void test_train_resume_gpu(void) {
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
 }
 
+// AdamW reading bf16 gradients equals AdamW reading the same values in fp32, bit for bit.
 static void test_adamw_bf16_grad(size_t n) {
     float *g = rand_bf16(n, 1e-2f), *w = rand_f32(n, 0.1f), *m = rand_f32(n, 1e-3f), *v = rand_f32(n, 1e-6f);
     for (size_t i = 0; i < n; i++) v[i] = fabsf(v[i]);
