@@ -66,7 +66,7 @@ CFLAGS  += -DPAW_NCCL
 LDLIBS  += -lnccl
 endif
 
-.PHONY: all test asan clean fixtures test-gpu test-emu fuzz
+.PHONY: all test asan clean fixtures test-gpu test-emu test-race fuzz
 all: paw
 
 paw: $(BUILD)/paw
@@ -100,6 +100,15 @@ $(BUILD)/%.cu.o: %.cu tests/emu/cu2cc.pl
 # The emulated tensor cores and cuBLASLt are most of the emulation's time, and check their own
 # operands' bounds: optimised and without sanitizers (the scheduler keeps them for its fibers).
 $(BUILD)/tests/emu/ptx.o $(BUILD)/tests/emu/cublaslt.o: EMU_TU := -O3 -march=native -fno-sanitize=all -fopenmp
+# The race check's own cases (tests/emu/selftest.cu), only for the emulation.
+$(BUILD)/emu_selftest: $(BUILD)/tests/emu/selftest.cu.o $(LIB_OBJ) $(CU_OBJ)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+# The race-check build (test-race): the scheduler and the runtime are not instrumented; they tell
+# ThreadSanitizer which GPU thread runs and where the GPU orders memory.
+ifneq ($(findstring PAW_EMU_RACE,$(OPT)),)
+$(BUILD)/tests/emu/simt.o $(BUILD)/tests/emu/cudart.o: EMU_TU := -fno-sanitize=all
+endif
 $(BUILD)/tests/emu/%.o: tests/emu/%.cc
 	@mkdir -p $(dir $@)
 	$(EMU_CXX) $(EMU_TU) -MMD -MP -c $< -o $@
@@ -137,6 +146,17 @@ test-emu:
 	@if command -v mpirun >/dev/null; then \
 		ASAN_OPTIONS=detect_leaks=0 PAW=build-emu/paw SHAPES=tiny NCCL_PAW= EXACT=1 tests/gpu/multi_rank.sh build-emu/multirank 3; \
 	else echo "make test-emu: no mpirun: the two-rank GPU runs did not run"; fi
+
+# The GPU tests on the CPU emulation under ThreadSanitizer (tests/emu/README.md, Races): every GPU
+# thread is a fiber ThreadSanitizer knows, ordered only where the GPU orders it (__syncthreads,
+# __syncwarp, the end of a grid, griddepcontrol.wait after a programmatic launch), and neighbouring
+# blocks are never ordered, so a missing barrier or two blocks writing the same memory is reported.
+# OpenMP is kept to one thread (ThreadSanitizer does not know libgomp's barriers).
+TSAN_OPT := -O1 -g -fno-omit-frame-pointer -fsanitize=thread -DPAW_EMU_RACE
+test-race:
+	$(MAKE) EMU=1 MPI=0 BUILD=build-race OPT="$(TSAN_OPT)" build-race/paw build-race/test_gpu build-race/emu_selftest
+	tests/emu/race_selftest.sh build-race/emu_selftest
+	TSAN_OPTIONS="halt_on_error=1 history_size=4" OMP_NUM_THREADS=1 PAW_BIN=build-race/paw ./build-race/test_gpu
 
 # Regenerates the committed fixtures (needs torch, transformers, tokenizers, safetensors and gguf
 # from pip, and the zstd command). Nothing here is needed to build or test.

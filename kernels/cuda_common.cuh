@@ -25,7 +25,9 @@ static inline unsigned paw_ceil_div(size_t a, size_t b) { return (unsigned)((a +
 // visible (nothing is read or written before), then lets the next kernel launch, so that the
 // next one's launch overlaps this one's work. Launched normally, both instructions do nothing.
 __device__ __forceinline__ void pdl_enter() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+#ifdef PAW_EMU
+    emu::pdl_wait();
+#elif defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     asm volatile("griddepcontrol.wait;" ::: "memory");
     asm volatile("griddepcontrol.launch_dependents;" :::);
 #endif
@@ -37,7 +39,7 @@ __device__ __forceinline__ void pdl_enter() {
 template <typename... KArgs, typename... Args>
 static inline void paw_launch_named(const char *name, void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem,
                                     Args... args) {
-    emu::Launch{name, grid, block, smem, paw_cuda_stream()}.call([kernel](KArgs... a) { kernel(a...); },
+    emu::Launch{name, grid, block, smem, paw_cuda_stream(), paw_cuda_pdl() != 0}.call([kernel](KArgs... a) { kernel(a...); },
                                                               static_cast<KArgs>(args)...);
 }
 #else

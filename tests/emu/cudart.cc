@@ -10,6 +10,7 @@
 
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -83,7 +84,7 @@ void check_device_pointer(const char *name, int index, const void *p) {
         fprintf(stderr, "emulated kernel %s: argument %d (%p) is not device memory\n", name, index, p), abort();
 }
 
-void launch(const char *name, dim3 grid, dim3 block, size_t smem, cudaStream_t stream, std::function<void()> body) {
+void launch(const char *name, dim3 grid, dim3 block, size_t smem, cudaStream_t stream, bool pdl, std::function<void()> body) {
     unsigned long long threads = (unsigned long long)block.x * block.y * block.z;
     if (grid.x == 0 || grid.y == 0 || grid.z == 0 || grid.y > 65535 || grid.z > 65535 || threads == 0 ||
         threads > 1024 || block.z > 64) {
@@ -102,7 +103,11 @@ void launch(const char *name, dim3 grid, dim3 block, size_t smem, cudaStream_t s
         return;
     }
     std::string n(name);
-    emu::submit(stream, [n, grid, block, smem, body]() { run_grid(n.c_str(), grid, block, smem, body); });
+    auto kept = std::make_shared<std::function<void()>>(std::move(body));
+    emu::submit(stream, [n, grid, block, smem, pdl, kept]() {
+        run_grid(n.c_str(), grid, block, smem, pdl, *kept);
+        emu::keep_until_sync(kept);
+    });
 }
 
 }  // namespace emu
@@ -181,6 +186,7 @@ cudaError_t cudaFree(void *p) {
         fprintf(stderr, "emulated cudaFree(%p): not a device allocation\n", p);
         return set_error(cudaErrorInvalidValue);
     }
+    emu::host_sync();
     g_allocated -= it->second;
     g_allocations.erase(it);
     free(p);
@@ -197,7 +203,10 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t count, enum cudaM
                 src, count, (int)kind);
         return set_error(cudaErrorInvalidValue);
     }
-    emu::submit(stream, [dst, src, count]() { memmove(dst, src, count); });
+    emu::submit(stream, [dst, src, count]() {
+        emu::host_sync();
+        memmove(dst, src, count);
+    });
     return cudaSuccess;
 }
 cudaError_t cudaMemcpy(void *dst, const void *src, size_t count, enum cudaMemcpyKind kind) {
@@ -209,11 +218,17 @@ cudaError_t cudaMemsetAsync(void *p, int value, size_t count, cudaStream_t strea
         fprintf(stderr, "emulated cudaMemsetAsync(%p, %zu bytes): not within a device allocation\n", p, count);
         return set_error(cudaErrorInvalidValue);
     }
-    emu::submit(stream, [p, value, count]() { memset(p, value, count); });
+    emu::submit(stream, [p, value, count]() {
+        emu::host_sync();
+        memset(p, value, count);
+    });
     return cudaSuccess;
 }
 cudaError_t cudaMemset(void *p, int value, size_t count) { return cudaMemsetAsync(p, value, count, 0); }
-cudaError_t cudaDeviceSynchronize(void) { return cudaSuccess; }
+cudaError_t cudaDeviceSynchronize(void) {
+    emu::host_sync();
+    return cudaSuccess;
+}
 
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned int) {
     static char streams[64];
@@ -222,7 +237,10 @@ cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned int) {
     return cudaSuccess;
 }
 cudaError_t cudaStreamDestroy(cudaStream_t) { return cudaSuccess; }
-cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
+cudaError_t cudaStreamSynchronize(cudaStream_t) {
+    emu::host_sync();
+    return cudaSuccess;
+}
 cudaError_t cudaStreamQuery(cudaStream_t) { return cudaSuccess; }
 cudaError_t cudaStreamWaitEvent(cudaStream_t, cudaEvent_t, unsigned int) { return cudaSuccess; }
 
@@ -243,7 +261,10 @@ cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t stream) {
     emu::submit(stream, [ev]() { ev->ms = now_ms(); });
     return cudaSuccess;
 }
-cudaError_t cudaEventSynchronize(cudaEvent_t) { return cudaSuccess; }
+cudaError_t cudaEventSynchronize(cudaEvent_t) {
+    emu::host_sync();
+    return cudaSuccess;
+}
 cudaError_t cudaEventQuery(cudaEvent_t) { return cudaSuccess; }
 cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t a, cudaEvent_t b) {
     *ms = (float)(((EmuEvent *)b)->ms - ((EmuEvent *)a)->ms);
@@ -289,10 +310,12 @@ cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream) {
     return cudaSuccess;
 }
 cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec) {
+    emu::host_sync();
     delete (Graph *)exec;
     return cudaSuccess;
 }
 cudaError_t cudaGraphDestroy(cudaGraph_t graph) {
+    emu::host_sync();
     delete (Graph *)graph;
     return cudaSuccess;
 }

@@ -22,6 +22,15 @@
 #define __device__
 #undef __shared__
 #define __shared__ static  // one block runs at a time: a static is its shared memory
+// `__shared__ T name dims;` as tests/emu/cu2cc.pl writes it. The race-check build gives each block
+// its own (simt.h, shared_static), since blocks that run one after another there may not be ordered.
+#ifdef PAW_EMU_RACE
+#define EMU_SHARED(T, name, dims)    \
+    static char name##_emu_key;      \
+    T(&name) dims = *reinterpret_cast<T(*) dims>(::emu::shared_static(&name##_emu_key, sizeof(T dims)));
+#else
+#define EMU_SHARED(T, name, dims) alignas(16) static T name dims;
+#endif
 #undef __launch_bounds__
 #define __launch_bounds__(...)
 #undef __forceinline__
@@ -40,8 +49,10 @@ struct ShuffleIn {
     T v;
     int src;
 };
+// Runs for the warp on the scheduler (simt.cc): the race-check build does not count its reads and
+// writes of the lanes' own values as theirs.
 template <typename T>
-void shuffle_combine(const void *const ins[32], void *const outs[32], unsigned) {
+__attribute__((no_sanitize_thread)) void shuffle_combine(const void *const ins[32], void *const outs[32], unsigned) {
     for (int l = 0; l < 32; l++) {
         if (!outs[l]) continue;
         int s = static_cast<const ShuffleIn<T> *>(ins[l])->src;
@@ -78,12 +89,21 @@ inline T __shfl_down_sync(unsigned mask, T v, unsigned delta, int width = 32) {
 }
 inline void __syncwarp(unsigned mask = 0xffffffffu) { emu::warp_op("__syncwarp", mask, NULL, NULL, emu::no_combine); }
 
-// One thread runs at a time: an atomic is a read-modify-write.
+// One thread runs at a time, so an atomic is a read-modify-write; the race-check build makes it an
+// atomic operation that ThreadSanitizer knows (relaxed: a GPU atomic orders nothing else).
 template <typename T>
 inline T atomicAdd(T *p, T v) {
+#ifdef PAW_EMU_RACE
+    T old, want;
+    __atomic_load(p, &old, __ATOMIC_RELAXED);
+    do want = old + v;
+    while (!__atomic_compare_exchange(p, &old, &want, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED));
+    return old;
+#else
     T old = *p;
     *p = old + v;
     return old;
+#endif
 }
 template <typename T>
 inline T __ldg(const T *p) {
@@ -112,7 +132,7 @@ inline float __uint_as_float(unsigned u) {
 namespace emu {
 // The runtime's side of a launch (tests/emu/cudart.cc): checks the configuration as the driver
 // would, then runs the grid, or records it while the stream is being captured into a graph.
-void launch(const char *name, dim3 grid, dim3 block, size_t smem, cudaStream_t stream, std::function<void()> body);
+void launch(const char *name, dim3 grid, dim3 block, size_t smem, cudaStream_t stream, bool pdl, std::function<void()> body);
 // Kernel arguments that are pointers must be null or point into (or one past) a device allocation.
 void check_device_pointer(const char *name, int index, const void *p);
 
@@ -125,11 +145,12 @@ struct Launch {
     dim3 grid, block;
     size_t smem = 0;
     cudaStream_t stream = 0;
+    bool pdl = false;  // programmatic dependent launch (kernels/cuda_common.cuh, paw_launch)
     template <typename F, typename... A>
     void call(F kernel, A... args) const {
         std::tuple<A...> params(args...);
         check_pointers(params, std::index_sequence_for<A...>{});
-        launch(name, grid, block, smem, stream, [kernel, params]() { std::apply(kernel, params); });
+        launch(name, grid, block, smem, stream, pdl, [kernel, params]() { std::apply(kernel, params); });
     }
     template <typename Tuple, size_t... I>
     void check_pointers(const Tuple &t, std::index_sequence<I...>) const {

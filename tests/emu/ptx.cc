@@ -12,6 +12,22 @@
 
 #include "tests/emu/simt.h"
 
+// The race-check build: this file is not instrumented, so the memory its operations read and write
+// for a thread is told to ThreadSanitizer as that thread's; its own bookkeeping (allocations made
+// on a GPU thread's behalf, freed by the scheduler) is kept out of sight.
+#ifdef PAW_EMU_RACE
+extern "C" void __tsan_read16(void *addr);
+extern "C" void __tsan_write16(void *addr);
+extern "C" void __tsan_ignore_thread_begin(void);
+extern "C" void __tsan_ignore_thread_end(void);
+struct Untracked {
+    Untracked() { __tsan_ignore_thread_begin(); }
+    ~Untracked() { __tsan_ignore_thread_end(); }
+};
+#else
+struct Untracked {};
+#endif
+
 namespace emu {
 
 namespace {
@@ -102,6 +118,9 @@ void mma16816(float d[4], const uint32_t a[4], uint32_t b0, uint32_t b1) {
 }
 
 void ldmatrix_x4(uint32_t r[4], const void *row, bool trans) {
+#ifdef PAW_EMU_RACE
+    __tsan_read16(const_cast<void *>(row));  // each lane's row, read as the warp's operation
+#endif
     warp_op(trans ? "ldmatrix.trans" : "ldmatrix", 0xffffffffu, &row, r,
             trans ? ldmatrix_combine<true> : ldmatrix_combine<false>);
 }
@@ -109,10 +128,12 @@ void ldmatrix_x4(uint32_t r[4], const void *row, bool trans) {
 void cp_async16(void *dst, const void *src) {
     if ((uintptr_t)dst % 16 || (uintptr_t)src % 16) fail("cp.async of 16 bytes from %p to %p: not 16-byte aligned", src, dst);
     if (!is_device_range(src, 16)) fail("cp.async from %p: not within a device allocation", src);
+    Untracked u;
     g_pending[thread_key()].open.push_back(Copy{dst, src});
 }
 
 void cp_async_commit() {
+    Untracked u;
     Pending &p = g_pending[thread_key()];
     p.groups.push_back(p.open);
     p.open.clear();
@@ -123,12 +144,22 @@ void cp_async_wait(int n) {
     if (it == g_pending.end()) return;
     Pending &p = it->second;
     while ((int)p.groups.size() > n) {
-        for (const Copy &c : p.groups.front()) memcpy(c.dst, c.src, 16);
+        for (const Copy &c : p.groups.front()) {
+#ifdef PAW_EMU_RACE
+            __tsan_read16(const_cast<void *>(c.src));  // by the thread, at the wait that lands it
+            __tsan_write16(c.dst);
+#endif
+            memcpy(c.dst, c.src, 16);
+        }
+        Untracked u;
         p.groups.pop_front();
     }
 }
 
 // A block's shared memory ends with it, and copies into it that were never waited for with it.
-void cp_async_end_block() { g_pending.clear(); }
+void cp_async_end_block() {
+    Untracked u;
+    g_pending.clear();
+}
 
 }  // namespace emu

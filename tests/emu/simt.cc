@@ -7,11 +7,20 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include <memory>
 #include <vector>
 
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/common_interface_defs.h>
 #define EMU_ASAN 1
+#endif
+
+// The race-check build (`make test-race`, tests/emu/README.md): this file is not instrumented; it
+// tells ThreadSanitizer which GPU thread runs, and where the GPU orders their memory accesses.
+#ifdef PAW_EMU_RACE
+#include <sanitizer/tsan_interface.h>
+extern "C" void __tsan_ignore_thread_begin(void);  // exported by the runtime, not in its header
+extern "C" void __tsan_ignore_thread_end(void);
 #endif
 
 // The context switch: callee-saved registers and the x87/SSE control words on the old stack, then
@@ -72,18 +81,60 @@ struct Fiber {
 #ifdef EMU_ASAN
     void *fake_stack;
 #endif
+#ifdef PAW_EMU_RACE
+    void *tsan;        // its ThreadSanitizer fiber
+    int barriers;      // the __syncthreads it has passed in this block
+    int syncwarps;     // the __syncwarp it has passed in this block
+    unsigned peers;    // set when a __syncwarp releases: bit l = parity of lane l's count there
+#endif
 };
 
 const size_t STACK_BYTES = (size_t)256 << 10;  // kernels keep their arrays in registers: small frames
 const int MAX_THREADS = 1024;
 
-std::vector<Fiber> g_fibers;
+// The threads (fibers) and shared memory that blocks run on. The race-check build has four: a grid
+// takes pools 0-1 or 2-3, the other pair than the grid before it (which a programmatic launch may
+// overlap), and uses its two in a checkerboard (by the parity of x + y + z), so that neighbouring
+// blocks never share a thread's stack or shared memory. A block is ordered after the blocks of its
+// own pool that ran before it (they left it their stacks and shared memory), never after its
+// neighbours, so memory that two neighbouring blocks touch without synchronisation is a race that
+// ThreadSanitizer reports.
+struct Pool {
+    std::vector<Fiber> fibers;
+    std::vector<unsigned char> smem;  // the default build's dynamic shared memory
+#ifdef PAW_EMU_RACE
+    unsigned char *arena;  // ARENA_BYTES: the dynamic shared memory, then the static variables
+    size_t dyn_bytes, static_end, high_water;  // high_water: the most of the arena a block has used
+    std::vector<std::pair<const void *, size_t>> statics;  // a variable's key -> its offset
+    unsigned long block;   // the blocks this pool ran before the one running
+    char block_end[2];     // by the parity of `block`: its threads release when they exit, the next block's acquire
+    char barrier[2];       // __syncthreads: released and acquired by the parity of the count
+    char lane[MAX_THREADS][2];  // __syncwarp: per thread, by the parity of its count
+#endif
+};
+#ifdef PAW_EMU_RACE
+Pool g_pools[4];
+#else
+Pool g_pools[1];
+#endif
+Pool *g_pool = &g_pools[0];
+#define g_fibers (g_pool->fibers)
+
 void *g_scheduler_sp;
 int g_current = -1;
 const char *g_kernel = "?";
 const std::function<void()> *g_body;
-std::vector<unsigned char> g_smem;
 int g_reverse = -1;
+#ifdef PAW_EMU_RACE
+const size_t ARENA_BYTES = (size_t)256 << 10;  // above the 227 KiB of shared memory a block may have
+char g_launch;    // the host releases here before each grid, whose threads acquire it
+unsigned long g_grids;  // grids run so far
+char g_grid_end[2];     // by the parity of the grid: every thread releases here when it exits; the
+                        // host acquires them lazily (host_sync), a programmatic launch at pdl_wait
+bool g_grid_pending;  // a grid has ended since the host last acquired g_grid_end
+bool g_grid_pdl;      // the grid running was launched with programmatic dependent launch
+void *g_host_fiber;
+#endif
 #ifdef EMU_ASAN
 void *g_scheduler_fake_stack;
 const void *g_scheduler_bottom;
@@ -99,6 +150,12 @@ void ensure_fibers(int n) {
         if (p == MAP_FAILED) fail("out of memory for %zu thread stacks", g_fibers.size() + 1);
         if (mprotect(p, 4096, PROT_NONE) != 0) fail("mprotect of a stack guard page failed");
         f.stack = (char *)p + 4096;
+#ifdef PAW_EMU_RACE
+        f.tsan = __tsan_create_fiber(0);
+        char name[64];
+        snprintf(name, sizeof name, "GPU thread %zu of pool %d", g_fibers.size(), (int)(g_pool - g_pools));
+        __tsan_set_fiber_name(f.tsan, name);
+#endif
         g_fibers.push_back(f);
     }
 }
@@ -108,6 +165,9 @@ void to_scheduler(bool exiting) {
     Fiber &f = g_fibers[g_current];
 #ifdef EMU_ASAN
     __sanitizer_start_switch_fiber(exiting ? NULL : &f.fake_stack, g_scheduler_bottom, g_scheduler_size);
+#endif
+#ifdef PAW_EMU_RACE
+    __tsan_switch_to_fiber(g_host_fiber, __tsan_switch_to_fiber_no_sync);
 #endif
     emu_switch(&f.sp, g_scheduler_sp);
 #ifdef EMU_ASAN
@@ -120,7 +180,17 @@ void fiber_main() {
 #ifdef EMU_ASAN
     __sanitizer_finish_switch_fiber(NULL, &g_scheduler_bottom, &g_scheduler_size);
 #endif
+#ifdef PAW_EMU_RACE
+    // After the host's work before the launch (unless the launch was programmatic: then only at
+    // its griddepcontrol.wait, pdl_wait) and after the blocks its stacks and shared memory served.
+    __tsan_acquire(&g_launch);
+    __tsan_acquire(&g_pool->block_end[(g_pool->block + 1) & 1]);
+#endif
     (*g_body)();
+#ifdef PAW_EMU_RACE
+    __tsan_release(&g_pool->block_end[g_pool->block & 1]);
+    __tsan_release(&g_grid_end[g_grids & 1]);
+#endif
     g_fibers[g_current].state = DONE;
     to_scheduler(true);
     fail("a finished thread was resumed");
@@ -148,6 +218,9 @@ void run_fiber(int i) {
     g_thread_idx = f.tid;
 #ifdef EMU_ASAN
     __sanitizer_start_switch_fiber(&g_scheduler_fake_stack, f.stack, STACK_BYTES);
+#endif
+#ifdef PAW_EMU_RACE
+    __tsan_switch_to_fiber(f.tsan, __tsan_switch_to_fiber_no_sync);
 #endif
     emu_switch(&g_scheduler_sp, f.sp);
 #ifdef EMU_ASAN
@@ -208,6 +281,13 @@ int release_warps(int nt) {
         g_current = first;  // for the messages of combine()
         a.combine(ins, outs, a.mask);
         g_current = -1;
+#ifdef PAW_EMU_RACE
+        unsigned parities = 0;
+        for (int l = 0; l < 32; l++)
+            if (((a.mask >> l) & 1) && w * 32 + l < nt) parities |= (unsigned)(g_fibers[w * 32 + l].syncwarps & 1) << l;
+        for (int l = 0; l < 32; l++)
+            if (((a.mask >> l) & 1) && w * 32 + l < nt) g_fibers[w * 32 + l].peers = parities;
+#endif
         for (int l = 0; l < 32; l++)
             if (((a.mask >> l) & 1) && w * 32 + l < nt) g_fibers[w * 32 + l].state = RUNNABLE;
         released = 1;
@@ -240,7 +320,49 @@ void fail(const char *fmt, ...) {
     abort();
 }
 
-void *dyn_smem() { return g_smem.empty() ? NULL : g_smem.data(); }
+#ifdef PAW_EMU_RACE
+void *dyn_smem() { return g_pool->dyn_bytes ? g_pool->arena : NULL; }
+
+void *shared_static(const void *key, size_t bytes) {
+    if (g_current < 0) fail("a __shared__ variable outside a kernel");
+    struct Untracked {  // the bookkeeping is the emulation's, not the GPU thread's
+        Untracked() { __tsan_ignore_thread_begin(); }
+        ~Untracked() { __tsan_ignore_thread_end(); }
+    } u;
+    Pool &p = *g_pool;
+    for (auto &kv : p.statics)
+        if (kv.first == key) return p.arena + kv.second;
+    size_t off = (p.static_end + 127) / 128 * 128;
+    if (off + bytes > ARENA_BYTES) fail("%zu bytes of shared memory, more than the %zu the emulation has", off + bytes, ARENA_BYTES);
+    p.statics.push_back(std::make_pair(key, off));
+    p.static_end = off + bytes;
+    if (p.static_end > p.high_water) {  // filled here the first time; with the block's fill after
+        memset(p.arena + off, 0xff, bytes);
+        p.high_water = p.static_end;
+    }
+    return p.arena + off;
+}
+
+std::vector<std::shared_ptr<void>> g_kept;  // launches' arguments the grids ran since the last host_sync
+
+void keep_until_sync(std::shared_ptr<void> p) { g_kept.push_back(std::move(p)); }
+
+void host_sync() {
+    if (g_grid_pending) __tsan_acquire(&g_grid_end[0]), __tsan_acquire(&g_grid_end[1]);
+    g_grid_pending = false;
+    g_kept.clear();
+}
+
+void pdl_wait() {
+    if (g_current < 0) fail("griddepcontrol.wait outside a kernel");
+    if (g_grid_pdl) __tsan_acquire(&g_grid_end[(g_grids + 1) & 1]);  // the grid before this one
+}
+#else
+void *dyn_smem() { return g_pool->smem.empty() ? NULL : g_pool->smem.data(); }
+void keep_until_sync(std::shared_ptr<void>) {}
+void host_sync() {}
+void pdl_wait() {}
+#endif
 
 int lane_id() {
     if (g_current < 0) fail("a warp operation outside a kernel");
@@ -249,8 +371,18 @@ int lane_id() {
 
 void sync_block() {
     if (g_current < 0) fail("__syncthreads outside a kernel");
-    g_fibers[g_current].state = AT_BLOCK_BARRIER;
+    Fiber &f = g_fibers[g_current];
+    f.state = AT_BLOCK_BARRIER;
+#ifdef PAW_EMU_RACE
+    // All of a block's threads arrive (release) before any leaves (acquires); the next barrier
+    // uses the other object, so a thread that is already past this one adds nothing to it.
+    __tsan_release(&g_pool->barrier[f.barriers & 1]);
     to_scheduler(false);
+    __tsan_acquire(&g_pool->barrier[f.barriers & 1]);
+    f.barriers++;
+#else
+    to_scheduler(false);
+#endif
 }
 
 void warp_op(const char *kind, unsigned mask, const void *in, void *out, WarpCombine combine) {
@@ -259,25 +391,73 @@ void warp_op(const char *kind, unsigned mask, const void *in, void *out, WarpCom
     if (!((mask >> (f.linear % 32)) & 1)) fail("%s with mask %08x called by lane %d, which is not in it", kind, mask, f.linear % 32);
     f.kind = kind, f.mask = mask, f.in = in, f.out = out, f.combine = combine;
     f.state = AT_WARP_OP;
+#ifdef PAW_EMU_RACE
+    // __syncwarp orders memory among its lanes; shuffles and the other warp operations do not
+    // (CUDA C++ Programming Guide), so they exchange values without any happens-before.
+    if (strcmp(kind, "__syncwarp") == 0) {
+        int lane = f.linear % 32, warp = f.linear - lane;
+        __tsan_release(&g_pool->lane[f.linear][f.syncwarps & 1]);
+        to_scheduler(false);
+        Fiber &g = g_fibers[g_current];
+        for (int l = 0; l < 32; l++)
+            if ((mask >> l) & 1) __tsan_acquire(&g_pool->lane[warp + l][(g.peers >> l) & 1]);
+        g.syncwarps++;
+        (void)lane;
+        return;
+    }
+#endif
     to_scheduler(false);
 }
 
-void run_grid(const char *name, dim3 grid, dim3 block, size_t smem, const std::function<void()> &body) {
+void run_grid(const char *name, dim3 grid, dim3 block, size_t smem, bool pdl, const std::function<void()> &body) {
     int nt = (int)(block.x * block.y * block.z);
     if (nt < 1 || nt > MAX_THREADS) fail("block of %d threads", nt);
-    ensure_fibers(nt);
     const char *saved_kernel = g_kernel;
     g_kernel = name, g_body = &body, g_grid_dim = grid, g_block_dim = block;
-    g_smem.assign(smem, 0);
+#ifdef PAW_EMU_RACE
+    if (!g_host_fiber) g_host_fiber = __tsan_get_current_fiber();
+    if (smem > ARENA_BYTES) fail("%zu bytes of dynamic shared memory, more than the %zu the emulation has", smem, ARENA_BYTES);
+    g_grid_pdl = pdl;
+    if (!pdl) host_sync();
+    for (Pool &p : g_pools) {
+        Pool *saved = g_pool;
+        g_pool = &p;
+        ensure_fibers(nt);
+        g_pool = saved;
+        if (!p.arena) {
+            void *a = mmap(NULL, ARENA_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            if (a == MAP_FAILED) fail("out of memory for shared memory");
+            p.arena = (unsigned char *)a;
+        }
+    }
+    __tsan_release(&g_launch);
+#else
+    (void)pdl;
+    ensure_fibers(nt);
+    g_pool->smem.assign(smem, 0);
+#endif
     int rev = reverse_order();
     for (unsigned bz = 0; bz < grid.z; bz++)
         for (unsigned by = 0; by < grid.y; by++)
             for (unsigned bx = 0; bx < grid.x; bx++) {
                 g_block_idx = make_uint3(bx, by, bz);
-                if (smem) memset(g_smem.data(), 0xff, smem);
+#ifdef PAW_EMU_RACE
+                g_pool = &g_pools[(g_grids & 1) * 2 + ((bx + by + bz) & 1)];
+                // The fill is the emulation's, not a write of the host: ThreadSanitizer does not see it.
+                __tsan_ignore_thread_begin();
+                memset(g_pool->arena, 0xff, smem > g_pool->high_water ? smem : g_pool->high_water);
+                __tsan_ignore_thread_end();
+                g_pool->dyn_bytes = smem, g_pool->static_end = smem;
+                g_pool->statics.clear();
+#else
+                if (smem) memset(g_pool->smem.data(), 0xff, smem);
+#endif
                 for (int t = 0; t < nt; t++) {
                     Fiber &f = g_fibers[t];
                     f.state = RUNNABLE, f.linear = t;
+#ifdef PAW_EMU_RACE
+                    f.barriers = 0, f.syncwarps = 0;
+#endif
                     f.tid = make_uint3(t % block.x, (t / block.x) % block.y, t / (block.x * block.y));
                     init_stack(f);
                 }
@@ -307,7 +487,15 @@ void run_grid(const char *name, dim3 grid, dim3 block, size_t smem, const std::f
                     abort();
                 }
                 cp_async_end_block();
+#ifdef PAW_EMU_RACE
+                g_pool->block++;
+#endif
             }
+#ifdef PAW_EMU_RACE
+    g_grid_pending = true;
+    g_grids++;
+    g_pool = &g_pools[0];
+#endif
     g_kernel = saved_kernel;
 }
 

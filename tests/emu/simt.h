@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include <functional>
+#include <memory>
 
 namespace emu {
 
@@ -23,8 +24,25 @@ extern dim3 g_block_dim, g_grid_dim;
 
 // Runs body() once per thread of a grid; smem bytes of dynamic shared memory per block, filled with
 // 0xff bytes (a NaN in bf16 and fp32) before each block so that unwritten reads show.
-void run_grid(const char *name, dim3 grid, dim3 block, size_t smem, const std::function<void()> &body);
+// `pdl`: launched with programmatic dependent launch (the race check orders it after the grid
+// before it only from its pdl_wait on).
+void run_grid(const char *name, dim3 grid, dim3 block, size_t smem, bool pdl, const std::function<void()> &body);
 void *dyn_smem();
+
+// The race-check build's `__shared__` variables (emu.h, EMU_SHARED): one per key and block, in
+// the block's shared memory (filled with 0xff bytes), so that each block has its own.
+void *shared_static(const void *key, size_t bytes);
+
+// griddepcontrol.wait (kernels/cuda_common.cuh, pdl_enter): in the race-check build, a grid
+// launched programmatically is ordered after the grids before it from here on.
+void pdl_wait();
+
+// The race-check build: the host (the runtime's copies, fills and frees, and the next launch) is
+// ordered after the grids that ran so far. Nothing in the default build.
+void host_sync();
+// Keeps a launch's arguments alive until the next host_sync: the host may not free what a grid it
+// has not synchronised with still reads (the race-check build).
+void keep_until_sync(std::shared_ptr<void> p);
 
 void sync_block();  // __syncthreads()
 
