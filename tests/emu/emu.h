@@ -27,7 +27,7 @@
 #ifdef PAW_EMU_RACE
 #define EMU_SHARED(T, name, dims)    \
     static char name##_emu_key;      \
-    T(&name) dims = *reinterpret_cast<T(*) dims>(::emu::shared_static(&name##_emu_key, sizeof(T dims)));
+    auto &name = *reinterpret_cast<T(*) dims>(::emu::shared_static(&name##_emu_key, sizeof(T dims)));
 #else
 #define EMU_SHARED(T, name, dims) alignas(16) static T name dims;
 #endif

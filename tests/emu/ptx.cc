@@ -14,18 +14,10 @@
 
 // The race-check build: this file is not instrumented, so the memory its operations read and write
 // for a thread is told to ThreadSanitizer as that thread's; its own bookkeeping (allocations made
-// on a GPU thread's behalf, freed by the scheduler) is kept out of sight.
+// on a GPU thread's behalf, freed by the scheduler) is Untracked (simt.h).
 #ifdef PAW_EMU_RACE
 extern "C" void __tsan_read16(void *addr);
 extern "C" void __tsan_write16(void *addr);
-extern "C" void __tsan_ignore_thread_begin(void);
-extern "C" void __tsan_ignore_thread_end(void);
-struct Untracked {
-    Untracked() { __tsan_ignore_thread_begin(); }
-    ~Untracked() { __tsan_ignore_thread_end(); }
-};
-#else
-struct Untracked {};
 #endif
 
 namespace emu {

@@ -321,14 +321,14 @@ void fail(const char *fmt, ...) {
 }
 
 #ifdef PAW_EMU_RACE
+Untracked::Untracked() { __tsan_ignore_thread_begin(); }
+Untracked::~Untracked() { __tsan_ignore_thread_end(); }
+
 void *dyn_smem() { return g_pool->dyn_bytes ? g_pool->arena : NULL; }
 
 void *shared_static(const void *key, size_t bytes) {
     if (g_current < 0) fail("a __shared__ variable outside a kernel");
-    struct Untracked {  // the bookkeeping is the emulation's, not the GPU thread's
-        Untracked() { __tsan_ignore_thread_begin(); }
-        ~Untracked() { __tsan_ignore_thread_end(); }
-    } u;
+    Untracked u;
     Pool &p = *g_pool;
     for (auto &kv : p.statics)
         if (kv.first == key) return p.arena + kv.second;
@@ -395,14 +395,13 @@ void warp_op(const char *kind, unsigned mask, const void *in, void *out, WarpCom
     // __syncwarp orders memory among its lanes; shuffles and the other warp operations do not
     // (CUDA C++ Programming Guide), so they exchange values without any happens-before.
     if (strcmp(kind, "__syncwarp") == 0) {
-        int lane = f.linear % 32, warp = f.linear - lane;
+        int warp = f.linear - f.linear % 32;
         __tsan_release(&g_pool->lane[f.linear][f.syncwarps & 1]);
         to_scheduler(false);
         Fiber &g = g_fibers[g_current];
         for (int l = 0; l < 32; l++)
             if ((mask >> l) & 1) __tsan_acquire(&g_pool->lane[warp + l][(g.peers >> l) & 1]);
         g.syncwarps++;
-        (void)lane;
         return;
     }
 #endif
@@ -443,10 +442,10 @@ void run_grid(const char *name, dim3 grid, dim3 block, size_t smem, bool pdl, co
                 g_block_idx = make_uint3(bx, by, bz);
 #ifdef PAW_EMU_RACE
                 g_pool = &g_pools[(g_grids & 1) * 2 + ((bx + by + bz) & 1)];
-                // The fill is the emulation's, not a write of the host: ThreadSanitizer does not see it.
-                __tsan_ignore_thread_begin();
-                memset(g_pool->arena, 0xff, smem > g_pool->high_water ? smem : g_pool->high_water);
-                __tsan_ignore_thread_end();
+                {
+                    Untracked u;  // the emulation's fill, not a write of the host
+                    memset(g_pool->arena, 0xff, smem > g_pool->high_water ? smem : g_pool->high_water);
+                }
                 g_pool->dyn_bytes = smem, g_pool->static_end = smem;
                 g_pool->statics.clear();
 #else

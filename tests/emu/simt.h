@@ -44,6 +44,15 @@ void host_sync();
 // has not synchronised with still reads (the race-check build).
 void keep_until_sync(std::shared_ptr<void> p);
 
+// The emulation's own bookkeeping done on a GPU thread's behalf (allocations, fills): in the
+// race-check build, not counted as that thread's memory accesses while one of these lives.
+struct __attribute__((unused)) Untracked {  // (unused: a scope guard, never read)
+#ifdef PAW_EMU_RACE
+    Untracked();
+    ~Untracked();
+#endif
+};
+
 void sync_block();  // __syncthreads()
 
 // One warp-wide operation: each lane of `mask` gives `in` and receives `out` (both on its own
