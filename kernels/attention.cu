@@ -12,7 +12,8 @@
 // dK and dV stay in registers (the block is their only writer); dS goes through shared memory once
 // for dQ, which is added into an fp32 buffer with atomics.
 // Decoding (one query row, no lse): split-KV ("flash decoding"). Each warp scores a slice of the
-// cache for all query heads of one KV head, one key per lane; a second kernel merges the slices.
+// cache for all query heads of one KV head, one key per lane; the last block of a KV head to
+// finish merges its slices (one kernel).
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -508,7 +509,9 @@ __global__ void attention_dq_kernel(bf16 *dq, long dq_stride, const float *dq32,
 #define DEC_MAX_SPLITS 64
 
 struct DecArgs {
+    bf16 *out;    // [B, NH, HD]
     float *part;  // [B, NH, splits, HD + 2]: unnormalised output, then max and sum (base 2)
+    int *count;   // [B, NKV]: the blocks of a (sequence, KV head) done with their slices; 0 between calls
     const bf16 *q, *k, *v;
     const int *kv_prev;
     int Tk, NH, NKV, HD, splits, kv_prev_rows, vec;
@@ -516,23 +519,12 @@ struct DecArgs {
     float scale_log2;
 };
 
+// One warp's slice of the cache, keys [jbeg, jend), for the G query heads in qs: writes the
+// slice's unnormalised output, max and sum (base 2) to part.
 template <int G>
-__global__ void __launch_bounds__(NTHREADS) decode_split_kernel(DecArgs a) {
-    pdl_enter();
-    __shared__ float qs[G][128];
-    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, g = blockIdx.x, b = blockIdx.z;
-    const int split = blockIdx.y * NWARPS + warp, HD = a.HD;
-    const bf16 *q = a.q + (size_t)b * a.q_stride + (size_t)g * G * HD;
-    for (int i = threadIdx.x; i < G * 128; i += NTHREADS) {
-        int hi = i / 128, d = i % 128;
-        qs[hi][d] = d < HD ? __bfloat162float(q[(size_t)hi * HD + d]) * a.scale_log2 : 0.0f;
-    }
-    __syncthreads();
-    if (split >= a.splits) return;
-    const int Tk = a.kv_prev ? a.kv_prev[a.kv_prev_rows ? b : 0] + 1 : a.Tk;
-    const int chunk = ((Tk + a.splits - 1) / a.splits + 31) / 32 * 32;
-    const int jbeg = split * chunk, jend = min(Tk, jbeg + chunk);
-    if (jbeg >= Tk) return;  // past the cache: the merge reads only the slices before this one
+__device__ __forceinline__ void decode_slice(const DecArgs &a, const float (*qs)[128], int b, int g, int split,
+                                             int jbeg, int jend) {
+    const int lane = threadIdx.x % 32, HD = a.HD;
     const bf16 *kbase = a.k + (size_t)b * a.kv_bstride + (size_t)g * HD;
     const bf16 *vbase = a.v + (size_t)b * a.kv_bstride + (size_t)g * HD;
     float m[G], l[G], acc[G][4];
@@ -610,41 +602,72 @@ __global__ void __launch_bounds__(NTHREADS) decode_split_kernel(DecArgs a) {
     }
 }
 
-// out[b, h, :] from the slices: weights 2^(m_s - max) on each slice's sum and output.
-__global__ void decode_merge_kernel(bf16 *out, const float *part, const int *kv_prev, int kv_prev_rows, int Tk,
-                                    int NH, int HD, int splits) {
+// Block (g, y, b): warp w scores slice y * NWARPS + w of the cache for the G query heads of KV
+// head g. The cache is cut into slices of a multiple of 32 keys; blocks whose slices are all past
+// it return at once. The last block of (b, g) to finish (counted in a.count) merges the slices:
+// weights 2^(m_s - max) on each slice's sum and output, added in slice order whichever block it is.
+template <int G>
+__global__ void __launch_bounds__(NTHREADS) decode_split_kernel(DecArgs a) {
     pdl_enter();
-    __shared__ float wgt[DEC_MAX_SPLITS], red[1];
-    const int h = blockIdx.x, b = blockIdx.y;
-    const float *pp = part + ((size_t)b * NH + h) * splits * (HD + 2);
-    if (kv_prev) Tk = kv_prev[kv_prev_rows ? b : 0] + 1;
-    const int chunk = ((Tk + splits - 1) / splits + 31) / 32 * 32;
-    splits = (Tk + chunk - 1) / chunk;  // the slices that hold keys (as decode_split_kernel cuts them)
-    if (threadIdx.x < 32) {  // one warp: the max, then each slice's weight and the weighted sum
+    __shared__ float qs[G][128];
+    __shared__ float wgt[G][DEC_MAX_SPLITS], inv[G];
+    __shared__ int merge;
+    const int warp = threadIdx.x / 32, g = blockIdx.x, b = blockIdx.z, HD = a.HD;
+    const int Tk = a.kv_prev ? a.kv_prev[a.kv_prev_rows ? b : 0] + 1 : a.Tk;
+    const int chunk = ((Tk + a.splits - 1) / a.splits + 31) / 32 * 32;
+    const int nsplit = (Tk + chunk - 1) / chunk;  // the slices that hold keys
+    const int nblocks = (nsplit + NWARPS - 1) / NWARPS;
+    if ((int)blockIdx.y >= nblocks) return;  // neither scores nor counts
+    const bf16 *q = a.q + (size_t)b * a.q_stride + (size_t)g * G * HD;
+    for (int i = threadIdx.x; i < G * 128; i += NTHREADS) {
+        int hi = i / 128, d = i % 128;
+        qs[hi][d] = d < HD ? __bfloat162float(q[(size_t)hi * HD + d]) * a.scale_log2 : 0.0f;
+    }
+    __syncthreads();
+    const int split = blockIdx.y * NWARPS + warp;
+    if (split < nsplit) decode_slice<G>(a, qs, b, g, split, split * chunk, min(Tk, (split + 1) * chunk));
+    // Count this block as done once its slices are visible to the whole GPU; the fence after the
+    // count orders the last block's reads of the other blocks' slices after their writes.
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        int *cnt = a.count + (size_t)b * a.NKV + g;
+        const int done = atomicAdd(cnt, 1);
+        __threadfence();
+        merge = done == nblocks - 1;
+        if (merge) *cnt = 0;  // every block of (b, g) has counted: ready for the next call
+    }
+    __syncthreads();
+    if (!merge) return;
+    const int lane = threadIdx.x % 32;
+    for (int hi = warp; hi < G; hi += NWARPS) {  // a warp per head: the max, the weights, the sum
+        const float *pp = a.part + ((size_t)b * a.NH + g * G + hi) * a.splits * (HD + 2);
         float m[DEC_MAX_SPLITS / 32], M = -INFINITY;
 #pragma unroll
         for (int k = 0; k < DEC_MAX_SPLITS / 32; k++) {
-            int s = threadIdx.x + 32 * k;
-            m[k] = s < splits ? pp[(size_t)s * (HD + 2) + HD] : -INFINITY;
+            int s = lane + 32 * k;
+            m[k] = s < nsplit ? __ldcg(pp + (size_t)s * (HD + 2) + HD) : -INFINITY;
             M = fmaxf(M, m[k]);
         }
         M = warp_max(M);
         float den = 0.0f;
 #pragma unroll
         for (int k = 0; k < DEC_MAX_SPLITS / 32; k++) {
-            int s = threadIdx.x + 32 * k;
+            int s = lane + 32 * k;
             float w = m[k] == -INFINITY ? 0.0f : exp2f(m[k] - M);  // an empty slice weighs nothing
-            if (s < splits) wgt[s] = w, den += w * pp[(size_t)s * (HD + 2) + HD + 1];
+            if (s < nsplit) wgt[hi][s] = w, den += w * __ldcg(pp + (size_t)s * (HD + 2) + HD + 1);
         }
         den = warp_sum(den);
-        if (threadIdx.x == 0) red[0] = den > 0.0f ? 1.0f / den : 0.0f;
+        if (lane == 0) inv[hi] = den > 0.0f ? 1.0f / den : 0.0f;
     }
     __syncthreads();
-    for (int d = threadIdx.x; d < HD; d += blockDim.x) {
+    for (int i = threadIdx.x; i < G * HD; i += NTHREADS) {
+        const int hi = i / HD, d = i % HD, h = g * G + hi;
+        const float *pp = a.part + ((size_t)b * a.NH + h) * a.splits * (HD + 2) + d;
         float num = 0.0f;
 #pragma unroll 8
-        for (int s = 0; s < splits; s++) num += wgt[s] * pp[(size_t)s * (HD + 2) + d];
-        out[((size_t)b * NH + h) * HD + d] = __float2bfloat16_rn(num * red[0]);
+        for (int s = 0; s < nsplit; s++) num += wgt[hi][s] * __ldcg(pp + (size_t)s * (HD + 2));
+        a.out[((size_t)b * a.NH + h) * HD + d] = __float2bfloat16_rn(num * inv[hi]);
     }
 }
 
@@ -678,14 +701,38 @@ static void launch_fwd(const FwdArgs &a) {
     CUDA_CHECK_LAUNCH();
 }
 
-// The slices' scratch, kept between calls; it may only grow outside graph capture (the eager
-// step before a capture sizes it). Captured graphs hold its address (the single-sequence and the
-// batched decoding steps, of any model), so a buffer that is outgrown is kept, not freed: a graph
-// captured before still owns valid memory. It at least doubles each time, so few are kept.
-static float *g_dec_part;
-static size_t g_dec_cap;
-[[maybe_unused]] static float *g_dec_outgrown[64];  // still reachable, for leak checkers
-static int g_dec_noutgrown;
+// The decoding scratch (the slices, the block counts), kept between calls; it may only grow
+// outside graph capture (the eager step before a capture sizes it). Captured graphs hold its
+// address (the single-sequence and the batched decoding steps, of any model), so a buffer that is
+// outgrown is kept, not freed: a graph captured before still owns valid memory. It at least
+// doubles each time, so few are kept. Counts start at zero and every call leaves them at zero.
+struct DecScratch {
+    void *p;
+    size_t cap;
+    void *outgrown[64];  // still reachable, for leak checkers
+    int noutgrown;
+};
+static DecScratch g_dec_part, g_dec_count;
+
+static void *dec_scratch(DecScratch *s, size_t bytes, const char *what) {
+    if (bytes <= s->cap) return s->p;
+    cudaStreamCaptureStatus st;
+    CUDA_CHECK(cudaStreamIsCapturing(paw_cuda_stream(), &st));
+    if (st != cudaStreamCaptureStatusNone) {
+        fprintf(stderr, "paw: decode attention %s must grow during graph capture (run one step eagerly first)\n", what);
+        exit(1);
+    }
+    if (bytes < 2 * s->cap) bytes = 2 * s->cap;
+    if (s->p && s->noutgrown == (int)(sizeof s->outgrown / sizeof s->outgrown[0])) {
+        fprintf(stderr, "paw: decode attention %s outgrown too often\n", what);  // 2^64 bytes: unreachable
+        exit(1);
+    }
+    if (s->p) s->outgrown[s->noutgrown++] = s->p;
+    s->p = paw_cuda_malloc(bytes);
+    paw_cuda_memset(s->p, 0, bytes);
+    s->cap = bytes;
+    return s->p;
+}
 
 template <int G>
 static void launch_decode(const DecArgs &a, int B) {
@@ -694,45 +741,27 @@ static void launch_decode(const DecArgs &a, int B) {
     CUDA_CHECK_LAUNCH();
 }
 
-// One query row per sequence, no lse: the split-KV path. Returns 0 when it does not apply.
+// One query row per sequence, no lse: the split-KV path, one kernel. Returns 0 when it does not apply.
 static int try_decode(paw_bf16 *out, const paw_bf16 *q, const paw_bf16 *k, const paw_bf16 *v, const int *kv_prev,
                       int rows, int B, int Tk, int NH, int NKV, int HD, long q_stride, long kv_stride,
                       long kv_bstride) {
     const int G = NH / NKV;
     if (HD > 128 || (G != 1 && G != 2 && G != 4 && G != 8)) return 0;
+    if (!kv_prev && Tk < 1) return 0;  // no keys: the general kernel's zeros
     int splits = (int)paw_ceil_div((size_t)paw_cuda_sm_count() * 8, (size_t)NKV * B);
     if (splits > DEC_MAX_SPLITS) splits = DEC_MAX_SPLITS;
     if (splits < 1) splits = 1;
-    size_t need = (size_t)B * NH * splits * (HD + 2);
-    if (need > g_dec_cap) {
-        cudaStreamCaptureStatus st;
-        CUDA_CHECK(cudaStreamIsCapturing(paw_cuda_stream(), &st));
-        if (st != cudaStreamCaptureStatusNone) {
-            fprintf(stderr, "paw: decode attention scratch must grow during graph capture (run one step eagerly "
-                            "first)\n");
-            exit(1);
-        }
-        if (need < 2 * g_dec_cap) need = 2 * g_dec_cap;
-        if (g_dec_part && g_dec_noutgrown == (int)(sizeof g_dec_outgrown / sizeof g_dec_outgrown[0])) {
-            fprintf(stderr, "paw: decode attention scratch outgrown too often\n");  // 2^64 floats: unreachable
-            exit(1);
-        }
-        if (g_dec_part) g_dec_outgrown[g_dec_noutgrown++] = g_dec_part;
-        g_dec_part = (float *)paw_cuda_malloc(sizeof(float) * need);
-        g_dec_cap = need;
-    }
+    float *part = (float *)dec_scratch(&g_dec_part, sizeof(float) * B * NH * splits * (HD + 2), "scratch");
+    int *count = (int *)dec_scratch(&g_dec_count, sizeof(int) * B * NKV, "block counts");
     const int vec = HD % 8 == 0 && kv_stride % 8 == 0 && kv_bstride % 8 == 0 && aligned16(k);
-    DecArgs a = {g_dec_part, q, k, v, kv_prev, Tk, NH, NKV, HD, splits, rows, vec, q_stride, kv_stride, kv_bstride,
-                 LOG2E / sqrtf((float)HD)};
+    DecArgs a = {out, part, count, q, k, v, kv_prev, Tk, NH, NKV, HD, splits, rows, vec, q_stride, kv_stride,
+                 kv_bstride, LOG2E / sqrtf((float)HD)};
     switch (G) {
     case 1: launch_decode<1>(a, B); break;
     case 2: launch_decode<2>(a, B); break;
     case 4: launch_decode<4>(a, B); break;
     default: launch_decode<8>(a, B); break;
     }
-    paw_launch(decode_merge_kernel, dim3(NH, B), dim3(128), 0, out, (const float *)g_dec_part, kv_prev, rows, Tk, NH, HD,
-               splits);
-    CUDA_CHECK_LAUNCH();
     return 1;
 }
 

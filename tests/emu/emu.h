@@ -90,7 +90,8 @@ inline T __shfl_down_sync(unsigned mask, T v, unsigned delta, int width = 32) {
 inline void __syncwarp(unsigned mask = 0xffffffffu) { emu::warp_op("__syncwarp", mask, NULL, NULL, emu::no_combine); }
 
 // One thread runs at a time, so an atomic is a read-modify-write; the race-check build makes it an
-// atomic operation that ThreadSanitizer knows (relaxed: a GPU atomic orders nothing else).
+// atomic operation that ThreadSanitizer knows (relaxed: a GPU atomic orders nothing else, except
+// around a __threadfence, simt.h atomic_point).
 template <typename T>
 inline T atomicAdd(T *p, T v) {
 #ifdef PAW_EMU_RACE
@@ -98,6 +99,7 @@ inline T atomicAdd(T *p, T v) {
     __atomic_load(p, &old, __ATOMIC_RELAXED);
     do want = old + v;
     while (!__atomic_compare_exchange(p, &old, &want, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED));
+    emu::atomic_point(p);
     return old;
 #else
     T old = *p;
@@ -105,8 +107,17 @@ inline T atomicAdd(T *p, T v) {
     return old;
 #endif
 }
+inline void __threadfence() {
+#ifdef PAW_EMU_RACE
+    emu::thread_fence();
+#endif
+}
 template <typename T>
 inline T __ldg(const T *p) {
+    return *p;
+}
+template <typename T>
+inline T __ldcg(const T *p) {  // the GPU's load that skips L1: the same value here
     return *p;
 }
 

@@ -15,6 +15,8 @@ check smem-barrier clean
 check blocks-overlap race
 check blocks-disjoint clean
 check atomics clean
+check last-block-no-fence race
+check last-block-fence clean
 check warp-shuffle race
 check warp-syncwarp clean
 check kernel-order clean

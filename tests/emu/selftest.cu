@@ -35,6 +35,24 @@ __global__ void warp_kernel(float *out, int syncwarp) {
     if (lane == 5) out[0] = s[0];
 }
 
+// Each block writes its slot and counts itself; the last block to arrive sums every slot. With
+// `fence` = 0 the writer's fence is missing, so nothing orders the slots before the last one's reads.
+__global__ void last_block_kernel(float *slots, int *count, float *out, int fence) {
+    __shared__ int last;
+    if (threadIdx.x == 0) {
+        slots[blockIdx.x] = (float)blockIdx.x;
+        if (fence) __threadfence();
+        last = atomicAdd(count, 1) == (int)gridDim.x - 1;
+        __threadfence();
+    }
+    __syncthreads();
+    if (last && threadIdx.x == 0) {
+        float s = 0;
+        for (unsigned b = 0; b < gridDim.x; b++) s += slots[b];
+        out[0] = s;
+    }
+}
+
 __global__ void write_kernel(float *buf) { buf[threadIdx.x] = (float)threadIdx.x; }
 
 // Launched programmatically after write_kernel: reads its output before or after the wait.
@@ -59,7 +77,10 @@ int main(int argc, char **argv) {
         blocks_kernel<<<3, N, 0, st>>>(a, !strcmp(c, "blocks-overlap") ? N - 1 : N);
     else if (!strcmp(c, "atomics"))
         atomic_kernel<<<4, N, 0, st>>>(a);
-    else if (!strcmp(c, "warp-shuffle") || !strcmp(c, "warp-syncwarp"))
+    else if (!strcmp(c, "last-block-fence") || !strcmp(c, "last-block-no-fence")) {
+        CUDA_CHECK(cudaMemset(b, 0, sizeof h));
+        last_block_kernel<<<4, N, 0, st>>>(a, (int *)b, a + N, !strcmp(c, "last-block-fence"));
+    } else if (!strcmp(c, "warp-shuffle") || !strcmp(c, "warp-syncwarp"))
         warp_kernel<<<1, 32, 0, st>>>(a, !strcmp(c, "warp-syncwarp"));
     else if (!strcmp(c, "kernel-order")) {
         write_kernel<<<1, N, 0, st>>>(a);

@@ -86,6 +86,8 @@ struct Fiber {
     int barriers;      // the __syncthreads it has passed in this block
     int syncwarps;     // the __syncwarp it has passed in this block
     unsigned peers;    // set when a __syncwarp releases: bit l = parity of lane l's count there
+    bool fenced;       // a __threadfence since its last atomic: the next atomic releases
+    const void *last_atomic;  // the address of its last atomic: a __threadfence acquires there
 #endif
 };
 
@@ -357,11 +359,27 @@ void pdl_wait() {
     if (g_current < 0) fail("griddepcontrol.wait outside a kernel");
     if (g_grid_pdl) __tsan_acquire(&g_grid_end[(g_grids + 1) & 1]);  // the grid before this one
 }
+
+void thread_fence() {
+    if (g_current < 0) fail("__threadfence outside a kernel");
+    Fiber &f = g_fibers[g_current];
+    if (f.last_atomic) __tsan_acquire(const_cast<void *>(f.last_atomic));
+    f.fenced = true;
+}
+
+void atomic_point(const void *p) {
+    if (g_current < 0) fail("an atomic operation outside a kernel");
+    Fiber &f = g_fibers[g_current];
+    if (f.fenced) __tsan_release(const_cast<void *>(p));
+    f.fenced = false, f.last_atomic = p;
+}
 #else
 void *dyn_smem() { return g_pool->smem.empty() ? NULL : g_pool->smem.data(); }
 void keep_until_sync(std::shared_ptr<void>) {}
 void host_sync() {}
 void pdl_wait() {}
+void thread_fence() {}
+void atomic_point(const void *) {}
 #endif
 
 int lane_id() {
@@ -435,61 +453,65 @@ void run_grid(const char *name, dim3 grid, dim3 block, size_t smem, bool pdl, co
     ensure_fibers(nt);
     g_pool->smem.assign(smem, 0);
 #endif
+    // Blocks in order, or the last first (PAW_EMU_ORDER=reverse): a kernel that counts on which
+    // block runs first or last gives a wrong result in one of the two orders.
     int rev = reverse_order();
-    for (unsigned bz = 0; bz < grid.z; bz++)
-        for (unsigned by = 0; by < grid.y; by++)
-            for (unsigned bx = 0; bx < grid.x; bx++) {
-                g_block_idx = make_uint3(bx, by, bz);
+    const size_t nblocks = (size_t)grid.x * grid.y * grid.z;
+    for (size_t i = 0; i < nblocks; i++) {
+        const size_t lin = rev ? nblocks - 1 - i : i;
+        const unsigned bx = (unsigned)(lin % grid.x), by = (unsigned)(lin / grid.x % grid.y),
+                       bz = (unsigned)(lin / ((size_t)grid.x * grid.y));
+        g_block_idx = make_uint3(bx, by, bz);
 #ifdef PAW_EMU_RACE
-                g_pool = &g_pools[(g_grids & 1) * 2 + ((bx + by + bz) & 1)];
-                {
-                    Untracked u;  // the emulation's fill, not a write of the host
-                    memset(g_pool->arena, 0xff, smem > g_pool->high_water ? smem : g_pool->high_water);
-                }
-                g_pool->dyn_bytes = smem, g_pool->static_end = smem;
-                g_pool->statics.clear();
+        g_pool = &g_pools[(g_grids & 1) * 2 + ((bx + by + bz) & 1)];
+        {
+            Untracked u;  // the emulation's fill, not a write of the host
+            memset(g_pool->arena, 0xff, smem > g_pool->high_water ? smem : g_pool->high_water);
+        }
+        g_pool->dyn_bytes = smem, g_pool->static_end = smem;
+        g_pool->statics.clear();
 #else
-                if (smem) memset(g_pool->smem.data(), 0xff, smem);
+        if (smem) memset(g_pool->smem.data(), 0xff, smem);
 #endif
-                for (int t = 0; t < nt; t++) {
-                    Fiber &f = g_fibers[t];
-                    f.state = RUNNABLE, f.linear = t;
+        for (int t = 0; t < nt; t++) {
+            Fiber &f = g_fibers[t];
+            f.state = RUNNABLE, f.linear = t;
 #ifdef PAW_EMU_RACE
-                    f.barriers = 0, f.syncwarps = 0;
+            f.barriers = 0, f.syncwarps = 0, f.fenced = false, f.last_atomic = NULL;
 #endif
-                    f.tid = make_uint3(t % block.x, (t / block.x) % block.y, t / (block.x * block.y));
-                    init_stack(f);
-                }
-                for (;;) {
-                    for (int k = 0; k < nt; k++) {
-                        int t = rev ? nt - 1 - k : k;
-                        if (g_fibers[t].state == RUNNABLE) run_fiber(t);
-                    }
-                    int done = 0, at_barrier = 0;
-                    for (int t = 0; t < nt; t++) {
-                        done += g_fibers[t].state == DONE;
-                        at_barrier += g_fibers[t].state == AT_BLOCK_BARRIER;
-                    }
-                    if (done == nt) break;
-                    if (release_warps(nt)) continue;
-                    if (at_barrier + done == nt) {
-                        for (int t = 0; t < nt; t++)
-                            if (g_fibers[t].state == AT_BLOCK_BARRIER) g_fibers[t].state = RUNNABLE;
-                        continue;
-                    }
-                    fprintf(stderr, "emulated kernel %s, block (%u,%u,%u): deadlock:\n", name, bx, by, bz);
-                    for (int t = 0; t < nt; t++)
-                        if (g_fibers[t].state != DONE)
-                            fprintf(stderr, "  thread %d %s%s%s\n", t, state_name(g_fibers[t].state),
-                                    g_fibers[t].state == AT_WARP_OP ? " " : "",
-                                    g_fibers[t].state == AT_WARP_OP ? g_fibers[t].kind : "");
-                    abort();
-                }
-                cp_async_end_block();
-#ifdef PAW_EMU_RACE
-                g_pool->block++;
-#endif
+            f.tid = make_uint3(t % block.x, (t / block.x) % block.y, t / (block.x * block.y));
+            init_stack(f);
+        }
+        for (;;) {
+            for (int k = 0; k < nt; k++) {
+                int t = rev ? nt - 1 - k : k;
+                if (g_fibers[t].state == RUNNABLE) run_fiber(t);
             }
+            int done = 0, at_barrier = 0;
+            for (int t = 0; t < nt; t++) {
+                done += g_fibers[t].state == DONE;
+                at_barrier += g_fibers[t].state == AT_BLOCK_BARRIER;
+            }
+            if (done == nt) break;
+            if (release_warps(nt)) continue;
+            if (at_barrier + done == nt) {
+                for (int t = 0; t < nt; t++)
+                    if (g_fibers[t].state == AT_BLOCK_BARRIER) g_fibers[t].state = RUNNABLE;
+                continue;
+            }
+            fprintf(stderr, "emulated kernel %s, block (%u,%u,%u): deadlock:\n", name, bx, by, bz);
+            for (int t = 0; t < nt; t++)
+                if (g_fibers[t].state != DONE)
+                    fprintf(stderr, "  thread %d %s%s%s\n", t, state_name(g_fibers[t].state),
+                            g_fibers[t].state == AT_WARP_OP ? " " : "",
+                            g_fibers[t].state == AT_WARP_OP ? g_fibers[t].kind : "");
+            abort();
+        }
+        cp_async_end_block();
+#ifdef PAW_EMU_RACE
+        g_pool->block++;
+#endif
+    }
 #ifdef PAW_EMU_RACE
     g_grid_pending = true;
     g_grids++;

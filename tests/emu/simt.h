@@ -55,6 +55,14 @@ struct __attribute__((unused)) Untracked {  // (unused: a scope guard, never rea
 
 void sync_block();  // __syncthreads()
 
+// __threadfence() and the atomics around it, in the race-check build (nothing in the default one):
+// a fence then the thread's next atomic releases the thread's accesses so far at the atomic's
+// address; an atomic then a fence acquires what was released there. So the "last block to arrive"
+// pattern (write, fence, count with an atomic; the last one fences and reads) orders the writes
+// before the reads, and a missing fence on either side leaves them racing.
+void thread_fence();
+void atomic_point(const void *p);  // called by each atomic operation after it (the release covers it)
+
 // One warp-wide operation: each lane of `mask` gives `in` and receives `out` (both on its own
 // stack, which stays valid while it waits); when the last lane arrives, combine(ins, outs, mask)
 // runs once with every lane's pointers (NULL for lanes outside the mask). `kind` names the

@@ -481,12 +481,18 @@ static void test_attention_cache(int B, int Tq, int Tk, int cap, int NH, int NKV
     paw_bf16 *d_q = dev_bf16(q, (size_t)B * Tq * Q), *d_k = dev_bf16(kc, (size_t)B * cap * KV);
     paw_bf16 *d_v = dev_bf16(vc, (size_t)B * cap * KV), *d_out = poisoned_bf16((size_t)B * Tq * Q);
     int prev = Tk - Tq, *d_prev = dev_i32(&prev, 1);
-    attention_cuda_forward(d_out, NULL, d_q, d_k, d_v, NULL, d_prev, B, Tq, 0, NH, NKV, HD, Q, KV, (long)cap * KV);
-    float *got = host_bf16(d_out, (size_t)B * Tq * Q);
-    snprintf(name, sizeof name, "attention over a KV cache B%d Tq%d Tk%d HD%d", B, Tq, Tk, HD);
-    CHECK_CLOSE(name, got, ref, (size_t)B * Tq * Q, 1e-2);
+    // Twice: the decoding kernel's block counts must be back at zero for the second call.
+    for (int call = 1; call <= 2; call++) {
+        if (call == 2) paw_cuda_memset(d_out, 0xff, sizeof(paw_bf16) * (size_t)B * Tq * Q);
+        attention_cuda_forward(d_out, NULL, d_q, d_k, d_v, NULL, d_prev, B, Tq, 0, NH, NKV, HD, Q, KV,
+                               (long)cap * KV);
+        float *got = host_bf16(d_out, (size_t)B * Tq * Q);
+        snprintf(name, sizeof name, "attention over a KV cache B%d Tq%d Tk%d HD%d (call %d)", B, Tq, Tk, HD, call);
+        CHECK_CLOSE(name, got, ref, (size_t)B * Tq * Q, 1e-2);
+        free(got);
+    }
     paw_cuda_free(d_q), paw_cuda_free(d_k), paw_cuda_free(d_v), paw_cuda_free(d_out), paw_cuda_free(d_prev);
-    free(q), free(kc), free(vc), free(ref), free(got);
+    free(q), free(kc), free(vc), free(ref);
 }
 
 // I % 8 == 0 runs the 8-wide kernels, other widths the scalar ones.
