@@ -36,6 +36,14 @@ struct LayerActs {
     float *ln1_rstd, *ln2_rstd, *lse;
 };
 
+// A decoding step replayed from a CUDA graph: the first call runs eagerly (every lazy set-up, such
+// as GEMM plans and scratch growth, happens outside capture), the second is captured, later ones
+// replay it.
+struct StepGraph {
+    cudaGraphExec_t exec;
+    int ready, eager;
+};
+
 struct Qwen3Cuda {
     Qwen3Config cfg;
     int frozen, recompute;
@@ -90,8 +98,7 @@ struct Qwen3Cuda {
     bf16 *kcache, *vcache;
     int cache_cap, cache_len;
     int *d_cache_len, *d_token;
-    cudaGraphExec_t step_exec;
-    int step_graph_ready, eager_steps;
+    StepGraph step_graph;
     // Batched KV cache: bB sequences of up to bcap tokens, [L, bB, bcap, KV] each for K and V;
     // per-row cache lengths, next tokens and active flags on the device (h_blen mirrors the lengths).
     bf16 *bkcache, *bvcache;
@@ -101,8 +108,7 @@ struct Qwen3Cuda {
     size_t h_bids_cap;
     Qwen3CudaLora batch_lora;
     int has_batch_lora, bprefilled;
-    cudaGraphExec_t bstep_exec;
-    int bstep_graph_ready, beager_steps;
+    StepGraph bstep_graph;
     int fused_decode;  // one-row decode steps through kernels/matvec (qwen3_cuda_set_fused_decode)
     int decode_pdl;    // the decode step's kernels launched programmatically (qwen3_cuda_set_decode_pdl)
     const bf16 **d_gather;  // pointer table of qwen3_cuda_lora_gather
@@ -230,18 +236,38 @@ extern "C" Qwen3Cuda *qwen3_cuda_create_random(const Qwen3Config *cfg, int froze
     return g;
 }
 
-static void drop_batch_graph(Qwen3Cuda *g) {
-    if (g->bstep_graph_ready) CUDA_CHECK(cudaGraphExecDestroy(g->bstep_exec));
-    g->bstep_graph_ready = 0;
-    g->beager_steps = 0;
+static void step_graph_run(StepGraph *s, Qwen3Cuda *g, void (*body)(Qwen3Cuda *)) {
+    if (s->ready) {
+        CUDA_CHECK(cudaGraphLaunch(s->exec, paw_cuda_stream()));
+        return;
+    }
+    if (!s->eager) {
+        body(g);
+        s->eager = 1;
+        return;
+    }
+    cudaGraph_t graph;
+    CUDA_CHECK(cudaStreamBeginCapture(paw_cuda_stream(), cudaStreamCaptureModeThreadLocal));
+    body(g);
+    CUDA_CHECK(cudaStreamEndCapture(paw_cuda_stream(), &graph));
+    CUDA_CHECK(cudaGraphInstantiate(&s->exec, graph, 0));
+    CUDA_CHECK(cudaGraphDestroy(graph));
+    s->ready = 1;
+    CUDA_CHECK(cudaGraphLaunch(s->exec, paw_cuda_stream()));
 }
+
+static void step_graph_drop(StepGraph *s) {
+    if (s->ready) CUDA_CHECK(cudaGraphExecDestroy(s->exec));
+    s->ready = 0;
+    s->eager = 0;
+}
+
+static void drop_batch_graph(Qwen3Cuda *g) { step_graph_drop(&g->bstep_graph); }
 
 // Both captured decode steps point into the activation, logits and LoRA buffers: any
 // reallocation drops them.
 static void drop_step_graph(Qwen3Cuda *g) {
-    if (g->step_graph_ready) CUDA_CHECK(cudaGraphExecDestroy(g->step_exec));
-    g->step_graph_ready = 0;
-    g->eager_steps = 0;
+    step_graph_drop(&g->step_graph);
     drop_batch_graph(g);
 }
 
@@ -1208,21 +1234,7 @@ extern "C" int qwen3_cuda_cache_forward(Qwen3Cuda *g, const int *ids, int n, flo
     g->full_ready = 0;  // the cache path reuses the activation buffers
     if (n == 1) {
         CUDA_CHECK(cudaMemcpyAsync(g->d_token, ids, sizeof(int), cudaMemcpyHostToDevice, paw_cuda_stream()));
-        if (g->step_graph_ready) {
-            CUDA_CHECK(cudaGraphLaunch(g->step_exec, paw_cuda_stream()));
-        } else if (g->eager_steps == 0) {
-            decode_step_body(g);  // the first step runs directly: every lazy set-up happens outside capture
-            g->eager_steps = 1;
-        } else {
-            cudaGraph_t graph;
-            CUDA_CHECK(cudaStreamBeginCapture(paw_cuda_stream(), cudaStreamCaptureModeThreadLocal));
-            decode_step_body(g);
-            CUDA_CHECK(cudaStreamEndCapture(paw_cuda_stream(), &graph));
-            CUDA_CHECK(cudaGraphInstantiate(&g->step_exec, graph, 0));
-            CUDA_CHECK(cudaGraphDestroy(graph));
-            g->step_graph_ready = 1;
-            CUDA_CHECK(cudaGraphLaunch(g->step_exec, paw_cuda_stream()));
-        }
+        step_graph_run(&g->step_graph, g, decode_step_body);
     } else {
         for (int t = 0; t < n; t++) g->h_pos[t] = g->cache_len + t;
         paw_cuda_upload(g->d_pos, g->h_pos, sizeof(int) * (size_t)n);
@@ -1411,21 +1423,7 @@ extern "C" int qwen3_cuda_batch_step(Qwen3Cuda *g, const int *ids, const int *ac
     for (int b = 0; b < B; b++) h_act[b] = active ? active[b] != 0 : 1;
     paw_cuda_upload(g->d_bactive, h_act, sizeof(int) * (size_t)B);
     if (ids) paw_cuda_upload(g->d_btok, ids, sizeof(int) * (size_t)B);
-    if (g->bstep_graph_ready) {
-        CUDA_CHECK(cudaGraphLaunch(g->bstep_exec, paw_cuda_stream()));
-    } else if (g->beager_steps == 0) {
-        batch_step_body(g);  // the first step runs directly: lazy set-up (GEMM plans) happens outside capture
-        g->beager_steps = 1;
-    } else {
-        cudaGraph_t graph;
-        CUDA_CHECK(cudaStreamBeginCapture(paw_cuda_stream(), cudaStreamCaptureModeThreadLocal));
-        batch_step_body(g);
-        CUDA_CHECK(cudaStreamEndCapture(paw_cuda_stream(), &graph));
-        CUDA_CHECK(cudaGraphInstantiate(&g->bstep_exec, graph, 0));
-        CUDA_CHECK(cudaGraphDestroy(graph));
-        g->bstep_graph_ready = 1;
-        CUDA_CHECK(cudaGraphLaunch(g->bstep_exec, paw_cuda_stream()));
-    }
+    step_graph_run(&g->bstep_graph, g, batch_step_body);
     for (int b = 0; b < B; b++) g->h_blen[b] += h_act[b];
     if (logits) paw_cuda_download(logits, g->logits, sizeof(float) * (size_t)B * g->V);
     if (next) paw_cuda_download(next, g->d_btok, sizeof(int) * (size_t)B);
