@@ -2,8 +2,8 @@
 # A .cu file as host C++ for the CPU emulation (tests/emu/README.md): launches `k<<<g, b, s, st>>>(args)`
 # become emu::Launch{"k", g, b, s, st}.call([=](auto... a) { k(a...); }, args), paw_launch(k, ...)
 # names its kernel, `extern __shared__ T name[];` points at the launch's dynamic shared memory,
-# `__shared__ T a[n];` is EMU_SHARED(T, a, [n]) (emu.h), and NULL is nullptr (a launch argument keeps its type until the kernel's call converts it). Line
-# numbers are kept.
+# `__shared__ T a[n];` is EMU_SHARED(T, a, [n]) (emu.h), and NULL is nullptr (a launch argument
+# keeps its type until the kernel's call converts it). Line numbers are kept.
 use strict;
 use warnings;
 local $/;
@@ -17,7 +17,10 @@ $s =~ s/extern\s+__shared__\s+(?:__align__\(\d+\)\s+)?([\w ]+?)\s+(\w+)\[\]\s*;/
 # `__shared__ [__align__(n)] T a[n], b;` -> EMU_SHARED(T, a, [n]) EMU_SHARED(T, b, ) (tests/emu/emu.h)
 $s =~ s{(?<!extern )__shared__\s+(?:__align__\(\d+\)\s+)?([\w:]+)\s+([^;]+);}{
     my ($type, $decls) = ($1, $2);
-    join(' ', map { /^\s*(\w+)\s*((?:\[[^\]]+\])*)\s*$/ or die "cu2cc: $in: cannot read __shared__ $type $decls\n"; "EMU_SHARED($type, $1, $2)" } split(/,/, $decls))
+    join(' ', map {
+        /^\s*(\w+)\s*((?:\[[^\]]+\])*)\s*$/ or die "cu2cc: $in: cannot read __shared__ $type $decls\n";
+        "EMU_SHARED($type, $1, $2)"
+    } split(/,/, $decls))
 }ge;
 $s =~ s/\bNULL\b/nullptr/g;
 print "#line 1 \"$in\"\n$s";
