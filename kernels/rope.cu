@@ -45,11 +45,13 @@ __global__ void __launch_bounds__(32 * WARPS)
     size_t base = (size_t)n * heads * HD + (size_t)h * HD;
     const __nv_bfloat16 *x = inp + base;
     __nv_bfloat16 *y = out + base;
-    // Key and value heads also go to the KV cache, at row len + t of their sequence (never past
-    // its capacity), in the [B, cap, NKV * HD] layout of each layer's cache.
+    // Key and value heads also go to the KV cache, at row len + t of their sequence's cache row
+    // (never past its capacity), in the [rows, cap, NKV * HD] layout of each layer's cache.
     __nv_bfloat16 *cy = NULL;
     if (cache.k && h >= NH) {
-        int b = n / cache.T, t = n % cache.T, len = cache.len[cache.per_row ? b : 0];
+        int b = n / cache.T, t = n % cache.T;
+        if (cache.seq_row) b = cache.seq_row[b];
+        int len = cache.len[cache.per_row ? b : 0];
         if (len + t < cache.cap) {
             size_t row = ((size_t)b * cache.cap + len + t) * NKV * HD;
             cy = h < NH + NKV ? cache.k + row + (size_t)(h - NH) * HD : cache.v + row + (size_t)(h - NH - NKV) * HD;

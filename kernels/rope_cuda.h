@@ -18,11 +18,15 @@ void qknorm_rope_cuda_forward(paw_bf16 *out, const paw_bf16 *inp, const paw_bf16
                               float eps);
 // The same, also storing the key and value heads of token n = b*T + t into a layer's KV cache at
 // row len[b] + t (len[0] for every sequence unless per_row; rows at or past cap are skipped): the
-// cache append of a decoding step, without a kernel of its own. k, v: [B, cap, NKV * HD] bf16.
+// cache append of a decoding step, without a kernel of its own. k, v: [rows, cap, NKV * HD] bf16.
+// seq_row (per_row only; NULL: sequence b is cache row b) maps the call's sequences to cache rows,
+// so that a prefill of a few sequences lands in the free rows of a running batch; len is then
+// indexed by cache row.
 typedef struct {
     paw_bf16 *k, *v;
     const int *len;  // device: current cache length(s)
     int per_row, T, cap;
+    const int *seq_row;  // device [B], or NULL
 } RopeCacheDst;
 void qknorm_rope_cuda_forward_cache(paw_bf16 *out, const paw_bf16 *inp, const paw_bf16 *qnormw, const paw_bf16 *knormw,
                                     const float *cos_t, const float *sin_t, const int *pos, int N, int NH, int NKV,

@@ -105,6 +105,7 @@ struct Qwen3Cuda {
     size_t bcache_elems;
     int bB, bcap, brows_cap;
     int *d_blen, *d_btok, *d_bactive, *h_blen, *h_bact, *h_bids;
+    int *d_bfill, *d_bfill_tok;  // a prefill's cache rows and next tokens (its k rows), [bB] each
     size_t h_bids_cap;
     Qwen3CudaLora batch_lora;
     int has_batch_lora, bprefilled;
@@ -541,6 +542,8 @@ struct KvView {
     const int *len;
     int per_row;
     const int *prompt_lens;
+    int rows;             // sequences the cache holds (its layer stride is rows * cap * KV)
+    const int *seq_row;   // device: the cache row of each of this call's sequences, or NULL (b)
 };
 
 // One decoder layer over N = B*T tokens. kv: append this call's keys and values to that cache
@@ -570,9 +573,9 @@ static void layer_forward(Qwen3Cuda *g, int l, int B, int T, const KvView *kv, c
         lora_fwd(g, lo, LORA_V, l, s, B, T, a.qkvr + Q + KV, PAW_OUT_BF16, (int)QKV, a.ln1);
     }
     // With a cache, the keys and values of this call go into it from the same kernel.
-    const size_t layer = kv ? (size_t)l * B * kv->cap * KV : 0;
+    const size_t layer = kv ? (size_t)l * kv->rows * kv->cap * KV : 0;
     bf16 *kc = kv ? kv->k + layer : NULL, *vc = kv ? kv->v + layer : NULL;
-    RopeCacheDst dst = {kc, vc, kv ? kv->len : NULL, kv ? kv->per_row : 0, T, kv ? kv->cap : 0};
+    RopeCacheDst dst = {kc, vc, kv ? kv->len : NULL, kv ? kv->per_row : 0, T, kv ? kv->cap : 0, kv ? kv->seq_row : NULL};
     qknorm_rope_cuda_forward_cache(a.qkv, a.qkvr, P(QG_QN, l * HD), P(QG_KN, l * HD), g->rope_cos, g->rope_sin, pos,
                                    (int)N, g->NH, g->NKV, g->HD, eps, kv ? &dst : NULL);
     if (kv) {
@@ -1199,7 +1202,7 @@ static void head_last_row(Qwen3Cuda *g, size_t N) {
 }
 
 static KvView single_cache(Qwen3Cuda *g) {
-    KvView kv = {g->kcache, g->vcache, g->cache_cap, g->d_cache_len, 0, NULL};
+    KvView kv = {g->kcache, g->vcache, g->cache_cap, g->d_cache_len, 0, NULL, 1, NULL};
     return kv;
 }
 
@@ -1294,9 +1297,11 @@ extern "C" int qwen3_cuda_batch_reset(Qwen3Cuda *g, int B, int cap) {
     if (B > g->brows_cap) {
         drop_batch_graph(g);
         paw_cuda_free(g->d_blen);
-        g->d_blen = (int *)paw_cuda_malloc(sizeof(int) * 3 * (size_t)B);
+        g->d_blen = (int *)paw_cuda_malloc(sizeof(int) * 5 * (size_t)B);
         g->d_btok = g->d_blen + B;
         g->d_bactive = g->d_blen + 2 * B;
+        g->d_bfill = g->d_blen + 3 * B;
+        g->d_bfill_tok = g->d_blen + 4 * B;
         free(g->h_blen);
         g->h_blen = (int *)xmalloc(sizeof(int) * 2 * (size_t)B);
         g->h_bact = g->h_blen + B;
@@ -1306,7 +1311,7 @@ extern "C" int qwen3_cuda_batch_reset(Qwen3Cuda *g, int B, int cap) {
     g->bcap = cap;
     g->bprefilled = 0;
     memset(g->h_blen, 0, sizeof(int) * (size_t)B);
-    paw_cuda_memset(g->d_blen, 0, sizeof(int) * (size_t)B);
+    paw_cuda_memset(g->d_blen, 0, sizeof(int) * 2 * (size_t)B);  // lengths, and token 0 in rows never filled
     return 0;
 }
 
@@ -1339,19 +1344,34 @@ static void head_rows(Qwen3Cuda *g, const bf16 *rows, int B, int *d_out) {
     CUDA_CHECK_LAUNCH();
 }
 
-extern "C" int qwen3_cuda_batch_prefill(Qwen3Cuda *g, const int *ids, const int *lens, int T, int *next,
-                                        float *logits) {
+// next[rows[i]] = tok[i]: a prefill's greedy tokens into the rows it filled.
+__global__ void scatter_rows_kernel(int *next, const int *tok, const int *rows, int k) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < k) next[rows[i]] = tok[i];
+}
+
+// Prefill of k sequences (right-padded prompts [k*T]) into cache rows rows[0..k) of the running
+// batch, from position 0, with the adapters lo (nb = k) or none; the other rows keep their state.
+static int batch_fill(Qwen3Cuda *g, const int *rows, int k, const int *ids, const int *lens, int T,
+                      const Qwen3CudaLora *lo, int *next, float *logits) {
     const int B = g->bB, C = g->C;
     if (!g->bkcache || B <= 0) return paw_error("batch prefill: call qwen3_cuda_batch_reset first");
+    if (k < 1 || k > B) return paw_error("batch prefill: %d sequences for a batch of %d rows", k, B);
     if (T <= 0 || T > g->bcap) return paw_error("batch prefill: T=%d outside [1, cache capacity %d]", T, g->bcap);
-    if (check_batch_lora(g) != 0) return -1;
-    const size_t N = (size_t)B * T;
+    if (lo && check_lora(lo, k, "batch prefill") != 0) return -1;
+    int *h_act = g->h_bact;  // free until the next step: marks the rows named twice
+    memset(h_act, 0, sizeof(int) * (size_t)B);
+    for (int i = 0; i < k; i++) {
+        if (rows[i] < 0 || rows[i] >= B) return paw_error("batch prefill: row %d outside the batch [0, %d)", rows[i], B);
+        if (h_act[rows[i]]++) return paw_error("batch prefill: row %d named twice", rows[i]);
+    }
+    const size_t N = (size_t)k * T;
     if (N > g->h_bids_cap) {
         free(g->h_bids);
         g->h_bids = (int *)xmalloc(sizeof(int) * N);
         g->h_bids_cap = N;
     }
-    for (int b = 0; b < B; b++) {
+    for (int b = 0; b < k; b++) {
         if (lens[b] < 1 || lens[b] > T) return paw_error("batch prefill: lens[%d] = %d outside [1, %d]", b, lens[b], T);
         for (int t = 0; t < T; t++) {
             int id = ids[(size_t)b * T + t];
@@ -1361,32 +1381,51 @@ extern "C" int qwen3_cuda_batch_prefill(Qwen3Cuda *g, const int *ids, const int 
         }
     }
     ensure_acts(g, N);
-    ensure_logits(g, (size_t)B);
-    if (g->has_batch_lora) ensure_lora(g, N, g->batch_lora.rank);
+    ensure_logits(g, (size_t)k);
+    if (lo) ensure_lora(g, N, lo->rank);
     g->backward_ready = 0;
     g->full_ready = 0;  // the activation buffers are reused
     for (size_t n = 0; n < N; n++) g->h_pos[n] = (int)(n % (size_t)T);
     paw_cuda_upload(g->d_pos, g->h_pos, sizeof(int) * N);
     paw_cuda_upload(g->d_ids, g->h_bids, sizeof(int) * N);
-    paw_cuda_upload(g->d_lens, lens, sizeof(int) * (size_t)B);
-    paw_cuda_memset(g->d_blen, 0, sizeof(int) * (size_t)B);  // the prompts go in from position 0
+    paw_cuda_upload(g->d_lens, lens, sizeof(int) * (size_t)k);
+    paw_cuda_upload(g->d_bfill, rows, sizeof(int) * (size_t)k);
+    for (int i = 0; i < k; i++) g->h_blen[rows[i]] = 0;  // the prompts go in from position 0
+    paw_cuda_upload(g->d_blen, g->h_blen, sizeof(int) * (size_t)B);
     embedding_cuda_forward(g->x, g->d_ids, P(QG_WTE, 0), (int)N, C);
-    const Qwen3CudaLora *lo = g->has_batch_lora ? &g->batch_lora : NULL;
-    const KvView kv = {g->bkcache, g->bvcache, g->bcap, g->d_blen, 1, g->d_lens};
-    for (int l = 0; l < g->L; l++) layer_forward(g, l, B, T, &kv, g->d_pos, layer_acts(g, l, N), lo);
-    // Each row's last prompt token, gathered into x[0] (the input embeddings are spent by now).
-    gather_last_rows_kernel<<<grid_for((size_t)B * C), 256, 0, paw_cuda_stream()>>>(g->x, g->x + (size_t)g->L * N * C,
-                                                                                  g->d_lens, B, T, C);
+    const KvView kv = {g->bkcache, g->bvcache, g->bcap, g->d_blen, 1, g->d_lens, B, g->d_bfill};
+    for (int l = 0; l < g->L; l++) layer_forward(g, l, k, T, &kv, g->d_pos, layer_acts(g, l, N), lo);
+    // Each sequence's last prompt token, gathered into x[0] (the input embeddings are spent by now).
+    gather_last_rows_kernel<<<grid_for((size_t)k * C), 256, 0, paw_cuda_stream()>>>(g->x, g->x + (size_t)g->L * N * C,
+                                                                                  g->d_lens, k, T, C);
     CUDA_CHECK_LAUNCH();
-    head_rows(g, g->x, B, g->d_btok);
-    paw_cuda_upload(g->d_blen, lens, sizeof(int) * (size_t)B);
-    memcpy(g->h_blen, lens, sizeof(int) * (size_t)B);
+    head_rows(g, g->x, k, g->d_bfill_tok);
+    scatter_rows_kernel<<<paw_ceil_div(k, 256), 256, 0, paw_cuda_stream()>>>(g->d_btok, g->d_bfill_tok, g->d_bfill, k);
+    CUDA_CHECK_LAUNCH();
+    for (int i = 0; i < k; i++) g->h_blen[rows[i]] = lens[i];
+    paw_cuda_upload(g->d_blen, g->h_blen, sizeof(int) * (size_t)B);
     g->bprefilled = 1;
     g->logits_rows = 0;  // these logits are the batch's, not a full forward's
-    if (logits) paw_cuda_download(logits, g->logits, sizeof(float) * (size_t)B * g->V);
-    if (next) paw_cuda_download(next, g->d_btok, sizeof(int) * (size_t)B);
+    if (logits) paw_cuda_download(logits, g->logits, sizeof(float) * (size_t)k * g->V);
+    if (next) paw_cuda_download(next, g->d_bfill_tok, sizeof(int) * (size_t)k);
     paw_cuda_sync();
     return 0;
+}
+
+extern "C" int qwen3_cuda_batch_prefill(Qwen3Cuda *g, const int *ids, const int *lens, int T, int *next,
+                                        float *logits) {
+    if (!g->bkcache || g->bB <= 0) return paw_error("batch prefill: call qwen3_cuda_batch_reset first");
+    if (check_batch_lora(g) != 0) return -1;
+    int *rows = (int *)xmalloc(sizeof(int) * (size_t)g->bB);
+    for (int b = 0; b < g->bB; b++) rows[b] = b;
+    int rc = batch_fill(g, rows, g->bB, ids, lens, T, g->has_batch_lora ? &g->batch_lora : NULL, next, logits);
+    free(rows);
+    return rc;
+}
+
+extern "C" int qwen3_cuda_batch_refill(Qwen3Cuda *g, const int *rows, int k, const int *ids, const int *lens, int T,
+                                       const Qwen3CudaLora *lora, int *next, float *logits) {
+    return batch_fill(g, rows, k, ids, lens, T, lora, next, logits);
 }
 
 // One token per row, entirely on the device: reads d_btok, d_blen and d_bactive, leaves the
@@ -1395,7 +1434,7 @@ static void batch_step_body(Qwen3Cuda *g) {
     const int B = g->bB;
     embedding_cuda_forward(g->x, g->d_btok, P(QG_WTE, 0), B, g->C);
     const Qwen3CudaLora *lo = g->has_batch_lora ? &g->batch_lora : NULL;
-    const KvView kv = {g->bkcache, g->bvcache, g->bcap, g->d_blen, 1, NULL};
+    const KvView kv = {g->bkcache, g->bvcache, g->bcap, g->d_blen, 1, NULL, B, NULL};
     for (int l = 0; l < g->L; l++) layer_forward(g, l, B, 1, &kv, g->d_blen, layer_acts(g, l, (size_t)B), lo);
     head_rows(g, g->x + (size_t)g->L * B * g->C, B, g->d_btok);
     advance_rows_kernel<<<paw_ceil_div(B, 256), 256, 0, paw_cuda_stream()>>>(g->d_blen, g->d_bactive, B);
@@ -1458,9 +1497,11 @@ extern "C" int qwen3_cuda_batch_generate(Qwen3Cuda *g, const int *ids, const int
     return rc;
 }
 
-// Element-wise gather of per-row adapters in units U (uint4 when the sizes allow, else bf16).
+// Element-wise gather of per-row adapters in units U (uint4 when the sizes allow, else bf16):
+// src[b] goes to row rows[b] (rows NULL: b) of dst's dst_nb rows per layer.
 template <typename U>
-__global__ void lora_gather_kernel(U *dst, const bf16 *const *src, int L, int nb, size_t per) {
+__global__ void lora_gather_kernel(U *dst, const bf16 *const *src, const int *rows, int L, int nb, int dst_nb,
+                                   size_t per) {
     size_t total = (size_t)L * nb * per;
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < total; i += (size_t)gridDim.x * blockDim.x) {
         size_t e = i % per, row = i / per;
@@ -1469,31 +1510,50 @@ __global__ void lora_gather_kernel(U *dst, const bf16 *const *src, int L, int nb
         U v;
         if (s) v = s[(size_t)l * per + e];
         else memset(&v, 0, sizeof v);
-        dst[i] = v;
+        dst[((size_t)l * dst_nb + (rows ? rows[b] : b)) * per + e] = v;
     }
 }
 
 extern "C" int qwen3_cuda_lora_gather(Qwen3Cuda *g, paw_bf16 *const *dstA, paw_bf16 *const *dstB, int rank,
                                       const Qwen3CudaLora *const *src, int nb) {
+    return qwen3_cuda_lora_gather_rows(g, dstA, dstB, rank, src, nb, NULL, nb);
+}
+
+extern "C" int qwen3_cuda_lora_gather_rows(Qwen3Cuda *g, paw_bf16 *const *dstA, paw_bf16 *const *dstB, int rank,
+                                           const Qwen3CudaLora *const *src, int nb, const int *rows, int dst_nb) {
     if (nb <= 0 || rank <= 0) return paw_error("lora gather: %d rows of rank %d", nb, rank);
+    if (rows) {
+        if (dst_nb < nb) return paw_error("lora gather: %d rows into a batch of %d", nb, dst_nb);
+        for (int b = 0; b < nb; b++) {
+            if (rows[b] < 0 || rows[b] >= dst_nb)
+                return paw_error("lora gather: row %d outside the batch [0, %d)", rows[b], dst_nb);
+            for (int c = 0; c < b; c++)
+                if (rows[c] == rows[b]) return paw_error("lora gather: row %d named twice", rows[b]);
+        }
+    } else if (dst_nb != nb) {
+        return paw_error("lora gather: %d rows into a batch of %d without a row map", nb, dst_nb);
+    }
     for (int b = 0; b < nb; b++)
         if (src[b] && (src[b]->nb != 1 || src[b]->rank != rank))
             return paw_error("lora gather: row %d has an adapter for %d examples of rank %d, expected 1 of rank %d", b,
                              src[b]->nb, src[b]->rank, rank);
-    size_t need = (size_t)2 * LORA_NUM_MODULES * nb;
-    if (need > g->gather_cap) {
+    // One upload: the pointer table (2 * modules * nb pointers), then the row map (nb ints).
+    size_t need = (size_t)2 * LORA_NUM_MODULES * nb, bytes = sizeof(bf16 *) * need + sizeof(int) * (size_t)nb;
+    if (bytes > g->gather_cap) {
         paw_cuda_free((void *)g->d_gather);
-        g->d_gather = (const bf16 **)paw_cuda_malloc(sizeof(bf16 *) * need);
-        g->gather_cap = need;
+        g->d_gather = (const bf16 **)paw_cuda_malloc(bytes);
+        g->gather_cap = bytes;
     }
-    const bf16 **table = (const bf16 **)xmalloc(sizeof(bf16 *) * need);
+    const bf16 **table = (const bf16 **)xmalloc(bytes);
     for (int m = 0; m < LORA_NUM_MODULES; m++)
         for (int b = 0; b < nb; b++) {
             table[(2 * m) * nb + b] = src[b] ? src[b]->A[m] : NULL;
             table[(2 * m + 1) * nb + b] = src[b] ? src[b]->B[m] : NULL;
         }
-    paw_cuda_upload((void *)g->d_gather, table, sizeof(bf16 *) * need);
+    if (rows) memcpy(table + need, rows, sizeof(int) * (size_t)nb);
+    paw_cuda_upload((void *)g->d_gather, table, rows ? bytes : sizeof(bf16 *) * need);
     free(table);
+    const int *d_rows = rows ? (const int *)(g->d_gather + need) : NULL;
     for (int m = 0; m < LORA_NUM_MODULES; m++) {
         int din, dout;
         lora_module_dims(&g->cfg, m, &din, &dout);
@@ -1507,9 +1567,11 @@ extern "C" int qwen3_cuda_lora_gather(Qwen3Cuda *g, paw_bf16 *const *dstA, paw_b
             vec = vec && (uintptr_t)dst % 16 == 0;
             size_t units = vec ? per / 8 : per, total = (size_t)g->L * nb * units;
             if (vec)
-                lora_gather_kernel<uint4><<<grid_for(total), 256, 0, paw_cuda_stream()>>>((uint4 *)dst, tab, g->L, nb, units);
+                lora_gather_kernel<uint4><<<grid_for(total), 256, 0, paw_cuda_stream()>>>((uint4 *)dst, tab, d_rows, g->L,
+                                                                                         nb, dst_nb, units);
             else
-                lora_gather_kernel<bf16><<<grid_for(total), 256, 0, paw_cuda_stream()>>>(dst, tab, g->L, nb, units);
+                lora_gather_kernel<bf16><<<grid_for(total), 256, 0, paw_cuda_stream()>>>(dst, tab, d_rows, g->L, nb,
+                                                                                        dst_nb, units);
             CUDA_CHECK_LAUNCH();
         }
     }

@@ -216,11 +216,21 @@ int qwen3_cuda_batch_set_lora(Qwen3Cuda *g, const Qwen3CudaLora *lora);
 // ignored), lens [B] in [1, T], T <= cap. next [B] (host, may be NULL) receives each row's greedy
 // next token; logits [B*V] (may be NULL) the logits of each row's last prompt token.
 int qwen3_cuda_batch_prefill(Qwen3Cuda *g, const int *ids, const int *lens, int T, int *next, float *logits);
+// Continuous batching: prefills k new sequences (right-padded prompts ids [k*T], lens [k] as in
+// batch_prefill) into rows rows[0..k) of the running batch (distinct, in [0, B)), whose caches
+// restart from position 0, while the other rows keep their caches, lengths and next tokens. The
+// prefill runs over these k sequences only, with lora (nb = k; NULL: none) for its adapters; the
+// steps that follow read the batch's adapters (batch_set_lora), whose rows rows[i] the caller
+// fills with the same adapters (qwen3_cuda_lora_gather_rows) so that prefill and steps agree.
+// next [k] and logits [k*V] (may be NULL) are in the order of rows. The captured step stays valid.
+int qwen3_cuda_batch_refill(Qwen3Cuda *g, const int *rows, int k, const int *ids, const int *lens, int T,
+                            const Qwen3CudaLora *lora, int *next, float *logits);
 // One token per row at that row's position (its cache length): ids [B] (host), or NULL for the
 // tokens the last prefill or step chose. active [B] (host, NULL: all): only rows with a nonzero
 // flag keep their token (their length grows by one); the others are computed and discarded, so
-// a finished row costs compute but no state. Every row needs a free cache slot. next and logits
-// as in batch_prefill.
+// a finished row costs compute but no state. Every row needs a free cache slot; rows never
+// filled since batch_reset hold token 0 at length 0 and must be inactive. next and logits as in
+// batch_prefill.
 int qwen3_cuda_batch_step(Qwen3Cuda *g, const int *ids, const int *active, int *next, float *logits);
 // Greedy generation for B right-padded prompts (as batch_prefill) with the adapters of
 // batch_set_lora: row b's tokens go to out + b*max_new, their count to counts[b]; a row stops
@@ -232,6 +242,10 @@ int qwen3_cuda_batch_generate(Qwen3Cuda *g, const int *ids, const int *lens, int
 // the same rank), or zeros where src[b] is NULL. One gather kernel per module and side.
 int qwen3_cuda_lora_gather(Qwen3Cuda *g, paw_bf16 *const *dstA, paw_bf16 *const *dstB, int rank,
                            const Qwen3CudaLora *const *src, int nb);
+// The same into chosen rows of a batch of dst_nb rows: row rows[b] (host; distinct, in
+// [0, dst_nb)) gets src[b]'s adapter, the other rows keep theirs. rows NULL: dst_nb == nb, row b.
+int qwen3_cuda_lora_gather_rows(Qwen3Cuda *g, paw_bf16 *const *dstA, paw_bf16 *const *dstB, int rank,
+                                const Qwen3CudaLora *const *src, int nb, const int *rows, int dst_nb);
 
 // One-shot helpers for the command line: upload cpu, run, download, free the GPU model.
 // logits_once: *logits (malloc'd, caller frees) gets all n rows (all) or the last row.

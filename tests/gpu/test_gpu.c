@@ -337,28 +337,35 @@ static void test_qknorm_rope(int N, int NH, int NKV, int HD) {
     snprintf(name, sizeof name, "qknorm+rope fwd v copy (HD %d)", HD);
     CHECK_CLOSE(name, gv, v, (size_t)N * KV, 1e-6);
     // With a cache: the same output, and every token's key and value heads in its sequence's cache
-    // row len + t, bit for bit; rows at or past the capacity are skipped. Three layouts: one
+    // row len + t, bit for bit; rows at or past the capacity are skipped. Four layouts: one
     // sequence of N tokens after 3 cached ones; N sequences of one token with their own lengths
     // (a batched decoding step); N / 4 sequences of 4 tokens with their own lengths (a batched
-    // prefill, b = token / T and t = token % T), some running past the capacity.
-    for (int layout = 0; layout <= 2; layout++) {
+    // prefill, b = token / T and t = token % T), some running past the capacity; and the same
+    // sequences sent to scattered rows of a larger cache (a refill of some rows of a running
+    // batch), where the other rows must stay untouched.
+    for (int layout = 0; layout <= 3; layout++) {
         const int per_row = layout != 0, T = layout == 0 ? N : layout == 1 ? 1 : 4, B = layout == 0 ? 1 : N / T;
-        const int Nn = B * T, cap = layout == 0 ? N + 3 : layout == 1 ? 5 : 6;
+        const int Nn = B * T, cap = layout == 0 ? N + 3 : layout == 1 ? 5 : 6, rows = layout == 3 ? B + 3 : B;
         const size_t nn = (size_t)Nn * S;
-        int *len = xmalloc(sizeof(int) * (size_t)B);
-        for (int b = 0; b < B; b++) len[b] = layout == 0 ? 3 : (int)paw_rng_below(&g_rng, (uint64_t)cap);
+        int *len = xmalloc(sizeof(int) * (size_t)rows), *seq_row = xmalloc(sizeof(int) * (size_t)rows);
+        for (int b = 0; b < rows; b++) len[b] = layout == 0 ? 3 : (int)paw_rng_below(&g_rng, (uint64_t)cap);
+        for (int b = 0; b < rows; b++) seq_row[b] = b;
+        for (int b = rows - 1; layout == 3 && b > 0; b--) {  // a random injective map: a shuffle's first B
+            int j = (int)paw_rng_below(&g_rng, (uint64_t)b + 1), tmp = seq_row[b];
+            seq_row[b] = seq_row[j], seq_row[j] = tmp;
+        }
         if (layout == 1) len[0] = cap;   // one row already full: nothing stored
-        if (layout == 2) len[0] = cap - 2;  // its last two tokens fall past the end
-        int *d_len = dev_i32(len, (size_t)B);
-        size_t cn = (size_t)B * cap * KV;
+        if (layout >= 2) len[seq_row[0]] = cap - 2;  // its last two tokens fall past the end
+        int *d_len = dev_i32(len, (size_t)rows), *d_seq_row = dev_i32(seq_row, (size_t)B);
+        size_t cn = (size_t)rows * cap * KV;
         paw_bf16 *d_kc = poisoned_bf16(cn), *d_vc = poisoned_bf16(cn), *d_out2 = poisoned_bf16(nn);
-        RopeCacheDst dst = {d_kc, d_vc, d_len, per_row, T, cap};
+        RopeCacheDst dst = {d_kc, d_vc, d_len, per_row, T, cap, layout == 3 ? d_seq_row : NULL};
         qknorm_rope_cuda_forward_cache(d_out2, d_inp, d_qw, d_kw, d_cs, d_sn, d_pos, Nn, NH, NKV, HD, eps, &dst);
         float *got2 = host_bf16(d_out2, nn), *kc = host_bf16(d_kc, cn), *vc = host_bf16(d_vc, cn);
         size_t bad = 0, stored = 0;
         for (size_t i = 0; i < nn; i++) bad += memcmp(&got2[i], &got[i], sizeof(float)) != 0;
         for (int tok = 0; tok < Nn; tok++) {
-            int b = tok / T, t = tok % T;
+            int b = seq_row[tok / T], t = tok % T;
             if (len[b] + t >= cap) continue;
             stored++;
             const float *row = got + (size_t)tok * S;
@@ -369,12 +376,12 @@ static void test_qknorm_rope(int N, int NH, int NKV, int HD) {
         size_t written = 0;  // the poisoned cache is NaN wherever nothing was stored
         for (size_t i = 0; i < cn; i++) written += !isnan(kc[i]) + !isnan(vc[i]);
         static const char *const layouts[] = {"one sequence", "per-row lengths, one token each",
-                                              "per-row lengths, 4 tokens each"};
+                                              "per-row lengths, 4 tokens each", "4 tokens each into scattered rows"};
         CHECK(bad == 0 && stored > 0 && written == 2 * stored * KV,
               "qknorm+rope with cache (HD %d, %s): %zu mismatches, %zu rows stored, %zu values written (expected %zu)",
               HD, layouts[layout], bad, stored, written, 2 * stored * (size_t)KV);
-        paw_cuda_free(d_len), paw_cuda_free(d_kc), paw_cuda_free(d_vc), paw_cuda_free(d_out2);
-        free(len), free(got2), free(kc), free(vc);
+        paw_cuda_free(d_len), paw_cuda_free(d_seq_row), paw_cuda_free(d_kc), paw_cuda_free(d_vc), paw_cuda_free(d_out2);
+        free(len), free(seq_row), free(got2), free(kc), free(vc);
     }
 
     // Backward.
@@ -1849,6 +1856,31 @@ static void test_lora_gather(const char *fixture) {
         }
     }
     CHECK(bad == 0, "lora gather: %zu values differ from the programs' adapters", bad);
+    // Into chosen rows: rows 3 and 0 get program 0 and none; rows 1 and 2 keep theirs.
+    const Qwen3CudaLora *src2[2] = {&dl[0].lo, NULL};
+    const int rows2[2] = {3, 0};
+    CHECK(qwen3_cuda_lora_gather_rows(g, bA, bB, r, src2, 2, rows2, nb) == 0, "lora gather rows: %s", paw_last_error());
+    bad = 0;
+    for (int m = 0; m < LORA_NUM_MODULES; m++) {
+        int din, dout;
+        lora_module_dims(cfg, m, &din, &dout);
+        for (int side = 0; side < 2; side++) {
+            size_t per = (size_t)r * (side ? dout : din);
+            float *got = host_bf16(side ? bB[m] : bA[m], (size_t)L * nb * per);
+            for (int l = 0; l < L; l++)
+                for (int b = 0; b < nb; b++) {
+                    const int p = b <= 1 ? -1 : 0;
+                    for (size_t i = 0; i < per; i++) {
+                        float want = p < 0 ? 0.0f : (side ? lo[p].B[m] : lo[p].A[m])[(size_t)l * per + i];
+                        bad += got[((size_t)l * nb + b) * per + i] != want;
+                    }
+                }
+            free(got);
+        }
+    }
+    CHECK(bad == 0, "lora gather into rows: %zu values differ", bad);
+    const int twice[2] = {2, 2};
+    CHECK(qwen3_cuda_lora_gather_rows(g, bA, bB, r, src2, 2, twice, nb) != 0, "lora gather rows: a row named twice accepted");
     for (int m = 0; m < LORA_NUM_MODULES; m++) paw_cuda_free(bA[m]), paw_cuda_free(bB[m]);
     for (int p = 0; p < P; p++) dev_lora_free(&dl[p]), mapper_lora_free(&lo[p]);
     qwen3_cuda_free(g);
@@ -1962,6 +1994,129 @@ static void test_model_batch_decode(const char *fixture, int with_lora, int reco
     if (with_lora) {
         dev_lora_free(&dl), mapper_lora_free(&lo);
         for (int b = 0; b < B; b++) dev_lora_free(&d1[b]), mapper_lora_free(&one[b]);
+    }
+    qwen3_cuda_free(g);
+    qwen3_free(&cpu);
+}
+
+// Continuous batching: after two steps of a batch of three, rows 2 and 0 (in that order) get new
+// sequences with their own adapters through qwen3_cuda_batch_refill, row 1 goes on. Every logit
+// vector the batch produced (prefills and steps) against the same sequence decoded alone with the
+// same tokens fed; the first step after the refill takes its tokens from the device (the
+// refill's greedy tokens scattered into the rows it filled, row 1's own from its last step).
+static void test_model_batch_refill(const char *fixture, int with_lora) {
+    Qwen3 cpu;
+    if (load_fixture(fixture, 1, &cpu) != 0) return;
+    const Qwen3Config *cfg = &cpu.cfg;
+    enum { B = 3, NSEQ = 5, S = 3, MAXF = 8 };  // S steps after the refill
+    const int V = cfg->vocab_size, r = 4, T = 13, T2 = 11, cap = T + 2 + S + 1;
+    const int lens[B] = {9, 5, 13}, lens2[2] = {7, 11}, fill_rows[2] = {2, 0}, seq_of_fill[2] = {3, 4};
+    int ids[B * 13], ids2[2 * 11];
+    for (int i = 0; i < B * T; i++) ids[i] = (int)paw_rng_below(&g_rng, (uint64_t)V);
+    for (int i = 0; i < 2 * T2; i++) ids2[i] = (int)paw_rng_below(&g_rng, (uint64_t)V);
+    Qwen3Cuda *g = qwen3_cuda_create(&cpu, 1, 0);
+    if (!g) {
+        CHECK(0, "%s", paw_last_error());
+        qwen3_free(&cpu);
+        return;
+    }
+    // Per-sequence adapters; the batch's [L, B, ...] buffers and the refill's [L, 2, ...] ones are
+    // gathered from them as the runner does.
+    MapperConfig mc = {.d = 8, .L = cfg->num_layers, .nbases = 1, .rank = r, .alpha = 2.0f * r, .icfg = *cfg};
+    Qwen3Lora lo, one[NSEQ];
+    DevLora d1[NSEQ];
+    paw_bf16 *bA[LORA_NUM_MODULES], *bB[LORA_NUM_MODULES], *pA[LORA_NUM_MODULES], *pB[LORA_NUM_MODULES];
+    Qwen3CudaLora batch_lo = {.rank = r, .nb = B}, fill_lo = {.rank = r, .nb = 2};
+    if (with_lora) {
+        rand_lora(cfg, NSEQ, r, &lo);
+        for (int q = 0; q < NSEQ; q++) mapper_lora_select(&mc, &lo, q, &one[q]), dev_lora(cfg, &one[q], &d1[q], 0);
+        batch_lo.scale = fill_lo.scale = lo.scale;
+        for (int m = 0; m < LORA_NUM_MODULES; m++) {
+            int din, dout;
+            lora_module_dims(cfg, m, &din, &dout);
+            batch_lo.A[m] = bA[m] = poisoned_bf16((size_t)cfg->num_layers * B * r * din);
+            batch_lo.B[m] = bB[m] = poisoned_bf16((size_t)cfg->num_layers * B * dout * r);
+            fill_lo.A[m] = pA[m] = poisoned_bf16((size_t)cfg->num_layers * 2 * r * din);
+            fill_lo.B[m] = pB[m] = poisoned_bf16((size_t)cfg->num_layers * 2 * dout * r);
+        }
+        const Qwen3CudaLora *first[B] = {&d1[0].lo, &d1[1].lo, &d1[2].lo};
+        CHECK(qwen3_cuda_lora_gather(g, bA, bB, r, first, B) == 0, "gather: %s", paw_last_error());
+    }
+    // The batch run, recording per sequence the tokens fed after its prompt and every logit row.
+    float *got = xmalloc(sizeof(float) * (size_t)NSEQ * MAXF * V), *tmp = xmalloc(sizeof(float) * (size_t)B * V);
+    int fed[NSEQ][MAXF], nlog[NSEQ] = {0}, row_seq[B] = {0, 1, 2}, next[B], next2[2], ok = 1;
+    CHECK(qwen3_cuda_batch_set_lora(g, with_lora ? &batch_lo : NULL) == 0 && qwen3_cuda_batch_reset(g, B, cap) == 0 &&
+              qwen3_cuda_batch_prefill(g, ids, lens, T, next, tmp) == 0,
+          "prefill: %s", paw_last_error());
+    for (int b = 0; b < B; b++) memcpy(got + ((size_t)b * MAXF + nlog[b]++) * V, tmp + (size_t)b * V, sizeof(float) * V);
+    for (int k = 0; k < 2 + S && ok; k++) {
+        if (k == 2) {  // the refill
+            if (with_lora) {
+                const Qwen3CudaLora *src[2] = {&d1[3].lo, &d1[4].lo};
+                ok = qwen3_cuda_lora_gather(g, pA, pB, r, src, 2) == 0 &&
+                     qwen3_cuda_lora_gather_rows(g, bA, bB, r, src, 2, fill_rows, B) == 0;
+                CHECK(ok, "gather for the refill: %s", paw_last_error());
+            }
+            ok = ok && qwen3_cuda_batch_refill(g, fill_rows, 2, ids2, lens2, T2, with_lora ? &fill_lo : NULL, next2,
+                                               tmp) == 0;
+            CHECK(ok, "refill: %s", paw_last_error());
+            for (int i = 0; ok && i < 2; i++) {
+                int q = seq_of_fill[i], best = 0;
+                row_seq[fill_rows[i]] = q;
+                memcpy(got + ((size_t)q * MAXF + nlog[q]++) * V, tmp + (size_t)i * V, sizeof(float) * V);
+                for (int j = 1; j < V; j++)
+                    if (tmp[(size_t)i * V + j] > tmp[(size_t)i * V + best]) best = j;
+                CHECK(next2[i] == best, "refill row %d: next token %d, argmax of its logits %d", fill_rows[i], next2[i], best);
+                next[fill_rows[i]] = next2[i];
+            }
+        }
+        int step_ids[B];
+        for (int b = 0; b < B; b++) {
+            int q = row_seq[b];
+            step_ids[b] = k == 2 ? next[b] : (int)paw_rng_below(&g_rng, (uint64_t)V);
+            fed[q][nlog[q] - 1] = step_ids[b];
+        }
+        // k == 2: the tokens come from the device (NULL), which must hold what next says.
+        ok = ok && qwen3_cuda_batch_step(g, k == 2 ? NULL : step_ids, NULL, next, tmp) == 0;
+        CHECK(ok, "step %d: %s", k, paw_last_error());
+        for (int b = 0; ok && b < B; b++) {
+            int q = row_seq[b];
+            memcpy(got + ((size_t)q * MAXF + nlog[q]++) * V, tmp + (size_t)b * V, sizeof(float) * V);
+        }
+    }
+    // Each sequence alone through the single-sequence cache, the same tokens fed.
+    double worst = 0;
+    float *ref = xmalloc(sizeof(float) * (size_t)V);
+    for (int q = 0; q < NSEQ && ok; q++) {
+        const int *prompt = q < B ? ids + q * T : ids2 + (q - B) * T2, n = q < B ? lens[q] : lens2[q - B];
+        CHECK(qwen3_cuda_set_decode_lora(g, with_lora ? &d1[q].lo : NULL) == 0, "set decode lora");
+        for (int j = 0; j < nlog[q]; j++) {
+            int rc = j == 0 ? (qwen3_cuda_cache_reset(g, cap) || qwen3_cuda_cache_forward(g, prompt, n, ref))
+                            : qwen3_cuda_cache_forward(g, &fed[q][j - 1], 1, ref);
+            CHECK(rc == 0, "single sequence %d, logits %d: %s", q, j, paw_last_error());
+            double e = rel_l2(got + ((size_t)q * MAXF + j) * V, ref, (size_t)V);
+            if (!(e <= worst)) worst = e;
+        }
+    }
+    CHECK(nlog[0] == 3 && nlog[1] == 3 + S && nlog[2] == 3 && nlog[3] == 1 + S && nlog[4] == 1 + S,
+          "batch refill: logit rows per sequence %d %d %d %d %d", nlog[0], nlog[1], nlog[2], nlog[3], nlog[4]);
+    char name[200];
+    snprintf(name, sizeof name, "%s batch refill vs single%s", fixture, with_lora ? " (per-row lora)" : "");
+    CHECK(worst < 2e-2, "%s: worst rel L2 %g", name, worst);
+    // Bad row maps are refused before any work.
+    const int dup[2] = {1, 1}, out_of[1] = {B};
+    CHECK(qwen3_cuda_batch_refill(g, dup, 2, ids2, lens2, T2, with_lora ? &fill_lo : NULL, NULL, NULL) != 0 &&
+              strstr(paw_last_error(), "twice"),
+          "refill with a row named twice: %s", paw_last_error());
+    CHECK(qwen3_cuda_batch_refill(g, out_of, 1, ids2, lens2, T2, NULL, NULL, NULL) != 0 &&
+              strstr(paw_last_error(), "outside the batch"),
+          "refill of a row past the batch: %s", paw_last_error());
+    free(got), free(tmp), free(ref);
+    if (with_lora) {
+        for (int m = 0; m < LORA_NUM_MODULES; m++)
+            paw_cuda_free(bA[m]), paw_cuda_free(bB[m]), paw_cuda_free(pA[m]), paw_cuda_free(pB[m]);
+        for (int q = 0; q < NSEQ; q++) dev_lora_free(&d1[q]), mapper_lora_free(&one[q]);
+        mapper_lora_free(&lo);
     }
     qwen3_cuda_free(g);
     qwen3_free(&cpu);
@@ -2788,6 +2943,8 @@ int main(void) {
     RUN(test_model_batch_decode("tiny-gqa-tied", 1, 0));
     RUN(test_model_batch_decode("tiny-untied-bf16-sharded", 0, 0));
     RUN(test_model_batch_decode("tiny-untied-bf16-sharded", 1, 1));
+    RUN(test_model_batch_refill("tiny-gqa-tied", 1));
+    RUN(test_model_batch_refill("tiny-untied-bf16-sharded", 0));
     RUN(test_runner_batch());
     RUN(test_trained_compiler_gpu());
     RUN(test_train_resume_gpu());
