@@ -247,8 +247,10 @@ static void print_table(const TestSet *t, const int *conds, double seconds, int 
     }
     if (ran) printf("\n%d examples in %.1f s: %.2f examples/s (all conditions)\n", ran, seconds, ran / seconds);
     if (gpu && gpu->rows)
-        printf("interpreter on the GPU: %ld rows in %d batches, %.1f s: %.2f rows/s, %.1f generated tokens/s\n", gpu->rows,
-               gpu->batches, gpu->seconds, gpu->rows / gpu->seconds, gpu->tokens / gpu->seconds);
+        printf("interpreter on the GPU: %ld rows, %.1f s: %.2f rows/s, %.1f generated tokens/s; %ld prefills, %ld steps "
+               "with %.0f%% of their rows running\n",
+               gpu->rows, gpu->seconds, gpu->rows / gpu->seconds, gpu->tokens / gpu->seconds, gpu->fills, gpu->steps,
+               gpu->row_steps ? 100.0 * (gpu->row_steps - gpu->idle_rows) / gpu->row_steps : 0.0);
     free(fams);
 }
 
@@ -286,7 +288,7 @@ static int run_groups_gpu(PawGpuRunner *gpu, TestSet *t, const int *conds, const
     char **outs = xcalloc((size_t)(nj ? nj : 1), sizeof(char *)), **errs = xcalloc((size_t)(nj ? nj : 1), sizeof(char *));
     PawRunStats st = {0};
     if (status == 0 && nj > 0 && paw_gpu_runner_run(gpu, jobs, nj, max_new, outs, errs, &st) != 0) status = 1;
-    total->seconds += st.seconds, total->rows += st.rows, total->tokens += st.tokens, total->batches += st.batches;
+    paw_run_stats_add(total, &st);
     for (int j = 0; j < nj && status == 0; j++) {
         Example *e = &t->ex[job_ex[j]];
         if (outs[j]) {

@@ -1,6 +1,6 @@
 // `paw run PROGRAM.paw [INPUT | -]`: run a program on inputs, as a Unix filter when reading stdin.
-// On the GPU (--device cuda) stdin is read --batch lines at a time and each chunk runs as one
-// batch; outputs stay in input order.
+// On the GPU (--device cuda) stdin is read 8 x --batch lines at a time and each chunk is decoded in
+// --batch rows, a row taking the next input when its own ends; outputs stay in input order.
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,14 +71,14 @@ int cmd_run(int argc, char **argv) {
         {"jsonl", PAW_OPT_FLAG, &jsonl, "stdin lines are JSON objects with \"input\"; each is printed back with \"output\""},
         {"max-new", PAW_OPT_INT, &max_new, "most tokens generated per input"},
         {"device", PAW_OPT_STR, &device, "cpu or cuda"},
-        {"batch", PAW_OPT_INT, &batch, "cuda: inputs decoded together (stdin is read this many lines at a time)"},
+        {"batch", PAW_OPT_INT, &batch, "cuda: rows decoded together (stdin is read 8 times this many lines at a time)"},
         {"stats", PAW_OPT_FLAG, &stats, "cuda: print inputs/s and generated tokens/s to stderr at the end"},
     };
     PawCommandSpec cs = {"paw run PROGRAM.paw [INPUT | -] [--interpreter DIR] [--jsonl] [--device cpu|cuda] [--batch N]",
                          "Runs a program: the interpreter with the program's adapter, on its prompt with the input, greedy "
                          "until <|im_end|>; prints the stripped output. With no INPUT (or -) every stdin line is an input "
-                         "and every output one line, so that paw run works as a filter. With --device cuda the inputs of "
-                         "--batch lines run as one GPU batch.",
+                         "and every output one line, so that paw run works as a filter. With --device cuda the inputs are "
+                         "decoded --batch rows at a time, a row taking the next input as soon as its own output ends.",
                          opts, (int)(sizeof opts / sizeof opts[0]), 2};
     char *pos[2];
     int npos, prc = paw_parse_args(&cs, argc, argv, pos, &npos);
@@ -93,8 +93,8 @@ int cmd_run(int argc, char **argv) {
         fprintf(stderr, "paw run: --device '%s': expected cpu or cuda\n", device);
         return 2;
     }
-    if (max_new < 1 || batch < 1) {
-        fprintf(stderr, "paw run: --max-new and --batch must be positive\n");
+    if (max_new < 1 || batch < 1 || batch > 65536) {
+        fprintf(stderr, "paw run: --max-new must be positive and --batch in [1, 65536]\n");
         return 2;
     }
     if (cuda && paw_gpu_available() != 0) {  // before loading anything
@@ -142,7 +142,7 @@ int cmd_run(int argc, char **argv) {
         goto out;
     }
     int single = npos == 2 && strcmp(pos[1], "-") != 0;
-    int chunk = cuda ? batch : 1, line_no = 0, eof = 0;
+    int chunk = cuda ? 8 * batch : 1, line_no = 0, eof = 0;  // room for refills: more inputs than rows
     Line *lines = xcalloc((size_t)chunk, sizeof(Line));
     PawRunJob *jobs = xmalloc(sizeof(PawRunJob) * (size_t)chunk);
     int *job_line = xmalloc(sizeof(int) * (size_t)chunk);
@@ -187,7 +187,7 @@ int cmd_run(int argc, char **argv) {
                 fprintf(stderr, "paw run: --device cuda: %s\n", paw_last_error());
                 status = 3;  // a model failure ends the run
             }
-            total.seconds += st.seconds, total.rows += st.rows, total.tokens += st.tokens, total.batches += st.batches;
+            paw_run_stats_add(&total, &st);
             for (int j = 0; j < nj; j++) lines[job_line[j]].output = outs[j], lines[job_line[j]].error = errs[j];
         } else {
             for (int j = 0; j < nj; j++)
@@ -213,8 +213,11 @@ int cmd_run(int argc, char **argv) {
     }
     if (status == 3) status = 1;
     if (cuda && stats && total.rows > 0)
-        fprintf(stderr, "paw run: %ld inputs in %d batches, %.2f s: %.2f inputs/s, %.1f generated tokens/s\n", total.rows,
-                total.batches, total.seconds, total.rows / total.seconds, total.tokens / total.seconds);
+        fprintf(stderr,
+                "paw run: %ld inputs, %.2f s: %.2f inputs/s, %.1f generated tokens/s; %ld prefills, %ld steps with "
+                "%.0f%% of their rows running\n",
+                total.rows, total.seconds, total.rows / total.seconds, total.tokens / total.seconds, total.fills,
+                total.steps, total.row_steps ? 100.0 * (total.row_steps - total.idle_rows) / total.row_steps : 0.0);
     free(lines), free(jobs), free(job_line), free(outs), free(errs);
 out:
     paw_gpu_runner_free(gpu);

@@ -1,5 +1,5 @@
-// The GPU batch runner (see runner_cuda.h). The planning is plain C and always built; the rest
-// needs the CUDA build and says so otherwise.
+// The GPU batch runner (see runner_cuda.h): the model side of interpreter/schedule.h's decoding
+// loop. Needs the CUDA build and says so otherwise.
 #include "interpreter/runner_cuda.h"
 
 #include <stdlib.h>
@@ -8,34 +8,13 @@
 #include "common/error.h"
 #include "common/progress.h"
 
-typedef struct {
-    const int *lens;
-    int i;
-} PlanKey;
-
-static int cmp_plan(const void *a, const void *b) {
-    const PlanKey *x = a, *y = b;
-    int lx = x->lens[x->i], ly = y->lens[y->i];
-    if (lx != ly) return lx > ly ? -1 : 1;
-    return (x->i > y->i) - (x->i < y->i);
-}
-
-int paw_run_plan(const int *lens, int n, int batch, int *order, int *starts) {
-    if (batch < 1) batch = 1;
-    PlanKey *keys = xmalloc(sizeof(PlanKey) * (size_t)(n ? n : 1));
-    int kept = 0;
-    for (int i = 0; i < n; i++)
-        if (lens[i] >= 0) keys[kept++] = (PlanKey){lens, i};
-    qsort(keys, (size_t)kept, sizeof(PlanKey), cmp_plan);
-    for (int k = 0; k < kept; k++) order[k] = keys[k].i;
-    free(keys);
-    int nb = 0;
-    for (int s = 0; s < kept; s += batch) starts[nb++] = s;
-    starts[nb] = kept;
-    return nb;
+void paw_run_stats_add(PawRunStats *a, const PawRunStats *b) {
+    a->seconds += b->seconds, a->rows += b->rows, a->tokens += b->tokens, a->fills += b->fills;
+    a->steps += b->steps, a->row_steps += b->row_steps, a->idle_rows += b->idle_rows;
 }
 
 #ifdef PAW_CUDA
+#include "interpreter/decoder_cuda.h"
 #include "model/qwen3_cuda.h"
 
 typedef struct {
@@ -56,8 +35,7 @@ struct PawGpuRunner {
     int *prog_adapter;          // index into adapters, or -1
     int nad, cap_ad, rank;      // uploaded adapters, all at this (padded) rank
     DevAdapter *adapters;
-    paw_bf16 *bA[LORA_NUM_MODULES], *bB[LORA_NUM_MODULES];  // a batch's per-row adapters
-    int batch_rank;             // rank the batch buffers were sized for (0: none)
+    PawGpuDecoder *dec;         // the batch's rows and their adapters
 };
 
 int paw_gpu_available(void) { return paw_cuda_init(); }
@@ -75,6 +53,7 @@ PawGpuRunner *paw_gpu_runner_create(Qwen3 *model, const PawTokenizer *tok, const
     PawGpuRunner *r = xcalloc(1, sizeof *r);
     r->cpu = model, r->g = g, r->tok = tok, r->vmap = vmap && vmap->n ? vmap : NULL;
     r->stop_id = stop_id, r->batch = batch;
+    r->dec = paw_gpu_decoder_create(g, &model->cfg, batch);
     return r;
 }
 
@@ -83,27 +62,17 @@ static void free_adapters(PawGpuRunner *r) {
     r->nad = 0;
 }
 
-static void free_batch_buffers(PawGpuRunner *r) {
-    for (int m = 0; m < LORA_NUM_MODULES; m++) {
-        paw_cuda_free(r->bA[m]), paw_cuda_free(r->bB[m]);
-        r->bA[m] = r->bB[m] = NULL;
-    }
-    r->batch_rank = 0;
-}
-
 void paw_gpu_runner_clear_programs(PawGpuRunner *r) {
     for (int p = 0; p < r->nprog; p++) paw_runner_free(&r->progs[p]);
     r->nprog = 0;
     free_adapters(r);
     r->rank = 0;
-    // The batch buffers stay (sized by rank and rows); the model forgets the old pointers' users.
-    qwen3_cuda_batch_set_lora(r->g, NULL);
 }
 
 void paw_gpu_runner_free(PawGpuRunner *r) {
     if (!r) return;
     paw_gpu_runner_clear_programs(r);
-    free_batch_buffers(r);
+    paw_gpu_decoder_free(r->dec);
     free(r->progs), free(r->prog_lora), free(r->prog_adapter), free(r->adapters);
     qwen3_cuda_free(r->g);
     free(r);
@@ -197,19 +166,9 @@ static void sync_adapters(PawGpuRunner *r) {
         }
         r->prog_adapter[p] = found;
     }
-    if (R > 0 && R != r->batch_rank) {
-        qwen3_cuda_batch_set_lora(r->g, NULL);  // the old buffers go away
-        free_batch_buffers(r);
-        const Qwen3Config *cfg = &r->cpu->cfg;
-        for (int m = 0; m < LORA_NUM_MODULES; m++) {
-            int din, dout;
-            lora_module_dims(cfg, m, &din, &dout);
-            r->bA[m] = paw_cuda_malloc(sizeof(paw_bf16) * (size_t)cfg->num_layers * r->batch * R * din);
-            r->bB[m] = paw_cuda_malloc(sizeof(paw_bf16) * (size_t)cfg->num_layers * r->batch * dout * R);
-        }
-        r->batch_rank = R;
-    }
 }
+
+void paw_gpu_runner_set_refill(PawGpuRunner *r, int on) { paw_gpu_decoder_set_refill(r->dec, on); }
 
 int paw_gpu_runner_run(PawGpuRunner *r, const PawRunJob *jobs, int n, int max_new, char **outputs, char **errors,
                        PawRunStats *stats) {
@@ -232,44 +191,29 @@ int paw_gpu_runner_run(PawGpuRunner *r, const PawRunJob *jobs, int n, int max_ne
     }
     sync_adapters(r);
     int *order = xmalloc(sizeof(int) * (size_t)(n ? n : 1)), *starts = xmalloc(sizeof(int) * (size_t)(n + 1));
-    int nbatch = paw_run_plan(lens, n, r->batch, order, starts), rc = 0;
-    const int B_max = r->batch, T_max = r->cpu->cfg.max_position_embeddings;
-    int *ids = xmalloc(sizeof(int) * (size_t)B_max * T_max), *blens = xmalloc(sizeof(int) * (size_t)B_max);
-    int *out = xmalloc(sizeof(int) * (size_t)B_max * max_new), *counts = xmalloc(sizeof(int) * (size_t)B_max);
-    const Qwen3CudaLora **src = xmalloc(sizeof(Qwen3CudaLora *) * (size_t)B_max);
-    for (int k = 0; k < nbatch && rc == 0; k++) {
-        const int *rows = order + starts[k];
-        int B = starts[k + 1] - starts[k], T = lens[rows[0]], any = 0;  // longest first
-        for (int b = 0; b < B; b++) {
-            const PawIds *p = &prompts[rows[b]];
-            blens[b] = (int)p->n;
-            for (int t = 0; t < T; t++) ids[(size_t)b * T + t] = t < (int)p->n ? p->ids[t] : 0;
-            int a = r->prog_adapter[jobs[rows[b]].program];
-            src[b] = a >= 0 ? &r->adapters[a].dev : NULL;
-            any |= a >= 0;
+    paw_run_plan(lens, n, n, order, starts);  // longest prompt first
+    int kept = 0, rc = 0;
+    for (int i = 0; i < n; i++) kept += lens[i] >= 0;
+    PawDecodeJob *dj = xcalloc((size_t)(n ? n : 1), sizeof(PawDecodeJob));
+    for (int i = 0; i < n; i++)
+        if (lens[i] >= 0) {
+            int a = r->prog_adapter[jobs[i].program];
+            dj[i] = (PawDecodeJob){prompts[i].ids, lens[i], a >= 0 ? &r->adapters[a].dev : NULL, 0};
         }
-        if (any) {
-            Qwen3CudaLora bl;
-            memset(&bl, 0, sizeof bl);
-            bl.rank = r->rank, bl.nb = B, bl.scale = 1.0f;
-            for (int m = 0; m < LORA_NUM_MODULES; m++) bl.A[m] = r->bA[m], bl.B[m] = r->bB[m];
-            rc = qwen3_cuda_lora_gather(r->g, r->bA, r->bB, r->rank, src, B);
-            if (rc == 0) rc = qwen3_cuda_batch_set_lora(r->g, &bl);
-        } else {
-            rc = qwen3_cuda_batch_set_lora(r->g, NULL);
-        }
-        if (rc == 0) rc = qwen3_cuda_batch_generate(r->g, ids, blens, B, T, max_new, r->stop_id, out, counts);
-        for (int b = 0; b < B && rc == 0; b++) {
-            int *o = out + (size_t)b * max_new, got = counts[b];
-            st.tokens += got;
-            if (got > 0 && o[got - 1] == r->stop_id) got--;
-            rc = paw_runner_decode(&r->progs[jobs[rows[b]].program], o, got, &outputs[rows[b]]);
-        }
-        st.rows += B;
-        st.batches++;
+    int *out = xmalloc(sizeof(int) * (size_t)(n ? n : 1) * max_new), *counts = xcalloc((size_t)(n ? n : 1), sizeof(int));
+    PawDecodeStats ds;
+    rc = paw_gpu_decoder_run(r->dec, dj, order, kept, r->rank, max_new, r->stop_id, out, counts, &ds);
+    for (int k = 0; k < kept && rc == 0; k++) {
+        int j = order[k], *o = out + (size_t)j * max_new, got = counts[j];
+        st.tokens += got;
+        if (got > 0 && o[got - 1] == r->stop_id) got--;
+        rc = paw_runner_decode(&r->progs[jobs[j].program], o, got, &outputs[j]);
     }
+    if (rc == 0) st.rows = kept;
+    st.fills = ds.fills, st.steps = ds.steps, st.row_steps = ds.row_steps, st.idle_rows = ds.idle_rows;
+    free(dj), free(out), free(counts);
     for (int i = 0; i < n; i++) paw_ids_free(&prompts[i]);
-    free(prompts), free(lens), free(order), free(starts), free(ids), free(blens), free(out), free(counts), free(src);
+    free(prompts), free(lens), free(order), free(starts);
     st.seconds = paw_now() - t0;
     if (stats) *stats = st;
     return rc;
@@ -292,6 +236,8 @@ int paw_gpu_runner_add_program(PawGpuRunner *r, const char *template_text, const
 }
 
 void paw_gpu_runner_clear_programs(PawGpuRunner *r) { (void)r; }
+
+void paw_gpu_runner_set_refill(PawGpuRunner *r, int on) { (void)r, (void)on; }
 
 int paw_gpu_runner_run(PawGpuRunner *r, const PawRunJob *jobs, int n, int max_new, char **outputs, char **errors,
                        PawRunStats *stats) {

@@ -3,20 +3,23 @@
 // decoded and stripped by the CPU runner's code (interpreter/runner.h), so the text side is
 // identical; only the model runs on the GPU (bf16, model/qwen3_cuda.h).
 //
-// Per batch: the rows' prompts (right padded) go through one prefill, then one forward per
-// generated token over all rows until every row has produced <|im_end|> or max_new tokens. Jobs
-// are ordered by prompt length (longest first) before cutting batches, so rows of a batch pad
-// little; outputs come back in job order. A shared template prefix is recomputed per row.
+// Decoding (interpreter/decoder_cuda.h): jobs are ordered by prompt length (longest first), so
+// that the rows of a prefill pad little, and run in `batch` rows: a prefill of the rows' prompts
+// (right padded), then one forward per generated token over all rows. A row whose job has produced
+// <|im_end|> or max_new tokens takes the next waiting job (continuous batching: refills of an
+// eighth of the rows at a time, interpreter/schedule.h) while the others go on. Outputs come back
+// in job order. A shared template prefix is recomputed per row.
 //
 // Adapters: each distinct host adapter (fp32 Qwen3Lora, nb = 1) is uploaded once as bf16, zero
 // padded to the largest rank among the programs and with its scale alpha / r folded into B (the
-// batch then runs at scale 1, so programs of different rank or alpha share a batch). A batch's
-// per-row adapters are gathered on the device into [L, rows, ...] buffers; rows of programs
-// without an adapter get zeros, and a batch with no adapter at all runs without the side path.
+// batch then runs at scale 1, so programs of different rank or alpha share a batch). The rows'
+// adapters are gathered on the device into [L, rows, ...] buffers; rows of programs without an
+// adapter get zeros, and a run in which no job has an adapter runs without the side path.
 #ifndef PAW_INTERPRETER_RUNNER_CUDA_H
 #define PAW_INTERPRETER_RUNNER_CUDA_H
 
 #include "interpreter/runner.h"
+#include "interpreter/schedule.h"
 
 typedef struct {
     int program;        // index returned by paw_gpu_runner_add_program
@@ -24,17 +27,16 @@ typedef struct {
 } PawRunJob;
 
 typedef struct {
-    double seconds;  // wall time of the batches (prompt building and decoding included)
+    double seconds;  // wall time of the run (prompt building and decoding included)
     long rows;       // jobs run (jobs refused before the model are not counted)
-    long tokens;     // generated tokens, <|im_end|> included (one decode step each)
-    int batches;
+    long tokens;     // generated tokens, <|im_end|> included
+    long fills;      // prefills (a refill of several rows is one)
+    long steps;      // decoding steps over the batch's rows
+    long row_steps, idle_rows;  // rows those steps computed, and how many of them had no running job
 } PawRunStats;
 
-// Batch planning, independent of the GPU: job i has a prompt of lens[i] tokens (< 0: skipped,
-// it failed before the model). order receives the kept job indices, longest prompt first (ties in
-// job order); batch k is order[starts[k] .. starts[k+1]-1], at most `batch` rows. order holds n
-// entries and starts n + 1. Returns the number of batches.
-int paw_run_plan(const int *lens, int n, int batch, int *order, int *starts);
+// Adds b's figures to a's (for totals over several runs).
+void paw_run_stats_add(PawRunStats *a, const PawRunStats *b);
 
 typedef struct PawGpuRunner PawGpuRunner;
 
@@ -57,6 +59,9 @@ void paw_gpu_runner_clear_programs(PawGpuRunner *r);
 // stats (may be NULL) receives this call's figures.
 int paw_gpu_runner_run(PawGpuRunner *r, const PawRunJob *jobs, int n, int max_new, char **outputs, char **errors,
                        PawRunStats *stats);
+// Continuous batching on (the default) or off (fixed batches: every row runs until the batch's
+// last one ends), for comparisons; the outputs are the same.
+void paw_gpu_runner_set_refill(PawGpuRunner *r, int on);
 void paw_gpu_runner_free(PawGpuRunner *r);
 
 #endif

@@ -28,8 +28,10 @@ static int shape_config(const char *name, Qwen3Config *c) {
         c->hidden_size = 1024, c->intermediate_size = 3072, c->num_layers = 28, c->num_heads = 16, c->num_kv_heads = 8;
     } else if (strcmp(name, "4b") == 0) {
         c->hidden_size = 2560, c->intermediate_size = 9728, c->num_layers = 36, c->num_heads = 32, c->num_kv_heads = 8;
+    } else if (strlen(name) > 5 && !strcmp(name + strlen(name) - 5, ".json")) {
+        return qwen3_config_load(c, name);  // any shape, e.g. configs/tiny-interpreter.json
     } else {
-        return paw_error("unknown shape '%s' (expected 0.6b or 4b)", name);
+        return paw_error("unknown shape '%s' (expected 0.6b, 4b or a config.json path)", name);
     }
     return 0;
 }
@@ -38,7 +40,7 @@ static int bench_cpu(int argc, char **argv) {
     const char *shape = "0.6b";
     int T = 128, B = 1, layers = 0, iters = 2;
     PawOpt opts[] = {
-        {"shape", PAW_OPT_STR, &shape, "model shape: 0.6b or 4b (random weights)"},
+        {"shape", PAW_OPT_STR, &shape, "model shape: 0.6b, 4b or a config.json path (random weights)"},
         {"T", PAW_OPT_INT, &T, "sequence length"},
         {"B", PAW_OPT_INT, &B, "batch size"},
         {"layers", PAW_OPT_INT, &layers, "override the layer count (0: the real one)"},

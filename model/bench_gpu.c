@@ -11,6 +11,7 @@
 #include "common/error.h"
 #include "common/rng.h"
 #include "kernels/cuda_common_cuda.h"
+#include "interpreter/decoder_cuda.h"
 #include "model/qwen3_cuda.h"
 
 int bench_gpu(int argc, char **argv);
@@ -30,7 +31,9 @@ static float median(float *v, int n) {
 
 // --mode batch: greedy decoding of B prompts (lengths T/2..T) with per-row adapters of `programs`
 // random programs, as the GPU batch runner does (gather + prefill + steps, no stop token), against
-// the same rows decoded one at a time through the same batched API with B = 1.
+// the same rows decoded one at a time through the same batched API with B = 1. Then the batch
+// runner's scheduling on 4B jobs whose outputs end after 1..new tokens (uniform; imposed, since
+// random weights never stop): continuous batching against fixed batches of B rows.
 static int bench_batch(Qwen3Cuda *g, const Qwen3Config *cfg, int B, int T, int new_tokens, int rank, int programs,
                        int iters, const char *shape) {
     const int L = cfg->num_layers;
@@ -38,7 +41,7 @@ static int bench_batch(Qwen3Cuda *g, const Qwen3Config *cfg, int B, int T, int n
     int *ids = xmalloc(sizeof(int) * (size_t)B * T), *lens = xmalloc(sizeof(int) * (size_t)B);
     for (int b = 0; b < B; b++) {
         lens[b] = T / 2 + (int)paw_rng_below(&rng, (uint64_t)(T - T / 2)) + 1;
-        for (int t = 0; t < T; t++) ids[(size_t)b * T + t] = (int)paw_rng_below(&rng, 151643);
+        for (int t = 0; t < T; t++) ids[(size_t)b * T + t] = (int)paw_rng_below(&rng, (uint64_t)(cfg->vocab_size < 151643 ? cfg->vocab_size : 151643));
     }
     // Programs: random bf16 adapters (small values: the decode cost does not depend on them).
     Qwen3CudaLora *prog = xcalloc((size_t)programs, sizeof(Qwen3CudaLora));
@@ -101,6 +104,48 @@ static int bench_batch(Qwen3Cuda *g, const Qwen3Config *cfg, int B, int T, int n
     printf("| batched (B=%d) | %.2f | %.1f | %.1f |\n", B, (double)B * iters / sb, tok_batch / sb, ms_batch / iters);
     printf("| one row at a time | %.2f | %.1f | %.1f |\n", (double)B * iters / ss, tok_single / ss, ms_single / iters);
     printf("speed-up of batching: %.2fx; peak alloc %.2f GiB\n", ss / sb, paw_cuda_peak_allocated_bytes() / 1073741824.0);
+
+    // Outputs of varied length: refill vs fixed batches, the same jobs.
+    const int NJ = 4 * B;
+    int **pid = xmalloc(sizeof(int *) * (size_t)NJ), *plen = xmalloc(sizeof(int) * (size_t)NJ);
+    int *order = xmalloc(sizeof(int) * (size_t)NJ), *starts = xmalloc(sizeof(int) * (size_t)(NJ + 1));
+    PawDecodeJob *jobs = xmalloc(sizeof(PawDecodeJob) * (size_t)NJ);
+    int *jout = xmalloc(sizeof(int) * (size_t)NJ * new_tokens), *jcounts = xmalloc(sizeof(int) * (size_t)NJ);
+    for (int j = 0; j < NJ; j++) {
+        pid[j] = ids + (size_t)(j % B) * T;
+        plen[j] = lens[j % B];
+        jobs[j] = (PawDecodeJob){pid[j], plen[j], &prog[j % programs], 1 + (int)paw_rng_below(&rng, (uint64_t)new_tokens)};
+    }
+    paw_run_plan(plen, NJ, NJ, order, starts);
+    PawGpuDecoder *dec = paw_gpu_decoder_create(g, cfg, B);
+    if (!dec) paw_die("%s", paw_last_error());
+    double ms_mode[2] = {0, 0};
+    PawDecodeStats dst[2];
+    long toks[2] = {0, 0};
+    for (int it = -1; it < iters; it++)
+        for (int refill = 0; refill < 2; refill++) {
+            paw_gpu_decoder_set_refill(dec, refill);
+            paw_cuda_timer_start(timer);
+            // Stop token -1: only the imposed ends (and --new) end a job.
+            if (paw_gpu_decoder_run(dec, jobs, order, NJ, rank, new_tokens, -1, jout, jcounts, &dst[refill]) != 0)
+                paw_die("%s", paw_last_error());
+            float ms = paw_cuda_timer_stop_ms(timer);
+            if (it < 0) continue;
+            ms_mode[refill] += ms;
+            for (int j = 0; j < NJ; j++) toks[refill] += jcounts[j];
+        }
+    printf("\n%d jobs (each prompt 4 times), outputs of 1..%d tokens, in %d rows:\n", NJ, new_tokens, B);
+    printf("| scheduling | jobs/s | generated tokens/s | prefills | steps | rows running |\n|---|---|---|---|---|---|\n");
+    for (int refill = 1; refill >= 0; refill--) {
+        double sec = ms_mode[refill] / 1e3;
+        const PawDecodeStats *q = &dst[refill];
+        printf("| %s | %.2f | %.1f | %ld | %ld | %.0f%% |\n", refill ? "continuous (refill)" : "fixed batches",
+               (double)NJ * iters / sec, toks[refill] / sec, q->fills, q->steps,
+               q->row_steps ? 100.0 * (q->row_steps - q->idle_rows) / q->row_steps : 0.0);
+    }
+    printf("speed-up of refilling: %.2fx\n", ms_mode[0] / ms_mode[1]);
+    paw_gpu_decoder_free(dec);
+    free(pid), free(plen), free(order), free(starts), free(jobs), free(jout), free(jcounts);
     paw_cuda_timer_free(timer);
     for (int p = 0; p < programs; p++)
         for (int m = 0; m < LORA_NUM_MODULES; m++) paw_cuda_free((void *)prog[p].A[m]), paw_cuda_free((void *)prog[p].B[m]);
@@ -114,7 +159,7 @@ int bench_gpu(int argc, char **argv) {
     int B = 8, T = 1024, layers = 0, iters = 10, warmup = 2, recompute = 0, new_tokens = 128, rank = 64, programs = 4;
     int fp32_grads = 0, fused = 0, keep = 0, pdl = 0;
     PawOpt opts[] = {
-        {"shape", PAW_OPT_STR, &shape, "model shape: 0.6b or 4b (random weights)"},
+        {"shape", PAW_OPT_STR, &shape, "model shape: 0.6b, 4b or a config.json path (random weights)"},
         {"B", PAW_OPT_INT, &B, "batch size (decode: 1)"},
         {"T", PAW_OPT_INT, &T, "sequence length (decode: prompt length)"},
         {"mode", PAW_OPT_STR, &mode, "frozen (fwd + activation gradients), full (fwd + bwd, then AdamW timed apart), "
@@ -192,7 +237,7 @@ int bench_gpu(int argc, char **argv) {
     int N = B * T;
     int *ids = xmalloc(sizeof(int) * (size_t)N), *tg = xmalloc(sizeof(int) * (size_t)N);
     PawRng rng = {42};
-    for (int i = 0; i < N; i++) ids[i] = (int)paw_rng_below(&rng, 151643);
+    for (int i = 0; i < N; i++) ids[i] = (int)paw_rng_below(&rng, (uint64_t)(cfg.vocab_size < 151643 ? cfg.vocab_size : 151643));
     for (int i = 0; i < N; i++) tg[i] = (i + 1 < N) ? ids[i + 1] : 0;
     float *times = xmalloc(sizeof(float) * (size_t)iters), *opt_times = xmalloc(sizeof(float) * (size_t)iters);
     PawCudaTimer *timer = paw_cuda_timer_create();

@@ -48,6 +48,7 @@
 #include "train/comm.h"
 #include "common/fileio.h"
 #include "data/template.h"
+#include "interpreter/decoder_cuda.h"
 #include "interpreter/runner_cuda.h"
 #include "compiler/trained.h"
 #include "tests/testutil.h"
@@ -2122,6 +2123,89 @@ static void test_model_batch_refill(const char *fixture, int with_lora) {
     qwen3_free(&cpu);
 }
 
+// The runner's decoding (interpreter/decoder_cuda.h) with continuous batching, on jobs that end
+// at different lengths (imposed ends: random weights rarely stop), each with one of three
+// programs' adapters or none: every job's tokens against the same prompt generated alone through
+// the single-sequence path with its adapter; then the same jobs as fixed batches and one row at
+// a time. Rows are refilled one at a time (4 rows) and in pieces (9 rows: refills of 2 rows).
+static void test_decoder_refill(const char *fixture, int batch) {
+    Qwen3 cpu;
+    if (load_fixture(fixture, 1, &cpu) != 0) return;
+    const Qwen3Config *cfg = &cpu.cfg;
+    enum { N = 23, MAXT = 9, MAX_NEW = 7, NPROG = 3 };
+    const int V = cfg->vocab_size, r = 4;
+    Qwen3Cuda *g = qwen3_cuda_create(&cpu, 1, 1);
+    if (!g) {
+        CHECK(0, "%s", paw_last_error());
+        qwen3_free(&cpu);
+        return;
+    }
+    Qwen3Lora lo;
+    Qwen3Lora one[NPROG];
+    DevLora dl[NPROG];
+    MapperConfig mc = {.d = 8, .L = cfg->num_layers, .nbases = 1, .rank = r, .alpha = 2.0f * r, .icfg = *cfg};
+    rand_lora(cfg, NPROG, r, &lo);
+    for (int p = 0; p < NPROG; p++) {
+        mapper_lora_select(&mc, &lo, p, &one[p]);
+        one[p].scale = 1.0f;  // the decoder's adapters carry their scale in B
+        dev_lora(cfg, &one[p], &dl[p], 0);
+    }
+    static int ids[N][MAXT];
+    PawDecodeJob jobs[N];
+    int order[N], lens[N], starts[N + 1];
+    for (int j = 0; j < N; j++) {
+        lens[j] = 2 + (int)paw_rng_below(&g_rng, MAXT - 1);
+        for (int t = 0; t < lens[j]; t++) ids[j][t] = (int)paw_rng_below(&g_rng, (uint64_t)V);
+        int p = (int)paw_rng_below(&g_rng, NPROG + 1);  // NPROG: no adapter
+        jobs[j] = (PawDecodeJob){ids[j], lens[j], p < NPROG ? &dl[p].lo : NULL, 1 + (int)paw_rng_below(&g_rng, MAX_NEW + 3)};
+    }
+    paw_run_plan(lens, N, N, order, starts);
+    // Reference: each job alone.
+    int ref[N][MAX_NEW], ref_n[N];
+    for (int j = 0; j < N; j++) {
+        int want = jobs[j].end < MAX_NEW ? jobs[j].end : MAX_NEW;
+        CHECK(qwen3_cuda_set_decode_lora(g, jobs[j].lora) == 0, "set decode lora: %s", paw_last_error());
+        ref_n[j] = qwen3_cuda_generate(g, ids[j], lens[j], want, -1, ref[j]);
+        CHECK(ref_n[j] == want, "single generate job %d: %d tokens, %d expected (%s)", j, ref_n[j], want, paw_last_error());
+    }
+    qwen3_cuda_set_decode_lora(g, NULL);
+    static const char *const modes[3] = {"refill", "fixed batches", "one row at a time"};
+    for (int mode = 0; mode < 3; mode++) {
+        PawGpuDecoder *d = paw_gpu_decoder_create(g, cfg, mode == 2 ? 1 : batch);
+        paw_gpu_decoder_set_refill(d, mode == 0);
+        int out[N * MAX_NEW], counts[N], bad = 0;
+        PawDecodeStats st;
+        CHECK(paw_gpu_decoder_run(d, jobs, order, N, r, MAX_NEW, -1, out, counts, &st) == 0, "decoder %s: %s", modes[mode],
+              paw_last_error());
+        for (int j = 0; j < N; j++) {
+            bad += counts[j] != ref_n[j];
+            for (int k = 0; k < counts[j] && k < ref_n[j]; k++) {
+                // A job ended by its imposed end shows the stop token (-1 here) last.
+                int last_imposed = k == counts[j] - 1 && jobs[j].end <= MAX_NEW;
+                bad += out[j * MAX_NEW + k] != (last_imposed ? -1 : ref[j][k]);
+            }
+        }
+        printf("decoder %s (%d rows, %s): %ld prefills, %ld steps, %.0f%% of rows running\n", modes[mode],
+               mode == 2 ? 1 : batch, fixture, st.fills, st.steps,
+               st.row_steps ? 100.0 * (st.row_steps - st.idle_rows) / st.row_steps : 0.0);
+        CHECK(bad == 0, "decoder %s (%d rows, %s): %d tokens or counts differ from each job decoded alone", modes[mode],
+              batch, fixture, bad);
+        if (mode == 0) CHECK(st.fills > (N + batch - 1) / batch, "decoder: %ld prefills, no refill happened", st.fills);
+        // Bad input is refused before any work.
+        PawDecodeJob wrong = jobs[order[0]];
+        const int first = 0;
+        wrong.lora = &dl[0].lo;
+        CHECK(paw_gpu_decoder_run(d, &wrong, &first, 1, r + 1, MAX_NEW, -1, out, counts, NULL) != 0 &&
+                  strstr(paw_last_error(), "rank"),
+              "decoder: an adapter of another rank accepted (%s)", paw_last_error());
+        paw_gpu_decoder_free(d);
+    }
+    for (int p = 0; p < NPROG; p++) dev_lora_free(&dl[p]), mapper_lora_free(&one[p]);
+    mapper_lora_free(&lo);
+    qwen3_cuda_free(g);
+    qwen3_free(&cpu);
+}
+
 // The GPU batch runner against the CPU runner on a tiny trimmed-vocabulary interpreter made by
 // ./paw (random weights), three programs (two random adapters of different rank and scale, one
 // without), and inputs that include an empty one and one too long for the context.
@@ -2193,7 +2277,7 @@ static void test_runner_batch(void) {
     PawRunJob jobs[NPROG * NIN];
     for (int j = 0; j < njobs; j++) jobs[j] = (PawRunJob){j % NPROG, inputs[(j * 7) % nin]};  // programs interleaved
     char *cpu_out[NPROG * NIN], *cpu_err[NPROG * NIN], *gpu_out[NPROG * NIN], *gpu_err[NPROG * NIN];
-    char *one_out[NPROG * NIN], *one_err[NPROG * NIN];
+    char *one_out[NPROG * NIN], *one_err[NPROG * NIN], *fix_out[NPROG * NIN], *fix_err[NPROG * NIN];
     PawRunner runners[NPROG];
     for (int p = 0; p < NPROG; p++) {
         char *tmpl = paw_interpreter_prompt_template(pseudo[p]);
@@ -2205,9 +2289,11 @@ static void test_runner_batch(void) {
         if (paw_runner_run(&runners[jobs[j].program], jobs[j].input, max_new, &cpu_out[j]) != 0)
             cpu_err[j] = xstrdup(paw_last_error());
     }
-    PawRunStats st[2];
-    for (int pass = 0; pass < 2; pass++) {
-        PawGpuRunner *gr = paw_gpu_runner_create(&cpu, tok, &vm, stop, pass ? 1 : 5);
+    // Passes: 5 rows with refills, one row at a time, 5 rows as fixed batches.
+    PawRunStats st[3];
+    char **pass_out[3] = {gpu_out, one_out, fix_out}, **pass_err[3] = {gpu_err, one_err, fix_err};
+    for (int pass = 0; pass < 3; pass++) {
+        PawGpuRunner *gr = paw_gpu_runner_create(&cpu, tok, &vm, stop, pass == 1 ? 1 : 5);
         CHECK(gr != NULL, "gpu runner: %s", paw_last_error());
         if (!gr) break;
         for (int p = 0; p < NPROG; p++) {
@@ -2215,11 +2301,12 @@ static void test_runner_batch(void) {
             CHECK(paw_gpu_runner_add_program(gr, tmpl, prog_lora[p]) == p, "add program: %s", paw_last_error());
             free(tmpl);
         }
-        CHECK(paw_gpu_runner_run(gr, jobs, njobs, max_new, pass ? one_out : gpu_out, pass ? one_err : gpu_err, &st[pass]) == 0,
+        if (gr) paw_gpu_runner_set_refill(gr, pass != 2);
+        CHECK(paw_gpu_runner_run(gr, jobs, njobs, max_new, pass_out[pass], pass_err[pass], &st[pass]) == 0,
               "gpu runner run: %s", paw_last_error());
         paw_gpu_runner_free(gr);
     }
-    int same_cpu = 0, same_one = 0, ran = 0, mismatch_err = 0, missing = 0;
+    int same_cpu = 0, same_one = 0, same_fix = 0, ran = 0, mismatch_err = 0, missing = 0;
     for (int j = 0; j < njobs; j++) {
         mismatch_err += (cpu_err[j] != NULL) != (gpu_err[j] != NULL) || (cpu_err[j] && strcmp(cpu_err[j], gpu_err[j]));
         missing += !cpu_err[j] && !gpu_out[j];
@@ -2227,17 +2314,25 @@ static void test_runner_batch(void) {
             ran++;
             same_cpu += !strcmp(cpu_out[j], gpu_out[j]);
             same_one += one_out[j] && !strcmp(one_out[j], gpu_out[j]);
+            same_fix += fix_out[j] && !strcmp(fix_out[j], gpu_out[j]);
         }
     }
-    printf("gpu runner: %d jobs (%d refused), %d batches of <= 5 rows; outputs equal to the CPU runner's: %d of %d; "
-           "equal to batch-1 GPU runs: %d of %d; batched %.1f rows/s vs one at a time %.1f rows/s\n",
-           njobs, njobs - ran, st[0].batches, same_cpu, ran, same_one, ran, st[0].rows / st[0].seconds,
-           st[1].rows / st[1].seconds);
+    printf("gpu runner: %d jobs (%d refused) in 5 rows, %ld prefills, %ld steps, %.0f%% of rows running (fixed "
+           "batches: %ld prefills, %ld steps, %.0f%%); outputs equal to the CPU runner's: %d of %d; to one row at a "
+           "time: %d of %d; to fixed batches: %d of %d; %.1f rows/s vs one at a time %.1f rows/s\n",
+           njobs, njobs - ran, st[0].fills, st[0].steps, 100.0 * (st[0].row_steps - st[0].idle_rows) / st[0].row_steps,
+           st[2].fills, st[2].steps, 100.0 * (st[2].row_steps - st[2].idle_rows) / st[2].row_steps, same_cpu, ran,
+           same_one, ran, same_fix, ran, st[0].rows / st[0].seconds, st[1].rows / st[1].seconds);
     CHECK(mismatch_err == 0, "gpu runner: %d jobs refused differently from the CPU runner", mismatch_err);
     CHECK(missing == 0 && ran > 0, "gpu runner: %d jobs without output (%d ran)", missing, ran);
     CHECK(same_one * 4 >= ran * 3, "gpu runner: batched outputs equal batch-1 outputs for only %d of %d jobs", same_one, ran);
+    CHECK(same_fix * 4 >= ran * 3, "gpu runner: refilled outputs equal fixed-batch outputs for only %d of %d jobs", same_fix,
+          ran);
+    CHECK(st[0].rows == ran && st[2].rows == ran, "gpu runner: %ld and %ld rows run, %d expected", st[0].rows, st[2].rows,
+          ran);
     for (int j = 0; j < njobs; j++)
-        free(cpu_out[j]), free(cpu_err[j]), free(gpu_out[j]), free(gpu_err[j]), free(one_out[j]), free(one_err[j]);
+        free(cpu_out[j]), free(cpu_err[j]), free(gpu_out[j]), free(gpu_err[j]), free(one_out[j]), free(one_err[j]),
+            free(fix_out[j]), free(fix_err[j]);
     for (int p = 0; p < NPROG; p++) paw_runner_free(&runners[p]), free(pseudo[p]);
     for (int i = 0; i < nin; i++) free(inputs[i]);
     mapper_lora_free(&lo[0]), mapper_lora_free(&lo[1]);
@@ -2945,6 +3040,8 @@ int main(void) {
     RUN(test_model_batch_decode("tiny-untied-bf16-sharded", 1, 1));
     RUN(test_model_batch_refill("tiny-gqa-tied", 1));
     RUN(test_model_batch_refill("tiny-untied-bf16-sharded", 0));
+    RUN(test_decoder_refill("tiny-gqa-tied", 4));
+    RUN(test_decoder_refill("tiny-untied-bf16-sharded", 9));
     RUN(test_runner_batch());
     RUN(test_trained_compiler_gpu());
     RUN(test_train_resume_gpu());
