@@ -1,5 +1,8 @@
 // Per-example LoRA on the GPU as strided-batched GEMMs (one matrix per example). Row-major [R, K]
 // is column-major [K, R], so each product is written for its transpose, as in matmul.cu.
+#include <stdio.h>
+#include <stdlib.h>
+
 #include "kernels/cuda_common.cuh"
 #include "kernels/gemm_batched.cuh"
 #include "kernels/lora_cuda.h"
@@ -38,4 +41,65 @@ extern "C" void lora_cuda_backward(void *dx, PawOutType dx_type, float *dA, floa
     // dx_b^T [d_in, T] += A_b (column-major [d_in, r]) * du_b^T (column-major [r, T]).
     if (dx) paw_gemm_batched(dx, dtype_of(dx_type), A, 0, du, 0, CUDA_R_16BF, d_in, T, r, d_in, r, d_in, sa, su, sx,
                              nb, 1.0f, 1.0f);
+}
+
+// ---- decoding: one token per example, the modules of one input together ----------------------
+
+struct LoraTokensGroup {
+    LoraTokensModule m[LORA_TOKENS_MAX];
+    int n;
+};
+
+constexpr int TOKENS_WARPS = 8;
+
+// Warp w of block (x, b) computes u[i][b][j] for item = x * 8 + w = i * r + j.
+__global__ void __launch_bounds__(32 * TOKENS_WARPS)
+    lora_tokens_u_kernel(LoraTokensGroup grp, const __nv_bfloat16 *x, int d_in, int r, float scale) {
+    pdl_enter();
+    const int item = blockIdx.x * TOKENS_WARPS + threadIdx.x / 32, lane = threadIdx.x % 32, b = blockIdx.y;
+    if (item >= grp.n * r) return;
+    const int i = item / r, j = item % r;
+    const __nv_bfloat16 *a = grp.m[i].A + ((size_t)b * r + j) * d_in, *xb = x + (size_t)b * d_in;
+    float s = 0.0f;
+    for (int k = lane; k < d_in; k += 32) s += __bfloat162float(a[k]) * __bfloat162float(xb[k]);
+    s = warp_sum(s);
+    if (lane == 0) grp.m[i].u[(size_t)b * r + j] = __float2bfloat16_rn(scale * s);
+}
+
+// Warp w of block (x, b) adds output o of module i, item = x * 8 + w running over the modules'
+// outputs in order.
+__global__ void __launch_bounds__(32 * TOKENS_WARPS)
+    lora_tokens_y_kernel(LoraTokensGroup grp, int r, int ld_y) {
+    pdl_enter();
+    int o = blockIdx.x * TOKENS_WARPS + threadIdx.x / 32, i = 0;
+    const int lane = threadIdx.x % 32, b = blockIdx.y;
+    while (i < grp.n && o >= grp.m[i].d_out) o -= grp.m[i].d_out, i++;
+    if (i >= grp.n) return;
+    const __nv_bfloat16 *bm = grp.m[i].Bm + ((size_t)b * grp.m[i].d_out + o) * r, *u = grp.m[i].u + (size_t)b * r;
+    float s = 0.0f;
+    for (int k = lane; k < r; k += 32) s += __bfloat162float(bm[k]) * __bfloat162float(u[k]);
+    s = warp_sum(s);
+    if (lane == 0) {
+        __nv_bfloat16 *y = grp.m[i].y + (size_t)b * ld_y + o;
+        *y = __float2bfloat16_rn(__bfloat162float(*y) + s);
+    }
+}
+
+extern "C" void lora_cuda_forward_tokens(const LoraTokensModule *mods, int nmods, const paw_bf16 *x, int nb, int d_in,
+                                         int r, int ld_y, float scale) {
+    if (nmods <= 0 || nb <= 0 || r <= 0 || d_in <= 0) return;
+    if (nmods > LORA_TOKENS_MAX) {
+        fprintf(stderr, "lora_cuda_forward_tokens: %d modules, at most %d\n", nmods, LORA_TOKENS_MAX);
+        exit(1);
+    }
+    LoraTokensGroup grp = {};
+    int outs = 0;
+    for (int i = 0; i < nmods; i++) grp.m[i] = mods[i], outs += mods[i].d_out;
+    grp.n = nmods;
+    paw_launch(lora_tokens_u_kernel, dim3(paw_ceil_div(nmods * r, TOKENS_WARPS), nb), dim3(32 * TOKENS_WARPS), 0, grp,
+               x, d_in, r, scale);
+    CUDA_CHECK_LAUNCH();
+    paw_launch(lora_tokens_y_kernel, dim3(paw_ceil_div(outs, TOKENS_WARPS), nb), dim3(32 * TOKENS_WARPS), 0, grp, r,
+               ld_y);
+    CUDA_CHECK_LAUNCH();
 }

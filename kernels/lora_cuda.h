@@ -32,6 +32,21 @@ void lora_cuda_backward(void *dx, PawOutType dx_type, float *dA, float *dB, cons
                         const paw_bf16 *x, const paw_bf16 *u, const paw_bf16 *A, const paw_bf16 *Bm, int nb, int T,
                         int d_in, int d_out, int r, float scale, paw_bf16 *du);
 
+// Decoding (one token per example): up to LORA_TOKENS_MAX modules that read the same x [nb, d_in]
+// in two launches for the group instead of two per module: u_i [nb, r] = bf16(scale * x A_i,b^T),
+// then y_i rows (stride ld_y) += u_i B_i,b^T, bf16 (the products of lora_cuda_forward, each output
+// element one warp's dot product). Launched through paw_launch (programmatic launch in a decoding
+// step).
+#define LORA_TOKENS_MAX 3
+typedef struct {
+    const paw_bf16 *A, *Bm;  // [nb, r, d_in], [nb, d_out, r]
+    paw_bf16 *u;             // [nb, r] scratch
+    paw_bf16 *y;             // row b at y + b * ld_y, first d_out used
+    int d_out;
+} LoraTokensModule;
+void lora_cuda_forward_tokens(const LoraTokensModule *mods, int nmods, const paw_bf16 *x, int nb, int d_in, int r,
+                              int ld_y, float scale);
+
 #ifdef __cplusplus
 }
 #endif

@@ -445,6 +445,26 @@ static void lora_fwd(Qwen3Cuda *g, const Qwen3CudaLora *lo, int mod, int l, size
                       lo->B[mod] + l * per_l * dout, B, T, din, dout, r, lo->scale);
 }
 
+// The side paths of the modules mods[0..n) that read x, for one token per sequence (decoding):
+// two launches for the group (kernels/lora_cuda.h); module k's output columns start at y + off[k].
+static void lora_fwd_tokens(Qwen3Cuda *g, const Qwen3CudaLora *lo, const int *mods, const size_t *off, int n, int l,
+                            size_t s, int B, bf16 *y, int ld_y, const bf16 *x) {
+    LoraTokensModule m[LORA_TOKENS_MAX];
+    const int r = lo->rank;
+    const size_t per_l = (size_t)lo->nb * r;
+    int din = 0;
+    for (int k = 0; k < n; k++) {
+        int dout;
+        lora_module_dims(&g->cfg, mods[k], &din, &dout);
+        m[k].A = lo->A[mods[k]] + l * per_l * din;
+        m[k].Bm = lo->B[mods[k]] + l * per_l * dout;
+        m[k].u = lora_u_slot(g, mods[k], s, (size_t)B, r);
+        m[k].y = y + off[k];
+        m[k].d_out = dout;
+    }
+    lora_cuda_forward_tokens(m, n, x, B, din, r, ld_y, lo->scale);
+}
+
 static void lora_bwd(Qwen3Cuda *g, int mod, int l, size_t s, bf16 *dx, const bf16 *dy, int ld_y, const bf16 *x) {
     const Qwen3CudaLora *lo = &g->lora;
     int din, dout, r = lo->rank, B = g->B, T = g->T;
@@ -567,7 +587,13 @@ static void layer_forward(Qwen3Cuda *g, int l, int B, int T, const KvView *kv, c
         matmul_cuda_forward(a.qkvr, PAW_OUT_BF16, a.ln1, P(QG_QKV, l * QKV * C), NULL, (int)N, (int)C, (int)QKV, 1.0f,
                             0.0f);
     }
-    if (lo) {  // into the columns of the packed q/k/v output, before the norms and RoPE (as on the CPU)
+    // Decoding steps with the fused path: each input's side paths in two launches (8 a layer, not 14).
+    const bool lora_tokens = lo && kv && T == 1 && g->fused_decode;
+    if (lora_tokens) {
+        const int mods[3] = {LORA_Q, LORA_K, LORA_V};
+        const size_t off[3] = {0, Q, Q + KV};
+        lora_fwd_tokens(g, lo, mods, off, 3, l, s, B, a.qkvr, (int)QKV, a.ln1);
+    } else if (lo) {  // into the columns of the packed q/k/v output, before the norms and RoPE (as on the CPU)
         lora_fwd(g, lo, LORA_Q, l, s, B, T, a.qkvr, PAW_OUT_BF16, (int)QKV, a.ln1);
         lora_fwd(g, lo, LORA_K, l, s, B, T, a.qkvr + Q, PAW_OUT_BF16, (int)QKV, a.ln1);
         lora_fwd(g, lo, LORA_V, l, s, B, T, a.qkvr + Q + KV, PAW_OUT_BF16, (int)QKV, a.ln1);
@@ -594,7 +620,13 @@ static void layer_forward(Qwen3Cuda *g, int l, int B, int T, const KvView *kv, c
     }
     // Residual adds ride on the GEMM epilogue: xmid = x + att @ Wo^T, x_next = xmid + act @ Wdown^T.
     matmul_cuda_forward(a.xmid, PAW_OUT_BF16, a.att, P(QG_O, l * C * Q), x, (int)N, (int)Q, (int)C, 1.0f, 1.0f);
-    if (lo) lora_fwd(g, lo, LORA_O, l, s, B, T, a.xmid, PAW_OUT_BF16, (int)C, a.att);
+    if (lora_tokens) {
+        const int mods[1] = {LORA_O};
+        const size_t off[1] = {0};
+        lora_fwd_tokens(g, lo, mods, off, 1, l, s, B, a.xmid, (int)C, a.att);
+    } else if (lo) {
+        lora_fwd(g, lo, LORA_O, l, s, B, T, a.xmid, PAW_OUT_BF16, (int)C, a.att);
+    }
     if (fused) {
         matvec_cuda_rmsnorm(a.gu, PAW_OUT_BF16, a.xmid, P(QG_LN2, l * C), eps, a.ln2, P(QG_GU, l * 2 * I * C), NULL,
                             (int)C, (int)(2 * I), 1.0f, 0.0f);
@@ -603,7 +635,11 @@ static void layer_forward(Qwen3Cuda *g, int l, int B, int T, const KvView *kv, c
         matmul_cuda_forward(a.gu, PAW_OUT_BF16, a.ln2, P(QG_GU, l * 2 * I * C), NULL, (int)N, (int)C, (int)(2 * I),
                             1.0f, 0.0f);
     }
-    if (lo) {
+    if (lora_tokens) {
+        const int mods[2] = {LORA_GATE, LORA_UP};
+        const size_t off[2] = {0, I};
+        lora_fwd_tokens(g, lo, mods, off, 2, l, s, B, a.gu, (int)(2 * I), a.ln2);
+    } else if (lo) {
         lora_fwd(g, lo, LORA_GATE, l, s, B, T, a.gu, PAW_OUT_BF16, (int)(2 * I), a.ln2);
         lora_fwd(g, lo, LORA_UP, l, s, B, T, a.gu + I, PAW_OUT_BF16, (int)(2 * I), a.ln2);
     }
@@ -614,7 +650,13 @@ static void layer_forward(Qwen3Cuda *g, int l, int B, int T, const KvView *kv, c
         matmul_cuda_forward(xn, PAW_OUT_BF16, a.act, P(QG_DOWN, l * C * I), a.xmid, (int)N, (int)I, (int)C, 1.0f,
                             1.0f);
     }
-    if (lo) lora_fwd(g, lo, LORA_DOWN, l, s, B, T, xn, PAW_OUT_BF16, (int)C, a.act);
+    if (lora_tokens) {
+        const int mods[1] = {LORA_DOWN};
+        const size_t off[1] = {0};
+        lora_fwd_tokens(g, lo, mods, off, 1, l, s, B, xn, (int)C, a.act);
+    } else if (lo) {
+        lora_fwd(g, lo, LORA_DOWN, l, s, B, T, xn, PAW_OUT_BF16, (int)C, a.act);
+    }
 }
 
 extern "C" int qwen3_cuda_forward(Qwen3Cuda *g, const Qwen3CudaInputs *in, int B, int T) {

@@ -184,8 +184,10 @@ int qwen3_cuda_set_recompute_keep(Qwen3Cuda *g, int keep);
 // 9.0+), 0 otherwise. The results are the same either way.
 int qwen3_cuda_set_decode_pdl(Qwen3Cuda *g, int on);
 
-// Decoding steps of one row per sequence run their norms and SwiGLU inside the products
-// (kernels/matvec_cuda.h): fewer launches per layer, same results up to bf16 rounding. Off by
+// Fused decoding: single-sequence steps run their norms and SwiGLU inside the products
+// (kernels/matvec_cuda.h), and every decoding step with adapters (single-sequence or batched) runs
+// the side paths of the modules that share an input in two launches (kernels/lora_cuda.h: 8 a
+// layer instead of 14). Fewer launches per layer, same results up to bf16 rounding. Off by
 // default until measured on a GPU; PAW_DECODE_FUSED=1 turns it on at creation.
 void qwen3_cuda_set_fused_decode(Qwen3Cuda *g, int on);
 

@@ -723,6 +723,54 @@ static void test_adamw(size_t n) {
 // d_out used, like a column slice of a fused projection): the spare columns of y must come back
 // untouched and those of dy hold NaN, so reading them fails. Accumulated outputs start from
 // random values and the checks compare what the op added with the reference (computed from zero).
+// The decoding form: one token per example, n modules reading the same x, their outputs side by
+// side in rows of ld_y (the packed q/k/v layout), each against the CPU reference of its module;
+// columns past the modules' outputs stay untouched.
+static void test_lora_tokens(int nb, int d_in, int r, int n, const int *d_outs, int ld_y) {
+    char name[160];
+    const float scale = 2.0f / (float)r;
+    const size_t nx = (size_t)nb * d_in, ny = (size_t)nb * ld_y, nu = (size_t)nb * r;
+    float *x = rand_bf16(nx, 1.0f), *y0 = rand_bf16(ny, 0.1f);
+    paw_bf16 *d_x = dev_bf16(x, nx), *d_y = dev_bf16(y0, ny);
+    float *A[LORA_TOKENS_MAX], *Bm[LORA_TOKENS_MAX], *ref_y[LORA_TOKENS_MAX], *ref_u[LORA_TOKENS_MAX];
+    LoraTokensModule m[LORA_TOKENS_MAX];
+    int off = 0;
+    for (int i = 0; i < n; i++) {
+        const size_t na = (size_t)nb * r * d_in, nbm = (size_t)nb * d_outs[i] * r;
+        A[i] = rand_bf16(na, 0.3f), Bm[i] = rand_bf16(nbm, 0.3f);
+        ref_y[i] = zeros((size_t)nb * d_outs[i]), ref_u[i] = zeros(nu);
+        lora_forward(ref_y[i], ref_u[i], x, A[i], Bm[i], nb, 1, d_in, d_outs[i], r, scale);
+        m[i] = (LoraTokensModule){dev_bf16(A[i], na), dev_bf16(Bm[i], nbm), poisoned_bf16(nu), d_y + off, d_outs[i]};
+        off += d_outs[i];
+    }
+    lora_cuda_forward_tokens(m, n, d_x, nb, d_in, r, ld_y, scale);
+    float *got_y = host_bf16(d_y, ny);
+    size_t spare_changed = 0;
+    off = 0;
+    for (int i = 0; i < n; i++) {
+        float *added = xmalloc(sizeof(float) * (size_t)nb * d_outs[i]), *got_u = host_bf16(m[i].u, nu);
+        for (int b = 0; b < nb; b++)
+            for (int o = 0; o < d_outs[i]; o++)
+                added[(size_t)b * d_outs[i] + o] = got_y[(size_t)b * ld_y + off + o] - y0[(size_t)b * ld_y + off + o];
+        snprintf(name, sizeof name, "lora tokens u, module %d of %d, nb=%d %dx%d r=%d", i, n, nb, d_in, d_outs[i], r);
+        CHECK_CLOSE(name, got_u, ref_u[i], nu, 1e-2);
+        snprintf(name, sizeof name, "lora tokens y, module %d of %d, nb=%d %dx%d r=%d ld %d", i, n, nb, d_in, d_outs[i], r,
+                 ld_y);
+        CHECK_CLOSE(name, added, ref_y[i], (size_t)nb * d_outs[i], 1e-2);
+        off += d_outs[i];
+        free(added), free(got_u);
+    }
+    for (int b = 0; b < nb; b++)
+        for (int j = off; j < ld_y; j++) spare_changed += !(got_y[(size_t)b * ld_y + j] == y0[(size_t)b * ld_y + j]);
+    CHECK(spare_changed == 0, "lora tokens: %zu values of y past the modules' %d columns changed", spare_changed, off);
+    for (int i = 0; i < n; i++) {
+        paw_cuda_free((void *)m[i].A), paw_cuda_free((void *)m[i].Bm), paw_cuda_free(m[i].u);
+        free(A[i]), free(Bm[i]), free(ref_y[i]), free(ref_u[i]);
+    }
+    paw_cuda_free(d_x), paw_cuda_free(d_y);
+    free(x), free(y0), free(got_y);
+}
+
 static void test_lora(int nb, int T, int d_in, int d_out, int r, int ld_y, PawOutType type) {
     char name[160];
     const float scale = 2.0f / (float)r;
@@ -1891,7 +1939,7 @@ static void test_lora_gather(const char *fixture) {
 // Batched prefill + steps (rows of different lengths and adapters, one row going inactive) vs
 // each row decoded alone with its adapter; then batched greedy tokens vs full-forward argmax.
 // recompute = 0 keeps every layer's LoRA side-path slot (the u buffer indexed per layer).
-static void test_model_batch_decode(const char *fixture, int with_lora, int recompute) {
+static void test_model_batch_decode(const char *fixture, int with_lora, int recompute, int fused) {
     char name[300];
     Qwen3 cpu;
     if (load_fixture(fixture, 1, &cpu) != 0) return;
@@ -1927,6 +1975,7 @@ static void test_model_batch_decode(const char *fixture, int with_lora, int reco
                   paw_last_error());
     }
     CHECK(qwen3_cuda_set_decode_lora(g, NULL) == 0, "clear decode lora");
+    qwen3_cuda_set_fused_decode(g, fused);  // the references above ran unfused
     CHECK(qwen3_cuda_batch_set_lora(g, with_lora ? &dl.lo : NULL) == 0, "batch set lora: %s", paw_last_error());
     CHECK(qwen3_cuda_batch_reset(g, B, cap) == 0, "batch reset: %s", paw_last_error());
     int next[B];
@@ -1955,8 +2004,8 @@ static void test_model_batch_decode(const char *fixture, int with_lora, int reco
             if (!(e <= worst)) worst = e;
         }
     }
-    snprintf(name, sizeof name, "%s batch steps vs single%s%s", fixture, with_lora ? " (per-row lora)" : "",
-             recompute ? " (recompute)" : "");
+    snprintf(name, sizeof name, "%s batch steps vs single%s%s%s", fixture, with_lora ? " (per-row lora)" : "",
+             recompute ? " (recompute)" : "", fused ? " (fused decode)" : "");
     CHECK(worst < 2e-2, "%s: worst row rel L2 %g", name, worst);
     // Greedy generation: each row's tokens equal argmax over successive full forwards with its adapter.
     enum { NEW = 4 };
@@ -1996,6 +2045,45 @@ static void test_model_batch_decode(const char *fixture, int with_lora, int reco
         dev_lora_free(&dl), mapper_lora_free(&lo);
         for (int b = 0; b < B; b++) dev_lora_free(&d1[b]), mapper_lora_free(&one[b]);
     }
+    qwen3_cuda_free(g);
+    qwen3_free(&cpu);
+}
+
+// Single-sequence decoding with an adapter (fused: the side paths two launches per input)
+// against the full forward with the same adapter.
+static void test_decode_lora(const char *fixture, int fused) {
+    Qwen3 cpu;
+    if (load_fixture(fixture, 1, &cpu) != 0) return;
+    const int n = 21, prefill = 9, V = cpu.cfg.vocab_size, nrows = n - prefill + 1;
+    int ids[21];
+    for (int i = 0; i < n; i++) ids[i] = (int)paw_rng_below(&g_rng, (uint64_t)V);
+    Qwen3Cuda *g = qwen3_cuda_create(&cpu, 1, 0);
+    if (!g) {
+        CHECK(0, "%s", paw_last_error());
+        qwen3_free(&cpu);
+        return;
+    }
+    Qwen3Lora lo;
+    DevLora dl;
+    rand_lora(&cpu.cfg, 1, 6, &lo);
+    dev_lora(&cpu.cfg, &lo, &dl, 0);
+    qwen3_cuda_set_fused_decode(g, fused);
+    float *full = xmalloc(sizeof(float) * (size_t)n * V), *rows = xmalloc(sizeof(float) * (size_t)nrows * V);
+    Qwen3CudaInputs in = {.ids = ids, .logits_mode = QWEN3_LOGITS_ALL, .lora = &dl.lo};
+    CHECK(qwen3_cuda_forward(g, &in, 1, n) == 0 && qwen3_cuda_get_logits(g, full) == 0, "full forward: %s",
+          paw_last_error());
+    CHECK(qwen3_cuda_set_decode_lora(g, &dl.lo) == 0 && decode_rows(g, ids, n, prefill, V, rows) == 0, "decode: %s",
+          paw_last_error());
+    double worst = 0;
+    for (int t = prefill - 1; t < n; t++) {
+        double e = rel_l2(rows + (size_t)(t - prefill + 1) * V, full + (size_t)t * V, (size_t)V);
+        if (!(e <= worst)) worst = e;
+    }
+    CHECK(worst < 2e-2, "%s decode with an adapter%s vs full forward: worst row rel L2 %g", fixture,
+          fused ? " (fused)" : "", worst);
+    qwen3_cuda_set_decode_lora(g, NULL);
+    free(full), free(rows);
+    dev_lora_free(&dl), mapper_lora_free(&lo);
     qwen3_cuda_free(g);
     qwen3_free(&cpu);
 }
@@ -2996,6 +3084,12 @@ int main(void) {
     RUN(test_lora(3, 7, 40, 24, 5, 29, PAW_OUT_BF16));
     RUN(test_lora(4, 33, 72, 56, 8, 56, PAW_OUT_BF16));
     RUN(test_lora(1, 130, 96, 136, 16, 150, PAW_OUT_F32));
+    {
+        const int qkv[3] = {19, 7, 11}, one[1] = {45}, two[2] = {33, 33};
+        RUN(test_lora_tokens(3, 37, 5, 3, qkv, 40));  // spare columns after the three
+        RUN(test_lora_tokens(1, 64, 64, 1, one, 45));
+        RUN(test_lora_tokens(5, 130, 36, 2, two, 66));  // rank past a warp's width
+    }
     RUN(test_mapper_mix(3, 2, 3, 5, 40, 24, 2, 1, 8, 16, 3));
     RUN(test_mapper_mix(2, 3, 4, 8, 72, 56, 3, 1, 12, 24, 2));
     RUN(test_mapper_cuda(3, 3, 5, 6, 40, 56, 3, 1, 12, 1, 72, 7));
@@ -3034,10 +3128,15 @@ int main(void) {
     RUN(test_attention_rows(2, 3, 40, 3, 1, 24));
     RUN(test_attention_rows(5, 1, 900, 16, 8, 128));
     RUN(test_lora_gather("tiny-gqa-tied"));
-    RUN(test_model_batch_decode("tiny-gqa-tied", 1, 1));
-    RUN(test_model_batch_decode("tiny-gqa-tied", 1, 0));
-    RUN(test_model_batch_decode("tiny-untied-bf16-sharded", 0, 0));
-    RUN(test_model_batch_decode("tiny-untied-bf16-sharded", 1, 1));
+    RUN(test_model_batch_decode("tiny-gqa-tied", 1, 1, 0));
+    RUN(test_model_batch_decode("tiny-gqa-tied", 1, 0, 0));
+    RUN(test_model_batch_decode("tiny-untied-bf16-sharded", 0, 0, 0));
+    RUN(test_model_batch_decode("tiny-untied-bf16-sharded", 1, 1, 0));
+    RUN(test_model_batch_decode("tiny-gqa-tied", 1, 0, 1));
+    RUN(test_model_batch_decode("tiny-untied-bf16-sharded", 1, 1, 1));
+    RUN(test_decode_lora("tiny-gqa-tied", 0));
+    RUN(test_decode_lora("tiny-gqa-tied", 1));
+    RUN(test_decode_lora("tiny-untied-bf16-sharded", 1));
     RUN(test_model_batch_refill("tiny-gqa-tied", 1));
     RUN(test_model_batch_refill("tiny-untied-bf16-sharded", 0));
     RUN(test_decoder_refill("tiny-gqa-tied", 4));
