@@ -172,8 +172,8 @@ int bench_gpu(int argc, char **argv) {
         {"new", PAW_OPT_INT, &new_tokens, "decode, batch: tokens generated per iteration (per row)"},
         {"rank", PAW_OPT_INT, &rank, "batch: adapter rank"},
         {"programs", PAW_OPT_INT, &programs, "batch: distinct programs (adapters) the rows cycle through"},
-        {"fused", PAW_OPT_FLAG, &fused, "decode: one-row steps with the norms and SwiGLU inside the products "
-                                        "(kernels/matvec_cuda.h)"},
+        {"fused", PAW_OPT_FLAG, &fused, "decode, batch: one-row steps with the norms and SwiGLU inside the products "
+                                        "(kernels/matvec_cuda.h), adapters' side paths two launches per input"},
         {"pdl", PAW_OPT_FLAG, &pdl, "decode: the step's kernels launched programmatically (Hopper: each one's launch "
                                     "overlaps the previous one's end)"},
         {"fp32-grads", PAW_OPT_FLAG, &fp32_grads, "full: fp32 weight gradients for the layer matrices (default bf16, "

@@ -83,6 +83,7 @@ bench --shape 4b --T 512 --mode decode --new 128 --fused
 bench --shape 4b --T 512 --mode decode --new 128 --fused --pdl
 echo "| decoding | rows/s | generated tokens/s | ms per batch |"
 bench --shape 0.6b --mode batch --B 32 --T 256 --new 64 --iters 2
+bench --shape 0.6b --mode batch --B 32 --T 256 --new 64 --iters 2 --fused   # LoRA side paths: 8 launches a layer, not 14
 grep -E "^speed-up" "$LOGS/bench.txt"
 echo "| step | ms/step | examples/s | tokens/s | TFLOP/s | MFU | peak alloc GiB | device used GiB | loss |"
 # Without recompute the full-size step needs more than 80 GB (the 4B compiler's AdamW state alone is 64).
