@@ -2215,7 +2215,8 @@ static void test_model_batch_refill(const char *fixture, int with_lora) {
 // at different lengths (imposed ends: random weights rarely stop), each with one of three
 // programs' adapters or none: every job's tokens against the same prompt generated alone through
 // the single-sequence path with its adapter; then the same jobs as fixed batches and one row at
-// a time. Rows are refilled one at a time (4 rows) and in pieces (9 rows: refills of 2 rows).
+// a time. With 4 rows a refill is due at each free row; with 9 once two are free, and a refill of
+// more than 3 rows (the prefill buffer's ceil(9 / 4)) is prefilled in pieces.
 static void test_decoder_refill(const char *fixture, int batch) {
     Qwen3 cpu;
     if (load_fixture(fixture, 1, &cpu) != 0) return;
