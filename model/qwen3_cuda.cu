@@ -505,11 +505,12 @@ __global__ void advance_rows_kernel(int *len, const int *active, int B) {
     if (b < B) len[b] += active[b] != 0;
 }
 
-// dst row b = src row b*T + lens[b] - 1: the last prompt token of each right-padded sequence.
+// dst row b = src row b*T + lens[b] - 1: the last token of each right-padded sequence (its first
+// row when it is empty).
 __global__ void gather_last_rows_kernel(bf16 *dst, const bf16 *src, const int *lens, int B, int T, int C) {
     for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < (long)B * C; i += (long)gridDim.x * blockDim.x) {
-        int b = (int)(i / C), c = (int)(i % C);
-        dst[i] = src[((size_t)b * T + lens[b] - 1) * C + c];
+        int b = (int)(i / C), c = (int)(i % C), last = lens[b] > 0 ? lens[b] - 1 : 0;
+        dst[i] = src[((size_t)b * T + last) * C + c];
     }
 }
 
@@ -729,7 +730,14 @@ extern "C" int qwen3_cuda_forward(Qwen3Cuda *g, const Qwen3CudaInputs *in, int B
         return 0;
     }
     if (in->logits_mode == QWEN3_LOGITS_LAST) {
-        rmsnorm_cuda_forward(g->lnf, g->lnf_rstd, xL + (size_t)(T - 1) * C, P(QG_LNF, 0), B, C, (long)T * C, eps);
+        const bf16 *last = xL + (size_t)(T - 1) * C;
+        long stride = (long)T * C;
+        if (in->lens) {  // each sequence's own last token, gathered into x[0] (the input embeddings are spent)
+            gather_last_rows_kernel<<<grid_for((size_t)B * C), 256, 0, paw_cuda_stream()>>>(g->x, xL, g->d_lens, B, T, C);
+            CUDA_CHECK_LAUNCH();
+            last = g->x, stride = C;
+        }
+        rmsnorm_cuda_forward(g->lnf, g->lnf_rstd, last, P(QG_LNF, 0), B, C, stride, eps);
         ensure_logits(g, B);
         matmul_cuda_forward(g->logits, PAW_OUT_F32, g->lnf, P(QG_HEAD, 0), NULL, B, C, V, 1.0f, 0.0f);
         g->logits_rows = B;

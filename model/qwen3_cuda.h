@@ -41,7 +41,8 @@ typedef struct {
     const float *loss_weight;  // [B*T] loss mask / weights, or NULL for all ones
     const int *lens;           // [B] valid tokens per sequence (right padding), or NULL: all T.
                                // Rows past a sequence's length give zero attention output and no loss.
-    int logits_mode;           // QWEN3_LOGITS_* when there are no targets (with targets, no logits are kept)
+    int logits_mode;           // QWEN3_LOGITS_* when there are no targets (with targets, no logits are kept);
+                               // LAST with lens: each sequence's token lens[b] - 1 (x[0] is then overwritten)
     int backward;              // with targets: run the LM-head backward in the same chunked pass, so
                                // that qwen3_cuda_backward can follow
     float grad_scale;          // dlogits = grad_scale * w * (p - y); 0 means 1 / sum(w) (mean loss)

@@ -2049,6 +2049,45 @@ static void test_model_batch_decode(const char *fixture, int with_lora, int reco
     qwen3_free(&cpu);
 }
 
+// A right-padded batch with QWEN3_LOGITS_LAST: each row's logits are those of its own last token
+// (the forward of that sequence alone); an empty sequence gets its first row's (finite) logits.
+static void test_logits_last_lens(const char *fixture) {
+    Qwen3 cpu;
+    if (load_fixture(fixture, 1, &cpu) != 0) return;
+    enum { B = 4, T = 11 };
+    const int V = cpu.cfg.vocab_size, lens[B] = {11, 4, 0, 7};
+    int ids[B * T];
+    for (int i = 0; i < B * T; i++) ids[i] = (int)paw_rng_below(&g_rng, (uint64_t)V);
+    Qwen3Cuda *g = qwen3_cuda_create(&cpu, 1, 0);
+    if (!g) {
+        CHECK(0, "%s", paw_last_error());
+        qwen3_free(&cpu);
+        return;
+    }
+    float *got = xmalloc(sizeof(float) * (size_t)B * V), *ref = xmalloc(sizeof(float) * (size_t)V);
+    Qwen3CudaInputs in = {.ids = ids, .lens = lens, .logits_mode = QWEN3_LOGITS_LAST};
+    CHECK(qwen3_cuda_forward(g, &in, B, T) == 0 && qwen3_cuda_logits_rows(g) == B && qwen3_cuda_get_logits(g, got) == 0,
+          "padded forward: %s", paw_last_error());
+    double worst = 0;
+    for (int b = 0; b < B; b++) {
+        if (lens[b] == 0) {
+            size_t bad = 0;
+            for (int i = 0; i < V; i++) bad += !isfinite(got[(size_t)b * V + i]);
+            CHECK(bad == 0, "%s: the empty row's logits have %zu non-finite values", fixture, bad);
+            continue;
+        }
+        Qwen3CudaInputs one = {.ids = ids + b * T, .logits_mode = QWEN3_LOGITS_LAST};
+        CHECK(qwen3_cuda_forward(g, &one, 1, lens[b]) == 0 && qwen3_cuda_get_logits(g, ref) == 0, "row %d alone: %s", b,
+              paw_last_error());
+        double e = rel_l2(got + (size_t)b * V, ref, (size_t)V);
+        if (!(e <= worst)) worst = e;
+    }
+    CHECK(worst < 2e-2, "%s logits of each padded row's last token vs the row alone: worst rel L2 %g", fixture, worst);
+    free(got), free(ref);
+    qwen3_cuda_free(g);
+    qwen3_free(&cpu);
+}
+
 // Single-sequence decoding with an adapter (fused: the side paths two launches per input)
 // against the full forward with the same adapter.
 static void test_decode_lora(const char *fixture, int fused) {
@@ -3135,6 +3174,7 @@ int main(void) {
     RUN(test_model_batch_decode("tiny-untied-bf16-sharded", 1, 1, 0));
     RUN(test_model_batch_decode("tiny-gqa-tied", 1, 0, 1));
     RUN(test_model_batch_decode("tiny-untied-bf16-sharded", 1, 1, 1));
+    RUN(test_logits_last_lens("tiny-gqa-tied"));
     RUN(test_decode_lora("tiny-gqa-tied", 0));
     RUN(test_decode_lora("tiny-gqa-tied", 1));
     RUN(test_decode_lora("tiny-untied-bf16-sharded", 1));
