@@ -60,7 +60,8 @@ void paw_gpu_runner_clear_programs(PawGpuRunner *r);
 int paw_gpu_runner_run(PawGpuRunner *r, const PawRunJob *jobs, int n, int max_new, char **outputs, char **errors,
                        PawRunStats *stats);
 // Continuous batching on (the default) or off (fixed batches: every row runs until the batch's
-// last one ends), for comparisons; the outputs are the same.
+// last one ends), for comparisons. The outputs are the same but where bf16 flips a near-tie
+// argmax (the prefills then have other shapes, hence other GEMM orders).
 void paw_gpu_runner_set_refill(PawGpuRunner *r, int on);
 void paw_gpu_runner_free(PawGpuRunner *r);
 
