@@ -72,13 +72,15 @@ int cmd_run(int argc, char **argv) {
         {"max-new", PAW_OPT_INT, &max_new, "most tokens generated per input"},
         {"device", PAW_OPT_STR, &device, "cpu or cuda"},
         {"batch", PAW_OPT_INT, &batch, "cuda: rows decoded together (stdin is read 8 times this many lines at a time)"},
-        {"stats", PAW_OPT_FLAG, &stats, "cuda: print inputs/s and generated tokens/s to stderr at the end"},
+        {"stats", PAW_OPT_FLAG, &stats, "cuda: print inputs/s, generated tokens/s, prefills, steps and the share of "
+                                        "rows running to stderr at the end"},
     };
     PawCommandSpec cs = {"paw run PROGRAM.paw [INPUT | -] [--interpreter DIR] [--jsonl] [--device cpu|cuda] [--batch N]",
                          "Runs a program: the interpreter with the program's adapter, on its prompt with the input, greedy "
                          "until <|im_end|>; prints the stripped output. With no INPUT (or -) every stdin line is an input "
                          "and every output one line, so that paw run works as a filter. With --device cuda the inputs are "
-                         "decoded --batch rows at a time, a row taking the next input as soon as its own output ends.",
+                         "decoded --batch rows at a time, rows whose output has ended taking the next inputs (once an "
+                         "eighth of the rows are free).",
                          opts, (int)(sizeof opts / sizeof opts[0]), 2};
     char *pos[2];
     int npos, prc = paw_parse_args(&cs, argc, argv, pos, &npos);
