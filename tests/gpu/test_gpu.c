@@ -2609,6 +2609,46 @@ static void test_trained_compiler_gpu(void) {
     printf("paw eval: %d of %d outputs (examples x conditions) equal on cpu and cuda\n", same, total);
     cJSON_Delete(rep[0]);
     cJSON_Delete(rep[1]);
+
+    // `paw run` as a filter on both devices: the first test example's program (its spec and
+    // pseudo-program) over the 8 test inputs twice (16 lines), in 3 rows on the GPU so that rows are
+    // refilled; --stats says how it went.
+    snprintf(cmd, sizeof cmd,
+             "set -e; P=%s; D=%s; head -1 $D/jsonl/test.jsonl | sed 's/}$/,\"out\":\"one.paw\"}/' > $D/spec1.jsonl; "
+             "$P compile --compiler $D/run/export --specs $D/spec1.jsonl --out-dir $D > $D/compile.err 2>&1; "
+             "cat $D/jsonl/test.jsonl $D/jsonl/test.jsonl > $D/in.jsonl; "
+             "$P run $D/one.paw --interpreter $D/interp --jsonl --max-new 6 < $D/in.jsonl > $D/run-cpu.jsonl 2> $D/run-cpu.err; "
+             "$P run $D/one.paw --interpreter $D/interp --jsonl --max-new 6 --device cuda --batch 3 --stats "
+             "< $D/in.jsonl > $D/run-cuda.jsonl 2> $D/run-cuda.err",
+             bin, dir);
+    if (system(cmd) != 0) {
+        char *why[3];
+        static const char *const logs[3] = {"compile.err", "run-cpu.err", "run-cuda.err"};
+        for (int k = 0; k < 3; k++) {
+            snprintf(path, sizeof path, "%s/%s", dir, logs[k]);
+            why[k] = paw_read_file(path, NULL);
+        }
+        CHECK(0, "paw compile + paw run on cpu and cuda: %s\ncompile: %s\ncpu run: %s\ncuda run: %s", cmd,
+              why[0] ? why[0] : "", why[1] ? why[1] : "", why[2] ? why[2] : "");
+        free(why[0]), free(why[1]), free(why[2]);
+    } else {
+        char *out[2], *err;
+        for (int d = 0; d < 2; d++) {
+            snprintf(path, sizeof path, "%s/run-%s.jsonl", dir, d ? "cuda" : "cpu");
+            out[d] = paw_read_file(path, NULL);
+        }
+        snprintf(path, sizeof path, "%s/run-cuda.err", dir);
+        err = paw_read_file(path, NULL);
+        int lines = 0, equal = 0;
+        char *save0 = NULL, *save1 = NULL;
+        char *l0 = out[0] ? strtok_r(out[0], "\n", &save0) : NULL, *l1 = out[1] ? strtok_r(out[1], "\n", &save1) : NULL;
+        for (; l0 && l1; l0 = strtok_r(NULL, "\n", &save0), l1 = strtok_r(NULL, "\n", &save1)) lines++, equal += !strcmp(l0, l1);
+        CHECK(lines == 16 && !l0 && !l1 && equal * 4 >= lines * 3,
+              "paw run --device cuda: %d of %d lines equal the CPU's (16 expected, both ending together)", equal, lines);
+        CHECK(err && strstr(err, "16 inputs") && strstr(err, "prefills"), "paw run --stats: %s", err ? err : "(nothing)");
+        printf("paw run: %d of %d lines equal on cpu and cuda; %s", equal, lines, err ? err : "\n");
+        free(out[0]), free(out[1]), free(err);
+    }
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
 }
