@@ -465,6 +465,17 @@ static void lora_fwd_tokens(Qwen3Cuda *g, const Qwen3CudaLora *lo, const int *mo
     lora_cuda_forward_tokens(m, n, x, B, din, r, ld_y, lo->scale);
 }
 
+// The side paths of the modules mods[0..n) that read x, module k's output columns at y + off[k]:
+// two GEMMs per module, or, for decoding steps on the fused path (tokens), two launches in all.
+static void lora_group(Qwen3Cuda *g, const Qwen3CudaLora *lo, bool tokens, const int *mods, const size_t *off, int n,
+                       int l, size_t s, int B, int T, bf16 *y, int ld_y, const bf16 *x) {
+    if (tokens) {
+        lora_fwd_tokens(g, lo, mods, off, n, l, s, B, y, ld_y, x);
+        return;
+    }
+    for (int k = 0; k < n; k++) lora_fwd(g, lo, mods[k], l, s, B, T, y + off[k], PAW_OUT_BF16, ld_y, x);
+}
+
 static void lora_bwd(Qwen3Cuda *g, int mod, int l, size_t s, bf16 *dx, const bf16 *dy, int ld_y, const bf16 *x) {
     const Qwen3CudaLora *lo = &g->lora;
     int din, dout, r = lo->rank, B = g->B, T = g->T;
@@ -590,14 +601,10 @@ static void layer_forward(Qwen3Cuda *g, int l, int B, int T, const KvView *kv, c
     }
     // Decoding steps with the fused path: each input's side paths in two launches (8 a layer, not 14).
     const bool lora_tokens = lo && kv && T == 1 && g->fused_decode;
-    if (lora_tokens) {
+    if (lo) {  // into the columns of the packed q/k/v output, before the norms and RoPE (as on the CPU)
         const int mods[3] = {LORA_Q, LORA_K, LORA_V};
         const size_t off[3] = {0, Q, Q + KV};
-        lora_fwd_tokens(g, lo, mods, off, 3, l, s, B, a.qkvr, (int)QKV, a.ln1);
-    } else if (lo) {  // into the columns of the packed q/k/v output, before the norms and RoPE (as on the CPU)
-        lora_fwd(g, lo, LORA_Q, l, s, B, T, a.qkvr, PAW_OUT_BF16, (int)QKV, a.ln1);
-        lora_fwd(g, lo, LORA_K, l, s, B, T, a.qkvr + Q, PAW_OUT_BF16, (int)QKV, a.ln1);
-        lora_fwd(g, lo, LORA_V, l, s, B, T, a.qkvr + Q + KV, PAW_OUT_BF16, (int)QKV, a.ln1);
+        lora_group(g, lo, lora_tokens, mods, off, 3, l, s, B, T, a.qkvr, (int)QKV, a.ln1);
     }
     // With a cache, the keys and values of this call go into it from the same kernel.
     const size_t layer = kv ? (size_t)l * kv->rows * kv->cap * KV : 0;
@@ -621,13 +628,9 @@ static void layer_forward(Qwen3Cuda *g, int l, int B, int T, const KvView *kv, c
     }
     // Residual adds ride on the GEMM epilogue: xmid = x + att @ Wo^T, x_next = xmid + act @ Wdown^T.
     matmul_cuda_forward(a.xmid, PAW_OUT_BF16, a.att, P(QG_O, l * C * Q), x, (int)N, (int)Q, (int)C, 1.0f, 1.0f);
-    if (lora_tokens) {
-        const int mods[1] = {LORA_O};
-        const size_t off[1] = {0};
-        lora_fwd_tokens(g, lo, mods, off, 1, l, s, B, a.xmid, (int)C, a.att);
-    } else if (lo) {
-        lora_fwd(g, lo, LORA_O, l, s, B, T, a.xmid, PAW_OUT_BF16, (int)C, a.att);
-    }
+    const int o_mod[1] = {LORA_O}, down_mod[1] = {LORA_DOWN};
+    const size_t no_off[1] = {0};
+    if (lo) lora_group(g, lo, lora_tokens, o_mod, no_off, 1, l, s, B, T, a.xmid, (int)C, a.att);
     if (fused) {
         matvec_cuda_rmsnorm(a.gu, PAW_OUT_BF16, a.xmid, P(QG_LN2, l * C), eps, a.ln2, P(QG_GU, l * 2 * I * C), NULL,
                             (int)C, (int)(2 * I), 1.0f, 0.0f);
@@ -636,13 +639,10 @@ static void layer_forward(Qwen3Cuda *g, int l, int B, int T, const KvView *kv, c
         matmul_cuda_forward(a.gu, PAW_OUT_BF16, a.ln2, P(QG_GU, l * 2 * I * C), NULL, (int)N, (int)C, (int)(2 * I),
                             1.0f, 0.0f);
     }
-    if (lora_tokens) {
+    if (lo) {
         const int mods[2] = {LORA_GATE, LORA_UP};
         const size_t off[2] = {0, I};
-        lora_fwd_tokens(g, lo, mods, off, 2, l, s, B, a.gu, (int)(2 * I), a.ln2);
-    } else if (lo) {
-        lora_fwd(g, lo, LORA_GATE, l, s, B, T, a.gu, PAW_OUT_BF16, (int)(2 * I), a.ln2);
-        lora_fwd(g, lo, LORA_UP, l, s, B, T, a.gu + I, PAW_OUT_BF16, (int)(2 * I), a.ln2);
+        lora_group(g, lo, lora_tokens, mods, off, 2, l, s, B, T, a.gu, (int)(2 * I), a.ln2);
     }
     if (fused) {
         matvec_cuda_swiglu(xn, PAW_OUT_BF16, a.gu, a.act, P(QG_DOWN, l * C * I), a.xmid, (int)I, (int)C, 1.0f, 1.0f);
@@ -651,13 +651,7 @@ static void layer_forward(Qwen3Cuda *g, int l, int B, int T, const KvView *kv, c
         matmul_cuda_forward(xn, PAW_OUT_BF16, a.act, P(QG_DOWN, l * C * I), a.xmid, (int)N, (int)I, (int)C, 1.0f,
                             1.0f);
     }
-    if (lora_tokens) {
-        const int mods[1] = {LORA_DOWN};
-        const size_t off[1] = {0};
-        lora_fwd_tokens(g, lo, mods, off, 1, l, s, B, xn, (int)C, a.act);
-    } else if (lo) {
-        lora_fwd(g, lo, LORA_DOWN, l, s, B, T, xn, PAW_OUT_BF16, (int)C, a.act);
-    }
+    if (lo) lora_group(g, lo, lora_tokens, down_mod, no_off, 1, l, s, B, T, xn, (int)C, a.act);
 }
 
 extern "C" int qwen3_cuda_forward(Qwen3Cuda *g, const Qwen3CudaInputs *in, int B, int T) {

@@ -86,11 +86,11 @@ Test(runner_batch, cli_device_cuda_refused_clearly, .timeout = 120) {
 // it). The script checks what a real batch needs: a fill only names free rows, a step's active
 // rows are exactly the rows with a running job, and every job runs once.
 typedef struct {
-    int rows, njobs;
+    int rows, njobs, max_new;
     const int *end;
     int row_job[32], row_pos[32], filled[256];
     int errors;
-    long fills, filled_rows;
+    long fills;
 } Script;
 
 enum { STOP = 7 };
@@ -101,7 +101,7 @@ static int script_token(const Script *s, int j, int pos) {
 
 static int script_fill(void *ctx, const int *rows, const int *jobs, int k, int *next) {
     Script *s = ctx;
-    s->fills++, s->filled_rows += k;
+    s->fills++;
     for (int i = 0; i < k; i++) {
         int b = rows[i], j = jobs[i];
         if (b < 0 || b >= s->rows || s->row_job[b] >= 0 || j < 0 || j >= s->njobs || s->filled[j]++) s->errors++;
@@ -130,25 +130,21 @@ static int script_step(void *ctx, const int *active, int *next) {
 
 // Marks row b free once the loop has recorded its job's last token (the loop does not tell the
 // model; the script infers it from the tokens: the stop token or max_new).
-static void script_retire(Script *s, int max_new) {
+static void script_retire(Script *s) {
     for (int b = 0; b < s->rows; b++) {
         int j = s->row_job[b];
-        if (j >= 0 && ((s->end[j] && s->row_pos[b] >= s->end[j]) || s->row_pos[b] >= max_new)) s->row_job[b] = -1;
+        if (j >= 0 && ((s->end[j] && s->row_pos[b] >= s->end[j]) || s->row_pos[b] >= s->max_new)) s->row_job[b] = -1;
     }
 }
 
-static int retiring_step(void *ctx, const int *active, int *next);
-static int retiring_fill(void *ctx, const int *rows, const int *jobs, int k, int *next);
-static int g_max_new;
-
 static int retiring_fill(void *ctx, const int *rows, const int *jobs, int k, int *next) {
-    script_retire(ctx, g_max_new);
+    script_retire(ctx);
     return script_fill(ctx, rows, jobs, k, next);
 }
 
 static int retiring_step(void *ctx, const int *active, int *next) {
     Script *s = ctx;
-    script_retire(s, g_max_new);
+    script_retire(s);
     for (int b = 0; b < s->rows; b++)
         if ((active[b] != 0) != (s->row_job[b] >= 0)) s->errors++;  // active exactly where a job runs
     return script_step(ctx, active, next);
@@ -159,14 +155,13 @@ Test(runner_batch, decode_loop_runs_every_job_once_with_and_without_refill) {
     for (int trial = 0; trial < 200; trial++) {
         int n = 1 + (int)paw_rng_below(&rng, 60), batch = 1 + (int)paw_rng_below(&rng, 16);
         int max_new = 1 + (int)paw_rng_below(&rng, 12), end[64], order[64];
-        g_max_new = max_new;
         for (int j = 0; j < n; j++) {
             end[j] = (int)paw_rng_below(&rng, 15);  // 0: no stop token; past max_new: max_new ends it
             order[j] = n - 1 - j;                   // any order; the loop takes it as given
         }
         long steps[2], idle[2];
         for (int refill = 0; refill < 2; refill++) {
-            Script s = {.rows = batch < n ? batch : n, .njobs = n, .end = end};
+            Script s = {.rows = batch < n ? batch : n, .njobs = n, .max_new = max_new, .end = end};
             for (int b = 0; b < 32; b++) s.row_job[b] = -1;
             memset(s.filled, 0, sizeof s.filled);
             PawDecodeModel m = {&s, retiring_fill, retiring_step};
@@ -220,12 +215,11 @@ Test(runner_batch, refill_keeps_rows_busy) {
     enum { N = 256, ROWS = 32, MAXN = 64 };
     static int end[N], order[N], out[N * MAXN], counts[N];
     for (int j = 0; j < N; j++) end[j] = 1 + (int)paw_rng_below(&rng, MAXN), order[j] = j;
-    g_max_new = MAXN;
     PawDecodeStats st[2];
     for (int refill = 0; refill < 2; refill++) {
         static Script s;
         memset(&s, 0, sizeof s);
-        s.rows = ROWS, s.njobs = N, s.end = end;
+        s.rows = ROWS, s.njobs = N, s.max_new = MAXN, s.end = end;
         for (int b = 0; b < ROWS; b++) s.row_job[b] = -1;
         PawDecodeModel m = {&s, retiring_fill, retiring_step};
         cr_assert_eq(paw_run_decode(&m, order, N, ROWS, refill, MAXN, STOP, out, counts, &st[refill]), 0);
