@@ -248,9 +248,10 @@ static void print_table(const TestSet *t, const int *conds, double seconds, int 
     if (ran) printf("\n%d examples in %.1f s: %.2f examples/s (all conditions)\n", ran, seconds, ran / seconds);
     if (gpu && gpu->rows)
         printf("interpreter on the GPU: %ld rows, %.1f s: %.2f rows/s, %.1f generated tokens/s; %ld prefills, %ld steps "
-               "with %.0f%% of their rows running\n",
+               "with %.0f%% of their rows running; %ld prompt tokens prefilled, %ld taken from shared prefixes\n",
                gpu->rows, gpu->seconds, gpu->rows / gpu->seconds, gpu->tokens / gpu->seconds, gpu->fills, gpu->steps,
-               gpu->row_steps ? 100.0 * (gpu->row_steps - gpu->idle_rows) / gpu->row_steps : 0.0);
+               gpu->row_steps ? 100.0 * (gpu->row_steps - gpu->idle_rows) / gpu->row_steps : 0.0, gpu->prefill_tokens,
+               gpu->prefix_tokens);
     free(fams);
 }
 

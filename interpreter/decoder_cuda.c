@@ -18,8 +18,10 @@ struct PawGpuDecoder {
     // One run's state.
     const PawDecodeJob *jobs;
     int rows, with_lora, stop_id;
-    int *ids, ids_cap, *lens, *row_count, *row_end;
+    int *ids, ids_cap, *lens, *starts, *row_count, *row_end;
     const Qwen3CudaLora **src;
+    const Qwen3CudaPrefix **pre;
+    long prefill_tokens, prefix_tokens;
 };
 
 PawGpuDecoder *paw_gpu_decoder_create(Qwen3Cuda *g, const Qwen3Config *cfg, int batch) {
@@ -31,6 +33,8 @@ PawGpuDecoder *paw_gpu_decoder_create(Qwen3Cuda *g, const Qwen3Config *cfg, int 
     d->g = g, d->cfg = *cfg, d->batch = batch, d->refill = 1;
     d->fill_cap = (batch + 3) / 4;
     d->lens = xmalloc(sizeof(int) * (size_t)batch);
+    d->starts = xmalloc(sizeof(int) * (size_t)batch);
+    d->pre = xmalloc(sizeof(Qwen3CudaPrefix *) * (size_t)batch);
     d->row_count = xmalloc(sizeof(int) * (size_t)batch);
     d->row_end = xmalloc(sizeof(int) * (size_t)batch);
     d->src = xmalloc(sizeof(Qwen3CudaLora *) * (size_t)batch);
@@ -51,7 +55,8 @@ static void free_buffers(PawGpuDecoder *d) {
 void paw_gpu_decoder_free(PawGpuDecoder *d) {
     if (!d) return;
     free_buffers(d);
-    free(d->ids), free(d->lens), free(d->row_count), free(d->row_end), free(d->src);
+    free(d->ids), free(d->lens), free(d->starts), free(d->row_count), free(d->row_end), free(d->src);
+    free(d->pre);
     free(d);
 }
 
@@ -75,9 +80,13 @@ static int dec_fill(void *ctx, const int *rows, const int *jobs, int k, int *nex
     const int piece = whole ? k : d->fill_cap;
     for (int s = 0; s < k; s += piece) {
         const int kk = k - s < piece ? k - s : piece;
-        int T = 0;
-        for (int i = 0; i < kk; i++)
-            if (d->jobs[jobs[s + i]].len > T) T = d->jobs[jobs[s + i]].len;
+        // Each row's tokens after its shared prefix (all of them without one), right padded.
+        int T = 0, cont = 0;
+        for (int i = 0; i < kk; i++) {
+            const PawDecodeJob *j = &d->jobs[jobs[s + i]];
+            if (j->len - j->keep > T) T = j->len - j->keep;
+            cont |= j->keep > 0;
+        }
         if ((size_t)kk * T > (size_t)d->ids_cap) {
             free(d->ids);
             d->ids_cap = kk * T;
@@ -85,23 +94,31 @@ static int dec_fill(void *ctx, const int *rows, const int *jobs, int k, int *nex
         }
         for (int i = 0; i < kk; i++) {
             const PawDecodeJob *j = &d->jobs[jobs[s + i]];
-            memcpy(d->ids + (size_t)i * T, j->ids, sizeof(int) * (size_t)j->len);
-            for (int t = j->len; t < T; t++) d->ids[(size_t)i * T + t] = 0;  // padding, never attended to
-            d->lens[i] = j->len;
+            const int n = j->len - j->keep;
+            memcpy(d->ids + (size_t)i * T, j->ids + j->keep, sizeof(int) * (size_t)n);
+            for (int t = n; t < T; t++) d->ids[(size_t)i * T + t] = 0;  // padding, never attended to
+            d->lens[i] = n;
+            d->starts[i] = j->keep;
+            d->pre[i] = j->keep > 0 ? j->prefix : NULL;
             d->src[i] = j->lora;
+            d->prefill_tokens += n, d->prefix_tokens += j->keep;
         }
         int rc;
-        if (whole) {
+        if (whole) {  // every row in order: the batch's own adapter buffers serve the prefill
+            Qwen3CudaLora bl = view(d, d->bA, d->bB, kk);
             rc = d->with_lora ? qwen3_cuda_lora_gather(d->g, d->bA, d->bB, d->rank, d->src, kk) : 0;
-            if (rc == 0) rc = qwen3_cuda_batch_prefill(d->g, d->ids, d->lens, T, next, NULL);
+            if (rc == 0 && !cont) rc = qwen3_cuda_batch_prefill(d->g, d->ids, d->lens, T, next, NULL);
+            else if (rc == 0)
+                rc = qwen3_cuda_batch_refill_prefix(d->g, rows, kk, d->pre, d->starts, d->ids, d->lens, T,
+                                                    d->with_lora ? &bl : NULL, next, NULL);
         } else {
             Qwen3CudaLora fl = view(d, d->pA, d->pB, kk);
             rc = d->with_lora ? qwen3_cuda_lora_gather(d->g, d->pA, d->pB, d->rank, d->src, kk) : 0;
             if (rc == 0 && d->with_lora)
                 rc = qwen3_cuda_lora_gather_rows(d->g, d->bA, d->bB, d->rank, d->src, kk, rows + s, d->rows);
             if (rc == 0)
-                rc = qwen3_cuda_batch_refill(d->g, rows + s, kk, d->ids, d->lens, T, d->with_lora ? &fl : NULL,
-                                             next + s, NULL);
+                rc = qwen3_cuda_batch_refill_prefix(d->g, rows + s, kk, d->pre, d->starts, d->ids, d->lens, T,
+                                                    d->with_lora ? &fl : NULL, next + s, NULL);
         }
         if (rc != 0) return -1;
     }
@@ -129,6 +146,9 @@ int paw_gpu_decoder_run(PawGpuDecoder *d, const PawDecodeJob *jobs, const int *o
     for (int i = 0; i < n; i++) {
         const PawDecodeJob *j = &jobs[order[i]];
         if (j->len < 1) return paw_error("gpu decoder: job %d has an empty prompt", order[i]);
+        if (j->keep < 0 || j->keep >= j->len || (j->keep > 0 && (!j->prefix || j->keep > j->prefix->n)))
+            return paw_error("gpu decoder: job %d takes %d of its %d prompt tokens from a prefix of %d", order[i],
+                             j->keep, j->len, j->prefix ? j->prefix->n : 0);
         if (j->lora && (j->lora->nb != 1 || j->lora->rank != rank || j->lora->scale != 1.0f))
             return paw_error("gpu decoder: job %d's adapter is for %d examples at rank %d and scale %g, expected 1 at "
                              "rank %d and scale 1", order[i], j->lora->nb, j->lora->rank, j->lora->scale, rank);
@@ -157,7 +177,10 @@ int paw_gpu_decoder_run(PawGpuDecoder *d, const PawDecodeJob *jobs, const int *o
     if (qwen3_cuda_batch_set_lora(d->g, with_lora ? &bl : NULL) != 0 || qwen3_cuda_batch_reset(d->g, d->rows, T + max_new) != 0)
         return -1;
     PawDecodeModel model = {d, dec_fill, dec_step};
-    return paw_run_decode(&model, order, n, d->batch, d->refill, max_new, stop_id, out, counts, st);
+    d->prefill_tokens = d->prefix_tokens = 0;
+    int rc = paw_run_decode(&model, order, n, d->batch, d->refill, max_new, stop_id, out, counts, st);
+    if (st) st->prefill_tokens = d->prefill_tokens, st->prefix_tokens = d->prefix_tokens;
+    return rc;
 }
 
 #endif

@@ -6,7 +6,8 @@
 // that the steps read; a refill gathers the new jobs' adapters into their rows and into a
 // prefill buffer of ceil(batch / 4) rows (a larger refill is prefilled in pieces of that size).
 // Memory beyond the model's: the KV caches (rows x (longest prompt + max_new) tokens) and 1.25 x
-// batch adapters.
+// batch adapters. A job with a shared prefix has its first `keep` tokens' keys and values copied
+// into its row, and only the rest of its prompt prefilled.
 #ifndef PAW_INTERPRETER_DECODER_CUDA_H
 #define PAW_INTERPRETER_DECODER_CUDA_H
 
@@ -19,6 +20,8 @@ typedef struct {
     const Qwen3CudaLora *lora;   // nb = 1 at the run's rank, scale folded into B (scale 1); NULL: none
     int end;                     // > 0: the job ends after this many tokens, as if the stop token came
                                  // then (benchmarks: random weights never stop); 0: stop token or max_new
+    const Qwen3CudaPrefix *prefix;  // keys and values of the prompt's first `keep` tokens (made with
+    int keep;                       // this job's adapter), or NULL and 0; keep < len
 } PawDecodeJob;
 
 typedef struct PawGpuDecoder PawGpuDecoder;

@@ -72,15 +72,16 @@ int cmd_run(int argc, char **argv) {
         {"max-new", PAW_OPT_INT, &max_new, "most tokens generated per input"},
         {"device", PAW_OPT_STR, &device, "cpu or cuda"},
         {"batch", PAW_OPT_INT, &batch, "cuda: rows decoded together (stdin is read 8 times this many lines at a time)"},
-        {"stats", PAW_OPT_FLAG, &stats, "cuda: print inputs/s, generated tokens/s, prefills, steps and the share of "
-                                        "rows running to stderr at the end"},
+        {"stats", PAW_OPT_FLAG, &stats, "cuda: print inputs/s, generated tokens/s, prefills, steps, the share of "
+                                        "rows running and the prompt tokens prefilled to stderr at the end"},
     };
     PawCommandSpec cs = {"paw run PROGRAM.paw [INPUT | -] [--interpreter DIR] [--jsonl] [--device cpu|cuda] [--batch N]",
                          "Runs a program: the interpreter with the program's adapter, on its prompt with the input, greedy "
                          "until <|im_end|>; prints the stripped output. With no INPUT (or -) every stdin line is an input "
                          "and every output one line, so that paw run works as a filter. With --device cuda the inputs are "
                          "decoded --batch rows at a time, rows whose output has ended taking the next inputs (once an "
-                         "eighth of the rows are free).",
+                         "eighth of the rows are free), and the program's text before the input is computed once and "
+                         "shared by every row.",
                          opts, (int)(sizeof opts / sizeof opts[0]), 2};
     char *pos[2];
     int npos, prc = paw_parse_args(&cs, argc, argv, pos, &npos);
@@ -217,9 +218,10 @@ int cmd_run(int argc, char **argv) {
     if (cuda && stats && total.rows > 0)
         fprintf(stderr,
                 "paw run: %ld inputs, %.2f s: %.2f inputs/s, %.1f generated tokens/s; %ld prefills, %ld steps with "
-                "%.0f%% of their rows running\n",
+                "%.0f%% of their rows running; %ld prompt tokens prefilled, %ld taken from the shared prefix\n",
                 total.rows, total.seconds, total.rows / total.seconds, total.tokens / total.seconds, total.fills,
-                total.steps, total.row_steps ? 100.0 * (total.row_steps - total.idle_rows) / total.row_steps : 0.0);
+                total.steps, total.row_steps ? 100.0 * (total.row_steps - total.idle_rows) / total.row_steps : 0.0,
+                total.prefill_tokens, total.prefix_tokens);
     free(lines), free(jobs), free(job_line), free(outs), free(errs);
 out:
     paw_gpu_runner_free(gpu);

@@ -11,6 +11,7 @@
 void paw_run_stats_add(PawRunStats *a, const PawRunStats *b) {
     a->seconds += b->seconds, a->rows += b->rows, a->tokens += b->tokens, a->fills += b->fills;
     a->steps += b->steps, a->row_steps += b->row_steps, a->idle_rows += b->idle_rows;
+    a->prefill_tokens += b->prefill_tokens, a->prefix_tokens += b->prefix_tokens;
 }
 
 #ifdef PAW_CUDA
@@ -36,6 +37,11 @@ struct PawGpuRunner {
     int nad, cap_ad, rank;      // uploaded adapters, all at this (padded) rank
     DevAdapter *adapters;
     PawGpuDecoder *dec;         // the batch's rows and their adapters
+    // Shared template prefixes: the keys and values of a program's text before the input, made
+    // once it has two jobs in a run and kept until clear_programs, within prefix_budget bytes.
+    Qwen3CudaPrefix *prog_prefix;  // n = 0: none (yet)
+    int *prog_prefix_tried;        // 1: made, or found unusable (no shared tokens, over budget)
+    size_t prefix_bytes, prefix_budget;
 };
 
 int paw_gpu_available(void) { return paw_cuda_init(); }
@@ -54,8 +60,11 @@ PawGpuRunner *paw_gpu_runner_create(Qwen3 *model, const PawTokenizer *tok, const
     r->cpu = model, r->g = g, r->tok = tok, r->vmap = vmap && vmap->n ? vmap : NULL;
     r->stop_id = stop_id, r->batch = batch;
     r->dec = paw_gpu_decoder_create(g, &model->cfg, batch);
+    r->prefix_budget = (size_t)1 << 30;
     return r;
 }
+
+void paw_gpu_runner_set_prefix_budget(PawGpuRunner *r, size_t bytes) { r->prefix_budget = bytes; }
 
 static void free_adapters(PawGpuRunner *r) {
     for (int i = 0; i < r->nad; i++) paw_cuda_free(r->adapters[i].mem);
@@ -63,7 +72,8 @@ static void free_adapters(PawGpuRunner *r) {
 }
 
 void paw_gpu_runner_clear_programs(PawGpuRunner *r) {
-    for (int p = 0; p < r->nprog; p++) paw_runner_free(&r->progs[p]);
+    for (int p = 0; p < r->nprog; p++) paw_runner_free(&r->progs[p]), qwen3_cuda_prefix_free(&r->prog_prefix[p]);
+    r->prefix_bytes = 0;
     r->nprog = 0;
     free_adapters(r);
     r->rank = 0;
@@ -74,6 +84,7 @@ void paw_gpu_runner_free(PawGpuRunner *r) {
     paw_gpu_runner_clear_programs(r);
     paw_gpu_decoder_free(r->dec);
     free(r->progs), free(r->prog_lora), free(r->prog_adapter), free(r->adapters);
+    free(r->prog_prefix), free(r->prog_prefix_tried);
     qwen3_cuda_free(r->g);
     free(r);
 }
@@ -86,7 +97,11 @@ int paw_gpu_runner_add_program(PawGpuRunner *r, const char *template_text, const
         r->progs = xrealloc(r->progs, sizeof(PawRunner) * (size_t)r->cap_prog);
         r->prog_lora = xrealloc(r->prog_lora, sizeof(Qwen3Lora *) * (size_t)r->cap_prog);
         r->prog_adapter = xrealloc(r->prog_adapter, sizeof(int) * (size_t)r->cap_prog);
+        r->prog_prefix = xrealloc(r->prog_prefix, sizeof(Qwen3CudaPrefix) * (size_t)r->cap_prog);
+        r->prog_prefix_tried = xrealloc(r->prog_prefix_tried, sizeof(int) * (size_t)r->cap_prog);
     }
+    memset(&r->prog_prefix[r->nprog], 0, sizeof(Qwen3CudaPrefix));
+    r->prog_prefix_tried[r->nprog] = 0;
     PawRunner *pr = &r->progs[r->nprog];
     // The CPU model is only consulted for its config (context length); no adapter: the GPU has it.
     if (paw_runner_init(pr, r->cpu, r->tok, r->vmap, r->stop_id, template_text, NULL) != 0) {
@@ -170,6 +185,44 @@ static void sync_adapters(PawGpuRunner *r) {
 
 void paw_gpu_runner_set_refill(PawGpuRunner *r, int on) { paw_gpu_decoder_set_refill(r->dec, on); }
 
+// Makes program p's prefix: its template text before the input, in model ids, through the model
+// with its adapter. A program whose prefix would not fit the budget, or does not map into a
+// trimmed vocabulary, keeps recomputing it per row.
+static int make_prefix(PawGpuRunner *r, int p) {
+    r->prog_prefix_tried[p] = 1;
+    const PawRunner *pr = &r->progs[p];
+    const int n = (int)pr->prefix_ids.n;
+    const Qwen3Config *cfg = &r->cpu->cfg;
+    const size_t bytes = (size_t)2 * cfg->num_layers * n * cfg->num_kv_heads * cfg->head_dim * sizeof(paw_bf16);
+    if (n < 1 || r->prefix_bytes + bytes > r->prefix_budget) return 0;
+    int32_t *ids = xmalloc(sizeof(int32_t) * (size_t)n);
+    memcpy(ids, pr->prefix_ids.ids, sizeof(int32_t) * (size_t)n);
+    int rc = 0;
+    if (!r->vmap || paw_vocab_map_to_model(r->vmap, ids, n) == 0) {
+        const int a = r->prog_adapter[p];
+        rc = qwen3_cuda_prefix_create(r->g, ids, n, a >= 0 ? &r->adapters[a].dev : NULL, &r->prog_prefix[p]);
+        if (rc == 0) r->prefix_bytes += bytes;
+    }
+    free(ids);
+    return rc;
+}
+
+// How many of a prompt's first tokens program p's prefix can stand for: the tokens the two share
+// (the whole prompt is tokenized as one string, so the last prefix token may merge with the input),
+// leaving at least one to prefill.
+static int shared_tokens(const PawGpuRunner *r, int p, const PawIds *prompt) {
+    const Qwen3CudaPrefix *pre = &r->prog_prefix[p];
+    const PawRunner *pr = &r->progs[p];
+    int keep = 0, limit = pre->n < (int)prompt->n - 1 ? pre->n : (int)prompt->n - 1;
+    while (keep < limit) {
+        int32_t id = pr->prefix_ids.ids[keep];
+        if (r->vmap) paw_vocab_map_to_model(r->vmap, &id, 1);
+        if (id != prompt->ids[keep]) break;
+        keep++;
+    }
+    return keep;
+}
+
 int paw_gpu_runner_run(PawGpuRunner *r, const PawRunJob *jobs, int n, int max_new, char **outputs, char **errors,
                        PawRunStats *stats) {
     double t0 = paw_now();
@@ -190,19 +243,33 @@ int paw_gpu_runner_run(PawGpuRunner *r, const PawRunJob *jobs, int n, int max_ne
         }
     }
     sync_adapters(r);
-    int *order = xmalloc(sizeof(int) * (size_t)(n ? n : 1)), *starts = xmalloc(sizeof(int) * (size_t)(n + 1));
-    paw_run_plan(lens, n, n, order, starts);  // longest prompt first
-    int kept = 0, rc = 0;
-    for (int i = 0; i < n; i++) kept += lens[i] >= 0;
-    PawDecodeJob *dj = xcalloc((size_t)(n ? n : 1), sizeof(PawDecodeJob));
+    int rc = 0;
+    // Programs with two or more jobs here get their template prefix computed once.
+    int *njobs = xcalloc((size_t)(r->nprog ? r->nprog : 1), sizeof(int));
     for (int i = 0; i < n; i++)
-        if (lens[i] >= 0) {
-            int a = r->prog_adapter[jobs[i].program];
-            dj[i] = (PawDecodeJob){prompts[i].ids, lens[i], a >= 0 ? &r->adapters[a].dev : NULL, 0};
-        }
+        if (lens[i] >= 0) njobs[jobs[i].program]++;
+    for (int p = 0; p < r->nprog && rc == 0; p++)
+        if (njobs[p] >= 2 && !r->prog_prefix_tried[p]) rc = make_prefix(r, p);
+    free(njobs);
+    PawDecodeJob *dj = xcalloc((size_t)(n ? n : 1), sizeof(PawDecodeJob));
+    int *rest = xmalloc(sizeof(int) * (size_t)(n ? n : 1));  // the tokens each job prefills
+    for (int i = 0; i < n; i++) {
+        rest[i] = lens[i];
+        if (lens[i] < 0) continue;
+        const int p = jobs[i].program, a = r->prog_adapter[p];
+        const int keep = r->prog_prefix[p].n > 0 ? shared_tokens(r, p, &prompts[i]) : 0;
+        dj[i] = (PawDecodeJob){prompts[i].ids, lens[i], a >= 0 ? &r->adapters[a].dev : NULL, 0,
+                               keep > 0 ? &r->prog_prefix[p] : NULL, keep};
+        rest[i] = lens[i] - keep;
+    }
+    int *order = xmalloc(sizeof(int) * (size_t)(n ? n : 1)), *starts = xmalloc(sizeof(int) * (size_t)(n + 1));
+    paw_run_plan(rest, n, n, order, starts);  // longest prefill first
+    free(rest);
+    int kept = 0;
+    for (int i = 0; i < n; i++) kept += lens[i] >= 0;
     int *out = xmalloc(sizeof(int) * (size_t)(n ? n : 1) * max_new), *counts = xcalloc((size_t)(n ? n : 1), sizeof(int));
-    PawDecodeStats ds;
-    rc = paw_gpu_decoder_run(r->dec, dj, order, kept, r->rank, max_new, r->stop_id, out, counts, &ds);
+    PawDecodeStats ds = {0};
+    if (rc == 0) rc = paw_gpu_decoder_run(r->dec, dj, order, kept, r->rank, max_new, r->stop_id, out, counts, &ds);
     for (int k = 0; k < kept && rc == 0; k++) {
         int j = order[k], *o = out + (size_t)j * max_new, got = counts[j];
         st.tokens += got;
@@ -211,6 +278,7 @@ int paw_gpu_runner_run(PawGpuRunner *r, const PawRunJob *jobs, int n, int max_ne
     }
     if (rc == 0) st.rows = kept;
     st.fills = ds.fills, st.steps = ds.steps, st.row_steps = ds.row_steps, st.idle_rows = ds.idle_rows;
+    st.prefill_tokens = ds.prefill_tokens, st.prefix_tokens = ds.prefix_tokens;
     free(dj), free(out), free(counts);
     for (int i = 0; i < n; i++) paw_ids_free(&prompts[i]);
     free(prompts), free(lens), free(order), free(starts);
@@ -238,6 +306,8 @@ int paw_gpu_runner_add_program(PawGpuRunner *r, const char *template_text, const
 void paw_gpu_runner_clear_programs(PawGpuRunner *r) { (void)r; }
 
 void paw_gpu_runner_set_refill(PawGpuRunner *r, int on) { (void)r, (void)on; }
+
+void paw_gpu_runner_set_prefix_budget(PawGpuRunner *r, size_t bytes) { (void)r, (void)bytes; }
 
 int paw_gpu_runner_run(PawGpuRunner *r, const PawRunJob *jobs, int n, int max_new, char **outputs, char **errors,
                        PawRunStats *stats) {

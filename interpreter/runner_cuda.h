@@ -8,7 +8,14 @@
 // (right padded), then one forward per generated token over all rows. A row whose job has produced
 // <|im_end|> or max_new tokens takes the next waiting job (continuous batching: refills of an
 // eighth of the rows at a time, interpreter/schedule.h) while the others go on. Outputs come back
-// in job order. A shared template prefix is recomputed per row.
+// in job order.
+//
+// Shared prefixes: a program's template text before the input is the same in all its prompts.
+// Once a program has two jobs in a run, that prefix goes through the model once (with its
+// adapter) and its keys and values are copied into each of its rows, which then prefill only
+// their own tokens. Prefixes stay until clear_programs, up to a memory budget (1 GiB by default;
+// 2 * layers * KV heads * head_dim * 2 bytes a token, 112 KiB at the 0.6B shape); programs past
+// it recompute their prefix per row.
 //
 // Adapters: each distinct host adapter (fp32 Qwen3Lora, nb = 1) is uploaded once as bf16, zero
 // padded to the largest rank among the programs and with its scale alpha / r folded into B (the
@@ -33,6 +40,8 @@ typedef struct {
     long fills;      // prefills (a refill of several rows is one)
     long steps;      // decoding steps over the batch's rows
     long row_steps, idle_rows;  // rows those steps computed, and how many of them had no running job
+    long prefill_tokens;        // prompt tokens the prefills computed
+    long prefix_tokens;         // prompt tokens taken from shared template prefixes instead
 } PawRunStats;
 
 // Adds b's figures to a's (for totals over several runs).
@@ -63,6 +72,9 @@ int paw_gpu_runner_run(PawGpuRunner *r, const PawRunJob *jobs, int n, int max_ne
 // last one ends), for comparisons. The outputs are the same but where bf16 flips a near-tie
 // argmax (the prefills then have other shapes, hence other GEMM orders).
 void paw_gpu_runner_set_refill(PawGpuRunner *r, int on);
+// The device memory shared prefixes may take, in bytes (0: none, every prompt prefilled whole).
+// Applies to programs whose prefix is not made yet.
+void paw_gpu_runner_set_prefix_budget(PawGpuRunner *r, size_t bytes);
 void paw_gpu_runner_free(PawGpuRunner *r);
 
 #endif

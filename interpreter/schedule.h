@@ -36,6 +36,8 @@ typedef struct {
     long row_steps;   // steps x rows
     long idle_rows;   // rows of those steps with no running job (computed, discarded)
     long fills;       // prefill calls
+    long prefill_tokens, prefix_tokens;  // the model side's: prompt tokens computed in prefills, and
+                                         // taken from shared prefixes instead (0 from paw_run_decode)
 } PawDecodeStats;
 
 // Greedy decoding of jobs order[0..n) in min(batch, n) rows: job j's tokens go to

@@ -145,7 +145,8 @@ struct FwdArgs {
     int B, Tq, Tk, NH, NKV, HD;
     long q_stride, kv_stride, kv_bstride;
     float scale_log2;  // 1/sqrt(HD) * log2(e): the softmax runs in base 2
-    int kv_prev_rows;  // kv_prev is per sequence ([B]) instead of one shared length
+    int kv_prev_rows;    // kv_prev is per sequence ([B]) instead of one shared length
+    const int *seq_row;  // kv_prev_rows only: sequence b's cache row (kv_prev and K/V), or NULL (b)
     int vec;
 };
 
@@ -159,7 +160,8 @@ __global__ void __launch_bounds__(NTHREADS) flash_fwd_kernel(FwdArgs a) {
     const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32, gq = lane >> 2, t4 = lane & 3;
     const int q0 = blockIdx.x * FBQ, h = blockIdx.y, b = blockIdx.z;
     const int HD = a.HD, Q = a.NH * HD, g = h / (a.NH / a.NKV), Tq = a.Tq;
-    const int Tk = a.kv_prev ? a.kv_prev[a.kv_prev_rows ? b : 0] + Tq : a.Tk;
+    const int cb = a.seq_row ? a.seq_row[b] : b;  // the cache row this sequence reads
+    const int Tk = a.kv_prev ? a.kv_prev[a.kv_prev_rows ? cb : 0] + Tq : a.Tk;
     const int shift = Tk - Tq;  // absolute position of query row 0
     int rows_end = Tq;
     if (a.lens && a.lens[b] < rows_end) rows_end = a.lens[b] < 0 ? 0 : a.lens[b];
@@ -175,14 +177,17 @@ __global__ void __launch_bounds__(NTHREADS) flash_fwd_kernel(FwdArgs a) {
         return;
     }
     const int valid_end = min(q0 + FBQ, rows_end);
-    const int ntiles = min((shift + valid_end - 1) / FBK + 1, (Tk + FBK - 1) / FBK);
+    // Keys any valid query of this sequence sees: none past the last valid one's position (with
+    // lens, the cache may end there).
+    const int Tkv = shift + rows_end;
+    const int ntiles = min((shift + valid_end - 1) / FBK + 1, (Tkv + FBK - 1) / FBK);
 
     const bf16 *qbase = a.q + (size_t)b * Tq * a.q_stride + (size_t)h * HD;
-    const bf16 *kbase = a.k + (size_t)b * a.kv_bstride + (size_t)g * HD;
-    const bf16 *vbase = a.v + (size_t)b * a.kv_bstride + (size_t)g * HD;
+    const bf16 *kbase = a.k + (size_t)cb * a.kv_bstride + (size_t)g * HD;
+    const bf16 *vbase = a.v + (size_t)cb * a.kv_bstride + (size_t)g * HD;
     const bool vec = a.vec != 0;
     load_tile<HDP>(Qs, LDB, qbase + (size_t)q0 * a.q_stride, a.q_stride, FBQ, valid_end - q0, HD, vec);
-    load_tile<HDP>(Ks, LDB, kbase, a.kv_stride, FBK, min(FBK, Tk), HD, vec);
+    load_tile<HDP>(Ks, LDB, kbase, a.kv_stride, FBK, min(FBK, Tkv), HD, vec);
     cp_async_commit();
 
     // This lane's rows: r0 = q0 + 16 warp + gq and r0 + 8.
@@ -197,7 +202,7 @@ __global__ void __launch_bounds__(NTHREADS) flash_fwd_kernel(FwdArgs a) {
 
     for (int kt = 0; kt < ntiles; kt++) {
         const int k0 = kt * FBK;
-        load_tile<HDP>(Vs, LDB, vbase + (size_t)k0 * a.kv_stride, a.kv_stride, FBK, min(FBK, Tk - k0), HD, vec);
+        load_tile<HDP>(Vs, LDB, vbase + (size_t)k0 * a.kv_stride, a.kv_stride, FBK, min(FBK, Tkv - k0), HD, vec);
         cp_async_commit();
         cp_async_wait<1>();  // Q and this tile's K
         __syncthreads();
@@ -224,7 +229,7 @@ __global__ void __launch_bounds__(NTHREADS) flash_fwd_kernel(FwdArgs a) {
 #pragma unroll
             for (int e = 0; e < 2; e++) {
                 int j = k0 + n * 8 + 2 * t4 + e;
-                bool kv_ok = j < Tk;
+                bool kv_ok = j < Tkv;
                 s[n][e] = (ok0 && kv_ok && j <= qpos0) ? s[n][e] * a.scale_log2 : -INFINITY;
                 s[n][2 + e] = (ok1 && kv_ok && j <= qpos1) ? s[n][2 + e] * a.scale_log2 : -INFINITY;
                 mx0 = fmaxf(mx0, s[n][e]);
@@ -255,7 +260,7 @@ __global__ void __launch_bounds__(NTHREADS) flash_fwd_kernel(FwdArgs a) {
         __syncthreads();  // every warp is done with K
         if (kt + 1 < ntiles)
             load_tile<HDP>(Ks, LDB, kbase + (size_t)(k0 + FBK) * a.kv_stride, a.kv_stride, FBK,
-                           min(FBK, Tk - k0 - FBK), HD, vec);
+                           min(FBK, Tkv - k0 - FBK), HD, vec);
         cp_async_commit();
         cp_async_wait<1>();  // this tile's V
         __syncthreads();
@@ -785,19 +790,22 @@ extern "C" void attention_cuda_forward(paw_bf16 *out, float *lse, const paw_bf16
     int vec = rows_vec(q, q_stride, HD) && rows_vec(k, kv_stride, HD) && rows_vec(v, kv_stride, HD) &&
               kv_bstride % 8 == 0;
     FwdArgs a = {out, lse, q, k, v, lens, kv_prev, B, Tq, Tk, NH, NKV, HD, q_stride, kv_stride, kv_bstride,
-                 LOG2E / sqrtf((float)HD), 0, vec};
+                 LOG2E / sqrtf((float)HD), 0, NULL, vec};
     forward(a);
 }
 
 extern "C" void attention_cuda_forward_rows(paw_bf16 *out, const paw_bf16 *q, const paw_bf16 *k, const paw_bf16 *v,
-                                            const int *kv_prev, int B, int Tq, int NH, int NKV, int HD, long q_stride,
-                                            long kv_stride, long kv_bstride) {
+                                            const int *kv_prev, const int *lens, const int *seq_row, int B, int Tq,
+                                            int NH, int NKV, int HD, long q_stride, long kv_stride, long kv_bstride) {
     if (B <= 0 || Tq <= 0) return;
-    if (Tq == 1 && try_decode(out, q, k, v, kv_prev, 1, B, 0, NH, NKV, HD, q_stride, kv_stride, kv_bstride)) return;
+    // The split decode kernel takes every row in order with one query each.
+    if (Tq == 1 && !lens && !seq_row &&
+        try_decode(out, q, k, v, kv_prev, 1, B, 0, NH, NKV, HD, q_stride, kv_stride, kv_bstride))
+        return;
     int vec = rows_vec(q, q_stride, HD) && rows_vec(k, kv_stride, HD) && rows_vec(v, kv_stride, HD) &&
               kv_bstride % 8 == 0;
-    FwdArgs a = {out, NULL, q, k, v, NULL, kv_prev, B, Tq, 0, NH, NKV, HD, q_stride, kv_stride, kv_bstride,
-                 LOG2E / sqrtf((float)HD), 1, vec};
+    FwdArgs a = {out, NULL, q, k, v, lens, kv_prev, B, Tq, 0, NH, NKV, HD, q_stride, kv_stride, kv_bstride,
+                 LOG2E / sqrtf((float)HD), 1, seq_row, vec};
     forward(a);
 }
 

@@ -27,9 +27,13 @@ void attention_cuda_forward(paw_bf16 *out, float *lse, const paw_bf16 *q, const 
 // Batched decoding over caches of different lengths: as attention_cuda_forward with kv_prev, but
 // kv_prev is a device array [B] and sequence b attends over its kv_prev[b] cached keys plus this
 // call's Tq (its queries sit at positions kv_prev[b] .. kv_prev[b] + Tq - 1). No lse.
+// seq_row (device [B], may be NULL): sequence b reads cache row seq_row[b] (its keys at
+// k + seq_row[b] * kv_bstride, its length kv_prev[seq_row[b]]), so that a few sequences continue
+// chosen rows of a batch's cache. lens (device [B], may be NULL): sequence b has lens[b] valid
+// queries; later ones get zero output and read no keys past kv_prev + lens[b].
 void attention_cuda_forward_rows(paw_bf16 *out, const paw_bf16 *q, const paw_bf16 *k, const paw_bf16 *v,
-                                 const int *kv_prev, int B, int Tq, int NH, int NKV, int HD, long q_stride,
-                                 long kv_stride, long kv_bstride);
+                                 const int *kv_prev, const int *lens, const int *seq_row, int B, int Tq, int NH,
+                                 int NKV, int HD, long q_stride, long kv_stride, long kv_bstride);
 
 // Backward of a full-sequence forward (Tq == Tk == T, kv_bstride = T * kv_stride). dq, dk, dv are
 // written (not accumulated) as bf16: dq row (b, t) at dq + (b*T + t)*dq_stride, dk/dv rows

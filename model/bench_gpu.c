@@ -33,15 +33,20 @@ static float median(float *v, int n) {
 // random programs, as the GPU batch runner does (gather + prefill + steps, no stop token), against
 // the same rows decoded one at a time through the same batched API with B = 1. Then the batch
 // runner's scheduling on 4B jobs whose outputs end after 1..new tokens (uniform; imposed, since
-// random weights never stop): continuous batching against fixed batches of B rows.
+// random weights never stop): continuous batching against fixed batches of B rows, and continuous
+// batching with each program's prompts sharing their first T/2 tokens (as a program's template
+// text before the input), computed once per program and copied into the rows.
 static int bench_batch(Qwen3Cuda *g, const Qwen3Config *cfg, int B, int T, int new_tokens, int rank, int programs,
                        int iters, const char *shape) {
     const int L = cfg->num_layers;
     PawRng rng = {7};
     int *ids = xmalloc(sizeof(int) * (size_t)B * T), *lens = xmalloc(sizeof(int) * (size_t)B);
+    const int vocab = cfg->vocab_size < 151643 ? cfg->vocab_size : 151643;
     for (int b = 0; b < B; b++) {
         lens[b] = T / 2 + (int)paw_rng_below(&rng, (uint64_t)(T - T / 2)) + 1;
-        for (int t = 0; t < T; t++) ids[(size_t)b * T + t] = (int)paw_rng_below(&rng, (uint64_t)(cfg->vocab_size < 151643 ? cfg->vocab_size : 151643));
+        for (int t = 0; t < T; t++)  // the first T/2 tokens: program b % programs's (row b % programs's)
+            ids[(size_t)b * T + t] = t < T / 2 && b >= programs ? ids[(size_t)(b % programs) * T + t]
+                                                                 : (int)paw_rng_below(&rng, (uint64_t)vocab);
     }
     // Programs: random bf16 adapters (small values: the decode cost does not depend on them).
     Qwen3CudaLora *prog = xcalloc((size_t)programs, sizeof(Qwen3CudaLora));
@@ -114,37 +119,60 @@ static int bench_batch(Qwen3Cuda *g, const Qwen3Config *cfg, int B, int T, int n
     for (int j = 0; j < NJ; j++) {
         pid[j] = ids + (size_t)(j % B) * T;
         plen[j] = lens[j % B];
-        jobs[j] = (PawDecodeJob){pid[j], plen[j], &prog[j % programs], 1 + (int)paw_rng_below(&rng, (uint64_t)new_tokens)};
+        jobs[j] = (PawDecodeJob){pid[j], plen[j], &prog[(j % B) % programs],
+                                 1 + (int)paw_rng_below(&rng, (uint64_t)new_tokens), NULL, 0};
     }
     paw_run_plan(plen, NJ, NJ, order, starts);
     PawGpuDecoder *dec = paw_gpu_decoder_create(g, cfg, B);
     if (!dec) paw_die("%s", paw_last_error());
-    double ms_mode[2] = {0, 0};
-    PawDecodeStats dst[2];
-    long toks[2] = {0, 0};
+    // Shared prefixes: each program's first T/2 tokens, made once (timed apart: a runner keeps them).
+    Qwen3CudaPrefix *pre = xcalloc((size_t)programs, sizeof(Qwen3CudaPrefix));
+    PawDecodeJob *pjobs = xmalloc(sizeof(PawDecodeJob) * (size_t)NJ);
+    paw_cuda_timer_start(timer);
+    for (int p = 0; p < programs && p < B && T / 2 > 0; p++)
+        if (qwen3_cuda_prefix_create(g, ids + (size_t)p * T, T / 2, &prog[p], &pre[p]) != 0) paw_die("%s", paw_last_error());
+    const float ms_prefixes = paw_cuda_timer_stop_ms(timer);
+    int *prest = xmalloc(sizeof(int) * (size_t)NJ), *porder = xmalloc(sizeof(int) * (size_t)NJ);
+    for (int j = 0; j < NJ; j++) {
+        pjobs[j] = jobs[j];
+        pjobs[j].prefix = T / 2 > 0 ? &pre[(j % B) % programs] : NULL, pjobs[j].keep = T / 2;
+        prest[j] = plen[j] - T / 2;
+    }
+    paw_run_plan(prest, NJ, NJ, porder, starts);
+    enum { FIXED, REFILL, SHARED, NMODES };
+    double ms_mode[NMODES] = {0};
+    PawDecodeStats dst[NMODES];
+    long toks[NMODES] = {0};
     for (int it = -1; it < iters; it++)
-        for (int refill = 0; refill < 2; refill++) {
-            paw_gpu_decoder_set_refill(dec, refill);
+        for (int mode = 0; mode < NMODES; mode++) {
+            paw_gpu_decoder_set_refill(dec, mode != FIXED);
             paw_cuda_timer_start(timer);
             // Stop token -1: only the imposed ends (and --new) end a job.
-            if (paw_gpu_decoder_run(dec, jobs, order, NJ, rank, new_tokens, -1, jout, jcounts, &dst[refill]) != 0)
+            if (paw_gpu_decoder_run(dec, mode == SHARED ? pjobs : jobs, mode == SHARED ? porder : order, NJ, rank,
+                                    new_tokens, -1, jout, jcounts, &dst[mode]) != 0)
                 paw_die("%s", paw_last_error());
             float ms = paw_cuda_timer_stop_ms(timer);
             if (it < 0) continue;
-            ms_mode[refill] += ms;
-            for (int j = 0; j < NJ; j++) toks[refill] += jcounts[j];
+            ms_mode[mode] += ms;
+            for (int j = 0; j < NJ; j++) toks[mode] += jcounts[j];
         }
     printf("\n%d jobs (each prompt 4 times), outputs of 1..%d tokens, in %d rows:\n", NJ, new_tokens, B);
-    printf("| scheduling | jobs/s | generated tokens/s | prefills | steps | rows running |\n|---|---|---|---|---|---|\n");
-    for (int refill = 1; refill >= 0; refill--) {
-        double sec = ms_mode[refill] / 1e3;
-        const PawDecodeStats *q = &dst[refill];
-        printf("| %s | %.2f | %.1f | %ld | %ld | %.0f%% |\n", refill ? "continuous (refill)" : "fixed batches",
-               (double)NJ * iters / sec, toks[refill] / sec, q->fills, q->steps,
+    printf("| scheduling | jobs/s | generated tokens/s | prefills | prompt tokens prefilled | steps | rows running |\n"
+           "|---|---|---|---|---|---|---|\n");
+    static const char *const names[NMODES] = {"fixed batches", "continuous (refill)",
+                                              "continuous, shared prefixes of T/2 tokens"};
+    for (int mode = 0; mode < NMODES; mode++) {
+        double sec = ms_mode[mode] / 1e3;
+        const PawDecodeStats *q = &dst[mode];
+        printf("| %s | %.2f | %.1f | %ld | %ld | %ld | %.0f%% |\n", names[mode], (double)NJ * iters / sec,
+               toks[mode] / sec, q->fills, q->prefill_tokens, q->steps,
                q->row_steps ? 100.0 * (q->row_steps - q->idle_rows) / q->row_steps : 0.0);
     }
-    printf("speed-up of refilling: %.2fx\n", ms_mode[0] / ms_mode[1]);
+    printf("speed-up of refilling: %.2fx; of shared prefixes on top: %.2fx (the %d prefixes took %.1f ms once)\n",
+           ms_mode[FIXED] / ms_mode[REFILL], ms_mode[REFILL] / ms_mode[SHARED], programs < B ? programs : B, ms_prefixes);
     paw_gpu_decoder_free(dec);
+    for (int p = 0; p < programs; p++) qwen3_cuda_prefix_free(&pre[p]);
+    free(pre), free(pjobs), free(prest), free(porder);
     free(pid), free(plen), free(order), free(starts), free(jobs), free(jout), free(jcounts);
     paw_cuda_timer_free(timer);
     for (int p = 0; p < programs; p++)

@@ -114,6 +114,8 @@ struct Qwen3Cuda {
     int decode_pdl;    // the decode step's kernels launched programmatically (qwen3_cuda_set_decode_pdl)
     const bf16 **d_gather;  // pointer table of qwen3_cuda_lora_gather
     size_t gather_cap;
+    void *d_ptab;           // table of a prefix copy (batch_fill with starts)
+    size_t ptab_cap;
 };
 
 #define P(grp, off) (g->params + g->lay.base[grp] + (off))
@@ -305,7 +307,7 @@ extern "C" void qwen3_cuda_free(Qwen3Cuda *g) {
     void *bufs[] = {g->params,   g->grads,  g->master,    g->adam_m,     g->adam_v, g->d_norm_sq,
                     g->rope_cos, g->rope_sin, g->logits,  g->ce_logits, g->ce_dlogits, g->kcache,
                     g->vcache,   g->d_cache_len, g->lora_u, g->lora_du, g->bkcache, g->bvcache, g->d_blen,
-                    (void *)g->d_gather};
+                    (void *)g->d_gather, g->d_ptab};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) paw_cuda_free(bufs[i]);
     free(g->h_blen);
     free(g->h_bids);
@@ -576,6 +578,7 @@ struct KvView {
     const int *prompt_lens;
     int rows;             // sequences the cache holds (its layer stride is rows * cap * KV)
     const int *seq_row;   // device: the cache row of each of this call's sequences, or NULL (b)
+    const int *seq_lens;  // per_row without prompt_lens: valid tokens of each sequence, or NULL (T)
 };
 
 // One decoder layer over N = B*T tokens. kv: append this call's keys and values to that cache
@@ -617,8 +620,8 @@ static void layer_forward(Qwen3Cuda *g, int l, int B, int T, const KvView *kv, c
             attention_cuda_forward(a.att, NULL, a.qkv, a.qkv + Q, a.qkv + Q + KV, kv->prompt_lens, NULL, B, T, T, g->NH,
                                    g->NKV, g->HD, (long)QKV, (long)QKV, (long)T * QKV);
         else if (kv->per_row)
-            attention_cuda_forward_rows(a.att, a.qkv, kc, vc, kv->len, B, T, g->NH, g->NKV, g->HD, (long)QKV, (long)KV,
-                                        (long)kv->cap * KV);
+            attention_cuda_forward_rows(a.att, a.qkv, kc, vc, kv->len, kv->seq_lens, kv->seq_row, B, T, g->NH, g->NKV,
+                                        g->HD, (long)QKV, (long)KV, (long)kv->cap * KV);
         else
             attention_cuda_forward(a.att, NULL, a.qkv, kc, vc, NULL, kv->len, B, T, 0, g->NH, g->NKV, g->HD, (long)QKV,
                                    (long)KV, (long)kv->cap * KV);
@@ -1246,7 +1249,7 @@ static void head_last_row(Qwen3Cuda *g, size_t N) {
 }
 
 static KvView single_cache(Qwen3Cuda *g) {
-    KvView kv = {g->kcache, g->vcache, g->cache_cap, g->d_cache_len, 0, NULL, 1, NULL};
+    KvView kv = {g->kcache, g->vcache, g->cache_cap, g->d_cache_len, 0, NULL, 1, NULL, NULL};
     return kv;
 }
 
@@ -1394,10 +1397,65 @@ __global__ void scatter_rows_kernel(int *next, const int *tok, const int *rows, 
     if (i < k) next[rows[i]] = tok[i];
 }
 
-// Prefill of k sequences (right-padded prompts [k*T]) into cache rows rows[0..k) of the running
-// batch, from position 0, with the adapters lo (nb = k) or none; the other rows keep their state.
-static int batch_fill(Qwen3Cuda *g, const int *rows, int k, const int *ids, const int *lens, int T,
-                      const Qwen3CudaLora *lo, int *next, float *logits) {
+// Row rows[i] of a layer's batch cache takes the first n keys and values of prefix i ([L, pn, KV]
+// each): block (i, l) copies layer l, in units U (uint4 when KV allows, else bf16).
+struct PrefixCopy {
+    const bf16 *k, *v;
+    int n, pn, row;
+};
+
+template <typename U>
+__global__ void copy_prefix_kernel(bf16 *kc, bf16 *vc, const PrefixCopy *tab, int rows, int cap, int KV) {
+    const PrefixCopy c = tab[blockIdx.x];
+    const int l = blockIdx.y, per = KV * (int)sizeof(bf16) / (int)sizeof(U);
+    const U *sk = (const U *)(c.k + (size_t)l * c.pn * KV), *sv = (const U *)(c.v + (size_t)l * c.pn * KV);
+    U *dk = (U *)(kc + ((size_t)l * rows + c.row) * cap * KV), *dv = (U *)(vc + ((size_t)l * rows + c.row) * cap * KV);
+    for (size_t e = threadIdx.x; e < (size_t)c.n * per; e += blockDim.x) dk[e] = sk[e], dv[e] = sv[e];
+}
+
+extern "C" int qwen3_cuda_prefix_create(Qwen3Cuda *g, const int *ids, int n, const Qwen3CudaLora *lora,
+                                        Qwen3CudaPrefix *out) {
+    memset(out, 0, sizeof *out);
+    if (n < 1 || n > g->rope_len)
+        return paw_error("prefix: %d tokens, expected 1 to max_position_embeddings %d", n, g->rope_len);
+    for (int i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= g->V)
+            return paw_error("prefix: token %d: id %d outside the vocabulary [0, %d)", i, ids[i], g->V);
+    if (lora && check_lora(lora, 1, "prefix") != 0) return -1;
+    const size_t N = (size_t)n, elems = (size_t)g->L * n * g->KV;
+    ensure_acts(g, N);
+    if (lora) ensure_lora(g, N, lora->rank);
+    g->backward_ready = 0;
+    g->full_ready = 0;  // the activation buffers are reused
+    g->logits_rows = 0;
+    out->k = (paw_bf16 *)paw_cuda_malloc(sizeof(bf16) * elems);
+    out->v = (paw_bf16 *)paw_cuda_malloc(sizeof(bf16) * elems);
+    out->n = n;
+    for (int t = 0; t < n; t++) g->h_pos[t] = t;
+    paw_cuda_upload(g->d_pos, g->h_pos, sizeof(int) * N);
+    paw_cuda_upload(g->d_ids, ids, sizeof(int) * N);
+    paw_cuda_memset(g->d_lens, 0, sizeof(int));  // the prefix's "cache" starts empty
+    embedding_cuda_forward(g->x, g->d_ids, P(QG_WTE, 0), n, g->C);
+    // The prefix's own buffers are a one-row cache of capacity n: [L, 1, n, KV].
+    const KvView kv = {(bf16 *)out->k, (bf16 *)out->v, n, g->d_lens, 0, NULL, 1, NULL, NULL};
+    for (int l = 0; l < g->L; l++) layer_forward(g, l, 1, n, &kv, g->d_pos, layer_acts(g, l, N), lora);
+    paw_cuda_sync();
+    return 0;
+}
+
+extern "C" void qwen3_cuda_prefix_free(Qwen3CudaPrefix *p) {
+    if (!p) return;
+    paw_cuda_free(p->k);
+    paw_cuda_free(p->v);
+    memset(p, 0, sizeof *p);
+}
+
+// Prefill of k sequences (right-padded [k*T] tokens) into cache rows rows[0..k) of the running
+// batch, with the adapters lo (nb = k) or none; the other rows keep their state. Row rows[i]
+// starts from the first start[i] positions of prefix[i] (start NULL: every row from position 0),
+// its tokens going in after them.
+static int batch_fill(Qwen3Cuda *g, const int *rows, int k, const Qwen3CudaPrefix *const *prefix, const int *start,
+                      const int *ids, const int *lens, int T, const Qwen3CudaLora *lo, int *next, float *logits) {
     const int B = g->bB, C = g->C;
     if (!g->bkcache || B <= 0) return paw_error("batch prefill: call qwen3_cuda_batch_reset first");
     if (k < 1 || k > B) return paw_error("batch prefill: %d sequences for a batch of %d rows", k, B);
@@ -1409,6 +1467,19 @@ static int batch_fill(Qwen3Cuda *g, const int *rows, int k, const int *ids, cons
         if (rows[i] < 0 || rows[i] >= B) return paw_error("batch prefill: row %d outside the batch [0, %d)", rows[i], B);
         if (h_act[rows[i]]++) return paw_error("batch prefill: row %d named twice", rows[i]);
     }
+    int cont = 0;  // some row continues a prefix
+    for (int b = 0; b < k; b++) {
+        if (lens[b] < 1 || lens[b] > T) return paw_error("batch prefill: lens[%d] = %d outside [1, %d]", b, lens[b], T);
+        const int s = start ? start[b] : 0;
+        if (s < 0) return paw_error("batch prefill: start[%d] = %d is negative", b, s);
+        if (s > 0 && (!prefix || !prefix[b] || s > prefix[b]->n))
+            return paw_error("batch prefill: row %d starts after %d prefix tokens, its prefix holds %d", b, s,
+                             prefix && prefix[b] ? prefix[b]->n : 0);
+        if (s + lens[b] > g->bcap)
+            return paw_error("batch prefill: row %d: %d prefix + %d new tokens exceed the cache capacity %d", b, s,
+                             lens[b], g->bcap);
+        cont |= s > 0;
+    }
     const size_t N = (size_t)k * T;
     if (N > g->h_bids_cap) {
         free(g->h_bids);
@@ -1416,7 +1487,6 @@ static int batch_fill(Qwen3Cuda *g, const int *rows, int k, const int *ids, cons
         g->h_bids_cap = N;
     }
     for (int b = 0; b < k; b++) {
-        if (lens[b] < 1 || lens[b] > T) return paw_error("batch prefill: lens[%d] = %d outside [1, %d]", b, lens[b], T);
         for (int t = 0; t < T; t++) {
             int id = ids[(size_t)b * T + t];
             if (t < lens[b] && (id < 0 || id >= g->V))
@@ -1429,15 +1499,46 @@ static int batch_fill(Qwen3Cuda *g, const int *rows, int k, const int *ids, cons
     if (lo) ensure_lora(g, N, lo->rank);
     g->backward_ready = 0;
     g->full_ready = 0;  // the activation buffers are reused
-    for (size_t n = 0; n < N; n++) g->h_pos[n] = (int)(n % (size_t)T);
+    // Positions: after the row's prefix; padding repeats the last real one (kept inside the
+    // RoPE tables, its outputs unused).
+    for (int b = 0; b < k; b++) {
+        const int s = start ? start[b] : 0;
+        for (int t = 0; t < T; t++) g->h_pos[(size_t)b * T + t] = cont ? s + (t < lens[b] ? t : lens[b] - 1) : t;
+    }
     paw_cuda_upload(g->d_pos, g->h_pos, sizeof(int) * N);
     paw_cuda_upload(g->d_ids, g->h_bids, sizeof(int) * N);
     paw_cuda_upload(g->d_lens, lens, sizeof(int) * (size_t)k);
     paw_cuda_upload(g->d_bfill, rows, sizeof(int) * (size_t)k);
-    for (int i = 0; i < k; i++) g->h_blen[rows[i]] = 0;  // the prompts go in from position 0
+    for (int i = 0; i < k; i++) g->h_blen[rows[i]] = start ? start[i] : 0;  // the tokens go in after the prefix
     paw_cuda_upload(g->d_blen, g->h_blen, sizeof(int) * (size_t)B);
+    if (cont) {
+        size_t bytes = sizeof(PrefixCopy) * (size_t)k;
+        if (bytes > g->ptab_cap) {
+            paw_cuda_free(g->d_ptab);
+            g->d_ptab = paw_cuda_malloc(bytes);
+            g->ptab_cap = bytes;
+        }
+        PrefixCopy *tab = (PrefixCopy *)xmalloc(bytes);
+        int nc = 0;
+        for (int i = 0; i < k; i++)
+            if (start[i] > 0) tab[nc++] = PrefixCopy{(const bf16 *)prefix[i]->k, (const bf16 *)prefix[i]->v, start[i],
+                                                     prefix[i]->n, rows[i]};
+        paw_cuda_upload(g->d_ptab, tab, sizeof(PrefixCopy) * (size_t)nc);
+        free(tab);
+        dim3 grid((unsigned)nc, (unsigned)g->L);
+        if (g->KV % 8 == 0)
+            copy_prefix_kernel<uint4><<<grid, 256, 0, paw_cuda_stream()>>>(g->bkcache, g->bvcache,
+                                                                          (const PrefixCopy *)g->d_ptab, B, g->bcap, g->KV);
+        else
+            copy_prefix_kernel<bf16><<<grid, 256, 0, paw_cuda_stream()>>>(g->bkcache, g->bvcache,
+                                                                         (const PrefixCopy *)g->d_ptab, B, g->bcap, g->KV);
+        CUDA_CHECK_LAUNCH();
+    }
     embedding_cuda_forward(g->x, g->d_ids, P(QG_WTE, 0), (int)N, C);
-    const KvView kv = {g->bkcache, g->bvcache, g->bcap, g->d_blen, 1, g->d_lens, B, g->d_bfill};
+    // From empty rows: attention over the call's own tokens (the full-sequence kernel with lens);
+    // after prefixes: over each row's cache, through the row map.
+    const KvView kv = cont ? KvView{g->bkcache, g->bvcache, g->bcap, g->d_blen, 1, NULL, B, g->d_bfill, g->d_lens}
+                           : KvView{g->bkcache, g->bvcache, g->bcap, g->d_blen, 1, g->d_lens, B, g->d_bfill, NULL};
     for (int l = 0; l < g->L; l++) layer_forward(g, l, k, T, &kv, g->d_pos, layer_acts(g, l, N), lo);
     // Each sequence's last prompt token, gathered into x[0] (the input embeddings are spent by now).
     gather_last_rows_kernel<<<grid_for((size_t)k * C), 256, 0, paw_cuda_stream()>>>(g->x, g->x + (size_t)g->L * N * C,
@@ -1446,7 +1547,7 @@ static int batch_fill(Qwen3Cuda *g, const int *rows, int k, const int *ids, cons
     head_rows(g, g->x, k, g->d_bfill_tok);
     scatter_rows_kernel<<<paw_ceil_div(k, 256), 256, 0, paw_cuda_stream()>>>(g->d_btok, g->d_bfill_tok, g->d_bfill, k);
     CUDA_CHECK_LAUNCH();
-    for (int i = 0; i < k; i++) g->h_blen[rows[i]] = lens[i];
+    for (int i = 0; i < k; i++) g->h_blen[rows[i]] = (start ? start[i] : 0) + lens[i];
     paw_cuda_upload(g->d_blen, g->h_blen, sizeof(int) * (size_t)B);
     g->bprefilled = 1;
     g->logits_rows = 0;  // these logits are the batch's, not a full forward's
@@ -1462,14 +1563,22 @@ extern "C" int qwen3_cuda_batch_prefill(Qwen3Cuda *g, const int *ids, const int 
     if (check_batch_lora(g) != 0) return -1;
     int *rows = (int *)xmalloc(sizeof(int) * (size_t)g->bB);
     for (int b = 0; b < g->bB; b++) rows[b] = b;
-    int rc = batch_fill(g, rows, g->bB, ids, lens, T, g->has_batch_lora ? &g->batch_lora : NULL, next, logits);
+    int rc = batch_fill(g, rows, g->bB, NULL, NULL, ids, lens, T, g->has_batch_lora ? &g->batch_lora : NULL, next,
+                        logits);
     free(rows);
     return rc;
 }
 
 extern "C" int qwen3_cuda_batch_refill(Qwen3Cuda *g, const int *rows, int k, const int *ids, const int *lens, int T,
                                        const Qwen3CudaLora *lora, int *next, float *logits) {
-    return batch_fill(g, rows, k, ids, lens, T, lora, next, logits);
+    return batch_fill(g, rows, k, NULL, NULL, ids, lens, T, lora, next, logits);
+}
+
+extern "C" int qwen3_cuda_batch_refill_prefix(Qwen3Cuda *g, const int *rows, int k,
+                                              const Qwen3CudaPrefix *const *prefix, const int *start, const int *ids,
+                                              const int *lens, int T, const Qwen3CudaLora *lora, int *next,
+                                              float *logits) {
+    return batch_fill(g, rows, k, prefix, start, ids, lens, T, lora, next, logits);
 }
 
 // One token per row, entirely on the device: reads d_btok, d_blen and d_bactive, leaves the
@@ -1478,7 +1587,7 @@ static void batch_step_body(Qwen3Cuda *g) {
     const int B = g->bB;
     embedding_cuda_forward(g->x, g->d_btok, P(QG_WTE, 0), B, g->C);
     const Qwen3CudaLora *lo = g->has_batch_lora ? &g->batch_lora : NULL;
-    const KvView kv = {g->bkcache, g->bvcache, g->bcap, g->d_blen, 1, NULL, B, NULL};
+    const KvView kv = {g->bkcache, g->bvcache, g->bcap, g->d_blen, 1, NULL, B, NULL, NULL};
     for (int l = 0; l < g->L; l++) layer_forward(g, l, B, 1, &kv, g->d_blen, layer_acts(g, l, (size_t)B), lo);
     head_rows(g, g->x + (size_t)g->L * B * g->C, B, g->d_btok);
     advance_rows_kernel<<<paw_ceil_div(B, 256), 256, 0, paw_cuda_stream()>>>(g->d_blen, g->d_bactive, B);

@@ -207,8 +207,9 @@ int qwen3_cuda_generate(Qwen3Cuda *g, const int *ids, int n, int max_new, int st
 // Batched KV-cache decoding: B sequences at once, each with its own prompt length, its own
 // position while decoding and (optionally) its own adapter. Separate from the single-sequence
 // cache above (a model can hold both). Every decode step is one forward over B rows (a captured
-// CUDA graph after the first step, like the single-sequence step); a prompt prefix that rows
-// share is recomputed per row, not shared.
+// CUDA graph after the first step, like the single-sequence step). A prompt prefix that rows
+// share can be computed once (qwen3_cuda_prefix_create) and copied into the rows that start
+// with it (qwen3_cuda_batch_refill_prefix).
 // batch_reset sizes the caches for B sequences of up to cap tokens each and empties them.
 int qwen3_cuda_batch_reset(Qwen3Cuda *g, int B, int cap);
 // Per-row adapters (nb must equal B at the next prefill or step; NULL: none). Kept by pointer as
@@ -228,6 +229,24 @@ int qwen3_cuda_batch_prefill(Qwen3Cuda *g, const int *ids, const int *lens, int 
 // next [k] and logits [k*V] (may be NULL) are in the order of rows. The captured step stays valid.
 int qwen3_cuda_batch_refill(Qwen3Cuda *g, const int *rows, int k, const int *ids, const int *lens, int T,
                             const Qwen3CudaLora *lora, int *next, float *logits);
+// Shared prompt prefixes: the keys and values of n tokens run through the model once, kept on
+// the device ([L, n, KV] bf16 each) to start batch rows from.
+typedef struct {
+    paw_bf16 *k, *v;
+    int n;
+} Qwen3CudaPrefix;
+// Runs ids [n] from position 0 with lora (nb = 1; NULL: none) and keeps their keys and values in
+// *out (allocated; free with qwen3_cuda_prefix_free). Uses the activation buffers, not the caches.
+int qwen3_cuda_prefix_create(Qwen3Cuda *g, const int *ids, int n, const Qwen3CudaLora *lora, Qwen3CudaPrefix *out);
+void qwen3_cuda_prefix_free(Qwen3CudaPrefix *p);
+// batch_refill where row rows[i] first takes the keys and values of the first start[i] tokens of
+// prefix[i] (start[i] = 0: none, prefix[i] may be NULL), and ids/lens are the rest of each prompt,
+// at positions start[i] .. start[i] + lens[i] - 1 (start[i] + lens[i] <= cap). The result is that
+// of refilling with the whole prompts, up to bf16 rounding (the prefix ran in another GEMM shape).
+// Also the batch's first fill: all B rows in order, with the batch's adapters as lora.
+int qwen3_cuda_batch_refill_prefix(Qwen3Cuda *g, const int *rows, int k, const Qwen3CudaPrefix *const *prefix,
+                                   const int *start, const int *ids, const int *lens, int T,
+                                   const Qwen3CudaLora *lora, int *next, float *logits);
 // One token per row at that row's position (its cache length): ids [B] (host), or NULL for the
 // tokens the last prefill or step chose. active [B] (host, NULL: all): only rows with a nonzero
 // flag keep their token (their length grows by one); the others are computed and discarded, so

@@ -1854,12 +1854,48 @@ static void test_attention_rows(int B, int Tq, int cap, int NH, int NKV, int HD)
     paw_bf16 *d_q = dev_bf16(q, (size_t)B * Tq * Q), *d_k = dev_bf16(kc, (size_t)B * cap * KV);
     paw_bf16 *d_v = dev_bf16(vc, (size_t)B * cap * KV), *d_out = poisoned_bf16((size_t)B * Tq * Q);
     int *d_prev = dev_i32(prev, (size_t)B);
-    attention_cuda_forward_rows(d_out, d_q, d_k, d_v, d_prev, B, Tq, NH, NKV, HD, Q, KV, (long)cap * KV);
+    attention_cuda_forward_rows(d_out, d_q, d_k, d_v, d_prev, NULL, NULL, B, Tq, NH, NKV, HD, Q, KV, (long)cap * KV);
     float *got = host_bf16(d_out, (size_t)B * Tq * Q);
     snprintf(name, sizeof name, "attention over per-row cache lengths B%d Tq%d cap%d HD%d", B, Tq, cap, HD);
     CHECK_CLOSE(name, got, ref, (size_t)B * Tq * Q, 1e-2);
     paw_cuda_free(d_q), paw_cuda_free(d_k), paw_cuda_free(d_v), paw_cuda_free(d_out), paw_cuda_free(d_prev);
     free(q), free(kc), free(vc), free(ref), free(got), free(prev);
+}
+
+// A prefill that continues chosen rows of a batch's cache: B sequences of lens[b] <= Tq valid
+// queries (right padded) over cache rows seq_row[b] of `rows` rows, each after kv_prev of that
+// row. The last row is filled to the end of the cache, so a read past its valid keys leaves the
+// buffer; padding queries must come out zero.
+static void test_attention_rows_map(int B, int Tq, int rows, int cap, int NH, int NKV, int HD) {
+    char name[128];
+    const int Q = NH * HD, KV = NKV * HD;
+    float *q = rand_bf16((size_t)B * Tq * Q, 1.0f);
+    float *kc = rand_bf16((size_t)rows * cap * KV, 1.0f), *vc = rand_bf16((size_t)rows * cap * KV, 1.0f);
+    float *ref = zeros((size_t)B * Tq * Q);
+    int *prev = xcalloc((size_t)rows, sizeof(int)), *lens = xmalloc(sizeof(int) * (size_t)B);
+    int *map = xmalloc(sizeof(int) * (size_t)B), *used = xcalloc((size_t)rows, sizeof(int));
+    for (int b = 0; b < B; b++) {
+        int r;
+        do r = b == 0 ? rows - 1 : (int)paw_rng_below(&g_rng, (uint64_t)rows);
+        while (used[r]);
+        used[r] = 1, map[b] = r;
+        lens[b] = b == 0 ? 1 + (Tq - 1) / 2 : 1 + (int)paw_rng_below(&g_rng, (uint64_t)Tq);
+        prev[r] = b == 0 ? cap - lens[b] : (int)paw_rng_below(&g_rng, (uint64_t)(cap - lens[b] + 1));
+        attention_forward(ref + (size_t)b * Tq * Q, NULL, q + (size_t)b * Tq * Q, kc + (size_t)r * cap * KV,
+                          vc + (size_t)r * cap * KV, 1, lens[b], prev[r] + lens[b], cap, NH, NKV, HD);
+    }
+    paw_bf16 *d_q = dev_bf16(q, (size_t)B * Tq * Q), *d_k = dev_bf16(kc, (size_t)rows * cap * KV);
+    paw_bf16 *d_v = dev_bf16(vc, (size_t)rows * cap * KV), *d_out = poisoned_bf16((size_t)B * Tq * Q);
+    int *d_prev = dev_i32(prev, (size_t)rows), *d_lens = dev_i32(lens, (size_t)B), *d_map = dev_i32(map, (size_t)B);
+    attention_cuda_forward_rows(d_out, d_q, d_k, d_v, d_prev, d_lens, d_map, B, Tq, NH, NKV, HD, Q, KV,
+                                (long)cap * KV);
+    float *got = host_bf16(d_out, (size_t)B * Tq * Q);
+    snprintf(name, sizeof name, "attention continuing mapped cache rows B%d Tq%d rows%d cap%d HD%d", B, Tq, rows, cap,
+             HD);
+    CHECK_CLOSE(name, got, ref, (size_t)B * Tq * Q, 1e-2);
+    paw_cuda_free(d_q), paw_cuda_free(d_k), paw_cuda_free(d_v), paw_cuda_free(d_out), paw_cuda_free(d_prev);
+    paw_cuda_free(d_lens), paw_cuda_free(d_map);
+    free(q), free(kc), free(vc), free(ref), free(got), free(prev), free(lens), free(map), free(used);
 }
 
 // The device gather of per-program adapters into a batch's [L, nb, ...] layout (exact copy).
@@ -2132,7 +2168,10 @@ static void test_decode_lora(const char *fixture, int fused) {
 // vector the batch produced (prefills and steps) against the same sequence decoded alone with the
 // same tokens fed; the first step after the refill takes its tokens from the device (the
 // refill's greedy tokens scattered into the rows it filled, row 1's own from its last step).
-static void test_model_batch_refill(const char *fixture, int with_lora) {
+// prefix: the refilled sequences start from shared prefixes (qwen3_cuda_prefix_create with their
+// own adapters): one whole, one of which the row takes all but the last token, only the rest of
+// each prompt prefilled through qwen3_cuda_batch_refill_prefix.
+static void test_model_batch_refill(const char *fixture, int with_lora, int prefix) {
     Qwen3 cpu;
     if (load_fixture(fixture, 1, &cpu) != 0) return;
     const Qwen3Config *cfg = &cpu.cfg;
@@ -2185,8 +2224,34 @@ static void test_model_batch_refill(const char *fixture, int with_lora) {
                      qwen3_cuda_lora_gather_rows(g, bA, bB, r, src, 2, fill_rows, B) == 0;
                 CHECK(ok, "gather for the refill: %s", paw_last_error());
             }
-            ok = ok && qwen3_cuda_batch_refill(g, fill_rows, 2, ids2, lens2, T2, with_lora ? &fill_lo : NULL, next2,
-                                               tmp) == 0;
+            if (!prefix) {
+                ok = ok && qwen3_cuda_batch_refill(g, fill_rows, 2, ids2, lens2, T2, with_lora ? &fill_lo : NULL,
+                                                   next2, tmp) == 0;
+            } else {  // prefixes of 4 and 6 tokens, the rows starting after 4 and 5 of them
+                const int pn[2] = {4, 6}, start[2] = {4, 5}, rest[2] = {lens2[0] - 4, lens2[1] - 5}, Tr = 6;
+                Qwen3CudaPrefix pre[2];
+                const Qwen3CudaPrefix *pp[2] = {&pre[0], &pre[1]};
+                int tail[2 * 6] = {0};
+                for (int i = 0; i < 2; i++) {
+                    memcpy(tail + i * Tr, ids2 + i * T2 + start[i], sizeof(int) * (size_t)rest[i]);
+                    ok = ok && qwen3_cuda_prefix_create(g, ids2 + i * T2, pn[i], with_lora ? &d1[3 + i].lo : NULL,
+                                                        &pre[i]) == 0;
+                }
+                CHECK(ok, "prefixes: %s", paw_last_error());
+                ok = ok && qwen3_cuda_batch_refill_prefix(g, fill_rows, 2, pp, start, tail, rest, Tr,
+                                                          with_lora ? &fill_lo : NULL, next2, tmp) == 0;
+                // A start past its prefix, and a row that would overflow the cache, are refused.
+                const int too_far[2] = {5, 5}, whole[2] = {cap, cap};
+                int *zeros_ids = xcalloc((size_t)2 * cap, sizeof(int));
+                CHECK(qwen3_cuda_batch_refill_prefix(g, fill_rows, 2, pp, too_far, tail, rest, Tr, NULL, NULL, NULL) != 0 &&
+                          strstr(paw_last_error(), "prefix holds 4"),
+                      "refill past a prefix: %s", paw_last_error());
+                CHECK(qwen3_cuda_batch_refill_prefix(g, fill_rows, 2, pp, start, zeros_ids, whole, cap, NULL, NULL, NULL) != 0 &&
+                          strstr(paw_last_error(), "exceed the cache capacity"),
+                      "refill past the cache: %s", paw_last_error());
+                free(zeros_ids);
+                qwen3_cuda_prefix_free(&pre[0]), qwen3_cuda_prefix_free(&pre[1]);
+            }
             CHECK(ok, "refill: %s", paw_last_error());
             for (int i = 0; ok && i < 2; i++) {
                 int q = seq_of_fill[i], best = 0;
@@ -2229,7 +2294,8 @@ static void test_model_batch_refill(const char *fixture, int with_lora) {
     CHECK(nlog[0] == 3 && nlog[1] == 3 + S && nlog[2] == 3 && nlog[3] == 1 + S && nlog[4] == 1 + S,
           "batch refill: logit rows per sequence %d %d %d %d %d", nlog[0], nlog[1], nlog[2], nlog[3], nlog[4]);
     char name[200];
-    snprintf(name, sizeof name, "%s batch refill vs single%s", fixture, with_lora ? " (per-row lora)" : "");
+    snprintf(name, sizeof name, "%s batch refill%s vs single%s", fixture, prefix ? " from shared prefixes" : "",
+             with_lora ? " (per-row lora)" : "");
     CHECK(worst < 2e-2, "%s: worst rel L2 %g", name, worst);
     // Bad row maps are refused before any work.
     const int dup[2] = {1, 1}, out_of[1] = {B};
@@ -2255,7 +2321,10 @@ static void test_model_batch_refill(const char *fixture, int with_lora) {
 // programs' adapters or none: every job's tokens against the same prompt generated alone through
 // the single-sequence path with its adapter; then the same jobs as fixed batches and one row at
 // a time. With 4 rows a refill is due at each free row; with 9 once two are free, and a refill of
-// more than 3 rows (the prefill buffer's ceil(9 / 4)) is prefilled in pieces.
+// more than 3 rows (the prefill buffer's ceil(9 / 4)) is prefilled in pieces. The prompts of a
+// program start with its 4-token prefix; in the last mode each job takes a random number of its
+// prompt's first tokens (0 up to the shared ones, one left to prefill) from its program's prefix
+// made once (qwen3_cuda_prefix_create) and copied into its row.
 static void test_decoder_refill(const char *fixture, int batch) {
     Qwen3 cpu;
     if (load_fixture(fixture, 1, &cpu) != 0) return;
@@ -2278,14 +2347,18 @@ static void test_decoder_refill(const char *fixture, int batch) {
         one[p].scale = 1.0f;  // the decoder's adapters carry their scale in B
         dev_lora(cfg, &one[p], &dl[p], 0);
     }
-    static int ids[N][MAXT];
+    enum { PL = 4 };  // prefix tokens per program
+    static int ids[N][MAXT], pre_ids[NPROG + 1][PL];
     PawDecodeJob jobs[N];
-    int order[N], lens[N], starts[N + 1];
+    int order[N], lens[N], starts[N + 1], prog[N];
+    for (int p = 0; p <= NPROG; p++)
+        for (int t = 0; t < PL; t++) pre_ids[p][t] = (int)paw_rng_below(&g_rng, (uint64_t)V);
     for (int j = 0; j < N; j++) {
         lens[j] = 2 + (int)paw_rng_below(&g_rng, MAXT - 1);
-        for (int t = 0; t < lens[j]; t++) ids[j][t] = (int)paw_rng_below(&g_rng, (uint64_t)V);
-        int p = (int)paw_rng_below(&g_rng, NPROG + 1);  // NPROG: no adapter
-        jobs[j] = (PawDecodeJob){ids[j], lens[j], p < NPROG ? &dl[p].lo : NULL, 1 + (int)paw_rng_below(&g_rng, MAX_NEW + 3)};
+        int p = prog[j] = (int)paw_rng_below(&g_rng, NPROG + 1);  // NPROG: no adapter
+        for (int t = 0; t < lens[j]; t++) ids[j][t] = t < PL ? pre_ids[p][t] : (int)paw_rng_below(&g_rng, (uint64_t)V);
+        jobs[j] = (PawDecodeJob){ids[j], lens[j], p < NPROG ? &dl[p].lo : NULL, 1 + (int)paw_rng_below(&g_rng, MAX_NEW + 3),
+                                 NULL, 0};
     }
     paw_run_plan(lens, N, N, order, starts);
     // Reference: each job alone.
@@ -2297,10 +2370,22 @@ static void test_decoder_refill(const char *fixture, int batch) {
         CHECK(ref_n[j] == want, "single generate job %d: %d tokens, %d expected (%s)", j, ref_n[j], want, paw_last_error());
     }
     qwen3_cuda_set_decode_lora(g, NULL);
-    static const char *const modes[3] = {"refill", "fixed batches", "one row at a time"};
-    for (int mode = 0; mode < 3; mode++) {
+    Qwen3CudaPrefix pre[NPROG + 1];
+    for (int p = 0; p <= NPROG; p++)
+        CHECK(qwen3_cuda_prefix_create(g, pre_ids[p], PL, p < NPROG ? &dl[p].lo : NULL, &pre[p]) == 0, "prefix: %s",
+              paw_last_error());
+    long kept_tokens = 0;
+    static const char *const modes[4] = {"refill", "fixed batches", "one row at a time", "refill from shared prefixes"};
+    for (int mode = 0; mode < 4; mode++) {
+        if (mode == 3)
+            for (int j = 0; j < N; j++) {
+                int most = lens[j] - 1 < PL ? lens[j] - 1 : PL;
+                jobs[j].keep = (int)paw_rng_below(&g_rng, (uint64_t)most + 1);
+                jobs[j].prefix = jobs[j].keep > 0 ? &pre[prog[j]] : NULL;
+                kept_tokens += jobs[j].keep;
+            }
         PawGpuDecoder *d = paw_gpu_decoder_create(g, cfg, mode == 2 ? 1 : batch);
-        paw_gpu_decoder_set_refill(d, mode == 0);
+        paw_gpu_decoder_set_refill(d, mode != 1);
         int out[N * MAX_NEW], counts[N], bad = 0;
         PawDecodeStats st;
         CHECK(paw_gpu_decoder_run(d, jobs, order, N, r, MAX_NEW, -1, out, counts, &st) == 0, "decoder %s: %s", modes[mode],
@@ -2313,12 +2398,22 @@ static void test_decoder_refill(const char *fixture, int batch) {
                 bad += out[j * MAX_NEW + k] != (last_imposed ? -1 : ref[j][k]);
             }
         }
-        printf("decoder %s (%d rows, %s): %ld prefills, %ld steps, %.0f%% of rows running\n", modes[mode],
-               mode == 2 ? 1 : batch, fixture, st.fills, st.steps,
-               st.row_steps ? 100.0 * (st.row_steps - st.idle_rows) / st.row_steps : 0.0);
+        printf("decoder %s (%d rows, %s): %ld prefills, %ld steps, %.0f%% of rows running, %ld prompt tokens "
+               "prefilled, %ld from prefixes\n", modes[mode], mode == 2 ? 1 : batch, fixture, st.fills, st.steps,
+               st.row_steps ? 100.0 * (st.row_steps - st.idle_rows) / st.row_steps : 0.0, st.prefill_tokens,
+               st.prefix_tokens);
         CHECK(bad == 0, "decoder %s (%d rows, %s): %d tokens or counts differ from each job decoded alone", modes[mode],
               batch, fixture, bad);
         if (mode == 0) CHECK(st.fills > (N + batch - 1) / batch, "decoder: %ld prefills, no refill happened", st.fills);
+        if (mode == 3)
+            CHECK(kept_tokens > 0 && st.prefix_tokens == kept_tokens,
+                  "decoder: %ld prompt tokens from prefixes, %ld expected", st.prefix_tokens, kept_tokens);
+        {
+            long all = 0;
+            for (int j = 0; j < N; j++) all += lens[j];
+            CHECK(st.prefill_tokens + st.prefix_tokens == all, "decoder %s: %ld + %ld prompt tokens, %ld expected",
+                  modes[mode], st.prefill_tokens, st.prefix_tokens, all);
+        }
         // Bad input is refused before any work.
         PawDecodeJob wrong = jobs[order[0]];
         const int first = 0;
@@ -2326,8 +2421,16 @@ static void test_decoder_refill(const char *fixture, int batch) {
         CHECK(paw_gpu_decoder_run(d, &wrong, &first, 1, r + 1, MAX_NEW, -1, out, counts, NULL) != 0 &&
                   strstr(paw_last_error(), "rank"),
               "decoder: an adapter of another rank accepted (%s)", paw_last_error());
+        if (mode == 3) {  // a job that claims more of a prefix than it holds
+            wrong = jobs[order[0]];
+            wrong.prefix = &pre[prog[order[0]]], wrong.keep = lens[order[0]];
+            CHECK(paw_gpu_decoder_run(d, &wrong, &first, 1, r, MAX_NEW, -1, out, counts, NULL) != 0 &&
+                      strstr(paw_last_error(), "from a prefix"),
+                  "decoder: a job taking its whole prompt from a prefix accepted (%s)", paw_last_error());
+        }
         paw_gpu_decoder_free(d);
     }
+    for (int p = 0; p <= NPROG; p++) qwen3_cuda_prefix_free(&pre[p]);
     for (int p = 0; p < NPROG; p++) dev_lora_free(&dl[p]), mapper_lora_free(&one[p]);
     mapper_lora_free(&lo);
     qwen3_cuda_free(g);
@@ -2406,6 +2509,7 @@ static void test_runner_batch(void) {
     for (int j = 0; j < njobs; j++) jobs[j] = (PawRunJob){j % NPROG, inputs[(j * 7) % nin]};  // programs interleaved
     char *cpu_out[NPROG * NIN], *cpu_err[NPROG * NIN], *gpu_out[NPROG * NIN], *gpu_err[NPROG * NIN];
     char *one_out[NPROG * NIN], *one_err[NPROG * NIN], *fix_out[NPROG * NIN], *fix_err[NPROG * NIN];
+    char *whole_out[NPROG * NIN], *whole_err[NPROG * NIN];
     PawRunner runners[NPROG];
     for (int p = 0; p < NPROG; p++) {
         char *tmpl = paw_interpreter_prompt_template(pseudo[p]);
@@ -2417,10 +2521,11 @@ static void test_runner_batch(void) {
         if (paw_runner_run(&runners[jobs[j].program], jobs[j].input, max_new, &cpu_out[j]) != 0)
             cpu_err[j] = xstrdup(paw_last_error());
     }
-    // Passes: 5 rows with refills, one row at a time, 5 rows as fixed batches.
-    PawRunStats st[3];
-    char **pass_out[3] = {gpu_out, one_out, fix_out}, **pass_err[3] = {gpu_err, one_err, fix_err};
-    for (int pass = 0; pass < 3; pass++) {
+    // Passes: 5 rows with refills, one row at a time, 5 rows as fixed batches, 5 rows with refills
+    // and every prompt prefilled whole (no shared prefixes).
+    PawRunStats st[4];
+    char **pass_out[4] = {gpu_out, one_out, fix_out, whole_out}, **pass_err[4] = {gpu_err, one_err, fix_err, whole_err};
+    for (int pass = 0; pass < 4; pass++) {
         PawGpuRunner *gr = paw_gpu_runner_create(&cpu, tok, &vm, stop, pass == 1 ? 1 : 5);
         CHECK(gr != NULL, "gpu runner: %s", paw_last_error());
         if (!gr) break;
@@ -2430,11 +2535,12 @@ static void test_runner_batch(void) {
             free(tmpl);
         }
         if (gr) paw_gpu_runner_set_refill(gr, pass != 2);
+        if (gr && pass == 3) paw_gpu_runner_set_prefix_budget(gr, 0);
         CHECK(paw_gpu_runner_run(gr, jobs, njobs, max_new, pass_out[pass], pass_err[pass], &st[pass]) == 0,
               "gpu runner run: %s", paw_last_error());
         paw_gpu_runner_free(gr);
     }
-    int same_cpu = 0, same_one = 0, same_fix = 0, ran = 0, mismatch_err = 0, missing = 0;
+    int same_cpu = 0, same_one = 0, same_fix = 0, same_whole = 0, ran = 0, mismatch_err = 0, missing = 0;
     for (int j = 0; j < njobs; j++) {
         mismatch_err += (cpu_err[j] != NULL) != (gpu_err[j] != NULL) || (cpu_err[j] && strcmp(cpu_err[j], gpu_err[j]));
         missing += !cpu_err[j] && !gpu_out[j];
@@ -2443,6 +2549,7 @@ static void test_runner_batch(void) {
             same_cpu += !strcmp(cpu_out[j], gpu_out[j]);
             same_one += one_out[j] && !strcmp(one_out[j], gpu_out[j]);
             same_fix += fix_out[j] && !strcmp(fix_out[j], gpu_out[j]);
+            same_whole += whole_out[j] && !strcmp(whole_out[j], gpu_out[j]);
         }
     }
     printf("gpu runner: %d jobs (%d refused) in 5 rows, %ld prefills, %ld steps, %.0f%% of rows running (fixed "
@@ -2458,9 +2565,19 @@ static void test_runner_batch(void) {
           ran);
     CHECK(st[0].rows == ran && st[2].rows == ran, "gpu runner: %ld and %ld rows run, %d expected", st[0].rows, st[2].rows,
           ran);
+    // Shared prefixes: every program has several jobs here, so each shares its template prefix.
+    printf("gpu runner: prompt tokens prefilled %ld, from shared prefixes %ld; without sharing %ld; outputs equal to "
+           "those without sharing: %d of %d\n", st[0].prefill_tokens, st[0].prefix_tokens, st[3].prefill_tokens,
+           same_whole, ran);
+    CHECK(st[0].prefix_tokens > 0 && st[3].prefix_tokens == 0 &&
+              st[0].prefill_tokens + st[0].prefix_tokens == st[3].prefill_tokens,
+          "gpu runner: %ld + %ld prompt tokens with shared prefixes, %ld + %ld without", st[0].prefill_tokens,
+          st[0].prefix_tokens, st[3].prefill_tokens, st[3].prefix_tokens);
+    CHECK(same_whole * 4 >= ran * 3, "gpu runner: outputs with shared prefixes equal those without for only %d of %d jobs",
+          same_whole, ran);
     for (int j = 0; j < njobs; j++)
         free(cpu_out[j]), free(cpu_err[j]), free(gpu_out[j]), free(gpu_err[j]), free(one_out[j]), free(one_err[j]),
-            free(fix_out[j]), free(fix_err[j]);
+            free(fix_out[j]), free(fix_err[j]), free(whole_out[j]), free(whole_err[j]);
     for (int p = 0; p < NPROG; p++) paw_runner_free(&runners[p]), free(pseudo[p]);
     for (int i = 0; i < nin; i++) free(inputs[i]);
     mapper_lora_free(&lo[0]), mapper_lora_free(&lo[1]);
@@ -3207,6 +3324,9 @@ int main(void) {
     RUN(test_attention_rows(3, 1, 70, 4, 2, 128));
     RUN(test_attention_rows(2, 3, 40, 3, 1, 24));
     RUN(test_attention_rows(5, 1, 900, 16, 8, 128));
+    RUN(test_attention_rows_map(3, 37, 5, 100, 4, 2, 64));
+    RUN(test_attention_rows_map(2, 1, 3, 20, 2, 1, 24));
+    RUN(test_attention_rows_map(4, 70, 6, 150, 16, 8, 128));
     RUN(test_lora_gather("tiny-gqa-tied"));
     RUN(test_model_batch_decode("tiny-gqa-tied", 1, 1, 0));
     RUN(test_model_batch_decode("tiny-gqa-tied", 1, 0, 0));
@@ -3218,8 +3338,10 @@ int main(void) {
     RUN(test_decode_lora("tiny-gqa-tied", 0));
     RUN(test_decode_lora("tiny-gqa-tied", 1));
     RUN(test_decode_lora("tiny-untied-bf16-sharded", 1));
-    RUN(test_model_batch_refill("tiny-gqa-tied", 1));
-    RUN(test_model_batch_refill("tiny-untied-bf16-sharded", 0));
+    RUN(test_model_batch_refill("tiny-gqa-tied", 1, 0));
+    RUN(test_model_batch_refill("tiny-untied-bf16-sharded", 0, 0));
+    RUN(test_model_batch_refill("tiny-gqa-tied", 1, 1));
+    RUN(test_model_batch_refill("tiny-untied-bf16-sharded", 0, 1));
     RUN(test_decoder_refill("tiny-gqa-tied", 4));
     RUN(test_decoder_refill("tiny-untied-bf16-sharded", 9));
     RUN(test_runner_batch());
