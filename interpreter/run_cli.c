@@ -1,5 +1,6 @@
 // `paw run PROGRAM.paw [INPUT | -]`: run a program on inputs, as a Unix filter when reading stdin.
-// On the GPU (--device cuda) stdin is read 8 x --batch lines at a time and each chunk is decoded in
+// On the GPU (--device cuda) stdin is read up to 8 x --batch lines at a time (fewer when no more
+// have arrived yet, so that an interactive user gets each answer) and each chunk is decoded in
 // --batch rows, a row taking the next input when its own ends; outputs stay in input order.
 #include <cjson/cJSON.h>
 #include <stdio.h>
@@ -10,27 +11,10 @@
 #include "common/commands.h"
 #include "common/error.h"
 #include "common/fileio.h"
+#include "common/lines.h"
 #include "interpreter/program.h"
 #include "interpreter/runner.h"
 #include "interpreter/runner_cuda.h"
-
-// Reads one line of any length from f (without the newline); NULL at the end.
-static char *read_line(FILE *f) {
-    size_t cap = 256, n = 0;
-    char *s = xmalloc(cap);
-    int c;
-    while ((c = fgetc(f)) != EOF && c != '\n') {
-        if (n + 1 >= cap) s = xrealloc(s, cap *= 2);
-        s[n++] = (char)c;
-    }
-    if (c == EOF && n == 0) {
-        free(s);
-        return NULL;
-    }
-    if (n && s[n - 1] == '\r') n--;
-    s[n] = 0;
-    return s;
-}
 
 // One stdin line: the input it carries, or why it has none.
 typedef struct {
@@ -71,7 +55,7 @@ int cmd_run(int argc, char **argv) {
         {"jsonl", PAW_OPT_FLAG, &jsonl, "stdin lines are JSON objects with \"input\"; each is printed back with \"output\""},
         {"max-new", PAW_OPT_INT, &max_new, "most tokens generated per input"},
         {"device", PAW_OPT_STR, &device, "cpu or cuda"},
-        {"batch", PAW_OPT_INT, &batch, "cuda: rows decoded together (stdin is read 8 times this many lines at a time)"},
+        {"batch", PAW_OPT_INT, &batch, "cuda: rows decoded together (stdin is read up to 8 times this many lines at a time)"},
         {"stats", PAW_OPT_FLAG, &stats, "cuda: print inputs/s, generated tokens/s, prefills, steps, the share of "
                                         "rows running and the prompt tokens prefilled to stderr at the end"},
     };
@@ -151,15 +135,23 @@ int cmd_run(int argc, char **argv) {
     int *job_line = xmalloc(sizeof(int) * (size_t)chunk);
     char **outs = xmalloc(sizeof(char *) * (size_t)chunk), **errs = xmalloc(sizeof(char *) * (size_t)chunk);
     PawRunStats total = {0};
+    PawLines in;
+    paw_lines_open(&in, 0);
     while (!eof && status != 3) {
         int nl = 0, nj = 0;
         if (single) {
             lines[0].input = pos[1];
             nl = 1, eof = 1;
         }
-        while (!single && nl < chunk) {
-            char *text = read_line(stdin);
+        // A chunk takes the lines that have arrived: a file or a fast pipe fills it, while an
+        // interactive user's line runs at once.
+        while (!single && nl < chunk && (nl == 0 || paw_lines_ready(&in))) {
+            char *text = paw_lines_next(&in);
             if (!text) {
+                if (in.error) {
+                    fprintf(stderr, "paw run: stdin: %s\n", paw_last_error());
+                    status = 1;
+                }
                 eof = 1;
                 break;
             }
@@ -223,6 +215,7 @@ int cmd_run(int argc, char **argv) {
                 total.steps, total.row_steps ? 100.0 * (total.row_steps - total.idle_rows) / total.row_steps : 0.0,
                 total.prefill_tokens, total.prefix_tokens);
     free(lines), free(jobs), free(job_line), free(outs), free(errs);
+    paw_lines_close(&in);
 out:
     paw_gpu_runner_free(gpu);
     paw_runner_free(&r);

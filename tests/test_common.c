@@ -6,6 +6,9 @@
 #include "common/args.h"
 #include "common/error.h"
 #include "common/fileio.h"
+#include "common/lines.h"
+
+#include <fcntl.h>
 
 Test(args, parses_options_and_positionals) {
     int n = 1, flag = 0;
@@ -75,4 +78,93 @@ Test(fileio, atomic_write_replaces_and_leaves_no_temporary) {
     unlink(path);
     rmdir(dir);
     free(path);
+}
+
+static void write_all(int fd, const char *s) { cr_assert_eq(write(fd, s, strlen(s)), (ssize_t)strlen(s)); }
+
+static void expect_line(PawLines *r, const char *want) {
+    char *got = paw_lines_next(r);
+    cr_assert(got != NULL, "expected the line \"%s\", got the end", want);
+    cr_assert_str_eq(got, want);
+    free(got);
+}
+
+Test(lines, splits_lines_and_keeps_a_last_line_without_newline) {
+    int p[2];
+    cr_assert_eq(pipe(p), 0);
+    write_all(p[1], "ab\r\n\ncd\nef");
+    close(p[1]);
+    PawLines r;
+    paw_lines_open(&r, p[0]);
+    expect_line(&r, "ab");
+    expect_line(&r, "");
+    expect_line(&r, "cd");
+    expect_line(&r, "ef");
+    cr_assert_null(paw_lines_next(&r));
+    cr_assert_null(paw_lines_next(&r));
+    cr_assert_eq(r.error, 0);
+    paw_lines_close(&r);
+    close(p[0]);
+}
+
+// ready says whether next would wait: the batching reader of `paw run --device cuda` stops
+// taking lines there, so that an interactive user's line runs without a full batch.
+Test(lines, ready_only_when_a_line_can_be_had_without_waiting) {
+    int p[2];
+    cr_assert_eq(pipe(p), 0);
+    PawLines r;
+    paw_lines_open(&r, p[0]);
+    cr_assert_eq(paw_lines_ready(&r), 0, "nothing written yet");
+    write_all(p[1], "one\ntwo\n");
+    cr_assert_eq(paw_lines_ready(&r), 1, "bytes waiting in the pipe");
+    expect_line(&r, "one");
+    cr_assert_eq(paw_lines_ready(&r), 1, "a whole line buffered");
+    expect_line(&r, "two");
+    cr_assert_eq(paw_lines_ready(&r), 0, "all read, writer still open");
+    write_all(p[1], "thr");
+    cr_assert_eq(paw_lines_ready(&r), 1, "part of a line has arrived");
+    write_all(p[1], "ee\n");
+    expect_line(&r, "three");
+    close(p[1]);
+    cr_assert_eq(paw_lines_ready(&r), 1, "the end is there to be read");
+    cr_assert_null(paw_lines_next(&r));
+    cr_assert_eq(paw_lines_ready(&r), 1);
+    paw_lines_close(&r);
+    close(p[0]);
+}
+
+Test(lines, lines_longer_than_the_buffer) {
+    char path[] = "/tmp/paw_lines_XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0);
+    size_t n = 300000;  // several times the initial 64 KiB buffer
+    char *big = malloc(n + 1);
+    for (size_t i = 0; i < n; i++) big[i] = (char)('a' + i % 26);
+    big[n] = 0;
+    write_all(fd, "x\n");
+    write_all(fd, big);
+    write_all(fd, "\ny\n");
+    cr_assert_eq(lseek(fd, 0, SEEK_SET), 0);
+    PawLines r;
+    paw_lines_open(&r, fd);
+    expect_line(&r, "x");
+    expect_line(&r, big);
+    expect_line(&r, "y");
+    cr_assert_null(paw_lines_next(&r));
+    paw_lines_close(&r);
+    close(fd);
+    unlink(path);
+    free(big);
+}
+
+Test(lines, read_error_ends_with_the_reason) {
+    int fd = open("/tmp", O_RDONLY | O_DIRECTORY);
+    cr_assert(fd >= 0);
+    PawLines r;
+    paw_lines_open(&r, fd);
+    cr_assert_null(paw_lines_next(&r));
+    cr_assert_neq(r.error, 0);
+    cr_assert(strstr(paw_last_error(), "reading input") != NULL, "%s", paw_last_error());
+    paw_lines_close(&r);
+    close(fd);
 }

@@ -15,7 +15,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <signal.h>
 #include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "common/error.h"
 #include "common/rng.h"
@@ -2611,6 +2615,58 @@ static const char *make_tiny_world(char *dir) {
     return rc == 0 ? bin : NULL;
 }
 
+// Runs argv as an interactive filter: writes lines[i], then waits (at most timeout_s) for its
+// output line before writing the next, as a user at a terminal would. out[i] gets each line
+// (malloc'd) or NULL when none came in time. Returns the number of lines answered in time.
+static int run_interactive(char *const argv[], const char *const *lines, int n, int timeout_s, char **out) {
+    int in[2], res[2];
+    for (int i = 0; i < n; i++) out[i] = NULL;
+    if (pipe(in) != 0) return 0;
+    if (pipe(res) != 0) {
+        close(in[0]), close(in[1]);
+        return 0;
+    }
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(in[0], 0), dup2(res[1], 1);
+        close(in[0]), close(in[1]), close(res[0]), close(res[1]);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    close(in[0]), close(res[1]);
+    int answered = 0;
+    size_t cap = 1 << 16, len = 0;
+    char *buf = xmalloc(cap);
+    for (int i = 0; i < n && pid > 0; i++) {
+        size_t ll = strlen(lines[i]);
+        if (write(in[1], lines[i], ll) != (ssize_t)ll || write(in[1], "\n", 1) != 1) break;
+        time_t end = time(NULL) + timeout_s;
+        char *nl = NULL;
+        while (!(nl = memchr(buf, '\n', len)) && time(NULL) < end) {
+            struct pollfd p = {.fd = res[0], .events = POLLIN};
+            if (poll(&p, 1, 1000) <= 0) continue;
+            if (len == cap) buf = xrealloc(buf, cap *= 2);
+            ssize_t k = read(res[0], buf + len, cap - len);
+            if (k <= 0) break;
+            len += (size_t)k;
+        }
+        if (!nl) break;  // no answer in time: the rest would wait too
+        size_t l = (size_t)(nl - buf);
+        out[i] = xmalloc(l + 1);
+        memcpy(out[i], buf, l), out[i][l] = 0;
+        memmove(buf, nl + 1, len - l - 1), len -= l + 1;
+        answered++;
+    }
+    close(in[1]);
+    if (pid > 0) {
+        if (answered < n) kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+    }
+    close(res[0]);
+    free(buf);
+    return answered;
+}
+
 // The trained compiler on the GPU (`paw compile/eval --device cuda`) against the same exported
 // compiler on the CPU: a tiny compiler trained for 3 steps on the CPU, then its adapters for a
 // few specs from both devices, then the whole `paw eval` (every condition) through both.
@@ -2765,6 +2821,37 @@ static void test_trained_compiler_gpu(void) {
         CHECK(err && strstr(err, "16 inputs") && strstr(err, "prefills"), "paw run --stats: %s", err ? err : "(nothing)");
         printf("paw run: %d of %d lines equal on cpu and cuda; %s", equal, lines, err ? err : "\n");
         free(out[0]), free(out[1]), free(err);
+
+        // Interactive: each line is answered before the next is typed (the reader runs what has
+        // arrived instead of waiting for 8 x --batch lines), in the batch run's words.
+        snprintf(path, sizeof path, "%s/in.jsonl", dir);
+        char *in_text = paw_read_file(path, NULL), *in_save = NULL;
+        snprintf(path, sizeof path, "%s/run-cuda.jsonl", dir);
+        char *batch_text = paw_read_file(path, NULL), *batch_save = NULL;
+        const char *typed[3];
+        const char *batch_line[3];
+        int nt = 0;
+        for (char *l = in_text ? strtok_r(in_text, "\n", &in_save) : NULL; l && nt < 3; l = strtok_r(NULL, "\n", &in_save))
+            typed[nt++] = l;
+        int nb = 0;
+        for (char *l = batch_text ? strtok_r(batch_text, "\n", &batch_save) : NULL; l && nb < 3;
+             l = strtok_r(NULL, "\n", &batch_save))
+            batch_line[nb++] = l;
+        char prog[512], interp[512], *answers[3];
+        snprintf(prog, sizeof prog, "%s/one.paw", dir);
+        snprintf(interp, sizeof interp, "%s/interp", dir);
+        char *argv[] = {(char *)bin, "run", prog, "--interpreter", interp, "--jsonl", "--max-new", "6",
+                        "--device", "cuda", "--batch", "4", NULL};
+        int got = nt == 3 && nb == 3 ? run_interactive(argv, typed, 3, 300, answers) : 0;
+        int same_batch = 0;
+        for (int i = 0; i < got; i++) same_batch += !strcmp(answers[i], batch_line[i]);
+        CHECK(got == 3, "paw run --device cuda, interactive: %d of 3 lines answered before the next was typed", got);
+        CHECK(same_batch * 3 >= got * 2, "paw run --device cuda, interactive: %d of %d answers equal the batch run's",
+              same_batch, got);
+        printf("paw run --device cuda, interactive: %d of 3 lines answered one at a time, %d equal to the batch run's\n",
+               got, same_batch);
+        for (int i = 0; i < got; i++) free(answers[i]);
+        free(in_text), free(batch_text);
     }
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
