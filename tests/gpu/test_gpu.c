@@ -1241,9 +1241,27 @@ static void test_model_padding(void) {
     qwen3_free(&cpu);
 }
 
-// KV-cache decoding (prefill, one eager step, then graph replays) against the full forward.
-// pdl: the decoding steps' kernels launched programmatically (qwen3_cuda_set_decode_pdl), where
-// the device supports it; the results must not change.
+// Whether greedy decoding's token `chosen` agrees with `logits` of an independent full forward:
+// the same argmax, or a near tie that bf16 decides either way. Two bf16 computations of the
+// same logits in different orders (GEMM shapes, cache vs full attention) differ by up to about
+// 1e-2 of their largest magnitude, the bf16 tolerance of the logit checks, so a runner-up within
+// that of the best is undetermined; anything further below is a wrong token. Near ties are
+// printed and counted in *ties.
+static int greedy_agrees(const float *logits, int V, int chosen, const char *what, int *ties) {
+    int best = 0;
+    float top = 0.0f;
+    for (int i = 1; i < V; i++)
+        if (logits[i] > logits[best]) best = i;
+    if (best == chosen) return 1;
+    for (int i = 0; i < V; i++) top = fmaxf(top, fabsf(logits[i]));
+    float gap = (logits[best] - logits[chosen]) / top;
+    printf("%s: greedy chose %d, the full forward %d, %.1e below it (of the largest logit): %s\n", what, chosen, best, gap,
+           gap <= 1e-2f ? "a bf16 near tie" : "WRONG");
+    if (gap > 1e-2f) return 0;
+    (*ties)++;
+    return 1;
+}
+
 // Prefill of ids[0, prefill) into a fresh cache, then one step per token up to n: the logits of
 // the prefill's last row and of every step, (n - prefill + 1) rows of V.
 static int decode_rows(Qwen3Cuda *g, const int *ids, int n, int prefill, int V, float *rows) {
@@ -1253,6 +1271,9 @@ static int decode_rows(Qwen3Cuda *g, const int *ids, int n, int prefill, int V, 
     return 0;
 }
 
+// KV-cache decoding (prefill, one eager step, then graph replays) against the full forward.
+// pdl: the decoding steps' kernels launched programmatically (qwen3_cuda_set_decode_pdl), where
+// the device supports it; the results must not change.
 static void test_model_decode(const char *fixture, int fused, int pdl) {
     char name[256];
     Qwen3 cpu;
@@ -1305,17 +1326,16 @@ static void test_model_decode(const char *fixture, int fused, int pdl) {
     memcpy(seq, prompt, sizeof(int) * 8);
     int got = qwen3_cuda_generate(g, prompt, 8, 4, -1, out);
     CHECK(got == 4, "generate returned %d", got);
-    int agree = 0;
+    int agree = 0, ties = 0;
     for (int k = 0; k < 4 && got == 4; k++) {
         Qwen3CudaInputs li = {.ids = seq, .logits_mode = QWEN3_LOGITS_LAST};
         if (qwen3_cuda_forward(g, &li, 1, 8 + k) != 0 || qwen3_cuda_get_logits(g, row) != 0) break;
-        int best = 0;
-        for (int i = 1; i < V; i++)
-            if (row[i] > row[best]) best = i;
-        agree += best == out[k];
+        char what[160];
+        snprintf(what, sizeof what, "%s generate token %d", tag, k);
+        agree += greedy_agrees(row, V, out[k], what, &ties);
         seq[8 + k] = out[k];
     }
-    CHECK(agree == 4, "%s generate: %d of 4 tokens agree with full-forward argmax", tag, agree);
+    CHECK(agree == 4, "%s generate: %d of 4 tokens agree with full-forward argmax (%d near ties)", tag, agree, ties);
     free(full), free(row), free(rows), free(plain);
     qwen3_cuda_free(g);
     qwen3_free(&cpu);
@@ -2051,7 +2071,7 @@ static void test_model_batch_decode(const char *fixture, int with_lora, int reco
     enum { NEW = 4 };
     int out[B * NEW], counts[B];
     CHECK(qwen3_cuda_batch_generate(g, ids, lens, B, T, NEW, -1, out, counts) == 0, "batch generate: %s", paw_last_error());
-    int agree = 0;
+    int agree = 0, ties = 0;
     for (int b = 0; b < B; b++) {
         CHECK(counts[b] == NEW, "batch generate row %d: %d tokens", b, counts[b]);
         int seq[32];
@@ -2059,14 +2079,14 @@ static void test_model_batch_decode(const char *fixture, int with_lora, int reco
         for (int k = 0; k < NEW && counts[b] == NEW; k++) {
             Qwen3CudaInputs li = {.ids = seq, .logits_mode = QWEN3_LOGITS_LAST, .lora = with_lora ? &d1[b].lo : NULL};
             if (qwen3_cuda_forward(g, &li, 1, lens[b] + k) != 0 || qwen3_cuda_get_logits(g, got) != 0) break;
-            int best = 0;
-            for (int i = 1; i < V; i++)
-                if (got[i] > got[best]) best = i;
-            agree += best == out[b * NEW + k];
+            char what[160];
+            snprintf(what, sizeof what, "%s batch generate row %d token %d", fixture, b, k);
+            agree += greedy_agrees(got, V, out[b * NEW + k], what, &ties);
             seq[lens[b] + k] = out[b * NEW + k];
         }
     }
-    CHECK(agree == B * NEW, "%s batch generate: %d of %d tokens agree with full-forward argmax", fixture, agree, B * NEW);
+    CHECK(agree == B * NEW, "%s batch generate: %d of %d tokens agree with full-forward argmax (%d near ties)", fixture,
+          agree, B * NEW, ties);
     // A stop token ends its row only: stop at row 0's second token.
     int stop = out[1], out2[B * NEW], counts2[B];
     CHECK(qwen3_cuda_batch_generate(g, ids, lens, B, T, NEW, stop, out2, counts2) == 0, "batch generate with stop");
@@ -2365,14 +2385,32 @@ static void test_decoder_refill(const char *fixture, int batch) {
                                  NULL, 0};
     }
     paw_run_plan(lens, N, N, order, starts);
-    // Reference: each job alone.
+    // Reference: each job alone, greedy through the single-sequence cache, with how close each
+    // choice was (the runner-up's gap, of the largest logit).
     int ref[N][MAX_NEW], ref_n[N];
+    float ref_gap[N][MAX_NEW];
+    float *lg = xmalloc(sizeof(float) * (size_t)V);
     for (int j = 0; j < N; j++) {
         int want = jobs[j].end < MAX_NEW ? jobs[j].end : MAX_NEW;
         CHECK(qwen3_cuda_set_decode_lora(g, jobs[j].lora) == 0, "set decode lora: %s", paw_last_error());
-        ref_n[j] = qwen3_cuda_generate(g, ids[j], lens[j], want, -1, ref[j]);
-        CHECK(ref_n[j] == want, "single generate job %d: %d tokens, %d expected (%s)", j, ref_n[j], want, paw_last_error());
+        int rc = qwen3_cuda_cache_reset(g, lens[j] + want) || qwen3_cuda_cache_forward(g, ids[j], lens[j], lg);
+        for (ref_n[j] = 0; rc == 0 && ref_n[j] < want; ref_n[j]++) {
+            int best = 0, second = -1;
+            float top = 0.0f;
+            for (int i = 1; i < V; i++)
+                if (lg[i] > lg[best]) best = i;
+            for (int i = 0; i < V; i++) {
+                top = fmaxf(top, fabsf(lg[i]));
+                if (i != best && (second < 0 || lg[i] > lg[second])) second = i;
+            }
+            ref[j][ref_n[j]] = best;
+            ref_gap[j][ref_n[j]] = second < 0 ? 1.0f : (lg[best] - lg[second]) / top;
+            if (ref_n[j] + 1 < want) rc = qwen3_cuda_cache_forward(g, &best, 1, lg);
+        }
+        CHECK(rc == 0 && ref_n[j] == want, "single decode job %d: %d tokens, %d expected (%s)", j, ref_n[j], want,
+              paw_last_error());
     }
+    free(lg);
     qwen3_cuda_set_decode_lora(g, NULL);
     Qwen3CudaPrefix pre[NPROG + 1];
     for (int p = 0; p <= NPROG; p++)
@@ -2390,7 +2428,7 @@ static void test_decoder_refill(const char *fixture, int batch) {
             }
         PawGpuDecoder *d = paw_gpu_decoder_create(g, cfg, mode == 2 ? 1 : batch);
         paw_gpu_decoder_set_refill(d, mode != 1);
-        int out[N * MAX_NEW], counts[N], bad = 0;
+        int out[N * MAX_NEW], counts[N], bad = 0, ties = 0;
         PawDecodeStats st;
         CHECK(paw_gpu_decoder_run(d, jobs, order, N, r, MAX_NEW, -1, out, counts, &st) == 0, "decoder %s: %s", modes[mode],
               paw_last_error());
@@ -2399,9 +2437,17 @@ static void test_decoder_refill(const char *fixture, int batch) {
             for (int k = 0; k < counts[j] && k < ref_n[j]; k++) {
                 // A job ended by its imposed end shows the stop token (-1 here) last.
                 int last_imposed = k == counts[j] - 1 && jobs[j].end <= MAX_NEW;
-                bad += out[j * MAX_NEW + k] != (last_imposed ? -1 : ref[j][k]);
+                if (out[j * MAX_NEW + k] == (last_imposed ? -1 : ref[j][k])) continue;
+                // A bf16 near tie (see greedy_agrees) may go either way; the job's tokens then
+                // follow another sequence, so the comparison of this job ends there.
+                if (!last_imposed && ref_gap[j][k] <= 1e-2f) {
+                    ties++;
+                    break;
+                }
+                bad++;
             }
         }
+        if (ties) printf("decoder %s (%s): %d jobs left the reference at a bf16 near tie\n", modes[mode], fixture, ties);
         printf("decoder %s (%d rows, %s): %ld prefills, %ld steps, %.0f%% of rows running, %ld prompt tokens "
                "prefilled, %ld from prefixes\n", modes[mode], mode == 2 ? 1 : batch, fixture, st.fills, st.steps,
                st.row_steps ? 100.0 * (st.row_steps - st.idle_rows) / st.row_steps : 0.0, st.prefill_tokens,
