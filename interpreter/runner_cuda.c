@@ -41,6 +41,7 @@ struct PawGpuRunner {
     // once it has two jobs in a run and kept until clear_programs, within prefix_budget bytes.
     Qwen3CudaPrefix *prog_prefix;  // n = 0: none (yet)
     int *prog_prefix_tried;        // 1: made, or found unusable (no shared tokens, over budget)
+    long *prog_jobs;               // jobs run per program so far (a filter's runs may hold one each)
     size_t prefix_bytes, prefix_budget;
 };
 
@@ -84,7 +85,7 @@ void paw_gpu_runner_free(PawGpuRunner *r) {
     paw_gpu_runner_clear_programs(r);
     paw_gpu_decoder_free(r->dec);
     free(r->progs), free(r->prog_lora), free(r->prog_adapter), free(r->adapters);
-    free(r->prog_prefix), free(r->prog_prefix_tried);
+    free(r->prog_prefix), free(r->prog_prefix_tried), free(r->prog_jobs);
     qwen3_cuda_free(r->g);
     free(r);
 }
@@ -99,9 +100,11 @@ int paw_gpu_runner_add_program(PawGpuRunner *r, const char *template_text, const
         r->prog_adapter = xrealloc(r->prog_adapter, sizeof(int) * (size_t)r->cap_prog);
         r->prog_prefix = xrealloc(r->prog_prefix, sizeof(Qwen3CudaPrefix) * (size_t)r->cap_prog);
         r->prog_prefix_tried = xrealloc(r->prog_prefix_tried, sizeof(int) * (size_t)r->cap_prog);
+        r->prog_jobs = xrealloc(r->prog_jobs, sizeof(long) * (size_t)r->cap_prog);
     }
     memset(&r->prog_prefix[r->nprog], 0, sizeof(Qwen3CudaPrefix));
     r->prog_prefix_tried[r->nprog] = 0;
+    r->prog_jobs[r->nprog] = 0;
     PawRunner *pr = &r->progs[r->nprog];
     // The CPU model is only consulted for its config (context length); no adapter: the GPU has it.
     if (paw_runner_init(pr, r->cpu, r->tok, r->vmap, r->stop_id, template_text, NULL) != 0) {
@@ -244,12 +247,15 @@ int paw_gpu_runner_run(PawGpuRunner *r, const PawRunJob *jobs, int n, int max_ne
     }
     sync_adapters(r);
     int rc = 0;
-    // Programs with two or more jobs here get their template prefix computed once.
+    // A program's template prefix is computed once it has a second job, in this run or counting
+    // the earlier ones (paw run as an interactive filter runs one line at a time).
     int *njobs = xcalloc((size_t)(r->nprog ? r->nprog : 1), sizeof(int));
     for (int i = 0; i < n; i++)
         if (lens[i] >= 0) njobs[jobs[i].program]++;
-    for (int p = 0; p < r->nprog && rc == 0; p++)
-        if (njobs[p] >= 2 && !r->prog_prefix_tried[p]) rc = make_prefix(r, p);
+    for (int p = 0; p < r->nprog && rc == 0; p++) {
+        if (njobs[p] > 0 && r->prog_jobs[p] + njobs[p] >= 2 && !r->prog_prefix_tried[p]) rc = make_prefix(r, p);
+        r->prog_jobs[p] += njobs[p];
+    }
     free(njobs);
     PawDecodeJob *dj = xcalloc((size_t)(n ? n : 1), sizeof(PawDecodeJob));
     int *rest = xmalloc(sizeof(int) * (size_t)(n ? n : 1));  // the tokens each job prefills

@@ -11,11 +11,11 @@
 // in job order.
 //
 // Shared prefixes: a program's template text before the input is the same in all its prompts.
-// Once a program has two jobs in a run, that prefix goes through the model once (with its
-// adapter) and its keys and values are copied into each of its rows, which then prefill only
-// their own tokens. Prefixes stay until clear_programs, up to a memory budget (1 GiB by default;
-// 2 * layers * KV heads * head_dim * 2 bytes a token, 112 KiB at the 0.6B shape); programs past
-// it recompute their prefix per row.
+// Once a program has a second job (in the same run or a later one), that prefix goes through the
+// model once (with its adapter) and its keys and values are copied into each of its rows, which
+// then prefill only their own tokens. Prefixes stay until clear_programs, up to a memory budget
+// (1 GiB by default; 2 * layers * KV heads * head_dim * 2 bytes a token, 112 KiB at the 0.6B
+// shape); programs past it recompute their prefix per row.
 //
 // Adapters: each distinct host adapter (fp32 Qwen3Lora, nb = 1) is uploaded once as bf16, zero
 // padded to the largest rank among the programs and with its scale alpha / r folded into B (the

@@ -2625,6 +2625,37 @@ static void test_runner_batch(void) {
           st[0].prefix_tokens, st[3].prefill_tokens, st[3].prefix_tokens);
     CHECK(same_whole * 4 >= ran * 3, "gpu runner: outputs with shared prefixes equal those without for only %d of %d jobs",
           same_whole, ran);
+    // One job a run (an interactive filter): the prefix is made at the program's second job and
+    // serves every later run.
+    PawGpuRunner *gr1 = paw_gpu_runner_create(&cpu, tok, &vm, stop, 4);
+    CHECK(gr1 != NULL, "gpu runner: %s", paw_last_error());
+    if (gr1) {
+        char *tmpl = paw_interpreter_prompt_template(pseudo[0]);
+        CHECK(paw_gpu_runner_add_program(gr1, tmpl, prog_lora[0]) == 0, "add program: %s", paw_last_error());
+        free(tmpl);
+        long shared[3] = {0, 0, 0};
+        int same1 = 0;
+        for (int k = 0; k < 3; k++) {
+            PawRunJob one = {0, inputs[k]};
+            char *o = NULL, *e = NULL;
+            PawRunStats s1;
+            CHECK(paw_gpu_runner_run(gr1, &one, 1, max_new, &o, &e, &s1) == 0 && o, "single-job run %d: %s", k,
+                  e ? e : paw_last_error());
+            shared[k] = s1.prefix_tokens;
+            for (int j = 0; j < njobs; j++)
+                if (jobs[j].program == 0 && jobs[j].input == inputs[k]) {
+                    same1 += o && gpu_out[j] && !strcmp(o, gpu_out[j]);
+                    break;
+                }
+            free(o), free(e);
+        }
+        CHECK(shared[0] == 0 && shared[1] > 0 && shared[2] > 0,
+              "gpu runner, one job a run: %ld, %ld and %ld prompt tokens from the shared prefix (0, then the prefix)",
+              shared[0], shared[1], shared[2]);
+        printf("gpu runner, one job a run: %ld, %ld, %ld prompt tokens from the shared prefix; %d of 3 outputs equal the "
+               "batched run's\n", shared[0], shared[1], shared[2], same1);
+        paw_gpu_runner_free(gr1);
+    }
     for (int j = 0; j < njobs; j++)
         free(cpu_out[j]), free(cpu_err[j]), free(gpu_out[j]), free(gpu_err[j]), free(one_out[j]), free(one_err[j]),
             free(fix_out[j]), free(fix_err[j]), free(whole_out[j]), free(whole_err[j]);
