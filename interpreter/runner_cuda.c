@@ -190,14 +190,15 @@ void paw_gpu_runner_set_refill(PawGpuRunner *r, int on) { paw_gpu_decoder_set_re
 
 // Makes program p's prefix: its template text before the input, in model ids, through the model
 // with its adapter. A program whose prefix would not fit the budget, or does not map into a
-// trimmed vocabulary, keeps recomputing it per row.
+// trimmed vocabulary, keeps recomputing it per row. Prefixes are a cache: one never takes more
+// than an eighth of the device's free memory, which the batch's KV cache needs next.
 static int make_prefix(PawGpuRunner *r, int p) {
     r->prog_prefix_tried[p] = 1;
     const PawRunner *pr = &r->progs[p];
     const int n = (int)pr->prefix_ids.n;
     const Qwen3Config *cfg = &r->cpu->cfg;
     const size_t bytes = (size_t)2 * cfg->num_layers * n * cfg->num_kv_heads * cfg->head_dim * sizeof(paw_bf16);
-    if (n < 1 || r->prefix_bytes + bytes > r->prefix_budget) return 0;
+    if (n < 1 || r->prefix_bytes + bytes > r->prefix_budget || bytes > paw_cuda_free_device_bytes() / 8) return 0;
     int32_t *ids = xmalloc(sizeof(int32_t) * (size_t)n);
     memcpy(ids, pr->prefix_ids.ids, sizeof(int32_t) * (size_t)n);
     int rc = 0;

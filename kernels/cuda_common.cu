@@ -135,6 +135,11 @@ extern "C" size_t paw_cuda_used_device_bytes(void) {
     CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
     return total_b - free_b;
 }
+extern "C" size_t paw_cuda_free_device_bytes(void) {
+    size_t free_b = 0, total_b = 0;
+    CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
+    return free_b;
+}
 
 extern "C" void paw_cuda_upload(void *dst, const void *src, size_t bytes) {
     if (!bytes) return;

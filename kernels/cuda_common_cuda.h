@@ -35,6 +35,7 @@ size_t paw_cuda_allocated_bytes(void);       // currently held through paw_cuda_
 size_t paw_cuda_peak_allocated_bytes(void);  // high-water mark since start (or the last reset)
 void paw_cuda_reset_peak(void);
 size_t paw_cuda_used_device_bytes(void);  // total - free as the driver reports it
+size_t paw_cuda_free_device_bytes(void);  // free as the driver reports it
 
 // Ordered on the stream; the host-side ones wait for completion before returning.
 void paw_cuda_upload(void *dst, const void *src, size_t bytes);
