@@ -38,9 +38,9 @@ struct PawGpuRunner {
     DevAdapter *adapters;
     PawGpuDecoder *dec;         // the batch's rows and their adapters
     // Shared template prefixes: the keys and values of a program's text before the input, made
-    // once it has two jobs in a run and kept until clear_programs, within prefix_budget bytes.
+    // at its second job and kept until clear_programs, within prefix_budget bytes.
     Qwen3CudaPrefix *prog_prefix;  // n = 0: none (yet)
-    int *prog_prefix_tried;        // 1: made, or found unusable (no shared tokens, over budget)
+    int *prog_prefix_tried;        // 1: made, or not to be made (empty, over budget, not in a trimmed vocabulary)
     long *prog_jobs;               // jobs run per program so far (a filter's runs may hold one each)
     size_t prefix_bytes, prefix_budget;
 };
