@@ -75,17 +75,16 @@ static int seen_token(const PawGpuDecoder *d, int row, int tok) {
 
 static int dec_fill(void *ctx, const int *rows, const int *jobs, int k, int *next) {
     PawGpuDecoder *d = ctx;
-    int whole = k == d->rows;  // the batch's first fill (every row, in order): one plain prefill
+    int whole = k == d->rows;  // the batch's first fill (every row, in order): one prefill
     for (int i = 0; i < k && whole; i++) whole = rows[i] == i;
     const int piece = whole ? k : d->fill_cap;
     for (int s = 0; s < k; s += piece) {
         const int kk = k - s < piece ? k - s : piece;
         // Each row's tokens after its shared prefix (all of them without one), right padded.
-        int T = 0, cont = 0;
+        int T = 0;
         for (int i = 0; i < kk; i++) {
             const PawDecodeJob *j = &d->jobs[jobs[s + i]];
             if (j->len - j->keep > T) T = j->len - j->keep;
-            cont |= j->keep > 0;
         }
         if ((size_t)kk * T > (size_t)d->ids_cap) {
             free(d->ids);
@@ -103,23 +102,16 @@ static int dec_fill(void *ctx, const int *rows, const int *jobs, int k, int *nex
             d->src[i] = j->lora;
             d->prefill_tokens += n, d->prefix_tokens += j->keep;
         }
-        int rc;
-        if (whole) {  // every row in order: the batch's own adapter buffers serve the prefill
-            Qwen3CudaLora bl = view(d, d->bA, d->bB, kk);
-            rc = d->with_lora ? qwen3_cuda_lora_gather(d->g, d->bA, d->bB, d->rank, d->src, kk) : 0;
-            if (rc == 0 && !cont) rc = qwen3_cuda_batch_prefill(d->g, d->ids, d->lens, T, next, NULL);
-            else if (rc == 0)
-                rc = qwen3_cuda_batch_refill_prefix(d->g, rows, kk, d->pre, d->starts, d->ids, d->lens, T,
-                                                    d->with_lora ? &bl : NULL, next, NULL);
-        } else {
-            Qwen3CudaLora fl = view(d, d->pA, d->pB, kk);
-            rc = d->with_lora ? qwen3_cuda_lora_gather(d->g, d->pA, d->pB, d->rank, d->src, kk) : 0;
-            if (rc == 0 && d->with_lora)
-                rc = qwen3_cuda_lora_gather_rows(d->g, d->bA, d->bB, d->rank, d->src, kk, rows + s, d->rows);
-            if (rc == 0)
-                rc = qwen3_cuda_batch_refill_prefix(d->g, rows + s, kk, d->pre, d->starts, d->ids, d->lens, T,
-                                                    d->with_lora ? &fl : NULL, next + s, NULL);
-        }
+        // The first fill (every row, in order) prefills with the batch's own adapter buffers; a
+        // refill gathers its rows' adapters into those and, contiguous, into the prefill buffer.
+        paw_bf16 *const *A = whole ? d->bA : d->pA, *const *Bm = whole ? d->bB : d->pB;
+        Qwen3CudaLora fl = view(d, A, Bm, kk);
+        int rc = d->with_lora ? qwen3_cuda_lora_gather(d->g, A, Bm, d->rank, d->src, kk) : 0;
+        if (rc == 0 && d->with_lora && !whole)
+            rc = qwen3_cuda_lora_gather_rows(d->g, d->bA, d->bB, d->rank, d->src, kk, rows + s, d->rows);
+        if (rc == 0)
+            rc = qwen3_cuda_batch_refill_prefix(d->g, rows + s, kk, d->pre, d->starts, d->ids, d->lens, T,
+                                                d->with_lora ? &fl : NULL, next + s, NULL);
         if (rc != 0) return -1;
     }
     for (int i = 0; i < k; i++) {
