@@ -310,7 +310,7 @@ static int run_groups_gpu(PawGpuRunner *gpu, TestSet *t, const int *conds, const
 
 int cmd_eval(int argc, char **argv) {
     const char *compiler = NULL, *interp_dir = NULL, *data = NULL, *report = NULL, *cond_arg = "all", *pseudo_model = NULL;
-    const char *device = "cpu";
+    const char *device = "cpu", *weights_s = "auto";
     int max_examples = 0, max_new = 32, batch = 8, run_batch = 32;
     PawOpt opts[] = {
         {"compiler", PAW_OPT_STR, &compiler, "trained compiler directory"},
@@ -324,6 +324,7 @@ int cmd_eval(int argc, char **argv) {
         {"batch", PAW_OPT_INT, &batch, "specs per compiler forward"},
         {"device", PAW_OPT_STR, &device, "where the compiler, the mapper and the interpreter run: cpu or cuda"},
         {"run-batch", PAW_OPT_INT, &run_batch, "cuda: interpreter rows decoded together (any mix of programs and conditions)"},
+        {"weights", PAW_OPT_STR, &weights_s, "the interpreter's " QWEN3_WEIGHTS_HELP},
     };
     PawCommandSpec cs = {"paw eval --compiler DIR --interpreter DIR --data TEST.jsonl [options]",
                          "Exact match (stripped output == stripped target) of compiled programs, overall and per family, "
@@ -368,6 +369,11 @@ int cmd_eval(int argc, char **argv) {
         fprintf(stderr, "paw eval: --device cuda: %s\n", paw_last_error());
         return 2;
     }
+    int weights = qwen3_weights_for_device(weights_s, cuda);
+    if (weights < 0) {
+        fprintf(stderr, "paw eval: --%s\n", paw_last_error());
+        return 2;
+    }
     char *report_path = report ? xstrdup(report) : NULL;
     if (!report_path) {
         size_t n = strlen(data) + 16;
@@ -390,7 +396,7 @@ int cmd_eval(int argc, char **argv) {
         free(report_path);
         return 1;
     }
-    if (paw_trained_compiler_load(&tc, compiler) != 0 || qwen3_load(&model, interp_dir, 1) != 0 ||
+    if (paw_trained_compiler_load(&tc, compiler) != 0 || qwen3_load_ex(&model, interp_dir, 1, weights) != 0 ||
         paw_runner_resources(interp_dir, &tok, &vm, &stop) != 0) {
         fprintf(stderr, "paw eval: %s\n", paw_last_error());
         status = 1;

@@ -48,13 +48,14 @@ static void print_line(const Line *l, int jsonl) {
 }
 
 int cmd_run(int argc, char **argv) {
-    const char *interp_dir = NULL, *device = "cpu";
+    const char *interp_dir = NULL, *device = "cpu", *weights_s = "auto";
     int jsonl = 0, max_new = 64, batch = 32, stats = 0;
     PawOpt opts[] = {
         {"interpreter", PAW_OPT_STR, &interp_dir, "interpreter checkpoint directory (default: the one the program names, if found)"},
         {"jsonl", PAW_OPT_FLAG, &jsonl, "stdin lines are JSON objects with \"input\"; each is printed back with \"output\""},
         {"max-new", PAW_OPT_INT, &max_new, "most tokens generated per input"},
         {"device", PAW_OPT_STR, &device, "cpu or cuda"},
+        {"weights", PAW_OPT_STR, &weights_s, QWEN3_WEIGHTS_HELP},
         {"batch", PAW_OPT_INT, &batch, "cuda: rows decoded together (stdin is read up to 8 times this many lines at a time)"},
         {"stats", PAW_OPT_FLAG, &stats, "cuda: print inputs/s, generated tokens/s, prefills, steps, the share of "
                                         "rows running and the prompt tokens prefilled to stderr at the end"},
@@ -84,6 +85,11 @@ int cmd_run(int argc, char **argv) {
         fprintf(stderr, "paw run: --max-new must be positive and --batch in [1, 65536]\n");
         return 2;
     }
+    int weights = qwen3_weights_for_device(weights_s, cuda);
+    if (weights < 0) {
+        fprintf(stderr, "paw run: --%s\n", paw_last_error());
+        return 2;
+    }
     if (cuda && paw_gpu_available() != 0) {  // before loading anything
         fprintf(stderr, "paw run: --device cuda: %s\n", paw_last_error());
         return 2;
@@ -107,7 +113,7 @@ int cmd_run(int argc, char **argv) {
     PawVocabMap vm = {0};
     PawGpuRunner *gpu = NULL;
     int stop, status = 0;
-    if (qwen3_load(&model, interp_dir, 1) != 0) {
+    if (qwen3_load_ex(&model, interp_dir, 1, weights) != 0) {
         fprintf(stderr, "paw run: %s\n", paw_last_error());
         paw_program_free(&prog);
         return 1;

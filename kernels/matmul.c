@@ -1,6 +1,7 @@
 #include "kernels/matmul.h"
 
 #include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #if defined(__AVX2__) && defined(__FMA__)
@@ -21,10 +22,25 @@ enum { MR = 6, NR = 16, MC = 96, NC = 128, KC = 256 };
 
 typedef struct {
     const float *p;
-    size_t rs, cs;  // element (i, j) at p[i * rs + j * cs]
+    size_t rs, cs;     // element (i, j) at p[i * rs + j * cs]
+    const uint16_t *h; // instead of p: bf16 elements, widened to fp32 as they are packed
 } View;
 
-static inline float at(View v, size_t i, size_t j) { return v.p[i * v.rs + j * v.cs]; }
+// bf16 -> fp32 is exact: the bf16 bits are the high half of the fp32 ones.
+static inline float bf16_widen(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+static inline View fview(const float *p, size_t rs, size_t cs) { return (View){p, rs, cs, NULL}; }
+static inline View hview(const uint16_t *h, size_t rs, size_t cs) { return (View){NULL, rs, cs, h}; }
+
+static inline float at(View v, size_t i, size_t j) {
+    size_t o = i * v.rs + j * v.cs;
+    return v.h ? bf16_widen(v.h[o]) : v.p[o];
+}
 
 // A block [mc, kc] -> panels of MR rows, k-major: a[(panel * kc + k) * MR + r]. Rows past mc are 0.
 static void pack_a(float *dst, View A, int r0, int mc, int k0, int kc) {
@@ -50,7 +66,7 @@ static void pack_a(float *dst, View A, int r0, int mc, int k0, int kc) {
 static void pack_b(float *dst, View B, int k0, int kc, int c0, int nc) {
     for (int p = 0; p < nc; p += NR, dst += (size_t)kc * NR) {
         int cols = nc - p < NR ? nc - p : NR;
-        if (B.cs == 1) {
+        if (B.cs == 1 && !B.h) {
             for (int k = 0; k < kc; k++) {
                 const float *src = B.p + (size_t)(k0 + k) * B.rs + (c0 + p);
                 float *d = dst + (size_t)k * NR;
@@ -60,9 +76,11 @@ static void pack_b(float *dst, View B, int k0, int kc, int c0, int nc) {
         } else if (B.rs == 1) {
             // Columns are contiguous along k (B is a transposed weight): read each once.
             for (int j = 0; j < NR; j++) {
-                const float *src = B.p + (size_t)(c0 + p + j) * B.cs + k0;
-                if (j < cols)
-                    for (int k = 0; k < kc; k++) dst[(size_t)k * NR + j] = src[k];
+                size_t o = (size_t)(c0 + p + j) * B.cs + k0;
+                if (j < cols && B.h)
+                    for (int k = 0; k < kc; k++) dst[(size_t)k * NR + j] = bf16_widen(B.h[o + k]);
+                else if (j < cols)
+                    for (int k = 0; k < kc; k++) dst[(size_t)k * NR + j] = B.p[o + k];
                 else
                     for (int k = 0; k < kc; k++) dst[(size_t)k * NR + j] = 0.0f;
             }
@@ -170,13 +188,74 @@ static void gemv_rows(float *out, const float *inp, const float *weight, int N, 
     }
 }
 
+// The same with a bf16 weight row. Widening 16 bf16 values takes two integer operations when
+// the even and odd elements go to separate registers (a 32-bit lane holds an even element in its
+// low half and the next odd one in its high half), so the input is pre-permuted to match:
+// ap[16j .. 16j+7] = a[16j + 0, 2, .., 14] and ap[16j+8 .. 16j+15] = a[16j + 1, 3, .., 15].
+// The summation order differs from dot's, within fp32 rounding.
+static void permute_even_odd(float *ap, const float *a, int n) {
+    int i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int j = 0; j < 8; j++) ap[i + j] = a[i + 2 * j], ap[i + 8 + j] = a[i + 2 * j + 1];
+    for (; i < n; i++) ap[i] = a[i];
+}
+
+static float dot_bf16(const float *ap, const uint16_t *w, int n) {
+    int i = 0;
+    float s = 0;
+#if defined(__AVX2__) && defined(__FMA__)
+    // Four accumulators: the loop is bound by the FMA latency otherwise, not by memory.
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps(), s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
+    const __m256i high = _mm256_set1_epi32((int)0xffff0000u);
+    for (; i + 32 <= n; i += 32) {
+        __m256i h0 = _mm256_loadu_si256((const __m256i *)(w + i)), h1 = _mm256_loadu_si256((const __m256i *)(w + i + 16));
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(ap + i), _mm256_castsi256_ps(_mm256_slli_epi32(h0, 16)), s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(ap + i + 8), _mm256_castsi256_ps(_mm256_and_si256(h0, high)), s1);
+        s2 = _mm256_fmadd_ps(_mm256_loadu_ps(ap + i + 16), _mm256_castsi256_ps(_mm256_slli_epi32(h1, 16)), s2);
+        s3 = _mm256_fmadd_ps(_mm256_loadu_ps(ap + i + 24), _mm256_castsi256_ps(_mm256_and_si256(h1, high)), s3);
+    }
+    for (; i + 16 <= n; i += 16) {
+        __m256i h = _mm256_loadu_si256((const __m256i *)(w + i));
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(ap + i), _mm256_castsi256_ps(_mm256_slli_epi32(h, 16)), s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(ap + i + 8), _mm256_castsi256_ps(_mm256_and_si256(h, high)), s1);
+    }
+    __m256 t = _mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3));
+    __m128 q = _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1));
+    q = _mm_add_ps(q, _mm_movehl_ps(q, q));
+    q = _mm_add_ss(q, _mm_movehdup_ps(q));
+    s = _mm_cvtss_f32(q);
+#else
+    for (; i + 16 <= n; i += 16)
+        for (int j = 0; j < 8; j++) s += ap[i + j] * bf16_widen(w[i + 2 * j]) + ap[i + 8 + j] * bf16_widen(w[i + 2 * j + 1]);
+#endif
+    for (; i < n; i++) s += ap[i] * bf16_widen(w[i]);
+    return s;
+}
+
+static void gemv_rows_bf16(float *out, const float *inp, const uint16_t *weight, int N, int C, int OC, float alpha,
+                           int acc) {
+    float *ap = xmalloc(sizeof(float) * (size_t)N * C);
+    for (int n = 0; n < N; n++) permute_even_odd(ap + (size_t)n * C, inp + (size_t)n * C, C);
+    // One row at a time: measured faster here than four rows sharing each input load.
+#pragma omp parallel for schedule(static) if ((long)N * C * OC > 65536)
+    for (int o = 0; o < OC; o++) {
+        const uint16_t *w = weight + (size_t)o * C;
+        for (int n = 0; n < N; n++) {
+            float v = alpha * dot_bf16(ap + (size_t)n * C, w, C);
+            float *d = out + (size_t)n * OC + o;
+            *d = acc ? *d + v : v;
+        }
+    }
+    free(ap);
+}
+
 void matmul_forward(float *out, const float *inp, const float *weight, int N, int C, int OC) {
     if (N < MR) {
         gemv_rows(out, inp, weight, N, C, OC, 1.0f, 0);
         return;
     }
     // B(k, m) = weight[m, k]
-    gemm(out, N, OC, (View){inp, (size_t)C, 1}, (View){weight, 1, (size_t)C}, C, 1.0f, 0);
+    gemm(out, N, OC, fview(inp, (size_t)C, 1), fview(weight, 1, (size_t)C), C, 1.0f, 0);
 }
 
 void matmul_forward_acc(float *out, const float *inp, const float *weight, int N, int C, int OC, float alpha) {
@@ -184,13 +263,29 @@ void matmul_forward_acc(float *out, const float *inp, const float *weight, int N
         gemv_rows(out, inp, weight, N, C, OC, alpha, 1);
         return;
     }
-    gemm(out, N, OC, (View){inp, (size_t)C, 1}, (View){weight, 1, (size_t)C}, C, alpha, 1);
+    gemm(out, N, OC, fview(inp, (size_t)C, 1), fview(weight, 1, (size_t)C), C, alpha, 1);
 }
 
 void matmul_backward(float *dinp, float *dweight, const float *dout, const float *inp, const float *weight, int N, int C,
                      int OC) {
     // dinp[N, C] += dout[N, OC] @ weight[OC, C]
-    if (dinp) gemm(dinp, N, C, (View){dout, (size_t)OC, 1}, (View){weight, (size_t)C, 1}, OC, 1.0f, 1);
+    if (dinp) gemm(dinp, N, C, fview(dout, (size_t)OC, 1), fview(weight, (size_t)C, 1), OC, 1.0f, 1);
     // dweight[OC, C] += dout^T[OC, N] @ inp[N, C]
-    if (dweight) gemm(dweight, OC, C, (View){dout, 1, (size_t)OC}, (View){inp, (size_t)C, 1}, N, 1.0f, 1);
+    if (dweight) gemm(dweight, OC, C, fview(dout, 1, (size_t)OC), fview(inp, (size_t)C, 1), N, 1.0f, 1);
+}
+
+void matmul_forward_bf16w(float *out, const float *inp, const uint16_t *weight, int N, int C, int OC) {
+    if (N < MR) {
+        gemv_rows_bf16(out, inp, weight, N, C, OC, 1.0f, 0);
+        return;
+    }
+    gemm(out, N, OC, fview(inp, (size_t)C, 1), hview(weight, 1, (size_t)C), C, 1.0f, 0);
+}
+
+void matmul_forward_bf16w_acc(float *out, const float *inp, const uint16_t *weight, int N, int C, int OC, float alpha) {
+    if (N < MR) {
+        gemv_rows_bf16(out, inp, weight, N, C, OC, alpha, 1);
+        return;
+    }
+    gemm(out, N, OC, fview(inp, (size_t)C, 1), hview(weight, 1, (size_t)C), C, alpha, 1);
 }

@@ -3,10 +3,18 @@
 #ifndef PAW_KERNELS_MATMUL_H
 #define PAW_KERNELS_MATMUL_H
 
+#include <stdint.h>
+
 // out = inp @ weight^T (overwrites out). ldo: row stride of out (OC for a dense output).
 void matmul_forward(float *out, const float *inp, const float *weight, int N, int C, int OC);
 // Same, accumulating: out += alpha * inp @ weight^T.
 void matmul_forward_acc(float *out, const float *inp, const float *weight, int N, int C, int OC, float alpha);
+// The forward products with a bf16 weight (inference from a bf16 checkpoint: half the bytes read
+// per decoded token). Each weight is widened to fp32 exactly as it is read and the sums stay in
+// fp32, so these equal the fp32 functions on the widened weight up to summation order (with 6 or
+// more rows, bit for bit: the same packed GEMM).
+void matmul_forward_bf16w(float *out, const float *inp, const uint16_t *weight, int N, int C, int OC);
+void matmul_forward_bf16w_acc(float *out, const float *inp, const uint16_t *weight, int N, int C, int OC, float alpha);
 // Gradients, accumulated (+=) like every backward here: dinp += dout @ weight,
 // dweight += dout^T @ inp. Either output may be NULL (frozen weights: no dweight).
 void matmul_backward(float *dinp, float *dweight, const float *dout, const float *inp, const float *weight, int N, int C,

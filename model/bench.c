@@ -12,6 +12,7 @@
 #include "common/progress.h"
 #include "common/rng.h"
 #include "model/qwen3.h"
+#include "model/safetensors.h"
 
 // The released Qwen3 shapes (config.json of Qwen/Qwen3-0.6B and Qwen/Qwen3-4B).
 static int shape_config(const char *name, Qwen3Config *c) {
@@ -36,19 +37,65 @@ static int shape_config(const char *name, Qwen3Config *c) {
     return 0;
 }
 
+// Greedy decoding of n tokens after a T-token prompt (B = 1): the best per-token time over
+// iters + 1 runs (the first warms up), the tokens of the last run in out.
+static double decode_seconds(Qwen3 *m, const int *ids, int T, int n, int iters, int *out) {
+    double best = 1e30;
+    for (int it = 0; it <= iters; it++) {
+        Qwen3KVCache cache;
+        qwen3_cache_create(&cache, &m->cfg, 1, T + n);
+        Qwen3Inputs in = {.ids = ids, .cache = &cache, .logits_mode = QWEN3_LOGITS_LAST};
+        if (qwen3_forward(m, &in, 1, T) != 0) paw_die("%s", paw_last_error());
+        double t0 = paw_now();
+        for (int i = 0; i < n; i++) {
+            out[i] = qwen3_argmax(m->acts.logits, m->cfg.vocab_size);
+            in.ids = &out[i];
+            if (qwen3_forward(m, &in, 1, 1) != 0) paw_die("%s", paw_last_error());
+        }
+        double dt = (paw_now() - t0) / n;
+        qwen3_cache_free(&cache);
+        if (it > 0 && dt < best) best = dt;
+    }
+    return best;
+}
+
+// Memory read ceiling: GB/s of summing a 1 GiB buffer on all threads (best of 3), the floor of
+// decoding, which reads every weight once a token.
+static double read_gbps(void) {
+    size_t n = (size_t)1 << 28;
+    float *buf = xmalloc(sizeof(float) * n);
+#pragma omp parallel for
+    for (size_t i = 0; i < n; i++) buf[i] = (float)(i & 1023);
+    double best = 0, sink = 0;
+    for (int it = 0; it < 3; it++) {
+        double t0 = paw_now();
+        float s = 0;
+#pragma omp parallel for simd reduction(+ : s)
+        for (size_t i = 0; i < n; i++) s += buf[i];
+        double gbps = sizeof(float) * n / (paw_now() - t0) / 1e9;
+        sink += s;
+        if (gbps > best) best = gbps;
+    }
+    free(buf);
+    return sink == -1 ? 0 : best;  // sink keeps the sums from being optimised away
+}
+
 static int bench_cpu(int argc, char **argv) {
     const char *shape = "0.6b";
-    int T = 128, B = 1, layers = 0, iters = 2;
+    int T = 128, B = 1, layers = 0, iters = 2, decode = 32;
     PawOpt opts[] = {
         {"shape", PAW_OPT_STR, &shape, "model shape: 0.6b, 4b or a config.json path (random weights)"},
         {"T", PAW_OPT_INT, &T, "sequence length"},
         {"B", PAW_OPT_INT, &B, "batch size"},
         {"layers", PAW_OPT_INT, &layers, "override the layer count (0: the real one)"},
         {"iters", PAW_OPT_INT, &iters, "timed iterations of each measurement"},
+        {"decode", PAW_OPT_INT, &decode, "tokens of greedy decoding after a T-token prompt, with f32 and bf16 weights (0: skip)"},
     };
-    PawCommandSpec spec = {"paw bench cpu [--shape 0.6b] [--T 128] [--B 1]",
+    PawCommandSpec spec = {"paw bench cpu [--shape 0.6b] [--T 128] [--B 1] [--decode 32]",
                            "CPU reference speed: forward, forward+backward (trainable) and forward+backward "
-                           "(frozen: activation gradients only) tokens/s on a random model of a real Qwen3 shape.",
+                           "(frozen: activation gradients only) tokens/s on a random model of a real Qwen3 shape; then "
+                           "batch-1 greedy decoding with the weight matrices in f32 and in bf16 (the same bf16-rounded "
+                           "values in both, as loaded from a bf16 checkpoint).",
                            opts, (int)(sizeof opts / sizeof opts[0]), 0};
     char *pos[1];
     int npos, rc = paw_parse_args(&spec, argc, argv, pos, &npos);
@@ -59,8 +106,9 @@ static int bench_cpu(int argc, char **argv) {
         return 2;
     }
     if (layers > 0) cfg.num_layers = layers;
-    if (T <= 0 || B <= 0 || iters <= 0) {
-        fprintf(stderr, "paw bench cpu: --T, --B and --iters must be positive\n");
+    if (T <= 0 || B <= 0 || iters <= 0 || decode < 0 || T + decode > cfg.max_position_embeddings) {
+        fprintf(stderr, "paw bench cpu: --T, --B and --iters must be positive, --decode >= 0, and T + decode at most "
+                        "max_position_embeddings\n");
         return 2;
     }
     Qwen3 m;
@@ -103,6 +151,44 @@ static int bench_cpu(int argc, char **argv) {
     printf("| forward + backward (trainable) | %.0f | %.1f | %.1f |\n", 1e3 * t_fb, N / t_fb, 3 * fl / t_fb / 1e9);
     printf("| forward + backward (frozen) | %.0f | %.1f | %.1f |\n", 1e3 * t_frozen, N / t_frozen,
            2 * fl / t_frozen / 1e9);
+    if (decode > 0) {
+        // The f32 model rounded to bf16 values, against a bf16-weight model drawn from the same seed:
+        // the same model, so the tokens should agree (a near tie may flip, the sums' order differing).
+        for (int i = 0; i < QWEN3_NUM_PARAMS; i++) {
+            Qwen3ParamInfo info = qwen3_param_info(&cfg, i);
+            float *t = *qwen3_param_slot(&m.params, i);
+            if (info.ndim == 2)
+                for (size_t k = 0; k < info.numel; k++) t[k] = st_bf16_to_f32(st_f32_to_bf16(t[k]));
+        }
+        size_t mat = 0;  // weight-matrix elements each decoded token reads (the tied table once, as the LM head)
+        for (int i = 1; i < QWEN3_NUM_PARAMS; i++) {
+            Qwen3ParamInfo info = qwen3_param_info(&cfg, i);
+            if (info.ndim == 2) mat += info.numel;
+        }
+        if (cfg.tie_word_embeddings) mat += (size_t)cfg.vocab_size * cfg.hidden_size;
+        int *tok32 = xmalloc(sizeof(int) * (size_t)decode), *tok16 = xmalloc(sizeof(int) * (size_t)decode);
+        fprintf(stderr, "  decoding %d tokens, f32 weights...\n", decode);
+        double d32 = decode_seconds(&m, ids, T, decode, iters, tok32);
+        qwen3_free(&m);
+        qwen3_create_bf16(&m, &cfg);
+        qwen3_init_random(&m, 1234, 0.02f);
+        fprintf(stderr, "  decoding %d tokens, bf16 weights...\n", decode);
+        double d16 = decode_seconds(&m, ids, T, decode, iters, tok16);
+        int same = 0;
+        while (same < decode && tok32[same] == tok16[same]) same++;
+        double bw = read_gbps();
+        printf("\nbatch-1 greedy decoding after a %d-token prompt, %d new tokens (weights read per token: %.2f GB f32, "
+               "%.2f GB bf16)\n", T, decode, mat * 4e-9, mat * 2e-9);
+        printf("memory read ceiling (summing 1 GiB): %.1f GB/s\n", bw);
+        printf("| weights | ms/token | tokens/s | weight GB/s | floor ms/token | floor / time |\n|---|---|---|---|---|---|\n");
+        printf("| f32 | %.1f | %.1f | %.1f | %.1f | %.0f%% |\n", 1e3 * d32, 1 / d32, mat * 4e-9 / d32, mat * 4e-6 / bw,
+               100 * mat * 4e-9 / bw / d32);
+        printf("| bf16 | %.1f | %.1f | %.1f | %.1f | %.0f%% |\n", 1e3 * d16, 1 / d16, mat * 2e-9 / d16, mat * 2e-6 / bw,
+               100 * mat * 2e-9 / bw / d16);
+        printf("bf16 / f32 speed: %.2fx; tokens equal: the first %d of %d\n", d32 / d16, same, decode);
+        free(tok32);
+        free(tok16);
+    }
     free(ids);
     free(tg);
     qwen3_free(&m);

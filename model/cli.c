@@ -29,12 +29,13 @@ static int check_device(const char *device) {
 }
 
 int cmd_logits(int argc, char **argv) {
-    const char *model = NULL, *ids_s = NULL, *out = NULL, *device = "cpu";
+    const char *model = NULL, *ids_s = NULL, *out = NULL, *device = "cpu", *weights_s = "auto";
     PawOpt opts[] = {
         {"model", PAW_OPT_STR, &model, "checkpoint directory (config.json + safetensors)"},
         {"ids", PAW_OPT_STR, &ids_s, "comma-separated token ids"},
         {"out", PAW_OPT_STR, &out, "write all positions' logits here as raw little-endian float32, T x V"},
         {"device", PAW_OPT_STR, &device, "cpu or cuda"},
+        {"weights", PAW_OPT_STR, &weights_s, QWEN3_WEIGHTS_HELP},
     };
     PawCommandSpec spec = {"paw logits --model DIR --ids 1,2,3 [--out FILE]",
                            "Runs the model forward on the ids and prints the top-5 token ids and logits of the last "
@@ -50,13 +51,18 @@ int cmd_logits(int argc, char **argv) {
     }
     int use_cuda = check_device(device);
     if (use_cuda < 0) return 2;
+    int weights = qwen3_weights_for_device(weights_s, use_cuda);
+    if (weights < 0) {
+        fprintf(stderr, "paw logits: --%s\n", paw_last_error());
+        return 2;
+    }
     int *ids, n;
     if (paw_parse_int_list(ids_s, &ids, &n) != 0) {
         fprintf(stderr, "paw logits: --ids: %s\n", paw_last_error());
         return 2;
     }
     Qwen3 m;
-    if (qwen3_load(&m, model, 1) != 0) {
+    if (qwen3_load_ex(&m, model, 1, weights) != 0) {
         fprintf(stderr, "paw logits: %s\n", paw_last_error());
         free(ids);
         return 1;
@@ -107,7 +113,7 @@ int cmd_logits(int argc, char **argv) {
 }
 
 int cmd_generate(int argc, char **argv) {
-    const char *model = NULL, *ids_s = NULL, *device = "cpu";
+    const char *model = NULL, *ids_s = NULL, *device = "cpu", *weights_s = "auto";
     int max_new = 32, stop = -2;
     PawOpt opts[] = {
         {"model", PAW_OPT_STR, &model, "checkpoint directory"},
@@ -115,6 +121,7 @@ int cmd_generate(int argc, char **argv) {
         {"max-new", PAW_OPT_INT, &max_new, "most new tokens"},
         {"stop", PAW_OPT_INT, &stop, "stop token id (-2: eos_token_id of config.json; -1: none)"},
         {"device", PAW_OPT_STR, &device, "cpu or cuda"},
+        {"weights", PAW_OPT_STR, &weights_s, QWEN3_WEIGHTS_HELP},
     };
     PawCommandSpec spec = {"paw generate --model DIR --ids 1,2,3 [--max-new N] [--stop ID]",
                            "Greedy decoding with a KV cache; prints the new token ids.", opts,
@@ -129,6 +136,11 @@ int cmd_generate(int argc, char **argv) {
     }
     int use_cuda = check_device(device);
     if (use_cuda < 0) return 2;
+    int weights = qwen3_weights_for_device(weights_s, use_cuda);
+    if (weights < 0) {
+        fprintf(stderr, "paw generate: --%s\n", paw_last_error());
+        return 2;
+    }
     if (max_new < 0) {
         fprintf(stderr, "paw generate: --max-new must be >= 0\n");
         return 2;
@@ -139,7 +151,7 @@ int cmd_generate(int argc, char **argv) {
         return 2;
     }
     Qwen3 m;
-    if (qwen3_load(&m, model, 1) != 0) {
+    if (qwen3_load_ex(&m, model, 1, weights) != 0) {
         fprintf(stderr, "paw generate: %s\n", paw_last_error());
         free(ids);
         return 1;

@@ -15,6 +15,7 @@
 #include "kernels/rmsnorm.h"
 #include "kernels/rope.h"
 #include "kernels/swiglu.h"
+#include "model/safetensors.h"
 
 const char *const lora_module_names[LORA_NUM_MODULES] = {"down_proj", "gate_proj", "k_proj", "o_proj",
                                                          "q_proj",    "up_proj",   "v_proj"};
@@ -61,35 +62,64 @@ float **qwen3_param_slot(Qwen3Params *p, int i) {
     return slots[i];
 }
 
-// Points the tensors of p into one block of memory; returns the number of floats.
-static size_t layout_params(const Qwen3Config *cfg, Qwen3Params *p, float *mem) {
+// Points the tensors of p into one block of memory; returns the number of floats. Without
+// matrices (bf16 weights), the 2-D slots are left NULL and take no room.
+static size_t layout_params(const Qwen3Config *cfg, Qwen3Params *p, float *mem, int matrices) {
     size_t off = 0;
     for (int i = 0; i < QWEN3_NUM_PARAMS; i++) {
         Qwen3ParamInfo info = qwen3_param_info(cfg, i);
-        *qwen3_param_slot(p, i) = mem ? mem + off : NULL;
-        off += info.numel;
+        int here = matrices || info.ndim == 1;
+        *qwen3_param_slot(p, i) = mem && here ? mem + off : NULL;
+        if (here) off += info.numel;
     }
     if (cfg->tie_word_embeddings) p->lm_head = p->wte;
+    return off;
+}
+
+// The bf16 matrices: w16[i] for every 2-D parameter i, in one block; returns its element count.
+static size_t layout_w16(const Qwen3Config *cfg, uint16_t **w16, uint16_t *mem) {
+    size_t off = 0;
+    for (int i = 0; i < QWEN3_NUM_PARAMS; i++) {
+        Qwen3ParamInfo info = qwen3_param_info(cfg, i);
+        w16[i] = NULL;
+        if (info.ndim != 2) continue;
+        w16[i] = mem ? mem + off : NULL;
+        off += info.numel;
+    }
+    if (cfg->tie_word_embeddings) w16[13] = w16[0];
     return off;
 }
 
 void qwen3_create(Qwen3 *m, const Qwen3Config *cfg, int frozen) {
     memset(m, 0, sizeof *m);
     m->cfg = *cfg;
-    m->num_params = layout_params(cfg, &m->params, NULL);
+    m->num_params = layout_params(cfg, &m->params, NULL, 1);
     m->params_memory = xmalloc(sizeof(float) * m->num_params);
-    layout_params(cfg, &m->params, m->params_memory);
+    layout_params(cfg, &m->params, m->params_memory, 1);
     qwen3_set_frozen(m, frozen);
 }
 
+void qwen3_create_bf16(Qwen3 *m, const Qwen3Config *cfg) {
+    memset(m, 0, sizeof *m);
+    m->cfg = *cfg;
+    m->num_params = layout_params(cfg, &m->params, NULL, 0);
+    m->params_memory = xmalloc(sizeof(float) * m->num_params);
+    layout_params(cfg, &m->params, m->params_memory, 0);
+    m->num_w16 = layout_w16(cfg, m->w16, NULL);
+    m->w16_memory = xmalloc(sizeof(uint16_t) * m->num_w16);
+    layout_w16(cfg, m->w16, m->w16_memory);
+    m->frozen = 1;
+}
+
 void qwen3_set_frozen(Qwen3 *m, int frozen) {
+    if (!frozen && m->w16_memory) paw_die("qwen3_set_frozen: a model with bf16 inference weights cannot be trained");
     m->frozen = frozen;
     free(m->grads_memory);
     m->grads_memory = NULL;
     memset(&m->grads, 0, sizeof m->grads);
     if (!frozen) {
         m->grads_memory = xcalloc(m->num_params, sizeof(float));
-        layout_params(&m->cfg, &m->grads, m->grads_memory);
+        layout_params(&m->cfg, &m->grads, m->grads_memory, 1);
     }
 }
 
@@ -99,6 +129,7 @@ void qwen3_zero_grad(Qwen3 *m) {
 
 void qwen3_free(Qwen3 *m) {
     free(m->params_memory);
+    free(m->w16_memory);
     free(m->grads_memory);
     free(m->acts_memory);
     free(m->scratch_memory);
@@ -121,6 +152,8 @@ void qwen3_init_random(Qwen3 *m, unsigned long long seed, float std) {
         if (info.numel == 0) continue;
         if (info.ndim == 1) {
             for (size_t k = 0; k < info.numel; k++) t[k] = 1.0f;
+        } else if (!t) {  // bf16 weights: the same draws, rounded
+            for (size_t k = 0; k < info.numel; k++) m->w16[i][k] = st_f32_to_bf16(std * paw_rng_normal(&rng));
         } else {
             for (size_t k = 0; k < info.numel; k++) t[k] = std * paw_rng_normal(&rng);
         }
@@ -186,6 +219,20 @@ static void ensure_rope(Qwen3 *m, int needed) {
     m->rope_len = len;
 }
 
+// out (+= when acc) = inp[N, C] @ W^T for weight matrix i (a Qwen3ParamInfo index) at element
+// offset off: from the fp32 parameters, or from the bf16 ones.
+static void project(const Qwen3 *m, int i, size_t off, float *out, const float *inp, int N, int C, int OC, int acc) {
+    if (m->w16[i]) {
+        if (acc) matmul_forward_bf16w_acc(out, inp, m->w16[i] + off, N, C, OC, 1.0f);
+        else matmul_forward_bf16w(out, inp, m->w16[i] + off, N, C, OC);
+        return;
+    }
+    const float *w = *qwen3_param_slot((Qwen3Params *)&m->params, i) + off;
+    if (acc) matmul_forward_acc(out, inp, w, N, C, OC, 1.0f);
+    else matmul_forward(out, inp, w, N, C, OC);
+}
+enum { W_EMBED = 0, W_Q = 2, W_K = 3, W_V = 4, W_O = 7, W_GATE = 9, W_UP = 10, W_DOWN = 11, W_LM_HEAD = 13 };
+
 int qwen3_forward(Qwen3 *m, const Qwen3Inputs *in, int B, int T) {
     const Qwen3Config *c = &m->cfg;
     const int C = c->hidden_size, I = c->intermediate_size, L = c->num_layers, V = c->vocab_size;
@@ -241,7 +288,8 @@ int qwen3_forward(Qwen3 *m, const Qwen3Inputs *in, int B, int T) {
         m->pos[n] = pos0 + (int)(n % (size_t)T);
     }
     if (in->embeds) memcpy(a->x, in->embeds, sizeof(float) * N * C);
-    embedding_forward(a->x, m->ids, p->wte, (int)N, C);
+    if (m->w16[W_EMBED]) embedding_forward_bf16(a->x, m->ids, m->w16[W_EMBED], (int)N, C);
+    else embedding_forward(a->x, m->ids, p->wte, (int)N, C);
 
     for (int l = 0; l < L; l++) {
         float *x = a->x + (size_t)l * N * C, *xnext = a->x + (size_t)(l + 1) * N * C;
@@ -255,9 +303,9 @@ int qwen3_forward(Qwen3 *m, const Qwen3Inputs *in, int B, int T) {
         float *gate = a->gate + (size_t)l * N * I, *up = a->up + (size_t)l * N * I, *act = a->act + (size_t)l * N * I;
 
         rmsnorm_forward(ln1, ln1r, x, p->ln1w + (size_t)l * C, (int)N, C, (float)c->rms_norm_eps);
-        matmul_forward(q_raw, ln1, p->qw + (size_t)l * Q * C, (int)N, C, Q);
-        matmul_forward(k_raw, ln1, p->kw + (size_t)l * KV * C, (int)N, C, KV);
-        matmul_forward(v, ln1, p->vw + (size_t)l * KV * C, (int)N, C, KV);
+        project(m, W_Q, (size_t)l * Q * C, q_raw, ln1, (int)N, C, Q, 0);
+        project(m, W_K, (size_t)l * KV * C, k_raw, ln1, (int)N, C, KV, 0);
+        project(m, W_V, (size_t)l * KV * C, v, ln1, (int)N, C, KV, 0);
         LORA_FWD(LORA_Q, q_raw, ln1);
         LORA_FWD(LORA_K, k_raw, ln1);
         LORA_FWD(LORA_V, v, ln1);
@@ -278,16 +326,16 @@ int qwen3_forward(Qwen3 *m, const Qwen3Inputs *in, int B, int T) {
             attention_forward(att, lse, q, k, v, B, T, T, T, NH, NKV, HD);
         }
         memcpy(xmid, x, sizeof(float) * N * C);
-        matmul_forward_acc(xmid, att, p->ow + (size_t)l * C * Q, (int)N, Q, C, 1.0f);
+        project(m, W_O, (size_t)l * C * Q, xmid, att, (int)N, Q, C, 1);
         LORA_FWD(LORA_O, xmid, att);
         rmsnorm_forward(ln2, ln2r, xmid, p->ln2w + (size_t)l * C, (int)N, C, (float)c->rms_norm_eps);
-        matmul_forward(gate, ln2, p->gatew + (size_t)l * I * C, (int)N, C, I);
-        matmul_forward(up, ln2, p->upw + (size_t)l * I * C, (int)N, C, I);
+        project(m, W_GATE, (size_t)l * I * C, gate, ln2, (int)N, C, I, 0);
+        project(m, W_UP, (size_t)l * I * C, up, ln2, (int)N, C, I, 0);
         LORA_FWD(LORA_GATE, gate, ln2);
         LORA_FWD(LORA_UP, up, ln2);
         swiglu_forward(act, gate, up, N * I);
         memcpy(xnext, xmid, sizeof(float) * N * C);
-        matmul_forward_acc(xnext, act, p->downw + (size_t)l * C * I, (int)N, I, C, 1.0f);
+        project(m, W_DOWN, (size_t)l * C * I, xnext, act, (int)N, I, C, 1);
         LORA_FWD(LORA_DOWN, xnext, act);
     }
     if (cache) cache->len = pos0 + T;
@@ -299,17 +347,17 @@ int qwen3_forward(Qwen3 *m, const Qwen3Inputs *in, int B, int T) {
             size_t row = (size_t)b * T + (T - 1);
             rmsnorm_forward(a->lnf + (size_t)b * C, a->lnf_rstd + b, xL + row * C, p->lnfw, 1, C, (float)c->rms_norm_eps);
         }
-        matmul_forward(a->logits, a->lnf, p->lm_head, B, C, V);
+        project(m, W_LM_HEAD, 0, a->logits, a->lnf, B, C, V, 0);
         m->logits_rows = B;
         return 0;
     }
     rmsnorm_forward(a->lnf, a->lnf_rstd, xL, p->lnfw, (int)N, C, (float)c->rms_norm_eps);
-    m->backward_ok = !cache;  // a backward may inject gradients even without a loss
+    m->backward_ok = !cache && !m->w16_memory;  // a backward may inject gradients even without a loss
     if (in->logits_mode == QWEN3_LOGITS_NONE) {
         m->logits_rows = 0;
         return 0;
     }
-    matmul_forward(a->logits, a->lnf, p->lm_head, (int)N, C, V);
+    project(m, W_LM_HEAD, 0, a->logits, a->lnf, (int)N, C, V, 0);
     m->logits_rows = (int)N;
     if (!in->targets) return 0;
     for (size_t n = 0; n < N; n++) {
@@ -339,6 +387,7 @@ int qwen3_backward(Qwen3 *m, float grad_scale) {
 }
 
 int qwen3_backward_ex(Qwen3 *m, const Qwen3BackwardArgs *args) {
+    if (m->w16_memory) return paw_error("backward: the model holds bf16 inference weights (load it with f32 weights)");
     if (!m->backward_ok)
         return paw_error("backward: needs a full-sequence forward (no KV cache) just before it");
     const Qwen3Config *c = &m->cfg;

@@ -5,6 +5,7 @@
 #define PAW_MODEL_QWEN3_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "model/config.h"
 
@@ -133,11 +134,20 @@ typedef struct {
     void *ctx;                         // passed to on_grads_ready
 } Qwen3BackwardArgs;
 
+// Where the weight matrices live. QWEN3_WEIGHTS_BF16 is for inference: the matrices (the seven
+// projections, the embeddings and the LM head) are kept in bf16 and widened as they are read,
+// which halves the bytes each decoded token reads; norms stay fp32. The forward is the fp32
+// computation on those bf16 values, so a bf16 checkpoint loses nothing. No backward or save.
+enum { QWEN3_WEIGHTS_F32 = 0, QWEN3_WEIGHTS_BF16 = 1, QWEN3_WEIGHTS_AUTO = 2 };
+
 typedef struct {
     Qwen3Config cfg;
-    Qwen3Params params;
+    Qwen3Params params;    // with bf16 weights the matrix slots are NULL (see w16)
     float *params_memory;
-    size_t num_params;
+    size_t num_params;     // floats in params_memory
+    uint16_t *w16[QWEN3_NUM_PARAMS];  // bf16 matrices by parameter index, or NULL
+    uint16_t *w16_memory;
+    size_t num_w16;
     int frozen;            // no weight gradients are allocated or computed
     Qwen3Params grads;     // zeroed by qwen3_zero_grad; NULL pointers when frozen
     float *grads_memory;
@@ -165,6 +175,8 @@ typedef struct {
 
 // Allocates parameters (uninitialised) for cfg. frozen: no gradient memory.
 void qwen3_create(Qwen3 *m, const Qwen3Config *cfg, int frozen);
+// The same with bf16 weight matrices (QWEN3_WEIGHTS_BF16 implies frozen).
+void qwen3_create_bf16(Qwen3 *m, const Qwen3Config *cfg);
 void qwen3_free(Qwen3 *m);
 // Random initialisation: N(0, std) matrices, ones for norm weights (transformers' init).
 void qwen3_init_random(Qwen3 *m, unsigned long long seed, float std);
@@ -188,6 +200,15 @@ double qwen3_forward_flops(const Qwen3Config *c, int B, int T, int with_lm_head)
 
 // Checkpoints: a Hugging Face directory (config.json + model.safetensors or an index of shards).
 int qwen3_load(Qwen3 *m, const char *dir, int frozen);
+// weights: QWEN3_WEIGHTS_F32 (qwen3_load), _BF16 (frozen; fp32 or fp16 matrices are rounded) or
+// _AUTO (bf16 when the model is frozen and every matrix is stored as BF16, which is lossless).
+int qwen3_load_ex(Qwen3 *m, const char *dir, int frozen, int weights);
+// "auto", "f32"/"float32" or "bf16"/"bfloat16" -> QWEN3_WEIGHTS_*; -1 + paw_error otherwise.
+int qwen3_weights_from_name(const char *name);
+// The same for a command's --weights: with cuda, "auto" means f32 (the GPU upload reads the
+// fp32 parameters) and "bf16" is refused.
+int qwen3_weights_for_device(const char *name, int cuda);
+#define QWEN3_WEIGHTS_HELP "CPU weight matrices: auto (bf16 when the checkpoint stores them so), f32 or bf16"
 // dtype: "float32" or "bfloat16".
 int qwen3_save(const Qwen3 *m, const char *dir, const char *dtype);
 

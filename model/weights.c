@@ -1,6 +1,7 @@
 // Loading and saving Qwen3 checkpoints as Hugging Face directories: config.json plus
 // model.safetensors, or shards listed in model.safetensors.index.json. Tensors are converted
-// from bf16/f16/f32 into the fp32 parameter block; every name, shape and dtype is checked.
+// from bf16/f16/f32 into the fp32 parameter block (or, for inference, the matrices into bf16);
+// every name, shape and dtype is checked.
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -92,10 +93,14 @@ static const StTensor *shards_find(const Shards *s, const char *name, const Safe
     return NULL;
 }
 
-static int load_tensor(const Shards *s, const char *dir, const char *name, int ndim, const int *shape, float *dst) {
-    const SafeTensors *f = NULL;
-    const StTensor *t = shards_find(s, name, &f);
-    if (!t) return paw_error("%s: missing tensor \"%s\"", dir, name);
+// Finds tensor name and checks its shape against config.json and its dtype.
+static const StTensor *find_checked(const Shards *s, const char *dir, const char *name, int ndim, const int *shape,
+                                    const SafeTensors **f) {
+    const StTensor *t = shards_find(s, name, f);
+    if (!t) {
+        paw_error("%s: missing tensor \"%s\"", dir, name);
+        return NULL;
+    }
     int ok = t->ndim == ndim;
     for (int d = 0; ok && d < ndim; d++) ok = t->shape[d] == shape[d];
     if (!ok) {
@@ -105,16 +110,77 @@ static int load_tensor(const Shards *s, const char *dir, const char *name, int n
         int k = snprintf(got, sizeof got, "[");
         for (int d = 0; d < t->ndim && k < 100; d++) k += snprintf(got + k, sizeof got - (size_t)k, d ? ", %lld" : "%lld", (long long)t->shape[d]);
         snprintf(got + k, sizeof got - (size_t)k, "]");
-        return paw_error("%s: tensor \"%s\" has shape %s, expected %s from config.json", f->path, name, got, want);
+        paw_error("%s: tensor \"%s\" has shape %s, expected %s from config.json", (*f)->path, name, got, want);
+        return NULL;
     }
-    if (t->dtype != ST_F32 && t->dtype != ST_BF16 && t->dtype != ST_F16)
-        return paw_error("%s: tensor \"%s\" has dtype %s, expected F32, BF16 or F16", f->path, name,
-                         st_dtype_name(t->dtype));
-    return st_to_f32(f, t, dst);
+    if (t->dtype != ST_F32 && t->dtype != ST_BF16 && t->dtype != ST_F16) {
+        paw_error("%s: tensor \"%s\" has dtype %s, expected F32, BF16 or F16", (*f)->path, name, st_dtype_name(t->dtype));
+        return NULL;
+    }
+    return t;
 }
 
-int qwen3_load(Qwen3 *m, const char *dir, int frozen) {
+static int load_tensor(const Shards *s, const char *dir, const char *name, int ndim, const int *shape, float *dst) {
+    const SafeTensors *f = NULL;
+    const StTensor *t = find_checked(s, dir, name, ndim, shape, &f);
+    return t ? st_to_f32(f, t, dst) : -1;
+}
+
+// Into bf16: BF16 bytes as they are (little-endian on disk and here), others rounded to nearest even.
+static int load_tensor_bf16(const Shards *s, const char *dir, const char *name, int ndim, const int *shape,
+                            uint16_t *dst) {
+    const SafeTensors *f = NULL;
+    const StTensor *t = find_checked(s, dir, name, ndim, shape, &f);
+    if (!t) return -1;
+    if (t->dtype == ST_BF16) {
+        memcpy(dst, t->data, t->nbytes);
+        return 0;
+    }
+    float *tmp = xmalloc(sizeof(float) * (size_t)t->numel);
+    int rc = st_to_f32(f, t, tmp);
+    for (int64_t i = 0; rc == 0 && i < t->numel; i++) dst[i] = st_f32_to_bf16(tmp[i]);
+    free(tmp);
+    return rc;
+}
+
+// Whether every weight matrix the model loads is stored as BF16 (a missing one is reported by
+// the load itself).
+static int matrices_all_bf16(const Shards *s, const Qwen3Config *cfg) {
+    char name[256];
+    for (int i = 0; i < QWEN3_NUM_PARAMS; i++) {
+        Qwen3ParamInfo info = qwen3_param_info(cfg, i);
+        if (info.numel == 0 || info.ndim != 2) continue;
+        for (int l = 0; l < (info.per_layer ? cfg->num_layers : 1); l++) {
+            const SafeTensors *f;
+            snprintf(name, sizeof name, info.hf_name, l);
+            const StTensor *t = shards_find(s, name, &f);
+            if (t && t->dtype != ST_BF16) return 0;
+        }
+    }
+    return 1;
+}
+
+int qwen3_weights_from_name(const char *name) {
+    if (strcmp(name, "auto") == 0) return QWEN3_WEIGHTS_AUTO;
+    if (strcmp(name, "f32") == 0 || strcmp(name, "float32") == 0) return QWEN3_WEIGHTS_F32;
+    if (strcmp(name, "bf16") == 0 || strcmp(name, "bfloat16") == 0) return QWEN3_WEIGHTS_BF16;
+    return paw_error("weights \"%s\": expected auto, f32 or bf16", name);
+}
+
+int qwen3_weights_for_device(const char *name, int cuda) {
+    int w = qwen3_weights_from_name(name);
+    if (w < 0) return -1;
+    if (cuda && w == QWEN3_WEIGHTS_BF16)
+        return paw_error("weights bf16: only the CPU path reads bf16 weights (the GPU path converts f32 ones itself)");
+    return cuda ? QWEN3_WEIGHTS_F32 : w;
+}
+
+int qwen3_load(Qwen3 *m, const char *dir, int frozen) { return qwen3_load_ex(m, dir, frozen, QWEN3_WEIGHTS_F32); }
+
+int qwen3_load_ex(Qwen3 *m, const char *dir, int frozen, int weights) {
     memset(m, 0, sizeof *m);
+    if (weights == QWEN3_WEIGHTS_BF16 && !frozen)
+        return paw_error("%s: bf16 weights are for inference; a trained model needs f32 weights", dir);
     char *cfg_path = paw_path_join(dir, "config.json");
     Qwen3Config cfg;
     int rc = qwen3_config_load(&cfg, cfg_path);
@@ -122,17 +188,21 @@ int qwen3_load(Qwen3 *m, const char *dir, int frozen) {
     if (rc != 0) return -1;
     Shards s;
     if (shards_open(&s, dir) != 0) return -1;
-    qwen3_create(m, &cfg, frozen);
+    if (weights == QWEN3_WEIGHTS_AUTO) weights = frozen && matrices_all_bf16(&s, &cfg) ? QWEN3_WEIGHTS_BF16 : QWEN3_WEIGHTS_F32;
+    if (weights == QWEN3_WEIGHTS_BF16) qwen3_create_bf16(m, &cfg);
+    else qwen3_create(m, &cfg, frozen);
     char name[256];
     for (int i = 0; i < QWEN3_NUM_PARAMS && rc == 0; i++) {
         Qwen3ParamInfo info = qwen3_param_info(&cfg, i);
         if (info.numel == 0) continue;  // tied lm_head: a stored copy is ignored, as transformers does
         float *dst = *qwen3_param_slot(&m->params, i);
+        uint16_t *dst16 = dst ? NULL : m->w16[i];
         int layers = info.per_layer ? cfg.num_layers : 1;
         size_t per = info.numel / (size_t)layers;
         for (int l = 0; l < layers && rc == 0; l++) {
             snprintf(name, sizeof name, info.hf_name, l);
-            rc = load_tensor(&s, dir, name, info.ndim, info.shape, dst + (size_t)l * per);
+            if (dst16) rc = load_tensor_bf16(&s, dir, name, info.ndim, info.shape, dst16 + (size_t)l * per);
+            else rc = load_tensor(&s, dir, name, info.ndim, info.shape, dst + (size_t)l * per);
         }
     }
     shards_close(&s);
@@ -141,6 +211,7 @@ int qwen3_load(Qwen3 *m, const char *dir, int frozen) {
 }
 
 int qwen3_save(const Qwen3 *m, const char *dir, const char *dtype) {
+    if (m->w16_memory) return paw_error("save %s: the model holds bf16 inference weights (load it with f32 weights)", dir);
     int bf16 = 0;
     if (strcmp(dtype, "bfloat16") == 0) bf16 = 1;
     else if (strcmp(dtype, "float32") != 0) return paw_error("save: dtype \"%s\" (expected float32 or bfloat16)", dtype);

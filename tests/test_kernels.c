@@ -8,10 +8,12 @@
 #include "common/rng.h"
 #include "kernels/attention.h"
 #include "kernels/crossentropy.h"
+#include "kernels/embedding.h"
 #include "kernels/matmul.h"
 #include "kernels/rmsnorm.h"
 #include "kernels/rope.h"
 #include "kernels/swiglu.h"
+#include "model/safetensors.h"
 #include "tests/testutil.h"
 
 static float *randn(size_t n, unsigned long long seed, float scale) {
@@ -60,6 +62,53 @@ Test(kernels, matmul_matches_triple_loop_on_awkward_sizes) {
 }
 
 // Explicit attention with the full score matrix, as the definition reads.
+// bf16 weights: against the fp32 products on the exactly widened weights (the definition), on
+// sizes that cover the vector body, its 16-wide step and the scalar tail of the one-row path
+// (N < 6), and the packed GEMM (N >= 6), which must give the same bits as the fp32 GEMM.
+Test(kernels, matmul_bf16_weights_match_fp32_on_widened_weights) {
+    int sizes[][3] = {{1, 1, 1}, {1, 15, 3}, {1, 16, 5}, {2, 17, 9}, {3, 48, 7}, {5, 100, 37},
+                      {1, 1024, 33}, {6, 33, 17}, {13, 64, 130}, {129, 47, 67}};
+    for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
+        int N = sizes[s][0], C = sizes[s][1], OC = sizes[s][2];
+        size_t nw = (size_t)OC * C, no = (size_t)N * OC;
+        float *x = randn((size_t)N * C, 21 + s, 1), *w = randn(nw, 22 + s, 1), *b = randn(no, 23 + s, 1);
+        uint16_t *w16 = xmalloc(sizeof(uint16_t) * nw);
+        for (size_t i = 0; i < nw; i++) {
+            w16[i] = st_f32_to_bf16(w[i]);
+            w[i] = st_bf16_to_f32(w16[i]);
+        }
+        float *out = xmalloc(sizeof(float) * no), *ref = xmalloc(sizeof(float) * no);
+        for (size_t i = 0; i < no; i++) out[i] = NAN;  // an unwritten element fails
+        matmul_forward(ref, x, w, N, C, OC);
+        matmul_forward_bf16w(out, x, w16, N, C, OC);
+        // fp32 sums of C terms in another order: a few ulps of the largest partial sum.
+        double tol = N >= 6 ? 0 : 1e-5;
+        cr_assert(rel_max(out, ref, no) <= tol, "forward %dx%dx%d: %g", N, C, OC, rel_max(out, ref, no));
+        // Accumulating with a scale: out = b + alpha * x @ w^T.
+        memcpy(out, b, sizeof(float) * no);
+        memcpy(ref, b, sizeof(float) * no);
+        matmul_forward_acc(ref, x, w, N, C, OC, -0.5f);
+        matmul_forward_bf16w_acc(out, x, w16, N, C, OC, -0.5f);
+        cr_assert(rel_max(out, ref, no) <= tol, "acc %dx%dx%d: %g", N, C, OC, rel_max(out, ref, no));
+        free(x), free(w), free(b), free(w16), free(out), free(ref);
+    }
+}
+
+Test(kernels, embedding_lookup_from_bf16_table_is_exact) {
+    int V = 11, C = 37, N = 6, ids[6] = {3, 0, 10, -1, 3, 7};
+    float *t = randn((size_t)V * C, 31, 1), *out = xmalloc(sizeof(float) * (size_t)N * C);
+    uint16_t *t16 = xmalloc(sizeof(uint16_t) * (size_t)V * C);
+    for (int i = 0; i < V * C; i++) t16[i] = st_f32_to_bf16(t[i]);
+    for (int i = 0; i < N * C; i++) out[i] = -7.0f;
+    embedding_forward_bf16(out, ids, t16, N, C);
+    for (int n = 0; n < N; n++)
+        for (int c = 0; c < C; c++) {
+            float want = ids[n] < 0 ? -7.0f : st_bf16_to_f32(t16[ids[n] * C + c]);  // rows with id -1 untouched
+            cr_assert_eq(out[n * C + c], want, "row %d col %d", n, c);
+        }
+    free(t), free(out), free(t16);
+}
+
 static void attention_naive(float *out, const float *q, const float *k, const float *v, int B, int Tq, int Tk, int Tcap,
                             int NH, int NKV, int HD) {
     double *p = xmalloc(sizeof(double) * (size_t)Tk);

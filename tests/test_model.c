@@ -154,11 +154,12 @@ Test(model, stored_lm_head_on_tied_model_is_ignored) {
     qwen3_free(&b);
 }
 
-static void check_decode(const char *name) {
+static void check_decode(const char *name, int weights) {
     Qwen3 m;
     char dir[512];
     snprintf(dir, sizeof dir, FIX "%s", name);
-    cr_assert_eq(qwen3_load(&m, dir, 1), 0);
+    cr_assert_eq(qwen3_load_ex(&m, dir, 1, weights), 0, "%s", paw_last_error());
+    cr_assert_eq(m.w16_memory != NULL, weights == QWEN3_WEIGHTS_BF16);
     Ref r;
     load_ref(&r, name);
     int64_t np, ng;
@@ -197,8 +198,106 @@ static void check_decode(const char *name) {
 }
 
 Test(model, decode_matches_transformers_and_full_forward) {
-    check_decode("tiny-gqa-tied");
-    check_decode("tiny-untied-bf16-sharded");
+    check_decode("tiny-gqa-tied", QWEN3_WEIGHTS_F32);
+    check_decode("tiny-untied-bf16-sharded", QWEN3_WEIGHTS_F32);
+}
+
+// ---- bf16 inference weights ----------------------------------------------------------------
+
+// The bf16 checkpoint's matrices kept as bf16: the same HF logits and loss, and bit for bit the
+// f32-loaded model's logits (a forward of 6 or more rows runs the same packed GEMM on the same
+// values). Decoding (one-row products, summed in another order) against transformers' tokens and
+// the full forward, like the f32 model.
+Test(model, bf16_weights_match_transformers_and_the_f32_load) {
+    Qwen3 a, b;
+    cr_assert_eq(qwen3_load_ex(&a, FIX "tiny-untied-bf16-sharded", 1, QWEN3_WEIGHTS_AUTO), 0, "%s", paw_last_error());
+    cr_assert_not_null(a.w16_memory, "auto on a BF16 checkpoint keeps bf16 weights");
+    cr_assert_null(a.params.qw);
+    cr_assert_null(a.params.lm_head);
+    cr_assert_not_null(a.params.lnfw);
+    cr_assert_eq(qwen3_load(&b, FIX "tiny-untied-bf16-sharded", 1), 0);
+    Ref r;
+    load_ref(&r, "tiny-untied-bf16-sharded");
+    cr_assert_geq(r.B * r.T, 6);
+    check_forward(&a, &r);
+    check_forward(&b, &r);
+    size_t n = (size_t)r.B * r.T * a.cfg.vocab_size;
+    cr_assert(memcmp(a.acts.logits, b.acts.logits, sizeof(float) * n) == 0, "bf16 and f32 loads differ");
+    cr_assert_eq(a.loss, b.loss);
+    free_ref(&r);
+    qwen3_free(&a);
+    qwen3_free(&b);
+    check_decode("tiny-untied-bf16-sharded", QWEN3_WEIGHTS_BF16);
+}
+
+// Forced bf16 on an F32 checkpoint with tied embeddings: the weights are rounded to nearest even
+// on load, and the model is the f32 model on those rounded weights (the LM head reads the
+// embedding table).
+Test(model, bf16_weights_from_f32_checkpoint_are_the_rounded_model) {
+    Qwen3 a, b;
+    cr_assert_eq(qwen3_load_ex(&a, FIX "tiny-gqa-tied", 1, QWEN3_WEIGHTS_AUTO), 0);
+    cr_assert_null(a.w16_memory, "auto on an F32 checkpoint keeps f32 weights");
+    qwen3_free(&a);
+    cr_assert_eq(qwen3_load_ex(&a, FIX "tiny-gqa-tied", 1, QWEN3_WEIGHTS_BF16), 0, "%s", paw_last_error());
+    cr_assert_eq(a.w16[13], a.w16[0], "tied LM head");
+    cr_assert_eq(qwen3_load(&b, FIX "tiny-gqa-tied", 1), 0);
+    for (int i = 0; i < QWEN3_NUM_PARAMS; i++) {
+        Qwen3ParamInfo info = qwen3_param_info(&b.cfg, i);
+        float *t = *qwen3_param_slot(&b.params, i);
+        if (info.ndim == 2)
+            for (size_t k = 0; k < info.numel; k++) t[k] = st_bf16_to_f32(st_f32_to_bf16(t[k]));
+    }
+    Ref r;
+    load_ref(&r, "tiny-gqa-tied");
+    int N = r.B * r.T, V = a.cfg.vocab_size;
+    Qwen3Inputs in = {.ids = r.ids};
+    cr_assert_eq(qwen3_forward(&a, &in, r.B, r.T), 0);
+    cr_assert_eq(qwen3_forward(&b, &in, r.B, r.T), 0);
+    cr_assert(memcmp(a.acts.logits, b.acts.logits, sizeof(float) * (size_t)N * V) == 0);
+    // Rounding moved the logits, within the bf16 tolerance of the GPU tests (about 1e-2; 5.4e-3 here).
+    int64_t nl;
+    float *hf = ref_f32(&r.ref, "logits", &nl);
+    double e = rel_max(a.acts.logits, hf, (size_t)nl);
+    cr_assert(e > 0 && e < 1e-2, "rounded model vs f32 transformers: %g", e);
+    free(hf);
+    int got_a[16], got_b[16];
+    int na = qwen3_generate(&a, NULL, r.ids, 5, 16, -1, got_a), nb = qwen3_generate(&b, NULL, r.ids, 5, 16, -1, got_b);
+    cr_assert_eq(na, 16);
+    cr_assert_eq(nb, 16);
+    for (int i = 0; i < 16; i++) cr_assert_eq(got_a[i], got_b[i], "token %d", i);
+    free_ref(&r);
+    qwen3_free(&a);
+    qwen3_free(&b);
+}
+
+Test(model, bf16_weights_refuse_training_and_saving) {
+    Qwen3 m;
+    cr_assert_eq(qwen3_load_ex(&m, FIX "tiny-untied-bf16-sharded", 0, QWEN3_WEIGHTS_BF16), -1);
+    cr_assert(strstr(paw_last_error(), "inference"), "%s", paw_last_error());
+    // auto on a trainable model: f32, whatever the checkpoint stores.
+    cr_assert_eq(qwen3_load_ex(&m, FIX "tiny-untied-bf16-sharded", 0, QWEN3_WEIGHTS_AUTO), 0);
+    cr_assert_null(m.w16_memory);
+    qwen3_free(&m);
+    cr_assert_eq(qwen3_load_ex(&m, FIX "tiny-untied-bf16-sharded", 1, QWEN3_WEIGHTS_BF16), 0);
+    Ref r;
+    load_ref(&r, "tiny-untied-bf16-sharded");
+    Qwen3Inputs in = {.ids = r.ids, .targets = r.targets, .loss_weight = r.weights};
+    cr_assert_eq(qwen3_forward(&m, &in, r.B, r.T), 0);
+    cr_assert_eq(qwen3_backward(&m, 0), -1);
+    cr_assert(strstr(paw_last_error(), "bf16 inference weights"), "%s", paw_last_error());
+    cr_assert_eq(qwen3_save(&m, "/tmp/paw-never-written", "float32"), -1);
+    cr_assert(strstr(paw_last_error(), "bf16 inference weights"), "%s", paw_last_error());
+    cr_assert(!paw_file_exists("/tmp/paw-never-written/model.safetensors"));
+    cr_assert_eq(qwen3_weights_from_name("bf16"), QWEN3_WEIGHTS_BF16);
+    cr_assert_eq(qwen3_weights_from_name("float32"), QWEN3_WEIGHTS_F32);
+    cr_assert_eq(qwen3_weights_from_name("auto"), QWEN3_WEIGHTS_AUTO);
+    cr_assert_eq(qwen3_weights_from_name("fp8"), -1);
+    cr_assert(strstr(paw_last_error(), "\"fp8\""), "%s", paw_last_error());
+    cr_assert_eq(qwen3_weights_for_device("auto", 1), QWEN3_WEIGHTS_F32);
+    cr_assert_eq(qwen3_weights_for_device("bf16", 1), -1);
+    cr_assert_eq(qwen3_weights_for_device("auto", 0), QWEN3_WEIGHTS_AUTO);
+    free_ref(&r);
+    qwen3_free(&m);
 }
 
 // Finite differences on a random model with no fixture: the analytic gradient of the loss with
