@@ -118,16 +118,18 @@ Test(programs_cli, compile_run_eval_end_to_end, .timeout = 300) {
     cr_assert_str_eq(cJSON_GetObjectItem(jo, "output")->valuestring, argline);
     cJSON_Delete(jo);
 
-    // The same interpreter stored as bf16: --weights auto keeps its matrices in bf16. paw logits on
-    // 8 ids prints the same top-5 as the f32 load (6 or more rows run the same GEMM on the same
-    // values); paw run works with either, and a bad --weights is refused.
+    // The same interpreter stored as bf16: --weights auto keeps its matrices in bf16. paw logits of
+    // all 8 positions (--out) gives the same bits as the f32 load (6 or more rows run the same GEMM
+    // on the same values); paw run works with either, and a bad --weights is refused.
     cr_assert_eq(sh("%s init --shape tests/fixtures/train/interp-shape.json --out %s/interp16 --dtype bfloat16 "
                     "--vocab-from %s/jsonl/train.jsonl,%s/jsonl/val.jsonl,%s/jsonl/test.jsonl --seed 1 --std 0.1 "
                     ">/dev/null 2>&1", p, W, W, W, W), 0);
-    cr_assert_eq(sh("%s logits --model %s/interp16 --ids 5,1,9,2,7,3,4,6 > %s/l16.out", p, W, W), 0);
-    cr_assert_eq(sh("%s logits --model %s/interp16 --ids 5,1,9,2,7,3,4,6 --weights f32 > %s/l32.out", p, W, W), 0);
+    cr_assert_eq(sh("%s logits --model %s/interp16 --ids 5,1,9,2,7,3,4,6 --out %s/l16.bin > %s/l16.out", p, W, W, W), 0);
+    cr_assert_eq(sh("%s logits --model %s/interp16 --ids 5,1,9,2,7,3,4,6 --out %s/l32.bin --weights f32 > %s/l32.out", p,
+                    W, W, W), 0);
     char *l16 = slurp("%s/l16.out", W), *l32 = slurp("%s/l32.out", W);
     cr_assert_str_eq(l16, l32);
+    cr_assert_eq(sh("cmp -s %s/l16.bin %s/l32.bin", W, W), 0);
     free(l16), free(l32);
     for (int k = 0; k < 2; k++) {
         cr_assert_eq(sh("%s run %s/one.paw --interpreter %s/interp16 --weights %s --max-new 6 < %s/in.txt > %s/w16.out",
