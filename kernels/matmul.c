@@ -188,11 +188,11 @@ static void gemv_rows(float *out, const float *inp, const float *weight, int N, 
     }
 }
 
-// The same with a bf16 weight row. Widening 16 bf16 values takes two integer operations when
+// Products with bf16 weight rows. Widening 16 bf16 values takes two integer operations when
 // the even and odd elements go to separate registers (a 32-bit lane holds an even element in its
 // low half and the next odd one in its high half), so the input is pre-permuted to match:
 // ap[16j .. 16j+7] = a[16j + 0, 2, .., 14] and ap[16j+8 .. 16j+15] = a[16j + 1, 3, .., 15].
-// The summation order differs from dot's, within fp32 rounding.
+// The summation order differs from the fp32 dot's, within fp32 rounding.
 static void permute_even_odd(float *ap, const float *a, int n) {
     int i = 0;
     for (; i + 16 <= n; i += 16)
@@ -200,50 +200,78 @@ static void permute_even_odd(float *ap, const float *a, int n) {
     for (; i < n; i++) ap[i] = a[i];
 }
 
-static float dot_bf16(const float *ap, const uint16_t *w, int n) {
-    int i = 0;
-    float s = 0;
 #if defined(__AVX2__) && defined(__FMA__)
-    // Four accumulators: the loop is bound by the FMA latency otherwise, not by memory.
-    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps(), s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
-    const __m256i high = _mm256_set1_epi32((int)0xffff0000u);
-    for (; i + 32 <= n; i += 32) {
-        __m256i h0 = _mm256_loadu_si256((const __m256i *)(w + i)), h1 = _mm256_loadu_si256((const __m256i *)(w + i + 16));
-        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(ap + i), _mm256_castsi256_ps(_mm256_slli_epi32(h0, 16)), s0);
-        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(ap + i + 8), _mm256_castsi256_ps(_mm256_and_si256(h0, high)), s1);
-        s2 = _mm256_fmadd_ps(_mm256_loadu_ps(ap + i + 16), _mm256_castsi256_ps(_mm256_slli_epi32(h1, 16)), s2);
-        s3 = _mm256_fmadd_ps(_mm256_loadu_ps(ap + i + 24), _mm256_castsi256_ps(_mm256_and_si256(h1, high)), s3);
-    }
-    for (; i + 16 <= n; i += 16) {
-        __m256i h = _mm256_loadu_si256((const __m256i *)(w + i));
-        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(ap + i), _mm256_castsi256_ps(_mm256_slli_epi32(h, 16)), s0);
-        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(ap + i + 8), _mm256_castsi256_ps(_mm256_and_si256(h, high)), s1);
-    }
-    __m256 t = _mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3));
+static inline float hsum8(__m256 t) {
     __m128 q = _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1));
     q = _mm_add_ps(q, _mm_movehl_ps(q, q));
     q = _mm_add_ss(q, _mm_movehdup_ps(q));
-    s = _mm_cvtss_f32(q);
-#else
-    for (; i + 16 <= n; i += 16)
-        for (int j = 0; j < 8; j++) s += ap[i + j] * bf16_widen(w[i + 2 * j]) + ap[i + 8 + j] * bf16_widen(w[i + 2 * j + 1]);
+    return _mm_cvtss_f32(q);
+}
 #endif
-    for (; i < n; i++) s += ap[i] * bf16_widen(w[i]);
-    return s;
+
+// s[r] = dot(ap + r * lda, w) for R (1..4, a constant after inlining) input rows: each 16 weights
+// are widened once and used by every row. Per row the sum runs in the same order for any R (two
+// 8-lane accumulators, even and odd elements, then the tail), so a row's result does not depend
+// on the rows decoded beside it.
+static inline __attribute__((always_inline)) void dots_bf16(float *s, const float *ap, size_t lda, int R,
+                                                            const uint16_t *w, int n) {
+    int i = 0;
+#if defined(__AVX2__) && defined(__FMA__)
+    __m256 e0 = _mm256_setzero_ps(), o0 = e0, e1 = e0, o1 = e0, e2 = e0, o2 = e0, e3 = e0, o3 = e0;
+    const __m256i high = _mm256_set1_epi32((int)0xffff0000u);
+    for (; i + 16 <= n; i += 16) {
+        __m256i h = _mm256_loadu_si256((const __m256i *)(w + i));
+        __m256 we = _mm256_castsi256_ps(_mm256_slli_epi32(h, 16)), wo = _mm256_castsi256_ps(_mm256_and_si256(h, high));
+        e0 = _mm256_fmadd_ps(_mm256_loadu_ps(ap + i), we, e0);
+        o0 = _mm256_fmadd_ps(_mm256_loadu_ps(ap + i + 8), wo, o0);
+        if (R > 1) {
+            e1 = _mm256_fmadd_ps(_mm256_loadu_ps(ap + lda + i), we, e1);
+            o1 = _mm256_fmadd_ps(_mm256_loadu_ps(ap + lda + i + 8), wo, o1);
+        }
+        if (R > 2) {
+            e2 = _mm256_fmadd_ps(_mm256_loadu_ps(ap + 2 * lda + i), we, e2);
+            o2 = _mm256_fmadd_ps(_mm256_loadu_ps(ap + 2 * lda + i + 8), wo, o2);
+        }
+        if (R > 3) {
+            e3 = _mm256_fmadd_ps(_mm256_loadu_ps(ap + 3 * lda + i), we, e3);
+            o3 = _mm256_fmadd_ps(_mm256_loadu_ps(ap + 3 * lda + i + 8), wo, o3);
+        }
+    }
+    s[0] = hsum8(_mm256_add_ps(e0, o0));
+    if (R > 1) s[1] = hsum8(_mm256_add_ps(e1, o1));
+    if (R > 2) s[2] = hsum8(_mm256_add_ps(e2, o2));
+    if (R > 3) s[3] = hsum8(_mm256_add_ps(e3, o3));
+#else
+    for (int r = 0; r < R; r++) s[r] = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int r = 0; r < R; r++)
+            for (int j = 0; j < 8; j++)
+                s[r] += ap[r * lda + i + j] * bf16_widen(w[i + 2 * j]) + ap[r * lda + i + 8 + j] * bf16_widen(w[i + 2 * j + 1]);
+#endif
+    for (int r = 0; r < R; r++)
+        for (int k = i; k < n; k++) s[r] += ap[r * lda + k] * bf16_widen(w[k]);
 }
 
 static void gemv_rows_bf16(float *out, const float *inp, const uint16_t *weight, int N, int C, int OC, float alpha,
                            int acc) {
     float *ap = xmalloc(sizeof(float) * (size_t)N * C);
     for (int n = 0; n < N; n++) permute_even_odd(ap + (size_t)n * C, inp + (size_t)n * C, C);
-    // One row at a time: measured faster here than four rows sharing each input load.
 #pragma omp parallel for schedule(static) if ((long)N * C * OC > 65536)
     for (int o = 0; o < OC; o++) {
         const uint16_t *w = weight + (size_t)o * C;
-        for (int n = 0; n < N; n++) {
-            float v = alpha * dot_bf16(ap + (size_t)n * C, w, C);
-            float *d = out + (size_t)n * OC + o;
-            *d = acc ? *d + v : v;
+        for (int n0 = 0; n0 < N; n0 += 4) {
+            float v[4];
+            const float *a = ap + (size_t)n0 * C;
+            switch (N - n0 < 4 ? N - n0 : 4) {
+            case 1: dots_bf16(v, a, (size_t)C, 1, w, C); break;
+            case 2: dots_bf16(v, a, (size_t)C, 2, w, C); break;
+            case 3: dots_bf16(v, a, (size_t)C, 3, w, C); break;
+            default: dots_bf16(v, a, (size_t)C, 4, w, C); break;
+            }
+            for (int r = 0; r < 4 && n0 + r < N; r++) {
+                float *d = out + (size_t)(n0 + r) * OC + o;
+                *d = acc ? *d + alpha * v[r] : alpha * v[r];
+            }
         }
     }
     free(ap);
