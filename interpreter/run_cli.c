@@ -49,24 +49,26 @@ static void print_line(const Line *l, int jsonl) {
 
 int cmd_run(int argc, char **argv) {
     const char *interp_dir = NULL, *device = "cpu", *weights_s = "auto";
-    int jsonl = 0, max_new = 64, batch = 32, stats = 0;
+    int jsonl = 0, max_new = 64, batch = 0, stats = 0;
     PawOpt opts[] = {
         {"interpreter", PAW_OPT_STR, &interp_dir, "interpreter checkpoint directory (default: the one the program names, if found)"},
         {"jsonl", PAW_OPT_FLAG, &jsonl, "stdin lines are JSON objects with \"input\"; each is printed back with \"output\""},
         {"max-new", PAW_OPT_INT, &max_new, "most tokens generated per input"},
         {"device", PAW_OPT_STR, &device, "cpu or cuda"},
         {"weights", PAW_OPT_STR, &weights_s, QWEN3_WEIGHTS_HELP},
-        {"batch", PAW_OPT_INT, &batch, "cuda: rows decoded together (stdin is read up to 8 times this many lines at a time)"},
-        {"stats", PAW_OPT_FLAG, &stats, "cuda: print inputs/s, generated tokens/s, prefills, steps, the share of "
-                                        "rows running and the prompt tokens prefilled to stderr at the end"},
+        {"batch", PAW_OPT_INT, &batch, "rows decoded together, 0: 4 on cpu (up to 5 give each input the bits it gets "
+                                       "alone), 32 on cuda; stdin is read up to 8 times this many lines at a time"},
+        {"stats", PAW_OPT_FLAG, &stats, "print inputs/s, generated tokens/s, prefills, steps, the share of rows running "
+                                        "and the prompt tokens prefilled to stderr at the end"},
     };
     PawCommandSpec cs = {"paw run PROGRAM.paw [INPUT | -] [--interpreter DIR] [--jsonl] [--device cpu|cuda] [--batch N]",
                          "Runs a program: the interpreter with the program's adapter, on its prompt with the input, greedy "
                          "until <|im_end|>; prints the stripped output. With no INPUT (or -) every stdin line is an input "
-                         "and every output one line, so that paw run works as a filter. With --device cuda the inputs are "
+                         "and every output one line, so that paw run works as a filter. The inputs that have arrived are "
                          "decoded --batch rows at a time, rows whose output has ended taking the next inputs (once an "
                          "eighth of the rows are free), and the program's text before the input is computed once and "
-                         "shared by every row.",
+                         "shared by every row. Batching pays on the CPU too: a decoding step reads every weight once "
+                         "for all its rows.",
                          opts, (int)(sizeof opts / sizeof opts[0]), 2};
     char *pos[2];
     int npos, prc = paw_parse_args(&cs, argc, argv, pos, &npos);
@@ -81,8 +83,9 @@ int cmd_run(int argc, char **argv) {
         fprintf(stderr, "paw run: --device '%s': expected cpu or cuda\n", device);
         return 2;
     }
+    if (batch == 0) batch = cuda ? 32 : 4;
     if (max_new < 1 || batch < 1 || batch > 65536) {
-        fprintf(stderr, "paw run: --max-new must be positive and --batch in [1, 65536]\n");
+        fprintf(stderr, "paw run: --max-new must be positive and --batch in [1, 65536] (0: the default)\n");
         return 2;
     }
     int weights = qwen3_weights_for_device(weights_s, cuda);
@@ -135,11 +138,12 @@ int cmd_run(int argc, char **argv) {
         goto out;
     }
     int single = npos == 2 && strcmp(pos[1], "-") != 0;
-    int chunk = cuda ? 8 * batch : 1, line_no = 0, eof = 0;  // room for refills: more inputs than rows
+    int chunk = 8 * batch, line_no = 0, eof = 0;  // room for refills: more inputs than rows
     Line *lines = xcalloc((size_t)chunk, sizeof(Line));
     PawRunJob *jobs = xmalloc(sizeof(PawRunJob) * (size_t)chunk);
     int *job_line = xmalloc(sizeof(int) * (size_t)chunk);
     char **outs = xmalloc(sizeof(char *) * (size_t)chunk), **errs = xmalloc(sizeof(char *) * (size_t)chunk);
+    const char **inputs = xmalloc(sizeof(char *) * (size_t)chunk);
     PawRunStats total = {0};
     PawLines in;
     paw_lines_open(&in, 0);
@@ -182,18 +186,21 @@ int cmd_run(int argc, char **argv) {
                 jobs[nj] = (PawRunJob){0, lines[i].input};
                 job_line[nj++] = i;
             }
-        if (cuda && nj > 0) {
+        if (nj > 0) {
             PawRunStats st = {0};
-            if (paw_gpu_runner_run(gpu, jobs, nj, max_new, outs, errs, &st) != 0) {
-                fprintf(stderr, "paw run: --device cuda: %s\n", paw_last_error());
+            int mrc;
+            if (cuda) {
+                mrc = paw_gpu_runner_run(gpu, jobs, nj, max_new, outs, errs, &st);
+            } else {
+                for (int j = 0; j < nj; j++) inputs[j] = jobs[j].input;
+                mrc = paw_runner_run_many(&r, inputs, nj, batch, max_new, outs, errs, &st);
+            }
+            if (mrc != 0) {
+                fprintf(stderr, "paw run: %s%s\n", cuda ? "--device cuda: " : "", paw_last_error());
                 status = 3;  // a model failure ends the run
             }
             paw_run_stats_add(&total, &st);
-            for (int j = 0; j < nj; j++) lines[job_line[j]].output = outs[j], lines[job_line[j]].error = errs[j];
-        } else {
-            for (int j = 0; j < nj; j++)
-                if (paw_runner_run(&r, jobs[j].input, max_new, &lines[job_line[j]].output) != 0)
-                    lines[job_line[j]].error = xstrdup(paw_last_error());
+            for (int j = 0; mrc == 0 && j < nj; j++) lines[job_line[j]].output = outs[j], lines[job_line[j]].error = errs[j];
         }
         for (int i = 0; i < nl; i++) {
             Line *l = &lines[i];
@@ -213,14 +220,14 @@ int cmd_run(int argc, char **argv) {
         }
     }
     if (status == 3) status = 1;
-    if (cuda && stats && total.rows > 0)
+    if (stats && total.rows > 0)
         fprintf(stderr,
                 "paw run: %ld inputs, %.2f s: %.2f inputs/s, %.1f generated tokens/s; %ld prefills, %ld steps with "
                 "%.0f%% of their rows running; %ld prompt tokens prefilled, %ld taken from the shared prefix\n",
                 total.rows, total.seconds, total.rows / total.seconds, total.tokens / total.seconds, total.fills,
                 total.steps, total.row_steps ? 100.0 * (total.row_steps - total.idle_rows) / total.row_steps : 0.0,
                 total.prefill_tokens, total.prefix_tokens);
-    free(lines), free(jobs), free(job_line), free(outs), free(errs);
+    free(lines), free(jobs), free(job_line), free(outs), free(errs), free(inputs);
     paw_lines_close(&in);
 out:
     paw_gpu_runner_free(gpu);

@@ -5,7 +5,9 @@
 
 #include "common/error.h"
 #include "common/fileio.h"
+#include "common/progress.h"
 #include "data/template.h"
+#include "interpreter/schedule.h"
 
 char *paw_strip(const char *s, size_t n) {
     while (n && (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r')) s++, n--;
@@ -14,6 +16,12 @@ char *paw_strip(const char *s, size_t n) {
     memcpy(r, s, n);
     r[n] = 0;
     return r;
+}
+
+void paw_run_stats_add(PawRunStats *a, const PawRunStats *b) {
+    a->seconds += b->seconds, a->rows += b->rows, a->tokens += b->tokens, a->fills += b->fills;
+    a->steps += b->steps, a->row_steps += b->row_steps, a->idle_rows += b->idle_rows;
+    a->prefill_tokens += b->prefill_tokens, a->prefix_tokens += b->prefix_tokens;
 }
 
 int paw_runner_resources(const char *model_dir, PawTokenizer **tok, PawVocabMap *vmap, int *stop_id) {
@@ -50,6 +58,9 @@ void paw_runner_free(PawRunner *r) {
     paw_ids_free(&r->prefix_ids);
     if (r->cache.k) qwen3_cache_free(&r->cache);
     free(r->cached_ids);
+    for (int i = 0; i < r->row_caches_n; i++)
+        if (r->row_caches[i].k) qwen3_cache_free(&r->row_caches[i]);
+    free(r->row_caches);
     memset(r, 0, sizeof *r);
 }
 
@@ -132,4 +143,151 @@ int paw_runner_run(PawRunner *r, const char *input, int max_new, char **output) 
     if (rc == 0) rc = paw_runner_decode(r, out, got, output);
     free(out);
     return rc;
+}
+
+// ---- several inputs, decoded together ----------------------------------------------------------
+
+typedef struct {
+    PawRunner *r;
+    PawIds *ids;          // per job: the prompt's model ids
+    int max_new, rows;    // rows: how many of r->row_caches this run uses
+    Qwen3KVCache **live;  // scratch: the caches of a step's running rows
+    int *live_row, *live_ids;
+    long prefill_tokens, prefix_tokens;
+} ManyCtx;
+
+// The template prefix's keys and values in r->cache (once; a single run may have left a whole
+// prompt there, which serves as well). Its tokens are compared with each prompt's below.
+static int ensure_prefix(PawRunner *r) {
+    int n = (int)r->prefix_ids.n;
+    if (r->cached > 0 || n == 0) return 0;
+    int32_t *ids = xmalloc(sizeof(int32_t) * (size_t)n);
+    memcpy(ids, r->prefix_ids.ids, sizeof(int32_t) * (size_t)n);
+    if (r->vmap && paw_vocab_map_to_model(r->vmap, ids, n) != 0) {
+        // A token of the prefix alone outside the model's vocabulary (prompts, tokenized whole, may
+        // merge it with the input): every row then computes its whole prompt.
+        paw_clear_error();
+        free(ids);
+        return 0;
+    }
+    if (!r->cache.k || r->cache.cap < n) {
+        if (r->cache.k) qwen3_cache_free(&r->cache);
+        qwen3_cache_create(&r->cache, &r->model->cfg, 1, n);
+    }
+    r->cache.len = 0;
+    Qwen3Inputs in = {.ids = ids, .cache = &r->cache, .logits_mode = QWEN3_LOGITS_NONE, .lora = r->lora};
+    if (qwen3_forward(r->model, &in, 1, n) != 0) {
+        free(ids);
+        return -1;
+    }
+    // cached_ids holds as many ids as the cache has room for (paw_runner_run fills it up to that).
+    free(r->cached_ids);
+    r->cached_ids = xrealloc(ids, sizeof(int32_t) * (size_t)r->cache.cap);
+    r->cached = n;
+    return 0;
+}
+
+static int many_fill(void *vctx, const int *rows, const int *jobs, int k, int *next) {
+    ManyCtx *c = vctx;
+    PawRunner *r = c->r;
+    const Qwen3Config *cfg = &r->model->cfg;
+    size_t KV = (size_t)cfg->num_kv_heads * cfg->head_dim;
+    for (int i = 0; i < k; i++) {
+        const PawIds *ids = &c->ids[jobs[i]];
+        int n = (int)ids->n, need = n + c->max_new;
+        Qwen3KVCache *rc = &r->row_caches[rows[i]];
+        if (!rc->k || rc->cap < need) {
+            if (rc->k) qwen3_cache_free(rc);
+            qwen3_cache_create(rc, cfg, 1, (need + 63) / 64 * 64 < cfg->max_position_embeddings
+                                                 ? (need + 63) / 64 * 64 : cfg->max_position_embeddings);
+        }
+        // The shared leading tokens come from the prefix (at least one token is left to compute).
+        int keep = 0, limit = r->cached < (int)r->prefix_ids.n ? r->cached : (int)r->prefix_ids.n;
+        while (keep < limit && keep < n - 1 && r->cached_ids[keep] == ids->ids[keep]) keep++;
+        for (int l = 0; l < cfg->num_layers && keep > 0; l++) {
+            memcpy(rc->k + (size_t)l * rc->cap * KV, r->cache.k + (size_t)l * r->cache.cap * KV, sizeof(float) * keep * KV);
+            memcpy(rc->v + (size_t)l * rc->cap * KV, r->cache.v + (size_t)l * r->cache.cap * KV, sizeof(float) * keep * KV);
+        }
+        rc->len = keep;
+        Qwen3Inputs in = {.ids = ids->ids + keep, .cache = rc, .logits_mode = QWEN3_LOGITS_LAST, .lora = r->lora};
+        if (qwen3_forward(r->model, &in, 1, n - keep) != 0) return -1;
+        next[i] = qwen3_argmax(r->model->acts.logits, cfg->vocab_size);
+        c->prefill_tokens += n - keep;
+        c->prefix_tokens += keep;
+    }
+    return 0;
+}
+
+static int many_step(void *vctx, const int *active, int *next) {
+    ManyCtx *c = vctx;
+    PawRunner *r = c->r;
+    int na = 0;
+    for (int b = 0; b < c->rows; b++)
+        if (active[b]) c->live[na] = &r->row_caches[b], c->live_row[na] = b, c->live_ids[na] = next[b], na++;
+    if (na == 0) return 0;
+    Qwen3Inputs in = {.ids = c->live_ids, .row_caches = c->live, .logits_mode = QWEN3_LOGITS_LAST, .lora = r->lora};
+    if (qwen3_forward(r->model, &in, na, 1) != 0) return -1;
+    int V = r->model->cfg.vocab_size;
+    for (int i = 0; i < na; i++) next[c->live_row[i]] = qwen3_argmax(r->model->acts.logits + (size_t)i * V, V);
+    return 0;
+}
+
+int paw_runner_run_many(PawRunner *r, const char *const *inputs, int n, int rows, int max_new, char **outputs,
+                        char **errors, PawRunStats *st) {
+    double t0 = paw_now();
+    PawRunStats s = {0};
+    if (st) *st = s;
+    if (rows < 1 || max_new < 1) return paw_error("run: rows %d and max_new %d must be at least 1", rows, max_new);
+    ManyCtx c = {.r = r, .max_new = max_new};
+    c.ids = xcalloc((size_t)(n ? n : 1), sizeof(PawIds));
+    int *lens = xmalloc(sizeof(int) * (size_t)(n ? n : 1)), kept = 0;
+    for (int i = 0; i < n; i++) {
+        outputs[i] = errors[i] = NULL;
+        lens[i] = -1;
+        if (paw_runner_prompt_ids(r, inputs[i], max_new, &c.ids[i]) != 0) errors[i] = xstrdup(paw_last_error());
+        else lens[i] = (int)c.ids[i].n, kept++;
+    }
+    int *order = xmalloc(sizeof(int) * (size_t)(n ? n : 1)), *starts = xmalloc(sizeof(int) * (size_t)(n + 1));
+    paw_run_plan(lens, n, n ? n : 1, order, starts);
+    int nrows = rows < kept ? rows : kept, rc = kept > 0 ? ensure_prefix(r) : 0;
+    if (nrows > r->row_caches_n) {
+        r->row_caches = xrealloc(r->row_caches, sizeof(Qwen3KVCache) * (size_t)nrows);
+        memset(r->row_caches + r->row_caches_n, 0, sizeof(Qwen3KVCache) * (size_t)(nrows - r->row_caches_n));
+        r->row_caches_n = nrows;
+    }
+    c.live = xmalloc(sizeof(Qwen3KVCache *) * (size_t)(nrows ? nrows : 1));
+    c.live_row = xmalloc(sizeof(int) * (size_t)(nrows ? nrows : 1));
+    c.live_ids = xmalloc(sizeof(int) * (size_t)(nrows ? nrows : 1));
+    int32_t *out = xmalloc(sizeof(int32_t) * (size_t)(kept ? kept : 1) * max_new);
+    int *counts = xcalloc((size_t)(n ? n : 1), sizeof(int));
+    // Decoding runs over the kept jobs 0..kept-1 (their order indices); out and counts by that index.
+    int *dense = xmalloc(sizeof(int) * (size_t)(kept ? kept : 1));
+    for (int k = 0; k < kept; k++) dense[k] = k;
+    PawIds *dense_ids = xmalloc(sizeof(PawIds) * (size_t)(kept ? kept : 1));
+    for (int k = 0; k < kept; k++) dense_ids[k] = c.ids[order[k]];
+    PawIds *all_ids = c.ids;
+    c.ids = dense_ids;
+    PawDecodeStats ds = {0};
+    PawDecodeModel dm = {&c, many_fill, many_step};
+    c.rows = nrows;
+    if (rc == 0 && kept > 0) rc = paw_run_decode(&dm, dense, kept, nrows, 1, max_new, r->stop_id, out, counts, &ds);
+    for (int k = 0; rc == 0 && k < kept; k++) {
+        int j = order[k], got = counts[k];
+        int32_t *toks = out + (size_t)k * max_new;
+        s.tokens += got;
+        if (got > 0 && toks[got - 1] == r->stop_id) got--;
+        if (paw_runner_decode(r, toks, got, &outputs[j]) != 0) rc = -1;
+    }
+    for (int i = 0; i < n; i++) paw_ids_free(&all_ids[i]);
+    free(all_ids), free(dense_ids), free(dense), free(lens), free(order), free(starts), free(out), free(counts);
+    free(c.live), free(c.live_row), free(c.live_ids);
+    if (rc != 0) {
+        for (int i = 0; i < n; i++) free(outputs[i]), free(errors[i]), outputs[i] = errors[i] = NULL;
+        return -1;
+    }
+    s.seconds = paw_now() - t0;
+    s.rows = kept, s.fills = ds.fills, s.steps = ds.steps, s.row_steps = ds.row_steps, s.idle_rows = ds.idle_rows;
+    s.prefill_tokens = c.prefill_tokens, s.prefix_tokens = c.prefix_tokens;
+    if (st) *st = s;
+    return 0;
 }

@@ -8,12 +8,6 @@
 #include "common/error.h"
 #include "common/progress.h"
 
-void paw_run_stats_add(PawRunStats *a, const PawRunStats *b) {
-    a->seconds += b->seconds, a->rows += b->rows, a->tokens += b->tokens, a->fills += b->fills;
-    a->steps += b->steps, a->row_steps += b->row_steps, a->idle_rows += b->idle_rows;
-    a->prefill_tokens += b->prefill_tokens, a->prefix_tokens += b->prefix_tokens;
-}
-
 #ifdef PAW_CUDA
 #include "interpreter/decoder_cuda.h"
 #include "model/qwen3_cuda.h"

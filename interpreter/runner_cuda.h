@@ -33,20 +33,6 @@ typedef struct {
     const char *input;  // not owned
 } PawRunJob;
 
-typedef struct {
-    double seconds;  // wall time of the run (prompt building and decoding included)
-    long rows;       // jobs run (jobs refused before the model are not counted)
-    long tokens;     // generated tokens, <|im_end|> included
-    long fills;      // prefills (a refill of several rows is one)
-    long steps;      // decoding steps over the batch's rows
-    long row_steps, idle_rows;  // rows those steps computed, and how many of them had no running job
-    long prefill_tokens;        // prompt tokens the prefills computed
-    long prefix_tokens;         // prompt tokens taken from shared template prefixes instead
-} PawRunStats;
-
-// Adds b's figures to a's (for totals over several runs).
-void paw_run_stats_add(PawRunStats *a, const PawRunStats *b);
-
 typedef struct PawGpuRunner PawGpuRunner;
 
 // 0 when --device cuda can work here; else -1 + paw_error saying why (a build without CUDA, no

@@ -240,13 +240,21 @@ int qwen3_forward(Qwen3 *m, const Qwen3Inputs *in, int B, int T) {
     const int Q = NH * HD, KV = NKV * HD;
     if (B <= 0 || T <= 0) return paw_error("forward: empty batch (B=%d, T=%d)", B, T);
     Qwen3KVCache *cache = in->cache;
-    int pos0 = cache ? cache->len : 0;
+    Qwen3KVCache *const *rows = in->row_caches;
+    int pos0 = cache ? cache->len : 0, pos_end = pos0 + T;
+    if (cache && rows) return paw_error("forward: both a batch KV cache and per-sequence caches");
     if (cache && (B != cache->B || pos0 + T > cache->cap))
         return paw_error("forward: %d new tokens do not fit the KV cache (%d of %d used, batch %d vs %d)", T, pos0,
                          cache->cap, B, cache->B);
+    for (int b = 0; rows && b < B; b++) {
+        if (rows[b]->B != 1 || rows[b]->len + T > rows[b]->cap)
+            return paw_error("forward: %d new tokens of sequence %d do not fit its KV cache (%d of %d used, batch %d)", T,
+                             b, rows[b]->len, rows[b]->cap, rows[b]->B);
+        if (rows[b]->len + T > pos_end) pos_end = rows[b]->len + T;
+    }
     const size_t N = (size_t)B * T;
     ensure_acts(m, B, T);
-    ensure_rope(m, pos0 + T);
+    ensure_rope(m, pos_end);
     m->B = B;
     m->T = T;
     m->has_loss = 0;
@@ -257,7 +265,8 @@ int qwen3_forward(Qwen3 *m, const Qwen3Inputs *in, int B, int T) {
     m->lora = lora;
     const int R = lora ? lora->rank : 0;
     if (lora) {
-        if (lora->nb != B) return paw_error("forward: %d LoRA adapters for a batch of %d sequences", lora->nb, B);
+        if (lora->nb != B && lora->nb != 1)
+            return paw_error("forward: %d LoRA adapters for a batch of %d sequences", lora->nb, B);
         size_t need = (size_t)LORA_NUM_MODULES * L * N * R;
         if (need > m->lora_u_cap) {
             free(m->lora_u);
@@ -267,6 +276,9 @@ int qwen3_forward(Qwen3 *m, const Qwen3Inputs *in, int B, int T) {
             m->lora_u_cap = need;
         }
     }
+// One adapter shared by the batch runs as one sequence of N rows.
+#define LORA_NB (lora->nb == 1 ? 1 : B)
+#define LORA_T (lora->nb == 1 ? (int)N : T)
 // The saved LoRA activation of module mod at layer l.
 #define LORA_U(mod, l) (m->lora_u + ((size_t)(mod) * L + (l)) * N * R)
 #define LORA_FWD(mod, y, x)                                                                                          \
@@ -274,8 +286,8 @@ int qwen3_forward(Qwen3 *m, const Qwen3Inputs *in, int B, int T) {
         if (lora) {                                                                                                  \
             int din_, dout_;                                                                                         \
             lora_module_dims(c, mod, &din_, &dout_);                                                                 \
-            lora_forward(y, LORA_U(mod, l), x, lora->A[mod] + (size_t)l * B * R * din_,                             \
-                         lora->B[mod] + (size_t)l * B * dout_ * R, B, T, din_, dout_, R, lora->scale);               \
+            lora_forward(y, LORA_U(mod, l), x, lora->A[mod] + (size_t)l * lora->nb * R * din_,                      \
+                         lora->B[mod] + (size_t)l * lora->nb * dout_ * R, LORA_NB, LORA_T, din_, dout_, R, lora->scale); \
         }                                                                                                            \
     } while (0)
 
@@ -285,7 +297,7 @@ int qwen3_forward(Qwen3 *m, const Qwen3Inputs *in, int B, int T) {
         if (id >= V || (id < 0 && !in->embeds))
             return paw_error("forward: token id %d at position %zu is outside the vocabulary [0, %d)", id, n, V);
         m->ids[n] = id;
-        m->pos[n] = pos0 + (int)(n % (size_t)T);
+        m->pos[n] = (rows ? rows[n / (size_t)T]->len : pos0) + (int)(n % (size_t)T);
     }
     if (in->embeds) memcpy(a->x, in->embeds, sizeof(float) * N * C);
     if (m->w16[W_EMBED]) embedding_forward_bf16(a->x, m->ids, m->w16[W_EMBED], (int)N, C);
@@ -322,6 +334,16 @@ int qwen3_forward(Qwen3 *m, const Qwen3Inputs *in, int B, int T) {
                 memcpy(cache->v + dst, v + (size_t)b * T * KV, sizeof(float) * (size_t)T * KV);
             }
             attention_forward(att, NULL, q, cache->k + layer, cache->v + layer, B, T, pos0 + T, cache->cap, NH, NKV, HD);
+        } else if (rows) {
+            // Each sequence against its own cache: the single-sequence computation, row by row.
+            for (int b = 0; b < B; b++) {
+                Qwen3KVCache *rc = rows[b];
+                size_t layer = (size_t)l * rc->cap * KV, dst = layer + (size_t)rc->len * KV;
+                memcpy(rc->k + dst, k + (size_t)b * T * KV, sizeof(float) * (size_t)T * KV);
+                memcpy(rc->v + dst, v + (size_t)b * T * KV, sizeof(float) * (size_t)T * KV);
+                attention_forward(att + (size_t)b * T * Q, NULL, q + (size_t)b * T * Q, rc->k + layer, rc->v + layer, 1, T,
+                                  rc->len + T, rc->cap, NH, NKV, HD);
+            }
         } else {
             attention_forward(att, lse, q, k, v, B, T, T, T, NH, NKV, HD);
         }
@@ -339,6 +361,7 @@ int qwen3_forward(Qwen3 *m, const Qwen3Inputs *in, int B, int T) {
         LORA_FWD(LORA_DOWN, xnext, act);
     }
     if (cache) cache->len = pos0 + T;
+    for (int b = 0; rows && b < B; b++) rows[b]->len += T;
 
     const float *xL = a->x + (size_t)L * N * C;
     if (in->logits_mode == QWEN3_LOGITS_LAST) {
@@ -352,7 +375,7 @@ int qwen3_forward(Qwen3 *m, const Qwen3Inputs *in, int B, int T) {
         return 0;
     }
     rmsnorm_forward(a->lnf, a->lnf_rstd, xL, p->lnfw, (int)N, C, (float)c->rms_norm_eps);
-    m->backward_ok = !cache && !m->w16_memory;  // a backward may inject gradients even without a loss
+    m->backward_ok = !cache && !rows && !m->w16_memory;  // a backward may inject gradients even without a loss
     if (in->logits_mode == QWEN3_LOGITS_NONE) {
         m->logits_rows = 0;
         return 0;
@@ -425,9 +448,9 @@ int qwen3_backward_ex(Qwen3 *m, const Qwen3BackwardArgs *args) {
         if (lora) {                                                                                                  \
             int din_, dout_;                                                                                         \
             lora_module_dims(c, mod, &din_, &dout_);                                                                 \
-            size_t ao_ = (size_t)l * B * R * din_, bo_ = (size_t)l * B * dout_ * R;                                  \
+            size_t ao_ = (size_t)l * lora->nb * R * din_, bo_ = (size_t)l * lora->nb * dout_ * R;                    \
             lora_backward(dx_, lora->dA[mod] ? lora->dA[mod] + ao_ : NULL, lora->dB[mod] ? lora->dB[mod] + bo_ : NULL, \
-                          dy_, x_, LORA_U(mod, l), lora->A[mod] + ao_, lora->B[mod] + bo_, B, T, din_, dout_, R,    \
+                          dy_, x_, LORA_U(mod, l), lora->A[mod] + ao_, lora->B[mod] + bo_, LORA_NB, LORA_T, din_, dout_, R, \
                           lora->scale, m->lora_du);                                                                  \
         }                                                                                                            \
     } while (0)

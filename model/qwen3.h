@@ -93,7 +93,7 @@ void lora_module_dims(const Qwen3Config *cfg, int m, int *d_in, int *d_out);
 typedef struct {
     int rank;
     float scale;                   // alpha / rank
-    int nb;                        // adapters, one per sequence (must equal the batch size B)
+    int nb;                        // adapters: one per sequence (B), or 1 shared by every sequence
     float *A[LORA_NUM_MODULES];    // [L, nb, r, d_in]
     float *B[LORA_NUM_MODULES];    // [L, nb, d_out, r]
     float *dA[LORA_NUM_MODULES];   // gradients, accumulated; NULL when not wanted
@@ -108,6 +108,10 @@ typedef struct {
     const int *targets;        // [B*T] next-token targets, or NULL for no loss
     const float *loss_weight;  // [B*T] loss mask / weights, or NULL for all ones
     Qwen3KVCache *cache;       // NULL: full-sequence forward (the backward may follow)
+    // Instead of cache: one single-sequence cache (B = 1) per sequence, each at its own length, so
+    // that unrelated sequences decode together (sequence b's tokens go at positions
+    // row_caches[b]->len ..). Each cache's len grows by T.
+    Qwen3KVCache *const *row_caches;
     int logits_mode;           // QWEN3_LOGITS_*
     const Qwen3Lora *lora;     // per-example adapters, or NULL
 } Qwen3Inputs;

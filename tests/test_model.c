@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "common/fileio.h"
+#include "common/rng.h"
 #include "model/qwen3.h"
 #include "tests/testutil.h"
 
@@ -200,6 +201,107 @@ static void check_decode(const char *name, int weights) {
 Test(model, decode_matches_transformers_and_full_forward) {
     check_decode("tiny-gqa-tied", QWEN3_WEIGHTS_F32);
     check_decode("tiny-untied-bf16-sharded", QWEN3_WEIGHTS_F32);
+}
+
+// ---- unrelated sequences decoding together ---------------------------------------------------
+
+static void lora_alloc(const Qwen3Config *cfg, int nb, int r, Qwen3Lora *lo) {
+    memset(lo, 0, sizeof *lo);
+    lo->rank = r, lo->scale = 2.0f, lo->nb = nb;
+    for (int m = 0; m < LORA_NUM_MODULES; m++) {
+        int din, dout;
+        lora_module_dims(cfg, m, &din, &dout);
+        lo->A[m] = xmalloc(sizeof(float) * (size_t)cfg->num_layers * nb * r * din);
+        lo->B[m] = xmalloc(sizeof(float) * (size_t)cfg->num_layers * nb * dout * r);
+    }
+}
+
+static void lora_free(Qwen3Lora *lo) {
+    for (int m = 0; m < LORA_NUM_MODULES; m++) free(lo->A[m]), free(lo->B[m]);
+}
+
+// Sequences of different lengths decoding through their own caches (row_caches): each row's
+// logits are the bits of its sequence decoded alone (fewer than 6 rows run one-row products),
+// with one adapter shared by the batch (nb = 1) and with a copy per row (nb = B); f32 and bf16
+// weights.
+Test(model, row_caches_decode_each_sequence_as_if_alone) {
+    enum { NB = 4, STEPS = 3, R = 2 };
+    const int plen[NB] = {3, 7, 1, 5};
+    for (int wt = 0; wt < 2; wt++) {
+        Qwen3 m;
+        cr_assert_eq(qwen3_load_ex(&m, FIX "tiny-gqa-tied", 1, wt ? QWEN3_WEIGHTS_BF16 : QWEN3_WEIGHTS_F32), 0);
+        const Qwen3Config *cfg = &m.cfg;
+        int V = cfg->vocab_size;
+        Qwen3Lora one, per;
+        lora_alloc(cfg, 1, R, &one);
+        lora_alloc(cfg, NB, R, &per);
+        PawRng rng = {77};
+        for (int mod = 0; mod < LORA_NUM_MODULES; mod++) {
+            int din, dout;
+            lora_module_dims(cfg, mod, &din, &dout);
+            for (int l = 0; l < cfg->num_layers; l++) {
+                float *a = one.A[mod] + (size_t)l * R * din, *b = one.B[mod] + (size_t)l * dout * R;
+                for (int i = 0; i < R * din; i++) a[i] = 0.3f * paw_rng_normal(&rng);
+                for (int i = 0; i < dout * R; i++) b[i] = 0.3f * paw_rng_normal(&rng);
+                for (int s = 0; s < NB; s++) {
+                    memcpy(per.A[mod] + ((size_t)l * NB + s) * R * din, a, sizeof(float) * R * din);
+                    memcpy(per.B[mod] + ((size_t)l * NB + s) * dout * R, b, sizeof(float) * dout * R);
+                }
+            }
+        }
+        int ids[16];
+        for (int i = 0; i < 16; i++) ids[i] = (7 * i + 3) % V;
+        // Alone: prefill, then STEPS tokens, keeping each step's logits.
+        float *alone = xmalloc(sizeof(float) * NB * STEPS * V);
+        Qwen3KVCache caches[NB];
+        Qwen3KVCache *rows[NB];
+        for (int s = 0; s < NB; s++) {
+            qwen3_cache_create(&caches[s], cfg, 1, 16);
+            Qwen3Inputs in = {.ids = ids + s, .cache = &caches[s], .logits_mode = QWEN3_LOGITS_LAST, .lora = &one};
+            cr_assert_eq(qwen3_forward(&m, &in, 1, plen[s]), 0, "%s", paw_last_error());
+            for (int t = 0; t < STEPS; t++) {
+                int tok = (11 + 5 * t + s) % V;
+                in.ids = &tok;
+                cr_assert_eq(qwen3_forward(&m, &in, 1, 1), 0);
+                memcpy(alone + ((size_t)s * STEPS + t) * V, m.acts.logits, sizeof(float) * V);
+            }
+        }
+        for (int pass = 0; pass < 2; pass++) {
+            for (int s = 0; s < NB; s++) {
+                caches[s].len = 0;  // the same prefill again, alone
+                Qwen3Inputs in = {.ids = ids + s, .cache = &caches[s], .logits_mode = QWEN3_LOGITS_LAST, .lora = &one};
+                cr_assert_eq(qwen3_forward(&m, &in, 1, plen[s]), 0);
+                rows[s] = &caches[s];
+            }
+            for (int t = 0; t < STEPS; t++) {
+                int toks[NB];
+                for (int s = 0; s < NB; s++) toks[s] = (11 + 5 * t + s) % V;
+                Qwen3Inputs in = {.ids = toks, .row_caches = rows, .logits_mode = QWEN3_LOGITS_LAST,
+                                  .lora = pass ? &per : &one};
+                cr_assert_eq(qwen3_forward(&m, &in, NB, 1), 0, "%s", paw_last_error());
+                for (int s = 0; s < NB; s++) {
+                    cr_assert_eq(caches[s].len, plen[s] + t + 1);
+                    cr_assert(memcmp(m.acts.logits + (size_t)s * V, alone + ((size_t)s * STEPS + t) * V,
+                                     sizeof(float) * V) == 0,
+                              "weights %s, adapters %s: step %d, sequence %d differs from decoding it alone",
+                              wt ? "bf16" : "f32", pass ? "per row" : "shared", t, s);
+                }
+            }
+        }
+        // A full row cache and two kinds of cache at once are refused, not overrun.
+        caches[1].len = caches[1].cap;
+        int toks[NB] = {1, 2, 3, 4};
+        Qwen3Inputs in = {.ids = toks, .row_caches = rows, .logits_mode = QWEN3_LOGITS_LAST};
+        cr_assert_eq(qwen3_forward(&m, &in, NB, 1), -1);
+        cr_assert(strstr(paw_last_error(), "sequence 1"), "%s", paw_last_error());
+        in.cache = &caches[0];
+        cr_assert_eq(qwen3_forward(&m, &in, NB, 1), -1);
+        for (int s = 0; s < NB; s++) qwen3_cache_free(&caches[s]);
+        free(alone);
+        lora_free(&one);
+        lora_free(&per);
+        qwen3_free(&m);
+    }
 }
 
 // ---- bf16 inference weights ----------------------------------------------------------------

@@ -1,5 +1,7 @@
-// The GPU batch runner's CPU side: batch planning, and --device cuda where no GPU can be used
-// (a build without CUDA, or a machine without a GPU) giving a clear refusal.
+// Batched running: batch planning and the decoding loop with a scripted model, the CPU runner's
+// batches against one input at a time, and --device cuda where no GPU can be used (a build
+// without CUDA, or a machine without a GPU) giving a clear refusal.
+#include <cjson/cJSON.h>
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <string.h>
@@ -7,6 +9,7 @@
 #include "common/error.h"
 #include "common/fileio.h"
 #include "common/rng.h"
+#include "data/template.h"
 #include "interpreter/runner_cuda.h"
 #include "tests/world.h"
 
@@ -75,7 +78,7 @@ Test(runner_batch, cli_device_cuda_refused_clearly, .timeout = 120) {
     cr_assert(strstr(e2, "--device cuda") && strstr(e2, "CUDA"), "%s", e2);
     // Unknown devices and a zero batch are usage errors.
     cr_assert_eq(sh("%s run %s/none.paw --device tpu 2>/dev/null", p, dir), 2);
-    cr_assert_eq(sh("%s run %s/none.paw --batch 0 2>/dev/null", p, dir), 2);
+    cr_assert_eq(sh("%s run %s/none.paw --batch -1 2>/dev/null", p, dir), 2);
     cr_assert_eq(sh("%s eval --compiler x --interpreter y --data z --device tpu 2>/dev/null", p), 2);
     free(e1), free(e2);
     sh("rm -rf %s", dir);
@@ -232,4 +235,113 @@ Test(runner_batch, refill_keeps_rows_busy) {
            N, MAXN, ROWS, st[0].steps, 100 * busy[0], st[0].fills, st[1].steps, 100 * busy[1], st[1].fills);
     cr_assert(busy[1] > 0.85, "refill keeps only %.0f%% of the rows busy", 100 * busy[1]);
     cr_assert(st[1].steps < st[0].steps);
+}
+
+// The CPU runner's batches (paw_runner_run_many) against paw_runner_run one input at a time, on a
+// tiny random interpreter with a random adapter: up to 5 rows every output is the same text,
+// since each row's products are computed as if alone (bit for bit); blank and too-long inputs
+// are refused one by one; the prompt tokens are either prefilled or taken from the prefix.
+static void random_lora(const Qwen3Config *cfg, int r, Qwen3Lora *lo) {
+    memset(lo, 0, sizeof *lo);
+    lo->rank = r, lo->scale = 1.0f, lo->nb = 1;
+    PawRng rng = {99};
+    for (int m = 0; m < LORA_NUM_MODULES; m++) {
+        int din, dout;
+        lora_module_dims(cfg, m, &din, &dout);
+        size_t na = (size_t)cfg->num_layers * r * din, nb = (size_t)cfg->num_layers * dout * r;
+        lo->A[m] = xmalloc(sizeof(float) * na);
+        lo->B[m] = xmalloc(sizeof(float) * nb);
+        for (size_t i = 0; i < na; i++) lo->A[m][i] = 0.3f * paw_rng_normal(&rng);
+        for (size_t i = 0; i < nb; i++) lo->B[m][i] = 0.3f * paw_rng_normal(&rng);
+    }
+}
+
+Test(runner_batch, cpu_batches_equal_one_input_at_a_time, .timeout = 300) {
+    char dir[] = "/tmp/paw_cpu_batch_XXXXXX", path[512];
+    cr_assert_not_null(mkdtemp(dir));
+    const char *p = paw_bin();
+    cr_assert_eq(sh("%s data synth -o %s/jsonl --seed 5 --train 8 --val 4 --test 12 --families first_word,parity,sentiment "
+                    "--pseudo-examples 1 >/dev/null 2>&1 && %s init --shape tests/fixtures/train/interp-shape.json --out %s/interp "
+                    "--vocab-from %s/jsonl/train.jsonl,%s/jsonl/val.jsonl,%s/jsonl/test.jsonl --seed 1 --std 0.1 "
+                    ">/dev/null 2>&1", p, dir, p, dir, dir, dir, dir), 0);
+    snprintf(path, sizeof path, "%s/jsonl/test.jsonl", dir);
+    char *text = paw_read_file(path, NULL);
+    cr_assert_not_null(text);
+    enum { NIN = 14 };
+    const char *inputs[NIN];
+    char *pseudo = NULL;
+    int nin = 0;
+    for (char *line = strtok(text, "\n"); line && nin < NIN - 2; line = strtok(NULL, "\n")) {
+        cJSON *o = cJSON_Parse(line);
+        const cJSON *in = cJSON_GetObjectItem(o, "input"), *pp = cJSON_GetObjectItem(o, "pseudo_program");
+        cr_assert(cJSON_IsString(in) && cJSON_IsString(pp));
+        inputs[nin++] = xstrdup(in->valuestring);
+        if (!pseudo) pseudo = xstrdup(pp->valuestring);  // its words are in the trimmed vocabulary
+        cJSON_Delete(o);
+    }
+    inputs[nin++] = " \t ";  // blank: refused
+    char *longin = xmalloc(3001);
+    for (int i = 0; i < 3000; i++) longin[i] = "ab "[i % 3];
+    longin[3000] = 0;
+    inputs[nin++] = longin;  // past the 512-token context: refused
+    snprintf(path, sizeof path, "%s/interp", dir);
+    for (int wt = 0; wt < 2; wt++) {
+        Qwen3 m;
+        PawTokenizer *tok = NULL;
+        PawVocabMap vm = {0};
+        int stop;
+        cr_assert_eq(qwen3_load_ex(&m, path, 1, wt ? QWEN3_WEIGHTS_BF16 : QWEN3_WEIGHTS_F32), 0, "%s", paw_last_error());
+        cr_assert_eq(paw_runner_resources(path, &tok, &vm, &stop), 0, "%s", paw_last_error());
+        Qwen3Lora lo;
+        random_lora(&m.cfg, 3, &lo);
+        char *tmpl = paw_interpreter_prompt_template(pseudo);
+        PawRunner one, many;
+        cr_assert_eq(paw_runner_init(&one, &m, tok, &vm, stop, tmpl, &lo), 0);
+        cr_assert_eq(paw_runner_init(&many, &m, tok, &vm, stop, tmpl, &lo), 0);
+        const int max_new = 10;
+        char *want[NIN], *want_err[NIN];
+        long prompt_tokens = 0;
+        for (int i = 0; i < nin; i++) {
+            want[i] = want_err[i] = NULL;
+            if (paw_runner_run(&one, inputs[i], max_new, &want[i]) != 0) want_err[i] = xstrdup(paw_last_error());
+            PawIds ids;
+            if (paw_runner_prompt_ids(&one, inputs[i], max_new, &ids) == 0) prompt_tokens += (long)ids.n;
+            paw_ids_free(&ids);
+        }
+        cr_assert(want_err[nin - 1] && want_err[nin - 2] && !want_err[0], "%s / %s / %s", want_err[nin - 1], want_err[nin - 2], want_err[0]);
+        const int row_counts[] = {1, 3, 4, 5, 4};
+        for (size_t k = 0; k < sizeof row_counts / sizeof row_counts[0]; k++) {
+            char *out[NIN], *err[NIN];
+            PawRunStats st;
+            cr_assert_eq(paw_runner_run_many(&many, inputs, nin, row_counts[k], max_new, out, err, &st), 0, "%s",
+                         paw_last_error());
+            for (int i = 0; i < nin; i++) {
+                cr_assert((out[i] != NULL) != (err[i] != NULL), "input %d: exactly one of output and error", i);
+                if (want_err[i]) cr_assert_str_eq(err[i], want_err[i]);
+                else cr_assert_str_eq(out[i], want[i], "%s weights, %d rows, input %d: \"%s\" vs alone \"%s\"",
+                                      wt ? "bf16" : "f32", row_counts[k], i, out[i], want[i]);
+                free(out[i]), free(err[i]);
+            }
+            cr_assert_eq(st.rows, nin - 2);
+            cr_assert_eq(st.prefill_tokens + st.prefix_tokens, prompt_tokens);
+            cr_assert_gt(st.prefix_tokens, 10 * (nin - 2), "the template prefix is shared: %ld", st.prefix_tokens);
+            cr_assert_geq(st.tokens, nin - 2);
+            cr_assert_eq(st.fills, row_counts[k] == 1 ? nin - 2 : st.fills);
+        }
+        char *none_out[1], *none_err[1];
+        cr_assert_eq(paw_runner_run_many(&many, inputs, 0, 4, max_new, none_out, none_err, NULL), 0);
+        for (int i = 0; i < nin; i++) free(want[i]), free(want_err[i]);
+        paw_runner_free(&one);
+        paw_runner_free(&many);
+        free(tmpl);
+        for (int mod = 0; mod < LORA_NUM_MODULES; mod++) free(lo.A[mod]), free(lo.B[mod]);
+        paw_tokenizer_free(tok);
+        paw_vocab_map_free(&vm);
+        qwen3_free(&m);
+    }
+    for (int i = 0; i < nin - 2; i++) free((char *)inputs[i]);
+    free(longin);
+    free(pseudo);
+    free(text);
+    sh("rm -rf %s", dir);
 }
