@@ -37,25 +37,34 @@ static int shape_config(const char *name, Qwen3Config *c) {
     return 0;
 }
 
-// Greedy decoding of n tokens after a T-token prompt (B = 1): the best per-token time over
-// iters + 1 runs (the first warms up), the tokens of the last run in out.
-static double decode_seconds(Qwen3 *m, const int *ids, int T, int n, int iters, int *out) {
+// Greedy decoding of n tokens after a T-token prompt for `rows` sequences together (row_caches,
+// as paw run batches inputs; each sequence's prompt is the same ids shifted by its row): the best
+// per-step time over iters + 1 runs (the first warms up), row 0's tokens of the last run in out.
+static double decode_seconds(Qwen3 *m, const int *ids, int T, int n, int rows, int iters, int *out) {
     double best = 1e30;
+    Qwen3KVCache *caches = xcalloc((size_t)rows, sizeof(Qwen3KVCache));
+    Qwen3KVCache **live = xmalloc(sizeof(Qwen3KVCache *) * (size_t)rows);
+    int *next = xmalloc(sizeof(int) * (size_t)rows), V = m->cfg.vocab_size;
     for (int it = 0; it <= iters; it++) {
-        Qwen3KVCache cache;
-        qwen3_cache_create(&cache, &m->cfg, 1, T + n);
-        Qwen3Inputs in = {.ids = ids, .cache = &cache, .logits_mode = QWEN3_LOGITS_LAST};
-        if (qwen3_forward(m, &in, 1, T) != 0) paw_die("%s", paw_last_error());
+        for (int b = 0; b < rows; b++) {
+            qwen3_cache_create(&caches[b], &m->cfg, 1, T + n);
+            live[b] = &caches[b];
+            Qwen3Inputs in = {.ids = ids + b, .cache = &caches[b], .logits_mode = QWEN3_LOGITS_LAST};
+            if (qwen3_forward(m, &in, 1, T) != 0) paw_die("%s", paw_last_error());
+            next[b] = qwen3_argmax(m->acts.logits, V);
+        }
         double t0 = paw_now();
         for (int i = 0; i < n; i++) {
-            out[i] = qwen3_argmax(m->acts.logits, m->cfg.vocab_size);
-            in.ids = &out[i];
-            if (qwen3_forward(m, &in, 1, 1) != 0) paw_die("%s", paw_last_error());
+            out[i] = next[0];
+            Qwen3Inputs in = {.ids = next, .row_caches = live, .logits_mode = QWEN3_LOGITS_LAST};
+            if (qwen3_forward(m, &in, rows, 1) != 0) paw_die("%s", paw_last_error());
+            for (int b = 0; b < rows; b++) next[b] = qwen3_argmax(m->acts.logits + (size_t)b * V, V);
         }
         double dt = (paw_now() - t0) / n;
-        qwen3_cache_free(&cache);
+        for (int b = 0; b < rows; b++) qwen3_cache_free(&caches[b]);
         if (it > 0 && dt < best) best = dt;
     }
+    free(caches), free(live), free(next);
     return best;
 }
 
@@ -82,7 +91,7 @@ static double read_gbps(void) {
 
 static int bench_cpu(int argc, char **argv) {
     const char *shape = "0.6b";
-    int T = 128, B = 1, layers = 0, iters = 2, decode = 32;
+    int T = 128, B = 1, layers = 0, iters = 2, decode = 32, rows = 4;
     PawOpt opts[] = {
         {"shape", PAW_OPT_STR, &shape, "model shape: 0.6b, 4b or a config.json path (random weights)"},
         {"T", PAW_OPT_INT, &T, "sequence length"},
@@ -90,6 +99,7 @@ static int bench_cpu(int argc, char **argv) {
         {"layers", PAW_OPT_INT, &layers, "override the layer count (0: the real one)"},
         {"iters", PAW_OPT_INT, &iters, "timed iterations of each measurement"},
         {"decode", PAW_OPT_INT, &decode, "tokens of greedy decoding after a T-token prompt, with f32 and bf16 weights (0: skip)"},
+        {"rows", PAW_OPT_INT, &rows, "decoding also runs this many sequences together, as paw run batches inputs"},
     };
     PawCommandSpec spec = {"paw bench cpu [--shape 0.6b] [--T 128] [--B 1] [--decode 32]",
                            "CPU reference speed: forward, forward+backward (trainable) and forward+backward "
@@ -106,9 +116,9 @@ static int bench_cpu(int argc, char **argv) {
         return 2;
     }
     if (layers > 0) cfg.num_layers = layers;
-    if (T <= 0 || B <= 0 || iters <= 0 || decode < 0 || T + decode > cfg.max_position_embeddings) {
-        fprintf(stderr, "paw bench cpu: --T, --B and --iters must be positive, --decode >= 0, and T + decode at most "
-                        "max_position_embeddings\n");
+    if (T <= 0 || B <= 0 || iters <= 0 || decode < 0 || rows < 1 || rows > 64 || T + decode > cfg.max_position_embeddings) {
+        fprintf(stderr, "paw bench cpu: --T, --B and --iters must be positive, --decode >= 0, --rows in [1, 64], and T + "
+                        "decode at most max_position_embeddings\n");
         return 2;
     }
     Qwen3 m;
@@ -117,9 +127,9 @@ static int bench_cpu(int argc, char **argv) {
             cfg.num_layers);
     qwen3_init_random(&m, 1234, 0.02f);
     int N = B * T;
-    int *ids = xmalloc(sizeof(int) * (size_t)N), *tg = xmalloc(sizeof(int) * (size_t)N);
+    int *ids = xmalloc(sizeof(int) * (size_t)(N + rows)), *tg = xmalloc(sizeof(int) * (size_t)N);
     PawRng rng = {42};
-    for (int i = 0; i < N; i++) ids[i] = (int)paw_rng_below(&rng, 151643);
+    for (int i = 0; i < N + rows; i++) ids[i] = (int)paw_rng_below(&rng, cfg.vocab_size < 151643 ? cfg.vocab_size : 151643);
     for (int i = 0; i < N; i++) tg[i] = (i + 1 < N) ? ids[i + 1] : 0;
     Qwen3Inputs in = {.ids = ids, .targets = tg};
     double fl = qwen3_forward_flops(&cfg, B, T, 1);
@@ -167,25 +177,41 @@ static int bench_cpu(int argc, char **argv) {
         }
         if (cfg.tie_word_embeddings) mat += (size_t)cfg.vocab_size * cfg.hidden_size;
         int *tok32 = xmalloc(sizeof(int) * (size_t)decode), *tok16 = xmalloc(sizeof(int) * (size_t)decode);
-        fprintf(stderr, "  decoding %d tokens, f32 weights...\n", decode);
-        double d32 = decode_seconds(&m, ids, T, decode, iters, tok32);
-        qwen3_free(&m);
-        qwen3_create_bf16(&m, &cfg);
-        qwen3_init_random(&m, 1234, 0.02f);
-        fprintf(stderr, "  decoding %d tokens, bf16 weights...\n", decode);
-        double d16 = decode_seconds(&m, ids, T, decode, iters, tok16);
-        int same = 0;
+        int *tokr = xmalloc(sizeof(int) * (size_t)decode);
+        double d[2][2];  // [f32, bf16][one sequence, rows together]: seconds a step
+        int same = 0, same_rows = 0;
+        for (int w = 0; w < 2; w++) {
+            if (w == 1) {
+                qwen3_free(&m);
+                qwen3_create_bf16(&m, &cfg);
+                qwen3_init_random(&m, 1234, 0.02f);
+            }
+            int *tok = w ? tok16 : tok32;
+            fprintf(stderr, "  decoding %d tokens, %s weights, 1 and %d rows...\n", decode, w ? "bf16" : "f32", rows);
+            d[w][0] = decode_seconds(&m, ids, T, decode, 1, iters, tok);
+            d[w][1] = decode_seconds(&m, ids, T, decode, rows, iters, tokr);
+            int k = 0;
+            while (k < decode && tok[k] == tokr[k]) k++;
+            if (w == 1) same_rows = k;
+        }
         while (same < decode && tok32[same] == tok16[same]) same++;
         double bw = read_gbps();
-        printf("\nbatch-1 greedy decoding after a %d-token prompt, %d new tokens (weights read per token: %.2f GB f32, "
+        printf("\ngreedy decoding after a %d-token prompt, %d new tokens (weights read per step: %.2f GB f32, "
                "%.2f GB bf16)\n", T, decode, mat * 4e-9, mat * 2e-9);
         printf("memory read ceiling (summing 1 GiB): %.1f GB/s\n", bw);
-        printf("| weights | ms/token | tokens/s | weight GB/s | floor ms/token | floor / time |\n|---|---|---|---|---|---|\n");
-        printf("| f32 | %.1f | %.1f | %.1f | %.1f | %.0f%% |\n", 1e3 * d32, 1 / d32, mat * 4e-9 / d32, mat * 4e-6 / bw,
-               100 * mat * 4e-9 / bw / d32);
-        printf("| bf16 | %.1f | %.1f | %.1f | %.1f | %.0f%% |\n", 1e3 * d16, 1 / d16, mat * 2e-9 / d16, mat * 2e-6 / bw,
-               100 * mat * 2e-9 / bw / d16);
-        printf("bf16 / f32 speed: %.2fx; tokens equal: the first %d of %d\n", d32 / d16, same, decode);
+        printf("| weights | rows | ms/step | tokens/s | weight GB/s | floor ms/step | floor / time |\n"
+               "|---|---|---|---|---|---|---|\n");
+        for (int w = 0; w < 2; w++)
+            for (int k = 0; k < 2; k++) {
+                double bytes = mat * (w ? 2e-9 : 4e-9);
+                printf("| %s | %d | %.1f | %.1f | %.1f | %.1f | %.0f%% |\n", w ? "bf16" : "f32", k ? rows : 1,
+                       1e3 * d[w][k], (k ? rows : 1) / d[w][k], bytes / d[w][k], 1e3 * bytes / bw, 100 * bytes / bw / d[w][k]);
+            }
+        printf("bf16 / f32 speed, one sequence: %.2fx; %d rows / one sequence, tokens/s: %.2fx f32, %.2fx bf16\n",
+               d[0][0] / d[1][0], rows, rows * d[0][0] / d[0][1], rows * d[1][0] / d[1][1]);
+        printf("tokens equal: f32 vs bf16 the first %d of %d; bf16 row 0 of %d vs alone the first %d of %d\n", same, decode,
+               rows, same_rows, decode);
+        free(tokr);
         free(tok32);
         free(tok16);
     }
