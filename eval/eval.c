@@ -311,7 +311,7 @@ static int run_groups_gpu(PawGpuRunner *gpu, TestSet *t, const int *conds, const
 int cmd_eval(int argc, char **argv) {
     const char *compiler = NULL, *interp_dir = NULL, *data = NULL, *report = NULL, *cond_arg = "all", *pseudo_model = NULL;
     const char *device = "cpu", *weights_s = "auto";
-    int max_examples = 0, max_new = 32, batch = 8, run_batch = 32;
+    int max_examples = 0, max_new = 32, batch = 8, run_batch = 0;
     PawOpt opts[] = {
         {"compiler", PAW_OPT_STR, &compiler, "trained compiler directory"},
         {"interpreter", PAW_OPT_STR, &interp_dir, "interpreter directory"},
@@ -323,7 +323,9 @@ int cmd_eval(int argc, char **argv) {
         {"max-new", PAW_OPT_INT, &max_new, "most tokens generated per example"},
         {"batch", PAW_OPT_INT, &batch, "specs per compiler forward"},
         {"device", PAW_OPT_STR, &device, "where the compiler, the mapper and the interpreter run: cpu or cuda"},
-        {"run-batch", PAW_OPT_INT, &run_batch, "cuda: interpreter rows decoded together (any mix of programs and conditions)"},
+        {"run-batch", PAW_OPT_INT, &run_batch, "interpreter rows decoded together, 0: 4 on cpu (one program's inputs; up "
+                                               "to 5 give each input the bits it gets alone), 32 on cuda (any mix of "
+                                               "programs and conditions)"},
         {"weights", PAW_OPT_STR, &weights_s, "the interpreter's " QWEN3_WEIGHTS_HELP},
     };
     PawCommandSpec cs = {"paw eval --compiler DIR --interpreter DIR --data TEST.jsonl [options]",
@@ -356,11 +358,12 @@ int cmd_eval(int argc, char **argv) {
         }
         free(list);
     }
+    int cuda = strcmp(device, "cuda") == 0;
+    if (run_batch == 0) run_batch = cuda ? 32 : 4;
     if (max_new < 1 || batch < 1 || run_batch < 1) {
-        fprintf(stderr, "paw eval: --max-new, --batch and --run-batch must be positive\n");
+        fprintf(stderr, "paw eval: --max-new, --batch and --run-batch must be positive (--run-batch 0: the default)\n");
         return 2;
     }
-    int cuda = strcmp(device, "cuda") == 0;
     if (!cuda && strcmp(device, "cpu") != 0) {
         fprintf(stderr, "paw eval: --device '%s': expected cpu or cuda\n", device);
         return 2;
@@ -506,25 +509,41 @@ int cmd_eval(int argc, char **argv) {
                 if (paw_runner_init(&runners[c], &model, tok, &vm, stop, tmpl, l) != 0) status = 1;
                 free(tmpl);
             }
-            for (int i = 0; i < t.nex && status == 0; i++) {
-                Example *e = &t.ex[i];
-                if (e->group != gid[k] || e->done) continue;
-                for (int c = 0; c < NCOND && status == 0; c++) {
-                    if (!conds[c]) continue;
-                    if (paw_runner_run(&runners[c], e->input, max_new, &e->got[c]) != 0) {
-                        // An input the interpreter cannot take counts as a miss, with the reason kept.
-                        size_t n = strlen(paw_last_error()) + 16;
-                        e->got[c] = xmalloc(n);
-                        snprintf(e->got[c], n, "<error: %s>", paw_last_error());
+            // The group's inputs share its programs: each condition decodes them run_batch rows at a time.
+            int ni = 0;
+            for (int i = 0; i < t.nex; i++) ni += t.ex[i].group == gid[k] && !t.ex[i].done;
+            Example **ge = xmalloc(sizeof(Example *) * (size_t)(ni ? ni : 1));
+            const char **inputs = xmalloc(sizeof(char *) * (size_t)(ni ? ni : 1));
+            char **outs = xmalloc(sizeof(char *) * (size_t)(ni ? ni : 1)), **errs = xmalloc(sizeof(char *) * (size_t)(ni ? ni : 1));
+            ni = 0;
+            for (int i = 0; i < t.nex; i++)
+                if (t.ex[i].group == gid[k] && !t.ex[i].done) ge[ni] = &t.ex[i], inputs[ni++] = t.ex[i].input;
+            for (int c = 0; c < NCOND && status == 0; c++) {
+                if (!conds[c]) continue;
+                if (paw_runner_run_many(&runners[c], inputs, ni, run_batch, max_new, outs, errs, NULL) != 0) {
+                    status = 1;
+                    break;
+                }
+                for (int j = 0; j < ni; j++) {
+                    ge[j]->got[c] = outs[j];
+                    if (errs[j]) {  // an input the interpreter cannot take counts as a miss, with the reason kept
+                        size_t n = strlen(errs[j]) + 16;
+                        ge[j]->got[c] = xmalloc(n);
+                        snprintf(ge[j]->got[c], n, "<error: %s>", errs[j]);
+                        free(errs[j]);
                     }
                 }
+            }
+            for (int j = 0; j < ni && status == 0; j++) {
+                Example *e = ge[j];
                 e->done = 1;
                 ran++;
-                char extra[64];
                 if (conds[C_COMPILED]) em_tot++, em_hit += !strcmp(e->got[C_COMPILED], e->output);
-                snprintf(extra, sizeof extra, "compiled EM %.1f%%", em_tot ? 100.0 * em_hit / em_tot : 0.0);
-                paw_progress_update(&prog, ran, conds[C_COMPILED] ? extra : NULL);
             }
+            char extra[64];
+            snprintf(extra, sizeof extra, "compiled EM %.1f%%", em_tot ? 100.0 * em_hit / em_tot : 0.0);
+            if (status == 0) paw_progress_update(&prog, ran, conds[C_COMPILED] ? extra : NULL);
+            free(ge), free(inputs), free(outs), free(errs);
             if (status) {
                 fprintf(stderr, "paw eval: %s\n", paw_last_error());
             }

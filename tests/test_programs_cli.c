@@ -162,6 +162,44 @@ Test(programs_cli, compile_run_eval_end_to_end, .timeout = 300) {
     // Another setting on the same report is refused, not mixed in.
     cr_assert_eq(sh("%s eval --compiler %s/run/export --interpreter %s/interp --data %s/jsonl/test.jsonl --max-new 5 "
                     "--report %s/report.json >/dev/null 2>&1", p, W, W, W, W), 2);
+    // One program for every example (the first one's spec and pseudo-program, the others' inputs):
+    // eval decodes the group's inputs 4 rows at a time on the CPU, with the outputs of one at a time.
+    char *all = slurp("%s/jsonl/test.jsonl", W), *save = NULL;
+    cJSON *first = NULL;
+    char *same_spec = xmalloc(strlen(all) * 2 + 1024);
+    same_spec[0] = 0;
+    for (char *line = strtok_r(all, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        cJSON *o = cJSON_Parse(line);
+        if (!first) first = cJSON_Duplicate(o, 1);
+        cJSON_ReplaceItemInObject(o, "spec", cJSON_CreateString(cJSON_GetObjectItem(first, "spec")->valuestring));
+        cJSON_ReplaceItemInObject(o, "pseudo_program",
+                                  cJSON_CreateString(cJSON_GetObjectItem(first, "pseudo_program")->valuestring));
+        char *l = cJSON_PrintUnformatted(o);
+        strcat(same_spec, l);
+        strcat(same_spec, "\n");
+        free(l);
+        cJSON_Delete(o);
+    }
+    snprintf(path, sizeof path, "%s/same.jsonl", W);
+    cr_assert_eq(paw_write_file_atomic(path, same_spec, strlen(same_spec)), 0);
+    for (int k = 0; k < 2; k++)
+        cr_assert_eq(sh("%s eval --compiler %s/run/export --interpreter %s/interp --data %s/same.jsonl --max-new 6 "
+                        "--conditions compiled,baseline --run-batch %d --report %s/same%d.json > %s/same%d.out 2>&1",
+                        p, W, W, W, k ? 1 : 0, W, k, W, k), 0);
+    char *so = slurp("%s/same0.out", W);
+    cr_assert(strstr(so, "8 examples, 1 distinct programs"), "%s", so);
+    char *j0 = slurp("%s/same0.json", W), *j1 = slurp("%s/same1.json", W);
+    cJSON *r0 = cJSON_Parse(j0), *r1 = cJSON_Parse(j1);
+    const cJSON *e0 = cJSON_GetObjectItem(r0, "examples"), *e1 = cJSON_GetObjectItem(r1, "examples");
+    cr_assert_eq(cJSON_GetArraySize(e0), 8);
+    for (int i = 0; i < 8; i++) {
+        char *a = cJSON_PrintUnformatted(cJSON_GetObjectItem(cJSON_GetArrayItem(e0, i), "outputs"));
+        char *b = cJSON_PrintUnformatted(cJSON_GetObjectItem(cJSON_GetArrayItem(e1, i), "outputs"));
+        cr_assert_str_eq(a, b, "example %d: 4 rows vs one at a time", i);
+        free(a), free(b);
+    }
+    cJSON_Delete(r0), cJSON_Delete(r1), cJSON_Delete(first);
+    free(all), free(same_spec), free(so), free(j0), free(j1);
     free(rep), free(arg), free(filt), free(j), free(argline), free(input), free(target);
     sh("rm -rf %s", W);
 }
