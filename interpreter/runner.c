@@ -196,10 +196,10 @@ static int many_fill(void *vctx, const int *rows, const int *jobs, int k, int *n
         const PawIds *ids = &c->ids[jobs[i]];
         int n = (int)ids->n, need = n + c->max_new;
         Qwen3KVCache *rc = &r->row_caches[rows[i]];
-        if (!rc->k || rc->cap < need) {
+        if (!rc->k || rc->cap < need) {  // grown in steps of 64 positions, up to the context
+            int cap = (need + 63) / 64 * 64;
             if (rc->k) qwen3_cache_free(rc);
-            qwen3_cache_create(rc, cfg, 1, (need + 63) / 64 * 64 < cfg->max_position_embeddings
-                                                 ? (need + 63) / 64 * 64 : cfg->max_position_embeddings);
+            qwen3_cache_create(rc, cfg, 1, cap < cfg->max_position_embeddings ? cap : cfg->max_position_embeddings);
         }
         // The shared leading tokens come from the prefix (at least one token is left to compute).
         int keep = 0, limit = r->cached < (int)r->prefix_ids.n ? r->cached : (int)r->prefix_ids.n;
