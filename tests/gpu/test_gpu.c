@@ -2656,6 +2656,47 @@ static void test_runner_batch(void) {
                "batched run's\n", shared[0], shared[1], shared[2], same1);
         paw_gpu_runner_free(gr1);
     }
+    // The memory guard: no prefix takes more than an eighth of the free device memory. The
+    // emulation reports less free memory where asked (PAW_EMU_REPORTED_FREE), which puts the
+    // boundary at the test's choice: just under 8x the smallest prefix, no prefix is made; at 8x
+    // the largest, every one is. The outputs are those of the runs without and with sharing.
+    if (strstr(paw_cuda_device_name(), "emulation")) {
+        const Qwen3Config *c = &cpu.cfg;
+        size_t per_token = (size_t)2 * c->num_layers * c->num_kv_heads * c->head_dim * 2, lo_n = (size_t)-1, hi_n = 0;
+        for (int p = 0; p < NPROG; p++) {
+            size_t n = runners[p].prefix_ids.n;
+            lo_n = n < lo_n ? n : lo_n, hi_n = n > hi_n ? n : hi_n;
+        }
+        for (int k = 0; k < 2; k++) {
+            char freeb[32];
+            snprintf(freeb, sizeof freeb, "%zu", k ? 8 * hi_n * per_token : 8 * lo_n * per_token - 1);
+            setenv("PAW_EMU_REPORTED_FREE", freeb, 1);
+            PawGpuRunner *gm = paw_gpu_runner_create(&cpu, tok, &vm, stop, 5);
+            CHECK(gm != NULL, "gpu runner: %s", paw_last_error());
+            if (!gm) break;
+            for (int p = 0; p < NPROG; p++) {
+                char *tmpl = paw_interpreter_prompt_template(pseudo[p]);
+                CHECK(paw_gpu_runner_add_program(gm, tmpl, prog_lora[p]) == p, "add program: %s", paw_last_error());
+                free(tmpl);
+            }
+            char *mo[NPROG * NIN], *me[NPROG * NIN];
+            PawRunStats sm;
+            CHECK(paw_gpu_runner_run(gm, jobs, njobs, max_new, mo, me, &sm) == 0, "gpu runner run: %s", paw_last_error());
+            unsetenv("PAW_EMU_REPORTED_FREE");
+            int same = 0;
+            char **want = k ? gpu_out : whole_out;
+            for (int j = 0; j < njobs; j++) same += (!mo[j] && !want[j]) || (mo[j] && want[j] && !strcmp(mo[j], want[j]));
+            long want_prefix = k ? st[0].prefix_tokens : 0;
+            printf("gpu runner, %s bytes reported free (prefixes of %zu..%zu tokens, %zu bytes a token): %ld prompt "
+                   "tokens from shared prefixes, %d of %d outputs equal the run %s sharing\n",
+                   freeb, lo_n, hi_n, per_token, sm.prefix_tokens, same, njobs, k ? "with" : "without");
+            CHECK(sm.prefix_tokens == want_prefix, "memory guard at %s bytes free: %ld prompt tokens from prefixes, %ld "
+                  "expected", freeb, sm.prefix_tokens, want_prefix);
+            CHECK(same == njobs, "memory guard at %s bytes free: %d of %d outputs as expected", freeb, same, njobs);
+            for (int j = 0; j < njobs; j++) free(mo[j]), free(me[j]);
+            paw_gpu_runner_free(gm);
+        }
+    }
     for (int j = 0; j < njobs; j++)
         free(cpu_out[j]), free(cpu_err[j]), free(gpu_out[j]), free(gpu_err[j]), free(one_out[j]), free(one_err[j]),
             free(fix_out[j]), free(fix_err[j]), free(whole_out[j]), free(whole_err[j]);
