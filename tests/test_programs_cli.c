@@ -8,6 +8,7 @@
 #include "common/fileio.h"
 #include "interpreter/program.h"
 #include "kernels/quant.h"
+#include "tests/interactive.h"
 #include "tests/world.h"
 
 static char W[64];
@@ -107,6 +108,23 @@ Test(programs_cli, compile_run_eval_end_to_end, .timeout = 300) {
     char want[8192];
     snprintf(want, sizeof want, "%s%s%s", arg, arg, arg);
     cr_assert_str_eq(filt, want, "filter output differs from single runs (prompt cache?)");
+    // Typed one line at a time, each is answered before the next (the batch takes the lines that
+    // have arrived), with the argument run's output.
+    {
+        char prog[300], *answers[3];
+        snprintf(prog, sizeof prog, "%s/one.paw", W);
+        char *argv[] = {(char *)p, "run", prog, "--max-new", "6", NULL};
+        const char *typed[3] = {input, input, input};
+        int got = run_interactive(argv, typed, 3, 120, answers);
+        cr_assert_eq(got, 3, "%d of 3 typed lines answered before the next", got);
+        char *argl = xstrdup(arg);
+        argl[strcspn(argl, "\n")] = 0;
+        for (int i = 0; i < 3; i++) {
+            cr_assert_str_eq(answers[i], argl);
+            free(answers[i]);
+        }
+        free(argl);
+    }
     // JSONL mode keeps the other fields and adds "output".
     cr_assert_eq(sh("printf '{\"input\":\"%s\",\"id\":7}\\n' | %s run %s/one.paw --jsonl --max-new 6 > %s/j.out", input, p, W, W), 0);
     char *j = slurp("%s/j.out", W);
