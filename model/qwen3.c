@@ -262,17 +262,27 @@ int qwen3_forward(Qwen3 *m, const Qwen3Inputs *in, int B, int T) {
     Qwen3Acts *a = &m->acts;
     const Qwen3Params *p = &m->params;
     const Qwen3Lora *lora = in->lora;
+    const Qwen3Lora *const *rlora = in->row_loras;
     m->lora = lora;
     const int R = lora ? lora->rank : 0;
+    if (lora && rlora) return paw_error("forward: both a batch adapter and per-sequence adapters");
+    size_t need = 0;
     if (lora) {
         if (lora->nb != B && lora->nb != 1)
             return paw_error("forward: %d LoRA adapters for a batch of %d sequences", lora->nb, B);
-        size_t need = (size_t)LORA_NUM_MODULES * L * N * R;
+        need = (size_t)LORA_NUM_MODULES * L * N * R;
+    }
+    for (int b = 0; rlora && b < B; b++) {  // per-sequence adapters: u is scratch for one sequence
+        if (rlora[b] && rlora[b]->nb != 1)
+            return paw_error("forward: sequence %d's adapter holds %d adapters, expected 1", b, rlora[b]->nb);
+        if (rlora[b] && (size_t)T * rlora[b]->rank > need) need = (size_t)T * rlora[b]->rank;
+    }
+    if (need) {
         if (need > m->lora_u_cap) {
             free(m->lora_u);
             free(m->lora_du);
             m->lora_u = xmalloc(sizeof(float) * need);
-            m->lora_du = xmalloc(sizeof(float) * N * R);
+            m->lora_du = xmalloc(sizeof(float) * N * (R ? R : 1));
             m->lora_u_cap = need;
         }
     }
@@ -288,6 +298,15 @@ int qwen3_forward(Qwen3 *m, const Qwen3Inputs *in, int B, int T) {
             lora_module_dims(c, mod, &din_, &dout_);                                                                 \
             lora_forward(y, LORA_U(mod, l), x, lora->A[mod] + (size_t)l * lora->nb * R * din_,                      \
                          lora->B[mod] + (size_t)l * lora->nb * dout_ * R, LORA_NB, LORA_T, din_, dout_, R, lora->scale); \
+        }                                                                                                            \
+        for (int b_ = 0; rlora && b_ < B; b_++) {                                                                    \
+            const Qwen3Lora *o_ = rlora[b_];                                                                         \
+            if (!o_) continue;                                                                                       \
+            int din_, dout_, r_ = o_->rank;                                                                          \
+            lora_module_dims(c, mod, &din_, &dout_);                                                                 \
+            lora_forward((y) + (size_t)b_ * T * dout_, m->lora_u, (x) + (size_t)b_ * T * din_,                       \
+                         o_->A[mod] + (size_t)l * r_ * din_, o_->B[mod] + (size_t)l * dout_ * r_, 1, T, din_, dout_, r_,   \
+                         o_->scale);                                                                                 \
         }                                                                                                            \
     } while (0)
 
@@ -375,7 +394,7 @@ int qwen3_forward(Qwen3 *m, const Qwen3Inputs *in, int B, int T) {
         return 0;
     }
     rmsnorm_forward(a->lnf, a->lnf_rstd, xL, p->lnfw, (int)N, C, (float)c->rms_norm_eps);
-    m->backward_ok = !cache && !rows && !m->w16_memory;  // a backward may inject gradients even without a loss
+    m->backward_ok = !cache && !rows && !rlora && !m->w16_memory;  // a backward may inject gradients even without a loss
     if (in->logits_mode == QWEN3_LOGITS_NONE) {
         m->logits_rows = 0;
         return 0;

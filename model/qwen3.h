@@ -114,6 +114,9 @@ typedef struct {
     Qwen3KVCache *const *row_caches;
     int logits_mode;           // QWEN3_LOGITS_*
     const Qwen3Lora *lora;     // per-example adapters, or NULL
+    // Instead of lora (inference only): one adapter (nb = 1) or NULL per sequence, each with its
+    // own rank and scale (sequences of different programs decoding together).
+    const Qwen3Lora *const *row_loras;
 } Qwen3Inputs;
 
 // Weight gradients that a backward has finished, reported as it goes so that a data-parallel

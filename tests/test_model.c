@@ -220,86 +220,124 @@ static void lora_free(Qwen3Lora *lo) {
     for (int m = 0; m < LORA_NUM_MODULES; m++) free(lo->A[m]), free(lo->B[m]);
 }
 
+// Prefill and STEPS tokens of each sequence alone, with its own adapter (or none); each step's
+// logits into alone[(s * STEPS + t) * V].
+enum { RC_NB = 4, RC_STEPS = 3, RC_R = 2 };
+static const int rc_plen[RC_NB] = {3, 7, 1, 5};
+static int rc_token(int t, int s, int V) { return (11 + 5 * t + s) % V; }
+
+static void rc_prefill(Qwen3 *m, Qwen3KVCache *cache, const int *ids, int s, const Qwen3Lora *lo) {
+    cache->len = 0;
+    Qwen3Inputs in = {.ids = ids + s, .cache = cache, .logits_mode = QWEN3_LOGITS_LAST, .lora = lo};
+    cr_assert_eq(qwen3_forward(m, &in, 1, rc_plen[s]), 0, "%s", paw_last_error());
+}
+
+static void rc_alone(Qwen3 *m, Qwen3KVCache *caches, const int *ids, const Qwen3Lora *const *lo, float *alone) {
+    int V = m->cfg.vocab_size;
+    for (int s = 0; s < RC_NB; s++) {
+        rc_prefill(m, &caches[s], ids, s, lo[s]);
+        for (int t = 0; t < RC_STEPS; t++) {
+            int tok = rc_token(t, s, V);
+            Qwen3Inputs in = {.ids = &tok, .cache = &caches[s], .logits_mode = QWEN3_LOGITS_LAST, .lora = lo[s]};
+            cr_assert_eq(qwen3_forward(m, &in, 1, 1), 0);
+            memcpy(alone + ((size_t)s * RC_STEPS + t) * V, m->acts.logits, sizeof(float) * V);
+        }
+    }
+}
+
+static void rc_random(Qwen3Lora *lo, const Qwen3Config *cfg, unsigned long long seed) {
+    PawRng rng = {seed};
+    for (int mod = 0; mod < LORA_NUM_MODULES; mod++) {
+        int din, dout;
+        lora_module_dims(cfg, mod, &din, &dout);
+        size_t na = (size_t)cfg->num_layers * lo->rank * din, nb = (size_t)cfg->num_layers * dout * lo->rank;
+        for (size_t i = 0; i < na; i++) lo->A[mod][i] = 0.3f * paw_rng_normal(&rng);
+        for (size_t i = 0; i < nb; i++) lo->B[mod][i] = 0.3f * paw_rng_normal(&rng);
+    }
+}
+
 // Sequences of different lengths decoding through their own caches (row_caches): each row's
-// logits are the bits of its sequence decoded alone (fewer than 6 rows run one-row products),
-// with one adapter shared by the batch (nb = 1) and with a copy per row (nb = B); f32 and bf16
-// weights.
+// logits are the bits of its sequence decoded alone (fewer than 6 rows run one-row products).
+// Adapters: one shared by the batch (nb = 1), a copy per row (nb = B), and per-sequence ones of
+// different ranks and none (row_loras, as rows of different programs). f32 and bf16 weights.
 Test(model, row_caches_decode_each_sequence_as_if_alone) {
-    enum { NB = 4, STEPS = 3, R = 2 };
-    const int plen[NB] = {3, 7, 1, 5};
     for (int wt = 0; wt < 2; wt++) {
         Qwen3 m;
         cr_assert_eq(qwen3_load_ex(&m, FIX "tiny-gqa-tied", 1, wt ? QWEN3_WEIGHTS_BF16 : QWEN3_WEIGHTS_F32), 0);
         const Qwen3Config *cfg = &m.cfg;
         int V = cfg->vocab_size;
-        Qwen3Lora one, per;
-        lora_alloc(cfg, 1, R, &one);
-        lora_alloc(cfg, NB, R, &per);
-        PawRng rng = {77};
+        Qwen3Lora one, per, other;
+        lora_alloc(cfg, 1, RC_R, &one);
+        lora_alloc(cfg, RC_NB, RC_R, &per);
+        lora_alloc(cfg, 1, 3, &other);
+        other.scale = 0.5f;
+        rc_random(&one, cfg, 77);
+        rc_random(&other, cfg, 78);
         for (int mod = 0; mod < LORA_NUM_MODULES; mod++) {
             int din, dout;
             lora_module_dims(cfg, mod, &din, &dout);
-            for (int l = 0; l < cfg->num_layers; l++) {
-                float *a = one.A[mod] + (size_t)l * R * din, *b = one.B[mod] + (size_t)l * dout * R;
-                for (int i = 0; i < R * din; i++) a[i] = 0.3f * paw_rng_normal(&rng);
-                for (int i = 0; i < dout * R; i++) b[i] = 0.3f * paw_rng_normal(&rng);
-                for (int s = 0; s < NB; s++) {
-                    memcpy(per.A[mod] + ((size_t)l * NB + s) * R * din, a, sizeof(float) * R * din);
-                    memcpy(per.B[mod] + ((size_t)l * NB + s) * dout * R, b, sizeof(float) * dout * R);
+            for (int l = 0; l < cfg->num_layers; l++)
+                for (int s = 0; s < RC_NB; s++) {
+                    memcpy(per.A[mod] + ((size_t)l * RC_NB + s) * RC_R * din, one.A[mod] + (size_t)l * RC_R * din,
+                           sizeof(float) * RC_R * din);
+                    memcpy(per.B[mod] + ((size_t)l * RC_NB + s) * dout * RC_R, one.B[mod] + (size_t)l * dout * RC_R,
+                           sizeof(float) * dout * RC_R);
                 }
-            }
         }
         int ids[16];
         for (int i = 0; i < 16; i++) ids[i] = (7 * i + 3) % V;
-        // Alone: prefill, then STEPS tokens, keeping each step's logits.
-        float *alone = xmalloc(sizeof(float) * NB * STEPS * V);
-        Qwen3KVCache caches[NB];
-        Qwen3KVCache *rows[NB];
-        for (int s = 0; s < NB; s++) {
-            qwen3_cache_create(&caches[s], cfg, 1, 16);
-            Qwen3Inputs in = {.ids = ids + s, .cache = &caches[s], .logits_mode = QWEN3_LOGITS_LAST, .lora = &one};
-            cr_assert_eq(qwen3_forward(&m, &in, 1, plen[s]), 0, "%s", paw_last_error());
-            for (int t = 0; t < STEPS; t++) {
-                int tok = (11 + 5 * t + s) % V;
-                in.ids = &tok;
-                cr_assert_eq(qwen3_forward(&m, &in, 1, 1), 0);
-                memcpy(alone + ((size_t)s * STEPS + t) * V, m.acts.logits, sizeof(float) * V);
-            }
-        }
-        for (int pass = 0; pass < 2; pass++) {
-            for (int s = 0; s < NB; s++) {
-                caches[s].len = 0;  // the same prefill again, alone
-                Qwen3Inputs in = {.ids = ids + s, .cache = &caches[s], .logits_mode = QWEN3_LOGITS_LAST, .lora = &one};
-                cr_assert_eq(qwen3_forward(&m, &in, 1, plen[s]), 0);
-                rows[s] = &caches[s];
-            }
-            for (int t = 0; t < STEPS; t++) {
-                int toks[NB];
-                for (int s = 0; s < NB; s++) toks[s] = (11 + 5 * t + s) % V;
-                Qwen3Inputs in = {.ids = toks, .row_caches = rows, .logits_mode = QWEN3_LOGITS_LAST,
-                                  .lora = pass ? &per : &one};
-                cr_assert_eq(qwen3_forward(&m, &in, NB, 1), 0, "%s", paw_last_error());
-                for (int s = 0; s < NB; s++) {
-                    cr_assert_eq(caches[s].len, plen[s] + t + 1);
-                    cr_assert(memcmp(m.acts.logits + (size_t)s * V, alone + ((size_t)s * STEPS + t) * V,
+        const Qwen3Lora *same[RC_NB] = {&one, &one, &one, &one}, *mixed[RC_NB] = {&one, NULL, &other, &one};
+        float *alone_same = xmalloc(sizeof(float) * RC_NB * RC_STEPS * V);
+        float *alone_mixed = xmalloc(sizeof(float) * RC_NB * RC_STEPS * V);
+        Qwen3KVCache caches[RC_NB];
+        Qwen3KVCache *rows[RC_NB];
+        for (int s = 0; s < RC_NB; s++) qwen3_cache_create(&caches[s], cfg, 1, 16), rows[s] = &caches[s];
+        rc_alone(&m, caches, ids, same, alone_same);
+        rc_alone(&m, caches, ids, mixed, alone_mixed);
+        const char *names[3] = {"shared", "a copy per row", "per sequence"};
+        for (int pass = 0; pass < 3; pass++) {
+            const Qwen3Lora *const *lo = pass == 2 ? mixed : same;
+            const float *alone = pass == 2 ? alone_mixed : alone_same;
+            for (int s = 0; s < RC_NB; s++) rc_prefill(&m, &caches[s], ids, s, lo[s]);
+            for (int t = 0; t < RC_STEPS; t++) {
+                int toks[RC_NB];
+                for (int s = 0; s < RC_NB; s++) toks[s] = rc_token(t, s, V);
+                Qwen3Inputs in = {.ids = toks, .row_caches = rows, .logits_mode = QWEN3_LOGITS_LAST};
+                if (pass == 0) in.lora = &one;
+                else if (pass == 1) in.lora = &per;
+                else in.row_loras = mixed;
+                cr_assert_eq(qwen3_forward(&m, &in, RC_NB, 1), 0, "%s", paw_last_error());
+                for (int s = 0; s < RC_NB; s++) {
+                    cr_assert_eq(caches[s].len, rc_plen[s] + t + 1);
+                    cr_assert(memcmp(m.acts.logits + (size_t)s * V, alone + ((size_t)s * RC_STEPS + t) * V,
                                      sizeof(float) * V) == 0,
                               "weights %s, adapters %s: step %d, sequence %d differs from decoding it alone",
-                              wt ? "bf16" : "f32", pass ? "per row" : "shared", t, s);
+                              wt ? "bf16" : "f32", names[pass], t, s);
                 }
             }
         }
-        // A full row cache and two kinds of cache at once are refused, not overrun.
+        // The mixed adapters matter: sequence 2 (the other adapter) differs from the shared run.
+        cr_assert(memcmp(alone_same + (size_t)2 * RC_STEPS * V, alone_mixed + (size_t)2 * RC_STEPS * V,
+                         sizeof(float) * V) != 0);
+        // A full row cache, two kinds of cache or of adapter at once, and a batch in row_loras are refused.
         caches[1].len = caches[1].cap;
-        int toks[NB] = {1, 2, 3, 4};
+        int toks[RC_NB] = {1, 2, 3, 4};
         Qwen3Inputs in = {.ids = toks, .row_caches = rows, .logits_mode = QWEN3_LOGITS_LAST};
-        cr_assert_eq(qwen3_forward(&m, &in, NB, 1), -1);
+        cr_assert_eq(qwen3_forward(&m, &in, RC_NB, 1), -1);
         cr_assert(strstr(paw_last_error(), "sequence 1"), "%s", paw_last_error());
+        caches[1].len = 0;
         in.cache = &caches[0];
-        cr_assert_eq(qwen3_forward(&m, &in, NB, 1), -1);
-        for (int s = 0; s < NB; s++) qwen3_cache_free(&caches[s]);
-        free(alone);
-        lora_free(&one);
-        lora_free(&per);
+        cr_assert_eq(qwen3_forward(&m, &in, RC_NB, 1), -1);
+        in.cache = NULL;
+        in.lora = &one, in.row_loras = mixed;
+        cr_assert_eq(qwen3_forward(&m, &in, RC_NB, 1), -1);
+        const Qwen3Lora *bad[RC_NB] = {&per, NULL, NULL, NULL};
+        in.lora = NULL, in.row_loras = bad;
+        cr_assert_eq(qwen3_forward(&m, &in, RC_NB, 1), -1);
+        cr_assert(strstr(paw_last_error(), "expected 1"), "%s", paw_last_error());
+        for (int s = 0; s < RC_NB; s++) qwen3_cache_free(&caches[s]);
+        free(alone_same), free(alone_mixed);
+        lora_free(&one), lora_free(&per), lora_free(&other);
         qwen3_free(&m);
     }
 }
