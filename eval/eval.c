@@ -323,9 +323,8 @@ int cmd_eval(int argc, char **argv) {
         {"max-new", PAW_OPT_INT, &max_new, "most tokens generated per example"},
         {"batch", PAW_OPT_INT, &batch, "specs per compiler forward"},
         {"device", PAW_OPT_STR, &device, "where the compiler, the mapper and the interpreter run: cpu or cuda"},
-        {"run-batch", PAW_OPT_INT, &run_batch, "interpreter rows decoded together, 0: 4 on cpu (one program's inputs; up "
-                                               "to 5 give each input the bits it gets alone), 32 on cuda (any mix of "
-                                               "programs and conditions)"},
+        {"run-batch", PAW_OPT_INT, &run_batch, "interpreter rows decoded together, any mix of programs and conditions; "
+                                               "0: 4 on cpu (up to 5 give each input the bits it gets alone), 32 on cuda"},
         {"weights", PAW_OPT_STR, &weights_s, "the interpreter's " QWEN3_WEIGHTS_HELP},
     };
     PawCommandSpec cs = {"paw eval --compiler DIR --interpreter DIR --data TEST.jsonl [options]",
@@ -498,57 +497,69 @@ int cmd_eval(int argc, char **argv) {
             }
             if (status) fprintf(stderr, "paw eval: %s\n", paw_last_error());
         }
-        for (int k = 0; k < ng && status == 0 && !gpu; k++) {
-            const Example *f = &t.ex[t.group_first[gid[k]]];
-            PawRunner runners[NCOND];
-            memset(runners, 0, sizeof runners);
-            for (int c = 0; c < NCOND && status == 0; c++) {
-                if (!conds[c]) continue;
-                char *tmpl = paw_interpreter_prompt_template(c == C_COMPILED || c == C_PSEUDO ? f->pseudo : f->spec);
-                const Qwen3Lora *l = c == C_COMPILED || c == C_LORA ? &ad[k] : NULL;
-                if (paw_runner_init(&runners[c], &model, tok, &vm, stop, tmpl, l) != 0) status = 1;
-                free(tmpl);
-            }
-            // The group's inputs share its programs: each condition decodes them run_batch rows at a time.
-            int ni = 0;
-            for (int i = 0; i < t.nex; i++) ni += t.ex[i].group == gid[k] && !t.ex[i].done;
-            Example **ge = xmalloc(sizeof(Example *) * (size_t)(ni ? ni : 1));
-            const char **inputs = xmalloc(sizeof(char *) * (size_t)(ni ? ni : 1));
-            char **outs = xmalloc(sizeof(char *) * (size_t)(ni ? ni : 1)), **errs = xmalloc(sizeof(char *) * (size_t)(ni ? ni : 1));
-            ni = 0;
-            for (int i = 0; i < t.nex; i++)
-                if (t.ex[i].group == gid[k] && !t.ex[i].done) ge[ni] = &t.ex[i], inputs[ni++] = t.ex[i].input;
-            for (int c = 0; c < NCOND && status == 0; c++) {
-                if (!conds[c]) continue;
-                if (paw_runner_run_many(&runners[c], inputs, ni, run_batch, max_new, outs, errs, NULL) != 0) {
-                    status = 1;
-                    break;
-                }
-                for (int j = 0; j < ni; j++) {
-                    ge[j]->got[c] = outs[j];
-                    if (errs[j]) {  // an input the interpreter cannot take counts as a miss, with the reason kept
-                        size_t n = strlen(errs[j]) + 16;
-                        ge[j]->got[c] = xmalloc(n);
-                        snprintf(ge[j]->got[c], n, "<error: %s>", errs[j]);
-                        free(errs[j]);
-                    }
+        if (!gpu && status == 0 && ng > 0) {
+            // Every (example, condition) of these groups, run_batch rows at a time: rows of any
+            // program and condition decode together, each with its program's adapter or none.
+            PawRunner *runners = xcalloc((size_t)ng * NCOND, sizeof(PawRunner));
+            PawRunner **rp = xmalloc(sizeof(PawRunner *) * (size_t)ng * NCOND);
+            int *rindex = xmalloc(sizeof(int) * (size_t)ng * NCOND), nr = 0;
+            for (int k = 0; k < ng && status == 0; k++) {
+                const Example *f = &t.ex[t.group_first[gid[k]]];
+                for (int c = 0; c < NCOND && status == 0; c++) {
+                    if (!conds[c]) continue;
+                    char *tmpl = paw_interpreter_prompt_template(c == C_COMPILED || c == C_PSEUDO ? f->pseudo : f->spec);
+                    const Qwen3Lora *l = c == C_COMPILED || c == C_LORA ? &ad[k] : NULL;
+                    if (paw_runner_init(&runners[k * NCOND + c], &model, tok, &vm, stop, tmpl, l) != 0) status = 1;
+                    free(tmpl);
+                    rp[nr] = &runners[k * NCOND + c], rindex[k * NCOND + c] = nr++;
                 }
             }
-            for (int j = 0; j < ni && status == 0; j++) {
-                Example *e = ge[j];
-                e->done = 1;
-                ran++;
-                if (conds[C_COMPILED]) em_tot++, em_hit += !strcmp(e->got[C_COMPILED], e->output);
+            int nj = 0;
+            for (int k = 0; k < ng; k++)
+                for (int i = 0; i < t.nex; i++) nj += t.ex[i].group == gid[k] && !t.ex[i].done;
+            nj *= NCOND;
+            size_t cap = (size_t)(nj ? nj : 1);
+            int *job_runner = xmalloc(sizeof(int) * cap), *job_cond = xmalloc(sizeof(int) * cap);
+            Example **job_ex = xmalloc(sizeof(Example *) * cap);
+            const char **inputs = xmalloc(sizeof(char *) * cap);
+            char **outs = xmalloc(sizeof(char *) * cap), **errs = xmalloc(sizeof(char *) * cap);
+            nj = 0;
+            for (int k = 0; k < ng && status == 0; k++)
+                for (int i = 0; i < t.nex; i++) {
+                    Example *e = &t.ex[i];
+                    if (e->group != gid[k] || e->done) continue;
+                    for (int c = 0; c < NCOND; c++)
+                        if (conds[c])
+                            job_runner[nj] = rindex[k * NCOND + c], job_cond[nj] = c, job_ex[nj] = e, inputs[nj++] = e->input;
+                }
+            if (status == 0 && paw_runner_run_jobs(rp, job_runner, inputs, nj, run_batch, max_new, outs, errs, NULL) != 0)
+                status = 1;
+            for (int j = 0; j < nj && status == 0; j++) {
+                Example *e = job_ex[j];
+                e->got[job_cond[j]] = outs[j];
+                if (errs[j]) {  // an input the interpreter cannot take counts as a miss, with the reason kept
+                    size_t n = strlen(errs[j]) + 16;
+                    e->got[job_cond[j]] = xmalloc(n);
+                    snprintf(e->got[job_cond[j]], n, "<error: %s>", errs[j]);
+                    free(errs[j]);
+                }
             }
+            for (int k = 0; k < ng && status == 0; k++)
+                for (int i = 0; i < t.nex; i++) {
+                    Example *e = &t.ex[i];
+                    if (e->group != gid[k] || e->done) continue;
+                    e->done = 1;
+                    ran++;
+                    if (conds[C_COMPILED]) em_tot++, em_hit += !strcmp(e->got[C_COMPILED], e->output);
+                }
+            if (status) fprintf(stderr, "paw eval: %s\n", paw_last_error());
             char extra[64];
             snprintf(extra, sizeof extra, "compiled EM %.1f%%", em_tot ? 100.0 * em_hit / em_tot : 0.0);
             if (status == 0) paw_progress_update(&prog, ran, conds[C_COMPILED] ? extra : NULL);
-            free(ge), free(inputs), free(outs), free(errs);
-            if (status) {
-                fprintf(stderr, "paw eval: %s\n", paw_last_error());
-            }
-            for (int c = 0; c < NCOND; c++)
-                if (runners[c].model) paw_runner_free(&runners[c]);
+            for (int r = 0; r < ng * NCOND; r++)
+                if (runners[r].model) paw_runner_free(&runners[r]);
+            free(runners), free(rp), free(rindex), free(job_runner), free(job_cond), free(job_ex), free(inputs);
+            free(outs), free(errs);
             ri.seconds = paw_now() - t0;
             if (status == 0 && save_report(&t, &ri, conds, 0) != 0) {
                 fprintf(stderr, "paw eval: %s\n", paw_last_error());

@@ -148,11 +148,14 @@ int paw_runner_run(PawRunner *r, const char *input, int max_new, char **output) 
 // ---- several inputs, decoded together ----------------------------------------------------------
 
 typedef struct {
-    PawRunner *r;
-    PawIds *ids;          // per job: the prompt's model ids
-    int max_new, rows;    // rows: how many of r->row_caches this run uses
-    Qwen3KVCache **live;  // scratch: the caches of a step's running rows
+    PawRunner *const *runners;  // the programs; runners[0] keeps the rows' caches
+    const int *job_runner;      // per job (in decoding order): its program
+    PawIds *ids;                // per job: the prompt's model ids
+    int max_new, rows;          // rows: how many of the row caches this run uses
+    int *row_runner;            // per row: the program of its job
+    Qwen3KVCache **live;        // scratch: the caches, ids and adapters of a step's running rows
     int *live_row, *live_ids;
+    const Qwen3Lora **live_lora;
     long prefill_tokens, prefix_tokens;
 } ManyCtx;
 
@@ -189,13 +192,15 @@ static int ensure_prefix(PawRunner *r) {
 
 static int many_fill(void *vctx, const int *rows, const int *jobs, int k, int *next) {
     ManyCtx *c = vctx;
-    PawRunner *r = c->r;
-    const Qwen3Config *cfg = &r->model->cfg;
+    const Qwen3Config *cfg = &c->runners[0]->model->cfg;
     size_t KV = (size_t)cfg->num_kv_heads * cfg->head_dim;
     for (int i = 0; i < k; i++) {
+        PawRunner *r = c->runners[c->job_runner[jobs[i]]];
+        if (ensure_prefix(r) != 0) return -1;  // a program's prefix is made at its first job
+        c->row_runner[rows[i]] = c->job_runner[jobs[i]];
         const PawIds *ids = &c->ids[jobs[i]];
         int n = (int)ids->n, need = n + c->max_new;
-        Qwen3KVCache *rc = &r->row_caches[rows[i]];
+        Qwen3KVCache *rc = &c->runners[0]->row_caches[rows[i]];
         if (!rc->k || rc->cap < need) {  // grown in steps of 64 positions, up to the context
             int cap = (need + 63) / 64 * 64;
             if (rc->k) qwen3_cache_free(rc);
@@ -220,67 +225,86 @@ static int many_fill(void *vctx, const int *rows, const int *jobs, int k, int *n
 
 static int many_step(void *vctx, const int *active, int *next) {
     ManyCtx *c = vctx;
-    PawRunner *r = c->r;
-    int na = 0;
+    PawRunner *r0 = c->runners[0];
+    int na = 0, one_adapter = 1;
     for (int b = 0; b < c->rows; b++)
-        if (active[b]) c->live[na] = &r->row_caches[b], c->live_row[na] = b, c->live_ids[na] = next[b], na++;
+        if (active[b]) {
+            c->live[na] = &r0->row_caches[b], c->live_row[na] = b, c->live_ids[na] = next[b];
+            c->live_lora[na] = c->runners[c->row_runner[b]]->lora;
+            one_adapter &= c->live_lora[na] == c->live_lora[0];
+            na++;
+        }
     if (na == 0) return 0;
-    Qwen3Inputs in = {.ids = c->live_ids, .row_caches = c->live, .logits_mode = QWEN3_LOGITS_LAST, .lora = r->lora};
-    if (qwen3_forward(r->model, &in, na, 1) != 0) return -1;
-    int V = r->model->cfg.vocab_size;
-    for (int i = 0; i < na; i++) next[c->live_row[i]] = qwen3_argmax(r->model->acts.logits + (size_t)i * V, V);
+    // Rows of one program share its adapter as one batch (its weights read once); rows of several
+    // programs take theirs row by row.
+    Qwen3Inputs in = {.ids = c->live_ids, .row_caches = c->live, .logits_mode = QWEN3_LOGITS_LAST};
+    if (one_adapter) in.lora = c->live_lora[0];
+    else in.row_loras = c->live_lora;
+    if (qwen3_forward(r0->model, &in, na, 1) != 0) return -1;
+    int V = r0->model->cfg.vocab_size;
+    for (int i = 0; i < na; i++) next[c->live_row[i]] = qwen3_argmax(r0->model->acts.logits + (size_t)i * V, V);
     return 0;
 }
 
 int paw_runner_run_many(PawRunner *r, const char *const *inputs, int n, int rows, int max_new, char **outputs,
                         char **errors, PawRunStats *st) {
+    int *zeros = xcalloc((size_t)(n ? n : 1), sizeof(int));
+    int rc = paw_runner_run_jobs(&r, zeros, inputs, n, rows, max_new, outputs, errors, st);
+    free(zeros);
+    return rc;
+}
+
+int paw_runner_run_jobs(PawRunner *const *runners, const int *job_runner, const char *const *inputs, int n, int rows,
+                        int max_new, char **outputs, char **errors, PawRunStats *st) {
     double t0 = paw_now();
     PawRunStats s = {0};
     if (st) *st = s;
     if (rows < 1 || max_new < 1) return paw_error("run: rows %d and max_new %d must be at least 1", rows, max_new);
-    ManyCtx c = {.r = r, .max_new = max_new};
-    c.ids = xcalloc((size_t)(n ? n : 1), sizeof(PawIds));
+    PawRunner *r = runners[0];
+    for (int i = 0; i < n; i++)
+        if (runners[job_runner[i]]->model != r->model) return paw_error("run: the programs' runners use different models");
+    ManyCtx c = {.runners = runners, .max_new = max_new};
+    PawIds *all_ids = xcalloc((size_t)(n ? n : 1), sizeof(PawIds));
     int *lens = xmalloc(sizeof(int) * (size_t)(n ? n : 1)), kept = 0;
     for (int i = 0; i < n; i++) {
         outputs[i] = errors[i] = NULL;
         lens[i] = -1;
-        if (paw_runner_prompt_ids(r, inputs[i], max_new, &c.ids[i]) != 0) errors[i] = xstrdup(paw_last_error());
-        else lens[i] = (int)c.ids[i].n, kept++;
+        if (paw_runner_prompt_ids(runners[job_runner[i]], inputs[i], max_new, &all_ids[i]) != 0)
+            errors[i] = xstrdup(paw_last_error());
+        else lens[i] = (int)all_ids[i].n, kept++;
     }
     int *order = xmalloc(sizeof(int) * (size_t)(n ? n : 1)), *starts = xmalloc(sizeof(int) * (size_t)(n + 1));
     paw_run_plan(lens, n, n ? n : 1, order, starts);
-    int nrows = rows < kept ? rows : kept, rc = kept > 0 ? ensure_prefix(r) : 0;
+    int nrows = rows < kept ? rows : kept, rc = 0;
     if (nrows > r->row_caches_n) {
         r->row_caches = xrealloc(r->row_caches, sizeof(Qwen3KVCache) * (size_t)nrows);
         memset(r->row_caches + r->row_caches_n, 0, sizeof(Qwen3KVCache) * (size_t)(nrows - r->row_caches_n));
         r->row_caches_n = nrows;
     }
-    c.live = xmalloc(sizeof(Qwen3KVCache *) * (size_t)(nrows ? nrows : 1));
-    c.live_row = xmalloc(sizeof(int) * (size_t)(nrows ? nrows : 1));
-    c.live_ids = xmalloc(sizeof(int) * (size_t)(nrows ? nrows : 1));
-    int32_t *out = xmalloc(sizeof(int32_t) * (size_t)(kept ? kept : 1) * max_new);
-    int *counts = xcalloc((size_t)(n ? n : 1), sizeof(int));
-    // Decoding runs over the kept jobs 0..kept-1 (their order indices); out and counts by that index.
-    int *dense = xmalloc(sizeof(int) * (size_t)(kept ? kept : 1));
-    for (int k = 0; k < kept; k++) dense[k] = k;
-    PawIds *dense_ids = xmalloc(sizeof(PawIds) * (size_t)(kept ? kept : 1));
-    for (int k = 0; k < kept; k++) dense_ids[k] = c.ids[order[k]];
-    PawIds *all_ids = c.ids;
-    c.ids = dense_ids;
+    size_t nr = (size_t)(nrows ? nrows : 1), nk = (size_t)(kept ? kept : 1);
+    c.live = xmalloc(sizeof(Qwen3KVCache *) * nr);
+    c.live_row = xmalloc(sizeof(int) * nr), c.live_ids = xmalloc(sizeof(int) * nr), c.row_runner = xmalloc(sizeof(int) * nr);
+    c.live_lora = xmalloc(sizeof(Qwen3Lora *) * nr);
+    int32_t *out = xmalloc(sizeof(int32_t) * nk * max_new);
+    int *counts = xcalloc(nk, sizeof(int)), *dense = xmalloc(sizeof(int) * nk), *dense_runner = xmalloc(sizeof(int) * nk);
+    // Decoding runs over the kept jobs in plan order: dense index k is job order[k].
+    PawIds *dense_ids = xmalloc(sizeof(PawIds) * nk);
+    for (int k = 0; k < kept; k++) dense[k] = k, dense_ids[k] = all_ids[order[k]], dense_runner[k] = job_runner[order[k]];
+    c.ids = dense_ids, c.job_runner = dense_runner, c.rows = nrows;
     PawDecodeStats ds = {0};
     PawDecodeModel dm = {&c, many_fill, many_step};
-    c.rows = nrows;
-    if (rc == 0 && kept > 0) rc = paw_run_decode(&dm, dense, kept, nrows, 1, max_new, r->stop_id, out, counts, &ds);
+    if (kept > 0) rc = paw_run_decode(&dm, dense, kept, nrows, 1, max_new, r->stop_id, out, counts, &ds);
     for (int k = 0; rc == 0 && k < kept; k++) {
         int j = order[k], got = counts[k];
+        PawRunner *jr = runners[job_runner[j]];
         int32_t *toks = out + (size_t)k * max_new;
         s.tokens += got;
-        if (got > 0 && toks[got - 1] == r->stop_id) got--;
-        if (paw_runner_decode(r, toks, got, &outputs[j]) != 0) rc = -1;
+        if (got > 0 && toks[got - 1] == jr->stop_id) got--;
+        if (paw_runner_decode(jr, toks, got, &outputs[j]) != 0) rc = -1;
     }
     for (int i = 0; i < n; i++) paw_ids_free(&all_ids[i]);
-    free(all_ids), free(dense_ids), free(dense), free(lens), free(order), free(starts), free(out), free(counts);
-    free(c.live), free(c.live_row), free(c.live_ids);
+    free(all_ids), free(dense_ids), free(dense), free(dense_runner), free(lens), free(order), free(starts), free(out);
+    free(counts), free(c.live), free(c.live_row), free(c.live_ids), free(c.row_runner), free(c.live_lora);
     if (rc != 0) {
         for (int i = 0; i < n; i++) free(outputs[i]), free(errors[i]), outputs[i] = errors[i] = NULL;
         return -1;

@@ -59,6 +59,11 @@ int paw_runner_run(PawRunner *r, const char *input, int max_new, char **output);
 // figures. Returns 0, or -1 + paw_error when the model failed.
 int paw_runner_run_many(PawRunner *r, const char *const *inputs, int n, int rows, int max_new, char **outputs,
                         char **errors, PawRunStats *st);
+// The same for jobs of several programs (one runner each, all on one model): input i runs with
+// runners[job_runner[i]]. Rows of different programs decode together, each with its own adapter
+// (or none). The rows' caches are kept in runners[0].
+int paw_runner_run_jobs(PawRunner *const *runners, const int *job_runner, const char *const *inputs, int n, int rows,
+                        int max_new, char **outputs, char **errors, PawRunStats *st);
 
 // The steps of paw_runner_run that every runner shares. prompt_ids: the model ids of the whole
 // prompt (template around the input, tokenized as one string, mapped to the model's vocabulary);

@@ -56,6 +56,23 @@ static void first_test_example(char **input, char **output) {
     free(text);
 }
 
+// Two eval reports of the same set give every example the same outputs.
+static void same_outputs(const char *a_path, const char *b_path, int n, const char *what) {
+    char *ja = slurp("%s", a_path), *jb = slurp("%s", b_path);
+    cJSON *ra = cJSON_Parse(ja), *rb = cJSON_Parse(jb);
+    const cJSON *ea = cJSON_GetObjectItem(ra, "examples"), *eb = cJSON_GetObjectItem(rb, "examples");
+    cr_assert_eq(cJSON_GetArraySize(ea), n);
+    cr_assert_eq(cJSON_GetArraySize(eb), n);
+    for (int i = 0; i < n; i++) {
+        char *a = cJSON_PrintUnformatted(cJSON_GetObjectItem(cJSON_GetArrayItem(ea, i), "outputs"));
+        char *b = cJSON_PrintUnformatted(cJSON_GetObjectItem(cJSON_GetArrayItem(eb, i), "outputs"));
+        cr_assert_str_eq(a, b, "%s: example %d", what, i);
+        free(a), free(b);
+    }
+    cJSON_Delete(ra), cJSON_Delete(rb);
+    free(ja), free(jb);
+}
+
 static void train_tiny(void) {
     char path[256], text[1024];
     snprintf(path, sizeof path, "%s/paw.json", W);
@@ -206,18 +223,16 @@ Test(programs_cli, compile_run_eval_end_to_end, .timeout = 300) {
                         p, W, W, W, k ? 1 : 0, W, k, W, k), 0);
     char *so = slurp("%s/same0.out", W);
     cr_assert(strstr(so, "8 examples, 1 distinct programs"), "%s", so);
-    char *j0 = slurp("%s/same0.json", W), *j1 = slurp("%s/same1.json", W);
-    cJSON *r0 = cJSON_Parse(j0), *r1 = cJSON_Parse(j1);
-    const cJSON *e0 = cJSON_GetObjectItem(r0, "examples"), *e1 = cJSON_GetObjectItem(r1, "examples");
-    cr_assert_eq(cJSON_GetArraySize(e0), 8);
-    for (int i = 0; i < 8; i++) {
-        char *a = cJSON_PrintUnformatted(cJSON_GetObjectItem(cJSON_GetArrayItem(e0, i), "outputs"));
-        char *b = cJSON_PrintUnformatted(cJSON_GetObjectItem(cJSON_GetArrayItem(e1, i), "outputs"));
-        cr_assert_str_eq(a, b, "example %d: 4 rows vs one at a time", i);
-        free(a), free(b);
-    }
-    cJSON_Delete(r0), cJSON_Delete(r1), cJSON_Delete(first);
-    free(all), free(same_spec), free(so), free(j0), free(j1);
+    char pa[256], pb[256];
+    snprintf(pa, sizeof pa, "%s/same0.json", W), snprintf(pb, sizeof pb, "%s/same1.json", W);
+    same_outputs(pa, pb, 8, "one program, 4 rows vs one at a time");
+    // 8 programs and all four conditions, rows of any of them decoding together.
+    cr_assert_eq(sh("%s eval --compiler %s/run/export --interpreter %s/interp --data %s/jsonl/test.jsonl --max-new 6 "
+                    "--run-batch 1 --report %s/report1.json > /dev/null 2>&1", p, W, W, W, W), 0);
+    snprintf(pa, sizeof pa, "%s/report.json", W), snprintf(pb, sizeof pb, "%s/report1.json", W);
+    same_outputs(pa, pb, 8, "eight programs, 4 rows vs one at a time");
+    cJSON_Delete(first);
+    free(all), free(same_spec), free(so);
     free(rep), free(arg), free(filt), free(j), free(argline), free(input), free(target);
     sh("rm -rf %s", W);
 }

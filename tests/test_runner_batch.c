@@ -269,7 +269,7 @@ Test(runner_batch, cpu_batches_equal_one_input_at_a_time, .timeout = 300) {
     cr_assert_not_null(text);
     enum { NIN = 14 };
     const char *inputs[NIN];
-    char *pseudo = NULL;
+    char *pseudo = NULL, *pseudo2 = NULL;
     int nin = 0;
     for (char *line = strtok(text, "\n"); line && nin < NIN - 2; line = strtok(NULL, "\n")) {
         cJSON *o = cJSON_Parse(line);
@@ -277,6 +277,7 @@ Test(runner_batch, cpu_batches_equal_one_input_at_a_time, .timeout = 300) {
         cr_assert(cJSON_IsString(in) && cJSON_IsString(pp));
         inputs[nin++] = xstrdup(in->valuestring);
         if (!pseudo) pseudo = xstrdup(pp->valuestring);  // its words are in the trimmed vocabulary
+        else if (!pseudo2 && strcmp(pp->valuestring, pseudo)) pseudo2 = xstrdup(pp->valuestring);
         cJSON_Delete(o);
     }
     inputs[nin++] = " \t ";  // blank: refused
@@ -308,7 +309,9 @@ Test(runner_batch, cpu_batches_equal_one_input_at_a_time, .timeout = 300) {
             if (paw_runner_prompt_ids(&one, inputs[i], max_new, &ids) == 0) prompt_tokens += (long)ids.n;
             paw_ids_free(&ids);
         }
-        cr_assert(want_err[nin - 1] && want_err[nin - 2] && !want_err[0], "%s / %s / %s", want_err[nin - 1], want_err[nin - 2], want_err[0]);
+        cr_assert(want_err[nin - 1] && want_err[nin - 2] && !want_err[0], "%s / %s / %s", want_err[nin - 1], want_err[nin - 2],
+                  want_err[0]);
+        cr_assert_not_null(pseudo2, "a second pseudo-program in the test split");
         const int row_counts[] = {1, 3, 4, 5, 4};
         for (size_t k = 0; k < sizeof row_counts / sizeof row_counts[0]; k++) {
             char *out[NIN], *err[NIN];
@@ -328,6 +331,39 @@ Test(runner_batch, cpu_batches_equal_one_input_at_a_time, .timeout = 300) {
             cr_assert_geq(st.tokens, nin - 2);
             cr_assert_eq(st.fills, row_counts[k] == 1 ? nin - 2 : st.fills);
         }
+        // Two programs in one batch, rows of both decoding together: the first with its adapter, the
+        // second another template and no adapter; each job as its program's runner gives it alone.
+        {
+            char *tmpl2 = paw_interpreter_prompt_template(pseudo2);
+            PawRunner two, two_alone;
+            cr_assert_eq(paw_runner_init(&two, &m, tok, &vm, stop, tmpl2, NULL), 0);
+            cr_assert_eq(paw_runner_init(&two_alone, &m, tok, &vm, stop, tmpl2, NULL), 0);
+            PawRunner *progs[2] = {&many, &two};
+            int job_prog[2 * NIN];
+            const char *job_in[2 * NIN];
+            char *out[2 * NIN], *err[2 * NIN];
+            for (int i = 0; i < 2 * nin; i++) job_prog[i] = (i / 3) % 2, job_in[i] = inputs[(i * 5) % nin];
+            PawRunStats st;
+            cr_assert_eq(paw_runner_run_jobs(progs, job_prog, job_in, 2 * nin, 4, max_new, out, err, &st), 0, "%s",
+                         paw_last_error());
+            int ran = 0;
+            for (int i = 0; i < 2 * nin; i++) {
+                char *w = NULL;
+                PawRunner *alone = job_prog[i] ? &two_alone : &one;
+                int wrc = paw_runner_run(alone, job_in[i], max_new, &w);
+                cr_assert_eq(wrc != 0, err[i] != NULL, "job %d: refused alone %d, in the batch %d", i, wrc != 0, err[i] != NULL);
+                if (w) {
+                    cr_assert_str_eq(out[i], w, "%s weights, two programs, job %d (program %d): \"%s\" vs alone \"%s\"",
+                                     wt ? "bf16" : "f32", i, job_prog[i], out[i], w);
+                    ran++;
+                }
+                free(w), free(out[i]), free(err[i]);
+            }
+            cr_assert_eq(st.rows, ran);
+            paw_runner_free(&two);
+            paw_runner_free(&two_alone);
+            free(tmpl2);
+        }
         char *none_out[1], *none_err[1];
         cr_assert_eq(paw_runner_run_many(&many, inputs, 0, 4, max_new, none_out, none_err, NULL), 0);
         for (int i = 0; i < nin; i++) free(want[i]), free(want_err[i]);
@@ -342,6 +378,7 @@ Test(runner_batch, cpu_batches_equal_one_input_at_a_time, .timeout = 300) {
     for (int i = 0; i < nin - 2; i++) free((char *)inputs[i]);
     free(longin);
     free(pseudo);
+    free(pseudo2);
     free(text);
     sh("rm -rf %s", dir);
 }
