@@ -40,7 +40,8 @@ static int shape_config(const char *name, Qwen3Config *c) {
 // Greedy decoding of n tokens after a T-token prompt for `rows` sequences together (row_caches,
 // as paw run batches inputs; each sequence's prompt is the same ids shifted by its row): the best
 // per-step time over iters + 1 runs (the first warms up), row 0's tokens of the last run in out.
-static double decode_seconds(Qwen3 *m, const int *ids, int T, int n, int rows, int iters, int *out) {
+static double decode_seconds(Qwen3 *m, const int *ids, int T, int n, int rows, int iters, int *out,
+                             const Qwen3Lora *const *loras, int shared) {
     double best = 1e30;
     Qwen3KVCache *caches = xcalloc((size_t)rows, sizeof(Qwen3KVCache));
     Qwen3KVCache **live = xmalloc(sizeof(Qwen3KVCache *) * (size_t)rows);
@@ -49,7 +50,8 @@ static double decode_seconds(Qwen3 *m, const int *ids, int T, int n, int rows, i
         for (int b = 0; b < rows; b++) {
             qwen3_cache_create(&caches[b], &m->cfg, 1, T + n);
             live[b] = &caches[b];
-            Qwen3Inputs in = {.ids = ids + b, .cache = &caches[b], .logits_mode = QWEN3_LOGITS_LAST};
+            Qwen3Inputs in = {.ids = ids + b, .cache = &caches[b], .logits_mode = QWEN3_LOGITS_LAST,
+                              .lora = loras ? loras[b] : NULL};
             if (qwen3_forward(m, &in, 1, T) != 0) paw_die("%s", paw_last_error());
             next[b] = qwen3_argmax(m->acts.logits, V);
         }
@@ -57,6 +59,8 @@ static double decode_seconds(Qwen3 *m, const int *ids, int T, int n, int rows, i
         for (int i = 0; i < n; i++) {
             out[i] = next[0];
             Qwen3Inputs in = {.ids = next, .row_caches = live, .logits_mode = QWEN3_LOGITS_LAST};
+            if (loras && shared) in.lora = loras[0];  // one program's rows: its adapter read once
+            else in.row_loras = loras;                // rows of different programs
             if (qwen3_forward(m, &in, rows, 1) != 0) paw_die("%s", paw_last_error());
             for (int b = 0; b < rows; b++) next[b] = qwen3_argmax(m->acts.logits + (size_t)b * V, V);
         }
@@ -91,7 +95,7 @@ static double read_gbps(void) {
 
 static int bench_cpu(int argc, char **argv) {
     const char *shape = "0.6b";
-    int T = 128, B = 1, layers = 0, iters = 2, decode = 32, rows = 4;
+    int T = 128, B = 1, layers = 0, iters = 2, decode = 32, rows = 4, lora_rank = 64;
     PawOpt opts[] = {
         {"shape", PAW_OPT_STR, &shape, "model shape: 0.6b, 4b or a config.json path (random weights)"},
         {"T", PAW_OPT_INT, &T, "sequence length"},
@@ -100,6 +104,8 @@ static int bench_cpu(int argc, char **argv) {
         {"iters", PAW_OPT_INT, &iters, "timed iterations of each measurement"},
         {"decode", PAW_OPT_INT, &decode, "tokens of greedy decoding after a T-token prompt, with f32 and bf16 weights (0: skip)"},
         {"rows", PAW_OPT_INT, &rows, "decoding also runs this many sequences together, as paw run batches inputs"},
+        {"lora-rank", PAW_OPT_INT, &lora_rank, "then with programs' adapters of this rank: one program's rows, and rows "
+                                               "of as many programs (0: skip)"},
     };
     PawCommandSpec spec = {"paw bench cpu [--shape 0.6b] [--T 128] [--B 1] [--decode 32]",
                            "CPU reference speed: forward, forward+backward (trainable) and forward+backward "
@@ -116,7 +122,8 @@ static int bench_cpu(int argc, char **argv) {
         return 2;
     }
     if (layers > 0) cfg.num_layers = layers;
-    if (T <= 0 || B <= 0 || iters <= 0 || decode < 0 || rows < 1 || rows > 64 || T + decode > cfg.max_position_embeddings) {
+    if (T <= 0 || B <= 0 || iters <= 0 || decode < 0 || rows < 1 || rows > 64 || lora_rank < 0 ||
+        T + decode > cfg.max_position_embeddings) {
         fprintf(stderr, "paw bench cpu: --T, --B and --iters must be positive, --decode >= 0, --rows in [1, 64], and T + "
                         "decode at most max_position_embeddings\n");
         return 2;
@@ -188,8 +195,8 @@ static int bench_cpu(int argc, char **argv) {
             }
             int *tok = w ? tok16 : tok32;
             fprintf(stderr, "  decoding %d tokens, %s weights, 1 and %d rows...\n", decode, w ? "bf16" : "f32", rows);
-            d[w][0] = decode_seconds(&m, ids, T, decode, 1, iters, tok);
-            d[w][1] = decode_seconds(&m, ids, T, decode, rows, iters, tokr);
+            d[w][0] = decode_seconds(&m, ids, T, decode, 1, iters, tok, NULL, 0);
+            d[w][1] = decode_seconds(&m, ids, T, decode, rows, iters, tokr, NULL, 0);
             int k = 0;
             while (k < decode && tok[k] == tokr[k]) k++;
             if (w == 1) same_rows = k;
@@ -211,6 +218,38 @@ static int bench_cpu(int argc, char **argv) {
                d[0][0] / d[1][0], rows, rows * d[0][0] / d[0][1], rows * d[1][0] / d[1][1]);
         printf("tokens equal: f32 vs bf16 the first %d of %d; bf16 row 0 of %d vs alone the first %d of %d\n", same, decode,
                rows, same_rows, decode);
+        if (lora_rank > 0) {
+            // Programs' adapters (random, rank lora_rank, fp32 as a .paw holds them) on the bf16 model:
+            // one row with its adapter, rows of one program, rows of as many programs.
+            Qwen3Lora *lo = xcalloc((size_t)rows, sizeof(Qwen3Lora));
+            const Qwen3Lora **lp = xmalloc(sizeof(Qwen3Lora *) * (size_t)rows);
+            size_t lbytes = 0;
+            for (int b = 0; b < rows; b++) {
+                PawRng lr = {500 + (unsigned long long)b};
+                lo[b].rank = lora_rank, lo[b].nb = 1, lo[b].scale = 16.0f / lora_rank, lp[b] = &lo[b];
+                for (int mod = 0; mod < LORA_NUM_MODULES; mod++) {
+                    int din, dout;
+                    lora_module_dims(&cfg, mod, &din, &dout);
+                    size_t na = (size_t)cfg.num_layers * lora_rank * din, nb = (size_t)cfg.num_layers * dout * lora_rank;
+                    lo[b].A[mod] = xmalloc(sizeof(float) * na), lo[b].B[mod] = xmalloc(sizeof(float) * nb);
+                    for (size_t i = 0; i < na; i++) lo[b].A[mod][i] = 0.02f * paw_rng_normal(&lr);
+                    for (size_t i = 0; i < nb; i++) lo[b].B[mod][i] = 0.02f * paw_rng_normal(&lr);
+                    if (b == 0) lbytes += sizeof(float) * (na + nb);
+                }
+            }
+            fprintf(stderr, "  decoding %d tokens, bf16 weights, rank-%d adapters...\n", decode, lora_rank);
+            double a1 = decode_seconds(&m, ids, T, decode, 1, iters, tokr, lp, 1);
+            double ashared = decode_seconds(&m, ids, T, decode, rows, iters, tokr, lp, 1);
+            double amixed = decode_seconds(&m, ids, T, decode, rows, iters, tokr, lp, 0);
+            printf("\nwith rank-%d adapters (%.1f MB each, fp32), bf16 weights:\n", lora_rank, lbytes / 1e6);
+            printf("| rows | ms/step | tokens/s | vs one row |\n|---|---|---|---|\n");
+            printf("| 1 | %.1f | %.1f | 1.00x |\n", 1e3 * a1, 1 / a1);
+            printf("| %d of one program | %.1f | %.1f | %.2fx |\n", rows, 1e3 * ashared, rows / ashared, rows * a1 / ashared);
+            printf("| %d of %d programs | %.1f | %.1f | %.2fx |\n", rows, rows, 1e3 * amixed, rows / amixed, rows * a1 / amixed);
+            for (int b = 0; b < rows; b++)
+                for (int mod = 0; mod < LORA_NUM_MODULES; mod++) free(lo[b].A[mod]), free(lo[b].B[mod]);
+            free(lo), free(lp);
+        }
         free(tokr);
         free(tok32);
         free(tok16);
