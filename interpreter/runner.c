@@ -261,8 +261,9 @@ int paw_runner_run_jobs(PawRunner *const *runners, const int *job_runner, const 
     if (st) *st = s;
     if (rows < 1 || max_new < 1) return paw_error("run: rows %d and max_new %d must be at least 1", rows, max_new);
     PawRunner *r = runners[0];
-    for (int i = 0; i < n; i++)
-        if (runners[job_runner[i]]->model != r->model) return paw_error("run: the programs' runners use different models");
+    for (int i = 0; i < n; i++)  // one model and one stop token: the decoding loop runs them all
+        if (runners[job_runner[i]]->model != r->model || runners[job_runner[i]]->stop_id != r->stop_id)
+            return paw_error("run: the programs' runners use different models or stop tokens");
     ManyCtx c = {.runners = runners, .max_new = max_new};
     PawIds *all_ids = xcalloc((size_t)(n ? n : 1), sizeof(PawIds));
     int *lens = xmalloc(sizeof(int) * (size_t)(n ? n : 1)), kept = 0;
@@ -296,11 +297,10 @@ int paw_runner_run_jobs(PawRunner *const *runners, const int *job_runner, const 
     if (kept > 0) rc = paw_run_decode(&dm, dense, kept, nrows, 1, max_new, r->stop_id, out, counts, &ds);
     for (int k = 0; rc == 0 && k < kept; k++) {
         int j = order[k], got = counts[k];
-        PawRunner *jr = runners[job_runner[j]];
         int32_t *toks = out + (size_t)k * max_new;
         s.tokens += got;
-        if (got > 0 && toks[got - 1] == jr->stop_id) got--;
-        if (paw_runner_decode(jr, toks, got, &outputs[j]) != 0) rc = -1;
+        if (got > 0 && toks[got - 1] == r->stop_id) got--;
+        if (paw_runner_decode(runners[job_runner[j]], toks, got, &outputs[j]) != 0) rc = -1;
     }
     for (int i = 0; i < n; i++) paw_ids_free(&all_ids[i]);
     free(all_ids), free(dense_ids), free(dense), free(dense_runner), free(lens), free(order), free(starts), free(out);

@@ -4,6 +4,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "model/safetensors.h"
+
 void embedding_forward(float *out, const int *ids, const float *table, int N, int C) {
     for (int n = 0; n < N; n++) {
         if (ids[n] < 0) continue;  // the caller provides this row itself
@@ -16,10 +18,7 @@ void embedding_forward_bf16(float *out, const int *ids, const uint16_t *table, i
         if (ids[n] < 0) continue;
         const uint16_t *row = table + (size_t)ids[n] * C;
         float *o = out + (size_t)n * C;
-        for (int c = 0; c < C; c++) {
-            uint32_t u = (uint32_t)row[c] << 16;  // exact: bf16 is the high half of fp32
-            memcpy(o + c, &u, sizeof u);
-        }
+        for (int c = 0; c < C; c++) o[c] = st_bf16_to_f32(row[c]);
     }
 }
 

@@ -9,6 +9,7 @@
 #endif
 
 #include "common/error.h"
+#include "model/safetensors.h"
 
 // One packed GEMM serves the forward and both backward products:
 //     Y[R, M] (+)= alpha * sum_k A(r, k) * B(k, m)
@@ -26,20 +27,12 @@ typedef struct {
     const uint16_t *h; // instead of p: bf16 elements, widened to fp32 as they are packed
 } View;
 
-// bf16 -> fp32 is exact: the bf16 bits are the high half of the fp32 ones.
-static inline float bf16_widen(uint16_t h) {
-    uint32_t u = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &u, sizeof f);
-    return f;
-}
-
 static inline View fview(const float *p, size_t rs, size_t cs) { return (View){p, rs, cs, NULL}; }
 static inline View hview(const uint16_t *h, size_t rs, size_t cs) { return (View){NULL, rs, cs, h}; }
 
 static inline float at(View v, size_t i, size_t j) {
     size_t o = i * v.rs + j * v.cs;
-    return v.h ? bf16_widen(v.h[o]) : v.p[o];
+    return v.h ? st_bf16_to_f32(v.h[o]) : v.p[o];
 }
 
 // A block [mc, kc] -> panels of MR rows, k-major: a[(panel * kc + k) * MR + r]. Rows past mc are 0.
@@ -78,7 +71,7 @@ static void pack_b(float *dst, View B, int k0, int kc, int c0, int nc) {
             for (int j = 0; j < NR; j++) {
                 size_t o = (size_t)(c0 + p + j) * B.cs + k0;
                 if (j < cols && B.h)
-                    for (int k = 0; k < kc; k++) dst[(size_t)k * NR + j] = bf16_widen(B.h[o + k]);
+                    for (int k = 0; k < kc; k++) dst[(size_t)k * NR + j] = st_bf16_to_f32(B.h[o + k]);
                 else if (j < cols)
                     for (int k = 0; k < kc; k++) dst[(size_t)k * NR + j] = B.p[o + k];
                 else
@@ -246,10 +239,10 @@ static inline __attribute__((always_inline)) void dots_bf16(float *s, const floa
     for (; i + 16 <= n; i += 16)
         for (int r = 0; r < R; r++)
             for (int j = 0; j < 8; j++)
-                s[r] += ap[r * lda + i + j] * bf16_widen(w[i + 2 * j]) + ap[r * lda + i + 8 + j] * bf16_widen(w[i + 2 * j + 1]);
+                s[r] += ap[r * lda + i + j] * st_bf16_to_f32(w[i + 2 * j]) + ap[r * lda + i + 8 + j] * st_bf16_to_f32(w[i + 2 * j + 1]);
 #endif
     for (int r = 0; r < R; r++)
-        for (int k = i; k < n; k++) s[r] += ap[r * lda + k] * bf16_widen(w[k]);
+        for (int k = i; k < n; k++) s[r] += ap[r * lda + k] * st_bf16_to_f32(w[k]);
 }
 
 static void gemv_rows_bf16(float *out, const float *inp, const uint16_t *weight, int N, int C, int OC, float alpha,

@@ -56,7 +56,6 @@ uint16_t st_f32_to_bf16(float f) {
     return (uint16_t)(u >> 16);
 }
 
-float st_bf16_to_f32(uint16_t h) { return bits_f32((uint32_t)h << 16); }
 
 uint16_t st_f32_to_f16(float f) {
     uint32_t u = f32_bits(f);

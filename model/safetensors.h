@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "common/fileio.h"
 
@@ -60,7 +61,14 @@ int st_write(const char *path, const StWriteTensor *tensors, int n, const char *
 
 // fp32 -> bf16 with round-to-nearest-even, and back; fp16 <-> fp32.
 uint16_t st_f32_to_bf16(float f);
-float st_bf16_to_f32(uint16_t h);
+// Exact: the bf16 bits are the high half of the fp32 ones. Inline, for the kernels that widen
+// bf16 weights as they read them.
+static inline float st_bf16_to_f32(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
 uint16_t st_f32_to_f16(float f);
 float st_f16_to_f32(uint16_t h);
 

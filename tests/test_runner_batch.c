@@ -329,7 +329,9 @@ Test(runner_batch, cpu_batches_equal_one_input_at_a_time, .timeout = 300) {
             cr_assert_eq(st.prefill_tokens + st.prefix_tokens, prompt_tokens);
             cr_assert_gt(st.prefix_tokens, 10 * (nin - 2), "the template prefix is shared: %ld", st.prefix_tokens);
             cr_assert_geq(st.tokens, nin - 2);
-            cr_assert_eq(st.fills, row_counts[k] == 1 ? nin - 2 : st.fills);
+            // One row: a fill per input. More rows: the first fill takes a row per input.
+            cr_assert(row_counts[k] == 1 ? st.fills == nin - 2 : st.fills >= 1 && st.fills <= nin - 2 - row_counts[k] + 1,
+                      "%d rows: %ld fills for %d inputs", row_counts[k], st.fills, nin - 2);
         }
         // Two programs in one batch, rows of both decoding together: the first with its adapter, the
         // second another template and no adapter; each job as its program's runner gives it alone.
