@@ -66,7 +66,7 @@ static int read_specs(const char *path, const char *out_dir, Job **jobs, int *n)
 
 int cmd_compile(int argc, char **argv) {
     const char *compiler = NULL, *spec = NULL, *spec_file = NULL, *specs = NULL, *out = NULL, *out_dir = NULL;
-    const char *pseudo_arg = NULL, *pseudo_model = NULL, *dtype = "q4_0", *device = "cpu";
+    const char *pseudo_arg = NULL, *pseudo_model = NULL, *dtype = "q4_0", *device = "cpu", *weights_s = "auto";
     int batch = 8, max_pseudo_tokens = 512, max_pseudo_chars = 8000;
     PawOpt opts[] = {
         {"compiler", PAW_OPT_STR, &compiler, "trained compiler directory (paw train's export)"},
@@ -82,6 +82,7 @@ int cmd_compile(int argc, char **argv) {
         {"max-pseudo-tokens", PAW_OPT_INT, &max_pseudo_tokens, "generation limit for the pseudo-program"},
         {"max-pseudo-chars", PAW_OPT_INT, &max_pseudo_chars, "longest pseudo-program accepted"},
         {"device", PAW_OPT_STR, &device, "where the compiler and the mapper run: cpu or cuda"},
+        {"weights", PAW_OPT_STR, &weights_s, "the compiler's " QWEN3_WEIGHTS_HELP},
     };
     PawCommandSpec cs = {"paw compile --compiler DIR (--spec TEXT | --spec-file F) -o PROGRAM.paw [options]\n"
                          "       paw compile --compiler DIR --specs SPECS.jsonl --out-dir DIR [options]",
@@ -103,6 +104,11 @@ int cmd_compile(int argc, char **argv) {
         err = "--adapter-dtype must be q4_0, q8_0, f16 or f32";
     else if (batch < 1 || max_pseudo_tokens < 1 || max_pseudo_chars < 1) err = "--batch and the limits must be positive";
     else if (strcmp(device, "cpu") != 0 && strcmp(device, "cuda") != 0) err = "--device must be cpu or cuda";
+    int weights = err ? 0 : qwen3_weights_for_device(weights_s, !strcmp(device, "cuda"));
+    if (weights < 0) {
+        fprintf(stderr, "paw compile: --%s\n", paw_last_error());
+        return 2;
+    }
     if (err) {
         fprintf(stderr, "paw compile: %s\n", err);
         paw_print_usage(&cs, 1);
@@ -130,11 +136,12 @@ int cmd_compile(int argc, char **argv) {
     PawTrainedCompiler tc;
     Qwen3Lora *adapters = NULL;
     const char **sv = NULL, **pv = NULL;
-    if (paw_trained_compiler_load(&tc, compiler) != 0) {
+    if (paw_trained_compiler_load(&tc, compiler, weights) != 0) {
         fprintf(stderr, "paw compile: %s\n", paw_last_error());
         status = 1;
         goto out;
     }
+    paw_trained_compiler_describe(&tc, stderr);
     if (!strcmp(device, "cuda") && paw_trained_compiler_use_gpu(&tc) != 0) {
         fprintf(stderr, "paw compile: --device cuda: %s\n", paw_last_error());
         status = 2;

@@ -24,7 +24,7 @@ void compiler_init(Compiler *c, Qwen3 *model, int P, int slots, unsigned long lo
     PawRng rng = {seed};
     for (int t = 0; t < P; t++) {
         int id = (int)paw_rng_below(&rng, (uint64_t)V);
-        memcpy(c->prefix + (size_t)t * d, c->model.params.wte + (size_t)id * d, sizeof(float) * d);
+        qwen3_embedding_row(&c->model, id, c->prefix + (size_t)t * d);
     }
     c->teacher = xmalloc(sizeof(int) * (size_t)slots);
     compiler_capture_layers(c->model.cfg.num_layers, slots, c->teacher);

@@ -21,7 +21,7 @@ static int json_int(const cJSON *o, const char *key, int *out, const char *path)
     return 0;
 }
 
-int paw_trained_compiler_load(PawTrainedCompiler *tc, const char *dir) {
+int paw_trained_compiler_load(PawTrainedCompiler *tc, const char *dir, int weights) {
     memset(tc, 0, sizeof *tc);
     char *pj = paw_path_join(dir, "paw.json");
     char *text = paw_read_file(pj, NULL);
@@ -54,7 +54,7 @@ int paw_trained_compiler_load(PawTrainedCompiler *tc, const char *dir) {
     free(ic);
     if (crc != 0) goto done;
     Qwen3 model;
-    if (qwen3_load(&model, dir, 1) != 0) goto done;
+    if (qwen3_load_ex(&model, dir, 1, weights) != 0) goto done;
     compiler_init(&tc->comp, &model, tc->prefix_steps, tc->icfg.num_layers, 0);
     MapperConfig mc = {.d = tc->comp.model.cfg.hidden_size, .L = tc->icfg.num_layers, .nbases = tc->bases,
                        .rank = tc->rank, .alpha = tc->alpha, .icfg = tc->icfg};
@@ -86,6 +86,13 @@ done:
         paw_error("%s", msg);
     }
     return rc;
+}
+
+void paw_trained_compiler_describe(const PawTrainedCompiler *tc, FILE *f) {
+    const Qwen3 *m = &tc->comp.model;
+    double bytes = 4.0 * (double)m->num_params + 2.0 * (double)m->num_w16;
+    fprintf(f, "compiler: %d layers, hidden %d, %s matrices (%.1f MB of weights)\n", m->cfg.num_layers,
+            m->cfg.hidden_size, m->w16_memory ? "bf16" : "f32", bytes / 1e6);
 }
 
 int paw_trained_compiler_use_gpu(PawTrainedCompiler *tc) {

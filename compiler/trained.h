@@ -5,6 +5,8 @@
 #ifndef PAW_COMPILER_TRAINED_H
 #define PAW_COMPILER_TRAINED_H
 
+#include <stdio.h>
+
 #include "compiler/compiler.h"
 #include "compiler/mapper.h"
 #include "data/tokenizer.h"
@@ -25,8 +27,12 @@ typedef struct {
     struct MapperCuda *gpu_mapper;  // run on the GPU (CUDA builds)
 } PawTrainedCompiler;
 
-int paw_trained_compiler_load(PawTrainedCompiler *tc, const char *dir);
+// weights: QWEN3_WEIGHTS_* for the compiler's matrices (AUTO: bf16 when its checkpoint stores
+// bf16); the mapper and the prefix are always fp32. The GPU path needs QWEN3_WEIGHTS_F32.
+int paw_trained_compiler_load(PawTrainedCompiler *tc, const char *dir, int weights);
 void paw_trained_compiler_free(PawTrainedCompiler *tc);
+// One line: the compiler's size and how its matrices are held (bf16 or f32), for the log.
+void paw_trained_compiler_describe(const PawTrainedCompiler *tc, FILE *f);
 // Moves the compiler and the mapper to the GPU (a copy: the host model stays); the adapters are
 // then computed there in bf16 (the compiler) and fp32 (the mapper). -1 + paw_error without a
 // usable GPU or in a build without CUDA.

@@ -310,7 +310,7 @@ static int run_groups_gpu(PawGpuRunner *gpu, TestSet *t, const int *conds, const
 
 int cmd_eval(int argc, char **argv) {
     const char *compiler = NULL, *interp_dir = NULL, *data = NULL, *report = NULL, *cond_arg = "all", *pseudo_model = NULL;
-    const char *device = "cpu", *weights_s = "auto";
+    const char *device = "cpu", *weights_s = "auto", *cweights_s = "auto";
     int max_examples = 0, max_new = 32, batch = 8, run_batch = 0;
     PawOpt opts[] = {
         {"compiler", PAW_OPT_STR, &compiler, "trained compiler directory"},
@@ -326,6 +326,7 @@ int cmd_eval(int argc, char **argv) {
         {"run-batch", PAW_OPT_INT, &run_batch, "interpreter rows decoded together, any mix of programs and conditions; "
                                                "0: 4 on cpu (up to 5 give each input the bits it gets alone), 32 on cuda"},
         {"weights", PAW_OPT_STR, &weights_s, "the interpreter's " QWEN3_WEIGHTS_HELP},
+        {"compiler-weights", PAW_OPT_STR, &cweights_s, "the compiler's " QWEN3_WEIGHTS_HELP},
     };
     PawCommandSpec cs = {"paw eval --compiler DIR --interpreter DIR --data TEST.jsonl [options]",
                          "Exact match (stripped output == stripped target) of compiled programs, overall and per family, "
@@ -376,6 +377,11 @@ int cmd_eval(int argc, char **argv) {
         fprintf(stderr, "paw eval: --%s\n", paw_last_error());
         return 2;
     }
+    int cweights = qwen3_weights_for_device(cweights_s, cuda);
+    if (cweights < 0) {
+        fprintf(stderr, "paw eval: --compiler-%s\n", paw_last_error());
+        return 2;
+    }
     char *report_path = report ? xstrdup(report) : NULL;
     if (!report_path) {
         size_t n = strlen(data) + 16;
@@ -398,7 +404,7 @@ int cmd_eval(int argc, char **argv) {
         free(report_path);
         return 1;
     }
-    if (paw_trained_compiler_load(&tc, compiler) != 0 || qwen3_load_ex(&model, interp_dir, 1, weights) != 0 ||
+    if (paw_trained_compiler_load(&tc, compiler, cweights) != 0 || qwen3_load_ex(&model, interp_dir, 1, weights) != 0 ||
         paw_runner_resources(interp_dir, &tok, &vm, &stop) != 0) {
         fprintf(stderr, "paw eval: %s\n", paw_last_error());
         status = 1;
@@ -412,6 +418,7 @@ int cmd_eval(int argc, char **argv) {
         goto out;
     }
     ri.compiler_fp = tc.fingerprint;
+    paw_trained_compiler_describe(&tc, stderr);
     if (cuda && paw_trained_compiler_use_gpu(&tc) != 0) {  // the compiler and mapper run there too
         fprintf(stderr, "paw eval: --device cuda: %s\n", paw_last_error());
         status = 1;

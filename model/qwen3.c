@@ -233,6 +233,13 @@ static void project(const Qwen3 *m, int i, size_t off, float *out, const float *
 }
 enum { W_EMBED = 0, W_Q = 2, W_K = 3, W_V = 4, W_O = 7, W_GATE = 9, W_UP = 10, W_DOWN = 11, W_LM_HEAD = 13 };
 
+void qwen3_embedding_row(const Qwen3 *m, int id, float *out) {
+    const int C = m->cfg.hidden_size;
+    if (m->params.wte) memcpy(out, m->params.wte + (size_t)id * C, sizeof(float) * C);
+    else
+        for (int i = 0; i < C; i++) out[i] = st_bf16_to_f32(m->w16[W_EMBED][(size_t)id * C + i]);
+}
+
 int qwen3_forward(Qwen3 *m, const Qwen3Inputs *in, int B, int T) {
     const Qwen3Config *c = &m->cfg;
     const int C = c->hidden_size, I = c->intermediate_size, L = c->num_layers, V = c->vocab_size;

@@ -205,6 +205,9 @@ int qwen3_backward_ex(Qwen3 *m, const Qwen3BackwardArgs *args);
 // with_lm_head 0 leaves the LM head out). A backward costs about twice this.
 double qwen3_forward_flops(const Qwen3Config *c, int B, int T, int with_lm_head);
 
+// The input embedding of token id as fp32, whichever way the model holds its weights.
+void qwen3_embedding_row(const Qwen3 *m, int id, float *out);
+
 // Checkpoints: a Hugging Face directory (config.json + model.safetensors or an index of shards).
 int qwen3_load(Qwen3 *m, const char *dir, int frozen);
 // weights: QWEN3_WEIGHTS_F32 (qwen3_load), _BF16 (frozen; fp32 or fp16 matrices are rounded) or

@@ -8,6 +8,8 @@
 #include "common/fileio.h"
 #include "interpreter/program.h"
 #include "kernels/quant.h"
+#include "data/vocab_map.h"
+#include "model/safetensors.h"
 #include "tests/interactive.h"
 #include "tests/world.h"
 
@@ -73,21 +75,22 @@ static void same_outputs(const char *a_path, const char *b_path, int n, const ch
     free(ja), free(jb);
 }
 
-static void train_tiny(void) {
+// Trains 3 steps and exports; extra: more config keys (",\"key\":value...") or "".
+static void train_tiny(const char *extra) {
     char path[256], text[1024];
     snprintf(path, sizeof path, "%s/paw.json", W);
     snprintf(text, sizeof text,
              "{\"compiler\":\"%s/comp\",\"interpreter\":\"%s/interp\",\"train_data\":\"%s/train\",\"out_dir\":\"%s/run\","
              "\"lora_rank\":4,\"lora_alpha\":8,\"mapper_bases\":3,\"prefix_steps\":4,\"steps\":3,\"max_batch_examples\":4,"
-             "\"lr\":0.01}",
-             W, W, W, W);
+             "\"lr\":0.01%s}",
+             W, W, W, W, extra);
     cr_assert_eq(paw_write_file_atomic(path, text, strlen(text)), 0);
     cr_assert_eq(sh("%s train %s 2>/dev/null", paw_bin(), path), 0);
 }
 
 Test(programs_cli, compile_run_eval_end_to_end, .timeout = 300) {
     make_world(W);
-    train_tiny();
+    train_tiny("");
     const char *p = paw_bin();
     char *input, *target;
     first_test_example(&input, &target);
@@ -239,7 +242,7 @@ Test(programs_cli, compile_run_eval_end_to_end, .timeout = 300) {
 
 Test(programs_cli, command_line_errors, .timeout = 300) {
     make_world(W);
-    train_tiny();
+    train_tiny("");
     const char *p = paw_bin();
     cr_assert_eq(sh("%s compile --spec x -o %s/x.paw 2>/dev/null", p, W), 2);                   // no --compiler
     cr_assert_eq(sh("%s compile --compiler %s/nope --spec x --pseudo-program y -o %s/x.paw 2>%s/e1", p, W, W, W), 1);
@@ -297,5 +300,137 @@ Test(programs_cli, command_line_errors, .timeout = 300) {
     free(e7);
     cJSON_Delete(o);
     free(text), free(e1), free(e2), free(e3), free(e4), free(e5), free(e6);
+    sh("rm -rf %s", W);
+}
+
+// "export_dtype": "bfloat16" halves the exported compiler. paw compile then keeps its matrices in
+// bf16 (--weights auto), and the adapters are bit for bit those of the same values widened to f32
+// on load (--weights f32): the compiler forward has more than 5 rows, so both run the same GEMM.
+Test(programs_cli, bf16_export_compiles_as_f32, .timeout = 300) {
+    make_world(W);
+    train_tiny(",\"export_dtype\":\"bfloat16\"");
+    const char *p = paw_bin();
+    char path[256];
+    SafeTensors st;
+    snprintf(path, sizeof path, "%s/run/export/model.safetensors", W);
+    cr_assert_eq(st_open(&st, path), 0, "%s", paw_last_error());
+    cr_assert_gt(st.ntensors, 0);
+    for (int i = 0; i < st.ntensors; i++) cr_assert_eq(st.tensors[i].dtype, ST_BF16, "%s", st.tensors[i].name);
+    st_close(&st);
+    snprintf(path, sizeof path, "%s/run/export/mapper.safetensors", W);
+    cr_assert_eq(st_open(&st, path), 0, "%s", paw_last_error());
+    for (int i = 0; i < st.ntensors; i++) cr_assert_eq(st.tensors[i].dtype, ST_F32, "%s", st.tensors[i].name);
+    st_close(&st);
+
+    char *input, *target;
+    first_test_example(&input, &target);
+    const char *wts[2] = {"auto", "f32"};
+    PawProgram prog[2];
+    for (int k = 0; k < 2; k++) {
+        cr_assert_eq(sh("%s compile --compiler %s/run/export --spec-file %s/spec.txt --pseudo-program %s/pp.txt "
+                        "-o %s/w%d.paw --adapter-dtype f32 --weights %s >/dev/null 2>%s/w%d.err", p, W, W, W, W, k,
+                        wts[k], W, k), 0);
+        char *err = slurp("%s/w%d.err", W, k);
+        cr_assert(strstr(err, k ? "f32 matrices" : "bf16 matrices"), "--weights %s: %s", wts[k], err);
+        free(err);
+        snprintf(path, sizeof path, "%s/w%d.paw", W, k);
+        cr_assert_eq(paw_program_read(path, &prog[k]), 0, "%s", paw_last_error());
+    }
+    double sumsq = 0;
+    for (int m = 0; m < LORA_NUM_MODULES; m++) {
+        size_t na = (size_t)prog[0].L * prog[0].rank * prog[0].d_in[m];
+        size_t nb = (size_t)prog[0].L * prog[0].d_out[m] * prog[0].rank;
+        cr_assert(memcmp(prog[0].A[m], prog[1].A[m], sizeof(float) * na) == 0, "module %d: A differs", m);
+        cr_assert(memcmp(prog[0].B[m], prog[1].B[m], sizeof(float) * nb) == 0, "module %d: B differs", m);
+        for (size_t i = 0; i < nb; i++) sumsq += (double)prog[0].B[m][i] * prog[0].B[m][i];
+    }
+    cr_assert_gt(sumsq, 0, "trained B is still zero: the comparison above would be empty");
+    paw_program_free(&prog[0]), paw_program_free(&prog[1]);
+    // paw eval's compiler: the same outputs either way.
+    for (int k = 0; k < 2; k++)
+        cr_assert_eq(sh("%s eval --compiler %s/run/export --interpreter %s/interp --data %s/jsonl/test.jsonl --max-new 6 "
+                        "--max-examples 4 --conditions compiled,lora --compiler-weights %s --report %s/cw%d.json "
+                        ">%s/cw%d.out 2>&1", p, W, W, W, wts[k], W, k, W, k), 0);
+    for (int k = 0; k < 2; k++) {
+        char *out = slurp("%s/cw%d.out", W, k);
+        cr_assert(strstr(out, k ? "f32 matrices" : "bf16 matrices"), "--compiler-weights %s: %s", wts[k], out);
+        free(out);
+    }
+    char pa[256], pb[256];
+    snprintf(pa, sizeof pa, "%s/cw0.json", W), snprintf(pb, sizeof pb, "%s/cw1.json", W);
+    same_outputs(pa, pb, 4, "compiler weights auto (bf16) vs f32");
+    // Refusals: an unknown --weights, and bf16 on the GPU (whose upload reads f32).
+    cr_assert_eq(sh("%s compile --compiler %s/run/export --spec x --pseudo-program y -o %s/x.paw --weights fp8 2>/dev/null",
+                    p, W, W), 2);
+    cr_assert_eq(sh("%s compile --compiler %s/run/export --spec x --pseudo-program y -o %s/x.paw --weights bf16 "
+                    "--device cuda 2>%s/e1", p, W, W, W), 2);
+    char *e1 = slurp("%s/e1", W);
+    cr_assert(strstr(e1, "--weights bf16"), "%s", e1);
+    cr_assert_eq(sh("%s eval --compiler %s/run/export --interpreter %s/interp --data %s/jsonl/test.jsonl "
+                    "--compiler-weights half 2>%s/e2", p, W, W, W, W), 2);
+    char *e2 = slurp("%s/e2", W);
+    cr_assert(strstr(e2, "--compiler-weights"), "%s", e2);
+    free(e1), free(e2), free(input), free(target);
+    sh("rm -rf %s", W);
+}
+
+// paw generate --prompt: the text goes through the directory's tokenizer and vocabulary map, and
+// the answer back. It must equal the --ids route built from paw tokenize, the map, and paw detokenize.
+Test(programs_cli, generate_prompt_text, .timeout = 120) {
+    make_world(W);
+    const char *p = paw_bin();
+    char *text = slurp("%s/jsonl/test.jsonl", W);
+    *strchr(text, '\n') = 0;
+    cJSON *o = cJSON_Parse(text);
+    char prompt[2048];
+    snprintf(prompt, sizeof prompt, "%s", cJSON_GetObjectItem(o, "input")->valuestring);
+    cr_assert(!strchr(prompt, '\'') && strlen(prompt) > 0, "%s", prompt);
+    // The --ids route, by hand.
+    cr_assert_eq(sh("%s tokenize --text '%s' > %s/tok.txt", p, prompt, W), 0);
+    char *tk = slurp("%s/tok.txt", W);
+    PawVocabMap vm;
+    char dir[128];
+    snprintf(dir, sizeof dir, "%s/interp", W);
+    cr_assert_eq(paw_vocab_map_load(&vm, dir), 0, "the world's interpreter has a trimmed vocabulary");
+    int32_t ids[512];
+    int n = 0;
+    for (char *s = strtok(tk, " \n"); s; s = strtok(NULL, " \n")) ids[n++] = (int32_t)atoi(s);
+    cr_assert_gt(n, 0);
+    cr_assert_eq(paw_vocab_map_to_model(&vm, ids, n), 0, "%s", paw_last_error());
+    char list[4096] = "";
+    for (int i = 0; i < n; i++) snprintf(list + strlen(list), sizeof list - strlen(list), i ? ",%d" : "%d", ids[i]);
+    cr_assert_eq(sh("%s generate --model %s --ids %s --max-new 8 --stop -1 > %s/gen_ids.txt", p, dir, list, W), 0);
+    char *gi = slurp("%s/gen_ids.txt", W);
+    char back[4096] = "";
+    int ng = 0;
+    for (char *s = strtok(gi, " \n"); s; s = strtok(NULL, " \n"), ng++)
+        snprintf(back + strlen(back), sizeof back - strlen(back), " %d", paw_vocab_map_to_tokenizer(&vm, atoi(s)));
+    cr_assert_eq(ng, 8);
+    cr_assert_eq(sh("echo '%s' | %s detokenize > %s/want.txt && echo >> %s/want.txt", back, p, W, W), 0);
+    // The --prompt route.
+    cr_assert_eq(sh("%s generate --model %s --prompt '%s' --max-new 8 --stop -1 > %s/got.txt 2>%s/got.err", p, dir, prompt,
+                    W, W), 0);
+    char *want = slurp("%s/want.txt", W), *got = slurp("%s/got.txt", W), *err = slurp("%s/got.err", W);
+    cr_assert_str_eq(got, want);
+    cr_assert(strstr(err, "8 new tokens"), "%s", err);
+    // --chat is the Qwen3 chat turn with thinking off, written out.
+    cr_assert_eq(sh("%s generate --model %s --prompt '%s' --chat --max-new 6 --stop -1 > %s/chat1.txt", p, dir, prompt, W), 0);
+    // (the x keeps $(...) from dropping the final newlines)
+    cr_assert_eq(sh("P=\"$(printf '<|im_start|>user\\n%%s<|im_end|>\\n<|im_start|>assistant\\n<think>\\n\\n</think>\\n\\nx' "
+                    "'%s')\"; %s generate --model %s --prompt \"${P%%x}\" --max-new 6 --stop -1 > %s/chat2.txt", prompt, p, dir,
+                    W), 0);
+    char *c1 = slurp("%s/chat1.txt", W), *c2 = slurp("%s/chat2.txt", W);
+    cr_assert_str_eq(c1, c2);
+    // Refusals: both or neither of --ids and --prompt, --chat without --prompt, a word the trimmed
+    // vocabulary lacks.
+    cr_assert_eq(sh("%s generate --model %s --ids 1 --prompt x 2>/dev/null", p, dir), 2);
+    cr_assert_eq(sh("%s generate --model %s 2>/dev/null", p, dir), 2);
+    cr_assert_eq(sh("%s generate --model %s --ids 1 --chat 2>/dev/null", p, dir), 2);
+    cr_assert_eq(sh("%s generate --model %s --prompt 'zebra quantum xylophone' 2>%s/e1", p, dir, W), 1);
+    char *e1 = slurp("%s/e1", W);
+    cr_assert(strstr(e1, "vocabulary"), "%s", e1);
+    paw_vocab_map_free(&vm);
+    cJSON_Delete(o);
+    free(text), free(tk), free(gi), free(want), free(got), free(err), free(c1), free(c2), free(e1);
     sh("rm -rf %s", W);
 }

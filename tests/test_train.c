@@ -39,6 +39,8 @@ Test(train_config, refusals_name_the_key) {
         {"{\"interpreter\":\"tests\",\"train_data\":\"tests\",\"out_dir\":\"x\",\"mode\":\"pretrain\",\"recompute\":true,\"recompute_keep\":-1}", "\"recompute_keep\""},
         {"{\"interpreter\":\"tests\",\"train_data\":\"tests\",\"out_dir\":\"x\",\"compiler\":\"tests\",\"recompute_keep_interpreter\":2}", "\"recompute_keep_interpreter\""},
         {"{\"interpreter\":\"tests\",\"train_data\":\"tests\",\"out_dir\":\"x\",\"mode\":\"pretrain\",\"recompute\":true,\"recompute_keep_interpreter\":2}", "\"recompute_keep_interpreter\""},
+        {"{\"interpreter\":\"tests\",\"train_data\":\"tests\",\"out_dir\":\"x\",\"mode\":\"pretrain\",\"export_dtype\":\"float16\"}", "\"export_dtype\""},
+        {"{\"interpreter\":\"tests\",\"train_data\":\"tests\",\"out_dir\":\"x\",\"mode\":\"pretrain\",\"export_dtype\":16}", "\"export_dtype\""},
         {"[1,2]", "malformed"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -51,6 +53,7 @@ Test(train_config, refusals_name_the_key) {
     cr_assert_eq(train_config_parse(&c, "{\"interpreter\":\"tests\",\"train_data\":\"tests\",\"out_dir\":\"x\",\"mode\":\"pretrain\",\"lr\":0.01}", "ok"), 0,
                  "%s", paw_last_error());
     cr_assert_float_eq(c.lr, 0.01f, 1e-9);
+    cr_assert_str_eq(c.export_dtype, "float32");  // the default export is lossless
     train_config_free(&c);
     cr_assert_eq(train_config_parse(&c, "{\"interpreter\":\"tests\",\"train_data\":\"tests\",\"out_dir\":\"x\",\"compiler\":\"tests\",\"recompute\":true,\"recompute_keep\":4,\"recompute_keep_interpreter\":28}", "ok"),
                  0, "%s", paw_last_error());

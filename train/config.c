@@ -27,7 +27,7 @@ void train_config_defaults(TrainConfig *c) {
 
 void train_config_free(TrainConfig *c) {
     free(c->compiler), free(c->interpreter), free(c->train_data), free(c->val_data), free(c->out_dir);
-    free(c->mapper_init), free(c->device), free(c->gpu_comm);
+    free(c->mapper_init), free(c->device), free(c->gpu_comm), free(c->export_dtype);
     memset(c, 0, sizeof *c);
 }
 
@@ -88,6 +88,7 @@ static const KeySpec keys[] = {
     {"recompute_keep_interpreter", K_INT, OFF(recompute_keep_interpreter), 0, 1e6},
     {"bf16_grads", K_BOOL, OFF(bf16_grads), 0, 0},
     {"gpu_comm", K_STR, OFF(gpu_comm), 0, 0},
+    {"export_dtype", K_STR, OFF(export_dtype), 0, 0},
 };
 #define NKEYS ((int)(sizeof keys / sizeof keys[0]))
 
@@ -181,6 +182,9 @@ int train_config_parse(TrainConfig *c, const char *json, const char *path) {
             rc = paw_error("%s: key \"device\" must be \"cpu\" or \"cuda\", found \"%s\"", path, c->device);
         else if (c->gpu_comm && strcmp(c->gpu_comm, "nccl") && strcmp(c->gpu_comm, "mpi"))
             rc = paw_error("%s: key \"gpu_comm\" must be \"nccl\" or \"mpi\", found \"%s\"", path, c->gpu_comm);
+        else if (c->export_dtype && strcmp(c->export_dtype, "float32") && strcmp(c->export_dtype, "bfloat16"))
+            rc = paw_error("%s: key \"export_dtype\" must be \"float32\" or \"bfloat16\", found \"%s\"", path,
+                           c->export_dtype);
         else if (c->mode == TRAIN_MODE_PRETRAIN && c->recompute_keep_interpreter)
             rc = paw_error("%s: key \"recompute_keep_interpreter\" has no meaning in mode pretrain (use \"recompute_keep\")",
                            path);
@@ -192,6 +196,7 @@ int train_config_parse(TrainConfig *c, const char *json, const char *path) {
     }
     if (!c->device && rc == 0) c->device = xstrdup("cpu");
     if (!c->gpu_comm && rc == 0) c->gpu_comm = xstrdup("nccl");
+    if (!c->export_dtype && rc == 0) c->export_dtype = xstrdup("float32");
     if (rc != 0) train_config_free(c);
     return rc;
 }

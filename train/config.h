@@ -38,6 +38,7 @@ typedef struct {
     int bf16_grads;          // cuda: the compiler's layer matrices keep bf16 weight gradients
     char *gpu_comm;          // cuda under mpirun: "nccl" (one GPU per rank) or "mpi" (CUDA-aware MPI)
     float peak_tflops;       // for MFU; 0: the device's nominal peak
+    char *export_dtype;      // the exported model's matrices: "float32" (lossless) or "bfloat16" (half the size)
     int sort_window;
     // multi-process runs (mpirun)
     int zero;                // 1: shard the AdamW moments across ranks (ZeRO stage 1)

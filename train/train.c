@@ -469,7 +469,7 @@ static int export_models(Trainer *tr) {
     char *dir = paw_path_join(tr->cfg.out_dir, "export");
     int rc = paw_mkdir_p(dir);
     const Qwen3 *model = tr->pretrain ? &tr->lm : &tr->pm.comp.model;
-    if (rc == 0) rc = qwen3_save(model, dir, "float32");
+    if (rc == 0) rc = qwen3_save(model, dir, tr->cfg.export_dtype);
     if (rc == 0 && tr->vmap.n) rc = paw_vocab_map_save(&tr->vmap, dir);
     // The tokenizer travels with the model, so commands given the directory need nothing else.
     const char *src_model = tr->pretrain ? tr->cfg.interpreter : tr->cfg.compiler;

@@ -2760,11 +2760,11 @@ static void test_trained_compiler_gpu(void) {
     // Adapters of three specs, computed in one batch of 2 and one of 1 on each device.
     PawTrainedCompiler cpu, gpu;
     snprintf(path, sizeof path, "%s/run/export", dir);
-    if (paw_trained_compiler_load(&cpu, path) != 0) {
+    if (paw_trained_compiler_load(&cpu, path, QWEN3_WEIGHTS_F32) != 0) {
         CHECK(0, "%s", paw_last_error());
         return;
     }
-    if (paw_trained_compiler_load(&gpu, path) != 0 || paw_trained_compiler_use_gpu(&gpu) != 0) {
+    if (paw_trained_compiler_load(&gpu, path, QWEN3_WEIGHTS_F32) != 0 || paw_trained_compiler_use_gpu(&gpu) != 0) {
         CHECK(0, "%s", paw_last_error());
         paw_trained_compiler_free(&cpu);
         return;
