@@ -324,7 +324,7 @@ int cmd_eval(int argc, char **argv) {
         {"batch", PAW_OPT_INT, &batch, "specs per compiler forward"},
         {"device", PAW_OPT_STR, &device, "where the compiler, the mapper and the interpreter run: cpu or cuda"},
         {"run-batch", PAW_OPT_INT, &run_batch, "interpreter rows decoded together, any mix of programs and conditions; "
-                                               "0: 4 on cpu (up to 5 give each input the bits it gets alone), 32 on cuda"},
+                                               "0: 4 on cpu (up to 32 give each input the bits it gets alone), 32 on cuda"},
         {"weights", PAW_OPT_STR, &weights_s, "the interpreter's " QWEN3_WEIGHTS_HELP},
         {"compiler-weights", PAW_OPT_STR, &cweights_s, "the compiler's " QWEN3_WEIGHTS_HELP},
     };

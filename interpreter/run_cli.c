@@ -56,7 +56,7 @@ int cmd_run(int argc, char **argv) {
         {"max-new", PAW_OPT_INT, &max_new, "most tokens generated per input"},
         {"device", PAW_OPT_STR, &device, "cpu or cuda"},
         {"weights", PAW_OPT_STR, &weights_s, QWEN3_WEIGHTS_HELP},
-        {"batch", PAW_OPT_INT, &batch, "rows decoded together, 0: 4 on cpu (up to 5 give each input the bits it gets "
+        {"batch", PAW_OPT_INT, &batch, "rows decoded together, 0: 4 on cpu (up to 32 give each input the bits it gets "
                                        "alone), 32 on cuda; stdin is read up to 8 times this many lines at a time"},
         {"stats", PAW_OPT_FLAG, &stats, "print inputs/s, generated tokens/s, prefills, steps, the share of rows running "
                                         "and the prompt tokens prefilled to stderr at the end"},

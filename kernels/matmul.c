@@ -161,31 +161,20 @@ static void gemm(float *Y, int R, int M, View A, View B, int K, float alpha, int
     }
 }
 
-// Few rows (decoding): packing would cost more than it saves; dot products read each weight row once.
-static float dot(const float *a, const float *b, int n) {
-    float s = 0;
-#pragma omp simd reduction(+ : s)
-    for (int i = 0; i < n; i++) s += a[i] * b[i];
-    return s;
-}
-
-static void gemv_rows(float *out, const float *inp, const float *weight, int N, int C, int OC, float alpha, int acc) {
-#pragma omp parallel for schedule(static) if ((long)N * C * OC > 65536)
-    for (int o = 0; o < OC; o++) {
-        const float *w = weight + (size_t)o * C;
-        for (int n = 0; n < N; n++) {
-            float v = alpha * dot(inp + (size_t)n * C, w, C);
-            float *d = out + (size_t)n * OC + o;
-            *d = acc ? *d + v : v;
-        }
-    }
-}
-
-// Products with bf16 weight rows. Widening 16 bf16 values takes two integer operations when
-// the even and odd elements go to separate registers (a 32-bit lane holds an even element in its
-// low half and the next odd one in its high half), so the input is pre-permuted to match:
-// ap[16j .. 16j+7] = a[16j + 0, 2, .., 14] and ap[16j+8 .. 16j+15] = a[16j + 1, 3, .., 15].
-// The summation order differs from the fp32 dot's, within fp32 rounding.
+// Few rows (decoding, short prompts): packing would cost more than it saves. Each weight row is
+// read from memory once and used, from L1, by every input row, four rows at a time.
+//
+// Every row's dot product runs in one fixed order, whatever the weight type and however many rows
+// are computed together: a row's result never depends on the rows beside it, and fp32 and bf16
+// weights holding the same values give the same bits. The order is the one that widens bf16
+// cheapest. A 32-bit lane of 16 loaded bf16 values holds an even element in its low half and the
+// next odd one in its high half, so a shift and a mask give the even and the odd elements in two
+// registers, matched by a pre-permuted input: ap[16j .. 16j+7] = a[16j + 0, 2, .., 14],
+// ap[16j+8 .. 16j+15] = a[16j + 1, 3, .., 15]. Per row: two 8-lane accumulators (even, odd) of
+// fused multiply-adds, their sum reduced across lanes, then the tail. fp32 weights are read in
+// their natural order against the natural input instead: each lane then accumulates the same
+// products in the same sequence, only in another lane, and the lanes are put in the bf16 order
+// once, before the reduction. This differs from the packed GEMM's order within fp32 rounding.
 static void permute_even_odd(float *ap, const float *a, int n) {
     int i = 0;
     for (; i + 16 <= n; i += 16)
@@ -202,19 +191,38 @@ static inline float hsum8(__m256 t) {
 }
 #endif
 
-// s[r] = dot(ap + r * lda, w) for R (1..4, a constant after inlining) input rows: each 16 weights
-// are widened once and used by every row. Per row the sum runs in the same order for any R (two
-// 8-lane accumulators, even and odd elements, then the tail), so a row's result does not depend
-// on the rows decoded beside it.
-static inline __attribute__((always_inline)) void dots_bf16(float *s, const float *ap, size_t lda, int R,
-                                                            const uint16_t *w, int n) {
+#if defined(__AVX2__) && defined(__FMA__)
+// Accumulators of elements 0..7 and 8..15 of each 16 -> of the even and of the odd elements, in
+// the bf16 path's lanes: [x0 x2 x8 x10 | x4 x6 x12 x14] -> 64-bit pieces 0, 2, 1, 3.
+static inline void even_odd_lanes(__m256 *lo, __m256 *hi) {
+    __m256 e = _mm256_shuffle_ps(*lo, *hi, _MM_SHUFFLE(2, 0, 2, 0)), o = _mm256_shuffle_ps(*lo, *hi, _MM_SHUFFLE(3, 1, 3, 1));
+    *lo = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), _MM_SHUFFLE(3, 1, 2, 0)));
+    *hi = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(o), _MM_SHUFFLE(3, 1, 2, 0)));
+}
+#endif
+
+static inline float weight_at(const void *w, int bf16, int k) {
+    return bf16 ? st_bf16_to_f32(((const uint16_t *)w)[k]) : ((const float *)w)[k];
+}
+
+// s[r] = dot(ap + r * lda, w) for R input rows (1..4) and one weight row of n elements, bf16 or
+// fp32. R and bf16 are constants after inlining.
+static inline __attribute__((always_inline)) void dots(float *s, const float *ap, size_t lda, int R, const void *w,
+                                                       int bf16, int n) {
     int i = 0;
 #if defined(__AVX2__) && defined(__FMA__)
     __m256 e0 = _mm256_setzero_ps(), o0 = e0, e1 = e0, o1 = e0, e2 = e0, o2 = e0, e3 = e0, o3 = e0;
     const __m256i high = _mm256_set1_epi32((int)0xffff0000u);
     for (; i + 16 <= n; i += 16) {
-        __m256i h = _mm256_loadu_si256((const __m256i *)(w + i));
-        __m256 we = _mm256_castsi256_ps(_mm256_slli_epi32(h, 16)), wo = _mm256_castsi256_ps(_mm256_and_si256(h, high));
+        __m256 we, wo;  // bf16: the even and the odd elements; fp32: elements 0..7 and 8..15
+        if (bf16) {
+            __m256i h = _mm256_loadu_si256((const __m256i *)((const uint16_t *)w + i));
+            we = _mm256_castsi256_ps(_mm256_slli_epi32(h, 16));
+            wo = _mm256_castsi256_ps(_mm256_and_si256(h, high));
+        } else {
+            we = _mm256_loadu_ps((const float *)w + i);
+            wo = _mm256_loadu_ps((const float *)w + i + 8);
+        }
         e0 = _mm256_fmadd_ps(_mm256_loadu_ps(ap + i), we, e0);
         o0 = _mm256_fmadd_ps(_mm256_loadu_ps(ap + i + 8), wo, o0);
         if (R > 1) {
@@ -230,6 +238,12 @@ static inline __attribute__((always_inline)) void dots_bf16(float *s, const floa
             o3 = _mm256_fmadd_ps(_mm256_loadu_ps(ap + 3 * lda + i + 8), wo, o3);
         }
     }
+    if (!bf16) {
+        even_odd_lanes(&e0, &o0);
+        if (R > 1) even_odd_lanes(&e1, &o1);
+        if (R > 2) even_odd_lanes(&e2, &o2);
+        if (R > 3) even_odd_lanes(&e3, &o3);
+    }
     s[0] = hsum8(_mm256_add_ps(e0, o0));
     if (R > 1) s[1] = hsum8(_mm256_add_ps(e1, o1));
     if (R > 2) s[2] = hsum8(_mm256_add_ps(e2, o2));
@@ -239,27 +253,27 @@ static inline __attribute__((always_inline)) void dots_bf16(float *s, const floa
     for (; i + 16 <= n; i += 16)
         for (int r = 0; r < R; r++)
             for (int j = 0; j < 8; j++)
-                s[r] += ap[r * lda + i + j] * st_bf16_to_f32(w[i + 2 * j]) + ap[r * lda + i + 8 + j] * st_bf16_to_f32(w[i + 2 * j + 1]);
+                s[r] += ap[r * lda + i + j] * weight_at(w, bf16, i + 2 * j) +
+                        ap[r * lda + i + 8 + j] * weight_at(w, bf16, i + 2 * j + 1);
 #endif
     for (int r = 0; r < R; r++)
-        for (int k = i; k < n; k++) s[r] += ap[r * lda + k] * st_bf16_to_f32(w[k]);
+        for (int k = i; k < n; k++) s[r] += ap[r * lda + k] * weight_at(w, bf16, k);
 }
 
-static void gemv_rows_bf16(float *out, const float *inp, const uint16_t *weight, int N, int C, int OC, float alpha,
-                           int acc) {
-    float *ap = xmalloc(sizeof(float) * (size_t)N * C);
-    for (int n = 0; n < N; n++) permute_even_odd(ap + (size_t)n * C, inp + (size_t)n * C, C);
+static inline __attribute__((always_inline)) void gemv_rows_body(float *out, const float *ap, const void *weight,
+                                                                 int bf16, int N, int C, int OC, float alpha, int acc) {
 #pragma omp parallel for schedule(static) if ((long)N * C * OC > 65536)
     for (int o = 0; o < OC; o++) {
-        const uint16_t *w = weight + (size_t)o * C;
+        const void *w = bf16 ? (const void *)((const uint16_t *)weight + (size_t)o * C)
+                             : (const void *)((const float *)weight + (size_t)o * C);
         for (int n0 = 0; n0 < N; n0 += 4) {
             float v[4];
             const float *a = ap + (size_t)n0 * C;
             switch (N - n0 < 4 ? N - n0 : 4) {
-            case 1: dots_bf16(v, a, (size_t)C, 1, w, C); break;
-            case 2: dots_bf16(v, a, (size_t)C, 2, w, C); break;
-            case 3: dots_bf16(v, a, (size_t)C, 3, w, C); break;
-            default: dots_bf16(v, a, (size_t)C, 4, w, C); break;
+            case 1: dots(v, a, (size_t)C, 1, w, bf16, C); break;
+            case 2: dots(v, a, (size_t)C, 2, w, bf16, C); break;
+            case 3: dots(v, a, (size_t)C, 3, w, bf16, C); break;
+            default: dots(v, a, (size_t)C, 4, w, bf16, C); break;
             }
             for (int r = 0; r < 4 && n0 + r < N; r++) {
                 float *d = out + (size_t)(n0 + r) * OC + o;
@@ -267,12 +281,26 @@ static void gemv_rows_bf16(float *out, const float *inp, const uint16_t *weight,
             }
         }
     }
+}
+
+static void gemv_rows(float *out, const float *inp, const void *weight, int bf16, int N, int C, int OC, float alpha,
+                      int acc) {
+#if defined(__AVX2__) && defined(__FMA__)
+    if (!bf16) {  // the natural order (see above)
+        gemv_rows_body(out, inp, weight, 0, N, C, OC, alpha, acc);
+        return;
+    }
+#endif
+    float *ap = xmalloc(sizeof(float) * (size_t)N * C);
+    for (int n = 0; n < N; n++) permute_even_odd(ap + (size_t)n * C, inp + (size_t)n * C, C);
+    if (bf16) gemv_rows_body(out, ap, weight, 1, N, C, OC, alpha, acc);
+    else gemv_rows_body(out, ap, weight, 0, N, C, OC, alpha, acc);
     free(ap);
 }
 
 void matmul_forward(float *out, const float *inp, const float *weight, int N, int C, int OC) {
-    if (N < MR) {
-        gemv_rows(out, inp, weight, N, C, OC, 1.0f, 0);
+    if (N <= MATMUL_GEMV_MAX_ROWS) {
+        gemv_rows(out, inp, weight, 0, N, C, OC, 1.0f, 0);
         return;
     }
     // B(k, m) = weight[m, k]
@@ -280,8 +308,8 @@ void matmul_forward(float *out, const float *inp, const float *weight, int N, in
 }
 
 void matmul_forward_acc(float *out, const float *inp, const float *weight, int N, int C, int OC, float alpha) {
-    if (N < MR) {
-        gemv_rows(out, inp, weight, N, C, OC, alpha, 1);
+    if (N <= MATMUL_GEMV_MAX_ROWS) {
+        gemv_rows(out, inp, weight, 0, N, C, OC, alpha, 1);
         return;
     }
     gemm(out, N, OC, fview(inp, (size_t)C, 1), fview(weight, 1, (size_t)C), C, alpha, 1);
@@ -296,16 +324,16 @@ void matmul_backward(float *dinp, float *dweight, const float *dout, const float
 }
 
 void matmul_forward_bf16w(float *out, const float *inp, const uint16_t *weight, int N, int C, int OC) {
-    if (N < MR) {
-        gemv_rows_bf16(out, inp, weight, N, C, OC, 1.0f, 0);
+    if (N <= MATMUL_GEMV_MAX_ROWS) {
+        gemv_rows(out, inp, weight, 1, N, C, OC, 1.0f, 0);
         return;
     }
     gemm(out, N, OC, fview(inp, (size_t)C, 1), hview(weight, 1, (size_t)C), C, 1.0f, 0);
 }
 
 void matmul_forward_bf16w_acc(float *out, const float *inp, const uint16_t *weight, int N, int C, int OC, float alpha) {
-    if (N < MR) {
-        gemv_rows_bf16(out, inp, weight, N, C, OC, alpha, 1);
+    if (N <= MATMUL_GEMV_MAX_ROWS) {
+        gemv_rows(out, inp, weight, 1, N, C, OC, alpha, 1);
         return;
     }
     gemm(out, N, OC, fview(inp, (size_t)C, 1), hview(weight, 1, (size_t)C), C, alpha, 1);

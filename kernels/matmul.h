@@ -5,14 +5,19 @@
 
 #include <stdint.h>
 
-// out = inp @ weight^T (overwrites out). ldo: row stride of out (OC for a dense output).
+// Up to this many rows (decoding steps, short prompts) the forward products are one-row dot
+// products in a fixed order: each row's result is the same bits whatever rows are computed with
+// it, and the same for fp32 and bf16 weights holding the same values. More rows run a packed GEMM
+// (again the same bits for both weight types), whose sums differ within fp32 rounding.
+#define MATMUL_GEMV_MAX_ROWS 32
+
+// out = inp @ weight^T (overwrites out).
 void matmul_forward(float *out, const float *inp, const float *weight, int N, int C, int OC);
 // Same, accumulating: out += alpha * inp @ weight^T.
 void matmul_forward_acc(float *out, const float *inp, const float *weight, int N, int C, int OC, float alpha);
 // The forward products with a bf16 weight (inference from a bf16 checkpoint: half the bytes read
 // per decoded token). Each weight is widened to fp32 exactly as it is read and the sums stay in
-// fp32, so these equal the fp32 functions on the widened weight up to summation order (with 6 or
-// more rows, bit for bit: the same packed GEMM).
+// fp32: bit for bit the fp32 functions on the widened weight, for any number of rows.
 void matmul_forward_bf16w(float *out, const float *inp, const uint16_t *weight, int N, int C, int OC);
 void matmul_forward_bf16w_acc(float *out, const float *inp, const uint16_t *weight, int N, int C, int OC, float alpha);
 // Gradients, accumulated (+=) like every backward here: dinp += dout @ weight,

@@ -157,8 +157,8 @@ Test(programs_cli, compile_run_eval_end_to_end, .timeout = 300) {
     cJSON_Delete(jo);
 
     // The same interpreter stored as bf16: --weights auto keeps its matrices in bf16. paw logits of
-    // all 8 positions (--out) gives the same bits as the f32 load (6 or more rows run the same GEMM
-    // on the same values); paw run works with either, and a bad --weights is refused.
+    // all 8 positions (--out) gives the same bits as the f32 load (the products sum in one order
+    // for both weight types); paw run works with either, and a bad --weights is refused.
     cr_assert_eq(sh("%s init --shape tests/fixtures/train/interp-shape.json --out %s/interp16 --dtype bfloat16 "
                     "--vocab-from %s/jsonl/train.jsonl,%s/jsonl/val.jsonl,%s/jsonl/test.jsonl --seed 1 --std 0.1 "
                     ">/dev/null 2>&1", p, W, W, W, W), 0);
@@ -305,7 +305,7 @@ Test(programs_cli, command_line_errors, .timeout = 300) {
 
 // "export_dtype": "bfloat16" halves the exported compiler. paw compile then keeps its matrices in
 // bf16 (--weights auto), and the adapters are bit for bit those of the same values widened to f32
-// on load (--weights f32): the compiler forward has more than 5 rows, so both run the same GEMM.
+// on load (--weights f32): the products sum in one order for both weight types.
 Test(programs_cli, bf16_export_compiles_as_f32, .timeout = 300) {
     make_world(W);
     train_tiny(",\"export_dtype\":\"bfloat16\"");

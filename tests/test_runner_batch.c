@@ -238,8 +238,8 @@ Test(runner_batch, refill_keeps_rows_busy) {
 }
 
 // The CPU runner's batches (paw_runner_run_many) against paw_runner_run one input at a time, on a
-// tiny random interpreter with a random adapter: up to 5 rows every output is the same text,
-// since each row's products are computed as if alone (bit for bit); blank and too-long inputs
+// tiny random interpreter with a random adapter: up to MATMUL_GEMV_MAX_ROWS rows every output is
+// the same text, since each row's products are computed as if alone (bit for bit); blank and too-long inputs
 // are refused one by one; the prompt tokens are either prefilled or taken from the prefix.
 static void random_lora(const Qwen3Config *cfg, int r, Qwen3Lora *lo) {
     memset(lo, 0, sizeof *lo);
@@ -312,7 +312,7 @@ Test(runner_batch, cpu_batches_equal_one_input_at_a_time, .timeout = 300) {
         cr_assert(want_err[nin - 1] && want_err[nin - 2] && !want_err[0], "%s / %s / %s", want_err[nin - 1], want_err[nin - 2],
                   want_err[0]);
         cr_assert_not_null(pseudo2, "a second pseudo-program in the test split");
-        const int row_counts[] = {1, 3, 4, 5, 4};
+        const int row_counts[] = {1, 3, 4, 5, 4, 9, 12};
         for (size_t k = 0; k < sizeof row_counts / sizeof row_counts[0]; k++) {
             char *out[NIN], *err[NIN];
             PawRunStats st;
@@ -335,7 +335,7 @@ Test(runner_batch, cpu_batches_equal_one_input_at_a_time, .timeout = 300) {
         }
         // Two programs in one batch, rows of both decoding together: the first with its adapter, the
         // second another template and no adapter; each job as its program's runner gives it alone.
-        {
+        for (int jrows = 4; jrows <= 9; jrows += 5) {
             char *tmpl2 = paw_interpreter_prompt_template(pseudo2);
             PawRunner two, two_alone;
             cr_assert_eq(paw_runner_init(&two, &m, tok, &vm, stop, tmpl2, NULL), 0);
@@ -346,7 +346,7 @@ Test(runner_batch, cpu_batches_equal_one_input_at_a_time, .timeout = 300) {
             char *out[2 * NIN], *err[2 * NIN];
             for (int i = 0; i < 2 * nin; i++) job_prog[i] = (i / 3) % 2, job_in[i] = inputs[(i * 5) % nin];
             PawRunStats st;
-            cr_assert_eq(paw_runner_run_jobs(progs, job_prog, job_in, 2 * nin, 4, max_new, out, err, &st), 0, "%s",
+            cr_assert_eq(paw_runner_run_jobs(progs, job_prog, job_in, 2 * nin, jrows, max_new, out, err, &st), 0, "%s",
                          paw_last_error());
             int ran = 0;
             for (int i = 0; i < 2 * nin; i++) {
@@ -355,8 +355,8 @@ Test(runner_batch, cpu_batches_equal_one_input_at_a_time, .timeout = 300) {
                 int wrc = paw_runner_run(alone, job_in[i], max_new, &w);
                 cr_assert_eq(wrc != 0, err[i] != NULL, "job %d: refused alone %d, in the batch %d", i, wrc != 0, err[i] != NULL);
                 if (w) {
-                    cr_assert_str_eq(out[i], w, "%s weights, two programs, job %d (program %d): \"%s\" vs alone \"%s\"",
-                                     wt ? "bf16" : "f32", i, job_prog[i], out[i], w);
+                    cr_assert_str_eq(out[i], w, "%s weights, two programs, %d rows, job %d (program %d): \"%s\" vs alone \"%s\"",
+                                     wt ? "bf16" : "f32", jrows, i, job_prog[i], out[i], w);
                     ran++;
                 }
                 free(w), free(out[i]), free(err[i]);
