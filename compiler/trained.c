@@ -90,9 +90,9 @@ done:
 
 void paw_trained_compiler_describe(const PawTrainedCompiler *tc, FILE *f) {
     const Qwen3 *m = &tc->comp.model;
-    double bytes = 4.0 * (double)m->num_params + 2.0 * (double)m->num_w16;
+    double bytes = 4.0 * (double)m->num_params + 2.0 * (double)m->num_w16 + 1.125 * (double)m->num_q8;
     fprintf(f, "compiler: %d layers, hidden %d, %s matrices (%.1f MB of weights)\n", m->cfg.num_layers,
-            m->cfg.hidden_size, m->w16_memory ? "bf16" : "f32", bytes / 1e6);
+            m->cfg.hidden_size, qwen3_weights_kind(m), bytes / 1e6);
 }
 
 int paw_trained_compiler_use_gpu(PawTrainedCompiler *tc) {

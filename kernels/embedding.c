@@ -22,6 +22,15 @@ void embedding_forward_bf16(float *out, const int *ids, const uint16_t *table, i
     }
 }
 
+void embedding_forward_q8(float *out, const int *ids, const int8_t *q, const float *d, int N, int C) {
+    for (int n = 0; n < N; n++) {
+        if (ids[n] < 0) continue;
+        size_t row = (size_t)ids[n] * C;
+        float *o = out + (size_t)n * C;
+        for (int c = 0; c < C; c++) o[c] = d[(row + c) / 32] * (float)q[row + c];
+    }
+}
+
 void embedding_backward(float *dtable, const float *dout, const int *ids, int N, int C) {
     // Serial over tokens (repeated ids add into one row); vectorised along C.
     for (int n = 0; n < N; n++) {

@@ -25,14 +25,19 @@ typedef struct {
     const float *p;
     size_t rs, cs;     // element (i, j) at p[i * rs + j * cs]
     const uint16_t *h; // instead of p: bf16 elements, widened to fp32 as they are packed
+    const int8_t *q;   // or Q8 elements: q[o] * qd[o / 32], dequantized as they are packed
+    const float *qd;
 } View;
 
-static inline View fview(const float *p, size_t rs, size_t cs) { return (View){p, rs, cs, NULL}; }
-static inline View hview(const uint16_t *h, size_t rs, size_t cs) { return (View){NULL, rs, cs, h}; }
+static inline View fview(const float *p, size_t rs, size_t cs) { return (View){.p = p, .rs = rs, .cs = cs}; }
+static inline View hview(const uint16_t *h, size_t rs, size_t cs) { return (View){.rs = rs, .cs = cs, .h = h}; }
+static inline View qview(const int8_t *q, const float *qd, size_t rs, size_t cs) {
+    return (View){.rs = rs, .cs = cs, .q = q, .qd = qd};
+}
 
 static inline float at(View v, size_t i, size_t j) {
     size_t o = i * v.rs + j * v.cs;
-    return v.h ? st_bf16_to_f32(v.h[o]) : v.p[o];
+    return v.h ? st_bf16_to_f32(v.h[o]) : v.q ? v.qd[o / 32] * (float)v.q[o] : v.p[o];
 }
 
 // A block [mc, kc] -> panels of MR rows, k-major: a[(panel * kc + k) * MR + r]. Rows past mc are 0.
@@ -59,7 +64,7 @@ static void pack_a(float *dst, View A, int r0, int mc, int k0, int kc) {
 static void pack_b(float *dst, View B, int k0, int kc, int c0, int nc) {
     for (int p = 0; p < nc; p += NR, dst += (size_t)kc * NR) {
         int cols = nc - p < NR ? nc - p : NR;
-        if (B.cs == 1 && !B.h) {
+        if (B.cs == 1 && B.p) {
             for (int k = 0; k < kc; k++) {
                 const float *src = B.p + (size_t)(k0 + k) * B.rs + (c0 + p);
                 float *d = dst + (size_t)k * NR;
@@ -72,6 +77,8 @@ static void pack_b(float *dst, View B, int k0, int kc, int c0, int nc) {
                 size_t o = (size_t)(c0 + p + j) * B.cs + k0;
                 if (j < cols && B.h)
                     for (int k = 0; k < kc; k++) dst[(size_t)k * NR + j] = st_bf16_to_f32(B.h[o + k]);
+                else if (j < cols && B.q)
+                    for (int k = 0; k < kc; k++) dst[(size_t)k * NR + j] = B.qd[(o + k) / 32] * (float)B.q[o + k];
                 else if (j < cols)
                     for (int k = 0; k < kc; k++) dst[(size_t)k * NR + j] = B.p[o + k];
                 else
@@ -172,9 +179,10 @@ static void gemm(float *Y, int R, int M, View A, View B, int K, float alpha, int
 // registers, matched by a pre-permuted input: ap[16j .. 16j+7] = a[16j + 0, 2, .., 14],
 // ap[16j+8 .. 16j+15] = a[16j + 1, 3, .., 15]. Per row: two 8-lane accumulators (even, odd) of
 // fused multiply-adds, their sum reduced across lanes, then the tail. fp32 weights are read in
-// their natural order against the natural input instead: each lane then accumulates the same
-// products in the same sequence, only in another lane, and the lanes are put in the bf16 order
-// once, before the reduction. This differs from the packed GEMM's order within fp32 rounding.
+// their natural order against the natural input instead (and Q8 ones, dequantized exactly, the
+// same way): each lane then accumulates the same products in the same sequence, only in another
+// lane, and the lanes are put in the bf16 order once, before the reduction. This differs from the
+// packed GEMM's order within fp32 rounding.
 static void permute_even_odd(float *ap, const float *a, int n) {
     int i = 0;
     for (; i + 16 <= n; i += 16)
@@ -201,14 +209,19 @@ static inline void even_odd_lanes(__m256 *lo, __m256 *hi) {
 }
 #endif
 
-static inline float weight_at(const void *w, int bf16, int k) {
-    return bf16 ? st_bf16_to_f32(((const uint16_t *)w)[k]) : ((const float *)w)[k];
+enum { W_F32, W_BF16, W_Q8 };
+
+static inline float weight_at(const void *w, const float *wd, int wt, int k) {
+    return wt == W_BF16 ? st_bf16_to_f32(((const uint16_t *)w)[k])
+           : wt == W_Q8 ? wd[k / 32] * (float)((const int8_t *)w)[k]
+                        : ((const float *)w)[k];
 }
 
-// s[r] = dot(ap + r * lda, w) for R input rows (1..4) and one weight row of n elements, bf16 or
-// fp32. R and bf16 are constants after inlining.
+// s[r] = dot(ap + r * lda, w) for R input rows (1..4) and one weight row of n elements of type wt
+// (wd: a Q8 row's scales). R and wt are constants after inlining.
 static inline __attribute__((always_inline)) void dots(float *s, const float *ap, size_t lda, int R, const void *w,
-                                                       int bf16, int n) {
+                                                       const float *wd, int wt, int n) {
+    const int bf16 = wt == W_BF16;
     int i = 0;
 #if defined(__AVX2__) && defined(__FMA__)
     __m256 e0 = _mm256_setzero_ps(), o0 = e0, e1 = e0, o1 = e0, e2 = e0, o2 = e0, e3 = e0, o3 = e0;
@@ -219,6 +232,11 @@ static inline __attribute__((always_inline)) void dots(float *s, const float *ap
             __m256i h = _mm256_loadu_si256((const __m256i *)((const uint16_t *)w + i));
             we = _mm256_castsi256_ps(_mm256_slli_epi32(h, 16));
             wo = _mm256_castsi256_ps(_mm256_and_si256(h, high));
+        } else if (wt == W_Q8) {  // n is a multiple of 32: these 16 share one scale
+            __m128i q = _mm_loadu_si128((const __m128i *)((const int8_t *)w + i));
+            __m256 d = _mm256_set1_ps(wd[i / 32]);
+            we = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)), d);
+            wo = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(q, 8))), d);
         } else {
             we = _mm256_loadu_ps((const float *)w + i);
             wo = _mm256_loadu_ps((const float *)w + i + 8);
@@ -249,31 +267,36 @@ static inline __attribute__((always_inline)) void dots(float *s, const float *ap
     if (R > 2) s[2] = hsum8(_mm256_add_ps(e2, o2));
     if (R > 3) s[3] = hsum8(_mm256_add_ps(e3, o3));
 #else
+    (void)bf16;
     for (int r = 0; r < R; r++) s[r] = 0;
     for (; i + 16 <= n; i += 16)
         for (int r = 0; r < R; r++)
             for (int j = 0; j < 8; j++)
-                s[r] += ap[r * lda + i + j] * weight_at(w, bf16, i + 2 * j) +
-                        ap[r * lda + i + 8 + j] * weight_at(w, bf16, i + 2 * j + 1);
+                s[r] += ap[r * lda + i + j] * weight_at(w, wd, wt, i + 2 * j) +
+                        ap[r * lda + i + 8 + j] * weight_at(w, wd, wt, i + 2 * j + 1);
 #endif
     for (int r = 0; r < R; r++)
-        for (int k = i; k < n; k++) s[r] += ap[r * lda + k] * weight_at(w, bf16, k);
+        for (int k = i; k < n; k++) s[r] += ap[r * lda + k] * weight_at(w, wd, wt, k);
 }
 
 static inline __attribute__((always_inline)) void gemv_rows_body(float *out, const float *ap, const void *weight,
-                                                                 int bf16, int N, int C, int OC, float alpha, int acc) {
+                                                                 const float *scales, int wt, int N, int C, int OC,
+                                                                 float alpha, int acc) {
 #pragma omp parallel for schedule(static) if ((long)N * C * OC > 65536)
     for (int o = 0; o < OC; o++) {
-        const void *w = bf16 ? (const void *)((const uint16_t *)weight + (size_t)o * C)
-                             : (const void *)((const float *)weight + (size_t)o * C);
+        const size_t e = (size_t)o * C;
+        const void *w = wt == W_BF16 ? (const void *)((const uint16_t *)weight + e)
+                        : wt == W_Q8 ? (const void *)((const int8_t *)weight + e)
+                                     : (const void *)((const float *)weight + e);
+        const float *wd = wt == W_Q8 ? scales + e / 32 : NULL;
         for (int n0 = 0; n0 < N; n0 += 4) {
             float v[4];
             const float *a = ap + (size_t)n0 * C;
             switch (N - n0 < 4 ? N - n0 : 4) {
-            case 1: dots(v, a, (size_t)C, 1, w, bf16, C); break;
-            case 2: dots(v, a, (size_t)C, 2, w, bf16, C); break;
-            case 3: dots(v, a, (size_t)C, 3, w, bf16, C); break;
-            default: dots(v, a, (size_t)C, 4, w, bf16, C); break;
+            case 1: dots(v, a, (size_t)C, 1, w, wd, wt, C); break;
+            case 2: dots(v, a, (size_t)C, 2, w, wd, wt, C); break;
+            case 3: dots(v, a, (size_t)C, 3, w, wd, wt, C); break;
+            default: dots(v, a, (size_t)C, 4, w, wd, wt, C); break;
             }
             for (int r = 0; r < 4 && n0 + r < N; r++) {
                 float *d = out + (size_t)(n0 + r) * OC + o;
@@ -283,24 +306,26 @@ static inline __attribute__((always_inline)) void gemv_rows_body(float *out, con
     }
 }
 
-static void gemv_rows(float *out, const float *inp, const void *weight, int bf16, int N, int C, int OC, float alpha,
-                      int acc) {
+static void gemv_rows(float *out, const float *inp, const void *weight, const float *scales, int wt, int N, int C,
+                      int OC, float alpha, int acc) {
 #if defined(__AVX2__) && defined(__FMA__)
-    if (!bf16) {  // the natural order (see above)
-        gemv_rows_body(out, inp, weight, 0, N, C, OC, alpha, acc);
+    if (wt == W_F32 || wt == W_Q8) {  // the natural order (see above)
+        if (wt == W_Q8) gemv_rows_body(out, inp, weight, scales, W_Q8, N, C, OC, alpha, acc);
+        else gemv_rows_body(out, inp, weight, NULL, W_F32, N, C, OC, alpha, acc);
         return;
     }
 #endif
     float *ap = xmalloc(sizeof(float) * (size_t)N * C);
     for (int n = 0; n < N; n++) permute_even_odd(ap + (size_t)n * C, inp + (size_t)n * C, C);
-    if (bf16) gemv_rows_body(out, ap, weight, 1, N, C, OC, alpha, acc);
-    else gemv_rows_body(out, ap, weight, 0, N, C, OC, alpha, acc);
+    if (wt == W_BF16) gemv_rows_body(out, ap, weight, NULL, W_BF16, N, C, OC, alpha, acc);
+    else if (wt == W_Q8) gemv_rows_body(out, ap, weight, scales, W_Q8, N, C, OC, alpha, acc);
+    else gemv_rows_body(out, ap, weight, NULL, W_F32, N, C, OC, alpha, acc);
     free(ap);
 }
 
 void matmul_forward(float *out, const float *inp, const float *weight, int N, int C, int OC) {
     if (N <= MATMUL_GEMV_MAX_ROWS) {
-        gemv_rows(out, inp, weight, 0, N, C, OC, 1.0f, 0);
+        gemv_rows(out, inp, weight, NULL, W_F32, N, C, OC, 1.0f, 0);
         return;
     }
     // B(k, m) = weight[m, k]
@@ -309,7 +334,7 @@ void matmul_forward(float *out, const float *inp, const float *weight, int N, in
 
 void matmul_forward_acc(float *out, const float *inp, const float *weight, int N, int C, int OC, float alpha) {
     if (N <= MATMUL_GEMV_MAX_ROWS) {
-        gemv_rows(out, inp, weight, 0, N, C, OC, alpha, 1);
+        gemv_rows(out, inp, weight, NULL, W_F32, N, C, OC, alpha, 1);
         return;
     }
     gemm(out, N, OC, fview(inp, (size_t)C, 1), fview(weight, 1, (size_t)C), C, alpha, 1);
@@ -325,7 +350,7 @@ void matmul_backward(float *dinp, float *dweight, const float *dout, const float
 
 void matmul_forward_bf16w(float *out, const float *inp, const uint16_t *weight, int N, int C, int OC) {
     if (N <= MATMUL_GEMV_MAX_ROWS) {
-        gemv_rows(out, inp, weight, 1, N, C, OC, 1.0f, 0);
+        gemv_rows(out, inp, weight, NULL, W_BF16, N, C, OC, 1.0f, 0);
         return;
     }
     gemm(out, N, OC, fview(inp, (size_t)C, 1), hview(weight, 1, (size_t)C), C, 1.0f, 0);
@@ -333,8 +358,25 @@ void matmul_forward_bf16w(float *out, const float *inp, const uint16_t *weight, 
 
 void matmul_forward_bf16w_acc(float *out, const float *inp, const uint16_t *weight, int N, int C, int OC, float alpha) {
     if (N <= MATMUL_GEMV_MAX_ROWS) {
-        gemv_rows(out, inp, weight, 1, N, C, OC, alpha, 1);
+        gemv_rows(out, inp, weight, NULL, W_BF16, N, C, OC, alpha, 1);
         return;
     }
     gemm(out, N, OC, fview(inp, (size_t)C, 1), hview(weight, 1, (size_t)C), C, alpha, 1);
+}
+
+void matmul_forward_q8w(float *out, const float *inp, const int8_t *q, const float *d, int N, int C, int OC) {
+    if (N <= MATMUL_GEMV_MAX_ROWS) {
+        gemv_rows(out, inp, q, d, W_Q8, N, C, OC, 1.0f, 0);
+        return;
+    }
+    gemm(out, N, OC, fview(inp, (size_t)C, 1), qview(q, d, 1, (size_t)C), C, 1.0f, 0);
+}
+
+void matmul_forward_q8w_acc(float *out, const float *inp, const int8_t *q, const float *d, int N, int C, int OC,
+                            float alpha) {
+    if (N <= MATMUL_GEMV_MAX_ROWS) {
+        gemv_rows(out, inp, q, d, W_Q8, N, C, OC, alpha, 1);
+        return;
+    }
+    gemm(out, N, OC, fview(inp, (size_t)C, 1), qview(q, d, 1, (size_t)C), C, alpha, 1);
 }

@@ -20,6 +20,12 @@ void matmul_forward_acc(float *out, const float *inp, const float *weight, int N
 // fp32: bit for bit the fp32 functions on the widened weight, for any number of rows.
 void matmul_forward_bf16w(float *out, const float *inp, const uint16_t *weight, int N, int C, int OC);
 void matmul_forward_bf16w_acc(float *out, const float *inp, const uint16_t *weight, int N, int C, int OC, float alpha);
+// The same with a Q8 weight (QWEN3_WEIGHTS_Q8): int8 values q[OC, C] and one scale per 32 of them
+// along each row, d[OC * C / 32]; C a multiple of 32. Bit for bit the fp32 functions on the
+// dequantized weight d * q (exact in fp32 when d is an fp16 value, as a Q8_0 scale is).
+void matmul_forward_q8w(float *out, const float *inp, const int8_t *q, const float *d, int N, int C, int OC);
+void matmul_forward_q8w_acc(float *out, const float *inp, const int8_t *q, const float *d, int N, int C, int OC,
+                            float alpha);
 // Gradients, accumulated (+=) like every backward here: dinp += dout @ weight,
 // dweight += dout^T @ inp. Either output may be NULL (frozen weights: no dweight).
 void matmul_backward(float *dinp, float *dweight, const float *dout, const float *inp, const float *weight, int N, int C,

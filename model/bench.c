@@ -111,7 +111,7 @@ static int bench_cpu(int argc, char **argv) {
                            "CPU reference speed: forward, forward+backward (trainable) and forward+backward "
                            "(frozen: activation gradients only) tokens/s on a random model of a real Qwen3 shape; then "
                            "batch-1 greedy decoding with the weight matrices in f32 and in bf16 (the same bf16-rounded "
-                           "values in both, as loaded from a bf16 checkpoint).",
+                           "values in both, as loaded from a bf16 checkpoint), with adapters, and in q8 (int8, lossy).",
                            opts, (int)(sizeof opts / sizeof opts[0]), 0};
     char *pos[1];
     int npos, rc = paw_parse_args(&spec, argc, argv, pos, &npos);
@@ -261,6 +261,29 @@ static int bench_cpu(int argc, char **argv) {
             for (int b = 0; b < rows; b++)
                 for (int mod = 0; mod < LORA_NUM_MODULES; mod++) free(lo[b].A[mod]), free(lo[b].B[mod]);
             free(lo), free(lp);
+        }
+        // q8 weights (lossy: the same draws, quantized), one sequence and rows together.
+        qwen3_free(&m);
+        if (qwen3_create_q8(&m, &cfg) == 0) {
+            qwen3_init_random(&m, 1234, 0.02f);
+            fprintf(stderr, "  decoding %d tokens, q8 weights, 1 and %d rows...\n", decode, rows);
+            int *tokq = xmalloc(sizeof(int) * (size_t)decode);
+            double q1 = decode_seconds(&m, ids, T, decode, 1, iters, tokq, NULL, 0);
+            double qr = decode_seconds(&m, ids, T, decode, rows, iters, tokr, NULL, 0);
+            int sameq = 0;
+            while (sameq < decode && tokq[sameq] == tok16[sameq]) sameq++;
+            double qbytes = mat * 1.125e-9;  // an int8 and a 32nd of an fp32 scale per weight
+            printf("\nq8 weights (int8, a scale per 32; %.2f GB read per step):\n", qbytes);
+            printf("| rows | ms/step | tokens/s | weight GB/s | floor ms/step | floor / time | vs bf16 |\n"
+                   "|---|---|---|---|---|---|---|\n");
+            printf("| 1 | %.1f | %.1f | %.1f | %.1f | %.0f%% | %.2fx |\n", 1e3 * q1, 1 / q1, qbytes / q1, 1e3 * qbytes / bw,
+                   100 * qbytes / bw / q1, d[1][0] / q1);
+            printf("| %d | %.1f | %.1f | %.1f | %.1f | %.0f%% | %.2fx |\n", rows, 1e3 * qr, rows / qr, qbytes / qr,
+                   1e3 * qbytes / bw, 100 * qbytes / bw / qr, d[1][1] / qr);
+            printf("tokens equal: q8 vs bf16 the first %d of %d (quantization moves the logits)\n", sameq, decode);
+            free(tokq);
+        } else {
+            printf("\nq8 weights: skipped (%s)\n", paw_last_error());
         }
         free(tokr);
         free(tok32);

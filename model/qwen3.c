@@ -12,6 +12,7 @@
 #include "kernels/embedding.h"
 #include "kernels/lora.h"
 #include "kernels/matmul.h"
+#include "kernels/quant.h"
 #include "kernels/rmsnorm.h"
 #include "kernels/rope.h"
 #include "kernels/swiglu.h"
@@ -109,10 +110,60 @@ void qwen3_create_bf16(Qwen3 *m, const Qwen3Config *cfg) {
     m->w16_memory = xmalloc(sizeof(uint16_t) * m->num_w16);
     layout_w16(cfg, m->w16, m->w16_memory);
     m->frozen = 1;
+    m->inference_only = 1;
+}
+
+int qwen3_create_q8(Qwen3 *m, const Qwen3Config *cfg) {
+    memset(m, 0, sizeof *m);
+    for (int i = 0; i < QWEN3_NUM_PARAMS; i++) {
+        Qwen3ParamInfo info = qwen3_param_info(cfg, i);
+        if (info.ndim == 2 && info.numel && info.shape[1] % 32 != 0)
+        {
+            char name[160];
+            snprintf(name, sizeof name, info.hf_name, 0);
+            return paw_error("q8 weights: %s has rows of %d values, not a multiple of 32", name, info.shape[1]);
+        }
+    }
+    m->cfg = *cfg;
+    m->num_params = layout_params(cfg, &m->params, NULL, 0);
+    m->params_memory = xmalloc(sizeof(float) * m->num_params);
+    layout_params(cfg, &m->params, m->params_memory, 0);
+    // The same offsets as the bf16 layout, in int8 values; a scale per 32 of them.
+    uint16_t *w16[QWEN3_NUM_PARAMS];
+    m->num_q8 = layout_w16(cfg, w16, NULL);
+    m->q8_memory = xmalloc(m->num_q8);
+    m->q8d_memory = xmalloc(sizeof(float) * (m->num_q8 / 32));
+    for (int i = 0; i < QWEN3_NUM_PARAMS; i++) {
+        Qwen3ParamInfo info = qwen3_param_info(cfg, i);
+        if (info.ndim != 2 || (i == 13 && cfg->tie_word_embeddings)) continue;
+        size_t off = 0;
+        for (int j = 0; j < i; j++) {
+            Qwen3ParamInfo o = qwen3_param_info(cfg, j);
+            if (o.ndim == 2) off += o.numel;
+        }
+        m->q8[i] = m->q8_memory + off;
+        m->q8d[i] = m->q8d_memory + off / 32;
+    }
+    if (cfg->tie_word_embeddings) m->q8[13] = m->q8[0], m->q8d[13] = m->q8d[0];
+    m->frozen = 1;
+    m->inference_only = 1;
+    return 0;
+}
+
+void qwen3_set_q8(Qwen3 *m, int i, size_t off, const float *x, size_t n) {
+    uint8_t blk[Q8_0_BLOCK_BYTES];
+    for (size_t b = 0; b < n / 32; b++) {
+        quantize_q8_0(x + b * 32, blk, 32);  // ggml's Q8_0 block: fp16 scale, then 32 int8
+        uint16_t d;
+        memcpy(&d, blk, 2);
+        m->q8d[i][(off + b * 32) / 32] = st_f16_to_f32(d);
+        memcpy(m->q8[i] + off + b * 32, blk + 2, 32);
+    }
 }
 
 void qwen3_set_frozen(Qwen3 *m, int frozen) {
-    if (!frozen && m->w16_memory) paw_die("qwen3_set_frozen: a model with bf16 inference weights cannot be trained");
+    if (!frozen && m->inference_only)
+        paw_die("qwen3_set_frozen: a model with %s inference weights cannot be trained", qwen3_weights_kind(m));
     m->frozen = frozen;
     free(m->grads_memory);
     m->grads_memory = NULL;
@@ -130,6 +181,8 @@ void qwen3_zero_grad(Qwen3 *m) {
 void qwen3_free(Qwen3 *m) {
     free(m->params_memory);
     free(m->w16_memory);
+    free(m->q8_memory);
+    free(m->q8d_memory);
     free(m->grads_memory);
     free(m->acts_memory);
     free(m->scratch_memory);
@@ -152,8 +205,15 @@ void qwen3_init_random(Qwen3 *m, unsigned long long seed, float std) {
         if (info.numel == 0) continue;
         if (info.ndim == 1) {
             for (size_t k = 0; k < info.numel; k++) t[k] = 1.0f;
-        } else if (!t) {  // bf16 weights: the same draws, rounded
+        } else if (m->w16[i]) {  // bf16 weights: the same draws, rounded
             for (size_t k = 0; k < info.numel; k++) m->w16[i][k] = st_f32_to_bf16(std * paw_rng_normal(&rng));
+        } else if (m->q8[i]) {  // q8 weights: the same draws, quantized
+            float *row = xmalloc(sizeof(float) * (size_t)info.shape[1]);
+            for (size_t r = 0; r < info.numel / (size_t)info.shape[1]; r++) {
+                for (int k = 0; k < info.shape[1]; k++) row[k] = std * paw_rng_normal(&rng);
+                qwen3_set_q8(m, i, r * (size_t)info.shape[1], row, (size_t)info.shape[1]);
+            }
+            free(row);
         } else {
             for (size_t k = 0; k < info.numel; k++) t[k] = std * paw_rng_normal(&rng);
         }
@@ -227,6 +287,11 @@ static void project(const Qwen3 *m, int i, size_t off, float *out, const float *
         else matmul_forward_bf16w(out, inp, m->w16[i] + off, N, C, OC);
         return;
     }
+    if (m->q8[i]) {  // off is a multiple of C, itself a multiple of 32
+        if (acc) matmul_forward_q8w_acc(out, inp, m->q8[i] + off, m->q8d[i] + off / 32, N, C, OC, 1.0f);
+        else matmul_forward_q8w(out, inp, m->q8[i] + off, m->q8d[i] + off / 32, N, C, OC);
+        return;
+    }
     const float *w = *qwen3_param_slot((Qwen3Params *)&m->params, i) + off;
     if (acc) matmul_forward_acc(out, inp, w, N, C, OC, 1.0f);
     else matmul_forward(out, inp, w, N, C, OC);
@@ -236,6 +301,7 @@ enum { W_EMBED = 0, W_Q = 2, W_K = 3, W_V = 4, W_O = 7, W_GATE = 9, W_UP = 10, W
 void qwen3_embedding_row(const Qwen3 *m, int id, float *out) {
     const int C = m->cfg.hidden_size;
     if (m->params.wte) memcpy(out, m->params.wte + (size_t)id * C, sizeof(float) * C);
+    else if (m->q8[W_EMBED]) embedding_forward_q8(out, &id, m->q8[W_EMBED], m->q8d[W_EMBED], 1, C);
     else
         for (int i = 0; i < C; i++) out[i] = st_bf16_to_f32(m->w16[W_EMBED][(size_t)id * C + i]);
 }
@@ -327,6 +393,7 @@ int qwen3_forward(Qwen3 *m, const Qwen3Inputs *in, int B, int T) {
     }
     if (in->embeds) memcpy(a->x, in->embeds, sizeof(float) * N * C);
     if (m->w16[W_EMBED]) embedding_forward_bf16(a->x, m->ids, m->w16[W_EMBED], (int)N, C);
+    else if (m->q8[W_EMBED]) embedding_forward_q8(a->x, m->ids, m->q8[W_EMBED], m->q8d[W_EMBED], (int)N, C);
     else embedding_forward(a->x, m->ids, p->wte, (int)N, C);
 
     for (int l = 0; l < L; l++) {
@@ -401,7 +468,7 @@ int qwen3_forward(Qwen3 *m, const Qwen3Inputs *in, int B, int T) {
         return 0;
     }
     rmsnorm_forward(a->lnf, a->lnf_rstd, xL, p->lnfw, (int)N, C, (float)c->rms_norm_eps);
-    m->backward_ok = !cache && !rows && !rlora && !m->w16_memory;  // a backward may inject gradients even without a loss
+    m->backward_ok = !cache && !rows && !rlora && !m->inference_only;  // a backward may inject gradients even without a loss
     if (in->logits_mode == QWEN3_LOGITS_NONE) {
         m->logits_rows = 0;
         return 0;
@@ -436,7 +503,8 @@ int qwen3_backward(Qwen3 *m, float grad_scale) {
 }
 
 int qwen3_backward_ex(Qwen3 *m, const Qwen3BackwardArgs *args) {
-    if (m->w16_memory) return paw_error("backward: the model holds bf16 inference weights (load it with f32 weights)");
+    if (m->inference_only)
+        return paw_error("backward: the model holds %s inference weights (load it with f32 weights)", qwen3_weights_kind(m));
     if (!m->backward_ok)
         return paw_error("backward: needs a full-sequence forward (no KV cache) just before it");
     const Qwen3Config *c = &m->cfg;

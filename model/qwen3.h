@@ -145,7 +145,11 @@ typedef struct {
 // projections, the embeddings and the LM head) are kept in bf16 and widened as they are read,
 // which halves the bytes each decoded token reads; norms stay fp32. The forward is the fp32
 // computation on those bf16 values, so a bf16 checkpoint loses nothing. No backward or save.
-enum { QWEN3_WEIGHTS_F32 = 0, QWEN3_WEIGHTS_BF16 = 1, QWEN3_WEIGHTS_AUTO = 2 };
+// QWEN3_WEIGHTS_Q8 quantizes the matrices on load to int8 in blocks of 32 values along each row,
+// one scale per block, as ggml's Q8_0 (kernels/quant.h), halving bf16's bytes again; the forward
+// is the fp32 computation on the dequantized values (scale x int8, exact in fp32). Lossy, and
+// only on request; rows must be multiples of 32 values.
+enum { QWEN3_WEIGHTS_F32 = 0, QWEN3_WEIGHTS_BF16 = 1, QWEN3_WEIGHTS_AUTO = 2, QWEN3_WEIGHTS_Q8 = 3 };
 
 typedef struct {
     Qwen3Config cfg;
@@ -155,6 +159,12 @@ typedef struct {
     uint16_t *w16[QWEN3_NUM_PARAMS];  // bf16 matrices by parameter index, or NULL
     uint16_t *w16_memory;
     size_t num_w16;
+    int8_t *q8[QWEN3_NUM_PARAMS];     // Q8 matrices by parameter index (int8 values), or NULL
+    float *q8d[QWEN3_NUM_PARAMS];     // their scales, one per 32 values (fp16 values held as fp32)
+    int8_t *q8_memory;
+    float *q8d_memory;
+    size_t num_q8;                    // int8 values in q8_memory
+    int inference_only;               // bf16 or Q8 matrices: no backward, no save, no GPU upload
     int frozen;            // no weight gradients are allocated or computed
     Qwen3Params grads;     // zeroed by qwen3_zero_grad; NULL pointers when frozen
     float *grads_memory;
@@ -184,6 +194,15 @@ typedef struct {
 void qwen3_create(Qwen3 *m, const Qwen3Config *cfg, int frozen);
 // The same with bf16 weight matrices (QWEN3_WEIGHTS_BF16 implies frozen).
 void qwen3_create_bf16(Qwen3 *m, const Qwen3Config *cfg);
+// A frozen model with Q8 matrices (see QWEN3_WEIGHTS_Q8); -1 + paw_error when a matrix row is not
+// a multiple of 32 values.
+int qwen3_create_q8(Qwen3 *m, const Qwen3Config *cfg);
+// "f32", "bf16" or "q8": how the model holds its matrices.
+static inline const char *qwen3_weights_kind(const Qwen3 *m) {
+    return m->w16_memory ? "bf16" : m->q8_memory ? "q8" : "f32";
+}
+// Quantizes n values (a multiple of 32) into matrix i of a Q8 model, starting at element off.
+void qwen3_set_q8(Qwen3 *m, int i, size_t off, const float *x, size_t n);
 void qwen3_free(Qwen3 *m);
 // Random initialisation: N(0, std) matrices, ones for norm weights (transformers' init).
 void qwen3_init_random(Qwen3 *m, unsigned long long seed, float std);
@@ -218,7 +237,8 @@ int qwen3_weights_from_name(const char *name);
 // The same for a command's --weights: with cuda, "auto" means f32 (the GPU upload reads the
 // fp32 parameters) and "bf16" is refused.
 int qwen3_weights_for_device(const char *name, int cuda);
-#define QWEN3_WEIGHTS_HELP "CPU weight matrices: auto (bf16 when the checkpoint stores them so), f32 or bf16"
+#define QWEN3_WEIGHTS_HELP \
+    "CPU weight matrices: auto (bf16 when the checkpoint stores them so), f32, bf16, or q8 (int8, lossy: half of bf16)"
 // dtype: "float32" or "bfloat16".
 int qwen3_save(const Qwen3 *m, const char *dir, const char *dtype);
 

@@ -193,8 +193,9 @@ static void upload_weights(Qwen3Cuda *g, const float *flat) {
 }
 
 extern "C" Qwen3Cuda *qwen3_cuda_create(const Qwen3 *cpu, int frozen, int recompute) {
-    if (cpu->w16_memory) {  // the upload reads the fp32 block, which then holds the norms only
-        paw_error("the GPU model is made from f32 weights; this CPU model holds bf16 inference weights");
+    if (cpu->inference_only) {  // the upload reads the fp32 block, which then holds the norms only
+        paw_error("the GPU model is made from f32 weights; this CPU model holds %s inference weights",
+                  qwen3_weights_kind(cpu));
         return NULL;
     }
     Qwen3Cuda *g = create_common(&cpu->cfg, frozen, recompute);

@@ -164,14 +164,16 @@ int qwen3_weights_from_name(const char *name) {
     if (strcmp(name, "auto") == 0) return QWEN3_WEIGHTS_AUTO;
     if (strcmp(name, "f32") == 0 || strcmp(name, "float32") == 0) return QWEN3_WEIGHTS_F32;
     if (strcmp(name, "bf16") == 0 || strcmp(name, "bfloat16") == 0) return QWEN3_WEIGHTS_BF16;
-    return paw_error("weights \"%s\": expected auto, f32 or bf16", name);
+    if (strcmp(name, "q8") == 0 || strcmp(name, "q8_0") == 0) return QWEN3_WEIGHTS_Q8;
+    return paw_error("weights \"%s\": expected auto, f32, bf16 or q8", name);
 }
 
 int qwen3_weights_for_device(const char *name, int cuda) {
     int w = qwen3_weights_from_name(name);
     if (w < 0) return -1;
-    if (cuda && w == QWEN3_WEIGHTS_BF16)
-        return paw_error("weights bf16: only the CPU path reads bf16 weights (the GPU path converts f32 ones itself)");
+    if (cuda && (w == QWEN3_WEIGHTS_BF16 || w == QWEN3_WEIGHTS_Q8))
+        return paw_error("weights %s: only the CPU path reads bf16 or q8 weights (the GPU path converts f32 ones itself)",
+                         name);
     return cuda ? QWEN3_WEIGHTS_F32 : w;
 }
 
@@ -179,8 +181,9 @@ int qwen3_load(Qwen3 *m, const char *dir, int frozen) { return qwen3_load_ex(m, 
 
 int qwen3_load_ex(Qwen3 *m, const char *dir, int frozen, int weights) {
     memset(m, 0, sizeof *m);
-    if (weights == QWEN3_WEIGHTS_BF16 && !frozen)
-        return paw_error("%s: bf16 weights are for inference; a trained model needs f32 weights", dir);
+    if ((weights == QWEN3_WEIGHTS_BF16 || weights == QWEN3_WEIGHTS_Q8) && !frozen)
+        return paw_error("%s: %s weights are for inference; a trained model needs f32 weights", dir,
+                         weights == QWEN3_WEIGHTS_Q8 ? "q8" : "bf16");
     char *cfg_path = paw_path_join(dir, "config.json");
     Qwen3Config cfg;
     int rc = qwen3_config_load(&cfg, cfg_path);
@@ -190,7 +193,13 @@ int qwen3_load_ex(Qwen3 *m, const char *dir, int frozen, int weights) {
     if (shards_open(&s, dir) != 0) return -1;
     if (weights == QWEN3_WEIGHTS_AUTO) weights = frozen && matrices_all_bf16(&s, &cfg) ? QWEN3_WEIGHTS_BF16 : QWEN3_WEIGHTS_F32;
     if (weights == QWEN3_WEIGHTS_BF16) qwen3_create_bf16(m, &cfg);
-    else qwen3_create(m, &cfg, frozen);
+    else if (weights == QWEN3_WEIGHTS_Q8) {
+        if (qwen3_create_q8(m, &cfg) != 0) {
+            shards_close(&s);
+            return paw_error_context("%s", dir);
+        }
+    } else qwen3_create(m, &cfg, frozen);
+    float *tmp = NULL;  // q8: one layer's matrix in fp32, quantized from there
     char name[256];
     for (int i = 0; i < QWEN3_NUM_PARAMS && rc == 0; i++) {
         Qwen3ParamInfo info = qwen3_param_info(&cfg, i);
@@ -199,11 +208,17 @@ int qwen3_load_ex(Qwen3 *m, const char *dir, int frozen, int weights) {
         uint16_t *dst16 = dst ? NULL : m->w16[i];
         int layers = info.per_layer ? cfg.num_layers : 1;
         size_t per = info.numel / (size_t)layers;
+        if (!dst && m->q8[i] && !tmp) tmp = xmalloc(sizeof(float) * per);
         for (int l = 0; l < layers && rc == 0; l++) {
             snprintf(name, sizeof name, info.hf_name, l);
             if (dst16) rc = load_tensor_bf16(&s, dir, name, info.ndim, info.shape, dst16 + (size_t)l * per);
-            else rc = load_tensor(&s, dir, name, info.ndim, info.shape, dst + (size_t)l * per);
+            else if (!dst) {
+                rc = load_tensor(&s, dir, name, info.ndim, info.shape, tmp);
+                if (rc == 0) qwen3_set_q8(m, i, (size_t)l * per, tmp, per);
+            } else rc = load_tensor(&s, dir, name, info.ndim, info.shape, dst + (size_t)l * per);
         }
+        free(tmp);  // the next matrix may be larger
+        tmp = NULL;
     }
     shards_close(&s);
     if (rc != 0) qwen3_free(m);
@@ -211,7 +226,9 @@ int qwen3_load_ex(Qwen3 *m, const char *dir, int frozen, int weights) {
 }
 
 int qwen3_save(const Qwen3 *m, const char *dir, const char *dtype) {
-    if (m->w16_memory) return paw_error("save %s: the model holds bf16 inference weights (load it with f32 weights)", dir);
+    if (m->inference_only)
+        return paw_error("save %s: the model holds %s inference weights (load it with f32 weights)", dir,
+                         qwen3_weights_kind(m));
     int bf16 = 0;
     if (strcmp(dtype, "bfloat16") == 0) bf16 = 1;
     else if (strcmp(dtype, "float32") != 0) return paw_error("save: dtype \"%s\" (expected float32 or bfloat16)", dtype);

@@ -10,6 +10,7 @@
 #include "kernels/crossentropy.h"
 #include "kernels/embedding.h"
 #include "kernels/matmul.h"
+#include "kernels/quant.h"
 #include "kernels/rmsnorm.h"
 #include "kernels/rope.h"
 #include "kernels/swiglu.h"
@@ -103,6 +104,64 @@ Test(kernels, matmul_bf16_weights_match_fp32_on_widened_weights) {
             }
         free(x), free(w), free(b), free(w16), free(out), free(ref);
     }
+}
+
+// Q8 weights (int8 in blocks of 32 along each row, one scale each, as ggml's Q8_0): bit for bit the
+// fp32 products on the dequantized weights, one-row path and packed GEMM, and every row of up to
+// MATMUL_GEMV_MAX_ROWS the bits of that row alone. The lookup from a Q8 table is exact.
+static void q8_split(const float *w, size_t n, int8_t *q, float *d, float *deq) {
+    uint8_t blk[Q8_0_BLOCK_BYTES];
+    for (size_t b = 0; b < n / 32; b++) {
+        quantize_q8_0(w + b * 32, blk, 32);
+        dequantize_q8_0(blk, deq + b * 32, 32);  // the reference values
+        uint16_t h;
+        memcpy(&h, blk, 2);
+        d[b] = st_f16_to_f32(h);
+        memcpy(q + b * 32, blk + 2, 32);
+    }
+}
+
+Test(kernels, matmul_q8_weights_match_fp32_on_dequantized_weights) {
+    int sizes[][3] = {{1, 32, 1}, {1, 64, 5}, {2, 96, 9}, {3, 32, 7}, {4, 128, 5}, {5, 1024, 33},
+                      {7, 64, 19}, {9, 160, 11}, {32, 96, 21}, {33, 64, 9}, {129, 96, 67}};
+    for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
+        int N = sizes[s][0], C = sizes[s][1], OC = sizes[s][2];
+        size_t nw = (size_t)OC * C, no = (size_t)N * OC;
+        float *x = randn((size_t)N * C, 41 + s, 1), *w = randn(nw, 42 + s, 1), *b = randn(no, 43 + s, 1);
+        int8_t *q = xmalloc(nw);
+        float *d = xmalloc(sizeof(float) * (nw / 32)), *deq = xmalloc(sizeof(float) * nw);
+        q8_split(w, nw, q, d, deq);
+        float *out = xmalloc(sizeof(float) * no), *ref = xmalloc(sizeof(float) * no);
+        for (size_t i = 0; i < no; i++) out[i] = NAN;
+        matmul_forward(ref, x, deq, N, C, OC);
+        matmul_forward_q8w(out, x, q, d, N, C, OC);
+        cr_assert(memcmp(out, ref, sizeof(float) * no) == 0, "forward %dx%dx%d: %g", N, C, OC, rel_max(out, ref, no));
+        memcpy(out, b, sizeof(float) * no);
+        memcpy(ref, b, sizeof(float) * no);
+        matmul_forward_acc(ref, x, deq, N, C, OC, -0.5f);
+        matmul_forward_q8w_acc(out, x, q, d, N, C, OC, -0.5f);
+        cr_assert(memcmp(out, ref, sizeof(float) * no) == 0, "acc %dx%dx%d: %g", N, C, OC, rel_max(out, ref, no));
+        if (N <= MATMUL_GEMV_MAX_ROWS) {
+            matmul_forward_q8w(out, x, q, d, N, C, OC);
+            for (int n = 0; n < N; n++) {
+                matmul_forward_q8w(ref, x + (size_t)n * C, q, d, 1, C, OC);
+                cr_assert(memcmp(out + (size_t)n * OC, ref, sizeof(float) * (size_t)OC) == 0, "row %d of %d", n, N);
+            }
+        }
+        free(x), free(w), free(b), free(q), free(d), free(deq), free(out), free(ref);
+    }
+    // The lookup.
+    int V = 7, C = 64, ids[4] = {3, -1, 6, 0};
+    float *t = randn((size_t)V * C, 49, 1), *deq = xmalloc(sizeof(float) * V * C), *d = xmalloc(sizeof(float) * V * C / 32);
+    int8_t *q = xmalloc((size_t)V * C);
+    q8_split(t, (size_t)V * C, q, d, deq);
+    float out[4 * 64];
+    for (int i = 0; i < 4 * 64; i++) out[i] = -7.0f;
+    embedding_forward_q8(out, ids, q, d, 4, C);
+    for (int n = 0; n < 4; n++)
+        for (int c = 0; c < C; c++)
+            cr_assert_eq(out[n * C + c], ids[n] < 0 ? -7.0f : deq[ids[n] * C + c], "token %d, element %d", n, c);
+    free(t), free(deq), free(d), free(q);
 }
 
 Test(kernels, embedding_lookup_from_bf16_table_is_exact) {

@@ -179,6 +179,14 @@ Test(programs_cli, compile_run_eval_end_to_end, .timeout = 300) {
         free(w16);
     }
     cr_assert_eq(sh("%s run %s/one.paw x --weights fp8 2>/dev/null", p, W), 2);
+    // q8 (lossy: the outputs may differ) runs the same filter; on cuda it is refused as a usage error.
+    cr_assert_eq(sh("%s run %s/one.paw --weights q8 --max-new 6 < %s/in.txt > %s/q8.out", p, W, W, W), 0);
+    char *q8o = slurp("%s/q8.out", W);
+    int q8l = 0;
+    for (char *c = q8o; *c; c++) q8l += *c == '\n';
+    cr_assert_eq(q8l, 3, "%s", q8o);
+    free(q8o);
+    cr_assert_eq(sh("%s run %s/one.paw x --weights q8 --device cuda 2>/dev/null", p, W), 2);
 
     // Eval: four conditions, a complete report, and the compiled output of example 0 equal to paw run's
     // (its program is the same spec and pseudo-program, compiled by eval in its own batch).
@@ -366,6 +374,12 @@ Test(programs_cli, bf16_export_compiles_as_f32, .timeout = 300) {
                     "--device cuda 2>%s/e1", p, W, W, W), 2);
     char *e1 = slurp("%s/e1", W);
     cr_assert(strstr(e1, "--weights bf16"), "%s", e1);
+    // q8 needs rows of multiples of 32 values; this compiler's hidden size is 24.
+    cr_assert_eq(sh("%s compile --compiler %s/run/export --spec x --pseudo-program y -o %s/x.paw --weights q8 2>%s/e3", p,
+                    W, W, W), 1);
+    char *e3 = slurp("%s/e3", W);
+    cr_assert(strstr(e3, "multiple of 32"), "%s", e3);
+    free(e3);
     cr_assert_eq(sh("%s eval --compiler %s/run/export --interpreter %s/interp --data %s/jsonl/test.jsonl "
                     "--compiler-weights half 2>%s/e2", p, W, W, W, W), 2);
     char *e2 = slurp("%s/e2", W);
