@@ -371,6 +371,30 @@ Test(model, bf16_weights_match_transformers_and_the_f32_load) {
     check_decode("tiny-untied-bf16-sharded", QWEN3_WEIGHTS_BF16);
 }
 
+// a (bf16 or q8 weights) against b (the f32 model on the same values) on tiny-gqa-tied's reference
+// ids: the same logits bit for bit, within bound of the f32 transformers logits (but not equal:
+// the values moved), and the same 16 greedy tokens.
+static void same_as_f32_model(Qwen3 *a, Qwen3 *b, double bound, const char *what) {
+    Ref r;
+    load_ref(&r, "tiny-gqa-tied");
+    int N = r.B * r.T, V = a->cfg.vocab_size;
+    Qwen3Inputs in = {.ids = r.ids};
+    cr_assert_eq(qwen3_forward(a, &in, r.B, r.T), 0);
+    cr_assert_eq(qwen3_forward(b, &in, r.B, r.T), 0);
+    cr_assert(memcmp(a->acts.logits, b->acts.logits, sizeof(float) * (size_t)N * V) == 0, "%s", what);
+    int64_t nl;
+    float *hf = ref_f32(&r.ref, "logits", &nl);
+    double e = rel_max(a->acts.logits, hf, (size_t)nl);
+    cr_assert(e > 0 && e < bound, "%s vs f32 transformers: %g", what, e);
+    free(hf);
+    int got_a[16], got_b[16];
+    int na = qwen3_generate(a, NULL, r.ids, 5, 16, -1, got_a), nb = qwen3_generate(b, NULL, r.ids, 5, 16, -1, got_b);
+    cr_assert_eq(na, 16);
+    cr_assert_eq(nb, 16);
+    for (int i = 0; i < 16; i++) cr_assert_eq(got_a[i], got_b[i], "%s: token %d", what, i);
+    free_ref(&r);
+}
+
 // Forced bf16 on an F32 checkpoint with tied embeddings: the weights are rounded to nearest even
 // on load, and the model is the f32 model on those rounded weights (the LM head reads the
 // embedding table).
@@ -388,25 +412,8 @@ Test(model, bf16_weights_from_f32_checkpoint_are_the_rounded_model) {
         if (info.ndim == 2)
             for (size_t k = 0; k < info.numel; k++) t[k] = st_bf16_to_f32(st_f32_to_bf16(t[k]));
     }
-    Ref r;
-    load_ref(&r, "tiny-gqa-tied");
-    int N = r.B * r.T, V = a.cfg.vocab_size;
-    Qwen3Inputs in = {.ids = r.ids};
-    cr_assert_eq(qwen3_forward(&a, &in, r.B, r.T), 0);
-    cr_assert_eq(qwen3_forward(&b, &in, r.B, r.T), 0);
-    cr_assert(memcmp(a.acts.logits, b.acts.logits, sizeof(float) * (size_t)N * V) == 0);
     // Rounding moved the logits, within the bf16 tolerance of the GPU tests (about 1e-2; 5.4e-3 here).
-    int64_t nl;
-    float *hf = ref_f32(&r.ref, "logits", &nl);
-    double e = rel_max(a.acts.logits, hf, (size_t)nl);
-    cr_assert(e > 0 && e < 1e-2, "rounded model vs f32 transformers: %g", e);
-    free(hf);
-    int got_a[16], got_b[16];
-    int na = qwen3_generate(&a, NULL, r.ids, 5, 16, -1, got_a), nb = qwen3_generate(&b, NULL, r.ids, 5, 16, -1, got_b);
-    cr_assert_eq(na, 16);
-    cr_assert_eq(nb, 16);
-    for (int i = 0; i < 16; i++) cr_assert_eq(got_a[i], got_b[i], "token %d", i);
-    free_ref(&r);
+    same_as_f32_model(&a, &b, 1e-2, "rounded model");
     qwen3_free(&a);
     qwen3_free(&b);
 }
@@ -433,28 +440,11 @@ Test(model, q8_weights_are_the_dequantized_model) {
         dequantize_q8_0(blk, t, (int64_t)info.numel);
         free(blk);
     }
-    Ref r;
-    load_ref(&r, "tiny-gqa-tied");
-    int N = r.B * r.T, V = a.cfg.vocab_size;
-    Qwen3Inputs in = {.ids = r.ids};
-    cr_assert_eq(qwen3_forward(&a, &in, r.B, r.T), 0);
-    cr_assert_eq(qwen3_forward(&b, &in, r.B, r.T), 0);
-    cr_assert(memcmp(a.acts.logits, b.acts.logits, sizeof(float) * (size_t)N * V) == 0);
-    int64_t nl;
-    float *hf = ref_f32(&r.ref, "logits", &nl);
-    double e = rel_max(a.acts.logits, hf, (size_t)nl);
-    cr_assert(e > 0 && e < 3e-2, "q8 model vs f32 transformers: %g", e);
-    free(hf);
-    int got_a[16], got_b[16];
-    int na = qwen3_generate(&a, NULL, r.ids, 5, 16, -1, got_a), nb = qwen3_generate(&b, NULL, r.ids, 5, 16, -1, got_b);
-    cr_assert_eq(na, 16);
-    cr_assert_eq(nb, 16);
-    for (int i = 0; i < 16; i++) cr_assert_eq(got_a[i], got_b[i], "token %d", i);
+    same_as_f32_model(&a, &b, 3e-2, "q8 model");
     // Inference only; rows that are not multiples of 32 (hidden 48) are refused by name.
     cr_assert_eq(qwen3_backward(&a, 0), -1);
     cr_assert_eq(qwen3_save(&a, "/tmp/paw-q8-not-written", "float32"), -1);
     cr_assert(strstr(paw_last_error(), "q8"), "%s", paw_last_error());
-    free_ref(&r);
     qwen3_free(&a);
     qwen3_free(&b);
     cr_assert_eq(qwen3_load_ex(&a, FIX "tiny-gqa-tied", 0, QWEN3_WEIGHTS_Q8), -1);
