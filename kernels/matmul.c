@@ -308,36 +308,43 @@ static inline __attribute__((always_inline)) void gemv_rows_body(float *out, con
 
 static void gemv_rows(float *out, const float *inp, const void *weight, const float *scales, int wt, int N, int C,
                       int OC, float alpha, int acc) {
+    float *ap = NULL;  // the input permuted for the bf16 order, where the weights need it
 #if defined(__AVX2__) && defined(__FMA__)
-    if (wt == W_F32 || wt == W_Q8) {  // the natural order (see above)
-        if (wt == W_Q8) gemv_rows_body(out, inp, weight, scales, W_Q8, N, C, OC, alpha, acc);
-        else gemv_rows_body(out, inp, weight, NULL, W_F32, N, C, OC, alpha, acc);
-        return;
-    }
+    if (wt == W_BF16)  // f32 and q8 weights are read in the natural order (see above)
 #endif
-    float *ap = xmalloc(sizeof(float) * (size_t)N * C);
-    for (int n = 0; n < N; n++) permute_even_odd(ap + (size_t)n * C, inp + (size_t)n * C, C);
-    if (wt == W_BF16) gemv_rows_body(out, ap, weight, NULL, W_BF16, N, C, OC, alpha, acc);
-    else if (wt == W_Q8) gemv_rows_body(out, ap, weight, scales, W_Q8, N, C, OC, alpha, acc);
-    else gemv_rows_body(out, ap, weight, NULL, W_F32, N, C, OC, alpha, acc);
+    {
+        ap = xmalloc(sizeof(float) * (size_t)N * C);
+        for (int n = 0; n < N; n++) permute_even_odd(ap + (size_t)n * C, inp + (size_t)n * C, C);
+    }
+    const float *a = ap ? ap : inp;
+    // Each weight type with a constant wt, so that dots() keeps only its own loads.
+    if (wt == W_BF16) gemv_rows_body(out, a, weight, NULL, W_BF16, N, C, OC, alpha, acc);
+    else if (wt == W_Q8) gemv_rows_body(out, a, weight, scales, W_Q8, N, C, OC, alpha, acc);
+    else gemv_rows_body(out, a, weight, NULL, W_F32, N, C, OC, alpha, acc);
     free(ap);
 }
 
-void matmul_forward(float *out, const float *inp, const float *weight, int N, int C, int OC) {
+// out (+= alpha * when acc, else =) inp[N, C] @ weight^T, weight [OC, C] of type wt: one-row
+// products up to MATMUL_GEMV_MAX_ROWS rows, the packed GEMM above.
+static void forward_products(float *out, const float *inp, const void *weight, const float *scales, int wt, int N,
+                             int C, int OC, float alpha, int acc) {
     if (N <= MATMUL_GEMV_MAX_ROWS) {
-        gemv_rows(out, inp, weight, NULL, W_F32, N, C, OC, 1.0f, 0);
+        gemv_rows(out, inp, weight, scales, wt, N, C, OC, alpha, acc);
         return;
     }
     // B(k, m) = weight[m, k]
-    gemm(out, N, OC, fview(inp, (size_t)C, 1), fview(weight, 1, (size_t)C), C, 1.0f, 0);
+    View B = wt == W_BF16 ? hview(weight, 1, (size_t)C)
+             : wt == W_Q8 ? qview(weight, scales, 1, (size_t)C)
+                          : fview(weight, 1, (size_t)C);
+    gemm(out, N, OC, fview(inp, (size_t)C, 1), B, C, alpha, acc);
+}
+
+void matmul_forward(float *out, const float *inp, const float *weight, int N, int C, int OC) {
+    forward_products(out, inp, weight, NULL, W_F32, N, C, OC, 1.0f, 0);
 }
 
 void matmul_forward_acc(float *out, const float *inp, const float *weight, int N, int C, int OC, float alpha) {
-    if (N <= MATMUL_GEMV_MAX_ROWS) {
-        gemv_rows(out, inp, weight, NULL, W_F32, N, C, OC, alpha, 1);
-        return;
-    }
-    gemm(out, N, OC, fview(inp, (size_t)C, 1), fview(weight, 1, (size_t)C), C, alpha, 1);
+    forward_products(out, inp, weight, NULL, W_F32, N, C, OC, alpha, 1);
 }
 
 void matmul_backward(float *dinp, float *dweight, const float *dout, const float *inp, const float *weight, int N, int C,
@@ -349,34 +356,18 @@ void matmul_backward(float *dinp, float *dweight, const float *dout, const float
 }
 
 void matmul_forward_bf16w(float *out, const float *inp, const uint16_t *weight, int N, int C, int OC) {
-    if (N <= MATMUL_GEMV_MAX_ROWS) {
-        gemv_rows(out, inp, weight, NULL, W_BF16, N, C, OC, 1.0f, 0);
-        return;
-    }
-    gemm(out, N, OC, fview(inp, (size_t)C, 1), hview(weight, 1, (size_t)C), C, 1.0f, 0);
+    forward_products(out, inp, weight, NULL, W_BF16, N, C, OC, 1.0f, 0);
 }
 
 void matmul_forward_bf16w_acc(float *out, const float *inp, const uint16_t *weight, int N, int C, int OC, float alpha) {
-    if (N <= MATMUL_GEMV_MAX_ROWS) {
-        gemv_rows(out, inp, weight, NULL, W_BF16, N, C, OC, alpha, 1);
-        return;
-    }
-    gemm(out, N, OC, fview(inp, (size_t)C, 1), hview(weight, 1, (size_t)C), C, alpha, 1);
+    forward_products(out, inp, weight, NULL, W_BF16, N, C, OC, alpha, 1);
 }
 
 void matmul_forward_q8w(float *out, const float *inp, const int8_t *q, const float *d, int N, int C, int OC) {
-    if (N <= MATMUL_GEMV_MAX_ROWS) {
-        gemv_rows(out, inp, q, d, W_Q8, N, C, OC, 1.0f, 0);
-        return;
-    }
-    gemm(out, N, OC, fview(inp, (size_t)C, 1), qview(q, d, 1, (size_t)C), C, 1.0f, 0);
+    forward_products(out, inp, q, d, W_Q8, N, C, OC, 1.0f, 0);
 }
 
 void matmul_forward_q8w_acc(float *out, const float *inp, const int8_t *q, const float *d, int N, int C, int OC,
                             float alpha) {
-    if (N <= MATMUL_GEMV_MAX_ROWS) {
-        gemv_rows(out, inp, q, d, W_Q8, N, C, OC, alpha, 1);
-        return;
-    }
-    gemm(out, N, OC, fview(inp, (size_t)C, 1), qview(q, d, 1, (size_t)C), C, alpha, 1);
+    forward_products(out, inp, q, d, W_Q8, N, C, OC, alpha, 1);
 }

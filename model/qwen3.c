@@ -77,18 +77,18 @@ static size_t layout_params(const Qwen3Config *cfg, Qwen3Params *p, float *mem, 
     return off;
 }
 
-// The bf16 matrices: w16[i] for every 2-D parameter i, in one block; returns its element count.
-static size_t layout_w16(const Qwen3Config *cfg, uint16_t **w16, uint16_t *mem) {
-    size_t off = 0;
+// Where each 2-D parameter starts in one block of matrices (element offsets; SIZE_MAX for the
+// others, and the tied LM head shares the embedding's); returns the block's element count. The
+// bf16 and q8 models lay their matrices out this way.
+static size_t matrix_offsets(const Qwen3Config *cfg, size_t off[QWEN3_NUM_PARAMS]) {
+    size_t total = 0;
     for (int i = 0; i < QWEN3_NUM_PARAMS; i++) {
         Qwen3ParamInfo info = qwen3_param_info(cfg, i);
-        w16[i] = NULL;
-        if (info.ndim != 2) continue;
-        w16[i] = mem ? mem + off : NULL;
-        off += info.numel;
+        off[i] = info.ndim == 2 ? total : SIZE_MAX;
+        if (info.ndim == 2) total += info.numel;
     }
-    if (cfg->tie_word_embeddings) w16[13] = w16[0];
-    return off;
+    if (cfg->tie_word_embeddings) off[13] = off[0];
+    return total;
 }
 
 void qwen3_create(Qwen3 *m, const Qwen3Config *cfg, int frozen) {
@@ -100,53 +100,42 @@ void qwen3_create(Qwen3 *m, const Qwen3Config *cfg, int frozen) {
     qwen3_set_frozen(m, frozen);
 }
 
-void qwen3_create_bf16(Qwen3 *m, const Qwen3Config *cfg) {
+// The common part of the inference-only models: fp32 norms, no gradients.
+static void create_inference(Qwen3 *m, const Qwen3Config *cfg) {
     memset(m, 0, sizeof *m);
     m->cfg = *cfg;
     m->num_params = layout_params(cfg, &m->params, NULL, 0);
     m->params_memory = xmalloc(sizeof(float) * m->num_params);
     layout_params(cfg, &m->params, m->params_memory, 0);
-    m->num_w16 = layout_w16(cfg, m->w16, NULL);
-    m->w16_memory = xmalloc(sizeof(uint16_t) * m->num_w16);
-    layout_w16(cfg, m->w16, m->w16_memory);
     m->frozen = 1;
     m->inference_only = 1;
+}
+
+void qwen3_create_bf16(Qwen3 *m, const Qwen3Config *cfg) {
+    create_inference(m, cfg);
+    size_t off[QWEN3_NUM_PARAMS];
+    m->num_w16 = matrix_offsets(cfg, off);
+    m->w16_memory = xmalloc(sizeof(uint16_t) * m->num_w16);
+    for (int i = 0; i < QWEN3_NUM_PARAMS; i++) m->w16[i] = off[i] == SIZE_MAX ? NULL : m->w16_memory + off[i];
 }
 
 int qwen3_create_q8(Qwen3 *m, const Qwen3Config *cfg) {
     memset(m, 0, sizeof *m);
     for (int i = 0; i < QWEN3_NUM_PARAMS; i++) {
         Qwen3ParamInfo info = qwen3_param_info(cfg, i);
-        if (info.ndim == 2 && info.numel && info.shape[1] % 32 != 0)
-        {
+        if (info.ndim == 2 && info.numel && info.shape[1] % 32 != 0) {
             char name[160];
             snprintf(name, sizeof name, info.hf_name, 0);
             return paw_error("q8 weights: %s has rows of %d values, not a multiple of 32", name, info.shape[1]);
         }
     }
-    m->cfg = *cfg;
-    m->num_params = layout_params(cfg, &m->params, NULL, 0);
-    m->params_memory = xmalloc(sizeof(float) * m->num_params);
-    layout_params(cfg, &m->params, m->params_memory, 0);
-    // The same offsets as the bf16 layout, in int8 values; a scale per 32 of them.
-    uint16_t *w16[QWEN3_NUM_PARAMS];
-    m->num_q8 = layout_w16(cfg, w16, NULL);
+    create_inference(m, cfg);
+    size_t off[QWEN3_NUM_PARAMS];
+    m->num_q8 = matrix_offsets(cfg, off);  // int8 values; a scale per 32 of them
     m->q8_memory = xmalloc(m->num_q8);
     m->q8d_memory = xmalloc(sizeof(float) * (m->num_q8 / 32));
-    for (int i = 0; i < QWEN3_NUM_PARAMS; i++) {
-        Qwen3ParamInfo info = qwen3_param_info(cfg, i);
-        if (info.ndim != 2 || (i == 13 && cfg->tie_word_embeddings)) continue;
-        size_t off = 0;
-        for (int j = 0; j < i; j++) {
-            Qwen3ParamInfo o = qwen3_param_info(cfg, j);
-            if (o.ndim == 2) off += o.numel;
-        }
-        m->q8[i] = m->q8_memory + off;
-        m->q8d[i] = m->q8d_memory + off / 32;
-    }
-    if (cfg->tie_word_embeddings) m->q8[13] = m->q8[0], m->q8d[13] = m->q8d[0];
-    m->frozen = 1;
-    m->inference_only = 1;
+    for (int i = 0; i < QWEN3_NUM_PARAMS; i++)
+        if (off[i] != SIZE_MAX) m->q8[i] = m->q8_memory + off[i], m->q8d[i] = m->q8d_memory + off[i] / 32;
     return 0;
 }
 
@@ -302,8 +291,7 @@ void qwen3_embedding_row(const Qwen3 *m, int id, float *out) {
     const int C = m->cfg.hidden_size;
     if (m->params.wte) memcpy(out, m->params.wte + (size_t)id * C, sizeof(float) * C);
     else if (m->q8[W_EMBED]) embedding_forward_q8(out, &id, m->q8[W_EMBED], m->q8d[W_EMBED], 1, C);
-    else
-        for (int i = 0; i < C; i++) out[i] = st_bf16_to_f32(m->w16[W_EMBED][(size_t)id * C + i]);
+    else embedding_forward_bf16(out, &id, m->w16[W_EMBED], 1, C);
 }
 
 int qwen3_forward(Qwen3 *m, const Qwen3Inputs *in, int B, int T) {

@@ -2488,6 +2488,20 @@ static void test_decoder_refill(const char *fixture, int batch) {
     qwen3_free(&cpu);
 }
 
+// A GPU runner of `rows` rows holding the first n programs (each pseudo-program's template, with
+// its adapter or none); NULL, counted as a failure, when it cannot be made.
+static PawGpuRunner *runner_with_programs(Qwen3 *cpu, const PawTokenizer *tok, const PawVocabMap *vm, int stop, int rows,
+                                          char *const *pseudo, const Qwen3Lora *const *lora, int n) {
+    PawGpuRunner *gr = paw_gpu_runner_create(cpu, tok, vm, stop, rows);
+    CHECK(gr != NULL, "gpu runner: %s", paw_last_error());
+    for (int p = 0; gr && p < n; p++) {
+        char *tmpl = paw_interpreter_prompt_template(pseudo[p]);
+        CHECK(paw_gpu_runner_add_program(gr, tmpl, lora[p]) == p, "add program: %s", paw_last_error());
+        free(tmpl);
+    }
+    return gr;
+}
+
 // The GPU batch runner against the CPU runner on a tiny trimmed-vocabulary interpreter made by
 // ./paw (random weights), three programs (two random adapters of different rank and scale, one
 // without), and inputs that include an empty one and one too long for the context.
@@ -2577,14 +2591,8 @@ static void test_runner_batch(void) {
     PawRunStats st[4];
     char **pass_out[4] = {gpu_out, one_out, fix_out, whole_out}, **pass_err[4] = {gpu_err, one_err, fix_err, whole_err};
     for (int pass = 0; pass < 4; pass++) {
-        PawGpuRunner *gr = paw_gpu_runner_create(&cpu, tok, &vm, stop, pass == 1 ? 1 : 5);
-        CHECK(gr != NULL, "gpu runner: %s", paw_last_error());
+        PawGpuRunner *gr = runner_with_programs(&cpu, tok, &vm, stop, pass == 1 ? 1 : 5, pseudo, prog_lora, NPROG);
         if (!gr) break;
-        for (int p = 0; p < NPROG; p++) {
-            char *tmpl = paw_interpreter_prompt_template(pseudo[p]);
-            CHECK(paw_gpu_runner_add_program(gr, tmpl, prog_lora[p]) == p, "add program: %s", paw_last_error());
-            free(tmpl);
-        }
         if (gr) paw_gpu_runner_set_refill(gr, pass != 2);
         if (gr && pass == 3) paw_gpu_runner_set_prefix_budget(gr, 0);
         CHECK(paw_gpu_runner_run(gr, jobs, njobs, max_new, pass_out[pass], pass_err[pass], &st[pass]) == 0,
@@ -2628,12 +2636,8 @@ static void test_runner_batch(void) {
           same_whole, ran);
     // One job a run (an interactive filter): the prefix is made at the program's second job and
     // serves every later run.
-    PawGpuRunner *gr1 = paw_gpu_runner_create(&cpu, tok, &vm, stop, 4);
-    CHECK(gr1 != NULL, "gpu runner: %s", paw_last_error());
+    PawGpuRunner *gr1 = runner_with_programs(&cpu, tok, &vm, stop, 4, pseudo, prog_lora, 1);
     if (gr1) {
-        char *tmpl = paw_interpreter_prompt_template(pseudo[0]);
-        CHECK(paw_gpu_runner_add_program(gr1, tmpl, prog_lora[0]) == 0, "add program: %s", paw_last_error());
-        free(tmpl);
         long shared[3] = {0, 0, 0};
         int same1 = 0;
         for (int k = 0; k < 3; k++) {
@@ -2672,14 +2676,8 @@ static void test_runner_batch(void) {
             char freeb[32];
             snprintf(freeb, sizeof freeb, "%zu", k ? 8 * hi_n * per_token : 8 * lo_n * per_token - 1);
             setenv("PAW_EMU_REPORTED_FREE", freeb, 1);
-            PawGpuRunner *gm = paw_gpu_runner_create(&cpu, tok, &vm, stop, 5);
-            CHECK(gm != NULL, "gpu runner: %s", paw_last_error());
+            PawGpuRunner *gm = runner_with_programs(&cpu, tok, &vm, stop, 5, pseudo, prog_lora, NPROG);
             if (!gm) break;
-            for (int p = 0; p < NPROG; p++) {
-                char *tmpl = paw_interpreter_prompt_template(pseudo[p]);
-                CHECK(paw_gpu_runner_add_program(gm, tmpl, prog_lora[p]) == p, "add program: %s", paw_last_error());
-                free(tmpl);
-            }
             char *mo[NPROG * NIN], *me[NPROG * NIN];
             PawRunStats sm;
             CHECK(paw_gpu_runner_run(gm, jobs, njobs, max_new, mo, me, &sm) == 0, "gpu runner run: %s", paw_last_error());
