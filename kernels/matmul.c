@@ -211,6 +211,16 @@ static inline void even_odd_lanes(__m256 *lo, __m256 *hi) {
 
 enum { W_F32, W_BF16, W_Q8 };
 
+// How far ahead of its loads a bf16 weight row is prefetched. With the hardware prefetcher alone,
+// one decoding row of bf16 weights read at about 85% of the rate of f32 ones: a 2 KB row's loads
+// end in a reduction that holds back the next row's. 1 KB ahead made `paw generate` 10% faster at
+// the 0.6B shape on the CPU machine (2 KB gained nothing). f32 rows were slower with the hint, and
+// q8 rows, bound by their dequantizing, no faster. A hint past a row's end only warms the next row
+// (prefetches never fault).
+#ifndef MATMUL_PREFETCH_BYTES
+#define MATMUL_PREFETCH_BYTES 1024
+#endif
+
 static inline float weight_at(const void *w, const float *wd, int wt, int k) {
     return wt == W_BF16 ? st_bf16_to_f32(((const uint16_t *)w)[k])
            : wt == W_Q8 ? wd[k / 32] * (float)((const int8_t *)w)[k]
@@ -229,6 +239,7 @@ static inline __attribute__((always_inline)) void dots(float *s, const float *ap
     for (; i + 16 <= n; i += 16) {
         __m256 we, wo;  // bf16: the even and the odd elements; fp32: elements 0..7 and 8..15
         if (bf16) {
+            _mm_prefetch((const char *)w + (size_t)i * 2 + MATMUL_PREFETCH_BYTES, _MM_HINT_T0);
             __m256i h = _mm256_loadu_si256((const __m256i *)((const uint16_t *)w + i));
             we = _mm256_castsi256_ps(_mm256_slli_epi32(h, 16));
             wo = _mm256_castsi256_ps(_mm256_and_si256(h, high));
