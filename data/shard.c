@@ -333,6 +333,12 @@ static int read_index(PawShard *s) {
     if (usize == ZSTD_CONTENTSIZE_ERROR || usize == ZSTD_CONTENTSIZE_UNKNOWN || usize < sizeof(IndexHeader) ||
         usize > (1ULL << 40))
         return paw_error("%s: corrupt index (bad zstd frame header)", p);
+    // A zstd block holds at most 128 KiB and takes at least 4 bytes (an RLE block), so a frame of
+    // icsize bytes cannot hold more than icsize * 32768: a larger claim is damage, found before
+    // any allocation.
+    if (usize / 32768 > icsize)
+        return paw_error("%s: corrupt index (claims %llu bytes in a %llu-byte zstd frame)", p, usize,
+                         (unsigned long long)icsize);
     // Not xmalloc: a damaged size field must give an error, not end the process.
     s->index = malloc((size_t)usize);
     if (!s->index) return paw_error("%s: corrupt index (claims %llu bytes)", p, usize);
@@ -461,7 +467,7 @@ static CachedBlock *load_block(PawShard *s, uint32_t b) {
     // cannot be allocated is an error, not the end of the process (a damaged file).
     const uint8_t *src = s->map.data + e->offset;
     unsigned long long fsize = ZSTD_getFrameContentSize(src, e->csize);
-    if (fsize != e->usize || e->usize < 4) {
+    if (fsize != e->usize || e->usize < 4 || e->usize / 32768 > e->csize) {  // bound: see read_index
         paw_error("%s: block %u: corrupt (bad zstd frame header)", s->path, b);
         return NULL;
     }

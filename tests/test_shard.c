@@ -257,6 +257,30 @@ Test(shard, block_sizes_that_checksums_cannot_catch_are_errors) {
     rm_tree(dir);
 }
 
+// Found by fuzzing (tests/fuzz/fuzz_shard.c): an index frame whose header claims far more bytes
+// than its blocks can hold (here 1 TiB in 17 bytes) was allocated before anything else was checked;
+// under ASan, or with overcommit off, that ends the process. It must be refused first.
+Test(shard, index_frame_claiming_more_than_it_can_hold_is_refused) {
+    char *dir = make_tmpdir(), *path = paw_path_join(dir, "claims.pawshard");
+    uint8_t file[16 + 17 + 24];
+    memcpy(file, "PAWSHRD\0\1\0\0\0\x10\0\0\0", 16);
+    // zstd frame: magic; descriptor 0xE0 (single segment, 8-byte content size); content size
+    // 2^40; one last RLE block of 1 byte (header 0x0B 0 0) and its byte.
+    const uint8_t frame[17] = {0x28, 0xb5, 0x2f, 0xfd, 0xe0, 0, 0, 0, 0, 0, 1, 0, 0, 0x0b, 0, 0, 7};
+    memcpy(file + 16, frame, sizeof frame);
+    cr_assert_eq(ZSTD_getFrameContentSize(frame, sizeof frame), 1ULL << 40);
+    uint64_t ioff = 16, isize = sizeof frame;
+    memcpy(file + 33, &ioff, 8), memcpy(file + 41, &isize, 8), memcpy(file + 49, "PAWSEND\0", 8);
+    FILE *f = fopen(path, "wb");
+    cr_assert(f && fwrite(file, 1, sizeof file, f) == sizeof file && fclose(f) == 0);
+    cr_assert_null(paw_shard_open(path));
+    const char *err = paw_last_error();
+    cr_assert(strstr(err, "claims.pawshard") && strstr(err, "corrupt index (claims 1099511627776 bytes in a 17-byte"),
+              "%s", err);
+    free(path);
+    rm_tree(dir);
+}
+
 Test(shard, flipped_byte_in_a_block_names_file_and_block) {
     char *dir, *path;
     size_t size;
