@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <string.h>
 
 static _Thread_local char g_msg[2048];
@@ -50,6 +51,18 @@ void paw_die(const char *fmt, ...) {
 void *paw_xmalloc(size_t n, const char *file, int line) {
     void *p = malloc(n ? n : 1);
     if (!p) paw_die("out of memory allocating %zu bytes at %s:%d", n, file, line);
+    return p;
+}
+
+void *paw_xmalloc_big(size_t n, const char *file, int line) {
+    const size_t huge = (size_t)2 << 20;
+    if (n < 2 * huge) return paw_xmalloc(n, file, line);
+    void *p = NULL;
+    int e = posix_memalign(&p, huge, (n + huge - 1) / huge * huge);
+    if (e != 0) paw_die("out of memory allocating %zu bytes at %s:%d", n, file, line);
+#ifdef MADV_HUGEPAGE
+    (void)madvise(p, (n + huge - 1) / huge * huge, MADV_HUGEPAGE);  // a hint: 512x fewer page faults on first touch
+#endif
     return p;
 }
 

@@ -32,6 +32,10 @@ PAW_NORETURN void paw_die(const char *fmt, ...) PAW_PRINTF(1, 2);
 #define xstrdup(s) paw_xstrdup((s), __FILE__, __LINE__)
 void *paw_xmalloc(size_t n, const char *file, int line);
 void *paw_xcalloc(size_t n, size_t size, const char *file, int line);
+// For the big buffers (weights, optimizer state): aligned to 2 MiB and marked for transparent huge
+// pages, which makes first touch of a multi-GB buffer several times cheaper. Free with free().
+#define xmalloc_big(n) paw_xmalloc_big((n), __FILE__, __LINE__)
+void *paw_xmalloc_big(size_t n, const char *file, int line);
 void *paw_xrealloc(void *p, size_t n, const char *file, int line);
 char *paw_xstrdup(const char *s, const char *file, int line);
 

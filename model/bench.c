@@ -191,7 +191,7 @@ static int bench_cpu(int argc, char **argv) {
         for (int w = 0; w < 2; w++) {
             if (w == 1) {
                 qwen3_free(&m);
-                qwen3_create_bf16(&m, &cfg);
+                qwen3_create_bf16(&m, &cfg, 1);
                 qwen3_init_random(&m, 1234, 0.02f);
                 // The prefill (and paw compile's compiler forward): the f32 forward's GEMMs with the
                 // B panels widened while packing.

@@ -95,7 +95,7 @@ void qwen3_create(Qwen3 *m, const Qwen3Config *cfg, int frozen) {
     memset(m, 0, sizeof *m);
     m->cfg = *cfg;
     m->num_params = layout_params(cfg, &m->params, NULL, 1);
-    m->params_memory = xmalloc(sizeof(float) * m->num_params);
+    m->params_memory = xmalloc_big(sizeof(float) * m->num_params);
     layout_params(cfg, &m->params, m->params_memory, 1);
     qwen3_set_frozen(m, frozen);
 }
@@ -105,18 +105,31 @@ static void create_inference(Qwen3 *m, const Qwen3Config *cfg) {
     memset(m, 0, sizeof *m);
     m->cfg = *cfg;
     m->num_params = layout_params(cfg, &m->params, NULL, 0);
-    m->params_memory = xmalloc(sizeof(float) * m->num_params);
+    m->params_memory = xmalloc_big(sizeof(float) * m->num_params);
     layout_params(cfg, &m->params, m->params_memory, 0);
     m->frozen = 1;
     m->inference_only = 1;
 }
 
-void qwen3_create_bf16(Qwen3 *m, const Qwen3Config *cfg) {
+void qwen3_create_bf16(Qwen3 *m, const Qwen3Config *cfg, int with_memory) {
     create_inference(m, cfg);
-    size_t off[QWEN3_NUM_PARAMS];
+    size_t off[QWEN3_NUM_PARAMS], ntab = 0;
     m->num_w16 = matrix_offsets(cfg, off);
-    m->w16_memory = xmalloc(sizeof(uint16_t) * m->num_w16);
-    for (int i = 0; i < QWEN3_NUM_PARAMS; i++) m->w16[i] = off[i] == SIZE_MAX ? NULL : m->w16_memory + off[i];
+    for (int i = 0; i < QWEN3_NUM_PARAMS; i++)
+        if (off[i] != SIZE_MAX) ntab += qwen3_param_info(cfg, i).per_layer ? (size_t)cfg->num_layers : 1;
+    m->w16_tables = xcalloc(ntab, sizeof(uint16_t *));
+    if (with_memory) m->w16_memory = xmalloc_big(sizeof(uint16_t) * m->num_w16);
+    const uint16_t **t = m->w16_tables;
+    for (int i = 0; i < QWEN3_NUM_PARAMS; i++) {
+        if (off[i] == SIZE_MAX) continue;
+        Qwen3ParamInfo info = qwen3_param_info(cfg, i);
+        int layers = info.per_layer ? cfg->num_layers : 1;
+        m->w16[i] = t;
+        for (int l = 0; l < layers; l++)
+            t[l] = m->w16_memory ? m->w16_memory + off[i] + (size_t)l * (info.numel / (size_t)layers) : NULL;
+        t += layers;
+    }
+    if (cfg->tie_word_embeddings) m->w16[13] = m->w16[0];  // one table: the LM head is the embedding
 }
 
 int qwen3_create_q8(Qwen3 *m, const Qwen3Config *cfg) {
@@ -132,8 +145,8 @@ int qwen3_create_q8(Qwen3 *m, const Qwen3Config *cfg) {
     create_inference(m, cfg);
     size_t off[QWEN3_NUM_PARAMS];
     m->num_q8 = matrix_offsets(cfg, off);  // int8 values; a scale per 32 of them
-    m->q8_memory = xmalloc(m->num_q8);
-    m->q8d_memory = xmalloc(sizeof(float) * (m->num_q8 / 32));
+    m->q8_memory = xmalloc_big(m->num_q8);
+    m->q8d_memory = xmalloc_big(sizeof(float) * (m->num_q8 / 32));
     for (int i = 0; i < QWEN3_NUM_PARAMS; i++)
         if (off[i] != SIZE_MAX) m->q8[i] = m->q8_memory + off[i], m->q8d[i] = m->q8d_memory + off[i] / 32;
     return 0;
@@ -158,7 +171,8 @@ void qwen3_set_frozen(Qwen3 *m, int frozen) {
     m->grads_memory = NULL;
     memset(&m->grads, 0, sizeof m->grads);
     if (!frozen) {
-        m->grads_memory = xcalloc(m->num_params, sizeof(float));
+        m->grads_memory = xmalloc_big(sizeof(float) * m->num_params);
+        memset(m->grads_memory, 0, sizeof(float) * m->num_params);
         layout_params(&m->cfg, &m->grads, m->grads_memory, 1);
     }
 }
@@ -168,8 +182,10 @@ void qwen3_zero_grad(Qwen3 *m) {
 }
 
 void qwen3_free(Qwen3 *m) {
+    qwen3_close_mapped_files(m);
     free(m->params_memory);
     free(m->w16_memory);
+    free(m->w16_tables);
     free(m->q8_memory);
     free(m->q8d_memory);
     free(m->grads_memory);
@@ -194,8 +210,9 @@ void qwen3_init_random(Qwen3 *m, unsigned long long seed, float std) {
         if (info.numel == 0) continue;
         if (info.ndim == 1) {
             for (size_t k = 0; k < info.numel; k++) t[k] = 1.0f;
-        } else if (m->w16[i]) {  // bf16 weights: the same draws, rounded
-            for (size_t k = 0; k < info.numel; k++) m->w16[i][k] = st_f32_to_bf16(std * paw_rng_normal(&rng));
+        } else if (m->w16[i]) {  // bf16 weights: the same draws, rounded (held, so contiguous)
+            uint16_t *w = m->w16_memory + (m->w16[i][0] - m->w16_memory);
+            for (size_t k = 0; k < info.numel; k++) w[k] = st_f32_to_bf16(std * paw_rng_normal(&rng));
         } else if (m->q8[i]) {  // q8 weights: the same draws, quantized
             float *row = xmalloc(sizeof(float) * (size_t)info.shape[1]);
             for (size_t r = 0; r < info.numel / (size_t)info.shape[1]; r++) {
@@ -229,7 +246,7 @@ static void ensure_acts(Qwen3 *m, int B, int T) {
     size_t total = 0;
     for (int i = 0; i < n; i++) total += sizes[i];
     free(m->acts_memory);
-    m->acts_memory = xmalloc(sizeof(float) * total);
+    m->acts_memory = xmalloc_big(sizeof(float) * total);
     size_t off = 0;
     for (int i = 0; i < n; i++) {
         *slots[i] = m->acts_memory + off;
@@ -242,7 +259,7 @@ static void ensure_acts(Qwen3 *m, int B, int T) {
     total = 0;
     for (int i = 0; i < 11; i++) total += ssizes[i];
     free(m->scratch_memory);
-    m->scratch_memory = xmalloc(sizeof(float) * total);
+    m->scratch_memory = xmalloc_big(sizeof(float) * total);
     off = 0;
     for (int i = 0; i < 11; i++) {
         *sslots[i] = m->scratch_memory + off;
@@ -268,12 +285,13 @@ static void ensure_rope(Qwen3 *m, int needed) {
     m->rope_len = len;
 }
 
-// out (+= when acc) = inp[N, C] @ W^T for weight matrix i (a Qwen3ParamInfo index) at element
-// offset off: from the fp32 parameters, or from the bf16 ones.
-static void project(const Qwen3 *m, int i, size_t off, float *out, const float *inp, int N, int C, int OC, int acc) {
+// out (+= when acc) = inp[N, C] @ W^T for weight matrix i (a Qwen3ParamInfo index) of layer l
+// (0 for the LM head): from the fp32 parameters, the bf16 or the Q8 matrices.
+static void project(const Qwen3 *m, int i, int l, float *out, const float *inp, int N, int C, int OC, int acc) {
+    const size_t off = (size_t)l * OC * C;
     if (m->w16[i]) {
-        if (acc) matmul_forward_bf16w_acc(out, inp, m->w16[i] + off, N, C, OC, 1.0f);
-        else matmul_forward_bf16w(out, inp, m->w16[i] + off, N, C, OC);
+        if (acc) matmul_forward_bf16w_acc(out, inp, m->w16[i][l], N, C, OC, 1.0f);
+        else matmul_forward_bf16w(out, inp, m->w16[i][l], N, C, OC);
         return;
     }
     if (m->q8[i]) {  // off is a multiple of C, itself a multiple of 32
@@ -291,7 +309,7 @@ void qwen3_embedding_row(const Qwen3 *m, int id, float *out) {
     const int C = m->cfg.hidden_size;
     if (m->params.wte) memcpy(out, m->params.wte + (size_t)id * C, sizeof(float) * C);
     else if (m->q8[W_EMBED]) embedding_forward_q8(out, &id, m->q8[W_EMBED], m->q8d[W_EMBED], 1, C);
-    else embedding_forward_bf16(out, &id, m->w16[W_EMBED], 1, C);
+    else embedding_forward_bf16(out, &id, m->w16[W_EMBED][0], 1, C);
 }
 
 int qwen3_forward(Qwen3 *m, const Qwen3Inputs *in, int B, int T) {
@@ -380,7 +398,7 @@ int qwen3_forward(Qwen3 *m, const Qwen3Inputs *in, int B, int T) {
         m->pos[n] = (rows ? rows[n / (size_t)T]->len : pos0) + (int)(n % (size_t)T);
     }
     if (in->embeds) memcpy(a->x, in->embeds, sizeof(float) * N * C);
-    if (m->w16[W_EMBED]) embedding_forward_bf16(a->x, m->ids, m->w16[W_EMBED], (int)N, C);
+    if (m->w16[W_EMBED]) embedding_forward_bf16(a->x, m->ids, m->w16[W_EMBED][0], (int)N, C);
     else if (m->q8[W_EMBED]) embedding_forward_q8(a->x, m->ids, m->q8[W_EMBED], m->q8d[W_EMBED], (int)N, C);
     else embedding_forward(a->x, m->ids, p->wte, (int)N, C);
 
@@ -396,9 +414,9 @@ int qwen3_forward(Qwen3 *m, const Qwen3Inputs *in, int B, int T) {
         float *gate = a->gate + (size_t)l * N * I, *up = a->up + (size_t)l * N * I, *act = a->act + (size_t)l * N * I;
 
         rmsnorm_forward(ln1, ln1r, x, p->ln1w + (size_t)l * C, (int)N, C, (float)c->rms_norm_eps);
-        project(m, W_Q, (size_t)l * Q * C, q_raw, ln1, (int)N, C, Q, 0);
-        project(m, W_K, (size_t)l * KV * C, k_raw, ln1, (int)N, C, KV, 0);
-        project(m, W_V, (size_t)l * KV * C, v, ln1, (int)N, C, KV, 0);
+        project(m, W_Q, l, q_raw, ln1, (int)N, C, Q, 0);
+        project(m, W_K, l, k_raw, ln1, (int)N, C, KV, 0);
+        project(m, W_V, l, v, ln1, (int)N, C, KV, 0);
         LORA_FWD(LORA_Q, q_raw, ln1);
         LORA_FWD(LORA_K, k_raw, ln1);
         LORA_FWD(LORA_V, v, ln1);
@@ -429,16 +447,16 @@ int qwen3_forward(Qwen3 *m, const Qwen3Inputs *in, int B, int T) {
             attention_forward(att, lse, q, k, v, B, T, T, T, NH, NKV, HD);
         }
         memcpy(xmid, x, sizeof(float) * N * C);
-        project(m, W_O, (size_t)l * C * Q, xmid, att, (int)N, Q, C, 1);
+        project(m, W_O, l, xmid, att, (int)N, Q, C, 1);
         LORA_FWD(LORA_O, xmid, att);
         rmsnorm_forward(ln2, ln2r, xmid, p->ln2w + (size_t)l * C, (int)N, C, (float)c->rms_norm_eps);
-        project(m, W_GATE, (size_t)l * I * C, gate, ln2, (int)N, C, I, 0);
-        project(m, W_UP, (size_t)l * I * C, up, ln2, (int)N, C, I, 0);
+        project(m, W_GATE, l, gate, ln2, (int)N, C, I, 0);
+        project(m, W_UP, l, up, ln2, (int)N, C, I, 0);
         LORA_FWD(LORA_GATE, gate, ln2);
         LORA_FWD(LORA_UP, up, ln2);
         swiglu_forward(act, gate, up, N * I);
         memcpy(xnext, xmid, sizeof(float) * N * C);
-        project(m, W_DOWN, (size_t)l * C * I, xnext, act, (int)N, I, C, 1);
+        project(m, W_DOWN, l, xnext, act, (int)N, I, C, 1);
         LORA_FWD(LORA_DOWN, xnext, act);
     }
     if (cache) cache->len = pos0 + T;

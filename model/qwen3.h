@@ -156,9 +156,15 @@ typedef struct {
     Qwen3Params params;    // with bf16 weights the matrix slots are NULL (see w16)
     float *params_memory;
     size_t num_params;     // floats in params_memory
-    uint16_t *w16[QWEN3_NUM_PARAMS];  // bf16 matrices by parameter index, or NULL
+    // bf16 matrices by parameter index, one pointer per layer (one for the embedding), or NULL.
+    // They point into w16_memory, or, loaded from a checkpoint that stores them as BF16, straight
+    // into its memory-mapped files (mapped_files; w16_memory NULL): no copy, nothing to convert,
+    // and the pages are the page cache's, shared by every process that runs the same model.
+    const uint16_t **w16[QWEN3_NUM_PARAMS];
+    const uint16_t **w16_tables;      // the pointer tables above, one allocation
     uint16_t *w16_memory;
-    size_t num_w16;
+    size_t num_w16;                   // bf16 values in all matrices
+    void *mapped_files;               // the open checkpoint files (model/weights.c), or NULL
     int8_t *q8[QWEN3_NUM_PARAMS];     // Q8 matrices by parameter index (int8 values), or NULL
     float *q8d[QWEN3_NUM_PARAMS];     // their scales, one per 32 values (fp16 values held as fp32)
     int8_t *q8_memory;
@@ -192,18 +198,22 @@ typedef struct {
 
 // Allocates parameters (uninitialised) for cfg. frozen: no gradient memory.
 void qwen3_create(Qwen3 *m, const Qwen3Config *cfg, int frozen);
-// The same with bf16 weight matrices (QWEN3_WEIGHTS_BF16 implies frozen).
-void qwen3_create_bf16(Qwen3 *m, const Qwen3Config *cfg);
+// The same with bf16 weight matrices (QWEN3_WEIGHTS_BF16 implies frozen). with_memory 0: the
+// caller points every m->w16[i][l] at bf16 data that outlives the model (a mapped checkpoint).
+void qwen3_create_bf16(Qwen3 *m, const Qwen3Config *cfg, int with_memory);
 // A frozen model with Q8 matrices (see QWEN3_WEIGHTS_Q8); -1 + paw_error when a matrix row is not
 // a multiple of 32 values.
 int qwen3_create_q8(Qwen3 *m, const Qwen3Config *cfg);
 // "f32", "bf16" or "q8": how the model holds its matrices.
 static inline const char *qwen3_weights_kind(const Qwen3 *m) {
-    return m->w16_memory ? "bf16" : m->q8_memory ? "q8" : "f32";
+    return m->num_w16 ? "bf16" : m->q8_memory ? "q8" : "f32";
 }
 // Quantizes n values (a multiple of 32) into matrix i of a Q8 model, starting at element off.
 void qwen3_set_q8(Qwen3 *m, int i, size_t off, const float *x, size_t n);
 void qwen3_free(Qwen3 *m);
+// Unmaps and closes the checkpoint files a loaded model's bf16 matrices point into (model/weights.c;
+// qwen3_free calls it).
+void qwen3_close_mapped_files(Qwen3 *m);
 // Random initialisation: N(0, std) matrices, ones for norm weights (transformers' init).
 void qwen3_init_random(Qwen3 *m, unsigned long long seed, float std);
 // Switches between trainable and frozen (allocates or frees the gradients).

@@ -1,8 +1,9 @@
 // Loading and saving Qwen3 checkpoints as Hugging Face directories: config.json plus
 // model.safetensors, or shards listed in model.safetensors.index.json. Tensors are converted
-// from bf16/f16/f32 into the fp32 parameter block (or, for inference, the matrices into bf16);
-// every name, shape and dtype is checked.
+// from bf16/f16/f32 into the fp32 parameter block (or, for inference, the matrices into bf16 or
+// Q8; BF16 ones are read in place from the mapped files); every name, shape and dtype is checked.
 #include <cjson/cJSON.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -144,8 +145,8 @@ static int load_tensor_bf16(const Shards *s, const char *dir, const char *name, 
 }
 
 // Whether every weight matrix the model loads is stored as BF16 (a missing one is reported by
-// the load itself).
-static int matrices_all_bf16(const Shards *s, const Qwen3Config *cfg) {
+// the load itself). aligned: also at an even address, so that the model can read it in place.
+static int matrices_all_bf16(const Shards *s, const Qwen3Config *cfg, int aligned) {
     char name[256];
     for (int i = 0; i < QWEN3_NUM_PARAMS; i++) {
         Qwen3ParamInfo info = qwen3_param_info(cfg, i);
@@ -154,10 +155,18 @@ static int matrices_all_bf16(const Shards *s, const Qwen3Config *cfg) {
             const SafeTensors *f;
             snprintf(name, sizeof name, info.hf_name, l);
             const StTensor *t = shards_find(s, name, &f);
-            if (t && t->dtype != ST_BF16) return 0;
+            if (!t && aligned) return 0;
+            if (t && (t->dtype != ST_BF16 || (aligned && ((uintptr_t)t->data & 1)))) return 0;
         }
     }
     return 1;
+}
+
+void qwen3_close_mapped_files(Qwen3 *m) {
+    if (!m->mapped_files) return;
+    shards_close(m->mapped_files);
+    free(m->mapped_files);
+    m->mapped_files = NULL;
 }
 
 int qwen3_weights_from_name(const char *name) {
@@ -191,8 +200,11 @@ int qwen3_load_ex(Qwen3 *m, const char *dir, int frozen, int weights) {
     if (rc != 0) return -1;
     Shards s;
     if (shards_open(&s, dir) != 0) return -1;
-    if (weights == QWEN3_WEIGHTS_AUTO) weights = frozen && matrices_all_bf16(&s, &cfg) ? QWEN3_WEIGHTS_BF16 : QWEN3_WEIGHTS_F32;
-    if (weights == QWEN3_WEIGHTS_BF16) qwen3_create_bf16(m, &cfg);
+    if (weights == QWEN3_WEIGHTS_AUTO)
+        weights = frozen && matrices_all_bf16(&s, &cfg, 0) ? QWEN3_WEIGHTS_BF16 : QWEN3_WEIGHTS_F32;
+    // BF16 matrices are read where they lie in the mapped files; the model keeps the files open.
+    int mapped = weights == QWEN3_WEIGHTS_BF16 && matrices_all_bf16(&s, &cfg, 1);
+    if (weights == QWEN3_WEIGHTS_BF16) qwen3_create_bf16(m, &cfg, !mapped);
     else if (weights == QWEN3_WEIGHTS_Q8) {
         if (qwen3_create_q8(m, &cfg) != 0) {
             shards_close(&s);
@@ -205,14 +217,20 @@ int qwen3_load_ex(Qwen3 *m, const char *dir, int frozen, int weights) {
         Qwen3ParamInfo info = qwen3_param_info(&cfg, i);
         if (info.numel == 0) continue;  // tied lm_head: a stored copy is ignored, as transformers does
         float *dst = *qwen3_param_slot(&m->params, i);
-        uint16_t *dst16 = dst ? NULL : m->w16[i];
+        const int bf16 = !dst && m->w16[i];
         int layers = info.per_layer ? cfg.num_layers : 1;
         size_t per = info.numel / (size_t)layers;
         if (!dst && m->q8[i] && !tmp) tmp = xmalloc(sizeof(float) * per);
         for (int l = 0; l < layers && rc == 0; l++) {
             snprintf(name, sizeof name, info.hf_name, l);
-            if (dst16) rc = load_tensor_bf16(&s, dir, name, info.ndim, info.shape, dst16 + (size_t)l * per);
-            else if (!dst) {
+            if (bf16 && mapped) {
+                const SafeTensors *f;
+                const StTensor *t = find_checked(&s, dir, name, info.ndim, info.shape, &f);
+                if (t) m->w16[i][l] = (const uint16_t *)(const void *)t->data;
+                else rc = -1;
+            } else if (bf16) {
+                rc = load_tensor_bf16(&s, dir, name, info.ndim, info.shape, m->w16_memory + (m->w16[i][l] - m->w16_memory));
+            } else if (!dst) {
                 rc = load_tensor(&s, dir, name, info.ndim, info.shape, tmp);
                 if (rc == 0) qwen3_set_q8(m, i, (size_t)l * per, tmp, per);
             } else rc = load_tensor(&s, dir, name, info.ndim, info.shape, dst + (size_t)l * per);
@@ -220,7 +238,12 @@ int qwen3_load_ex(Qwen3 *m, const char *dir, int frozen, int weights) {
         free(tmp);  // the next matrix may be larger
         tmp = NULL;
     }
-    shards_close(&s);
+    if (mapped && rc == 0) {
+        m->mapped_files = xmalloc(sizeof s);
+        memcpy(m->mapped_files, &s, sizeof s);
+    } else {
+        shards_close(&s);
+    }
     if (rc != 0) qwen3_free(m);
     return rc;
 }

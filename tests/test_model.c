@@ -161,7 +161,7 @@ static void check_decode(const char *name, int weights) {
     char dir[512];
     snprintf(dir, sizeof dir, FIX "%s", name);
     cr_assert_eq(qwen3_load_ex(&m, dir, 1, weights), 0, "%s", paw_last_error());
-    cr_assert_eq(m.w16_memory != NULL, weights == QWEN3_WEIGHTS_BF16);
+    cr_assert_eq(m.num_w16 != 0, weights == QWEN3_WEIGHTS_BF16);
     Ref r;
     load_ref(&r, name);
     int64_t np, ng;
@@ -349,11 +349,19 @@ Test(model, row_caches_decode_each_sequence_as_if_alone) {
 
 // The bf16 checkpoint's matrices kept as bf16: the same HF logits and loss, and bit for bit the
 // f32-loaded model's logits (the products sum in the same order for both weight types). Decoding
-// against transformers' tokens and the full forward, like the f32 model.
+// against transformers' tokens and the full forward, like the f32 model. The matrices are read in
+// place from the mapped shards, which the model keeps open: deleting the directory after the load
+// changes nothing.
 Test(model, bf16_weights_match_transformers_and_the_f32_load) {
     Qwen3 a, b;
-    cr_assert_eq(qwen3_load_ex(&a, FIX "tiny-untied-bf16-sharded", 1, QWEN3_WEIGHTS_AUTO), 0, "%s", paw_last_error());
-    cr_assert_not_null(a.w16_memory, "auto on a BF16 checkpoint keeps bf16 weights");
+    char tmp[] = "/tmp/paw-bf16-mapped-XXXXXX", cmd[256];
+    cr_assert_not_null(mkdtemp(tmp));
+    snprintf(cmd, sizeof cmd, "cp " FIX "tiny-untied-bf16-sharded/*.json " FIX "tiny-untied-bf16-sharded/model-* %s/", tmp);
+    cr_assert_eq(system(cmd), 0);
+    cr_assert_eq(qwen3_load_ex(&a, tmp, 1, QWEN3_WEIGHTS_AUTO), 0, "%s", paw_last_error());
+    cr_assert_eq(paw_rm_rf(tmp), 0);
+    cr_assert_str_eq(qwen3_weights_kind(&a), "bf16", "auto on a BF16 checkpoint keeps bf16 weights");
+    cr_assert(a.mapped_files && !a.w16_memory, "BF16 matrices are read where they lie, not copied");
     cr_assert_null(a.params.qw);
     cr_assert_null(a.params.lm_head);
     cr_assert_not_null(a.params.lnfw);
@@ -401,9 +409,10 @@ static void same_as_f32_model(Qwen3 *a, Qwen3 *b, double bound, const char *what
 Test(model, bf16_weights_from_f32_checkpoint_are_the_rounded_model) {
     Qwen3 a, b;
     cr_assert_eq(qwen3_load_ex(&a, FIX "tiny-gqa-tied", 1, QWEN3_WEIGHTS_AUTO), 0);
-    cr_assert_null(a.w16_memory, "auto on an F32 checkpoint keeps f32 weights");
+    cr_assert_str_eq(qwen3_weights_kind(&a), "f32", "auto on an F32 checkpoint keeps f32 weights");
     qwen3_free(&a);
     cr_assert_eq(qwen3_load_ex(&a, FIX "tiny-gqa-tied", 1, QWEN3_WEIGHTS_BF16), 0, "%s", paw_last_error());
+    cr_assert(a.w16_memory && !a.mapped_files, "F32 matrices are converted into held bf16 ones");
     cr_assert_eq(a.w16[13], a.w16[0], "tied LM head");
     cr_assert_eq(qwen3_load(&b, FIX "tiny-gqa-tied", 1), 0);
     for (int i = 0; i < QWEN3_NUM_PARAMS; i++) {
@@ -459,7 +468,7 @@ Test(model, bf16_weights_refuse_training_and_saving) {
     cr_assert(strstr(paw_last_error(), "inference"), "%s", paw_last_error());
     // auto on a trainable model: f32, whatever the checkpoint stores.
     cr_assert_eq(qwen3_load_ex(&m, FIX "tiny-untied-bf16-sharded", 0, QWEN3_WEIGHTS_AUTO), 0);
-    cr_assert_null(m.w16_memory);
+    cr_assert_str_eq(qwen3_weights_kind(&m), "f32");
     qwen3_free(&m);
     cr_assert_eq(qwen3_load_ex(&m, FIX "tiny-untied-bf16-sharded", 1, QWEN3_WEIGHTS_BF16), 0);
     Ref r;
