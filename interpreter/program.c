@@ -45,6 +45,10 @@ void paw_program_free(PawProgram *p) {
     for (int m = 0; m < LORA_NUM_MODULES; m++) {
         free(p->A[m]);
         free(p->B[m]);
+        free(p->qA[m]);
+        free(p->qB[m]);
+        free(p->qAd[m]);
+        free(p->qBd[m]);
     }
     memset(p, 0, sizeof *p);
 }
@@ -57,6 +61,8 @@ void paw_program_lora_view(const PawProgram *p, Qwen3Lora *lora) {
     for (int m = 0; m < LORA_NUM_MODULES; m++) {
         lora->A[m] = p->A[m];
         lora->B[m] = p->B[m];
+        lora->qA[m] = p->qA[m], lora->qAd[m] = p->qAd[m];
+        lora->qB[m] = p->qB[m], lora->qBd[m] = p->qBd[m];
     }
 }
 
@@ -291,6 +297,7 @@ int paw_program_write(const char *path, const PawProgram *p, int adapter_dtype) 
         if ((p->d_in[m] && p->d_in[m] != din) || (p->d_out[m] && p->d_out[m] != dout))
             return paw_error("%s: module %s is %dx%d, the interpreter shape needs d_in %d, d_out %d", path,
                              lora_module_names[m], p->d_in[m], p->d_out[m], din, dout);
+        if (p->qA[m]) return paw_error("%s: module %s is held as Q8 blocks for inference, not fp32", path, lora_module_names[m]);
         if (!p->A[m] || !p->B[m]) return paw_error("%s: module %s has no A or B weights", path, lora_module_names[m]);
         size_t na = (size_t)c->num_layers * p->rank * din, nb = (size_t)c->num_layers * dout * p->rank;
         for (size_t i = 0; i < na; i++)
@@ -423,8 +430,10 @@ typedef struct {
     const GgufTensor *a, *b;
 } Pair;
 
+static int is_q8_type(const GgufTensor *t) { return t->type == GGML_TYPE_Q4_0 || t->type == GGML_TYPE_Q8_0; }
+
 static int load_adapter(PawProgram *p, const Gguf *g, const char *where, int meta_rank, int have_meta_rank,
-                        float meta_alpha, int have_meta_alpha) {
+                        float meta_alpha, int have_meta_alpha, int q8) {
     const char *type = gguf_get_str(g, "general.type");
     if (!type || strcmp(type, "adapter") != 0)
         return paw_error("%s: general.type is '%s', expected 'adapter'", where, type ? type : "(missing)");
@@ -521,11 +530,31 @@ static int load_adapter(PawProgram *p, const Gguf *g, const char *where, int met
             if (pairs[i].a) p->adapter_dtype = pairs[i].a->type;
         for (int m = 0; m < LORA_NUM_MODULES; m++) {
             size_t na = (size_t)r * p->d_in[m], nb = (size_t)p->d_out[m] * r;
-            p->A[m] = xcalloc((size_t)L * na, sizeof(float));
-            p->B[m] = xcalloc((size_t)L * nb, sizeof(float));
+            // Held as Q8 blocks when asked and every tensor of the module is Q4_0 or Q8_0 (which
+            // implies rows of multiples of 32: d_in for A, r for B); absent pairs are zero blocks.
+            int mq8 = q8 && p->d_in[m] % 32 == 0 && r % 32 == 0;
+            for (int l = 0; l < L && mq8; l++) {
+                const Pair *pr = &pairs[(size_t)l * LORA_NUM_MODULES + m];
+                mq8 = !pr->a || (is_q8_type(pr->a) && is_q8_type(pr->b));
+            }
+            if (mq8) {
+                p->qA[m] = xcalloc((size_t)L * na, 1);
+                p->qB[m] = xcalloc((size_t)L * nb, 1);
+                p->qAd[m] = xcalloc((size_t)L * na / 32, sizeof(float));
+                p->qBd[m] = xcalloc((size_t)L * nb / 32, sizeof(float));
+            } else {
+                p->A[m] = xcalloc((size_t)L * na, sizeof(float));
+                p->B[m] = xcalloc((size_t)L * nb, sizeof(float));
+            }
             for (int l = 0; l < L && rc == 0; l++) {
                 const Pair *pr = &pairs[(size_t)l * LORA_NUM_MODULES + m];
                 if (!pr->a) continue;  // absent pair: zeros, no LoRA on this projection
+                if (mq8) {
+                    const size_t ao = (size_t)l * na, bo = (size_t)l * nb;
+                    rc = gguf_tensor_to_q8(g, pr->a, p->qA[m] + ao, p->qAd[m] + ao / 32);
+                    if (rc == 0) rc = gguf_tensor_to_q8(g, pr->b, p->qB[m] + bo, p->qBd[m] + bo / 32);
+                    continue;
+                }
                 rc = gguf_tensor_to_f32(g, pr->a, p->A[m] + (size_t)l * na);
                 if (rc == 0) rc = gguf_tensor_to_f32(g, pr->b, p->B[m] + (size_t)l * nb);
             }
@@ -576,7 +605,9 @@ static int read_meta(PawProgram *p, const char *json, size_t n, const char *wher
     return rc;
 }
 
-int paw_program_read(const char *path, PawProgram *p) {
+int paw_program_read(const char *path, PawProgram *p) { return paw_program_read_ex(path, p, 0); }
+
+int paw_program_read_ex(const char *path, PawProgram *p, int flags) {
     memset(p, 0, sizeof *p);
     int zerr = 0;
     zip_t *za = zip_open(path, ZIP_RDONLY | ZIP_CHECKCONS, &zerr);
@@ -628,7 +659,8 @@ int paw_program_read(const char *path, PawProgram *p) {
     if (rc == 0) {
         snprintf(where, sizeof where, "%s: %s", path, MEMBER_ADAPTER);
         rc = gguf_parse(&g, adapter, nadapter, where);
-        if (rc == 0) rc = load_adapter(p, &g, where, meta_rank, have_rank, meta_alpha, have_alpha);
+        if (rc == 0)
+            rc = load_adapter(p, &g, where, meta_rank, have_rank, meta_alpha, have_alpha, flags & PAW_PROGRAM_Q8_ADAPTER);
         gguf_close(&g);
     }
     if (rc == 0 && peft) {

@@ -55,6 +55,11 @@ typedef struct {
     int L;
     int d_in[LORA_NUM_MODULES], d_out[LORA_NUM_MODULES];
     float *A[LORA_NUM_MODULES], *B[LORA_NUM_MODULES];
+    // Read with PAW_PROGRAM_Q8_ADAPTER: modules stored as Q4_0 or Q8_0 are held as Q8 blocks
+    // instead of A and B (NULL then): int8 values in the same layouts and one fp32 scale per 32
+    // along each row (Qwen3Lora's qA/qB, for CPU inference).
+    int8_t *qA[LORA_NUM_MODULES], *qB[LORA_NUM_MODULES];
+    float *qAd[LORA_NUM_MODULES], *qBd[LORA_NUM_MODULES];
     int adapter_dtype;     // read: the ggml type of the first adapter tensor
 } PawProgram;
 
@@ -66,6 +71,11 @@ int paw_program_write(const char *path, const PawProgram *p, int adapter_dtype);
 // Reads and validates a bundle, dequantizing the adapter to fp32. p is overwritten; free it
 // with paw_program_free. -1 + paw_error naming the file and member on failure (p left empty).
 int paw_program_read(const char *path, PawProgram *p);
+// The same; flags PAW_PROGRAM_Q8_ADAPTER: keep Q4_0/Q8_0 modules as Q8 blocks, exactly (their
+// values are those the fp32 read gives; an adapter takes 1.125 bytes a value instead of 4, for
+// the CPU products to read). Such a program runs on the CPU only and cannot be written back.
+enum { PAW_PROGRAM_Q8_ADAPTER = 1 };
+int paw_program_read_ex(const char *path, PawProgram *p, int flags);
 void paw_program_free(PawProgram *p);
 // 0 when the program fits the interpreter (layers and every module's d_in/d_out, plus the
 // recorded shape fields when present); else -1 + paw_error with expected and found values.

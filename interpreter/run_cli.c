@@ -98,7 +98,8 @@ int cmd_run(int argc, char **argv) {
         return 2;
     }
     PawProgram prog;
-    if (paw_program_read(pos[0], &prog) != 0) {
+    // On the CPU a Q4_0/Q8_0 adapter stays in Q8 blocks (the same outputs, a quarter of the bytes).
+    if (paw_program_read_ex(pos[0], &prog, cuda ? 0 : PAW_PROGRAM_Q8_ADAPTER) != 0) {
         fprintf(stderr, "paw run: %s\n", paw_last_error());
         return 1;
     }

@@ -87,6 +87,8 @@ void paw_gpu_runner_free(PawGpuRunner *r) {
 int paw_gpu_runner_add_program(PawGpuRunner *r, const char *template_text, const Qwen3Lora *lora) {
     if (lora && lora->nb != 1)
         return paw_error("gpu runner: a program adapter holds %d adapters, expected 1", lora->nb);
+    for (int m = 0; lora && m < LORA_NUM_MODULES; m++)
+        if (lora->qA[m]) return paw_error("gpu runner: the adapter is held as Q8 blocks (CPU inference); it needs fp32");
     if (r->nprog == r->cap_prog) {
         r->cap_prog = r->cap_prog ? 2 * r->cap_prog : 8;
         r->progs = xrealloc(r->progs, sizeof(PawRunner) * (size_t)r->cap_prog);

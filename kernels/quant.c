@@ -133,6 +133,26 @@ void dequantize_q8_0(const uint8_t *in, float *y, int64_t n) {
     }
 }
 
+void q4_0_to_q8(const uint8_t *in, int8_t *q, float *d, int64_t n) {
+    for (int64_t b = 0; b < n / QK4_0; b++) {
+        const uint8_t *ib = in + b * Q4_0_BLOCK_BYTES;
+        int8_t *qb = q + b * QK4_0;
+        d[b] = get_f16(ib);
+        for (int j = 0; j < QK4_0 / 2; j++) {
+            qb[j] = (int8_t)((ib[2 + j] & 0x0f) - 8);
+            qb[j + QK4_0 / 2] = (int8_t)((ib[2 + j] >> 4) - 8);
+        }
+    }
+}
+
+void q8_0_to_q8(const uint8_t *in, int8_t *q, float *d, int64_t n) {
+    for (int64_t b = 0; b < n / QK8_0; b++) {
+        const uint8_t *ib = in + b * Q8_0_BLOCK_BYTES;
+        d[b] = get_f16(ib);
+        memcpy(q + b * QK8_0, ib + 2, QK8_0);
+    }
+}
+
 void f32_to_f16_array(const float *x, uint16_t *out, int64_t n) {
     for (int64_t i = 0; i < n; i++) out[i] = st_f32_to_f16(x[i]);
 }

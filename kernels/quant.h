@@ -45,6 +45,13 @@ void dequantize_q4_0(const uint8_t *in, float *y, int64_t n);
 void quantize_q8_0(const float *x, uint8_t *out, int64_t n);
 void dequantize_q8_0(const uint8_t *in, float *y, int64_t n);
 
+// Q4_0 or Q8_0 blocks -> int8 values q[n] and their fp32 scales d[n / 32], without rounding:
+// q[i] * d[i / 32] is bit for bit the value the dequantize functions give (an fp16 scale times
+// an integer of at most 8 bits is exact in fp32). The layout the CPU products read
+// (kernels/matmul.h, Q8 weights): a Q4_0 adapter held this way reads 1.125 bytes a value, not 4.
+void q4_0_to_q8(const uint8_t *in, int8_t *q, float *d, int64_t n);
+void q8_0_to_q8(const uint8_t *in, int8_t *q, float *d, int64_t n);
+
 // Element-wise conversions (little-endian storage), via model/safetensors.h's scalar ones.
 void f32_to_f16_array(const float *x, uint16_t *out, int64_t n);
 void f16_to_f32_array(const uint16_t *in, float *y, int64_t n);

@@ -11,6 +11,7 @@
 #include "common/error.h"
 #include "common/progress.h"
 #include "common/rng.h"
+#include "kernels/quant.h"
 #include "model/qwen3.h"
 #include "model/safetensors.h"
 
@@ -258,6 +259,53 @@ static int bench_cpu(int argc, char **argv) {
             printf("| 1 | %.1f | %.1f | 1.00x |\n", 1e3 * a1, 1 / a1);
             printf("| %d of one program | %.1f | %.1f | %.2fx |\n", rows, 1e3 * ashared, rows / ashared, rows * a1 / ashared);
             printf("| %d of %d programs | %.1f | %.1f | %.2fx |\n", rows, rows, 1e3 * amixed, rows / amixed, rows * a1 / amixed);
+            // Program 0's adapter through Q4_0, as paw compile writes it, held as Q8 blocks, as
+            // paw run holds it on the CPU: against the same Q4_0 values in fp32.
+            if (lora_rank % 32 == 0 && cfg.hidden_size % 32 == 0 && cfg.intermediate_size % 32 == 0) {
+                Qwen3Lora lq = lo[0], lf = lo[0];
+                const Qwen3Lora *lqp = &lq, *lfp = &lf;
+                size_t qbytes = 0;
+                for (int mod = 0; mod < LORA_NUM_MODULES; mod++) {
+                    int din, dout;
+                    lora_module_dims(&cfg, mod, &din, &dout);
+                    size_t n[2] = {(size_t)cfg.num_layers * lora_rank * din, (size_t)cfg.num_layers * dout * lora_rank};
+                    for (int ab = 0; ab < 2; ab++) {
+                        float *src = ab ? lo[0].B[mod] : lo[0].A[mod], *deq = xmalloc(sizeof(float) * n[ab]);
+                        uint8_t *blk = xmalloc(n[ab] / 32 * Q4_0_BLOCK_BYTES);
+                        int8_t *q = xmalloc(n[ab]);
+                        float *d = xmalloc(sizeof(float) * (n[ab] / 32));
+                        quantize_q4_0(src, blk, (int64_t)n[ab]);
+                        dequantize_q4_0(blk, deq, (int64_t)n[ab]);
+                        q4_0_to_q8(blk, q, d, (int64_t)n[ab]);
+                        free(blk);
+                        if (ab) lf.B[mod] = deq, lq.qB[mod] = q, lq.qBd[mod] = d, lq.B[mod] = NULL;
+                        else lf.A[mod] = deq, lq.qA[mod] = q, lq.qAd[mod] = d, lq.A[mod] = NULL;
+                        qbytes += n[ab] + sizeof(float) * (n[ab] / 32);
+                    }
+                }
+                int *tq = xmalloc(sizeof(int) * (size_t)decode), *tf = xmalloc(sizeof(int) * (size_t)decode);
+                fprintf(stderr, "  decoding %d tokens, bf16 weights, a Q4_0 adapter as fp32 and as Q8...\n", decode);
+                double f1 = decode_seconds(&m, ids, T, decode, 1, iters, tf, &lfp, 1);
+                double q1 = decode_seconds(&m, ids, T, decode, 1, iters, tq, &lqp, 1);
+                const Qwen3Lora *lqr[64], *lfr[64];
+                for (int b = 0; b < rows; b++) lqr[b] = &lq, lfr[b] = &lf;
+                double fr = decode_seconds(&m, ids, T, decode, rows, iters, tokr, lfr, 1);
+                double qr = decode_seconds(&m, ids, T, decode, rows, iters, tokr, lqr, 1);
+                int sameq = 0;
+                while (sameq < decode && tq[sameq] == tf[sameq]) sameq++;
+                printf("the first program's adapter through Q4_0 (paw compile's default), held in fp32 (%.1f MB) and as "
+                       "Q8 blocks (%.1f MB; paw run on the CPU):\n", lbytes / 1e6, qbytes / 1e6);
+                printf("| 1, fp32 | %.1f | %.1f | |\n| 1, Q8 | %.1f | %.1f | %.2fx fp32 |\n", 1e3 * f1, 1 / f1, 1e3 * q1,
+                       1 / q1, f1 / q1);
+                printf("| %d of one program, fp32 | %.1f | %.1f | |\n| %d of one program, Q8 | %.1f | %.1f | %.2fx fp32 |\n",
+                       rows, 1e3 * fr, rows / fr, rows, 1e3 * qr, rows / qr, fr / qr);
+                printf("tokens equal: Q8 vs fp32 adapter the first %d of %d (expected: all)\n", sameq, decode);
+                for (int mod = 0; mod < LORA_NUM_MODULES; mod++) {
+                    free(lf.A[mod]), free(lf.B[mod]);
+                    free((void *)lq.qA[mod]), free((void *)lq.qB[mod]), free((void *)lq.qAd[mod]), free((void *)lq.qBd[mod]);
+                }
+                free(tq), free(tf);
+            }
             for (int b = 0; b < rows; b++)
                 for (int mod = 0; mod < LORA_NUM_MODULES; mod++) free(lo[b].A[mod]), free(lo[b].B[mod]);
             free(lo), free(lp);

@@ -350,6 +350,16 @@ int gguf_tensor_to_f32(const Gguf *g, const GgufTensor *t, float *dst) {
     }
 }
 
+int gguf_tensor_to_q8(const Gguf *g, const GgufTensor *t, int8_t *q, float *d) {
+    switch (t->type) {
+    case GGML_TYPE_Q8_0: q8_0_to_q8(t->data, q, d, t->numel); return 0;
+    case GGML_TYPE_Q4_0: q4_0_to_q8(t->data, q, d, t->numel); return 0;
+    default:
+        return paw_error("%s: tensor '%s': type %s is not held as Q8 blocks, expected Q8_0 or Q4_0",
+                         g && g->path ? g->path : "?", t->name, ggml_type_name(t->type));
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Writer
 

@@ -95,6 +95,9 @@ int gguf_get_number(const Gguf *g, const char *key, double *out);
 
 // Decodes a F32/F16/BF16/Q8_0/Q4_0 tensor into numel floats. -1 + paw_error for other types.
 int gguf_tensor_to_f32(const Gguf *g, const GgufTensor *t, float *dst);
+// A Q8_0 or Q4_0 tensor as int8 values q[numel] and fp32 scales d[numel / 32], exactly
+// (kernels/quant.h: q4_0_to_q8). -1 + paw_error for other types.
+int gguf_tensor_to_q8(const Gguf *g, const GgufTensor *t, int8_t *q, float *d);
 
 // ---------------------------------------------------------------------------------------------
 // Writer: collects key/values and tensors in memory, then serialises them.

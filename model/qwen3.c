@@ -312,6 +312,24 @@ void qwen3_embedding_row(const Qwen3 *m, int id, float *out) {
     else embedding_forward_bf16(out, &id, m->w16[W_EMBED][0], 1, C);
 }
 
+// Module mod's side path at layer l for nb adapters of T rows each: fp32 or Q8 weights.
+static void lora_module_forward(const Qwen3Lora *a, int mod, int l, float *y, float *u, const float *x, int nb, int T,
+                                int din, int dout) {
+    const int r = a->rank;
+    const size_t ao = (size_t)l * a->nb * r * din, bo = (size_t)l * a->nb * dout * r;
+    if (a->qA[mod])
+        lora_forward_q8(y, u, x, a->qA[mod] + ao, a->qAd[mod] + ao / 32, a->qB[mod] + bo, a->qBd[mod] + bo / 32, nb, T,
+                        din, dout, r, a->scale);
+    else
+        lora_forward(y, u, x, a->A[mod] + ao, a->B[mod] + bo, nb, T, din, dout, r, a->scale);
+}
+
+static int lora_has_q8(const Qwen3Lora *a) {
+    for (int mod = 0; a && mod < LORA_NUM_MODULES; mod++)
+        if (a->qA[mod]) return 1;
+    return 0;
+}
+
 int qwen3_forward(Qwen3 *m, const Qwen3Inputs *in, int B, int T) {
     const Qwen3Config *c = &m->cfg;
     const int C = c->hidden_size, I = c->intermediate_size, L = c->num_layers, V = c->vocab_size;
@@ -375,17 +393,14 @@ int qwen3_forward(Qwen3 *m, const Qwen3Inputs *in, int B, int T) {
         if (lora) {                                                                                                  \
             int din_, dout_;                                                                                         \
             lora_module_dims(c, mod, &din_, &dout_);                                                                 \
-            lora_forward(y, LORA_U(mod, l), x, lora->A[mod] + (size_t)l * lora->nb * R * din_,                      \
-                         lora->B[mod] + (size_t)l * lora->nb * dout_ * R, LORA_NB, LORA_T, din_, dout_, R, lora->scale); \
+            lora_module_forward(lora, mod, l, y, LORA_U(mod, l), x, LORA_NB, LORA_T, din_, dout_);                  \
         }                                                                                                            \
         for (int b_ = 0; rlora && b_ < B; b_++) {                                                                    \
-            const Qwen3Lora *o_ = rlora[b_];                                                                         \
-            if (!o_) continue;                                                                                       \
-            int din_, dout_, r_ = o_->rank;                                                                          \
+            if (!rlora[b_]) continue;                                                                                \
+            int din_, dout_;                                                                                         \
             lora_module_dims(c, mod, &din_, &dout_);                                                                 \
-            lora_forward((y) + (size_t)b_ * T * dout_, m->lora_u, (x) + (size_t)b_ * T * din_,                       \
-                         o_->A[mod] + (size_t)l * r_ * din_, o_->B[mod] + (size_t)l * dout_ * r_, 1, T, din_, dout_, r_,   \
-                         o_->scale);                                                                                 \
+            lora_module_forward(rlora[b_], mod, l, (y) + (size_t)b_ * T * dout_, m->lora_u,                          \
+                                (x) + (size_t)b_ * T * din_, 1, T, din_, dout_);                                     \
         }                                                                                                            \
     } while (0)
 
@@ -511,6 +526,8 @@ int qwen3_backward(Qwen3 *m, float grad_scale) {
 int qwen3_backward_ex(Qwen3 *m, const Qwen3BackwardArgs *args) {
     if (m->inference_only)
         return paw_error("backward: the model holds %s inference weights (load it with f32 weights)", qwen3_weights_kind(m));
+    if (lora_has_q8(m->lora))
+        return paw_error("backward: the adapters hold Q8 inference weights (trainable adapters are fp32)");
     if (!m->backward_ok)
         return paw_error("backward: needs a full-sequence forward (no KV cache) just before it");
     const Qwen3Config *c = &m->cfg;

@@ -98,6 +98,11 @@ typedef struct {
     float *B[LORA_NUM_MODULES];    // [L, nb, d_out, r]
     float *dA[LORA_NUM_MODULES];   // gradients, accumulated; NULL when not wanted
     float *dB[LORA_NUM_MODULES];
+    // Inference only: a module whose qA is set reads these Q8 weights instead of A and B (int8
+    // values in A's and B's layouts, one fp32 scale per 32 along each row; kernels/lora.h), as a
+    // Q4_0 or Q8_0 program file holds them: the same outputs, bit for bit, at 1.125 bytes a weight.
+    const int8_t *qA[LORA_NUM_MODULES], *qB[LORA_NUM_MODULES];
+    const float *qAd[LORA_NUM_MODULES], *qBd[LORA_NUM_MODULES];
 } Qwen3Lora;
 
 enum { QWEN3_LOGITS_ALL = 0, QWEN3_LOGITS_LAST = 1, QWEN3_LOGITS_NONE = 2 };

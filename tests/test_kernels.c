@@ -9,6 +9,7 @@
 #include "kernels/attention.h"
 #include "kernels/crossentropy.h"
 #include "kernels/embedding.h"
+#include "kernels/lora.h"
 #include "kernels/matmul.h"
 #include "kernels/quant.h"
 #include "kernels/rmsnorm.h"
@@ -162,6 +163,34 @@ Test(kernels, matmul_q8_weights_match_fp32_on_dequantized_weights) {
         for (int c = 0; c < C; c++)
             cr_assert_eq(out[n * C + c], ids[n] < 0 ? -7.0f : deq[ids[n] * C + c], "token %d, element %d", n, c);
     free(t), free(deq), free(d), free(q);
+}
+
+// The LoRA side path with Q8 adapters (Q4_0/Q8_0 programs on the CPU): bit for bit the fp32 path
+// on the dequantized adapters, one adapter for many rows (paw run) and one per sequence, with
+// rows for the one-row products and for the packed GEMM, and accumulating into y.
+Test(kernels, lora_q8_adapters_match_fp32_on_dequantized_adapters) {
+    int cases[][5] = {{1, 1, 64, 96, 32}, {1, 4, 96, 64, 64}, {3, 2, 64, 160, 32}, {1, 40, 128, 96, 32}, {2, 33, 64, 64, 64}};
+    for (size_t s = 0; s < sizeof cases / sizeof cases[0]; s++) {
+        int nb = cases[s][0], T = cases[s][1], din = cases[s][2], dout = cases[s][3], r = cases[s][4];
+        size_t na = (size_t)nb * r * din, nbw = (size_t)nb * dout * r, nx = (size_t)nb * T * din, ny = (size_t)nb * T * dout;
+        float *A = randn(na, 61 + s, 1), *Bw = randn(nbw, 62 + s, 1), *x = randn(nx, 63 + s, 1), *y0 = randn(ny, 64 + s, 1);
+        int8_t *qa = xmalloc(na), *qb = xmalloc(nbw);
+        float *da = xmalloc(sizeof(float) * na / 32), *db = xmalloc(sizeof(float) * nbw / 32);
+        float *dqa = xmalloc(sizeof(float) * na), *dqb = xmalloc(sizeof(float) * nbw);
+        q8_split(A, na, qa, da, dqa);
+        q8_split(Bw, nbw, qb, db, dqb);
+        float *y = xmalloc(sizeof(float) * ny), *yr = xmalloc(sizeof(float) * ny);
+        float *u = xmalloc(sizeof(float) * (size_t)nb * T * r), *ur = xmalloc(sizeof(float) * (size_t)nb * T * r);
+        memcpy(y, y0, sizeof(float) * ny), memcpy(yr, y0, sizeof(float) * ny);
+        for (size_t i = 0; i < (size_t)nb * T * r; i++) u[i] = NAN;
+        lora_forward(yr, ur, x, dqa, dqb, nb, T, din, dout, r, 0.25f);
+        lora_forward_q8(y, u, x, qa, da, qb, db, nb, T, din, dout, r, 0.25f);
+        cr_assert(memcmp(u, ur, sizeof(float) * (size_t)nb * T * r) == 0, "u, case %zu", s);
+        cr_assert(memcmp(y, yr, sizeof(float) * ny) == 0, "y, case %zu: %g", s, rel_max(y, yr, ny));
+        cr_assert(rel_max(y, y0, ny) > 0, "the side path added something");
+        free(A), free(Bw), free(x), free(y0), free(qa), free(qb), free(da), free(db), free(dqa), free(dqb);
+        free(y), free(yr), free(u), free(ur);
+    }
 }
 
 Test(kernels, embedding_lookup_from_bf16_table_is_exact) {

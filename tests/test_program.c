@@ -164,6 +164,72 @@ Test(program, round_trip_every_dtype) {
     rm_tree(dir);
 }
 
+// Read for CPU inference (PAW_PROGRAM_Q8_ADAPTER), Q4_0 and Q8_0 adapters stay in Q8 blocks whose
+// values are exactly the fp32 read's, and an interpreter with them gives the same logits, bit for
+// bit; F16 and F32 adapters read as fp32 as before. Such a program is for inference only: no
+// backward through it, no writing it back.
+Test(program, q8_adapters_for_cpu_inference) {
+    char *dir = tmpdir_new();
+    char *path = paw_path_join(dir, "p.paw");
+    Qwen3Config shape = tiny_shape();
+    shape.rms_norm_eps = 1e-6, shape.rope_theta = 1e6, shape.max_position_embeddings = 64;
+    shape.tie_word_embeddings = 1;
+    Qwen3 model;
+    qwen3_create(&model, &shape, 1);
+    qwen3_init_random(&model, 7, 0.05f);
+    PawProgram p, f, q;
+    make_program(&p, &shape, 32);
+    int types[4] = {GGML_TYPE_Q4_0, GGML_TYPE_Q8_0, GGML_TYPE_F16, GGML_TYPE_F32};
+    int ids[2 * 9], targets[2 * 9];
+    for (int i = 0; i < 18; i++) ids[i] = (37 * i + 5) % shape.vocab_size, targets[i] = (ids[i] + 1) % shape.vocab_size;
+    size_t nl = (size_t)18 * shape.vocab_size;
+    float *want = malloc(sizeof(float) * nl);
+    for (int k = 0; k < 4; k++) {
+        cr_assert_eq(paw_program_write(path, &p, types[k]), 0, "%s", paw_last_error());
+        cr_assert_eq(paw_program_read(path, &f), 0, "%s", paw_last_error());
+        cr_assert_eq(paw_program_read_ex(path, &q, PAW_PROGRAM_Q8_ADAPTER), 0, "%s", paw_last_error());
+        int held_q8 = types[k] == GGML_TYPE_Q4_0 || types[k] == GGML_TYPE_Q8_0;
+        for (int m = 0; m < LORA_NUM_MODULES; m++) {
+            size_t na = (size_t)q.L * q.rank * q.d_in[m], nb = (size_t)q.L * q.d_out[m] * q.rank;
+            cr_assert_eq(q.qA[m] != NULL, held_q8, "type %d module %d", types[k], m);
+            cr_assert_eq(q.A[m] == NULL, held_q8);
+            if (!held_q8) continue;
+            for (size_t i = 0; i < na; i++) {
+                float v = q.qAd[m][i / 32] * (float)q.qA[m][i];
+                cr_assert(memcmp(&v, &f.A[m][i], 4) == 0, "A module %d value %zu", m, i);
+            }
+            for (size_t i = 0; i < nb; i++) {
+                float v = q.qBd[m][i / 32] * (float)q.qB[m][i];
+                cr_assert(memcmp(&v, &f.B[m][i], 4) == 0, "B module %d value %zu", m, i);
+            }
+        }
+        Qwen3Lora lf, lq;
+        paw_program_lora_view(&f, &lf);
+        paw_program_lora_view(&q, &lq);
+        Qwen3Inputs in = {.ids = ids, .targets = targets, .lora = &lf};
+        cr_assert_eq(qwen3_forward(&model, &in, 2, 9), 0, "%s", paw_last_error());
+        memcpy(want, model.acts.logits, sizeof(float) * nl);
+        in.lora = &lq;
+        cr_assert_eq(qwen3_forward(&model, &in, 2, 9), 0, "%s", paw_last_error());
+        cr_assert(memcmp(want, model.acts.logits, sizeof(float) * nl) == 0, "logits with the adapter of type %d", types[k]);
+        if (held_q8) {
+            cr_assert_eq(qwen3_backward(&model, 0), -1);
+            cr_assert(strstr(paw_last_error(), "Q8 inference weights"), "%s", paw_last_error());
+            char *again = paw_path_join(dir, "again.paw");
+            cr_assert_eq(paw_program_write(again, &q, GGML_TYPE_Q4_0), -1);
+            cr_assert(strstr(paw_last_error(), "Q8 blocks"), "%s", paw_last_error());
+            free(again);
+        }
+        paw_program_free(&f);
+        paw_program_free(&q);
+    }
+    free(want);
+    qwen3_free(&model);
+    paw_program_free(&p);
+    free(path);
+    rm_tree(dir);
+}
+
 // The program id is sha256(adapter.gguf + prompt_template.txt), and the bundle holds the four
 // members with the adapter stored uncompressed.
 static uint8_t *member(const char *path, const char *name, size_t *n) {

@@ -8,6 +8,7 @@
 #include "common/fileio.h"
 #include "interpreter/program.h"
 #include "kernels/quant.h"
+#include "data/template.h"
 #include "data/vocab_map.h"
 #include "model/safetensors.h"
 #include "tests/interactive.h"
@@ -441,5 +442,73 @@ Test(programs_cli, generate_prompt_text, .timeout = 120) {
     paw_vocab_map_free(&vm);
     cJSON_Delete(o);
     free(text), free(tk), free(gi), free(want), free(got), free(err), free(c1), free(c2), free(e1);
+    sh("rm -rf %s", W);
+}
+
+// paw run on the CPU holds a Q4_0 adapter as Q8 blocks. Through the command line, its outputs are
+// those of the same program written with F32 adapters (the Q4_0 values, exactly), which runs the
+// fp32 products; and they differ from a zero adapter's, so the adapter is in use.
+Test(programs_cli, q4_0_program_runs_from_q8_blocks, .timeout = 300) {
+    make_world(W);
+    const char *p = paw_bin();
+    char path[256];
+    Qwen3Config shape;
+    snprintf(path, sizeof path, "%s/interp/config.json", W);
+    cr_assert_eq(qwen3_config_load(&shape, path), 0, "%s", paw_last_error());
+    PawProgram prog = {0}, back;
+    prog.interpreter = xstrdup(W), prog.spec = xstrdup("test");
+    char *input, *target;
+    first_test_example(&input, &target);
+    char *pp = slurp("%s/pp.txt", W);
+    prog.template_text = paw_interpreter_prompt_template(pp);  // tokens of the trimmed vocabulary
+    prog.rank = 32, prog.alpha = 32.0f, prog.shape = shape;
+    unsigned long long st = 99;
+    for (int m = 0; m < LORA_NUM_MODULES; m++) {
+        int din, dout;
+        lora_module_dims(&shape, m, &din, &dout);
+        size_t na = (size_t)shape.num_layers * 32 * din, nb = (size_t)shape.num_layers * dout * 32;
+        prog.A[m] = xmalloc(sizeof(float) * na), prog.B[m] = xmalloc(sizeof(float) * nb);
+        for (size_t i = 0; i < na + nb; i++) {
+            st = st * 6364136223846793005ull + 1442695040888963407ull;
+            float v = 0.6f * ((float)(st >> 40) / (float)(1 << 24) - 0.5f);
+            if (i < na) prog.A[m][i] = v;
+            else prog.B[m][i - na] = v;
+        }
+    }
+    snprintf(path, sizeof path, "%s/q4.paw", W);
+    cr_assert_eq(paw_program_write(path, &prog, GGML_TYPE_Q4_0), 0, "%s", paw_last_error());
+    cr_assert_eq(paw_program_read(path, &back), 0, "%s", paw_last_error());
+    snprintf(path, sizeof path, "%s/f32.paw", W);
+    cr_assert_eq(paw_program_write(path, &back, GGML_TYPE_F32), 0, "%s", paw_last_error());
+    for (int m = 0; m < LORA_NUM_MODULES; m++) {
+        int din, dout;
+        lora_module_dims(&shape, m, &din, &dout);
+        memset(back.B[m], 0, sizeof(float) * (size_t)shape.num_layers * dout * 32);
+    }
+    snprintf(path, sizeof path, "%s/zero.paw", W);
+    cr_assert_eq(paw_program_write(path, &back, GGML_TYPE_F32), 0, "%s", paw_last_error());
+    paw_program_free(&prog), paw_program_free(&back);
+    // The test set's inputs, one a line.
+    char *text = slurp("%s/jsonl/test.jsonl", W), *ins = xcalloc(strlen(text) + 1, 1), *line = text;
+    for (char *nl; (nl = strchr(line, '\n')); line = nl + 1) {
+        *nl = 0;
+        cJSON *o = cJSON_Parse(line);
+        const char *in = cJSON_GetObjectItem(o, "input")->valuestring;
+        if (!strchr(in, '\n')) strcat(strcat(ins, in), "\n");
+        cJSON_Delete(o);
+    }
+    snprintf(path, sizeof path, "%s/in.txt", W);
+    cr_assert_eq(paw_write_file_atomic(path, ins, strlen(ins)), 0);
+    free(text), free(ins), free(pp), free(input), free(target);
+    const char *names[3] = {"q4", "f32", "zero"};
+    char *out[3];
+    for (int k = 0; k < 3; k++) {
+        cr_assert_eq(sh("%s run %s/%s.paw --interpreter %s/interp --max-new 8 < %s/in.txt > %s/%s.out 2>%s/err", p, W, names[k],
+                        W, W, W, names[k], W), 0, "%s", slurp("%s/err", W));
+        out[k] = slurp("%s/%s.out", W, names[k]);
+    }
+    cr_assert_str_eq(out[0], out[1], "the Q4_0 program held as Q8 blocks against its values in fp32");
+    cr_assert_str_neq(out[0], out[2], "the adapter changes nothing: the comparison above would be empty");
+    for (int k = 0; k < 3; k++) free(out[k]);
     sh("rm -rf %s", W);
 }

@@ -155,6 +155,39 @@ Test(quant, bit_exact_with_gguf_py) {
     gguf_close(&g);
 }
 
+// Q4_0 / Q8_0 blocks held as int8 values and fp32 scales (Q4_0 and Q8_0 adapters on the CPU):
+// value times scale is bit for bit what the dequantizers give, for random blocks, all-zero
+// blocks and the extreme codes.
+Test(quant, blocks_to_int8_and_scales_are_exact) {
+    enum { N = 32 * 67 };
+    float *x = malloc(sizeof(float) * N), *deq = malloc(sizeof(float) * N), *d = malloc(sizeof(float) * N / 32);
+    int8_t *q = malloc(N);
+    uint8_t *blk = malloc(Q8_0_BLOCK_BYTES * (N / 32));
+    for (int i = 0; i < N; i++) x[i] = rng_normal() * (1.0f + (float)(i / 32 % 7) * 100.0f);
+    for (int i = 0; i < 32; i++) x[64 + i] = 0.0f;               // block 2: zeros (scale 0)
+    for (int i = 0; i < 32; i++) x[96 + i] = i % 2 ? 3.0f : -3.0f;  // block 3: extreme codes
+    for (int k = 0; k < 2; k++) {
+        if (k == 0) {
+            quantize_q4_0(x, blk, N);
+            dequantize_q4_0(blk, deq, N);
+            q4_0_to_q8(blk, q, d, N);
+        } else {
+            quantize_q8_0(x, blk, N);
+            dequantize_q8_0(blk, deq, N);
+            q8_0_to_q8(blk, q, d, N);
+        }
+        int lo = 0, hi = 0;
+        for (int i = 0; i < N; i++) {
+            float v = d[i / 32] * (float)q[i];
+            cr_assert(memcmp(&v, &deq[i], 4) == 0, "%s value %d: %g vs %g", k ? "Q8_0" : "Q4_0", i, v, deq[i]);
+            lo = q[i] < lo ? q[i] : lo, hi = q[i] > hi ? q[i] : hi;
+        }
+        cr_assert_eq(lo, k ? -127 : -8, "the full code range is exercised");
+        cr_assert_eq(hi, k ? 127 : 7);
+    }
+    free(x), free(deq), free(d), free(q), free(blk);
+}
+
 Test(quant, type_table) {
     cr_assert_eq(ggml_type_from_name("q4_0"), GGML_TYPE_Q4_0);
     cr_assert_eq(ggml_type_from_name("Q8_0"), GGML_TYPE_Q8_0);
