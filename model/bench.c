@@ -74,10 +74,10 @@ static double decode_seconds(Qwen3 *m, const int *ids, int T, int n, int rows, i
 }
 
 // Memory read ceiling: GB/s of summing a 1 GiB buffer on all threads (best of 3), the floor of
-// decoding, which reads every weight once a token.
+// decoding, which reads every weight once a token. On huge pages, as the weights are.
 static double read_gbps(void) {
     size_t n = (size_t)1 << 28;
-    float *buf = xmalloc(sizeof(float) * n);
+    float *buf = xmalloc_big(sizeof(float) * n);
 #pragma omp parallel for
     for (size_t i = 0; i < n; i++) buf[i] = (float)(i & 1023);
     double best = 0, sink = 0;
