@@ -68,7 +68,8 @@ int cmd_run(int argc, char **argv) {
                          "decoded --batch rows at a time, rows whose output has ended taking the next inputs (once an "
                          "eighth of the rows are free), and the program's text before the input is computed once and "
                          "shared by every row. Batching pays on the CPU too: a decoding step reads every weight once "
-                         "for all its rows.",
+                         "for all its rows. On the CPU a Q4_0 or Q8_0 adapter stays in its int8 blocks: under a third "
+                         "of fp32's memory, the same outputs.",
                          opts, (int)(sizeof opts / sizeof opts[0]), 2};
     char *pos[2];
     int npos, prc = paw_parse_args(&cs, argc, argv, pos, &npos);
