@@ -30,5 +30,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (zip_close(za) != 0) abort();
     PawProgram prog;
     if (paw_program_read(path, &prog) == 0) paw_program_free(&prog);
+    // And as paw run reads it on the CPU: Q4_0/Q8_0 modules kept in Q8 blocks.
+    if (paw_program_read_ex(path, &prog, PAW_PROGRAM_Q8_ADAPTER) == 0) paw_program_free(&prog);
     return 0;
 }
