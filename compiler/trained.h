@@ -31,7 +31,7 @@ typedef struct {
 // bf16); the mapper and the prefix are always fp32. The GPU path needs QWEN3_WEIGHTS_F32.
 int paw_trained_compiler_load(PawTrainedCompiler *tc, const char *dir, int weights);
 void paw_trained_compiler_free(PawTrainedCompiler *tc);
-// One line: the compiler's size and how its matrices are held (bf16 or f32), for the log.
+// One line: the compiler's size and how its matrices are held (f32, bf16 or q8), for the log.
 void paw_trained_compiler_describe(const PawTrainedCompiler *tc, FILE *f);
 // Moves the compiler and the mapper to the GPU (a copy: the host model stays); the adapters are
 // then computed there in bf16 (the compiler) and fp32 (the mapper). -1 + paw_error without a

@@ -211,7 +211,7 @@ void qwen3_init_random(Qwen3 *m, unsigned long long seed, float std) {
         if (info.ndim == 1) {
             for (size_t k = 0; k < info.numel; k++) t[k] = 1.0f;
         } else if (m->w16[i]) {  // bf16 weights: the same draws, rounded (held, so contiguous)
-            uint16_t *w = m->w16_memory + (m->w16[i][0] - m->w16_memory);
+            uint16_t *w = qwen3_w16_held(m, i, 0);
             for (size_t k = 0; k < info.numel; k++) w[k] = st_f32_to_bf16(std * paw_rng_normal(&rng));
         } else if (m->q8[i]) {  // q8 weights: the same draws, quantized
             float *row = xmalloc(sizeof(float) * (size_t)info.shape[1]);

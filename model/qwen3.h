@@ -213,6 +213,10 @@ int qwen3_create_q8(Qwen3 *m, const Qwen3Config *cfg);
 static inline const char *qwen3_weights_kind(const Qwen3 *m) {
     return m->num_w16 ? "bf16" : m->q8_memory ? "q8" : "f32";
 }
+// Layer l's bf16 matrix i of a model that holds its bf16 matrices (w16_memory), writable.
+static inline uint16_t *qwen3_w16_held(Qwen3 *m, int i, int l) {
+    return m->w16_memory + (m->w16[i][l] - m->w16_memory);
+}
 // Quantizes n values (a multiple of 32) into matrix i of a Q8 model, starting at element off.
 void qwen3_set_q8(Qwen3 *m, int i, size_t off, const float *x, size_t n);
 void qwen3_free(Qwen3 *m);
@@ -250,7 +254,7 @@ int qwen3_load_ex(Qwen3 *m, const char *dir, int frozen, int weights);
 // "auto", "f32"/"float32" or "bf16"/"bfloat16" -> QWEN3_WEIGHTS_*; -1 + paw_error otherwise.
 int qwen3_weights_from_name(const char *name);
 // The same for a command's --weights: with cuda, "auto" means f32 (the GPU upload reads the
-// fp32 parameters) and "bf16" is refused.
+// fp32 parameters) and "bf16" and "q8" are refused.
 int qwen3_weights_for_device(const char *name, int cuda);
 #define QWEN3_WEIGHTS_HELP \
     "CPU weight matrices: auto (bf16 when the checkpoint stores them so), f32, bf16, or q8 (int8, lossy: half of bf16)"

@@ -220,7 +220,7 @@ int qwen3_load_ex(Qwen3 *m, const char *dir, int frozen, int weights) {
         const int bf16 = !dst && m->w16[i];
         int layers = info.per_layer ? cfg.num_layers : 1;
         size_t per = info.numel / (size_t)layers;
-        if (!dst && m->q8[i] && !tmp) tmp = xmalloc(sizeof(float) * per);
+        if (!dst && m->q8[i]) tmp = xmalloc(sizeof(float) * per);
         for (int l = 0; l < layers && rc == 0; l++) {
             snprintf(name, sizeof name, info.hf_name, l);
             if (bf16 && mapped) {
@@ -229,7 +229,7 @@ int qwen3_load_ex(Qwen3 *m, const char *dir, int frozen, int weights) {
                 if (t) m->w16[i][l] = (const uint16_t *)(const void *)t->data;
                 else rc = -1;
             } else if (bf16) {
-                rc = load_tensor_bf16(&s, dir, name, info.ndim, info.shape, m->w16_memory + (m->w16[i][l] - m->w16_memory));
+                rc = load_tensor_bf16(&s, dir, name, info.ndim, info.shape, qwen3_w16_held(m, i, l));
             } else if (!dst) {
                 rc = load_tensor(&s, dir, name, info.ndim, info.shape, tmp);
                 if (rc == 0) qwen3_set_q8(m, i, (size_t)l * per, tmp, per);
