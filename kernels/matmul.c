@@ -14,12 +14,16 @@
 // One packed GEMM serves the forward and both backward products:
 //     Y[R, M] (+)= alpha * sum_k A(r, k) * B(k, m)
 // with A and B read through (row, column) strides, so transposed operands are never copied
-// whole. Y is cut into MC x NC tiles spread over the threads (each tile has one writer: no
-// races, and the same bits on every run). Per tile and per KC-slice of k, the A and B blocks are
-// packed into contiguous panels, and a 6 x 16 micro-kernel keeps its output in 12 AVX registers
-// while k streams through (the classic register blocking of BLIS-like GEMMs).
+// whole. The loops are BLIS's: for a block of up to RB rows and NC columns of Y and one KC-slice
+// of k, the threads pack A's rows into MR-row panels and B's columns into NR-column panels, once
+// for all of them (A's block, 1.2 MB at most, and B's, 2 MB, stay in L2/L3), then share out the
+// block's tiles; a 6 x 16 micro-kernel keeps its output in 12 AVX registers while k streams
+// through, B's panel in L1 across a tile's rows. Packing each operand once per block is what
+// matters on two cores: re-packing both per small tile cost about as much as the arithmetic.
+// Every output element has one writer and sums its k-slices in order with the same micro-kernel
+// wherever it sits, so its bits depend on neither the thread count nor the tiling.
 
-enum { MR = 6, NR = 16, MC = 96, NC = 128, KC = 256 };
+enum { MR = 6, NR = 16, KC = 256, MC = 144, NT = 256, RB = 1152, NC = 2048, KB = 16 };
 
 typedef struct {
     const float *p;
@@ -35,68 +39,153 @@ static inline View qview(const int8_t *q, const float *qd, size_t rs, size_t cs)
     return (View){.rs = rs, .cs = cs, .q = q, .qd = qd};
 }
 
-static inline float at(View v, size_t i, size_t j) {
-    size_t o = i * v.rs + j * v.cs;
+enum { W_F32, W_BF16, W_Q8 };  // weight element types
+
+static inline float at_offset(View v, size_t o) {
     return v.h ? st_bf16_to_f32(v.h[o]) : v.q ? v.qd[o / 32] * (float)v.q[o] : v.p[o];
 }
 
-// A block [mc, kc] -> panels of MR rows, k-major: a[(panel * kc + k) * MR + r]. Rows past mc are 0.
-static void pack_a(float *dst, View A, int r0, int mc, int k0, int kc) {
-    for (int p = 0; p < mc; p += MR, dst += (size_t)kc * MR) {
-        int rows = mc - p < MR ? mc - p : MR;
-        if (A.cs == 1) {
-            // Rows are contiguous along k: read each row once, scatter into the panel.
-            for (int r = 0; r < MR; r++) {
-                const float *src = A.p + (size_t)(r0 + p + r) * A.rs + k0;
-                if (r < rows)
-                    for (int k = 0; k < kc; k++) dst[(size_t)k * MR + r] = src[k];
-                else
-                    for (int k = 0; k < kc; k++) dst[(size_t)k * MR + r] = 0.0f;
+static inline float at(View v, size_t i, size_t j) { return at_offset(v, i * v.rs + j * v.cs); }
+
+static inline int imin(int a, int b) { return a < b ? a : b; }
+
+// Rows r .. r+rows-1 of A, k0 .. k0+kc-1 -> one panel, k-major: dst[k * MR + i]. Rows past
+// `rows` are 0.
+static void pack_a_panel(float *dst, View A, int r, int rows, int k0, int kc) {
+    if (A.p && A.cs == 1) {  // rows contiguous along k (activations, dout): read each once
+        for (int i = 0; i < MR; i++) {
+            const float *src = A.p + (size_t)(r + i) * A.rs + k0;
+            if (i < rows)
+                for (int k = 0; k < kc; k++) dst[(size_t)k * MR + i] = src[k];
+            else
+                for (int k = 0; k < kc; k++) dst[(size_t)k * MR + i] = 0.0f;
+        }
+    } else if (A.p && A.rs == 1) {  // a transposed operand (dout^T): each k's rows are contiguous
+        for (int k = 0; k < kc; k++) {
+            const float *src = A.p + (size_t)(k0 + k) * A.cs + r;
+            float *d = dst + (size_t)k * MR;
+            for (int i = 0; i < MR; i++) d[i] = i < rows ? src[i] : 0.0f;
+        }
+    } else {
+        for (int k = 0; k < kc; k++)
+            for (int i = 0; i < MR; i++)
+                dst[(size_t)k * MR + i] = i < rows ? at(A, (size_t)(r + i), (size_t)(k0 + k)) : 0.0f;
+    }
+}
+
+#if defined(__AVX2__) && defined(__FMA__)
+// In place: row i of r becomes column i.
+static inline void transpose8(__m256 r[8]) {
+    __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    __m256 s0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0)), s1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
+    __m256 s2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0)), s3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
+    __m256 s4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0)), s5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2));
+    __m256 s6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0)), s7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
+    r[0] = _mm256_permute2f128_ps(s0, s4, 0x20), r[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
+    r[2] = _mm256_permute2f128_ps(s2, s6, 0x20), r[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
+    r[4] = _mm256_permute2f128_ps(s0, s4, 0x31), r[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
+    r[6] = _mm256_permute2f128_ps(s2, s6, 0x31), r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
+}
+
+static inline const char *element_address(View v, size_t o) {
+    return v.h ? (const char *)(v.h + o) : v.q ? (const char *)(v.q + o) : (const char *)(v.p + o);
+}
+
+// Eight elements of B (of type wt) along k from offset o, widened to fp32 exactly as at() does.
+static inline __attribute__((always_inline)) __m256 load8_along_k(View B, size_t o, int wt) {
+    if (wt == W_BF16)
+        return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(B.h + o))), 16));
+    if (wt == W_Q8)
+        return _mm256_mul_ps(_mm256_set1_ps(B.qd[o / 32]),
+                             _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(B.q + o)))));
+    return _mm256_loadu_ps(B.p + o);
+}
+
+// A full transposed panel, eight columns by eight k at a time, for one element type (a constant
+// after inlining); returns the k it stopped at.
+static inline __attribute__((always_inline)) int pack_bt_vector(float *dst, View B, int k0, int kc, int c, int wt) {
+    int k = 0;
+    for (; k + 8 <= kc; k += 8)
+        for (int g = 0; g < NR; g += 8) {
+            __m256 v[8];
+            for (int i = 0; i < 8; i++) v[i] = load8_along_k(B, (size_t)(c + g + i) * B.cs + (size_t)(k0 + k), wt);
+            transpose8(v);
+            for (int i = 0; i < 8; i++) _mm256_storeu_ps(dst + (size_t)(k + i) * NR + g, v[i]);
+        }
+    return k;
+}
+#endif
+
+// Rows k0+ka .. k0+ka+kn-1 of B (rows contiguous along m: dinp's weight, dweight's input), columns
+// c0 .. c0+nc-1 -> those rows of every panel of the block: dst[q * kc * NR + k * NR + j]. Row by
+// row, so that memory is read in order: a panel's rows are a weight's rows, kilobytes apart.
+static void pack_b_rows(float *dst, View B, int k0, int kc, int c0, int nc, int ka, int kn) {
+    for (int k = ka; k < ka + kn; k++) {
+        const float *src = B.p + (size_t)(k0 + k) * B.rs + c0;
+        for (int q = 0; q < nc; q += NR) {
+            float *d = dst + (size_t)(q / NR) * kc * NR + (size_t)k * NR;
+            int cols = imin(NR, nc - q);
+#if defined(__AVX2__) && defined(__FMA__)
+            if (cols == NR) {
+                _mm256_storeu_ps(d, _mm256_loadu_ps(src + q));
+                _mm256_storeu_ps(d + 8, _mm256_loadu_ps(src + q + 8));
+                continue;
             }
-        } else {
-            for (int k = 0; k < kc; k++)
-                for (int r = 0; r < MR; r++) dst[(size_t)k * MR + r] = r < rows ? at(A, (size_t)(r0 + p + r), (size_t)(k0 + k)) : 0.0f;
+#endif
+            memcpy(d, src + q, sizeof(float) * (size_t)cols);
+            for (int j = cols; j < NR; j++) d[j] = 0.0f;
         }
     }
 }
 
-// B block [kc, nc] -> panels of NR columns, k-major: b[(panel * kc + k) * NR + j]. Columns past nc are 0.
-static void pack_b(float *dst, View B, int k0, int kc, int c0, int nc) {
-    for (int p = 0; p < nc; p += NR, dst += (size_t)kc * NR) {
-        int cols = nc - p < NR ? nc - p : NR;
-        if (B.cs == 1 && B.p) {
-            for (int k = 0; k < kc; k++) {
-                const float *src = B.p + (size_t)(k0 + k) * B.rs + (c0 + p);
-                float *d = dst + (size_t)k * NR;
-                memcpy(d, src, sizeof(float) * (size_t)cols);
-                for (int j = cols; j < NR; j++) d[j] = 0.0f;
-            }
-        } else if (B.rs == 1) {
-            // Columns are contiguous along k (B is a transposed weight): read each once.
-            for (int j = 0; j < NR; j++) {
-                size_t o = (size_t)(c0 + p + j) * B.cs + k0;
-                if (j < cols && B.h)
-                    for (int k = 0; k < kc; k++) dst[(size_t)k * NR + j] = st_bf16_to_f32(B.h[o + k]);
-                else if (j < cols && B.q)
-                    for (int k = 0; k < kc; k++) dst[(size_t)k * NR + j] = B.qd[(o + k) / 32] * (float)B.q[o + k];
-                else if (j < cols)
-                    for (int k = 0; k < kc; k++) dst[(size_t)k * NR + j] = B.p[o + k];
-                else
-                    for (int k = 0; k < kc; k++) dst[(size_t)k * NR + j] = 0.0f;
-            }
-        } else {
-            for (int k = 0; k < kc; k++)
-                for (int j = 0; j < NR; j++) dst[(size_t)k * NR + j] = j < cols ? at(B, (size_t)(k0 + k), (size_t)(c0 + p + j)) : 0.0f;
+// Columns c .. c+cols-1 of B, k0 .. k0+kc-1 -> one panel, k-major: dst[k * NR + j]. Columns past
+// `cols` are 0.
+static void pack_b_panel(float *dst, View B, int k0, int kc, int c, int cols) {
+    if (B.rs == 1) {  // a transposed weight (the forward's W^T): columns contiguous along k
+        int k = 0;
+#if defined(__AVX2__) && defined(__FMA__)
+        // A Q8 group of 8 must not straddle two scales: it cannot when every column starts on a
+        // multiple of 8.
+        if (cols == NR && B.h) k = pack_bt_vector(dst, B, k0, kc, c, W_BF16);
+        else if (cols == NR && B.q && B.cs % 8 == 0 && k0 % 8 == 0) k = pack_bt_vector(dst, B, k0, kc, c, W_Q8);
+        else if (cols == NR && B.p) k = pack_bt_vector(dst, B, k0, kc, c, W_F32);
+#endif
+        for (int j = 0; j < NR; j++) {
+            size_t o = (size_t)(c + j) * B.cs + k0;
+            for (int kk = k; kk < kc; kk++) dst[(size_t)kk * NR + j] = j < cols ? at_offset(B, o + kk) : 0.0f;
         }
+        return;
     }
+    for (int k = 0; k < kc; k++)
+        for (int j = 0; j < NR; j++) dst[(size_t)k * NR + j] = j < cols ? at(B, (size_t)(k0 + k), (size_t)(c + j)) : 0.0f;
 }
 
-// c[MR][NR] (row stride ldc) = sum_k a[k][r] * b[k][j] over kc steps.
-static void kernel_6x16(int kc, const float *a, const float *b, float *c, size_t ldc) {
+// The edge of Y: rows x cols of the tile t (row stride NR). The same two roundings as the full
+// tiles' vector code: v = alpha * t, then y + v.
+static void put_partial(float *c, size_t ldc, const float *t, int rows, int cols, float alpha, int add) {
+    for (int r = 0; r < rows; r++)
+        for (int q = 0; q < cols; q++) {
+            float v = alpha * t[r * NR + q];
+            c[r * ldc + q] = add ? c[r * ldc + q] + v : v;
+        }
+}
+
+// Y tile [rows <= MR, cols <= NR] at c (row stride ldc) (+)= alpha * sum_k a[k][r] * b[k][j] over
+// kc steps: overwritten unless `add`.
+static void kernel_6x16(int kc, const float *a, const float *b, float *c, size_t ldc, int rows, int cols, float alpha,
+                        int add) {
 #if defined(__AVX2__) && defined(__FMA__)
     __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps(), c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
     __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps(), c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
     __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps(), c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+    if (add)  // Y's rows are read at the end (a weight gradient's, from memory): start early
+        for (int r = 0; r < rows; r++) {
+            _mm_prefetch((const char *)(c + r * ldc), _MM_HINT_T0);
+            _mm_prefetch((const char *)(c + r * ldc + cols - 1), _MM_HINT_T0);
+        }
     for (int k = 0; k < kc; k++, a += MR, b += NR) {
         __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8), x;
         x = _mm256_broadcast_ss(a + 0), c00 = _mm256_fmadd_ps(x, b0, c00), c01 = _mm256_fmadd_ps(x, b1, c01);
@@ -106,19 +195,38 @@ static void kernel_6x16(int kc, const float *a, const float *b, float *c, size_t
         x = _mm256_broadcast_ss(a + 4), c40 = _mm256_fmadd_ps(x, b0, c40), c41 = _mm256_fmadd_ps(x, b1, c41);
         x = _mm256_broadcast_ss(a + 5), c50 = _mm256_fmadd_ps(x, b0, c50), c51 = _mm256_fmadd_ps(x, b1, c51);
     }
-    _mm256_storeu_ps(c + 0 * ldc, c00), _mm256_storeu_ps(c + 0 * ldc + 8, c01);
-    _mm256_storeu_ps(c + 1 * ldc, c10), _mm256_storeu_ps(c + 1 * ldc + 8, c11);
-    _mm256_storeu_ps(c + 2 * ldc, c20), _mm256_storeu_ps(c + 2 * ldc + 8, c21);
-    _mm256_storeu_ps(c + 3 * ldc, c30), _mm256_storeu_ps(c + 3 * ldc + 8, c31);
-    _mm256_storeu_ps(c + 4 * ldc, c40), _mm256_storeu_ps(c + 4 * ldc + 8, c41);
-    _mm256_storeu_ps(c + 5 * ldc, c50), _mm256_storeu_ps(c + 5 * ldc + 8, c51);
+    if (rows == MR && cols == NR) {
+        const __m256 al = _mm256_set1_ps(alpha);
+#define PUT(r, lo, hi)                                                                                   \
+    do {                                                                                                 \
+        __m256 vl = _mm256_mul_ps(al, lo), vh = _mm256_mul_ps(al, hi);                                   \
+        if (add) vl = _mm256_add_ps(_mm256_loadu_ps(c + r * ldc), vl);                                   \
+        if (add) vh = _mm256_add_ps(_mm256_loadu_ps(c + r * ldc + 8), vh);                               \
+        _mm256_storeu_ps(c + r * ldc, vl), _mm256_storeu_ps(c + r * ldc + 8, vh);                        \
+    } while (0)
+        PUT(0, c00, c01);
+        PUT(1, c10, c11);
+        PUT(2, c20, c21);
+        PUT(3, c30, c31);
+        PUT(4, c40, c41);
+        PUT(5, c50, c51);
+#undef PUT
+        return;
+    }
+    float t[MR * NR];
+    _mm256_storeu_ps(t + 0 * NR, c00), _mm256_storeu_ps(t + 0 * NR + 8, c01);
+    _mm256_storeu_ps(t + 1 * NR, c10), _mm256_storeu_ps(t + 1 * NR + 8, c11);
+    _mm256_storeu_ps(t + 2 * NR, c20), _mm256_storeu_ps(t + 2 * NR + 8, c21);
+    _mm256_storeu_ps(t + 3 * NR, c30), _mm256_storeu_ps(t + 3 * NR + 8, c31);
+    _mm256_storeu_ps(t + 4 * NR, c40), _mm256_storeu_ps(t + 4 * NR + 8, c41);
+    _mm256_storeu_ps(t + 5 * NR, c50), _mm256_storeu_ps(t + 5 * NR + 8, c51);
+    put_partial(c, ldc, t, rows, cols, alpha, add);
 #else
-    float acc[MR][NR] = {{0}};
+    float t[MR * NR] = {0};
     for (int k = 0; k < kc; k++, a += MR, b += NR)
         for (int r = 0; r < MR; r++)
-            for (int j = 0; j < NR; j++) acc[r][j] += a[r] * b[j];
-    for (int r = 0; r < MR; r++)
-        for (int j = 0; j < NR; j++) c[r * ldc + j] = acc[r][j];
+            for (int j = 0; j < NR; j++) t[r * NR + j] += a[r] * b[j];
+    put_partial(c, ldc, t, rows, cols, alpha, add);
 #endif
 }
 
@@ -129,43 +237,46 @@ static void gemm(float *Y, int R, int M, View A, View B, int K, float alpha, int
             for (int r = 0; r < R; r++) memset(Y + (size_t)r * M, 0, sizeof(float) * (size_t)M);
         return;
     }
-    int nrt = (R + MC - 1) / MC, nct = (M + NC - 1) / NC;
-    long work = (long)R * M * K;
+    // Sized to the problem: small products take small buffers.
+    const int kcmax = imin(K, KC), rbmax = (imin(R, RB) + MR - 1) / MR * MR, ncmax = (imin(M, NC) + NR - 1) / NR * NR;
+    float *pa = xmalloc(sizeof(float) * (size_t)rbmax * kcmax), *pb = xmalloc(sizeof(float) * (size_t)kcmax * ncmax);
+    const long work = (long)R * M * K;
+    const int b_by_rows = B.p && B.cs == 1;
 #pragma omp parallel if (work > 65536)
-    {
-        float *pa = xmalloc(sizeof(float) * MC * KC), *pb = xmalloc(sizeof(float) * KC * NC);
-        float tile[MR * NR];
-#pragma omp for collapse(2) schedule(dynamic, 1)
-        for (int ti = 0; ti < nrt; ti++) {
-            for (int tj = 0; tj < nct; tj++) {
-                int r0 = ti * MC, mc = R - r0 < MC ? R - r0 : MC;
-                int c0 = tj * NC, nc = M - c0 < NC ? M - c0 : NC;
-                for (int k0 = 0; k0 < K; k0 += KC) {
-                    int kc = K - k0 < KC ? K - k0 : KC;
-                    // The first k-slice overwrites (or scales into) Y, later slices add.
-                    int add = accumulate || k0 > 0;
-                    pack_a(pa, A, r0, mc, k0, kc);
-                    pack_b(pb, B, k0, kc, c0, nc);
-                    for (int i = 0; i < mc; i += MR) {
-                        for (int j = 0; j < nc; j += NR) {
-                            kernel_6x16(kc, pa + (size_t)i * kc, pb + (size_t)j * kc, tile, NR);
-                            int rows = mc - i < MR ? mc - i : MR, cols = nc - j < NR ? nc - j : NR;
-                            for (int r = 0; r < rows; r++) {
-                                float *y = Y + (size_t)(r0 + i + r) * M + (c0 + j);
-                                const float *t = tile + r * NR;
-                                if (add)
-                                    for (int q = 0; q < cols; q++) y[q] += alpha * t[q];
-                                else
-                                    for (int q = 0; q < cols; q++) y[q] = alpha * t[q];
-                            }
-                        }
-                    }
+    for (int r0 = 0; r0 < R; r0 += RB) {
+        const int rb = imin(R - r0, RB), npa = (rb + MR - 1) / MR, nti = (rb + MC - 1) / MC;
+        for (int c0 = 0; c0 < M; c0 += NC) {
+            const int nc = imin(M - c0, NC), npb = (nc + NR - 1) / NR;
+            // Tiles of MC rows by tw columns, narrowed until there are a few per thread.
+            int tw = NT;
+            while (tw > NR && (long)nti * ((nc + tw - 1) / tw) < 4) tw /= 2;
+            const int ntj = (nc + tw - 1) / tw;
+            for (int k0 = 0; k0 < K; k0 += KC) {
+                const int kc = imin(K - k0, KC), add = accumulate || k0 > 0;  // later slices add
+                // Work units: A's panels, then B's panels, or B's rows KB at a time where they
+                // are contiguous along m.
+                const int nub = b_by_rows ? (kc + KB - 1) / KB : npb;
+#pragma omp for schedule(static)
+                for (int p = 0; p < npa + nub; p++) {
+                    if (p < npa) pack_a_panel(pa + (size_t)p * kc * MR, A, r0 + p * MR, imin(MR, rb - p * MR), k0, kc);
+                    else if (b_by_rows) pack_b_rows(pb, B, k0, kc, c0, nc, (p - npa) * KB, imin(KB, kc - (p - npa) * KB));
+                    else pack_b_panel(pb + (size_t)(p - npa) * kc * NR, B, k0, kc, c0 + (p - npa) * NR, imin(NR, nc - (p - npa) * NR));
                 }
+#pragma omp for collapse(2) schedule(dynamic, 1)
+                for (int ti = 0; ti < nti; ti++)
+                    for (int tj = 0; tj < ntj; tj++) {
+                        const int i1 = imin(rb, (ti + 1) * MC), j1 = imin(nc, (tj + 1) * tw);
+                        for (int j = tj * tw; j < j1; j += NR)
+                            for (int i = ti * MC; i < i1; i += MR)
+                                kernel_6x16(kc, pa + (size_t)(i / MR) * kc * MR, pb + (size_t)(j / NR) * kc * NR,
+                                            Y + (size_t)(r0 + i) * M + c0 + j, (size_t)M, imin(MR, rb - i),
+                                            imin(NR, nc - j), alpha, add);
+                    }
             }
         }
-        free(pa);
-        free(pb);
     }
+    free(pa);
+    free(pb);
 }
 
 // Few rows (decoding, short prompts): packing would cost more than it saves. Each weight row is
@@ -209,7 +320,6 @@ static inline void even_odd_lanes(__m256 *lo, __m256 *hi) {
 }
 #endif
 
-enum { W_F32, W_BF16, W_Q8 };
 
 // How far ahead of its loads a bf16 weight row is prefetched. With the hardware prefetcher alone,
 // one decoding row of bf16 weights read at about 85% of the rate of f32 ones: a 2 KB row's loads

@@ -26,7 +26,11 @@ static float *randn(size_t n, unsigned long long seed, float scale) {
 }
 
 Test(kernels, matmul_matches_triple_loop_on_awkward_sizes) {
-    int sizes[][3] = {{1, 1, 1}, {3, 5, 7}, {4, 4, 4}, {5, 17, 65}, {13, 64, 130}, {129, 33, 67}};
+    // The last four cross the GEMM's blocks: over 1152 rows, over 2048 columns, and k over one
+    // 256-slice in the forward (and in dinp's and dweight's sums).
+    int sizes[][3] = {{1, 1, 1},    {3, 5, 7},     {4, 4, 4},    {5, 17, 65},
+                      {13, 64, 130}, {129, 33, 67}, {1200, 40, 20}, {40, 20, 2100},
+                      {50, 600, 70}, {300, 30, 50}};
     for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
         int N = sizes[s][0], C = sizes[s][1], OC = sizes[s][2];
         float *x = randn((size_t)N * C, 1 + s, 1), *w = randn((size_t)OC * C, 2 + s, 1);
@@ -71,7 +75,7 @@ Test(kernels, matmul_matches_triple_loop_on_awkward_sizes) {
 Test(kernels, matmul_bf16_weights_match_fp32_on_widened_weights) {
     int sizes[][3] = {{1, 1, 1},   {1, 15, 3},  {1, 16, 5},  {2, 17, 9},   {3, 48, 7},    {4, 40, 5},
                       {5, 100, 37}, {1, 1024, 33}, {6, 33, 17}, {7, 64, 19}, {9, 50, 11}, {13, 64, 130},
-                      {31, 47, 9}, {32, 80, 21}, {33, 40, 9},  {129, 47, 67}};
+                      {31, 47, 9}, {32, 80, 21}, {33, 40, 9},  {129, 47, 67}, {40, 600, 40}};
     for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
         int N = sizes[s][0], C = sizes[s][1], OC = sizes[s][2];
         size_t nw = (size_t)OC * C, no = (size_t)N * OC;
@@ -124,7 +128,7 @@ static void q8_split(const float *w, size_t n, int8_t *q, float *d, float *deq) 
 
 Test(kernels, matmul_q8_weights_match_fp32_on_dequantized_weights) {
     int sizes[][3] = {{1, 32, 1}, {1, 64, 5}, {2, 96, 9}, {3, 32, 7}, {4, 128, 5}, {5, 1024, 33},
-                      {7, 64, 19}, {9, 160, 11}, {32, 96, 21}, {33, 64, 9}, {129, 96, 67}};
+                      {7, 64, 19}, {9, 160, 11}, {32, 96, 21}, {33, 64, 9}, {129, 96, 67}, {40, 640, 40}};
     for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
         int N = sizes[s][0], C = sizes[s][1], OC = sizes[s][2];
         size_t nw = (size_t)OC * C, no = (size_t)N * OC;
