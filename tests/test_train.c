@@ -161,6 +161,31 @@ Test(train_e2e, resume_is_bit_exact_and_a_killed_save_leaves_the_previous_checkp
     cr_assert_eq(read_losses("run_b", b, 6), 6);
     for (int i = 0; i < 6; i++) cr_assert(a[i] == b[i], "step %d: %.17g uninterrupted vs %.17g resumed", i + 1, a[i], b[i]);
 
+    // A state.json whose step is not a step count is refused, naming the file.
+    latest = ckpt_latest(path);
+    cr_assert_not_null(latest);
+    char *state_path = paw_path_join(latest, "state.json");
+    char *saved = paw_read_file(state_path, NULL);
+    cr_assert_not_null(saved);
+    const double bad_steps[] = {-3, 1e300, 2.5};
+    for (int i = 0; i < 3; i++) {
+        cJSON *o = cJSON_Parse(saved);
+        cr_assert_not_null(o);
+        cJSON_ReplaceItemInObject(o, "step", cJSON_CreateNumber(bad_steps[i]));
+        char *t = cJSON_Print(o);
+        cr_assert_eq(paw_write_file_atomic(state_path, t, strlen(t)), 0);
+        free(t);
+        cJSON_Delete(o);
+        cr_assert_neq(sh("%s train %s/b.json --resume 2>%s/bad.err", p, g_dir, g_dir), 0, "step %g", bad_steps[i]);
+        char errp[256];
+        snprintf(errp, sizeof errp, "%s/bad.err", g_dir);
+        char *err = paw_read_file(errp, NULL);
+        cr_assert(err && strstr(err, "state.json") && strstr(err, "not a step count"), "step %g: %s", bad_steps[i], err);
+        free(err);
+    }
+    cr_assert_eq(paw_write_file_atomic(state_path, saved, strlen(saved)), 0);
+    free(saved), free(state_path), free(latest);
+
     // Export: the compiler as a Hugging Face directory plus the mapper.
     snprintf(path, sizeof path, "%s/run_b/export", g_dir);
     const char *files[] = {"config.json", "model.safetensors", "mapper.safetensors", "paw.json", "vocab_map.safetensors",

@@ -424,6 +424,8 @@ static int restore_state(Trainer *tr, const char *json, const char *where) {
     int rc = 0;
     if (!cJSON_IsNumber(st) || !cJSON_IsString(e) || !cJSON_IsString(s) || !cJSON_IsString(f)) {
         rc = paw_error("%s/state.json: malformed", where);
+    } else if (!(st->valuedouble >= 0 && st->valuedouble <= 1e15 && st->valuedouble == (double)(long)st->valuedouble)) {
+        rc = paw_error("%s/state.json: \"step\" is %g, not a step count", where, st->valuedouble);
     } else {
         tr->step = (long)st->valuedouble;
         PawLoaderPos pos = {strtoull(e->valuestring, NULL, 10), strtoull(s->valuestring, NULL, 10),
