@@ -1,6 +1,7 @@
 #include "compiler/trained.h"
 
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,9 +15,12 @@
 #include "compiler/mapper_cuda.h"
 #endif
 
+// The ranges of the training config that wrote the file.
 static int json_int(const cJSON *o, const char *key, int *out, const char *path) {
     const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, key);
     if (!cJSON_IsNumber(it)) return paw_error("%s: missing number \"%s\"", path, key);
+    if (!(it->valuedouble >= 1 && it->valuedouble <= 4096) || it->valuedouble != floor(it->valuedouble))
+        return paw_error("%s: \"%s\" is %g, expected an integer in [1, 4096]", path, key, it->valuedouble);
     *out = (int)it->valuedouble;
     return 0;
 }

@@ -2,6 +2,7 @@
 #include "data/loader.h"
 
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,8 +24,9 @@ struct PawDataset {
 
 static int manifest_count(const cJSON *obj, const char *name, const char *path, uint64_t *out) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
-    if (!cJSON_IsNumber(v) || v->valuedouble < 0)
-        return paw_error("%s: field \"%s\" must be a non-negative number", path, name);
+    if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0 && v->valuedouble <= 9007199254740992.0) ||
+        v->valuedouble != floor(v->valuedouble))
+        return paw_error("%s: field \"%s\" must be a non-negative integer (at most 2^53)", path, name);
     *out = (uint64_t)v->valuedouble;
     return 0;
 }

@@ -298,3 +298,23 @@ Test(loader, dataset_refuses_a_manifest_that_disagrees_with_a_shard) {
     free(m);
     free(mpath);
 }
+
+// A count that is not an integer a double holds exactly is refused before it is converted.
+Test(loader, dataset_refuses_a_count_out_of_range) {
+    const char *bad[] = {"1e300", "2.5", "-1"};
+    for (int i = 0; i < 3; i++) {
+        char *mpath = paw_path_join(g_data, "manifest.json");
+        char *m = paw_read_file(mpath, NULL);
+        const char *key = "\"examples\":\t100";
+        char *at = strstr(m, key);
+        cr_assert_not_null(at, "%s", m);
+        size_t head = (size_t)(at - m) + strlen("\"examples\":\t");
+        char *t = xmalloc(strlen(m) + 16);
+        snprintf(t, strlen(m) + 16, "%.*s%s%s", (int)head, m, bad[i], at + strlen(key));
+        cr_assert_eq(paw_write_file_atomic(mpath, t, strlen(t)), 0);
+        cr_assert_null(paw_dataset_open(g_data), "%s", bad[i]);
+        cr_assert_not_null(strstr(paw_last_error(), "non-negative integer"), "%s: %s", bad[i], paw_last_error());
+        cr_assert_eq(paw_write_file_atomic(mpath, m, strlen(m)), 0);
+        free(t), free(m), free(mpath);
+    }
+}

@@ -228,6 +228,9 @@ Test(mpi_train, a_rank_killed_mid_checkpoint_leaves_no_complete_checkpoint_and_r
     sh("rm -rf %s", g_dir);
 }
 
+static char *read_err(const char *name);
+static char *run_failing(const char *vars, const char *name, double limit);
+
 Test(mpi_train, resharding_2_to_1_to_2_ranks_continues_the_same_run, .timeout = 240) {
     NEED_MPI();
     make_world(g_dir);
@@ -261,11 +264,29 @@ Test(mpi_train, resharding_2_to_1_to_2_ranks_continues_the_same_run, .timeout = 
     write_config("odd.json", "odd", ",\"save_every\":1,\"steps\":1,\"warmup_steps\":0");
     cr_assert_eq(sh("OMP_NUM_THREADS=1 %s train %s/odd.json 2>/dev/null", p, g_dir), 0);
     cr_assert_eq(sh("%s ckpt reshard %s/odd/checkpoints/step-00000001 %s/odd2 --world-size 2 2>/dev/null", p, g_dir, g_dir), 1);
+    // A world size that is not an integer of sane size is refused before any arithmetic on it.
+    char sp[512];
+    snprintf(sp, sizeof sp, "%s/odd/checkpoints/step-00000001/state.json", g_dir);
+    char *state = paw_read_file(sp, NULL);
+    cr_assert_not_null(state);
+    const double bad_worlds[] = {1e300, 2.5};
+    for (int i = 0; i < 2; i++) {
+        cJSON *o = cJSON_Parse(state);
+        cr_assert_not_null(o);
+        cJSON_ReplaceItemInObject(o, "world_size", cJSON_CreateNumber(bad_worlds[i]));
+        char *t = cJSON_Print(o);
+        cr_assert_eq(paw_write_file_atomic(sp, t, strlen(t)), 0);
+        free(t), cJSON_Delete(o);
+        cr_assert_eq(sh("%s ckpt reshard %s/odd/checkpoints/step-00000001 %s/odd3 --world-size 1 2>%s/odd3.err", p, g_dir,
+                        g_dir, g_dir), 1);
+        char *err = read_err("odd3.err");
+        cr_assert(err && strstr(err, "malformed world_size"), "%g: %s", bad_worlds[i], err ? err : "");
+        free(err);
+    }
+    free(state);
     sh("rm -rf %s", g_dir);
 }
 
-static char *read_err(const char *name);
-static char *run_failing(const char *vars, const char *name, double limit);
 
 // Pre-training of the tiny interpreter (tied embeddings, every weight trained).
 static void write_pretrain_config(const char *name, const char *out, const char *extra) {

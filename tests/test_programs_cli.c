@@ -118,6 +118,27 @@ Test(programs_cli, compile_run_eval_end_to_end, .timeout = 300) {
     }
     paw_program_free(&one), paw_program_free(&a), paw_program_free(&b);
 
+    // An exported paw.json with a rank out of the config's range is refused, naming the file.
+    snprintf(path, sizeof path, "%s/run/export/paw.json", W);
+    char *desc = slurp("%s", path);
+    const double bad_ranks[] = {0, 1e300, 4.5};
+    for (int i = 0; i < 3; i++) {
+        cJSON *o = cJSON_Parse(desc);
+        cr_assert_not_null(o);
+        cJSON_ReplaceItemInObject(o, "lora_rank", cJSON_CreateNumber(bad_ranks[i]));
+        char *t = cJSON_Print(o);
+        cr_assert_eq(paw_write_file_atomic(path, t, strlen(t)), 0);
+        free(t), cJSON_Delete(o);
+        cr_assert_neq(sh("%s compile --compiler %s/run/export --spec-file %s/spec.txt -o %s/bad.paw 2>%s/bad.err", p, W, W,
+                         W, W), 0);
+        char *err = slurp("%s/bad.err", W);
+        cr_assert(strstr(err, "paw.json") && strstr(err, "lora_rank") && strstr(err, "[1, 4096]"), "%g: %s",
+                  bad_ranks[i], err);
+        free(err);
+    }
+    cr_assert_eq(paw_write_file_atomic(path, desc, strlen(desc)), 0);
+    free(desc);
+
     // Run: an argument, then the same input three times through stdin, as a filter.
     snprintf(path, sizeof path, "%s/in.txt", W);
     char lines[4096];

@@ -2,6 +2,7 @@
 
 #include <cjson/cJSON.h>
 #include <dirent.h>
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -264,12 +265,22 @@ int ckpt_load(const char *dir, TrainParam *ps, int np, char **state_json, int ra
 
 // ---- re-sharding --------------------------------------------------------------------------------
 
+// An integer of at most 1e12 in magnitude, as a number or a decimal string (-1: anything else), so
+// that the products below cannot overflow.
 static int json_int(const cJSON *o, const char *key, long long dflt, long long *out) {
     const cJSON *it = cJSON_GetObjectItem(o, key);
     if (!it) *out = dflt;
-    else if (cJSON_IsNumber(it)) *out = (long long)it->valuedouble;
-    else if (cJSON_IsString(it)) *out = strtoll(it->valuestring, NULL, 10);
-    else return -1;
+    else if (cJSON_IsNumber(it)) {
+        double d = it->valuedouble;
+        if (!(d >= -1e12 && d <= 1e12) || d != (double)(long long)d) return -1;
+        *out = (long long)d;
+    } else if (cJSON_IsString(it)) {
+        char *end;
+        errno = 0;
+        long long v = strtoll(it->valuestring, &end, 10);
+        if (end == it->valuestring || *end || errno || v < -1000000000000LL || v > 1000000000000LL) return -1;
+        *out = v;
+    } else return -1;
     return 0;
 }
 
