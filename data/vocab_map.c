@@ -62,9 +62,13 @@ int paw_vocab_map_load(PawVocabMap *vm, const char *dir) {
     if (rc != 0) return -1;
     const StTensor *t = st_find(&st, "orig_ids");
     const char *os = st_meta(&st, "orig_vocab_size");
-    int orig_size = os ? atoi(os) : 0;
+    char *end = NULL;
+    long orig = os ? strtol(os, &end, 10) : 0;
+    int orig_size = os && end != os && !*end && orig > 0 && orig <= PAW_VOCAB_MAP_MAX_ORIG ? (int)orig : 0;
     if (!t || t->dtype != ST_I32 || t->ndim != 1) rc = paw_error("%s: needs an I32 vector \"orig_ids\"", st.path);
-    else if (orig_size <= 0) rc = paw_error("%s: metadata \"orig_vocab_size\" missing or not positive", st.path);
+    else if (orig_size <= 0)
+        rc = paw_error("%s: metadata \"orig_vocab_size\" is %s%s%s, expected an integer in [1, %d]", st.path, os ? "\"" : "",
+                       os ? os : "missing", os ? "\"" : "", PAW_VOCAB_MAP_MAX_ORIG);
     else {
         int32_t *ids = xmalloc(t->nbytes ? t->nbytes : 1);
         memcpy(ids, t->data, t->nbytes);

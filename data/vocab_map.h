@@ -18,6 +18,9 @@ typedef struct {
 // From a set of used tokenizer ids (any order, duplicates allowed), all < orig_size.
 int paw_vocab_map_build(PawVocabMap *vm, const int32_t *ids, int64_t n, int orig_size);
 void paw_vocab_map_free(PawVocabMap *vm);
+// The largest tokenizer vocabulary a map may refer to (Qwen3's has 151,936 ids).
+#define PAW_VOCAB_MAP_MAX_ORIG (1 << 24)
+
 // DIR/vocab_map.safetensors. load returns 1 (and an empty map) when the directory has none.
 int paw_vocab_map_save(const PawVocabMap *vm, const char *dir);
 int paw_vocab_map_load(PawVocabMap *vm, const char *dir);

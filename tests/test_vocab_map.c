@@ -2,11 +2,13 @@
 // maps both ways, and refuses ids outside it.
 #include <criterion/criterion.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "common/error.h"
 #include "common/fileio.h"
 #include "data/vocab_map.h"
+#include "model/safetensors.h"
 
 Test(vocab_map, build_map_save_load_and_refuse) {
     int32_t used[] = {151645, 7, 42, 7, 151643, 0, 42};
@@ -42,6 +44,16 @@ Test(vocab_map, build_map_save_load_and_refuse) {
     cr_assert_eq(back.orig_size, 151936);
     paw_vocab_map_free(&back);
     char *path = paw_path_join(dir, "vocab_map.safetensors");
+    // A vocabulary size that is not a positive integer in range is refused before anything is
+    // allocated for it.
+    const char *bad_sizes[] = {"99999999999", "12abc", "0", "16777217", ""};
+    for (int i = 0; i < 5; i++) {
+        const char *meta[] = {"orig_vocab_size", bad_sizes[i]};
+        StWriteTensor t = {.name = "orig_ids", .dtype = ST_I32, .ndim = 1, .shape = {vm.n}, .data = vm.orig};
+        cr_assert_eq(st_write(path, &t, 1, meta, 1), 0, "%s", paw_last_error());
+        cr_assert_eq(paw_vocab_map_load(&back, dir), -1, "%s", bad_sizes[i]);
+        cr_assert(strstr(paw_last_error(), "orig_vocab_size"), "%s: %s", bad_sizes[i], paw_last_error());
+    }
     cr_assert_eq(paw_write_file_atomic(path, "garbage", 7), 0);
     cr_assert_eq(paw_vocab_map_load(&back, dir), -1);
     cr_assert(strstr(paw_last_error(), "vocab_map.safetensors"), "%s", paw_last_error());
