@@ -16,6 +16,7 @@
 #include "common/fileio.h"
 #include "common/progress.h"
 #include "model/safetensors.h"
+#include "tests/testutil.h"
 #include "train/checkpoint.h"
 #include "train/comm.h"
 #include "tests/world.h"
@@ -271,12 +272,7 @@ Test(mpi_train, resharding_2_to_1_to_2_ranks_continues_the_same_run, .timeout = 
     cr_assert_not_null(state);
     const double bad_worlds[] = {1e300, 2.5};
     for (int i = 0; i < 2; i++) {
-        cJSON *o = cJSON_Parse(state);
-        cr_assert_not_null(o);
-        cJSON_ReplaceItemInObject(o, "world_size", cJSON_CreateNumber(bad_worlds[i]));
-        char *t = cJSON_Print(o);
-        cr_assert_eq(paw_write_file_atomic(sp, t, strlen(t)), 0);
-        free(t), cJSON_Delete(o);
+        write_json_with_number(sp, state, "world_size", bad_worlds[i]);
         cr_assert_eq(sh("%s ckpt reshard %s/odd/checkpoints/step-00000001 %s/odd3 --world-size 1 2>%s/odd3.err", p, g_dir,
                         g_dir, g_dir), 1);
         char *err = read_err("odd3.err");

@@ -12,6 +12,7 @@
 #include "data/vocab_map.h"
 #include "model/safetensors.h"
 #include "tests/interactive.h"
+#include "tests/testutil.h"
 #include "tests/world.h"
 
 static char W[64];
@@ -123,12 +124,7 @@ Test(programs_cli, compile_run_eval_end_to_end, .timeout = 300) {
     char *desc = slurp("%s", path);
     const double bad_ranks[] = {0, 1e300, 4.5};
     for (int i = 0; i < 3; i++) {
-        cJSON *o = cJSON_Parse(desc);
-        cr_assert_not_null(o);
-        cJSON_ReplaceItemInObject(o, "lora_rank", cJSON_CreateNumber(bad_ranks[i]));
-        char *t = cJSON_Print(o);
-        cr_assert_eq(paw_write_file_atomic(path, t, strlen(t)), 0);
-        free(t), cJSON_Delete(o);
+        write_json_with_number(path, desc, "lora_rank", bad_ranks[i]);
         cr_assert_neq(sh("%s compile --compiler %s/run/export --spec-file %s/spec.txt -o %s/bad.paw 2>%s/bad.err", p, W, W,
                          W, W), 0);
         char *err = slurp("%s/bad.err", W);

@@ -169,13 +169,7 @@ Test(train_e2e, resume_is_bit_exact_and_a_killed_save_leaves_the_previous_checkp
     cr_assert_not_null(saved);
     const double bad_steps[] = {-3, 1e300, 2.5};
     for (int i = 0; i < 3; i++) {
-        cJSON *o = cJSON_Parse(saved);
-        cr_assert_not_null(o);
-        cJSON_ReplaceItemInObject(o, "step", cJSON_CreateNumber(bad_steps[i]));
-        char *t = cJSON_Print(o);
-        cr_assert_eq(paw_write_file_atomic(state_path, t, strlen(t)), 0);
-        free(t);
-        cJSON_Delete(o);
+        write_json_with_number(state_path, saved, "step", bad_steps[i]);
         cr_assert_neq(sh("%s train %s/b.json --resume 2>%s/bad.err", p, g_dir, g_dir), 0, "step %g", bad_steps[i]);
         char errp[256];
         snprintf(errp, sizeof errp, "%s/bad.err", g_dir);

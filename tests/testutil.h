@@ -55,6 +55,18 @@ static inline double rel_max(const float *a, const float *b, size_t n) {
     return den > 0 ? num / den : num;
 }
 
+// Writes to PATH the JSON object TEXT with member KEY set to the number V (a corrupted file for
+// refusal tests); aborts the test on failure.
+static inline void write_json_with_number(const char *path, const char *text, const char *key, double v) {
+    cJSON *o = cJSON_Parse(text);
+    if (!o) paw_die("%s: not JSON", path);
+    cJSON_ReplaceItemInObject(o, key, cJSON_CreateNumber(v));
+    char *t = cJSON_Print(o);
+    if (paw_write_file_atomic(path, t, strlen(t)) != 0) paw_die("%s", paw_last_error());
+    free(t);
+    cJSON_Delete(o);
+}
+
 // step -> loss from a training run's log.jsonl (loss[step - 1]; the last line of a step wins, as
 // after a resume), steps 1..max. Returns the highest step found, or -1 when the log cannot be read.
 static inline int read_log_losses(const char *log, double *loss, int max) {
