@@ -1,13 +1,13 @@
 #include "compiler/trained.h"
 
 #include <cjson/cJSON.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/error.h"
 #include "common/sha256.h"
 #include "common/fileio.h"
+#include "common/json.h"
 #include "data/shard_build.h"
 #include "data/template.h"
 #ifdef PAW_CUDA
@@ -19,7 +19,7 @@
 static int json_int(const cJSON *o, const char *key, int *out, const char *path) {
     const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, key);
     if (!cJSON_IsNumber(it)) return paw_error("%s: missing number \"%s\"", path, key);
-    if (!(it->valuedouble >= 1 && it->valuedouble <= 4096) || it->valuedouble != floor(it->valuedouble))
+    if (!paw_json_is_int_in(it, 1, 4096))
         return paw_error("%s: \"%s\" is %g, expected an integer in [1, 4096]", path, key, it->valuedouble);
     *out = (int)it->valuedouble;
     return 0;

@@ -2,12 +2,12 @@
 #include "data/loader.h"
 
 #include <cjson/cJSON.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/error.h"
 #include "common/fileio.h"
+#include "common/json.h"
 
 // ------------------------------------------------------------------------------------------
 // Dataset
@@ -24,8 +24,7 @@ struct PawDataset {
 
 static int manifest_count(const cJSON *obj, const char *name, const char *path, uint64_t *out) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
-    if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0 && v->valuedouble <= 9007199254740992.0) ||
-        v->valuedouble != floor(v->valuedouble))
+    if (!paw_json_is_int_in(v, 0, 9007199254740992.0))
         return paw_error("%s: field \"%s\" must be a non-negative integer (at most 2^53)", path, name);
     *out = (uint64_t)v->valuedouble;
     return 0;

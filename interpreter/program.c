@@ -10,6 +10,7 @@
 
 #include "common/error.h"
 #include "common/fileio.h"
+#include "common/json.h"
 #include "common/sha256.h"
 #include "data/template.h"
 #include "kernels/quant.h"
@@ -395,8 +396,7 @@ static char *json_str(const cJSON *o, const char *key) {
 static int json_int(const cJSON *o, const char *key, int lo, int hi, int *out) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
     if (!v || cJSON_IsNull(v)) return 0;
-    if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) || v->valuedouble < lo || v->valuedouble > hi)
-        return -1;
+    if (!paw_json_is_int_in(v, lo, hi)) return -1;
     *out = (int)v->valuedouble;
     return 1;
 }

@@ -1,13 +1,13 @@
 #include "model/config.h"
 
 #include <cjson/cJSON.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/error.h"
 #include "common/fileio.h"
+#include "common/json.h"
 
 static int get_int(const cJSON *root, const char *key, int *out, int required, const char *path) {
     const cJSON *it = cJSON_GetObjectItemCaseSensitive(root, key);
@@ -15,8 +15,7 @@ static int get_int(const cJSON *root, const char *key, int *out, int required, c
         if (required) return paw_error("%s: missing required field \"%s\"", path, key);
         return 1;
     }
-    if (!cJSON_IsNumber(it) || it->valuedouble != floor(it->valuedouble) || it->valuedouble < -2147483648.0 ||
-        it->valuedouble > 2147483647.0)
+    if (!paw_json_is_int_in(it, -2147483648.0, 2147483647.0))
         return paw_error("%s: field \"%s\" must be an integer", path, key);
     *out = (int)it->valuedouble;
     return 0;

@@ -12,6 +12,7 @@
 
 #include "common/error.h"
 #include "common/fileio.h"
+#include "common/json.h"
 #include "model/safetensors.h"
 
 static int write_tensors(const char *path, const TrainParam *ps, int np, int which) {
@@ -271,9 +272,8 @@ static int json_int(const cJSON *o, const char *key, long long dflt, long long *
     const cJSON *it = cJSON_GetObjectItem(o, key);
     if (!it) *out = dflt;
     else if (cJSON_IsNumber(it)) {
-        double d = it->valuedouble;
-        if (!(d >= -1e12 && d <= 1e12) || d != (double)(long long)d) return -1;
-        *out = (long long)d;
+        if (!paw_json_is_int_in(it, -1e12, 1e12)) return -1;
+        *out = (long long)it->valuedouble;
     } else if (cJSON_IsString(it)) {
         char *end;
         errno = 0;

@@ -15,6 +15,7 @@
 #include "common/args.h"
 #include "common/error.h"
 #include "common/fileio.h"
+#include "common/json.h"
 #include "common/progress.h"
 #include "common/sha256.h"
 #include "data/loader.h"
@@ -424,7 +425,7 @@ static int restore_state(Trainer *tr, const char *json, const char *where) {
     int rc = 0;
     if (!cJSON_IsNumber(st) || !cJSON_IsString(e) || !cJSON_IsString(s) || !cJSON_IsString(f)) {
         rc = paw_error("%s/state.json: malformed", where);
-    } else if (!(st->valuedouble >= 0 && st->valuedouble <= 1e15 && st->valuedouble == (double)(long)st->valuedouble)) {
+    } else if (!paw_json_is_int_in(st, 0, 1e15)) {
         rc = paw_error("%s/state.json: \"step\" is %g, not a step count", where, st->valuedouble);
     } else {
         tr->step = (long)st->valuedouble;
