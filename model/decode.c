@@ -13,8 +13,8 @@ void qwen3_cache_create(Qwen3KVCache *c, const Qwen3Config *cfg, int B, int cap)
     c->kvdim = cfg->num_kv_heads * cfg->head_dim;
     c->len = 0;
     size_t n = (size_t)c->L * B * cap * c->kvdim;
-    c->k = xmalloc(sizeof(float) * n);
-    c->v = xmalloc(sizeof(float) * n);
+    c->k = xmalloc_big(sizeof(float) * n);
+    c->v = xmalloc_big(sizeof(float) * n);
 }
 
 void qwen3_cache_free(Qwen3KVCache *c) {

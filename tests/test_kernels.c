@@ -213,8 +213,8 @@ Test(kernels, embedding_lookup_from_bf16_table_is_exact) {
 }
 
 // Explicit attention with the full score matrix, as the definition reads.
-static void attention_naive(float *out, const float *q, const float *k, const float *v, int B, int Tq, int Tk, int Tcap,
-                            int NH, int NKV, int HD) {
+static void attention_naive(float *out, float *lse, const float *q, const float *k, const float *v, int B, int Tq, int Tk,
+                            int Tcap, int NH, int NKV, int HD) {
     double *p = xmalloc(sizeof(double) * (size_t)Tk);
     for (int b = 0; b < B; b++)
         for (int h = 0; h < NH; h++)
@@ -229,6 +229,7 @@ static void attention_naive(float *out, const float *q, const float *k, const fl
                     if (p[j] > mx) mx = p[j];
                 }
                 for (int j = 0; j <= last; j++) sum += (p[j] = exp(p[j] - mx));
+                lse[((size_t)b * NH + h) * Tq + t] = (float)(mx + log(sum));
                 for (int d = 0; d < HD; d++) {
                     double o = 0;
                     for (int j = 0; j <= last; j++) o += p[j] / sum * v[(((size_t)b * Tcap + j) * NKV + g) * HD + d];
@@ -239,21 +240,30 @@ static void attention_naive(float *out, const float *q, const float *k, const fl
 }
 
 Test(kernels, attention_matches_explicit_softmax_with_gqa_and_cache_offsets) {
-    int B = 2, NH = 6, NKV = 2, HD = 12, Tcap = 19;
-    float *k = randn((size_t)B * Tcap * NKV * HD, 3, 1), *v = randn((size_t)B * Tcap * NKV * HD, 4, 1);
-    int cases[][2] = {{19, 19}, {1, 19}, {5, 13}, {1, 1}};  // (Tq, Tk)
-    for (int c = 0; c < 4; c++) {
-        int Tq = cases[c][0], Tk = cases[c][1];
-        float *q = randn((size_t)B * Tq * NH * HD, 5 + c, 1);
-        size_t n = (size_t)B * Tq * NH * HD;
-        float *out = xmalloc(sizeof(float) * n), *ref = xmalloc(sizeof(float) * n);
-        for (size_t i = 0; i < n; i++) out[i] = NAN;
-        attention_forward(out, NULL, q, k, v, B, Tq, Tk, Tcap, NH, NKV, HD);
-        attention_naive(ref, q, k, v, B, Tq, Tk, Tcap, NH, NKV, HD);
-        cr_assert(rel_max(out, ref, n) < 1e-5, "Tq=%d Tk=%d: %g", Tq, Tk, rel_max(out, ref, n));
-        free(q), free(out), free(ref);
+    // head_dim 12: the dot's 8-wide step and its scalar tail; 44: its 32-wide step as well.
+    int B = 2, NH = 6, NKV = 2, Tcap = 19, dims[] = {12, 44};
+    for (int di = 0; di < 2; di++) {
+        int HD = dims[di];
+        float *k = randn((size_t)B * Tcap * NKV * HD, 3, 1), *v = randn((size_t)B * Tcap * NKV * HD, 4, 1);
+        int cases[][2] = {{19, 19}, {1, 19}, {5, 13}, {1, 1}};  // (Tq, Tk)
+        for (int c = 0; c < 4; c++) {
+            int Tq = cases[c][0], Tk = cases[c][1];
+            float *q = randn((size_t)B * Tq * NH * HD, 5 + c, 1);
+            size_t n = (size_t)B * Tq * NH * HD;
+            size_t nl = (size_t)B * NH * Tq;
+            float *out = xmalloc(sizeof(float) * n), *ref = xmalloc(sizeof(float) * n);
+            float *lse = xmalloc(sizeof(float) * nl), *ref_lse = xmalloc(sizeof(float) * nl);
+            for (size_t i = 0; i < n; i++) out[i] = NAN;
+            for (size_t i = 0; i < nl; i++) lse[i] = NAN;
+            attention_forward(out, lse, q, k, v, B, Tq, Tk, Tcap, NH, NKV, HD);
+            attention_naive(ref, ref_lse, q, k, v, B, Tq, Tk, Tcap, NH, NKV, HD);
+            cr_assert(rel_max(out, ref, n) < 1e-5, "HD=%d Tq=%d Tk=%d: %g", HD, Tq, Tk, rel_max(out, ref, n));
+            cr_assert(rel_max(lse, ref_lse, nl) < 1e-5, "lse, HD=%d Tq=%d Tk=%d: %g", HD, Tq, Tk,
+                      rel_max(lse, ref_lse, nl));
+            free(q), free(out), free(ref), free(lse), free(ref_lse);
+        }
+        free(k), free(v);
     }
-    free(k), free(v);
 }
 
 // ---- finite differences ----------------------------------------------------------------------
