@@ -193,7 +193,6 @@ static int ensure_prefix(PawRunner *r) {
 static int many_fill(void *vctx, const int *rows, const int *jobs, int k, int *next) {
     ManyCtx *c = vctx;
     const Qwen3Config *cfg = &c->runners[0]->model->cfg;
-    size_t KV = (size_t)cfg->num_kv_heads * cfg->head_dim;
     for (int i = 0; i < k; i++) {
         PawRunner *r = c->runners[c->job_runner[jobs[i]]];
         if (ensure_prefix(r) != 0) return -1;  // a program's prefix is made at its first job
@@ -209,10 +208,7 @@ static int many_fill(void *vctx, const int *rows, const int *jobs, int k, int *n
         // The shared leading tokens come from the prefix (at least one token is left to compute).
         int keep = 0, limit = r->cached < (int)r->prefix_ids.n ? r->cached : (int)r->prefix_ids.n;
         while (keep < limit && keep < n - 1 && r->cached_ids[keep] == ids->ids[keep]) keep++;
-        for (int l = 0; l < cfg->num_layers && keep > 0; l++) {
-            memcpy(rc->k + (size_t)l * rc->cap * KV, r->cache.k + (size_t)l * r->cache.cap * KV, sizeof(float) * keep * KV);
-            memcpy(rc->v + (size_t)l * rc->cap * KV, r->cache.v + (size_t)l * r->cache.cap * KV, sizeof(float) * keep * KV);
-        }
+        qwen3_cache_copy_prefix(rc, &r->cache, keep);
         rc->len = keep;
         Qwen3Inputs in = {.ids = ids->ids + keep, .cache = rc, .logits_mode = QWEN3_LOGITS_LAST, .lora = r->lora};
         if (qwen3_forward(r->model, &in, 1, n - keep) != 0) return -1;

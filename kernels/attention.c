@@ -34,20 +34,21 @@ static inline float dot(const float *a, const float *b, int n) {
     return s;
 }
 
-// Rows of K and V lie NKV * HD floats apart (4 KiB at the 0.6B shape): each one on a new page,
-// where the hardware prefetcher stops. Decoding reads the whole cache per token, so without a
-// hint every row is a memory round trip.
+// In the projections' layout a KV head's rows lie NKV * HD floats apart (4 KiB at the 0.6B
+// shape), too far apart for the hardware prefetcher here: rows a few positions ahead are
+// prefetched by hand. (The decoding caches keep each KV head's positions contiguous instead.)
 enum { ATT_PREFETCH_ROWS = 8 };
 
 static inline void prefetch_row(const float *r, int HD) {
     for (int d = 0; d < HD; d += 16) __builtin_prefetch(r + d);
 }
 
-void attention_forward(float *out, float *lse, const float *q, const float *k, const float *v, int B, int Tq, int Tk,
-                       int Tcap, int NH, int NKV, int HD) {
+// K/V row of sequence b, KV head g, position j at k + b * seq + g * head + j * stride.
+static void attention_strided(float *out, float *lse, const float *q, const float *k, const float *v, int B, int Tq,
+                              int Tk, size_t seq, size_t head, size_t stride, int NH, int NKV, int HD) {
     const float scale = 1.0f / sqrtf((float)HD);
     const int group = NH / NKV;
-    const size_t stride = (size_t)NKV * HD;  // from one position's K (or V) row to the next
+    const int prefetch = stride > (size_t)HD;  // contiguous rows stream without the hint
     // One work item per (sequence, KV head, query): the group's query heads together, so that each
     // K and V row is read once for all of them (per head, the sums are the same as one at a time).
 #pragma omp parallel
@@ -59,13 +60,13 @@ void attention_forward(float *out, float *lse, const float *q, const float *k, c
             for (int t = 0; t < Tq; t++) {
                 int b = bg / NKV, g = bg % NKV;
                 int last = Tk - Tq + t;  // absolute position of this query
-                const float *kg = k + ((size_t)b * Tcap * NKV + g) * HD, *vg = v + ((size_t)b * Tcap * NKV + g) * HD;
+                const float *kg = k + b * seq + g * head, *vg = v + b * seq + g * head;
                 const float *qg = q + (((size_t)b * Tq + t) * NH + (size_t)g * group) * HD;
                 float *og = out + (((size_t)b * Tq + t) * NH + (size_t)g * group) * HD;
                 for (int i = 0; i < group; i++) mx[i] = -INFINITY;
                 for (int j = 0; j <= last; j++) {
                     const float *kr = kg + j * stride;
-                    if (j + ATT_PREFETCH_ROWS <= last) prefetch_row(kr + ATT_PREFETCH_ROWS * stride, HD);
+                    if (prefetch && j + ATT_PREFETCH_ROWS <= last) prefetch_row(kr + ATT_PREFETCH_ROWS * stride, HD);
                     for (int i = 0; i < group; i++) {
                         float s = dot(qg + (size_t)i * HD, kr, HD) * scale;
                         p[(size_t)i * Tk + j] = s;
@@ -84,7 +85,7 @@ void attention_forward(float *out, float *lse, const float *q, const float *k, c
                 for (int d = 0; d < group * HD; d++) og[d] = 0;
                 for (int j = 0; j <= last; j++) {
                     const float *vr = vg + j * stride;
-                    if (j + ATT_PREFETCH_ROWS <= last) prefetch_row(vr + ATT_PREFETCH_ROWS * stride, HD);
+                    if (prefetch && j + ATT_PREFETCH_ROWS <= last) prefetch_row(vr + ATT_PREFETCH_ROWS * stride, HD);
                     for (int i = 0; i < group; i++) {
                         float w = p[(size_t)i * Tk + j] * inv[i], *o = og + (size_t)i * HD;
 #pragma omp simd
@@ -95,6 +96,16 @@ void attention_forward(float *out, float *lse, const float *q, const float *k, c
         }
         free(p);
     }
+}
+
+void attention_forward(float *out, float *lse, const float *q, const float *k, const float *v, int B, int Tq, int Tk,
+                       int Tcap, int NH, int NKV, int HD) {
+    attention_strided(out, lse, q, k, v, B, Tq, Tk, (size_t)Tcap * NKV * HD, (size_t)HD, (size_t)NKV * HD, NH, NKV, HD);
+}
+
+void attention_forward_cache(float *out, const float *q, const float *k, const float *v, int B, int Tq, int Tk, int Tcap,
+                             int NH, int NKV, int HD) {
+    attention_strided(out, NULL, q, k, v, B, Tq, Tk, (size_t)NKV * Tcap * HD, (size_t)Tcap * HD, (size_t)HD, NH, NKV, HD);
 }
 
 void attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k,

@@ -11,6 +11,12 @@
 void attention_forward(float *out, float *lse, const float *q, const float *k, const float *v, int B, int Tq, int Tk,
                        int Tcap, int NH, int NKV, int HD);
 
+// The same with K and V in the decoding caches' layout, k, v: [B, NKV, Tcap, HD] (each KV head's
+// positions contiguous, so that reading them streams), and no log-sum-exp. Per element the sums
+// are those of attention_forward: decoding against a cache gives the full forward's bits.
+void attention_forward_cache(float *out, const float *q, const float *k, const float *v, int B, int Tq, int Tk, int Tcap,
+                             int NH, int NKV, int HD);
+
 // Full-sequence backward (Tq == Tk == Tcap == T). Accumulates into dq, dk, dv.
 void attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k,
                         const float *v, const float *out, const float *lse, int B, int T, int NH, int NKV, int HD);

@@ -11,10 +11,21 @@ void qwen3_cache_create(Qwen3KVCache *c, const Qwen3Config *cfg, int B, int cap)
     c->B = B;
     c->cap = cap;
     c->kvdim = cfg->num_kv_heads * cfg->head_dim;
+    c->hd = cfg->head_dim;
     c->len = 0;
     size_t n = (size_t)c->L * B * cap * c->kvdim;
     c->k = xmalloc_big(sizeof(float) * n);
     c->v = xmalloc_big(sizeof(float) * n);
+}
+
+void qwen3_cache_copy_prefix(Qwen3KVCache *dst, const Qwen3KVCache *src, int n) {
+    int H = src->kvdim / src->hd;
+    for (int l = 0; l < src->L; l++)
+        for (int g = 0; g < H; g++) {
+            size_t s = ((size_t)l * H + g) * src->cap * src->hd, d = ((size_t)l * H + g) * dst->cap * dst->hd;
+            memcpy(dst->k + d, src->k + s, sizeof(float) * (size_t)n * src->hd);
+            memcpy(dst->v + d, src->v + s, sizeof(float) * (size_t)n * src->hd);
+        }
 }
 
 void qwen3_cache_free(Qwen3KVCache *c) {

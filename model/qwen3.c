@@ -287,6 +287,17 @@ static void ensure_rope(Qwen3 *m, int needed) {
 
 // out (+= when acc) = inp[N, C] @ W^T for weight matrix i (a Qwen3ParamInfo index) of layer l
 // (0 for the LM head): from the fp32 parameters, the bf16 or the Q8 matrices.
+// T new positions' keys and values [T, NKV * HD] into one sequence's cache [NKV, cap, HD] of a
+// layer, at positions pos0 ...
+static void cache_append(float *ck, float *cv, const float *k, const float *v, int T, int pos0, int cap, int NKV, int HD) {
+    for (int t = 0; t < T; t++)
+        for (int g = 0; g < NKV; g++) {
+            size_t src = ((size_t)t * NKV + g) * HD, dst = ((size_t)g * cap + pos0 + t) * HD;
+            memcpy(ck + dst, k + src, sizeof(float) * (size_t)HD);
+            memcpy(cv + dst, v + src, sizeof(float) * (size_t)HD);
+        }
+}
+
 static void project(const Qwen3 *m, int i, int l, float *out, const float *inp, int N, int C, int OC, int acc) {
     const size_t off = (size_t)l * OC * C;
     if (m->w16[i]) {
@@ -442,21 +453,19 @@ int qwen3_forward(Qwen3 *m, const Qwen3Inputs *in, int B, int T) {
         if (cache) {
             // Append this call's keys and values, then attend over everything cached so far.
             size_t layer = (size_t)l * B * cache->cap * KV;
-            for (int b = 0; b < B; b++) {
-                size_t dst = layer + ((size_t)b * cache->cap + pos0) * KV;
-                memcpy(cache->k + dst, k + (size_t)b * T * KV, sizeof(float) * (size_t)T * KV);
-                memcpy(cache->v + dst, v + (size_t)b * T * KV, sizeof(float) * (size_t)T * KV);
-            }
-            attention_forward(att, NULL, q, cache->k + layer, cache->v + layer, B, T, pos0 + T, cache->cap, NH, NKV, HD);
+            for (int b = 0; b < B; b++)
+                cache_append(cache->k + layer + (size_t)b * cache->cap * KV, cache->v + layer + (size_t)b * cache->cap * KV,
+                             k + (size_t)b * T * KV, v + (size_t)b * T * KV, T, pos0, cache->cap, NKV, HD);
+            attention_forward_cache(att, q, cache->k + layer, cache->v + layer, B, T, pos0 + T, cache->cap, NH, NKV, HD);
         } else if (rows) {
             // Each sequence against its own cache: the single-sequence computation, row by row.
             for (int b = 0; b < B; b++) {
                 Qwen3KVCache *rc = rows[b];
-                size_t layer = (size_t)l * rc->cap * KV, dst = layer + (size_t)rc->len * KV;
-                memcpy(rc->k + dst, k + (size_t)b * T * KV, sizeof(float) * (size_t)T * KV);
-                memcpy(rc->v + dst, v + (size_t)b * T * KV, sizeof(float) * (size_t)T * KV);
-                attention_forward(att + (size_t)b * T * Q, NULL, q + (size_t)b * T * Q, rc->k + layer, rc->v + layer, 1, T,
-                                  rc->len + T, rc->cap, NH, NKV, HD);
+                size_t layer = (size_t)l * rc->cap * KV;
+                cache_append(rc->k + layer, rc->v + layer, k + (size_t)b * T * KV, v + (size_t)b * T * KV, T, rc->len,
+                             rc->cap, NKV, HD);
+                attention_forward_cache(att + (size_t)b * T * Q, q + (size_t)b * T * Q, rc->k + layer, rc->v + layer, 1, T,
+                                        rc->len + T, rc->cap, NH, NKV, HD);
             }
         } else {
             attention_forward(att, lse, q, k, v, B, T, T, T, NH, NKV, HD);

@@ -76,12 +76,16 @@ typedef struct {
     float *dact, *dgate, *dup;  // [N, I]
 } Qwen3Scratch;
 
-// KV cache for decoding: k, v [L, B, cap, NKV*HD]; len tokens valid per sequence.
+// KV cache for decoding: k, v [L, B, NKV, cap, HD] (a KV head's positions contiguous: decoding
+// reads them all every step); len tokens valid per sequence. qwen3_cache_copy_prefix copies one.
 typedef struct {
-    int L, B, cap, kvdim;
+    int L, B, cap, kvdim, hd;  // kvdim = NKV * hd
     int len;
     float *k, *v;
 } Qwen3KVCache;
+
+// Positions [0, n) of every layer from src to dst, both single-sequence caches (B = 1) of one model.
+void qwen3_cache_copy_prefix(Qwen3KVCache *dst, const Qwen3KVCache *src, int n);
 
 // Per-example LoRA on the seven projections (unmerged side path, see kernels/lora.h). Modules
 // are indexed in sorted-name order, the order of the PAW mapper's coefficients.

@@ -260,6 +260,24 @@ Test(kernels, attention_matches_explicit_softmax_with_gqa_and_cache_offsets) {
             cr_assert(rel_max(out, ref, n) < 1e-5, "HD=%d Tq=%d Tk=%d: %g", HD, Tq, Tk, rel_max(out, ref, n));
             cr_assert(rel_max(lse, ref_lse, nl) < 1e-5, "lse, HD=%d Tq=%d Tk=%d: %g", HD, Tq, Tk,
                       rel_max(lse, ref_lse, nl));
+            // The same keys and values in the decoding caches' layout [B, NKV, Tcap, HD]: the same bits.
+            size_t nkv = (size_t)B * Tcap * NKV * HD;
+            float *kc = xmalloc(sizeof(float) * nkv), *vc = xmalloc(sizeof(float) * nkv);
+            for (int b = 0; b < B; b++)
+                for (int j = 0; j < Tcap; j++)
+                    for (int g = 0; g < NKV; g++)
+                        for (int d = 0; d < HD; d++) {
+                            size_t from = (((size_t)b * Tcap + j) * NKV + g) * HD + d;
+                            size_t to = (((size_t)b * NKV + g) * Tcap + j) * HD + d;
+                            kc[to] = k[from], vc[to] = v[from];
+                        }
+            float *outc = xmalloc(sizeof(float) * n);
+            for (size_t i = 0; i < n; i++) outc[i] = NAN;
+            attention_forward_cache(outc, q, kc, vc, B, Tq, Tk, Tcap, NH, NKV, HD);
+            for (size_t i = 0; i < n; i++)
+                cr_assert(outc[i] == out[i], "cache layout, HD=%d Tq=%d Tk=%d: element %zu %g vs %g", HD, Tq, Tk, i,
+                          outc[i], out[i]);
+            free(kc), free(vc), free(outc);
             free(q), free(out), free(ref), free(lse), free(ref_lse);
         }
         free(k), free(v);
