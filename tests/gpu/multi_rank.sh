@@ -79,12 +79,13 @@ def log(name):
     for r in (json.loads(l) for l in open(p)):
         if "step_s" in r: steps[r["step"]] = r
     return [steps[k] for k in sorted(steps)]
-def med(rows): return statistics.median(r["step_s"] for r in rows[3:]) if len(rows) > 3 else float("nan")
+def med(rows): return statistics.median(r["step_s"] for r in rows[3:]) if len(rows) > 3 else None
+def cell(x): return "- (3 steps or fewer: all warm-up)" if x is None else f"{x:.4f}"
 rows = {n: log(n) for n in ("plain", "nccl1", "plainB", "nccl1B", "plain32", "mpi2", "zero2", "zero2r")}
 print("| run | steps | median step s | loss at last step |")
 print("|---|---|---|---|")
 for n, r in rows.items():
-    if r: print(f"| {n} | {len(r)} | {med(r):.4f} | {r[-1]['loss']:.6f} |")
+    if r: print(f"| {n} | {len(r)} | {cell(med(r))} | {r[-1]['loss']:.6f} |")
 plain = [med(rows[n]) for n in ("plain", "plainB") if len(rows[n]) > 3]
 nccl = [med(rows[n]) for n in ("nccl1", "nccl1B") if len(rows[n]) > 3]
 if plain and nccl:
