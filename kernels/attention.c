@@ -6,9 +6,7 @@
 
 #include "common/error.h"
 
-#if defined(__AVX2__) && defined(__FMA__)
-#include <immintrin.h>
-#endif
+#include "kernels/hsum.h"
 
 // One fixed summation order per build, used by the forward and by the backward's recomputation
 // alike, so that probabilities recomputed from the saved log-sum-exp match the forward's. Four
@@ -25,10 +23,7 @@ static inline float dot(const float *a, const float *b, int n) {
         s3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 24), _mm256_loadu_ps(b + i + 24), s3);
     }
     for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
-    __m256 t = _mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3));
-    __m128 h = _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1));
-    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-    s = _mm_cvtss_f32(_mm_add_ss(h, _mm_movehdup_ps(h)));
+    s = hsum8(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
 #endif
     for (; i < n; i++) s += a[i] * b[i];
     return s;

@@ -9,6 +9,7 @@
 #endif
 
 #include "common/error.h"
+#include "kernels/hsum.h"
 #include "model/safetensors.h"
 
 // One packed GEMM serves the forward and both backward products:
@@ -300,15 +301,6 @@ static void permute_even_odd(float *ap, const float *a, int n) {
         for (int j = 0; j < 8; j++) ap[i + j] = a[i + 2 * j], ap[i + 8 + j] = a[i + 2 * j + 1];
     for (; i < n; i++) ap[i] = a[i];
 }
-
-#if defined(__AVX2__) && defined(__FMA__)
-static inline float hsum8(__m256 t) {
-    __m128 q = _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1));
-    q = _mm_add_ps(q, _mm_movehl_ps(q, q));
-    q = _mm_add_ss(q, _mm_movehdup_ps(q));
-    return _mm_cvtss_f32(q);
-}
-#endif
 
 #if defined(__AVX2__) && defined(__FMA__)
 // Accumulators of elements 0..7 and 8..15 of each 16 -> of the even and of the odd elements, in

@@ -285,8 +285,6 @@ static void ensure_rope(Qwen3 *m, int needed) {
     m->rope_len = len;
 }
 
-// out (+= when acc) = inp[N, C] @ W^T for weight matrix i (a Qwen3ParamInfo index) of layer l
-// (0 for the LM head): from the fp32 parameters, the bf16 or the Q8 matrices.
 // T new positions' keys and values [T, NKV * HD] into one sequence's cache [NKV, cap, HD] of a
 // layer, at positions pos0 ...
 static void cache_append(float *ck, float *cv, const float *k, const float *v, int T, int pos0, int cap, int NKV, int HD) {
@@ -298,6 +296,8 @@ static void cache_append(float *ck, float *cv, const float *k, const float *v, i
         }
 }
 
+// out (+= when acc) = inp[N, C] @ W^T for weight matrix i (a Qwen3ParamInfo index) of layer l
+// (0 for the LM head): from the fp32 parameters, the bf16 or the Q8 matrices.
 static void project(const Qwen3 *m, int i, int l, float *out, const float *inp, int N, int C, int OC, int acc) {
     const size_t off = (size_t)l * OC * C;
     if (m->w16[i]) {

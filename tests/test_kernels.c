@@ -244,7 +244,18 @@ Test(kernels, attention_matches_explicit_softmax_with_gqa_and_cache_offsets) {
     int B = 2, NH = 6, NKV = 2, Tcap = 19, dims[] = {12, 44};
     for (int di = 0; di < 2; di++) {
         int HD = dims[di];
-        float *k = randn((size_t)B * Tcap * NKV * HD, 3, 1), *v = randn((size_t)B * Tcap * NKV * HD, 4, 1);
+        size_t nkv = (size_t)B * Tcap * NKV * HD;
+        float *k = randn(nkv, 3, 1), *v = randn(nkv, 4, 1);
+        // k and v again in the decoding caches' layout [B, NKV, Tcap, HD].
+        float *kc = xmalloc(sizeof(float) * nkv), *vc = xmalloc(sizeof(float) * nkv);
+        for (int b = 0; b < B; b++)
+            for (int j = 0; j < Tcap; j++)
+                for (int g = 0; g < NKV; g++)
+                    for (int d = 0; d < HD; d++) {
+                        size_t from = (((size_t)b * Tcap + j) * NKV + g) * HD + d;
+                        size_t to = (((size_t)b * NKV + g) * Tcap + j) * HD + d;
+                        kc[to] = k[from], vc[to] = v[from];
+                    }
         int cases[][2] = {{19, 19}, {1, 19}, {5, 13}, {1, 1}};  // (Tq, Tk)
         for (int c = 0; c < 4; c++) {
             int Tq = cases[c][0], Tk = cases[c][1];
@@ -260,27 +271,16 @@ Test(kernels, attention_matches_explicit_softmax_with_gqa_and_cache_offsets) {
             cr_assert(rel_max(out, ref, n) < 1e-5, "HD=%d Tq=%d Tk=%d: %g", HD, Tq, Tk, rel_max(out, ref, n));
             cr_assert(rel_max(lse, ref_lse, nl) < 1e-5, "lse, HD=%d Tq=%d Tk=%d: %g", HD, Tq, Tk,
                       rel_max(lse, ref_lse, nl));
-            // The same keys and values in the decoding caches' layout [B, NKV, Tcap, HD]: the same bits.
-            size_t nkv = (size_t)B * Tcap * NKV * HD;
-            float *kc = xmalloc(sizeof(float) * nkv), *vc = xmalloc(sizeof(float) * nkv);
-            for (int b = 0; b < B; b++)
-                for (int j = 0; j < Tcap; j++)
-                    for (int g = 0; g < NKV; g++)
-                        for (int d = 0; d < HD; d++) {
-                            size_t from = (((size_t)b * Tcap + j) * NKV + g) * HD + d;
-                            size_t to = (((size_t)b * NKV + g) * Tcap + j) * HD + d;
-                            kc[to] = k[from], vc[to] = v[from];
-                        }
+            // The same keys and values in the decoding caches' layout: the same bits.
             float *outc = xmalloc(sizeof(float) * n);
             for (size_t i = 0; i < n; i++) outc[i] = NAN;
             attention_forward_cache(outc, q, kc, vc, B, Tq, Tk, Tcap, NH, NKV, HD);
             for (size_t i = 0; i < n; i++)
                 cr_assert(outc[i] == out[i], "cache layout, HD=%d Tq=%d Tk=%d: element %zu %g vs %g", HD, Tq, Tk, i,
                           outc[i], out[i]);
-            free(kc), free(vc), free(outc);
-            free(q), free(out), free(ref), free(lse), free(ref_lse);
+            free(q), free(out), free(ref), free(lse), free(ref_lse), free(outc);
         }
-        free(k), free(v);
+        free(k), free(v), free(kc), free(vc);
     }
 }
 
