@@ -284,6 +284,76 @@ Test(kernels, attention_matches_explicit_softmax_with_gqa_and_cache_offsets) {
     }
 }
 
+// The attention backward as the definition reads, in double, from the full T x T probabilities:
+// dP = dO V^T, dS = P * (dP - rowsum(P * dP)) / sqrt(HD), dq = dS K, dk = dS^T Q, dv = P^T dO.
+static void attention_backward_naive(double *dq, double *dk, double *dv, const float *dout, const float *q,
+                                     const float *k, const float *v, int B, int T, int NH, int NKV, int HD) {
+    double *p = xmalloc(sizeof(double) * (size_t)T), *dp = xmalloc(sizeof(double) * (size_t)T);
+    double scale = 1 / sqrt((double)HD);
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < NH; h++)
+            for (int t = 0; t < T; t++) {
+                int g = h / (NH / NKV);
+                const float *qr = q + (((size_t)b * T + t) * NH + h) * HD, *dor = dout + (qr - q);
+                double mx = -1e300, sum = 0, D = 0;
+                for (int j = 0; j <= t; j++) {
+                    const float *kr = k + (((size_t)b * T + j) * NKV + g) * HD, *vr = v + (kr - k);
+                    double s = 0, e = 0;
+                    for (int d = 0; d < HD; d++) s += (double)qr[d] * kr[d], e += (double)dor[d] * vr[d];
+                    p[j] = s * scale, dp[j] = e;
+                    if (p[j] > mx) mx = p[j];
+                }
+                for (int j = 0; j <= t; j++) sum += (p[j] = exp(p[j] - mx));
+                for (int j = 0; j <= t; j++) D += (p[j] /= sum) * dp[j];
+                for (int j = 0; j <= t; j++) {
+                    size_t ki = (((size_t)b * T + j) * NKV + g) * HD, qi = (size_t)(qr - q);
+                    double ds = p[j] * (dp[j] - D) * scale;
+                    for (int d = 0; d < HD; d++) {
+                        dq[qi + d] += ds * k[ki + d];
+                        dk[ki + d] += ds * qr[d];
+                        dv[ki + d] += p[j] * dor[d];
+                    }
+                }
+            }
+    free(p), free(dp);
+}
+
+Test(kernels, attention_backward_matches_explicit_definition_on_awkward_sizes) {
+    // Lengths up to 100 cross several query blocks and leave partial ones; head_dim 12, 24 and 44
+    // leave partial column blocks; 6 query heads on 2 KV heads make groups of 3. The gradients
+    // accumulate into what dq, dk and dv already hold.
+    int shapes[][5] = {{2, 19, 6, 2, 12}, {1, 100, 4, 2, 24}, {3, 53, 6, 2, 44}, {1, 1, 2, 1, 8}};  // B T NH NKV HD
+    for (int s = 0; s < 4; s++) {
+        int B = shapes[s][0], T = shapes[s][1], NH = shapes[s][2], NKV = shapes[s][3], HD = shapes[s][4];
+        size_t nq = (size_t)B * T * NH * HD, nk = (size_t)B * T * NKV * HD;
+        float *q = randn(nq, 61 + s, 1), *k = randn(nk, 62 + s, 1), *v = randn(nk, 63 + s, 1);
+        float *dout = randn(nq, 64 + s, 1), *out = xmalloc(sizeof(float) * nq);
+        float *lse = xmalloc(sizeof(float) * (size_t)B * NH * T);
+        float *dq = randn(nq, 65 + s, 1), *dk = randn(nk, 66 + s, 1), *dv = randn(nk, 67 + s, 1);
+        double *rq = xcalloc(nq, sizeof(double)), *rk = xcalloc(nk, sizeof(double)), *rv = xcalloc(nk, sizeof(double));
+        for (size_t i = 0; i < nq; i++) rq[i] = dq[i];
+        for (size_t i = 0; i < nk; i++) rk[i] = dk[i], rv[i] = dv[i];
+        attention_forward(out, lse, q, k, v, B, T, T, T, NH, NKV, HD);
+        attention_backward(dq, dk, dv, dout, q, k, v, out, lse, B, T, NH, NKV, HD);
+        attention_backward_naive(rq, rk, rv, dout, q, k, v, B, T, NH, NKV, HD);
+        // fp32 sums of up to T terms of unit size, against double: 1e-5 of the largest element.
+        struct { const char *name; const float *got; const double *want; size_t n; } g[3] = {
+            {"dq", dq, rq, nq}, {"dk", dk, rk, nk}, {"dv", dv, rv, nk}};
+        for (int i = 0; i < 3; i++) {
+            double num = 0, den = 0;
+            for (size_t e = 0; e < g[i].n; e++) {
+                double d = fabs(g[i].got[e] - g[i].want[e]);
+                if (!(d <= num)) num = d;
+                if (fabs(g[i].want[e]) > den) den = fabs(g[i].want[e]);
+            }
+            cr_assert(num <= 1e-5 * den, "%s, B=%d T=%d NH=%d NKV=%d HD=%d: max error %g of %g", g[i].name, B, T, NH,
+                      NKV, HD, num, den);
+        }
+        free(q), free(k), free(v), free(dout), free(out), free(lse), free(dq), free(dk), free(dv);
+        free(rq), free(rk), free(rv);
+    }
+}
+
 // ---- finite differences ----------------------------------------------------------------------
 // Each op is checked through a scalar loss L = sum(r * op(x)) with a fixed random r, so that
 // (tolerance: fp32 rounding of L over 2h gives ~1e-4 noise, the O(h^2) truncation ~1e-4)
