@@ -66,6 +66,12 @@ void *paw_xmalloc_big(size_t n, const char *file, int line) {
     return p;
 }
 
+void *paw_xmalloc_line(size_t n, const char *file, int line) {
+    void *p = NULL;
+    if (posix_memalign(&p, 64, n ? n : 1) != 0) paw_die("out of memory allocating %zu bytes at %s:%d", n, file, line);
+    return p;
+}
+
 void *paw_xcalloc(size_t n, size_t size, const char *file, int line) {
     void *p = calloc(n ? n : 1, size ? size : 1);
     if (!p) paw_die("out of memory allocating %zu x %zu bytes at %s:%d", n, size, file, line);

@@ -36,6 +36,10 @@ void *paw_xcalloc(size_t n, size_t size, const char *file, int line);
 // pages, which makes first touch of a multi-GB buffer several times cheaper. Free with free().
 #define xmalloc_big(n) paw_xmalloc_big((n), __FILE__, __LINE__)
 void *paw_xmalloc_big(size_t n, const char *file, int line);
+// Aligned to a 64-byte cache line, for buffers that vector loads stream through (malloc's 16
+// bytes let half of the 32-byte loads straddle two lines). Free with free().
+#define xmalloc_line(n) paw_xmalloc_line((n), __FILE__, __LINE__)
+void *paw_xmalloc_line(size_t n, const char *file, int line);
 void *paw_xrealloc(void *p, size_t n, const char *file, int line);
 char *paw_xstrdup(const char *s, const char *file, int line);
 

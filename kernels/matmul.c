@@ -426,7 +426,7 @@ static void gemv_rows(float *out, const float *inp, const void *weight, const fl
     if (wt == W_BF16)  // f32 and q8 weights are read in the natural order (see above)
 #endif
     {
-        ap = xmalloc(sizeof(float) * (size_t)N * C);
+        ap = xmalloc_line(sizeof(float) * (size_t)N * C);
         for (int n = 0; n < N; n++) permute_even_odd(ap + (size_t)n * C, inp + (size_t)n * C, C);
     }
     const float *a = ap ? ap : inp;

@@ -1,4 +1,5 @@
 #include <criterion/criterion.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -167,4 +168,19 @@ Test(lines, read_error_ends_with_the_reason) {
     cr_assert(strstr(paw_last_error(), "reading input") != NULL, "%s", paw_last_error());
     paw_lines_close(&r);
     close(fd);
+}
+
+Test(alloc, line_and_big_buffers_are_aligned) {
+    // Sizes either side of xmalloc_big's huge-page threshold, and odd ones.
+    size_t sizes[] = {1, 17, 4096 + 16, (size_t)3 << 20, ((size_t)5 << 20) + 3};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        char *a = xmalloc_line(sizes[i]), *b = xmalloc_line(sizes[i]);
+        cr_assert_eq((uintptr_t)a % 64, 0, "xmalloc_line(%zu) at %p", sizes[i], (void *)a);
+        cr_assert_eq((uintptr_t)b % 64, 0, "xmalloc_line(%zu) at %p", sizes[i], (void *)b);
+        a[sizes[i] - 1] = b[sizes[i] - 1] = 1;  // the whole size is usable (ASan checks the bound)
+        free(a), free(b);
+    }
+    char *big = xmalloc_big((size_t)5 << 20);
+    cr_assert_eq((uintptr_t)big % ((size_t)2 << 20), 0);
+    free(big);
 }
