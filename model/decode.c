@@ -4,27 +4,35 @@
 #include <string.h>
 
 #include "common/error.h"
+#include "kernels/attention.h"
 #include "model/qwen3.h"
 
 void qwen3_cache_create(Qwen3KVCache *c, const Qwen3Config *cfg, int B, int cap) {
     c->L = cfg->num_layers;
     c->B = B;
     c->cap = cap;
+    c->stride = (cap + ATT_KEY_TILE - 1) / ATT_KEY_TILE * ATT_KEY_TILE;
     c->kvdim = cfg->num_kv_heads * cfg->head_dim;
     c->hd = cfg->head_dim;
     c->len = 0;
-    size_t n = (size_t)c->L * B * cap * c->kvdim;
+    size_t n = (size_t)c->L * B * c->stride * c->kvdim;
     c->k = xmalloc_big(sizeof(float) * n);
     c->v = xmalloc_big(sizeof(float) * n);
 }
 
 void qwen3_cache_copy_prefix(Qwen3KVCache *dst, const Qwen3KVCache *src, int n) {
-    int H = src->kvdim / src->hd;
+    int H = src->kvdim / src->hd, hd = src->hd;
     for (int l = 0; l < src->L; l++)
         for (int g = 0; g < H; g++) {
-            size_t s = ((size_t)l * H + g) * src->cap * src->hd, d = ((size_t)l * H + g) * dst->cap * dst->hd;
-            memcpy(dst->k + d, src->k + s, sizeof(float) * (size_t)n * src->hd);
-            memcpy(dst->v + d, src->v + s, sizeof(float) * (size_t)n * src->hd);
+            size_t s = ((size_t)l * H + g) * src->stride * hd, d = ((size_t)l * H + g) * dst->stride * hd;
+            memcpy(dst->v + d, src->v + s, sizeof(float) * (size_t)n * hd);
+            // Keys in tiles of ATT_KEY_TILE positions: one run per tile and dimension.
+            for (int j = 0; j < n; j += ATT_KEY_TILE)
+                for (int e = 0; e < hd; e++) {
+                    size_t o = attention_key_index(j, e, hd);
+                    int run = n - j < ATT_KEY_TILE ? n - j : ATT_KEY_TILE;
+                    memcpy(dst->k + d + o, src->k + s + o, sizeof(float) * (size_t)run);
+                }
         }
 }
 

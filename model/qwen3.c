@@ -285,14 +285,15 @@ static void ensure_rope(Qwen3 *m, int needed) {
     m->rope_len = len;
 }
 
-// T new positions' keys and values [T, NKV * HD] into one sequence's cache [NKV, cap, HD] of a
-// layer, at positions pos0 ...
-static void cache_append(float *ck, float *cv, const float *k, const float *v, int T, int pos0, int cap, int NKV, int HD) {
+// T new positions' keys and values [T, NKV * HD] into one sequence's cache of a layer
+// ([NKV, stride * HD], attention_forward_cache's layout), at positions pos0 ...
+static void cache_append(float *ck, float *cv, const float *k, const float *v, int T, int pos0, int stride, int NKV,
+                         int HD) {
     for (int t = 0; t < T; t++)
         for (int g = 0; g < NKV; g++) {
-            size_t src = ((size_t)t * NKV + g) * HD, dst = ((size_t)g * cap + pos0 + t) * HD;
-            memcpy(ck + dst, k + src, sizeof(float) * (size_t)HD);
-            memcpy(cv + dst, v + src, sizeof(float) * (size_t)HD);
+            size_t src = ((size_t)t * NKV + g) * HD, head = (size_t)g * stride * HD;
+            for (int d = 0; d < HD; d++) ck[head + attention_key_index(pos0 + t, d, HD)] = k[src + d];
+            memcpy(cv + head + (size_t)(pos0 + t) * HD, v + src, sizeof(float) * (size_t)HD);
         }
 }
 
@@ -452,20 +453,22 @@ int qwen3_forward(Qwen3 *m, const Qwen3Inputs *in, int B, int T) {
                             (float)c->rms_norm_eps);
         if (cache) {
             // Append this call's keys and values, then attend over everything cached so far.
-            size_t layer = (size_t)l * B * cache->cap * KV;
+            size_t layer = (size_t)l * B * cache->stride * KV;
             for (int b = 0; b < B; b++)
-                cache_append(cache->k + layer + (size_t)b * cache->cap * KV, cache->v + layer + (size_t)b * cache->cap * KV,
-                             k + (size_t)b * T * KV, v + (size_t)b * T * KV, T, pos0, cache->cap, NKV, HD);
-            attention_forward_cache(att, q, cache->k + layer, cache->v + layer, B, T, pos0 + T, cache->cap, NH, NKV, HD);
+                cache_append(cache->k + layer + (size_t)b * cache->stride * KV,
+                             cache->v + layer + (size_t)b * cache->stride * KV, k + (size_t)b * T * KV,
+                             v + (size_t)b * T * KV, T, pos0, cache->stride, NKV, HD);
+            attention_forward_cache(att, q, cache->k + layer, cache->v + layer, B, T, pos0 + T, cache->stride, NH, NKV,
+                                    HD);
         } else if (rows) {
             // Each sequence against its own cache: the single-sequence computation, row by row.
             for (int b = 0; b < B; b++) {
                 Qwen3KVCache *rc = rows[b];
-                size_t layer = (size_t)l * rc->cap * KV;
+                size_t layer = (size_t)l * rc->stride * KV;
                 cache_append(rc->k + layer, rc->v + layer, k + (size_t)b * T * KV, v + (size_t)b * T * KV, T, rc->len,
-                             rc->cap, NKV, HD);
+                             rc->stride, NKV, HD);
                 attention_forward_cache(att + (size_t)b * T * Q, q + (size_t)b * T * Q, rc->k + layer, rc->v + layer, 1, T,
-                                        rc->len + T, rc->cap, NH, NKV, HD);
+                                        rc->len + T, rc->stride, NH, NKV, HD);
             }
         } else {
             attention_forward(att, lse, q, k, v, B, T, T, T, NH, NKV, HD);

@@ -76,10 +76,13 @@ typedef struct {
     float *dact, *dgate, *dup;  // [N, I]
 } Qwen3Scratch;
 
-// KV cache for decoding: k, v [L, B, NKV, cap, HD] (a KV head's positions contiguous: decoding
-// reads them all every step); len tokens valid per sequence. qwen3_cache_copy_prefix copies one.
+// KV cache for decoding: k and v [L, B, NKV, stride * HD] in attention_forward_cache's layout
+// (kernels/attention.h: values in rows, keys transposed in tiles), a KV head's positions
+// contiguous, as decoding reads them all every step; stride is cap rounded up to the key tile.
+// len tokens valid per sequence. qwen3_cache_copy_prefix copies one.
 typedef struct {
     int L, B, cap, kvdim, hd;  // kvdim = NKV * hd
+    int stride;                // positions allocated per sequence and KV head (>= cap)
     int len;
     float *k, *v;
 } Qwen3KVCache;

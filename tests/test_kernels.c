@@ -246,15 +246,17 @@ Test(kernels, attention_matches_explicit_softmax_with_gqa_and_cache_offsets) {
         int HD = dims[di];
         size_t nkv = (size_t)B * Tcap * NKV * HD;
         float *k = randn(nkv, 3, 1), *v = randn(nkv, 4, 1);
-        // k and v again in the decoding caches' layout [B, NKV, Tcap, HD].
-        float *kc = xmalloc(sizeof(float) * nkv), *vc = xmalloc(sizeof(float) * nkv);
+        // k and v again in the decoding caches' layout (attention.h), of capacity one key tile.
+        size_t head = (size_t)ATT_KEY_TILE * HD, nc = (size_t)B * NKV * head;
+        float *kc = xmalloc(sizeof(float) * nc), *vc = xmalloc(sizeof(float) * nc);
+        for (size_t i = 0; i < nc; i++) kc[i] = vc[i] = NAN;  // past Tk: never read
         for (int b = 0; b < B; b++)
             for (int j = 0; j < Tcap; j++)
                 for (int g = 0; g < NKV; g++)
                     for (int d = 0; d < HD; d++) {
-                        size_t from = (((size_t)b * Tcap + j) * NKV + g) * HD + d;
-                        size_t to = (((size_t)b * NKV + g) * Tcap + j) * HD + d;
-                        kc[to] = k[from], vc[to] = v[from];
+                        size_t from = (((size_t)b * Tcap + j) * NKV + g) * HD + d, to = ((size_t)b * NKV + g) * head;
+                        kc[to + attention_key_index(j, d, HD)] = k[from];
+                        vc[to + (size_t)j * HD + d] = v[from];
                     }
         int cases[][2] = {{19, 19}, {1, 19}, {5, 13}, {1, 1}};  // (Tq, Tk)
         for (int c = 0; c < 4; c++) {
@@ -274,12 +276,33 @@ Test(kernels, attention_matches_explicit_softmax_with_gqa_and_cache_offsets) {
             // The same keys and values in the decoding caches' layout: the same bits.
             float *outc = xmalloc(sizeof(float) * n);
             for (size_t i = 0; i < n; i++) outc[i] = NAN;
-            attention_forward_cache(outc, q, kc, vc, B, Tq, Tk, Tcap, NH, NKV, HD);
+            attention_forward_cache(outc, q, kc, vc, B, Tq, Tk, ATT_KEY_TILE, NH, NKV, HD);
             for (size_t i = 0; i < n; i++)
                 cr_assert(outc[i] == out[i], "cache layout, HD=%d Tq=%d Tk=%d: element %zu %g vs %g", HD, Tq, Tk, i,
                           outc[i], out[i]);
             free(q), free(out), free(ref), free(lse), free(ref_lse), free(outc);
         }
+        // Decoding: query t alone against the first t + 1 cached positions, and a chunk of 5
+        // queries after 8 cached ones, give the bits of those rows in the full forward.
+        size_t row = (size_t)NH * HD, nf = (size_t)B * Tcap * row;
+        float *q = randn(nf, 9, 1), *full = xmalloc(sizeof(float) * nf);
+        float *qs = xmalloc(sizeof(float) * B * 5 * row), *os = xmalloc(sizeof(float) * B * 5 * row);
+        attention_forward(full, NULL, q, k, v, B, Tcap, Tcap, Tcap, NH, NKV, HD);
+        for (int t = 0; t < Tcap; t++) {
+            for (int b = 0; b < B; b++) memcpy(qs + b * row, q + ((size_t)b * Tcap + t) * row, sizeof(float) * row);
+            attention_forward_cache(os, qs, kc, vc, B, 1, t + 1, ATT_KEY_TILE, NH, NKV, HD);
+            for (int b = 0; b < B; b++)
+                for (size_t e = 0; e < row; e++)
+                    cr_assert(os[b * row + e] == full[((size_t)b * Tcap + t) * row + e],
+                              "decoding, HD=%d position %d sequence %d element %zu", HD, t, b, e);
+        }
+        for (int b = 0; b < B; b++) memcpy(qs + b * 5 * row, q + ((size_t)b * Tcap + 8) * row, sizeof(float) * 5 * row);
+        attention_forward_cache(os, qs, kc, vc, B, 5, 13, ATT_KEY_TILE, NH, NKV, HD);
+        for (int b = 0; b < B; b++)
+            for (size_t e = 0; e < 5 * row; e++)
+                cr_assert(os[b * 5 * row + e] == full[((size_t)b * Tcap + 8) * row + e],
+                          "chunk of 5 after 8, HD=%d sequence %d element %zu", HD, b, e);
+        free(q), free(full), free(qs), free(os);
         free(k), free(v), free(kc), free(vc);
     }
 }
