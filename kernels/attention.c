@@ -34,9 +34,9 @@ static inline float dot(const float *a, const float *b, int n) {
 // products of the attention, on one thread (a work item's). A is read through strides, so that a
 // transposed operand needs no copy. B is stored in column tiles bw wide (bw a multiple of 48, or
 // at least N), bt floats apart: B(k, n) = B[(n / bw) * bt + k * ldb + n % bw]. Each element's
-// sum runs over k in order, from zero, and is then added to C, whatever the tiles: the forward's
-// scores and the backward's recomputed ones are the same bits, so the probabilities recomputed
-// from the saved log-sum-exp match the forward's.
+// sum runs over k in order, from zero, and is then added to C, whatever the tiles, so the
+// backward's recomputed scores are the forward's bits and its probabilities, recomputed from the
+// saved log-sum-exp, match the forward's.
 #if defined(__AVX2__) && defined(__FMA__)
 // One tile of mr <= MR rows and nr <= 8 * NV columns in MR * NV accumulators (12: 6 x 16 or
 // 2 x 48 floats). Rows past mr repeat the last row (computed, not stored), so that the k loop
@@ -144,19 +144,24 @@ static void gemm_acc(float *C, size_t ldc, const float *A, size_t am, size_t ak,
 // prefetched by hand while they are gathered.
 enum { ATT_PREFETCH_ROWS = 8 };
 
-// Rows 0..n-1 of one KV head, src[j * stride + d], into rows [n, HD] (rows may be NULL) and
-// transposed into cols[d * ldc + j] (cols may be NULL), or into the caches' key tiles when
-// ldc == 0 (cols[attention_key_index(j, d, HD)]).
-static void gather_head(float *rows, float *cols, size_t ldc, const float *src, size_t stride, int n, int HD) {
+// Rows 0..n-1 of one KV head, src[j * stride + d], into rows [n, HD] (may be NULL) and into the
+// caches' transposed key tiles, tiles[attention_key_index(j, d, HD)] (may be NULL).
+static void gather_head(float *rows, float *tiles, const float *src, size_t stride, int n, int HD) {
     for (int j = 0; j < n; j++) {
         const float *r = src + (size_t)j * stride;
         if (j + ATT_PREFETCH_ROWS < n)
             for (int d = 0; d < HD; d += 16) __builtin_prefetch(r + ATT_PREFETCH_ROWS * stride + d);
-        for (int d = 0; d < HD; d++) {
-            if (rows) rows[(size_t)j * HD + d] = r[d];
-            if (cols) cols[ldc ? (size_t)d * ldc + j : attention_key_index(j, d, HD)] = r[d];
-        }
+        if (rows) memcpy(rows + (size_t)j * HD, r, sizeof(float) * (size_t)HD);
+        if (tiles)
+            for (int d = 0; d < HD; d++) tiles[attention_key_index(j, d, HD)] = r[d];
     }
+}
+
+// S[M, nk] = q rows (ld apart) times the transposed tiles kt of nk keys (or values, in the
+// backward's dP): the forward's scores and the backward's recomputed ones, one order for both.
+static void scores(float *S, const float *q, size_t ld, const float *kt, int M, int nk, int HD) {
+    memset(S, 0, sizeof(float) * (size_t)M * nk);
+    gemm_acc_tiled(S, nk, q, ld, 1, kt, ATT_KEY_TILE, ATT_KEY_TILE, (size_t)ATT_KEY_TILE * HD, M, nk, HD);
 }
 
 // Query rows per block: the forward's rows of one head, and the backward's. Each block's
@@ -176,8 +181,7 @@ static void attend_rows(float *out, float *lse, size_t lse_step, const float *q,
                         int dlast, const float *kt, const float *vr, int HD, float *S) {
     const float scale = 1.0f / sqrtf((float)HD);
     const int nk = last0 + (M - 1) * dlast + 1;
-    memset(S, 0, sizeof(float) * (size_t)M * nk);
-    gemm_acc_tiled(S, nk, q, ld, 1, kt, ATT_KEY_TILE, ATT_KEY_TILE, (size_t)ATT_KEY_TILE * HD, M, nk, HD);
+    scores(S, q, ld, kt, M, nk, HD);
     for (int r = 0; r < M; r++) {
         float *s = S + (size_t)r * nk, mx = -INFINITY, sum = 0;
         int last = last0 + r * dlast;
@@ -221,8 +225,8 @@ static void attention_any(float *out, float *lse, const float *q, const float *k
                     int nk = Tk - Tq + t0 + bq;  // keys the block's last query sees
                     const float *kh = k + b * seq + g * head, *vh = v + b * seq + g * head;
                     if (!cache) {
-                        gather_head(NULL, kt, 0, kh, stride, nk, HD);
-                        gather_head(vr, NULL, 0, vh, stride, nk, HD);
+                        gather_head(NULL, kt, kh, stride, nk, HD);
+                        gather_head(vr, NULL, vh, stride, nk, HD);
                         kh = kt, vh = vr;
                     }
                     size_t qrow = ((size_t)b * Tq + t0) * ldq + (size_t)g * group * HD;
@@ -255,33 +259,33 @@ void attention_backward(float *dq, float *dk, float *dv, const float *dout, cons
     const float scale = 1.0f / sqrtf((float)HD);
     const int group = NH / NKV;
     const size_t ldq = (size_t)NH * HD, ldk = (size_t)NKV * HD, th = (size_t)T * HD;
+    const size_t tiled = (size_t)(T + ATT_KEY_TILE - 1) / ATT_KEY_TILE * ATT_KEY_TILE * HD;
     // One work item per (sequence, KV head): all query heads of a group write the same dk/dv rows,
     // so they stay in one thread. Per block of query rows of one head, as products:
     //   S = Q K^T and dP = dO V^T over the keys the block sees; P = exp(S * scale - lse);
     //   dS = P * (dP - rowsum(dO * O)) * scale; dQ += dS K; dK += dS^T Q; dV += P^T dO.
 #pragma omp parallel
     {
-        // The KV head's keys and values gathered [T, HD] and transposed [HD, T], its dk and dv
-        // [T, HD], and one block's P and dS [block, T]: O(T * HD) per thread, no T x T matrix.
-        float *kg = xmalloc_line(sizeof(float) * (6 * th + 2 * (size_t)ATT_BLOCK * T));
-        float *vg = kg + th, *kt = vg + th, *vt = kt + th, *dkg = vt + th, *dvg = dkg + th;
-        float *P = dvg + th, *dS = P + (size_t)ATT_BLOCK * T;
+        // The KV head's keys and values gathered [T, HD] and in transposed tiles (the caches'
+        // key layout), its dk and dv [T, HD], and one block's P and dS [block, T]: O(T * HD) per
+        // thread, no T x T matrix.
+        float *kg = xmalloc_line(sizeof(float) * (4 * th + 2 * tiled + 2 * (size_t)ATT_BLOCK * T));
+        float *vg = kg + th, *dkg = vg + th, *dvg = dkg + th, *kt = dvg + th, *vt = kt + tiled;
+        float *P = vt + tiled, *dS = P + (size_t)ATT_BLOCK * T;
 #pragma omp for collapse(2) schedule(dynamic, 1)
         for (int b = 0; b < B; b++) {
             for (int g = 0; g < NKV; g++) {
                 const float *kb = k + (size_t)b * T * ldk + (size_t)g * HD, *vb = v + (kb - k);
-                gather_head(kg, kt, (size_t)T, kb, ldk, T, HD);
-                gather_head(vg, vt, (size_t)T, vb, ldk, T, HD);
-                memset(dkg, 0, sizeof(float) * 2 * th);
+                gather_head(kg, kt, kb, ldk, T, HD);
+                gather_head(vg, vt, vb, ldk, T, HD);
+                memset(dkg, 0, sizeof(float) * 2 * th);  // dkg and dvg
                 for (int h = g * group; h < (g + 1) * group; h++) {
                     for (int t0 = 0; t0 < T; t0 += ATT_BLOCK) {
                         int bq = T - t0 < ATT_BLOCK ? T - t0 : ATT_BLOCK, nk = t0 + bq;
                         size_t row0 = ((size_t)b * T + t0) * ldq + (size_t)h * HD;
                         const float *qb = q + row0, *dob = dout + row0, *ob = out + row0;
-                        memset(P, 0, sizeof(float) * (size_t)bq * nk);
-                        memset(dS, 0, sizeof(float) * (size_t)bq * nk);
-                        gemm_acc(P, nk, qb, ldq, 1, kt, T, bq, nk, HD);
-                        gemm_acc(dS, nk, dob, ldq, 1, vt, T, bq, nk, HD);
+                        scores(P, qb, ldq, kt, bq, nk, HD);
+                        scores(dS, dob, ldq, vt, bq, nk, HD);
                         for (int i = 0; i < bq; i++) {
                             int t = t0 + i;
                             float L = lse[((size_t)b * NH + h) * T + t];

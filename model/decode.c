@@ -27,12 +27,13 @@ void qwen3_cache_copy_prefix(Qwen3KVCache *dst, const Qwen3KVCache *src, int n) 
             size_t s = ((size_t)l * H + g) * src->stride * hd, d = ((size_t)l * H + g) * dst->stride * hd;
             memcpy(dst->v + d, src->v + s, sizeof(float) * (size_t)n * hd);
             // Keys in tiles of ATT_KEY_TILE positions: one run per tile and dimension.
-            for (int j = 0; j < n; j += ATT_KEY_TILE)
+            for (int j = 0; j < n; j += ATT_KEY_TILE) {
+                int run = n - j < ATT_KEY_TILE ? n - j : ATT_KEY_TILE;
                 for (int e = 0; e < hd; e++) {
                     size_t o = attention_key_index(j, e, hd);
-                    int run = n - j < ATT_KEY_TILE ? n - j : ATT_KEY_TILE;
                     memcpy(dst->k + d + o, src->k + s + o, sizeof(float) * (size_t)run);
                 }
+            }
         }
 }
 
