@@ -111,6 +111,43 @@ Test(kernels, matmul_bf16_weights_match_fp32_on_widened_weights) {
     }
 }
 
+// The one-row products take short weight rows (a LoRA's B: rows of r) eight output columns at a
+// time and reduce them together; each column must still get the bits of the product with its
+// weight row alone, for every weight type, row count and remainder of columns past the eights.
+Test(kernels, matmul_rows_short_columns_match_each_column_alone) {
+    int sizes[][3] = {{1, 64, 8}, {1, 64, 19}, {4, 32, 24}, {3, 96, 17}, {5, 128, 9}, {1, 256, 40}, {7, 160, 15}};
+    for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
+        int N = sizes[s][0], C = sizes[s][1], OC = sizes[s][2];
+        size_t nw = (size_t)OC * C, no = (size_t)N * OC;
+        float *x = randn((size_t)N * C, 61 + s, 1), *w = randn(nw, 62 + s, 1), *b = randn(no, 63 + s, 1);
+        uint16_t *w16 = xmalloc(sizeof(uint16_t) * nw);
+        for (size_t i = 0; i < nw; i++) w16[i] = st_f32_to_bf16(w[i]);
+        int8_t *q = xmalloc(nw);
+        float *d = xmalloc(sizeof(float) * (nw / 32));
+        for (size_t i = 0; i < nw; i++) q[i] = (int8_t)(((i * 37u) % 255) - 127);
+        for (size_t i = 0; i < nw / 32; i++) d[i] = 0.01f * (float)(i % 7 + 1);
+        float *out = xmalloc(sizeof(float) * no), *col = xmalloc(sizeof(float) * N);
+        for (int t = 0; t < 3; t++) {
+            memcpy(out, b, sizeof(float) * no);
+            if (t == 0) matmul_forward_acc(out, x, w, N, C, OC, 0.75f);
+            else if (t == 1) matmul_forward_bf16w_acc(out, x, w16, N, C, OC, 0.75f);
+            else matmul_forward_q8w_acc(out, x, q, d, N, C, OC, 0.75f);
+            for (int o = 0; o < OC; o++) {
+                size_t e = (size_t)o * C;
+                for (int n = 0; n < N; n++) col[n] = b[(size_t)n * OC + o];
+                if (t == 0) matmul_forward_acc(col, x, w + e, N, C, 1, 0.75f);
+                else if (t == 1) matmul_forward_bf16w_acc(col, x, w16 + e, N, C, 1, 0.75f);
+                else matmul_forward_q8w_acc(col, x, q + e, d + e / 32, N, C, 1, 0.75f);
+                for (int n = 0; n < N; n++)
+                    cr_assert(memcmp(&out[(size_t)n * OC + o], &col[n], sizeof(float)) == 0,
+                              "type %d, %dx%dx%d: row %d column %d: %.9g vs %.9g alone", t, N, C, OC, n, o,
+                              out[(size_t)n * OC + o], col[n]);
+            }
+        }
+        free(x), free(w), free(b), free(w16), free(q), free(d), free(out), free(col);
+    }
+}
+
 // Q8 weights (int8 in blocks of 32 along each row, one scale each, as ggml's Q8_0): bit for bit the
 // fp32 products on the dequantized weights, one-row path and packed GEMM, and every row of up to
 // MATMUL_GEMV_MAX_ROWS the bits of that row alone. The lookup from a Q8 table is exact.
