@@ -453,45 +453,52 @@ static inline __attribute__((always_inline)) void gemv_column(float *out, const 
     }
 }
 
-// Below this many multiply-adds a product runs on one thread: a LoRA's products in a decoding step
-// (64 x 1024) gained 1.4x on two threads over this machine's earlier 65536, 4096 no more.
+// Below this many multiply-adds a product runs on one thread. A LoRA's products in a decoding step
+// (64 x 1024 and the like) ran 1.4x faster on this machine at this limit than at 65536; 4096
+// gained no more.
 #define GEMV_PARALLEL_MIN 16384
 // Weight rows up to this long with C % 16 == 0 (a LoRA's B, whose rows are r long) go eight at a
 // time through hsum8x8: their reductions, not their few multiply-adds, were most of their cost.
 #define GEMV_SHORT_C 256
+
+#if defined(__AVX2__) && defined(__FMA__)
+// Output columns 8 * ob .. 8 * ob + 7 of all N rows: gemv_column's bits, eight reductions at once.
+static inline __attribute__((always_inline)) void gemv_eight_columns(float *out, const float *ap, const void *weight,
+                                                                     const float *scales, int wt, int N, int C, int OC,
+                                                                     float alpha, int acc, int ob) {
+    for (int n0 = 0; n0 < N; n0 += 4) {
+        const int R = N - n0 < 4 ? N - n0 : 4;
+        const float *a = ap + (size_t)n0 * C;
+        __m256 v[4][8];
+        for (int j = 0; j < 8; j++) {
+            const float *wd;
+            const void *w = weight_row(weight, scales, wt, (size_t)(ob * 8 + j) * C, &wd);
+            __m256 t[4];
+            switch (R) {
+            case 1: dot_lanes(t, a, (size_t)C, 1, w, wd, wt, C); break;
+            case 2: dot_lanes(t, a, (size_t)C, 2, w, wd, wt, C); break;
+            case 3: dot_lanes(t, a, (size_t)C, 3, w, wd, wt, C); break;
+            default: dot_lanes(t, a, (size_t)C, 4, w, wd, wt, C); break;
+            }
+            for (int r = 0; r < R; r++) v[r][j] = t[r];
+        }
+        for (int r = 0; r < R; r++) {  // alpha * s, then the add, as gemv_column rounds them
+            float *d = out + (size_t)(n0 + r) * OC + ob * 8;
+            __m256 s = _mm256_mul_ps(_mm256_set1_ps(alpha), hsum8x8(v[r]));
+            _mm256_storeu_ps(d, acc ? _mm256_add_ps(_mm256_loadu_ps(d), s) : s);
+        }
+    }
+}
+#endif
 
 static inline __attribute__((always_inline)) void gemv_rows_body(float *out, const float *ap, const void *weight,
                                                                  const float *scales, int wt, int N, int C, int OC,
                                                                  float alpha, int acc) {
 #if defined(__AVX2__) && defined(__FMA__)
     if (C % 16 == 0 && C <= GEMV_SHORT_C) {
-        const int blocks = OC / 8;
-        const __m256 va = _mm256_set1_ps(alpha);
 #pragma omp parallel for schedule(static) if ((long)N * C * OC > GEMV_PARALLEL_MIN)
-        for (int ob = 0; ob < blocks; ob++)
-            for (int n0 = 0; n0 < N; n0 += 4) {
-                const int R = N - n0 < 4 ? N - n0 : 4;
-                const float *a = ap + (size_t)n0 * C;
-                __m256 v[4][8];
-                for (int j = 0; j < 8; j++) {
-                    const float *wd;
-                    const void *w = weight_row(weight, scales, wt, (size_t)(ob * 8 + j) * C, &wd);
-                    __m256 t[4];
-                    switch (R) {
-                    case 1: dot_lanes(t, a, (size_t)C, 1, w, wd, wt, C); break;
-                    case 2: dot_lanes(t, a, (size_t)C, 2, w, wd, wt, C); break;
-                    case 3: dot_lanes(t, a, (size_t)C, 3, w, wd, wt, C); break;
-                    default: dot_lanes(t, a, (size_t)C, 4, w, wd, wt, C); break;
-                    }
-                    for (int r = 0; r < R; r++) v[r][j] = t[r];
-                }
-                for (int r = 0; r < R; r++) {  // alpha * s, then the add, as gemv_column rounds them
-                    float *d = out + (size_t)(n0 + r) * OC + ob * 8;
-                    __m256 s = _mm256_mul_ps(va, hsum8x8(v[r]));
-                    _mm256_storeu_ps(d, acc ? _mm256_add_ps(_mm256_loadu_ps(d), s) : s);
-                }
-            }
-        for (int o = blocks * 8; o < OC; o++) gemv_column(out, ap, weight, scales, wt, N, C, OC, alpha, acc, o);
+        for (int ob = 0; ob < OC / 8; ob++) gemv_eight_columns(out, ap, weight, scales, wt, N, C, OC, alpha, acc, ob);
+        for (int o = OC / 8 * 8; o < OC; o++) gemv_column(out, ap, weight, scales, wt, N, C, OC, alpha, acc, o);
         return;
     }
 #endif
