@@ -111,11 +111,15 @@ Test(kernels, matmul_bf16_weights_match_fp32_on_widened_weights) {
     }
 }
 
-// The one-row products take short weight rows (a LoRA's B: rows of r) eight output columns at a
-// time and reduce them together; each column must still get the bits of the product with its
-// weight row alone, for every weight type, row count and remainder of columns past the eights.
-Test(kernels, matmul_rows_short_columns_match_each_column_alone) {
-    int sizes[][3] = {{1, 64, 8}, {1, 64, 19}, {4, 32, 24}, {3, 96, 17}, {5, 128, 9}, {1, 256, 40}, {7, 160, 15}};
+// The one-row products take several output columns at a time: short weight rows (a LoRA's B: rows
+// of r) eight columns at a time, reduced together, and Q8 rows against one or two input rows four
+// or two weight rows at a time, read side by side. Each column must still get the bits of the
+// product with its weight row alone, for every weight type, row count, remainder of columns past
+// the groups, and split of the columns between the threads.
+Test(kernels, matmul_rows_grouped_columns_match_each_column_alone) {
+    int sizes[][3] = {{1, 64, 8},   {1, 64, 19},  {4, 32, 24},  {3, 96, 17}, {5, 128, 9},
+                      {1, 256, 40}, {7, 160, 15}, {1, 288, 11}, {2, 320, 7}, {1, 1024, 6},
+                      {2, 1024, 5}, {1, 3072, 9}, {2, 2048, 19}, {3, 1024, 5}};
     for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
         int N = sizes[s][0], C = sizes[s][1], OC = sizes[s][2];
         size_t nw = (size_t)OC * C, no = (size_t)N * OC;
