@@ -203,7 +203,7 @@ int bench_data_main(int argc, char **argv) {
         bench_sentence(f, &s, 1 + (int)(bench_rng(&s) % 8));
         fprintf(f, "\", \"family\": \"f%d\", \"task_id\": \"t%d\"}\n", (int)(bench_rng(&s) % 10), i / 50);
     }
-    fclose(f);
+    if (ferror(f) | fclose(f)) paw_die("%s: cannot write (disk full?)", jsonl);
     printf("paw bench data: %d examples, %d threads, %d examples/block\n", n, threads, epb);
     printf("%-36s %14s %12s\n", "stage", "examples/s", "seconds");
 

@@ -115,8 +115,7 @@ int cmd_data_synth(int argc, char **argv) {
         opts, (int)(sizeof opts / sizeof opts[0]), 0};
 
     // Accept the short "-o DIR" as well as --out.
-    char **args = malloc(sizeof(char *) * (size_t)(argc + 1));
-    if (!args) return 1;
+    char **args = xmalloc(sizeof(char *) * (size_t)(argc + 1));
     for (int i = 0; i < argc; i++) args[i] = !strcmp(argv[i], "-o") ? "--out" : argv[i];
     char *pos[1];
     int npos, prc = paw_parse_args(&spec, argc, args, pos, &npos);

@@ -192,6 +192,37 @@ Test(train_e2e, resume_is_bit_exact_and_a_killed_save_leaves_the_previous_checkp
     sh("rm -rf %s", g_dir);
 }
 
+// A log that cannot be written (a full disk: /dev/full) is reported once, and the run still
+// trains, saves its checkpoint and exports.
+Test(train_e2e, a_log_that_cannot_be_written_is_reported_once_and_training_goes_on, .timeout = 300) {
+    if (access("/dev/full", W_OK) != 0) cr_skip_test("no writable /dev/full on this machine");
+    make_world(g_dir);
+    const char *p = paw_bin();
+    write_config("f.json", "run_f", ",\"steps\":3,\"save_every\":3");
+    char path[256];
+    snprintf(path, sizeof path, "%s/run_f", g_dir);
+    cr_assert_eq(paw_mkdir_p(path), 0, "%s", paw_last_error());
+    snprintf(path, sizeof path, "%s/run_f/log.jsonl", g_dir);
+    cr_assert_eq(symlink("/dev/full", path), 0);
+    int rc = sh("%s train %s/f.json 2>%s/f.err", p, g_dir, g_dir);
+    snprintf(path, sizeof path, "%s/f.err", g_dir);
+    char *err = paw_read_file(path, NULL);
+    cr_assert_not_null(err);
+    cr_assert_eq(rc, 0, "exit %d:\n%s", rc, err);
+    const char *w = strstr(err, "log.jsonl: cannot write");
+    cr_assert(w != NULL, "no warning about the log:\n%s", err);
+    cr_assert(strstr(w + strlen("log.jsonl: cannot write"), "cannot write") == NULL,
+              "the warning came more than once:\n%s", err);
+    free(err);
+    snprintf(path, sizeof path, "%s/run_f", g_dir);
+    char *latest = ckpt_latest(path);
+    cr_assert(latest && strstr(latest, "step-00000003"), "final checkpoint: %s", latest ? latest : "(none)");
+    free(latest);
+    snprintf(path, sizeof path, "%s/run_f/export/model.safetensors", g_dir);
+    cr_assert(paw_file_exists(path), "missing %s", path);
+    sh("rm -rf %s", g_dir);
+}
+
 // A pre-training run of the world's interpreter into g_dir/NAME with these extra settings (JSON
 // members); it must succeed.
 static void pretrain_run(const char *name, const char *settings) {

@@ -1,6 +1,7 @@
 #include "train/train.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <math.h>
 #include <signal.h>
 #include <stdint.h>
@@ -67,6 +68,7 @@ typedef struct {
 #endif
     int gpu_reports;   // reports made by this step's backward (none when its last micro-batch was empty)
     FILE *log;
+    int log_failed;  // a write to the log failed (said once; training goes on)
     long step;
     double tokens_seen, elapsed;
     // converted batch storage
@@ -367,7 +369,11 @@ static void log_json(Trainer *tr, cJSON *obj) {
     char *s = cJSON_PrintUnformatted(obj);
     if (s && tr->log) {
         fprintf(tr->log, "%s\n", s);
-        fflush(tr->log);
+        if ((fflush(tr->log) != 0 || ferror(tr->log)) && !tr->log_failed) {
+            tr->log_failed = 1;  // the checkpoints, not the log, are what a run cannot do without
+            fprintf(stderr, "paw train: warning: %s/log.jsonl: cannot write (%s); training goes on without it\n",
+                    tr->cfg.out_dir, strerror(errno));
+        }
     }
     free(s);
 }
