@@ -1,5 +1,8 @@
 // paw: the command-line entry point. Each subcommand lives beside the code it drives.
+#include <errno.h>
 #include <stddef.h>
+#include <stdio.h>
+#include <string.h>
 
 #include "common/args.h"
 #include "common/commands.h"
@@ -21,7 +24,14 @@ static const PawSubcommand commands[] = {
     {"help", NULL, "show this help"},
 };
 int main(int argc, char **argv) {
-    return paw_dispatch("paw: Program-as-Weights toolchain (Qwen3 compiler + interpreter in C)\n\n"
-                        "usage: paw COMMAND [options]    (paw COMMAND --help for details)",
-                        "commands", commands, (int)(sizeof commands / sizeof commands[0]), argc - 1, argv + 1);
+    int rc = paw_dispatch("paw: Program-as-Weights toolchain (Qwen3 compiler + interpreter in C)\n\n"
+                          "usage: paw COMMAND [options]    (paw COMMAND --help for details)",
+                          "commands", commands, (int)(sizeof commands / sizeof commands[0]), argc - 1, argv + 1);
+    // A command's printed results that did not reach stdout (a full disk) are a failure, not a
+    // silent success; a command that failed has said why already.
+    if ((fflush(stdout) != 0 || ferror(stdout)) && rc == 0) {
+        fprintf(stderr, "paw: writing to stdout failed: %s\n", strerror(errno ? errno : EIO));
+        rc = 1;
+    }
+    return rc;
 }

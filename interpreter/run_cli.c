@@ -3,6 +3,7 @@
 // have arrived yet, so that an interactive user gets each answer) and each chunk is decoded in
 // --batch rows, a row taking the next input when its own ends; outputs stay in input order.
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,8 +26,8 @@ typedef struct {
 } Line;
 
 // Prints one result line (an empty line or an error object for a failed input, so that outputs
-// stay aligned with inputs).
-static void print_line(const Line *l, int jsonl) {
+// stay aligned with inputs); -1 when it could not be written.
+static int print_line(const Line *l, int jsonl) {
     if (!jsonl) {
         printf("%s\n", l->output ? l->output : "");
     } else if (!l->input) {
@@ -44,7 +45,7 @@ static void print_line(const Line *l, int jsonl) {
         printf("%s\n", s);
         free(s);
     }
-    fflush(stdout);
+    return fflush(stdout) != 0 || ferror(stdout) ? -1 : 0;
 }
 
 int cmd_run(int argc, char **argv) {
@@ -213,8 +214,10 @@ int cmd_run(int argc, char **argv) {
             }
             if (single) {
                 if (l->output) printf("%s\n", l->output);
-            } else if (status != 3) {
-                print_line(l, jsonl);
+            } else if (status != 3 && print_line(l, jsonl) != 0) {
+                // the rest of the outputs would be lost too
+                fprintf(stderr, "paw run: writing to stdout failed: %s\n", strerror(errno ? errno : EIO));
+                status = 3;
             }
             free(l->output), free(l->error), free(l->line);
             cJSON_Delete(l->obj);

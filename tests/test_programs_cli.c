@@ -296,6 +296,19 @@ Test(programs_cli, command_line_errors, .timeout = 300) {
     cr_assert_eq(sh("%s run %s/t.paw '   ' 2>%s/e5", p, W, W), 1);
     char *e5 = slurp("%s/e5", W);
     cr_assert(strstr(e5, "empty input"), "%s", e5);
+    // Outputs that cannot be written (stdout on a full disk) fail the run, as an argument and as a
+    // filter, and stop the filter at its first lost line.
+    if (access("/dev/full", W_OK) == 0) {
+        const char *in0 = cJSON_GetObjectItem(o, "input")->valuestring;
+        cr_assert_eq(sh("%s run %s/t.paw '%s' --max-new 4 >/dev/full 2>%s/e8", p, W, in0, W), 1);
+        char *e8 = slurp("%s/e8", W);
+        cr_assert(strstr(e8, "writing to stdout failed"), "%s", e8);
+        free(e8);
+        cr_assert_eq(sh("printf 'a\\nb\\nc\\n' | %s run %s/t.paw --max-new 4 >/dev/full 2>%s/e9", p, W, W), 1);
+        char *e9 = slurp("%s/e9", W);
+        cr_assert(strstr(e9, "paw run: writing to stdout failed"), "%s", e9);
+        free(e9);
+    }
     // No room left in the context (the tiny interpreter has 512 positions): refused, not truncated.
     cr_assert_eq(sh("%s run %s/t.paw '%s' --max-new 600 2>%s/e6", p, W, cJSON_GetObjectItem(o, "input")->valuestring, W), 1);
     char *e6 = slurp("%s/e6", W);
