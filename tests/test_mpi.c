@@ -219,6 +219,20 @@ Test(mpi_train, a_rank_killed_mid_checkpoint_leaves_no_complete_checkpoint_and_r
     cr_assert_eq(b.n, 6);
     for (int i = 0; i < 6; i++) cr_assert(a.loss[i] == b.loss[i], "step %d: %.17g vs %.17g", i + 1, a.loss[i], b.loss[i]);
     cr_assert(params_diff("a", "b", 6) == 0, "resumed parameters differ");
+    // SIGINT to rank 1 alone after step 2: the ranks agree to stop after step 3 (the signal joins
+    // that step's sums), save its checkpoint whole, and resume to the same bits.
+    write_config("d.json", "d", ",\"zero\":1");
+    rc = sh("PAW_TEST_KILL_RANK=1 PAW_TEST_SIGNAL_AT_STEP=2 %s -x PAW_TEST_KILL_RANK -x PAW_TEST_SIGNAL_AT_STEP "
+            "-np 2 %s train %s/d.json >%s/d.err 2>&1", g_mpirun, p, g_dir, g_dir);
+    cr_assert_neq(rc, 0);
+    snprintf(path, sizeof path, "%s/d", g_dir);
+    latest = ckpt_latest(path);
+    cr_assert(latest && strstr(latest, "step-00000003"), "checkpoint after the signal: %s", latest ? latest : "(none)");
+    free(latest);
+    cr_assert_eq(sh("%s -np 2 %s train %s/d.json --resume >%s/d2.err 2>&1", g_mpirun, p, g_dir, g_dir), 0);
+    RunLog d = read_log("d");
+    cr_assert_eq(d.n, 6);
+    for (int i = 0; i < 6; i++) cr_assert(a.loss[i] == d.loss[i], "step %d: %.17g vs %.17g", i + 1, a.loss[i], d.loss[i]);
     // Resuming on another number of ranks is refused with the way out.
     write_config("c.json", "b", ",\"zero\":1,\"steps\":8");
     cr_assert_neq(sh("OMP_NUM_THREADS=1 %s train %s/c.json --resume 2>%s/c.err", p, g_dir, g_dir), 0);

@@ -161,6 +161,27 @@ Test(train_e2e, resume_is_bit_exact_and_a_killed_save_leaves_the_previous_checkp
     cr_assert_eq(read_losses("run_b", b, 6), 6);
     for (int i = 0; i < 6; i++) cr_assert(a[i] == b[i], "step %d: %.17g uninterrupted vs %.17g resumed", i + 1, a[i], b[i]);
 
+    // Stopped by a signal (SIGINT, as Ctrl-C sends) after step 2: a checkpoint of step 2, no
+    // export, exit 130; resumed, the same losses as the uninterrupted run.
+    write_config("c.json", "run_c", "");
+    rc = sh("PAW_TEST_SIGNAL_AT_STEP=2 %s train %s/c.json 2>%s/c.err", p, g_dir, g_dir);
+    snprintf(path, sizeof path, "%s/c.err", g_dir);
+    char *cerr = paw_read_file(path, NULL);
+    cr_assert_eq(rc, 130, "exit %d:\n%s", rc, cerr ? cerr : "");
+    cr_assert(cerr && strstr(cerr, "stopped by SIGINT at step 2") && strstr(cerr, "--resume"), "%s", cerr);
+    free(cerr);
+    snprintf(path, sizeof path, "%s/run_c", g_dir);
+    latest = ckpt_latest(path);
+    cr_assert(latest && strstr(latest, "step-00000002"), "checkpoint after the signal: %s", latest ? latest : "(none)");
+    free(latest);
+    snprintf(path, sizeof path, "%s/run_c/export", g_dir);
+    cr_assert(!paw_file_exists(path), "a stopped run exported %s", path);
+    cr_assert_eq(sh("%s train %s/c.json --resume 2>/dev/null", p, g_dir), 0);
+    double c6[6];
+    cr_assert_eq(read_losses("run_c", c6, 6), 6);
+    for (int i = 0; i < 6; i++) cr_assert(a[i] == c6[i], "step %d: %.17g uninterrupted vs %.17g stopped and resumed", i + 1, a[i], c6[i]);
+    snprintf(path, sizeof path, "%s/run_b", g_dir);
+
     // A state.json whose step is not a step count is refused, naming the file.
     latest = ckpt_latest(path);
     cr_assert_not_null(latest);

@@ -69,6 +69,7 @@ typedef struct {
     int gpu_reports;   // reports made by this step's backward (none when its last micro-batch was empty)
     FILE *log;
     int log_failed;  // a write to the log failed (said once; training goes on)
+    int stopped_by;  // the signal (SIGINT, SIGTERM) that stopped the run at a saved step, else 0
     long step;
     double tokens_seen, elapsed;
     // converted batch storage
@@ -1027,6 +1028,25 @@ static int gpu_update(Trainer *tr, float lr, double *gnorm) {
 // when that is set. With PAW_TEST_FAIL_IN_BACKWARD=1 it happens instead in the middle of step K's
 // overlapped reduction: when the last micro-batch's backward reports layer 0, after the buckets
 // before it were started.
+// Ctrl-C or SIGTERM during training: the step under way ends, a checkpoint of it is saved, and
+// the run stops (--resume continues it bit for bit). A second signal ends the process at once.
+static volatile sig_atomic_t g_stop_signal;
+
+static void on_stop_signal(int sig) {
+    static const char msg[] = "\npaw train: stopping after this step, with a checkpoint (again to stop at once)\n";
+    g_stop_signal = sig;
+    signal(sig, SIG_DFL);
+    ssize_t w = write(2, msg, sizeof msg - 1);
+    (void)w;
+}
+
+// Test hook: PAW_TEST_SIGNAL_AT_STEP=N sends this process SIGINT when step N has been taken (only
+// rank PAW_TEST_KILL_RANK's, when that is set).
+static void maybe_signal_at_step(const Trainer *tr, long step) {
+    const char *e = getenv("PAW_TEST_SIGNAL_AT_STEP"), *r = getenv("PAW_TEST_KILL_RANK");
+    if (e && atol(e) == step && (!r || atoi(r) == tr->comm->rank)) raise(SIGINT);
+}
+
 static void maybe_fail_at_step(const Trainer *tr, long step, int in_backward) {
     const char *r = getenv("PAW_TEST_KILL_RANK"), *k = getenv("PAW_TEST_KILL_STEP"), *h = getenv("PAW_TEST_HANG_STEP");
     const char *b = getenv("PAW_TEST_FAIL_IN_BACKWARD");
@@ -1113,7 +1133,10 @@ static int train_loop(Trainer *tr) {
     }
     double t_start = paw_now(), elapsed0 = tr->elapsed;
     long first_step = tr->step;
-    while (rc == 0 && tr->step < c->steps) {
+    g_stop_signal = 0;
+    void (*old_int)(int) = signal(SIGINT, on_stop_signal), (*old_term)(int) = signal(SIGTERM, on_stop_signal);
+    int stop = 0;
+    while (rc == 0 && tr->step < c->steps && !stop) {
         maybe_fail_at_step(tr, tr->step + 1, 0);
         double t0 = paw_now();
         float lr = train_lr_at(c, (int)tr->step);
@@ -1171,10 +1194,12 @@ static int train_loop(Trainer *tr) {
         // Every bucket is started (the ones no report started, in the same order on every rank)
         // and completed here, before any other collective.
         if (tr->overlap && (rc = grad_sync_finish(&tr->gsync)) != 0) break;
+        // A signal seen by any rank before this sum stops every rank after this same step.
+        stop = g_stop_signal != 0;
         if (tr->comm->world > 1) {
-            double sums[4] = {loss_sum, wsum, flops, tokens};
-            if ((rc = paw_allreduce_f64(tr->comm, sums, 4)) != 0) break;
-            loss_sum = sums[0], wsum = sums[1], flops = sums[2], tokens = sums[3];
+            double sums[5] = {loss_sum, wsum, flops, tokens, stop ? 1.0 : 0.0};
+            if ((rc = paw_allreduce_f64(tr->comm, sums, 5)) != 0) break;
+            loss_sum = sums[0], wsum = sums[1], flops = sums[2], tokens = sums[3], stop = sums[4] > 0;
         }
         double gnorm;
         if ((rc = on_gpu(tr) ? gpu_update(tr, lr, &gnorm) : sync_and_update(tr, lr, &gnorm)) != 0) break;
@@ -1184,6 +1209,8 @@ static int train_loop(Trainer *tr) {
             break;
         }
         tr->step++;
+        maybe_signal_at_step(tr, tr->step);
+        if (tr->comm->world == 1 && g_stop_signal) stop = 1;  // one process: no one to agree with
         double dt = paw_now() - t0;
         tr->tokens_seen += tokens;
         tr->elapsed = elapsed0 + (paw_now() - t_start);
@@ -1224,7 +1251,7 @@ static int train_loop(Trainer *tr) {
             if (rank0) rc = run_eval(tr, &prog);  // on the device that trains (gpu_eval_chunk)
             if (rc == 0) rc = wait_for_rank0(tr);
         }
-        if (rc == 0 && ((c->save_every > 0 && tr->step % c->save_every == 0) || tr->step == c->steps)) {
+        if (rc == 0 && ((c->save_every > 0 && tr->step % c->save_every == 0) || tr->step == c->steps || stop)) {
             double ts = paw_now();
             rc = gpu_to_host(tr, 1);
             char *s = state_json(tr);
@@ -1240,7 +1267,19 @@ static int train_loop(Trainer *tr) {
             }
         }
     }
+    signal(SIGINT, old_int), signal(SIGTERM, old_term);
     if (rank0) paw_progress_finish(&prog, tr->step, NULL);
+    if (rc == 0 && stop && tr->step < c->steps) {
+        tr->stopped_by = g_stop_signal ? (int)g_stop_signal : SIGTERM;  // another rank's signal: as SIGTERM
+        if (rank0) {
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "event", "stopped");
+            cJSON_AddNumberToObject(o, "step", (double)tr->step);
+            cJSON_AddStringToObject(o, "signal", tr->stopped_by == SIGINT ? "SIGINT" : "SIGTERM");
+            log_json(tr, o);
+            cJSON_Delete(o);
+        }
+    }
     for (int a = 0; a < accum; a++) paw_batch_free(&batches[a]);
     free(batches);
     return rc;
@@ -1394,6 +1433,12 @@ static int train_main(Trainer *tr, const char *config_path, int resume, int over
     }
     free(latest);
     if (train_loop(tr) != 0) return fail_local(tr, "");
+    if (tr->stopped_by) {  // not exported: the run is not finished
+        if (rank0)
+            fprintf(stderr, "paw train: stopped by %s at step %ld of %d with its checkpoint saved; continue with --resume\n",
+                    tr->stopped_by == SIGINT ? "SIGINT" : "SIGTERM", tr->step, tr->cfg.steps);
+        return 128 + tr->stopped_by;
+    }
     if (rank0 && export_models(tr) != 0) return fail_local(tr, "export");
     if (wait_for_rank0(tr) != 0) return fail_local(tr, "");
     return 0;
