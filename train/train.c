@@ -69,7 +69,8 @@ typedef struct {
     int gpu_reports;   // reports made by this step's backward (none when its last micro-batch was empty)
     FILE *log;
     int log_failed;  // a write to the log failed (said once; training goes on)
-    int stopped_by;  // the signal (SIGINT, SIGTERM) that stopped the run at a saved step, else 0
+    int stopped_by;  // the signal (SIGINT, SIGTERM) that stopped the run at a saved step, -1 another
+                     // rank's, else 0
     long step;
     double tokens_seen, elapsed;
     // converted batch storage
@@ -1040,6 +1041,10 @@ static void on_stop_signal(int sig) {
     (void)w;
 }
 
+static const char *stop_reason(int sig) {
+    return sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "a signal to another rank";
+}
+
 // Test hook: PAW_TEST_SIGNAL_AT_STEP=N sends this process SIGINT when step N has been taken (only
 // rank PAW_TEST_KILL_RANK's, when that is set).
 static void maybe_signal_at_step(const Trainer *tr, long step) {
@@ -1270,12 +1275,12 @@ static int train_loop(Trainer *tr) {
     signal(SIGINT, old_int), signal(SIGTERM, old_term);
     if (rank0) paw_progress_finish(&prog, tr->step, NULL);
     if (rc == 0 && stop && tr->step < c->steps) {
-        tr->stopped_by = g_stop_signal ? (int)g_stop_signal : SIGTERM;  // another rank's signal: as SIGTERM
+        tr->stopped_by = g_stop_signal ? (int)g_stop_signal : -1;
         if (rank0) {
             cJSON *o = cJSON_CreateObject();
             cJSON_AddStringToObject(o, "event", "stopped");
             cJSON_AddNumberToObject(o, "step", (double)tr->step);
-            cJSON_AddStringToObject(o, "signal", tr->stopped_by == SIGINT ? "SIGINT" : "SIGTERM");
+            cJSON_AddStringToObject(o, "signal", tr->stopped_by > 0 ? stop_reason(tr->stopped_by) : "other_rank");
             log_json(tr, o);
             cJSON_Delete(o);
         }
@@ -1436,8 +1441,8 @@ static int train_main(Trainer *tr, const char *config_path, int resume, int over
     if (tr->stopped_by) {  // not exported: the run is not finished
         if (rank0)
             fprintf(stderr, "paw train: stopped by %s at step %ld of %d with its checkpoint saved; continue with --resume\n",
-                    tr->stopped_by == SIGINT ? "SIGINT" : "SIGTERM", tr->step, tr->cfg.steps);
-        return 128 + tr->stopped_by;
+                    stop_reason(tr->stopped_by), tr->step, tr->cfg.steps);
+        return 128 + (tr->stopped_by > 0 ? tr->stopped_by : SIGTERM);
     }
     if (rank0 && export_models(tr) != 0) return fail_local(tr, "export");
     if (wait_for_rank0(tr) != 0) return fail_local(tr, "");
