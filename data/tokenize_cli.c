@@ -1,5 +1,4 @@
 // `paw tokenize`, `paw detokenize` and the tokenizer benchmark (`paw bench tokenizer`).
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,14 +15,6 @@ static PawTokenizer *load_or_report(const char *path) {
     PawTokenizer *t = paw_tokenizer_load(path);
     if (!t) fprintf(stderr, "paw: %s\n", paw_last_error());
     return t;
-}
-
-static int finish_stdout(void) {
-    if (fflush(stdout) != 0 || ferror(stdout)) {
-        fprintf(stderr, "paw: writing to stdout failed: %s\n", strerror(errno));
-        return 1;
-    }
-    return 0;
 }
 
 static void print_ids(const PawIds *ids) {
@@ -90,7 +81,7 @@ int cmd_tokenize(int argc, char **argv) {
     }
     paw_tokenizer_free(t);
     free(input);
-    return status ? status : finish_stdout();
+    return status;  // stdout is checked by main, after every command
 }
 
 // Parses ids separated by spaces, tabs or commas from s[0..n). -1 + paw_error on anything else.
@@ -168,7 +159,7 @@ int cmd_detokenize(int argc, char **argv) {
     }
     paw_tokenizer_free(t);
     free(input);
-    return status ? status : finish_stdout();
+    return status;  // stdout is checked by main, after every command
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -303,5 +294,5 @@ int bench_tokenizer_main(int argc, char **argv) {
     free(buf);
     free(rec);
     free(len);
-    return status ? status : finish_stdout();
+    return status;  // stdout is checked by main, after every command
 }

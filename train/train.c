@@ -1024,11 +1024,6 @@ static int gpu_update(Trainer *tr, float lr, double *gnorm) {
 
 // ---- the loop -----------------------------------------------------------------------------------
 
-// Fault injection for the multi-process tests: PAW_TEST_KILL_STEP=K kills (SIGKILL) and
-// PAW_TEST_HANG_STEP=K freezes the process at the start of step K, on rank PAW_TEST_KILL_RANK only
-// when that is set. With PAW_TEST_FAIL_IN_BACKWARD=1 it happens instead in the middle of step K's
-// overlapped reduction: when the last micro-batch's backward reports layer 0, after the buckets
-// before it were started.
 // Ctrl-C or SIGTERM during training: the step under way ends, a checkpoint of it is saved, and
 // the run stops (--resume continues it bit for bit). A second signal ends the process at once.
 static volatile sig_atomic_t g_stop_signal;
@@ -1052,6 +1047,11 @@ static void maybe_signal_at_step(const Trainer *tr, long step) {
     if (e && atol(e) == step && (!r || atoi(r) == tr->comm->rank)) raise(SIGINT);
 }
 
+// Fault injection for the multi-process tests: PAW_TEST_KILL_STEP=K kills (SIGKILL) and
+// PAW_TEST_HANG_STEP=K freezes the process at the start of step K, on rank PAW_TEST_KILL_RANK only
+// when that is set. With PAW_TEST_FAIL_IN_BACKWARD=1 it happens instead in the middle of step K's
+// overlapped reduction: when the last micro-batch's backward reports layer 0, after the buckets
+// before it were started.
 static void maybe_fail_at_step(const Trainer *tr, long step, int in_backward) {
     const char *r = getenv("PAW_TEST_KILL_RANK"), *k = getenv("PAW_TEST_KILL_STEP"), *h = getenv("PAW_TEST_HANG_STEP");
     const char *b = getenv("PAW_TEST_FAIL_IN_BACKWARD");
