@@ -7,6 +7,7 @@
 // checked without MPI.
 #include <cjson/cJSON.h>
 #include <criterion/criterion.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +36,21 @@ Test(comm, shards_cover_every_element_once) {
             cr_assert_eq(total, ns[i]);
             cr_assert_eq(paw_shard_begin(ns[i], w, w), ns[i]);
         }
+}
+
+// A round's byte count must fit an int even for doubles (MPI counts; old OpenMPI byte offsets).
+Test(comm, collective_rounds_stay_under_2_gib_whatever_the_override) {
+    unsetenv("PAW_COMM_CHUNK");
+    cr_assert_eq(paw_comm_chunk_elems(), (size_t)1 << 26);
+    const char *set[] = {"1000", "134217728", "134217729", "4294967296", "0", "-5"};
+    size_t want[] = {1000, (size_t)1 << 27, (size_t)1 << 27, (size_t)1 << 27, (size_t)1 << 26, (size_t)1 << 26};
+    for (int i = 0; i < 6; i++) {
+        setenv("PAW_COMM_CHUNK", set[i], 1);
+        size_t got = paw_comm_chunk_elems();
+        cr_assert_eq(got, want[i], "PAW_COMM_CHUNK=%s: %zu elements a round, expected %zu", set[i], got, want[i]);
+        cr_assert_lt(got * sizeof(double), (size_t)INT_MAX + 1);
+    }
+    unsetenv("PAW_COMM_CHUNK");
 }
 
 Test(comm, single_process_collectives_are_identities) {

@@ -163,5 +163,8 @@ void paw_shard_counts(size_t n, int world, size_t *counts) {
 size_t paw_comm_chunk_elems(void) {
     const char *e = getenv("PAW_COMM_CHUNK");
     long v = e ? atol(e) : 0;
-    return v > 0 ? (size_t)v : (size_t)1 << 26;  // 256 MB of fp32 per rank per round
+    // At most 2^27 elements, so that a round of doubles stays under 2 GiB: MPI counts are ints, and
+    // OpenMPI's non-blocking collectives before 4.1.2 computed byte offsets in an int too.
+    const size_t most = (size_t)1 << 27;
+    return v <= 0 ? (size_t)1 << 26 : (size_t)v > most ? most : (size_t)v;  // 256 MB of fp32 by default
 }

@@ -118,7 +118,8 @@ size_t paw_shard_begin(size_t n, int world, int rank);
 void paw_shard_counts(size_t n, int world, size_t *counts);
 
 // Collectives move at most this many elements per rank in one call (MPI counts are int); larger
-// buffers go in rounds. PAW_COMM_CHUNK overrides it (tests use a small value to cover rounds).
+// buffers go in rounds. PAW_COMM_CHUNK overrides it, up to 2^27 (tests use a small value to cover
+// rounds).
 size_t paw_comm_chunk_elems(void);
 
 #endif

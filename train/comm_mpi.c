@@ -107,7 +107,6 @@ static int wait_done(PawComm *c, MPI_Request *req, const char *what) {
 
 static int mpi_allreduce(PawComm *c, void *buf, size_t n, MPI_Datatype type, size_t elem, const char *what) {
     size_t chunk = paw_comm_chunk_elems();
-    if (chunk > INT_MAX) chunk = INT_MAX;
     for (size_t off = 0; off < n; off += chunk) {
         int cnt = (int)(n - off < chunk ? n - off : chunk);
         MPI_Request req;
@@ -204,7 +203,6 @@ static int inflight_test(PawComm *c) {
 
 static int mpi_iallreduce_f32(PawComm *c, float *buf, size_t n) {
     size_t chunk = paw_comm_chunk_elems();
-    if (chunk > INT_MAX) chunk = INT_MAX;
     for (size_t off = 0; off < n; off += chunk) {
         int cnt = (int)(n - off < chunk ? n - off : chunk);
         MPI_Request req;
@@ -220,7 +218,6 @@ static int mpi_iallreduce_f32(PawComm *c, float *buf, size_t n) {
 // pass no recv), in rounds of at most paw_comm_chunk_elems, as operations in flight.
 static int ireduce_to(PawComm *c, const float *send, float *recv, size_t n, int root, const char *what) {
     size_t chunk = paw_comm_chunk_elems();
-    if (chunk > INT_MAX) chunk = INT_MAX;
     for (size_t off = 0; off < n; off += chunk) {
         int cnt = (int)(n - off < chunk ? n - off : chunk);
         MPI_Request req;
@@ -236,7 +233,6 @@ static int ireduce_to(PawComm *c, const float *send, float *recv, size_t n, int 
 
 static int ibcast(PawComm *c, void *buf, size_t bytes, int root, const char *what) {
     size_t chunk = paw_comm_chunk_elems() * sizeof(float);
-    if (chunk > INT_MAX) chunk = INT_MAX;
     for (size_t off = 0; off < bytes; off += chunk) {
         int cnt = (int)(bytes - off < chunk ? bytes - off : chunk);
         MPI_Request req;

@@ -1249,7 +1249,7 @@ static int train_loop(Trainer *tr) {
                  100 * flops / dt / peak / tr->comm->world);
         if (rank0) {
             paw_progress_update(&prog, tr->step, extra);
-            if (!prog.tty && (tr->step % (c->log_every * 10) == 0 || tr->step == c->steps))
+            if (!prog.tty && (tr->step % (10L * c->log_every) == 0 || tr->step == c->steps))
                 fprintf(stderr, "step %ld/%d %s eta %.0fs\n", tr->step, c->steps, extra, eta);
         }
         if (c->eval_every > 0 && (tr->step % c->eval_every == 0 || tr->step == c->steps)) {
