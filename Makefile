@@ -138,11 +138,14 @@ asan:
 # tests/emu/ (fibers per thread, warp operations, tensor-core fragments, cuBLASLt and the runtime on
 # host memory), under ASan + UBSan. It checks the kernels' logic, indexing, synchronisation and
 # alignment; not their speed, nor the GPU's memory model (tests/emu/README.md).
+# The decode attention's tests run a second time with an H100's 132 SMs: up to 64 slices of the
+# cache per (sequence, KV head), a count the default 8 emulated SMs never reach.
 # Then the multi-rank GPU training paths (two ranks through MPI, with and without ZeRO-1) against
 # one process, with the tiny models (tests/gpu/multi_rank.sh), where mpirun is installed.
 test-emu:
 	$(MAKE) EMU=1 BUILD=build-emu OPT="$(ASAN_OPT)" build-emu/paw build-emu/test_gpu
 	ASAN_OPTIONS=detect_leaks=0 PAW_BIN=build-emu/paw ./build-emu/test_gpu
+	ASAN_OPTIONS=detect_leaks=0 PAW_EMU_SMS=132 PAW_GPU_TESTS=test_attention_cache ./build-emu/test_gpu
 	@if command -v mpirun >/dev/null; then \
 		ASAN_OPTIONS=detect_leaks=0 PAW=build-emu/paw SHAPES=tiny NCCL_PAW= EXACT=1 tests/gpu/multi_rank.sh build-emu/multirank 3; \
 	else echo "make test-emu: no mpirun: the two-rank GPU runs did not run"; fi

@@ -586,8 +586,15 @@ __device__ __forceinline__ void decode_slice(const DecArgs &a, const float (*qs)
         for (int kk = 0; kk < 32; kk++) {
             const bf16 *vr = vbase + (size_t)(jb + (kk < nk ? kk : 0)) * a.kv_stride;
             float vf[4];
+            if (a.vec) {  // HD % 8 == 0: a lane's four dims are all in the row or all past it
+                uint2 raw = d0 < HD ? *reinterpret_cast<const uint2 *>(vr + d0) : make_uint2(0u, 0u);
+                const bf16 *v4 = reinterpret_cast<const bf16 *>(&raw);
 #pragma unroll
-            for (int e = 0; e < 4; e++) vf[e] = d0 + e < HD ? __bfloat162float(vr[d0 + e]) : 0.0f;
+                for (int e = 0; e < 4; e++) vf[e] = __bfloat162float(v4[e]);
+            } else {
+#pragma unroll
+                for (int e = 0; e < 4; e++) vf[e] = d0 + e < HD ? __bfloat162float(vr[d0 + e]) : 0.0f;
+            }
 #pragma unroll
             for (int hi = 0; hi < G; hi++) {
                 float pk = __shfl_sync(0xffffffffu, p[hi], kk);
@@ -758,7 +765,7 @@ static int try_decode(paw_bf16 *out, const paw_bf16 *q, const paw_bf16 *k, const
     if (splits < 1) splits = 1;
     float *part = (float *)dec_scratch(&g_dec_part, sizeof(float) * B * NH * splits * (HD + 2), "scratch");
     int *count = (int *)dec_scratch(&g_dec_count, sizeof(int) * B * NKV, "block counts");
-    const int vec = HD % 8 == 0 && kv_stride % 8 == 0 && kv_bstride % 8 == 0 && aligned16(k);
+    const int vec = HD % 8 == 0 && kv_stride % 8 == 0 && kv_bstride % 8 == 0 && aligned16(k) && aligned16(v);
     DecArgs a = {out, part, count, q, k, v, kv_prev, Tk, NH, NKV, HD, splits, rows, vec, q_stride, kv_stride,
                  kv_bstride, LOG2E / sqrtf((float)HD)};
     switch (G) {

@@ -52,18 +52,29 @@ struct LoraTokensGroup {
 
 constexpr int TOKENS_WARPS = 8;
 
+// Module i of the group, the table indexed only by constants: indexing the by-value kernel
+// parameter with a run-time i makes every thread copy the whole table to local memory first.
+__device__ __forceinline__ LoraTokensModule group_module(const LoraTokensGroup &g, int i) {
+    LoraTokensModule m = g.m[0];
+#pragma unroll
+    for (int k = 1; k < LORA_TOKENS_MAX; k++)
+        if (i == k) m = g.m[k];
+    return m;
+}
+
 // Warp w of block (x, b) computes u[i][b][j] for item = x * 8 + w = i * r + j.
 __global__ void __launch_bounds__(32 * TOKENS_WARPS)
     lora_tokens_u_kernel(LoraTokensGroup grp, const __nv_bfloat16 *x, int d_in, int r, float scale) {
     pdl_enter();
     const int item = blockIdx.x * TOKENS_WARPS + threadIdx.x / 32, lane = threadIdx.x % 32, b = blockIdx.y;
     if (item >= grp.n * r) return;
-    const int i = item / r, j = item % r;
-    const __nv_bfloat16 *a = grp.m[i].A + ((size_t)b * r + j) * d_in, *xb = x + (size_t)b * d_in;
+    const int j = item % r;
+    const LoraTokensModule m = group_module(grp, item / r);
+    const __nv_bfloat16 *a = m.A + ((size_t)b * r + j) * d_in, *xb = x + (size_t)b * d_in;
     float s = 0.0f;
     for (int k = lane; k < d_in; k += 32) s += __bfloat162float(a[k]) * __bfloat162float(xb[k]);
     s = warp_sum(s);
-    if (lane == 0) grp.m[i].u[(size_t)b * r + j] = __float2bfloat16_rn(scale * s);
+    if (lane == 0) m.u[(size_t)b * r + j] = __float2bfloat16_rn(scale * s);
 }
 
 // Warp w of block (x, b) adds output o of module i, item = x * 8 + w running over the modules'
@@ -73,14 +84,17 @@ __global__ void __launch_bounds__(32 * TOKENS_WARPS)
     pdl_enter();
     int o = blockIdx.x * TOKENS_WARPS + threadIdx.x / 32, i = 0;
     const int lane = threadIdx.x % 32, b = blockIdx.y;
-    while (i < grp.n && o >= grp.m[i].d_out) o -= grp.m[i].d_out, i++;
+#pragma unroll
+    for (int k = 0; k < LORA_TOKENS_MAX; k++)  // constant indices, as in group_module
+        if (i == k && k < grp.n && o >= grp.m[k].d_out) o -= grp.m[k].d_out, i++;
     if (i >= grp.n) return;
-    const __nv_bfloat16 *bm = grp.m[i].Bm + ((size_t)b * grp.m[i].d_out + o) * r, *u = grp.m[i].u + (size_t)b * r;
+    const LoraTokensModule m = group_module(grp, i);
+    const __nv_bfloat16 *bm = m.Bm + ((size_t)b * m.d_out + o) * r, *u = m.u + (size_t)b * r;
     float s = 0.0f;
     for (int k = lane; k < r; k += 32) s += __bfloat162float(bm[k]) * __bfloat162float(u[k]);
     s = warp_sum(s);
     if (lane == 0) {
-        __nv_bfloat16 *y = grp.m[i].y + (size_t)b * ld_y + o;
+        __nv_bfloat16 *y = m.y + (size_t)b * ld_y + o;
         *y = __float2bfloat16_rn(__bfloat162float(*y) + s);
     }
 }

@@ -1363,7 +1363,9 @@ extern "C" int qwen3_cuda_batch_reset(Qwen3Cuda *g, int B, int cap) {
     g->bcap = cap;
     g->bprefilled = 0;
     memset(g->h_blen, 0, sizeof(int) * (size_t)B);
-    paw_cuda_memset(g->d_blen, 0, sizeof(int) * 2 * (size_t)B);  // lengths, and token 0 in rows never filled
+    // Lengths, and token 0 in rows never filled (the parts sit brows_cap apart, not B).
+    paw_cuda_memset(g->d_blen, 0, sizeof(int) * (size_t)B);
+    paw_cuda_memset(g->d_btok, 0, sizeof(int) * (size_t)B);
     return 0;
 }
 
