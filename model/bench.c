@@ -160,7 +160,7 @@ static int bench_cpu(int argc, char **argv) {
     for (int i = 0; i < N + rows; i++) ids[i] = (int)paw_rng_below(&rng, cfg.vocab_size < 151643 ? cfg.vocab_size : 151643);
     for (int i = 0; i < N; i++) tg[i] = (i + 1 < N) ? ids[i + 1] : 0;
     Qwen3Inputs in = {.ids = ids, .targets = tg};
-    double fl = qwen3_forward_flops(&cfg, B, T, 1);
+    double fl = qwen3_forward_flops(&cfg, B, T, (double)B * T);
 
     double t_fwd = 1e30, t_fb = 1e30, t_frozen = 1e30;
     for (int pass = 0; pass < 3; pass++) {

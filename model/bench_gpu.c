@@ -304,7 +304,7 @@ int bench_gpu(int argc, char **argv) {
         flops = qwen3_forward_flops(&cfg, 1, 1, 1) * new_tokens;
         tokens = new_tokens;
     } else {
-        flops = qwen3_forward_flops(&cfg, B, T, 1) * (is_full ? 3.0 : 2.0);
+        flops = qwen3_forward_flops(&cfg, B, T, (double)B * T) * (is_full ? 3.0 : 2.0);
         tokens = N;
     }
     double s = ms / 1e3;

@@ -199,6 +199,8 @@ void qwen3_free(Qwen3 *m) {
     free(m->ids);
     free(m->targets);
     free(m->loss_weight);
+    free(m->loss_rows);
+    free(m->lnf_rows);
     memset(m, 0, sizeof *m);
 }
 
@@ -269,6 +271,7 @@ static void ensure_acts(Qwen3 *m, int B, int T) {
     m->ids = xrealloc(m->ids, sizeof(int) * N);
     m->targets = xrealloc(m->targets, sizeof(int) * N);
     m->loss_weight = xrealloc(m->loss_weight, sizeof(float) * N);
+    m->loss_rows = xrealloc(m->loss_rows, sizeof(int) * N);
     m->acts_cap_tokens = N;
 }
 
@@ -368,6 +371,7 @@ int qwen3_forward(Qwen3 *m, const Qwen3Inputs *in, int B, int T) {
     m->T = T;
     m->has_loss = 0;
     m->backward_ok = 0;
+    m->logits_weighted = 0;
     Qwen3Acts *a = &m->acts;
     const Qwen3Params *p = &m->params;
     const Qwen3Lora *lora = in->lora;
@@ -506,21 +510,45 @@ int qwen3_forward(Qwen3 *m, const Qwen3Inputs *in, int B, int T) {
         m->logits_rows = 0;
         return 0;
     }
-    project(m, W_LM_HEAD, 0, a->logits, a->lnf, (int)N, C, V, 0);
-    m->logits_rows = (int)N;
+    double wsum = 0;
+    size_t nl = N;  // rows with logits
+    if (in->logits_mode == QWEN3_LOGITS_WEIGHTED && in->targets && in->loss_weight) {
+        // The weighted rows' final-norm outputs side by side; targets and weights follow them.
+        if (m->lnf_rows_cap < N * C) {
+            free(m->lnf_rows);
+            m->lnf_rows = xmalloc_big(sizeof(float) * N * C);
+            m->lnf_rows_cap = N * C;
+        }
+        nl = 0;
+        for (size_t n = 0; n < N; n++) {
+            wsum += in->loss_weight[n];
+            if (in->loss_weight[n] == 0.0f) continue;
+            memcpy(m->lnf_rows + nl * C, a->lnf + n * C, sizeof(float) * C);
+            m->loss_rows[nl] = (int)n;
+            m->targets[nl] = in->targets[n];
+            m->loss_weight[nl++] = in->loss_weight[n];
+        }
+        m->logits_weighted = 1;
+        project(m, W_LM_HEAD, 0, a->logits, m->lnf_rows, (int)nl, C, V, 0);
+    } else {
+        m->logits_weighted = 0;
+        project(m, W_LM_HEAD, 0, a->logits, a->lnf, (int)N, C, V, 0);
+    }
+    m->logits_rows = (int)nl;
     if (!in->targets) return 0;
-    for (size_t n = 0; n < N; n++) {
-        m->targets[n] = in->targets[n];
-        m->loss_weight[n] = in->loss_weight ? in->loss_weight[n] : 1.0f;
+    if (!m->logits_weighted) {
+        for (size_t n = 0; n < N; n++) {
+            m->targets[n] = in->targets[n];
+            m->loss_weight[n] = in->loss_weight ? in->loss_weight[n] : 1.0f;
+            wsum += m->loss_weight[n];
+        }
     }
     int bad = 0;
-    m->loss_sum = crossentropy_forward(a->nll, a->ce_lse, a->logits, m->targets, m->loss_weight, (int)N, V, &bad);
+    m->loss_sum = crossentropy_forward(a->nll, a->ce_lse, a->logits, m->targets, m->loss_weight, (int)nl, V, &bad);
     if (bad) {
         m->backward_ok = 0;
         return paw_error("forward: %d weighted positions have a target outside [0, %d)", bad, V);
     }
-    double wsum = 0;
-    for (size_t n = 0; n < N; n++) wsum += m->loss_weight[n];
     m->loss_weight_sum = wsum;
     m->loss = wsum > 0 ? (float)(m->loss_sum / wsum) : 0.0f;
     m->has_loss = 1;
@@ -558,9 +586,19 @@ int qwen3_backward_ex(Qwen3 *m, const Qwen3BackwardArgs *args) {
     if (m->has_loss) {
         float grad_scale = args->grad_scale;
         if (grad_scale == 0.0f) grad_scale = m->loss_weight_sum > 0 ? (float)(1.0 / m->loss_weight_sum) : 0.0f;
-        crossentropy_backward_inplace(a->logits, a->ce_lse, m->targets, m->loss_weight, (int)N, V, grad_scale);
         float *dlm = m->frozen ? NULL : (c->tie_word_embeddings ? m->grads.wte : m->grads.lm_head);
-        matmul_backward(s->dln, dlm, a->logits, a->lnf, p->lm_head, (int)N, C, V);
+        if (m->logits_weighted) {
+            // The weighted rows' gradients, computed side by side in s->dx (free until the final
+            // norm's backward below), then put back in their rows; the other rows' stay 0.
+            const size_t nl = (size_t)m->logits_rows;
+            crossentropy_backward_inplace(a->logits, a->ce_lse, m->targets, m->loss_weight, (int)nl, V, grad_scale);
+            memset(s->dx, 0, sizeof(float) * nl * C);
+            matmul_backward(s->dx, dlm, a->logits, m->lnf_rows, p->lm_head, (int)nl, C, V);
+            for (size_t i = 0; i < nl; i++) memcpy(s->dln + (size_t)m->loss_rows[i] * C, s->dx + i * C, sizeof(float) * C);
+        } else {
+            crossentropy_backward_inplace(a->logits, a->ce_lse, m->targets, m->loss_weight, (int)N, V, grad_scale);
+            matmul_backward(s->dln, dlm, a->logits, a->lnf, p->lm_head, (int)N, C, V);
+        }
     }
     if (args->dlnf)
         for (size_t i = 0; i < N * C; i++) s->dln[i] += args->dlnf[i];
@@ -643,10 +681,10 @@ int qwen3_backward_ex(Qwen3 *m, const Qwen3BackwardArgs *args) {
     return 0;
 }
 
-double qwen3_forward_flops(const Qwen3Config *c, int B, int T, int with_lm_head) {
+double qwen3_forward_flops(const Qwen3Config *c, int B, int T, double lm_head_rows) {
     double C = c->hidden_size, I = c->intermediate_size, L = c->num_layers, V = c->vocab_size;
     double Q = (double)c->num_heads * c->head_dim, KV = (double)c->num_kv_heads * c->head_dim;
-    double per_tok = 2.0 * L * (C * Q + 2 * C * KV + Q * C + 3 * C * I) + (with_lm_head ? 2.0 * C * V : 0.0);
+    double per_tok = 2.0 * L * (C * Q + 2 * C * KV + Q * C + 3 * C * I);
     double attn = 2.0 * 2.0 * L * Q * ((double)T * (T + 1) / 2.0);  // QK^T and PV over the causal half
-    return (double)B * (T * per_tok + attn);
+    return (double)B * (T * per_tok + attn) + lm_head_rows * 2.0 * C * V;
 }

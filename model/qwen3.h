@@ -112,7 +112,11 @@ typedef struct {
     const float *qAd[LORA_NUM_MODULES], *qBd[LORA_NUM_MODULES];
 } Qwen3Lora;
 
-enum { QWEN3_LOGITS_ALL = 0, QWEN3_LOGITS_LAST = 1, QWEN3_LOGITS_NONE = 2 };
+// QWEN3_LOGITS_WEIGHTED (with targets): only the rows whose loss weight is nonzero, in order, so
+// that a training loss pays the LM head for its target positions only, not for the prompts. The
+// loss, the hidden-state gradients and the weight gradients are those of QWEN3_LOGITS_ALL (the
+// masked rows' gradients are exact zeros), within the rounding of the LM head's weight gradient.
+enum { QWEN3_LOGITS_ALL = 0, QWEN3_LOGITS_LAST = 1, QWEN3_LOGITS_NONE = 2, QWEN3_LOGITS_WEIGHTED = 3 };
 
 typedef struct {
     const int *ids;            // [B*T] token ids; -1 at rows supplied by embeds
@@ -202,8 +206,11 @@ typedef struct {
     int *ids;                    // [cap_N] ids of the last forward (for the embedding gradient)
     int *targets;                // [cap_N]
     float *loss_weight;          // [cap_N]
+    int *loss_rows;              // [cap_N] QWEN3_LOGITS_WEIGHTED: the rows that have logits
+    float *lnf_rows;             // [cap_N, C] those rows' final-norm outputs (allocated on first use)
+    size_t lnf_rows_cap;
     // state of the last forward
-    int B, T, logits_rows, has_loss, backward_ok;
+    int B, T, logits_rows, has_loss, backward_ok, logits_weighted;
     float loss;               // mean over weighted positions
     double loss_sum, loss_weight_sum;
 } Qwen3;
@@ -246,9 +253,10 @@ int qwen3_backward(Qwen3 *m, float grad_scale);
 // valid after a forward without logits or targets when args inject something.
 int qwen3_backward_ex(Qwen3 *m, const Qwen3BackwardArgs *args);
 
-// Forward FLOPs for B sequences of T tokens (2 per weight per token, plus causal attention;
-// with_lm_head 0 leaves the LM head out). A backward costs about twice this.
-double qwen3_forward_flops(const Qwen3Config *c, int B, int T, int with_lm_head);
+// Forward FLOPs for B sequences of T tokens (2 per weight per token, plus causal attention), the
+// LM head counted for lm_head_rows rows (B * T for every position, the weighted rows of a
+// training loss, 0 for none). A backward costs about twice this.
+double qwen3_forward_flops(const Qwen3Config *c, int B, int T, double lm_head_rows);
 
 // The input embedding of token id as fp32, whichever way the model holds its weights.
 void qwen3_embedding_row(const Qwen3 *m, int id, float *out);

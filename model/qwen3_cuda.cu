@@ -77,6 +77,11 @@ struct Qwen3Cuda {
     float *d_weights, *d_nll;
     float *h_weights, *h_nll;
     int *h_pos;
+    // the loss's weighted rows (the LM head runs on those only): indices, targets, weights, and
+    // their final-norm outputs side by side
+    int *d_rows, *h_rows, *h_row_targets;
+    float *h_row_weights;
+    bf16 *lnf_rows;
     // logits kept for the caller, and the LM-head + loss workspace
     float *logits;
     size_t cap_logits_rows;
@@ -285,7 +290,8 @@ static void free_acts(Qwen3Cuda *g) {
                      (void **)&g->att,      (void **)&g->xmid,      (void **)&g->ln2,      (void **)&g->gu,
                      (void **)&g->act,      (void **)&g->lnf,       (void **)&g->ln1_rstd, (void **)&g->ln2_rstd,
                      (void **)&g->lse,      (void **)&g->lnf_rstd,  (void **)&g->d_ids,    (void **)&g->d_pos,
-                     (void **)&g->d_targets, (void **)&g->d_lens,   (void **)&g->d_weights, (void **)&g->d_nll};
+                     (void **)&g->d_targets, (void **)&g->d_lens,   (void **)&g->d_weights, (void **)&g->d_nll,
+                     (void **)&g->d_rows,   (void **)&g->lnf_rows};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) {
         paw_cuda_free(*bufs[i]);
         *bufs[i] = NULL;
@@ -293,8 +299,11 @@ static void free_acts(Qwen3Cuda *g) {
     free(g->h_weights);
     free(g->h_nll);
     free(g->h_pos);
-    g->h_weights = g->h_nll = NULL;
-    g->h_pos = NULL;
+    free(g->h_rows);
+    free(g->h_row_targets);
+    free(g->h_row_weights);
+    g->h_weights = g->h_nll = g->h_row_weights = NULL;
+    g->h_pos = g->h_rows = g->h_row_targets = NULL;
     g->cap_tokens = 0;
 }
 
@@ -368,6 +377,11 @@ static void ensure_acts(Qwen3Cuda *g, size_t N) {
     g->h_weights = (float *)xmalloc(sizeof(float) * N);
     g->h_nll = (float *)xmalloc(sizeof(float) * N);
     g->h_pos = (int *)xmalloc(sizeof(int) * N);
+    g->d_rows = (int *)paw_cuda_malloc(sizeof(int) * N);
+    g->lnf_rows = (bf16 *)paw_cuda_malloc(sizeof(bf16) * N * C);
+    g->h_rows = (int *)xmalloc(sizeof(int) * N);
+    g->h_row_targets = (int *)xmalloc(sizeof(int) * N);
+    g->h_row_weights = (float *)xmalloc(sizeof(float) * N);
     g->cap_tokens = N;
 }
 
@@ -529,6 +543,15 @@ __global__ void gather_last_rows_kernel(bf16 *dst, const bf16 *src, const int *l
     for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < (long)B * C; i += (long)gridDim.x * blockDim.x) {
         int b = (int)(i / C), c = (int)(i % C), last = lens[b] > 0 ? lens[b] - 1 : 0;
         dst[i] = src[((size_t)b * T + last) * C + c];
+    }
+}
+
+// Row i of dst [n, C] = row rows[i] of src (gather), or row rows[i] of dst = row i of src (scatter).
+__global__ void copy_rows_kernel(bf16 *dst, const bf16 *src, const int *rows, int n, int C, int scatter) {
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < (long)n * C; i += (long)gridDim.x * blockDim.x) {
+        const size_t r = (size_t)rows[i / C], c = (size_t)(i % C);
+        if (scatter) dst[r * C + c] = src[i];
+        else dst[i] = src[r * C + c];
     }
 }
 
@@ -711,18 +734,42 @@ extern "C" int qwen3_cuda_forward(Qwen3Cuda *g, const Qwen3CudaInputs *in, int B
             g->h_weights[n] = w;
             wsum += w;
         }
-        paw_cuda_upload(g->d_targets, in->targets, sizeof(int) * N);
-        paw_cuda_upload(g->d_weights, g->h_weights, sizeof(float) * N);
+        // The LM head and the loss on the weighted rows only (a prompt's rows have weight 0): their
+        // final-norm outputs side by side, their gradients put back in place; the other rows'
+        // gradients are 0, as the loss gives them. The CPU's QWEN3_LOGITS_WEIGHTED.
+        int nw = 0;
+        for (size_t n = 0; n < N; n++)
+            if (g->h_weights[n] != 0.0f) {
+                g->h_rows[nw] = (int)n, g->h_row_targets[nw] = in->targets[n];
+                g->h_row_weights[nw++] = g->h_weights[n];
+            }
+        paw_cuda_upload(g->d_targets, g->h_row_targets, sizeof(int) * (size_t)nw);
+        paw_cuda_upload(g->d_weights, g->h_row_weights, sizeof(float) * (size_t)nw);
+        paw_cuda_upload(g->d_rows, g->h_rows, sizeof(int) * (size_t)nw);
         rmsnorm_cuda_forward(g->lnf, g->lnf_rstd, xL, P(QG_LNF, 0), (int)N, C, (long)C, eps);
+        if (nw > 0) {
+            copy_rows_kernel<<<grid_for((size_t)nw * C), 256, 0, paw_cuda_stream()>>>(g->lnf_rows, g->lnf, g->d_rows, nw,
+                                                                                      C, 0);
+            CUDA_CHECK_LAUNCH();
+        }
         float scale = in->grad_scale != 0.0f ? in->grad_scale : (wsum > 0 ? (float)(1.0 / wsum) : 0.0f);
-        ensure_ce(g, N);
+        ensure_ce(g, (size_t)nw);
         if (in->backward) ensure_scratch(g, N);
-        lmhead_ce_cuda(g->d_nll, in->backward ? g->dlnf : NULL, in->backward ? GR(QG_HEAD, 0) : NULL, g->lnf,
-                       P(QG_HEAD, 0), g->d_targets, g->d_weights, (int)N, C, V, scale, g->ce_logits, g->ce_dlogits,
+        // The rows' input gradients go to dln (unused until the backward's layers), then to dlnf.
+        lmhead_ce_cuda(g->d_nll, in->backward ? g->dln : NULL, in->backward ? GR(QG_HEAD, 0) : NULL, g->lnf_rows,
+                       P(QG_HEAD, 0), g->d_targets, g->d_weights, nw, C, V, scale, g->ce_logits, g->ce_dlogits,
                        g->ce_rows);
-        paw_cuda_download(g->h_nll, g->d_nll, sizeof(float) * N);
-        double total = 0;
-        for (size_t n = 0; n < N; n++) total += (double)g->h_weights[n] * g->h_nll[n];
+        if (in->backward) {
+            paw_cuda_memset(g->dlnf, 0, sizeof(bf16) * N * C);
+            if (nw > 0) {
+                copy_rows_kernel<<<grid_for((size_t)nw * C), 256, 0, paw_cuda_stream()>>>(g->dlnf, g->dln, g->d_rows, nw,
+                                                                                          C, 1);
+                CUDA_CHECK_LAUNCH();
+            }
+        }
+        paw_cuda_download(g->h_nll, g->d_nll, sizeof(float) * (size_t)nw);
+        double total = 0;  // in row order, as before the rows were gathered
+        for (int i = 0; i < nw; i++) total += (double)g->h_row_weights[i] * g->h_nll[i];
         g->loss_sum = total;
         g->weight_sum = wsum;
         g->loss = wsum > 0 ? (float)(total / wsum) : 0.0f;

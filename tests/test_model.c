@@ -7,6 +7,7 @@
 
 #include "common/fileio.h"
 #include "common/rng.h"
+#include "kernels/matmul.h"
 #include "kernels/quant.h"
 #include "model/qwen3.h"
 #include "tests/testutil.h"
@@ -541,6 +542,67 @@ Test(model, finite_difference_gradients) {
     cr_assert_eq(checked, 13 * 3);
     free(grad);
     qwen3_free(&m);
+}
+
+// The LM head at the weighted rows only (training's loss) against the logits of every row: the
+// same loss, logits at those rows, and the same gradients. Masks with many weighted rows (the
+// packed GEMM), a few (the one-row products), and none. Tolerances: the weight gradients of the
+// LM head (tied: wte) sum the rows' products in other groups, so they move by fp32 rounding of
+// sums of ~100 terms (~1e-6 relative); everything upstream follows from them.
+Test(model, logits_at_weighted_rows_only_give_the_loss_and_gradients_of_all_rows) {
+    Qwen3Config cfg = {.hidden_size = 32, .intermediate_size = 48, .num_layers = 2, .num_heads = 4, .num_kv_heads = 2,
+                       .head_dim = 8, .vocab_size = 300, .max_position_embeddings = 128, .rope_theta = 1e4,
+                       .rms_norm_eps = 1e-6, .tie_word_embeddings = 1};
+    enum { B = 3, T = 40, N = B * T };
+    int ids[N], tg[N];
+    float w[N];
+    for (int i = 0; i < N; i++) ids[i] = (i * 37 + 11) % 300, tg[i] = (i * 53 + 7) % 300;
+    for (int mask = 0; mask < 3; mask++) {
+        int weighted = 0;
+        for (int i = 0; i < N; i++) {
+            int t = i % T;  // a prompt, then the target positions of each sequence
+            w[i] = mask == 0 ? (t >= 12 ? 1.0f + 0.25f * (i % 3) : 0.0f) : mask == 1 ? (t >= 36 ? 1.0f : 0.0f) : 0.0f;
+            weighted += w[i] != 0.0f;
+        }
+        cr_assert(mask != 0 || weighted > MATMUL_GEMV_MAX_ROWS);
+        cr_assert(mask != 1 || (weighted > 0 && weighted <= MATMUL_GEMV_MAX_ROWS));
+        Qwen3 m[2];
+        float *logits[2], *grads[2];
+        double loss[2];
+        for (int k = 0; k < 2; k++) {
+            qwen3_create(&m[k], &cfg, 0);
+            qwen3_init_random(&m[k], 5, 0.2f);
+            Qwen3Inputs in = {.ids = ids, .targets = tg, .loss_weight = w,
+                              .logits_mode = k ? QWEN3_LOGITS_WEIGHTED : QWEN3_LOGITS_ALL};
+            qwen3_zero_grad(&m[k]);
+            cr_assert_eq(qwen3_forward(&m[k], &in, B, T), 0, "%s", paw_last_error());
+            cr_assert_eq(m[k].logits_rows, k ? weighted : N);
+            loss[k] = m[k].loss_sum;
+            logits[k] = xmalloc(sizeof(float) * (size_t)m[k].logits_rows * cfg.vocab_size + 1);
+            memcpy(logits[k], m[k].acts.logits, sizeof(float) * (size_t)m[k].logits_rows * cfg.vocab_size);
+            cr_assert_eq(qwen3_backward(&m[k], 0), 0, "%s", paw_last_error());
+            grads[k] = m[k].grads_memory;
+        }
+        cr_assert(fabs(loss[1] - loss[0]) <= 1e-6 * fabs(loss[0]), "mask %d: loss sum %.9g vs %.9g", mask, loss[1], loss[0]);
+        cr_assert_eq(m[1].loss_weight_sum, m[0].loss_weight_sum);
+        for (int r = 0, i = 0; i < N; i++) {
+            if (w[i] == 0.0f) continue;
+            double e = rel_max(logits[1] + (size_t)r++ * cfg.vocab_size, logits[0] + (size_t)i * cfg.vocab_size,
+                               (size_t)cfg.vocab_size);
+            cr_assert(e < 1e-5, "mask %d: logits of row %d: rel err %g", mask, i, e);
+        }
+        double e = rel_max(grads[1], grads[0], m[0].num_params);
+        cr_assert(e < 1e-5, "mask %d: gradients rel err %g", mask, e);
+        if (mask == 2) {  // nothing weighted: no loss, and no gradient anywhere
+            cr_assert_eq(loss[1], 0.0);
+            for (size_t i = 0; i < m[1].num_params; i++) cr_assert_eq(grads[1][i], 0.0f);
+        } else {
+            double norm = 0;
+            for (size_t i = 0; i < m[1].num_params; i++) norm += (double)grads[1][i] * grads[1][i];
+            cr_assert(norm > 0, "mask %d: a zero gradient compares with anything", mask);
+        }
+        for (int k = 0; k < 2; k++) free(logits[k]), qwen3_free(&m[k]);
+    }
 }
 
 // ---- checkpoints ---------------------------------------------------------------------------

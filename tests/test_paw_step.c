@@ -174,6 +174,9 @@ Test(paw_step, lora_decode_matches_full_forward_per_example) {
     PawStepStats st;
     cr_assert_eq(paw_forward(&pm, bt.ex, 2, &st), 0);
     int T = st.interp_tokens / 2, V = pm.interp.cfg.vocab_size;
+    // The step's forward has logits at the target positions only: the batch again, every row.
+    Qwen3Inputs all = {.ids = pm.ids, .lora = &pm.lora};
+    cr_assert_eq(qwen3_forward(&pm.interp, &all, 2, T), 0);
     float *batch_logits = xmalloc(sizeof(float) * (size_t)2 * T * V);
     memcpy(batch_logits, pm.interp.acts.logits, sizeof(float) * (size_t)2 * T * V);
     int *ids = xmalloc(sizeof(int) * (size_t)2 * T);

@@ -176,7 +176,7 @@ int bench_paw(int argc, char **argv) {
     qsort(times, (size_t)iters, sizeof(float), cmp_float);
     qsort(ntimes, (size_t)iters, sizeof(float), cmp_float);
     float ms = times[iters / 2], nms = ntimes[iters / 2];
-    double flops = paw_step_flops(&cc, &ic, &mc, P, B, comp_len, Ti, frozen), sec = ms / 1e3;
+    double flops = paw_step_flops(&cc, &ic, &mc, P, B, comp_len, Ti, (double)B * target_len, frozen), sec = ms / 1e3;
     char rdesc[96] = "";
     if (recompute && (keep || keep_interp))
         snprintf(rdesc, sizeof rdesc, ", recompute except the first %d compiler / %d interpreter layers", keep,

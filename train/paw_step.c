@@ -113,7 +113,8 @@ static int forward(PawModel *pm, const PawStepExample *ex, int B, int with_grads
         pm->cap = N;
     }
     paw_interp_batch(ex, B, T, pm->ids, pm->targets, pm->weights);
-    Qwen3Inputs in = {.ids = pm->ids, .targets = pm->targets, .loss_weight = pm->weights, .lora = &pm->lora};
+    Qwen3Inputs in = {.ids = pm->ids, .targets = pm->targets, .loss_weight = pm->weights, .lora = &pm->lora,
+                      .logits_mode = QWEN3_LOGITS_WEIGHTED};  // the LM head at the target positions only
     if (qwen3_forward(&pm->interp, &in, B, T) != 0) return -1;
     st->loss = pm->interp.loss;
     st->loss_sum = pm->interp.loss_sum;
@@ -149,9 +150,9 @@ int paw_model_save_mapper(const PawModel *pm, const char *path) { return paw_map
 int paw_model_load_mapper(PawModel *pm, const char *path) { return paw_mapper_file_load(&pm->comp, &pm->mapper, path); }
 
 double paw_step_flops(const Qwen3Config *cc, const Qwen3Config *ic, const MapperConfig *mc, int P, int B, int comp_T,
-                      int interp_T, int freeze_compiler) {
+                      int interp_T, double target_rows, int freeze_compiler) {
     double comp = qwen3_forward_flops(cc, B, comp_T + P, 0) * (freeze_compiler ? 2.0 : 3.0);
-    double interp = 2.0 * qwen3_forward_flops(ic, B, interp_T, 1);
+    double interp = 2.0 * qwen3_forward_flops(ic, B, interp_T, target_rows);
     double lora_tok = 0, mix = 0;
     for (int mod = 0; mod < LORA_NUM_MODULES; mod++) {
         int din, dout;

@@ -75,8 +75,9 @@ int paw_forward_backward_ex(PawModel *pm, const PawStepExample *ex, int B, float
 // Model FLOPs of one forward + backward for B examples: the compiler with its prefix over comp_T
 // tokens (3x its forward when it trains, 2x when frozen: activation gradients only), the
 // interpreter over interp_T tokens (forward + activation gradients) with its LoRA side paths
-// (forward + both gradients) and the mapper. Recomputation is not counted.
+// (forward + both gradients) and the mapper. The interpreter's LM head runs on its target_rows
+// (the weighted rows of the loss) only. Recomputation is not counted.
 double paw_step_flops(const Qwen3Config *compiler, const Qwen3Config *interpreter, const MapperConfig *mapper, int P,
-                      int B, int comp_T, int interp_T, int freeze_compiler);
+                      int B, int comp_T, int interp_T, double target_rows, int freeze_compiler);
 
 #endif

@@ -166,7 +166,8 @@ static int lm_step(Trainer *tr, int n, int backward, float grad_scale, Qwen3Grad
         return backward ? qwen3_cuda_backward_ex(tr->gpu_lm, &gargs) : 0;
     }
 #endif
-    Qwen3Inputs in = {.ids = tr->ids, .targets = tr->targets, .loss_weight = tr->weights};
+    Qwen3Inputs in = {.ids = tr->ids, .targets = tr->targets, .loss_weight = tr->weights,
+                      .logits_mode = QWEN3_LOGITS_WEIGHTED};  // the LM head at the target positions only
     if (qwen3_forward(&tr->lm, &in, n, T) != 0) return -1;
     *loss_sum = tr->lm.loss_sum;
     *weight_sum = tr->lm.loss_weight_sum;
@@ -179,13 +180,16 @@ static int lm_step(Trainer *tr, int n, int backward, float grad_scale, Qwen3Grad
 // FLOPs of one forward+backward over these examples (for MFU).
 static double step_flops(const Trainer *tr, int n) {
     int Tc = 0, Ti = 0;
+    double rows = 0;  // the LM head's: the loss's weighted rows
     for (int i = 0; i < n; i++) {
         if (tr->ex[i].comp_len > Tc) Tc = tr->ex[i].comp_len;
         if (tr->ex[i].interp_len + tr->ex[i].target_len > Ti) Ti = tr->ex[i].interp_len + tr->ex[i].target_len;
+        rows += tr->pretrain && tr->cfg.loss_on_prompt ? tr->ex[i].interp_len + tr->ex[i].target_len - 1
+                                                        : tr->ex[i].target_len;
     }
-    if (tr->pretrain) return 3.0 * qwen3_forward_flops(&tr->lm.cfg, n, Ti, 1);
+    if (tr->pretrain) return 3.0 * qwen3_forward_flops(&tr->lm.cfg, n, Ti, rows);
     double comp = qwen3_forward_flops(&tr->pm.comp.model.cfg, n, Tc + tr->pm.comp.P, 0) * (tr->cfg.freeze_compiler ? 2 : 3);
-    return comp + 2.0 * qwen3_forward_flops(&tr->pm.interp.cfg, n, Ti, 1);
+    return comp + 2.0 * qwen3_forward_flops(&tr->pm.interp.cfg, n, Ti, rows);
 }
 
 // ---- evaluation ---------------------------------------------------------------------------------
