@@ -256,19 +256,13 @@ static void gemm(float *Y, int R, int M, View A, View B, int K, float alpha, int
                 // are dealt out in turn: in halves, the thread with all of B's rows would pack
                 // most of the bytes while the other waits (dinp's products were 10% slower).
                 // Panels of similar cost keep contiguous halves, which read W in fewer streams.
-                if (b_by_rows) {
-                    const int nub = (kc + KB - 1) / KB;
-#pragma omp for schedule(static, 1)
-                    for (int p = 0; p < npa + nub; p++) {
-                        if (p < npa) pack_a_panel(pa + (size_t)p * kc * MR, A, r0 + p * MR, imin(MR, rb - p * MR), k0, kc);
-                        else pack_b_rows(pb, B, k0, kc, c0, nc, (p - npa) * KB, imin(KB, kc - (p - npa) * KB));
-                    }
-                } else {
-#pragma omp for schedule(static)
-                    for (int p = 0; p < npa + npb; p++) {
-                        if (p < npa) pack_a_panel(pa + (size_t)p * kc * MR, A, r0 + p * MR, imin(MR, rb - p * MR), k0, kc);
-                        else pack_b_panel(pb + (size_t)(p - npa) * kc * NR, B, k0, kc, c0 + (p - npa) * NR, imin(NR, nc - (p - npa) * NR));
-                    }
+                const int nu = npa + (b_by_rows ? (kc + KB - 1) / KB : npb), nt = omp_get_num_threads();
+                const int chunk = b_by_rows ? 1 : (nu + nt - 1) / nt;
+#pragma omp for schedule(static, chunk)
+                for (int p = 0; p < nu; p++) {
+                    if (p < npa) pack_a_panel(pa + (size_t)p * kc * MR, A, r0 + p * MR, imin(MR, rb - p * MR), k0, kc);
+                    else if (b_by_rows) pack_b_rows(pb, B, k0, kc, c0, nc, (p - npa) * KB, imin(KB, kc - (p - npa) * KB));
+                    else pack_b_panel(pb + (size_t)(p - npa) * kc * NR, B, k0, kc, c0 + (p - npa) * NR, imin(NR, nc - (p - npa) * NR));
                 }
 #pragma omp for collapse(2) schedule(dynamic, 1)
                 for (int ti = 0; ti < nti; ti++)

@@ -531,7 +531,6 @@ int qwen3_forward(Qwen3 *m, const Qwen3Inputs *in, int B, int T) {
         m->logits_weighted = 1;
         project(m, W_LM_HEAD, 0, a->logits, m->lnf_rows, (int)nl, C, V, 0);
     } else {
-        m->logits_weighted = 0;
         project(m, W_LM_HEAD, 0, a->logits, a->lnf, (int)N, C, V, 0);
     }
     m->logits_rows = (int)nl;

@@ -75,7 +75,7 @@ struct Qwen3Cuda {
     // per-batch inputs on the device
     int *d_ids, *d_pos, *d_targets, *d_lens;
     float *d_weights, *d_nll;
-    float *h_weights, *h_nll;
+    float *h_nll;
     int *h_pos;
     // the loss's weighted rows (the LM head runs on those only): indices, targets, weights, and
     // their final-norm outputs side by side
@@ -296,13 +296,12 @@ static void free_acts(Qwen3Cuda *g) {
         paw_cuda_free(*bufs[i]);
         *bufs[i] = NULL;
     }
-    free(g->h_weights);
     free(g->h_nll);
     free(g->h_pos);
     free(g->h_rows);
     free(g->h_row_targets);
     free(g->h_row_weights);
-    g->h_weights = g->h_nll = g->h_row_weights = NULL;
+    g->h_nll = g->h_row_weights = NULL;
     g->h_pos = g->h_rows = g->h_row_targets = NULL;
     g->cap_tokens = 0;
 }
@@ -374,7 +373,6 @@ static void ensure_acts(Qwen3Cuda *g, size_t N) {
     g->d_lens = (int *)paw_cuda_malloc(sizeof(int) * N);  // B <= N
     g->d_weights = (float *)paw_cuda_malloc(sizeof(float) * N);
     g->d_nll = (float *)paw_cuda_malloc(sizeof(float) * N);
-    g->h_weights = (float *)xmalloc(sizeof(float) * N);
     g->h_nll = (float *)xmalloc(sizeof(float) * N);
     g->h_pos = (int *)xmalloc(sizeof(int) * N);
     g->d_rows = (int *)paw_cuda_malloc(sizeof(int) * N);
@@ -725,24 +723,21 @@ extern "C" int qwen3_cuda_forward(Qwen3Cuda *g, const Qwen3CudaInputs *in, int B
     const bf16 *xL = g->x + (size_t)L * N * C;
     const float eps = (float)g->cfg.rms_norm_eps;
     if (in->targets) {
-        double wsum = 0;
-        for (size_t n = 0; n < N; n++) {
-            float w = in->loss_weight ? in->loss_weight[n] : 1.0f;
-            if (in->lens && (int)(n % (size_t)T) >= in->lens[n / (size_t)T]) w = 0.0f;  // padding
-            if (w != 0.0f && (in->targets[n] < 0 || in->targets[n] >= V))
-                return paw_error("forward: weighted position %zu has target %d outside [0, %d)", n, in->targets[n], V);
-            g->h_weights[n] = w;
-            wsum += w;
-        }
         // The LM head and the loss on the weighted rows only (a prompt's rows have weight 0): their
         // final-norm outputs side by side, their gradients put back in place; the other rows'
         // gradients are 0, as the loss gives them. The CPU's QWEN3_LOGITS_WEIGHTED.
+        double wsum = 0;
         int nw = 0;
-        for (size_t n = 0; n < N; n++)
-            if (g->h_weights[n] != 0.0f) {
-                g->h_rows[nw] = (int)n, g->h_row_targets[nw] = in->targets[n];
-                g->h_row_weights[nw++] = g->h_weights[n];
-            }
+        for (size_t n = 0; n < N; n++) {
+            float w = in->loss_weight ? in->loss_weight[n] : 1.0f;
+            if (in->lens && (int)(n % (size_t)T) >= in->lens[n / (size_t)T]) w = 0.0f;  // padding
+            if (w == 0.0f) continue;
+            if (in->targets[n] < 0 || in->targets[n] >= V)
+                return paw_error("forward: weighted position %zu has target %d outside [0, %d)", n, in->targets[n], V);
+            g->h_rows[nw] = (int)n, g->h_row_targets[nw] = in->targets[n];
+            g->h_row_weights[nw++] = w;
+            wsum += w;
+        }
         paw_cuda_upload(g->d_targets, g->h_row_targets, sizeof(int) * (size_t)nw);
         paw_cuda_upload(g->d_weights, g->h_row_weights, sizeof(float) * (size_t)nw);
         paw_cuda_upload(g->d_rows, g->h_rows, sizeof(int) * (size_t)nw);

@@ -578,7 +578,7 @@ Test(model, logits_at_weighted_rows_only_give_the_loss_and_gradients_of_all_rows
             cr_assert_eq(qwen3_forward(&m[k], &in, B, T), 0, "%s", paw_last_error());
             cr_assert_eq(m[k].logits_rows, k ? weighted : N);
             loss[k] = m[k].loss_sum;
-            logits[k] = xmalloc(sizeof(float) * (size_t)m[k].logits_rows * cfg.vocab_size + 1);
+            logits[k] = xmalloc(sizeof(float) * (size_t)m[k].logits_rows * cfg.vocab_size + 1);  // + 1: mask 2 has none
             memcpy(logits[k], m[k].acts.logits, sizeof(float) * (size_t)m[k].logits_rows * cfg.vocab_size);
             cr_assert_eq(qwen3_backward(&m[k], 0), 0, "%s", paw_last_error());
             grads[k] = m[k].grads_memory;
