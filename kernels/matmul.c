@@ -1,5 +1,7 @@
 #include "kernels/matmul.h"
 
+#include <float.h>
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -318,8 +320,8 @@ static inline void even_odd_lanes(__m256 *lo, __m256 *hi) {
 // one decoding row of bf16 weights read at about 85% of the rate of f32 ones: a 2 KB row's loads
 // end in a reduction that holds back the next row's. 1 KB ahead made `paw generate` 10% faster at
 // the 0.6B shape on the CPU machine (2 KB gained nothing). f32 rows were slower with the hint, and
-// q8 rows, bound by their dequantizing, no faster. A hint past a row's end only warms the next row
-// (prefetches never fault).
+// q8w rows, bound by their dequantizing, no faster; q8q rows (one byte a weight, no widening) read
+// 1.2x faster with it. A hint past a row's end only warms the next row (prefetches never fault).
 #ifndef MATMUL_PREFETCH_BYTES
 #define MATMUL_PREFETCH_BYTES 1024
 #endif
@@ -562,6 +564,8 @@ typedef struct {
     const float *ap;
     const void *weight;
     const float *scales;
+    const int8_t *qx;  // matmul_forward_q8q: the input rows rounded to Q8 blocks, and their scales
+    const float *dx;
     int N, C, OC, acc;
     float alpha;
 } Gemv;
@@ -591,6 +595,67 @@ static inline __attribute__((always_inline)) void gemv_range(const Gemv *g, int 
 static void gemv_range_f32(const Gemv *g, int o0, int o1) { gemv_range(g, W_F32, o0, o1); }
 static void gemv_range_bf16(const Gemv *g, int o0, int o1) { gemv_range(g, W_BF16, o0, o1); }
 static void gemv_range_q8(const Gemv *g, int o0, int o1) { gemv_range(g, W_Q8, o0, o1); }
+
+// Q8 weights against Q8-rounded input rows (matmul_forward_q8q): s[r] = the dot of weight row
+// (w, wd) with rounded row r (qx + r * C, dx + r * C / 32), for R rows (1..4), in
+// matmul_q8q_dot_reference's order. A block's 32 products are summed exactly in integers
+// (maddubs: |w| as unsigned bytes times x carrying w's sign, pairs into 16 bits, at most 2 x 127 x
+// 127; madd: pairs again into 32 bits, lane m holding elements 4m..4m+3), then scaled by
+// wd[b] * dx[b] into accumulator b % 2: about half the instructions of widening each weight to
+// fp32, which is what bound Q8's one-row products.
+static inline __attribute__((always_inline)) void q8q_dots(float *s, const int8_t *w, const float *wd,
+                                                           const int8_t *qx, const float *dx, int C, int R) {
+    const int nb = C / 32;
+#if defined(__AVX2__) && defined(__FMA__)
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256 a[4][2];
+    for (int r = 0; r < R; r++) a[r][0] = a[r][1] = _mm256_setzero_ps();
+    for (int b0 = 0; b0 < nb; b0 += 2) {
+#pragma GCC unroll 2
+        for (int k = 0; k < 2; k++) {  // k is the accumulator, b % 2, once unrolled
+            const int b = b0 + k;
+            if (b == nb) break;
+            if (k == 0) _mm_prefetch((const char *)(w + (size_t)b * 32 + MATMUL_PREFETCH_BYTES), _MM_HINT_T0);
+            __m256i wv = _mm256_loadu_si256((const __m256i *)(w + (size_t)b * 32)), aw = _mm256_sign_epi8(wv, wv);
+#pragma GCC unroll 4
+            for (int r = 0; r < R; r++) {
+                __m256i xv = _mm256_loadu_si256((const __m256i *)(qx + (size_t)r * C + (size_t)b * 32));
+                __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(aw, _mm256_sign_epi8(xv, wv)), ones);
+                a[r][k] = _mm256_fmadd_ps(_mm256_set1_ps(wd[b] * dx[(size_t)r * nb + b]), _mm256_cvtepi32_ps(p),
+                                          a[r][k]);
+            }
+        }
+    }
+    for (int r = 0; r < R; r++) s[r] = hsum8(_mm256_add_ps(a[r][0], a[r][1]));
+#else
+    for (int r = 0; r < R; r++) s[r] = matmul_q8q_dot_reference(w, wd, qx + (size_t)r * C, dx + (size_t)r * nb, C);
+#endif
+}
+
+// Output columns o0 .. o1 - 1 of a q8q product, each weight row read once for four input rows.
+static void gemv_range_q8q(const Gemv *g, int o0, int o1) {
+    const int N = g->N, C = g->C, OC = g->OC;
+    for (int o = o0; o < o1; o++) {
+        const int8_t *w = (const int8_t *)g->weight + (size_t)o * C;
+        const float *wd = g->scales + (size_t)o * C / 32;
+        for (int n0 = 0; n0 < N; n0 += 4) {
+            float v[4];
+            const int8_t *qx = g->qx + (size_t)n0 * C;
+            const float *dx = g->dx + (size_t)n0 * C / 32;
+            const int R = N - n0 < 4 ? N - n0 : 4;
+            switch (R) {
+            case 1: q8q_dots(v, w, wd, qx, dx, C, 1); break;
+            case 2: q8q_dots(v, w, wd, qx, dx, C, 2); break;
+            case 3: q8q_dots(v, w, wd, qx, dx, C, 3); break;
+            default: q8q_dots(v, w, wd, qx, dx, C, 4); break;
+            }
+            for (int r = 0; r < R; r++) {
+                float *d = g->out + (size_t)(n0 + r) * OC + o;
+                *d = g->acc ? *d + g->alpha * v[r] : g->alpha * v[r];
+            }
+        }
+    }
+}
 
 // The product's columns in eights shared out evenly (static) among the threads.
 static void gemv_parallel(void (*range)(const Gemv *, int, int), const Gemv *g) {
@@ -665,4 +730,104 @@ void matmul_forward_q8w(float *out, const float *inp, const int8_t *q, const flo
 void matmul_forward_q8w_acc(float *out, const float *inp, const int8_t *q, const float *d, int N, int C, int OC,
                             float alpha) {
     forward_products(out, inp, q, d, W_Q8, N, C, OC, alpha, 1);
+}
+
+void matmul_q8_round_row(const float *x, int C, int8_t *q, float *d) {
+    for (int b = 0; b < C / 32; b++) {
+        const float *xb = x + (size_t)b * 32;
+        int8_t *qb = q + (size_t)b * 32;
+        float amax = 0.0f;
+        int bad = 0;  // a NaN or an infinity: the block's scale is NaN, so its products are too
+#if defined(__AVX2__) && defined(__FMA__)
+        const __m256 sign = _mm256_set1_ps(-0.0f), big = _mm256_set1_ps(FLT_MAX);
+        __m256 m = _mm256_setzero_ps(), nf = m;
+        for (int j = 0; j < 32; j += 8) {
+            __m256 a = _mm256_andnot_ps(sign, _mm256_loadu_ps(xb + j));
+            m = _mm256_max_ps(m, a);
+            nf = _mm256_or_ps(nf, _mm256_cmp_ps(a, big, _CMP_NLE_UQ));
+        }
+        __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+        h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+        amax = _mm_cvtss_f32(_mm_max_ss(h, _mm_movehdup_ps(h)));
+        bad = _mm256_movemask_ps(nf) != 0;
+#else
+        for (int j = 0; j < 32; j++) {
+            const float a = fabsf(xb[j]);
+            if (!(a <= FLT_MAX)) bad = 1;
+            else if (a > amax) amax = a;
+        }
+#endif
+        if (bad) {
+            d[b] = NAN;
+            memset(qb, 0, 32);
+            continue;
+        }
+        const float db = amax / 127.0f, id = db != 0.0f ? 1.0f / db : 0.0f;
+        d[b] = db;
+        // |x * id| <= 127 * (1 + 2^-23), so the nearest integer is within int8's range.
+#if defined(__AVX2__) && defined(__FMA__)
+        const __m256 vid = _mm256_set1_ps(id);
+        __m256i i0 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(xb), vid));  // nearest, ties to even
+        __m256i i1 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(xb + 8), vid));
+        __m256i i2 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(xb + 16), vid));
+        __m256i i3 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(xb + 24), vid));
+        // The packs interleave the 128-bit halves: 32-bit groups come out as 0 2 4 6 1 3 5 7.
+        __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(i0, i1), _mm256_packs_epi32(i2, i3));
+        p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        _mm256_storeu_si256((__m256i *)qb, p);
+#else
+        for (int j = 0; j < 32; j++) qb[j] = (int8_t)lrintf(xb[j] * id);
+#endif
+    }
+}
+
+float matmul_q8q_dot_reference(const int8_t *q, const float *d, const int8_t *qx, const float *dx, int C) {
+    float acc[2][8] = {{0}};
+    for (int b = 0; b < C / 32; b++) {
+        const float s = d[b] * dx[b];
+        for (int m = 0; m < 8; m++) {
+            int32_t isum = 0;
+            for (int i = 4 * m; i < 4 * m + 4; i++) isum += (int32_t)q[(size_t)b * 32 + i] * qx[(size_t)b * 32 + i];
+            acc[b & 1][m] = fmaf(s, (float)isum, acc[b & 1][m]);
+        }
+    }
+    float v[8];
+    for (int m = 0; m < 8; m++) v[m] = acc[0][m] + acc[1][m];
+    return ((v[0] + v[4]) + (v[2] + v[6])) + ((v[1] + v[5]) + (v[3] + v[7]));
+}
+
+// The rounded rows as int8 values and scales, in one line-aligned buffer: qx then dx.
+static int8_t *round_rows(const float *inp, int N, int C, float **dx) {
+    const size_t nq = (size_t)N * C, head = (nq + 63) / 64 * 64;
+    int8_t *qx = xmalloc_line(head + sizeof(float) * nq / 32);
+    *dx = (float *)(qx + head);
+    for (int n = 0; n < N; n++) matmul_q8_round_row(inp + (size_t)n * C, C, qx + (size_t)n * C, *dx + (size_t)n * C / 32);
+    return qx;
+}
+
+static void q8q_products(float *out, const float *inp, const int8_t *q, const float *d, int N, int C, int OC,
+                         float alpha, int acc) {
+    if (C % 32) paw_die("matmul_forward_q8q: C = %d is not a multiple of 32", C);
+    float *dx;
+    int8_t *qx = round_rows(inp, N, C, &dx);
+    if (N <= MATMUL_GEMV_MAX_ROWS) {
+        Gemv g = {.out = out, .weight = q, .scales = d, .qx = qx, .dx = dx, .N = N, .C = C, .OC = OC, .acc = acc,
+                  .alpha = alpha};
+        gemv_parallel(gemv_range_q8q, &g);
+    } else {  // the packed GEMM on the rounded inputs' values
+        float *xr = xmalloc_big(sizeof(float) * (size_t)N * C);
+        for (size_t i = 0; i < (size_t)N * C; i++) xr[i] = dx[i / 32] * (float)qx[i];
+        gemm(out, N, OC, fview(xr, (size_t)C, 1), qview(q, d, 1, (size_t)C), C, alpha, acc);
+        free(xr);
+    }
+    free(qx);
+}
+
+void matmul_forward_q8q(float *out, const float *inp, const int8_t *q, const float *d, int N, int C, int OC) {
+    q8q_products(out, inp, q, d, N, C, OC, 1.0f, 0);
+}
+
+void matmul_forward_q8q_acc(float *out, const float *inp, const int8_t *q, const float *d, int N, int C, int OC,
+                            float alpha) {
+    q8q_products(out, inp, q, d, N, C, OC, alpha, 1);
 }

@@ -26,6 +26,25 @@ void matmul_forward_bf16w_acc(float *out, const float *inp, const uint16_t *weig
 void matmul_forward_q8w(float *out, const float *inp, const int8_t *q, const float *d, int N, int C, int OC);
 void matmul_forward_q8w_acc(float *out, const float *inp, const int8_t *q, const float *d, int N, int C, int OC,
                             float alpha);
+// Q8 weights against inputs rounded to Q8 blocks as well, as ggml multiplies Q8_0 by Q8_0
+// (QWEN3_WEIGHTS_Q8 models; C a multiple of 32). Each input row's blocks of 32 are rounded as
+// matmul_q8_round_row does, and out = alpha * (rounded inputs) @ (q, d)^T. Up to
+// MATMUL_GEMV_MAX_ROWS rows each output is matmul_q8q_dot_reference, bit for bit, whatever rows
+// are computed with it: a block's products are exact integer sums, about half the instructions
+// of the q8w products, which are bound by widening each weight to fp32. More rows run the packed
+// GEMM on the rounded inputs' fp32 values (the same values; sums within fp32 rounding).
+void matmul_forward_q8q(float *out, const float *inp, const int8_t *q, const float *d, int N, int C, int OC);
+void matmul_forward_q8q_acc(float *out, const float *inp, const int8_t *q, const float *d, int N, int C, int OC,
+                            float alpha);
+// One row rounded to Q8 blocks (C a multiple of 32): per block d = max|x| / 127 (kept in fp32) and
+// q = x * (1 / d) rounded to the nearest integer, ties to even (0 for an all-zero block). A block
+// holding a NaN or an infinity gets d = NaN and q = 0, so that the products it enters are NaN.
+void matmul_q8_round_row(const float *x, int C, int8_t *q, float *d);
+// The plain-C reference of one q8q output: the dot of weight row (q, d) with a rounded row (qx,
+// dx). Lane m of block b is the exact integer sum of its elements 4m..4m+3, added as
+// acc[b % 2][m] = fmaf(d[b] * dx[b], lane, acc[b % 2][m]); then v = acc[0] + acc[1] and
+// ((v0 + v4) + (v2 + v6)) + ((v1 + v5) + (v3 + v7)).
+float matmul_q8q_dot_reference(const int8_t *q, const float *d, const int8_t *qx, const float *dx, int C);
 // Gradients, accumulated (+=) like every backward here: dinp += dout @ weight,
 // dweight += dout^T @ inp. Either output may be NULL (frozen weights: no dweight).
 void matmul_backward(float *dinp, float *dweight, const float *dout, const float *inp, const float *weight, int N, int C,

@@ -132,7 +132,7 @@ static int bench_cpu(int argc, char **argv) {
                            "CPU reference speed: forward, forward+backward (trainable) and forward+backward "
                            "(frozen: activation gradients only) tokens/s on a random model of a real Qwen3 shape; then "
                            "batch-1 greedy decoding with the weight matrices in f32 and in bf16 (the same bf16-rounded "
-                           "values in both, as loaded from a bf16 checkpoint), with adapters, and in q8 (int8, lossy).",
+                           "values in both, as loaded from a bf16 checkpoint), with adapters, and in q8 (int8 weights and inputs, lossy).",
                            opts, (int)(sizeof opts / sizeof opts[0]), 0};
     char *pos[1];
     int npos, rc = paw_parse_args(&spec, argc, argv, pos, &npos);
@@ -345,7 +345,7 @@ static int bench_cpu(int argc, char **argv) {
             int sameq = 0;
             while (sameq < decode && tokq[sameq] == tok16[sameq]) sameq++;
             double qbytes = mat * 1.125e-9;  // an int8 and a 32nd of an fp32 scale per weight
-            printf("\nq8 weights (int8, a scale per 32; %.2f GB read per step):\n", qbytes);
+            printf("\nq8 weights (int8, a scale per 32, inputs rounded likewise; %.2f GB read per step):\n", qbytes);
             printf("| rows | ms/step | tokens/s | weight GB/s | floor ms/step | floor / time | vs bf16 |\n"
                    "|---|---|---|---|---|---|---|\n");
             printf("| 1 | %.1f | %.1f | %.1f | %.1f | %.0f%% | %.2fx |\n", 1e3 * q1, 1 / q1, qbytes / q1, 1e3 * qbytes / bw,

@@ -310,8 +310,8 @@ static void project(const Qwen3 *m, int i, int l, float *out, const float *inp, 
         return;
     }
     if (m->q8[i]) {  // off is a multiple of C, itself a multiple of 32
-        if (acc) matmul_forward_q8w_acc(out, inp, m->q8[i] + off, m->q8d[i] + off / 32, N, C, OC, 1.0f);
-        else matmul_forward_q8w(out, inp, m->q8[i] + off, m->q8d[i] + off / 32, N, C, OC);
+        if (acc) matmul_forward_q8q_acc(out, inp, m->q8[i] + off, m->q8d[i] + off / 32, N, C, OC, 1.0f);
+        else matmul_forward_q8q(out, inp, m->q8[i] + off, m->q8d[i] + off / 32, N, C, OC);
         return;
     }
     const float *w = *qwen3_param_slot((Qwen3Params *)&m->params, i) + off;

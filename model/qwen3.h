@@ -162,9 +162,11 @@ typedef struct {
 // which halves the bytes each decoded token reads; norms stay fp32. The forward is the fp32
 // computation on those bf16 values, so a bf16 checkpoint loses nothing. No backward or save.
 // QWEN3_WEIGHTS_Q8 quantizes the matrices on load to int8 in blocks of 32 values along each row,
-// one scale per block, as ggml's Q8_0 (kernels/quant.h), halving bf16's bytes again; the forward
-// is the fp32 computation on the dequantized values (scale x int8, exact in fp32). Lossy, and
-// only on request; rows must be multiples of 32 values.
+// one scale per block, as ggml's Q8_0 (kernels/quant.h), halving bf16's bytes again; each
+// product also rounds its inputs to such blocks and sums the int8 products exactly in integers
+// (matmul_forward_q8q, as ggml multiplies Q8_0 by Q8_0), which makes one-row products bound by
+// the memory again instead of by widening weights. Lossy, and only on request; rows must be
+// multiples of 32 values.
 enum { QWEN3_WEIGHTS_F32 = 0, QWEN3_WEIGHTS_BF16 = 1, QWEN3_WEIGHTS_AUTO = 2, QWEN3_WEIGHTS_Q8 = 3 };
 
 typedef struct {
@@ -272,7 +274,7 @@ int qwen3_weights_from_name(const char *name);
 // fp32 parameters) and "bf16" and "q8" are refused.
 int qwen3_weights_for_device(const char *name, int cuda);
 #define QWEN3_WEIGHTS_HELP \
-    "CPU weight matrices: auto (bf16 when the checkpoint stores them so), f32, bf16, or q8 (int8, lossy: half of bf16)"
+    "CPU weight matrices: auto (bf16 when the checkpoint stores them so), f32, bf16, or q8 (int8 weights and inputs, lossy: half of bf16's bytes)"
 // dtype: "float32" or "bfloat16".
 int qwen3_save(const Qwen3 *m, const char *dir, const char *dtype);
 

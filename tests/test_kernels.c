@@ -2,6 +2,7 @@
 // are not multiples of the blocks, attention against the explicit T x T softmax, and every
 // backward against central finite differences in double of its own forward.
 #include <criterion/criterion.h>
+#include <float.h>
 #include <math.h>
 
 #include "common/error.h"
@@ -208,6 +209,107 @@ Test(kernels, matmul_q8_weights_match_fp32_on_dequantized_weights) {
         for (int c = 0; c < C; c++)
             cr_assert_eq(out[n * C + c], ids[n] < 0 ? -7.0f : deq[ids[n] * C + c], "token %d, element %d", n, c);
     free(t), free(deq), free(d), free(q);
+}
+
+// Q8 weights against inputs rounded to Q8 blocks (matmul_forward_q8q, the products of a
+// QWEN3_WEIGHTS_Q8 model). The rounding: every element within half a step of its block's scale,
+// the block's largest magnitude at +-127, an all-zero block scale 0. The products: up to
+// MATMUL_GEMV_MAX_ROWS rows, each output the bits of matmul_q8q_dot_reference and of its row
+// alone; more rows, the bits of the fp32 GEMM on the rounded inputs' values; every output within
+// fp32 rounding of the exact product of the rounded values (in double), and within the inputs'
+// rounding (half a step times the weights' magnitudes) of the product with unrounded inputs.
+Test(kernels, matmul_q8q_rounds_inputs_to_q8_blocks) {
+    int sizes[][3] = {{1, 32, 1},    {1, 64, 5},  {2, 96, 9},  {3, 32, 7},     {4, 128, 5},   {5, 1024, 33},
+                      {7, 64, 19},   {9, 160, 11}, {32, 96, 21}, {33, 64, 9},   {129, 96, 67}, {40, 640, 40},
+                      {1, 3072, 13}, {6, 2048, 17}};
+    for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
+        int N = sizes[s][0], C = sizes[s][1], OC = sizes[s][2], nb = C / 32;
+        size_t nw = (size_t)OC * C, no = (size_t)N * OC, nx = (size_t)N * C;
+        float *x = randn(nx, 71 + s, 1), *w = randn(nw, 72 + s, 1), *b = randn(no, 73 + s, 1);
+        if (C >= 64) {  // an all-zero block and an outlier in row 0
+            memset(x, 0, sizeof(float) * 32);
+            x[40] = 40.0f;
+        }
+        int8_t *q = xmalloc(nw), *qx = xmalloc(nx);
+        float *d = xmalloc(sizeof(float) * (nw / 32)), *deq = xmalloc(sizeof(float) * nw);
+        float *dx = xmalloc(sizeof(float) * (nx / 32)), *xr = xmalloc(sizeof(float) * nx);
+        q8_split(w, nw, q, d, deq);
+        for (int n = 0; n < N; n++) matmul_q8_round_row(x + (size_t)n * C, C, qx + (size_t)n * C, dx + (size_t)n * nb);
+        for (size_t blk = 0; blk < nx / 32; blk++) {
+            int top = 0;
+            for (size_t i = blk * 32; i < blk * 32 + 32; i++) {
+                xr[i] = dx[blk] * (float)qx[i];
+                cr_assert(qx[i] >= -127 && qx[i] <= 127);
+                cr_assert(fabs((double)x[i] - (double)xr[i]) <= dx[blk] * (0.5 + 1e-4), "case %zu element %zu", s, i);
+                if (abs(qx[i]) == 127) top = 1;
+            }
+            cr_assert(dx[blk] == 0.0f ? !top : top, "case %zu block %zu: scale %g", s, blk, dx[blk]);
+        }
+        if (C >= 64) cr_assert(dx[0] == 0.0f && dx[1] > 40.0f / 127.0f * 0.999f, "zero block / outlier");
+        float *out = xmalloc(sizeof(float) * no), *ref = xmalloc(sizeof(float) * no);
+        for (size_t i = 0; i < no; i++) out[i] = NAN;
+        matmul_forward_q8q(out, x, q, d, N, C, OC);
+        if (N > MATMUL_GEMV_MAX_ROWS) {
+            matmul_forward(ref, xr, deq, N, C, OC);
+            cr_assert(memcmp(out, ref, sizeof(float) * no) == 0, "GEMM %dx%dx%d: %g", N, C, OC, rel_max(out, ref, no));
+        }
+        for (int n = 0; n < N; n++)
+            for (int o = 0; o < OC; o++) {
+                double exact = 0, mag = 0, unrounded = 0, step = 0;
+                for (int i = 0; i < C; i++) {
+                    double wi = deq[(size_t)o * C + i], t = wi * xr[(size_t)n * C + i];
+                    exact += t, mag += fabs(t), unrounded += wi * x[(size_t)n * C + i];
+                    step += fabs(wi) * dx[(size_t)n * nb + i / 32] * (0.5 + 1e-4);
+                }
+                const float got = out[(size_t)n * OC + o];
+                const double fp32 = (C + 8) * (double)FLT_EPSILON * mag;
+                cr_assert(fabs(got - exact) <= fp32, "case %zu (%d, %d): %g vs exact %g", s, n, o, got, exact);
+                cr_assert(fabs(got - unrounded) <= step + fp32, "case %zu (%d, %d): %g vs unrounded %g, bound %g", s, n,
+                          o, got, unrounded, step);
+                if (N > MATMUL_GEMV_MAX_ROWS) continue;
+                float r = matmul_q8q_dot_reference(q + (size_t)o * C, d + (size_t)o * nb, qx + (size_t)n * C,
+                                                   dx + (size_t)n * nb, C);
+                cr_assert(memcmp(&got, &r, sizeof r) == 0, "case %zu (%d, %d): %.9g vs reference %.9g", s, n, o, got, r);
+            }
+        // Accumulating (the GEMM: the bits of fp32's accumulating GEMM on the rounded values), and
+        // each row alone.
+        memcpy(out, b, sizeof(float) * no);
+        matmul_forward_q8q_acc(out, x, q, d, N, C, OC, -0.5f);
+        if (N > MATMUL_GEMV_MAX_ROWS) {
+            memcpy(ref, b, sizeof(float) * no);
+            matmul_forward_acc(ref, xr, deq, N, C, OC, -0.5f);
+            cr_assert(memcmp(out, ref, sizeof(float) * no) == 0, "GEMM acc %dx%dx%d", N, C, OC);
+        }
+        matmul_forward_q8q(ref, x, q, d, N, C, OC);
+        for (size_t i = 0; N <= MATMUL_GEMV_MAX_ROWS && i < no; i++) {
+            float want = b[i] + -0.5f * ref[i];
+            cr_assert(memcmp(&out[i], &want, sizeof want) == 0, "acc case %zu element %zu", s, i);
+        }
+        if (N <= MATMUL_GEMV_MAX_ROWS)
+            for (int n = 0; n < N; n++) {
+                matmul_forward_q8q(out, x + (size_t)n * C, q, d, 1, C, OC);
+                cr_assert(memcmp(out, ref + (size_t)n * OC, sizeof(float) * (size_t)OC) == 0, "row %d of %d", n, N);
+            }
+        free(x), free(w), free(b), free(q), free(qx), free(d), free(deq), free(dx), free(xr), free(out), free(ref);
+    }
+    // A NaN or an infinity in a row makes that row's outputs NaN, as in fp32, and leaves the others.
+    for (int k = 0; k < 2; k++) {
+        int N = k ? 40 : 3, C = 96, OC = 5;  // one-row products, then the GEMM
+        float *x = randn((size_t)N * C, 81 + k, 1), *w = randn((size_t)OC * C, 82, 1), *out = xmalloc(sizeof(float) * N * OC);
+        int8_t *q = xmalloc((size_t)OC * C), qx[96];
+        float *d = xmalloc(sizeof(float) * OC * 3), *deq = xmalloc(sizeof(float) * OC * C), dx[3];
+        q8_split(w, (size_t)OC * C, q, d, deq);
+        x[C + 50] = NAN, x[2 * C + 7] = -INFINITY;
+        matmul_q8_round_row(x + C, C, qx, dx);
+        cr_assert(dx[0] > 0 && isnan(dx[1]) && dx[2] > 0);
+        for (int i = 32; i < 64; i++) cr_assert_eq(qx[i], 0);
+        matmul_forward_q8q(out, x, q, d, N, C, OC);
+        for (int n = 0; n < N; n++)
+            for (int o = 0; o < OC; o++)
+                cr_assert(n == 1 || n == 2 ? isnan(out[n * OC + o]) : isfinite(out[n * OC + o]), "%d rows: (%d, %d) = %g",
+                          N, n, o, out[n * OC + o]);
+        free(x), free(w), free(out), free(q), free(d), free(deq);
+    }
 }
 
 // The LoRA side path with Q8 adapters (Q4_0/Q8_0 programs on the CPU): bit for bit the fp32 path
