@@ -762,7 +762,9 @@ void matmul_q8_round_row(const float *x, int C, int8_t *q, float *d) {
             memset(qb, 0, 32);
             continue;
         }
-        const float db = amax / 127.0f, id = db != 0.0f ? 1.0f / db : 0.0f;
+        // A scale below FLT_MIN would make 1 / d overflow: such a block (largest magnitude under
+        // 1.5e-36) rounds to zero, as an all-zero one.
+        const float db = amax / 127.0f >= FLT_MIN ? amax / 127.0f : 0.0f, id = db != 0.0f ? 1.0f / db : 0.0f;
         d[b] = db;
         // |x * id| <= 127 * (1 + 2^-23), so the nearest integer is within int8's range.
 #if defined(__AVX2__) && defined(__FMA__)

@@ -37,8 +37,9 @@ void matmul_forward_q8q(float *out, const float *inp, const int8_t *q, const flo
 void matmul_forward_q8q_acc(float *out, const float *inp, const int8_t *q, const float *d, int N, int C, int OC,
                             float alpha);
 // One row rounded to Q8 blocks (C a multiple of 32): per block d = max|x| / 127 (kept in fp32) and
-// q = x * (1 / d) rounded to the nearest integer, ties to even (0 for an all-zero block). A block
-// holding a NaN or an infinity gets d = NaN and q = 0, so that the products it enters are NaN.
+// q = x * (1 / d) rounded to the nearest integer, ties to even; d = 0 and q = 0 for a block whose
+// d would be below FLT_MIN (all zero, or under 1.5e-36). A block holding a NaN or an infinity
+// gets d = NaN and q = 0, so that the products it enters are NaN.
 void matmul_q8_round_row(const float *x, int C, int8_t *q, float *d);
 // The plain-C reference of one q8q output: the dot of weight row (q, d) with a rounded row (qx,
 // dx). Lane m of block b is the exact integer sum of its elements 4m..4m+3, added as

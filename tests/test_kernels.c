@@ -292,6 +292,19 @@ Test(kernels, matmul_q8q_rounds_inputs_to_q8_blocks) {
             }
         free(x), free(w), free(b), free(q), free(qx), free(d), free(deq), free(dx), free(xr), free(out), free(ref);
     }
+    // Blocks of tiny values: under 127 x FLT_MIN the scale would be subnormal and its inverse
+    // overflow, so they round to zero; just above it they round as any block.
+    {
+        float x[96], dx[3];
+        int8_t qx[96];
+        for (int i = 0; i < 96; i++) x[i] = (i % 3 - 1) * (i < 32 ? 1e-38f : i < 64 ? 3e-36f : 1e-30f) * (1 + i % 5);
+        matmul_q8_round_row(x, 96, qx, dx);
+        cr_assert(dx[0] == 0.0f && dx[1] >= FLT_MIN && dx[2] > 0, "%g %g %g", dx[0], dx[1], dx[2]);
+        for (int i = 0; i < 96; i++) {
+            cr_assert(qx[i] >= -127 && qx[i] <= 127 && (i >= 32 || qx[i] == 0), "element %d: %d", i, qx[i]);
+            if (i >= 32) cr_assert(fabs((double)x[i] - (double)dx[i / 32] * qx[i]) <= dx[i / 32] * (0.5 + 1e-4));
+        }
+    }
     // A NaN or an infinity in a row makes that row's outputs NaN, as in fp32, and leaves the others.
     for (int k = 0; k < 2; k++) {
         int N = k ? 40 : 3, C = 96, OC = 5;  // one-row products, then the GEMM

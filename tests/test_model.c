@@ -380,11 +380,10 @@ Test(model, bf16_weights_match_transformers_and_the_f32_load) {
     check_decode("tiny-untied-bf16-sharded", QWEN3_WEIGHTS_BF16);
 }
 
-// a (bf16 or q8 weights) against b (the f32 model on the same values) on tiny-gqa-tied's reference
-// ids: the same logits bit for bit, within bound of the f32 transformers logits (but not equal:
-// the values moved), and the same 16 greedy tokens.
-// Model a against the f32 model b: logits the same bits (bound_b 0) or within bound_b of b's, and
-// within bound of the f32 transformers logits; the same 16 greedy tokens.
+// a (bf16 or q8 weights) against b (the f32 model on the same weight values) on tiny-gqa-tied's
+// reference ids: the same logits bit for bit and the same 16 greedy tokens (bound_b 0), or logits
+// within bound_b of b's; and within bound of the f32 transformers logits (but not equal: the
+// values moved).
 static void same_as_f32_model(Qwen3 *a, Qwen3 *b, double bound_b, double bound, const char *what) {
     Ref r;
     load_ref(&r, "tiny-gqa-tied");
@@ -401,6 +400,10 @@ static void same_as_f32_model(Qwen3 *a, Qwen3 *b, double bound_b, double bound, 
     double e = rel_max(a->acts.logits, hf, (size_t)nl);
     cr_assert(e > 0 && e < bound, "%s vs f32 transformers: %g", what, e);
     free(hf);
+    if (bound_b > 0) {  // different logits need not give the same tokens
+        free_ref(&r);
+        return;
+    }
     int got_a[16], got_b[16];
     int na = qwen3_generate(a, NULL, r.ids, 5, 16, -1, got_a), nb = qwen3_generate(b, NULL, r.ids, 5, 16, -1, got_b);
     cr_assert_eq(na, 16);
@@ -443,7 +446,7 @@ Test(model, bf16_weights_from_f32_checkpoint_are_the_rounded_model) {
 // add in quadrature, 3e-2 x sqrt(2) = 4.2e-2 (2.3e-2 here). Decoding one token at a time gives
 // the bits of the full forward (every product of this fixture has at most
 // MATMUL_GEMV_MAX_ROWS rows, whose outputs do not depend on the rows beside them).
-Test(model, q8_weights_are_the_dequantized_model) {
+Test(model, q8_model_is_the_dequantized_model_within_the_inputs_rounding) {
     Qwen3 a, b;
     cr_assert_eq(qwen3_load_ex(&a, FIX "tiny-gqa-tied", 1, QWEN3_WEIGHTS_Q8), 0, "%s", paw_last_error());
     cr_assert_not_null(a.q8_memory);
