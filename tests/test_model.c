@@ -157,6 +157,33 @@ Test(model, stored_lm_head_on_tied_model_is_ignored) {
     qwen3_free(&b);
 }
 
+// Prefill of 4 tokens of the reference's first sequence, then one token at a time: the logits of
+// the full-sequence forward within tol (0: bit for bit). Then a step past the cache is refused.
+static void decode_matches_full_forward(Qwen3 *m, const Ref *r, double tol) {
+    int T = r->T, V = m->cfg.vocab_size;
+    Qwen3Inputs full = {.ids = r->ids};
+    cr_assert_eq(qwen3_forward(m, &full, 1, T), 0);
+    float *ref = xmalloc(sizeof(float) * (size_t)T * V);
+    memcpy(ref, m->acts.logits, sizeof(float) * (size_t)T * V);
+    Qwen3KVCache cache;
+    qwen3_cache_create(&cache, &m->cfg, 1, T);
+    Qwen3Inputs in = {.ids = r->ids, .cache = &cache};
+    for (int t = 0; t < T; t = t ? t + 1 : 4) {
+        in.ids = r->ids + t;
+        int n = t ? 1 : 4;
+        cr_assert_eq(qwen3_forward(m, &in, 1, n), 0);
+        const float *want = ref + (size_t)t * V;
+        if (tol == 0)
+            cr_assert(memcmp(m->acts.logits, want, sizeof(float) * (size_t)n * V) == 0, "position %d", t);
+        double e = rel_max(m->acts.logits, want, (size_t)n * V);
+        cr_assert(e <= tol, "position %d: rel err %g", t, e);
+    }
+    in.ids = r->ids;
+    cr_assert_eq(qwen3_forward(m, &in, 1, 1), -1);  // the cache is full: refused, not overrun
+    qwen3_cache_free(&cache);
+    free(ref);
+}
+
 static void check_decode(const char *name, int weights) {
     Qwen3 m;
     char dir[512];
@@ -173,27 +200,7 @@ static void check_decode(const char *name, int weights) {
     cr_assert_eq(n, ng);
     for (int i = 0; i < n; i++) cr_assert_eq(got[i], want[i], "token %d: %d vs transformers %d", i, got[i], want[i]);
 
-    // Prefill + one token at a time gives the logits of the full-sequence forward.
-    int T = r.T, V = m.cfg.vocab_size;
-    Qwen3Inputs full = {.ids = r.ids};
-    cr_assert_eq(qwen3_forward(&m, &full, 1, T), 0);
-    float *ref = xmalloc(sizeof(float) * (size_t)T * V);
-    memcpy(ref, m.acts.logits, sizeof(float) * (size_t)T * V);
-    Qwen3KVCache cache;
-    qwen3_cache_create(&cache, &m.cfg, 1, T);
-    Qwen3Inputs in = {.ids = r.ids, .cache = &cache};
-    cr_assert_eq(qwen3_forward(&m, &in, 1, 4), 0);
-    cr_assert(rel_max(m.acts.logits, ref, 4 * (size_t)V) < 1e-5);
-    for (int t = 4; t < T; t++) {
-        in.ids = r.ids + t;
-        cr_assert_eq(qwen3_forward(&m, &in, 1, 1), 0);
-        double e = rel_max(m.acts.logits, ref + (size_t)t * V, (size_t)V);
-        cr_assert(e < 1e-5, "decode step %d: rel err %g", t, e);
-    }
-    in.ids = r.ids;
-    cr_assert_eq(qwen3_forward(&m, &in, 1, 1), -1);  // the cache is full: refused, not overrun
-    qwen3_cache_free(&cache);
-    free(ref);
+    decode_matches_full_forward(&m, &r, 1e-5);
     free(prompt);
     free(want);
     free_ref(&r);
@@ -465,23 +472,7 @@ Test(model, q8_model_is_the_dequantized_model_within_the_inputs_rounding) {
     same_as_f32_model(&a, &b, 3e-2, 4.2e-2, "q8 model");
     Ref r;
     load_ref(&r, "tiny-gqa-tied");
-    int T = r.T, V = a.cfg.vocab_size;
-    Qwen3Inputs full = {.ids = r.ids};
-    cr_assert_eq(qwen3_forward(&a, &full, 1, T), 0);
-    float *want = xmalloc(sizeof(float) * (size_t)T * V);
-    memcpy(want, a.acts.logits, sizeof(float) * (size_t)T * V);
-    Qwen3KVCache cache;
-    qwen3_cache_create(&cache, &a.cfg, 1, T);
-    Qwen3Inputs in = {.ids = r.ids, .cache = &cache};
-    cr_assert_eq(qwen3_forward(&a, &in, 1, 3), 0);
-    cr_assert(memcmp(a.acts.logits, want, sizeof(float) * 3 * (size_t)V) == 0, "prefill");
-    for (int t = 3; t < T; t++) {
-        in.ids = r.ids + t;
-        cr_assert_eq(qwen3_forward(&a, &in, 1, 1), 0);
-        cr_assert(memcmp(a.acts.logits, want + (size_t)t * V, sizeof(float) * (size_t)V) == 0, "decode step %d", t);
-    }
-    qwen3_cache_free(&cache);
-    free(want);
+    decode_matches_full_forward(&a, &r, 0);
     free_ref(&r);
     // Inference only; rows that are not multiples of 32 (hidden 48) are refused by name.
     cr_assert_eq(qwen3_backward(&a, 0), -1);
