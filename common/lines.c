@@ -52,6 +52,7 @@ char *paw_lines_next(PawLines *r) {
             r->start += len + (nl != NULL);
             if (len && s[len - 1] == '\r') len--;
             s[len] = 0;
+            r->last_len = len;
             return s;
         }
         if (r->eof) return NULL;

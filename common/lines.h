@@ -12,6 +12,7 @@ typedef struct {
     size_t cap, start, end;  // buffered bytes are buf[start, end)
     int eof;                 // the descriptor reported its end (or an error, kept in error)
     int error;               // errno of a failed read, else 0
+    size_t last_len;         // bytes of the last line paw_lines_next returned (a NUL in it: > strlen)
 } PawLines;
 
 void paw_lines_open(PawLines *r, int fd);

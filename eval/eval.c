@@ -32,6 +32,7 @@ static const char *cond_names[NCOND] = {"compiled", "baseline", "pseudo", "lora"
 
 typedef struct {
     char *spec, *input, *output, *pseudo, *family;
+    int line;  // in the data file
     int group;
     int done;
     char *got[NCOND];
@@ -59,6 +60,13 @@ static int read_set(const char *path, int max_examples, TestSet *t) {
     size_t len;
     char *text = paw_read_file(path, &len);
     if (!text) return -1;
+    const char *nul = memchr(text, 0, len);
+    if (nul) {  // the lines would end there without a word
+        int at = 1;
+        for (const char *c = text; c < nul; c++) at += *c == '\n';
+        free(text);
+        return paw_error("%s:%d: a NUL byte", path, at);
+    }
     int cap = 64, line_no = 0, rc = 0;
     t->ex = xcalloc((size_t)cap, sizeof(Example));
     for (char *line = text; line && *line && rc == 0 && (max_examples <= 0 || t->nex < max_examples);) {
@@ -75,6 +83,10 @@ static int read_set(const char *path, int max_examples, TestSet *t) {
             if (!o) rc = paw_error("%s:%d: not valid JSON", path, line_no);
             else if (!cJSON_IsString(s) || !cJSON_IsString(in) || !cJSON_IsString(out))
                 rc = paw_error("%s:%d: needs string fields spec, input and output", path, line_no);
+            else if (strstr(s->valuestring, PAW_INPUT_PLACEHOLDER) ||
+                     (cJSON_IsString(pp) && strstr(pp->valuestring, PAW_INPUT_PLACEHOLDER)))
+                rc = paw_error("%s:%d: the spec or pseudo_program holds %s, which marks where the input goes in "
+                               "a program's prompt", path, line_no, PAW_INPUT_PLACEHOLDER);
             else {
                 if (t->nex == cap) {
                     t->ex = xrealloc(t->ex, sizeof(Example) * (size_t)(cap * 2));
@@ -82,6 +94,7 @@ static int read_set(const char *path, int max_examples, TestSet *t) {
                     cap *= 2;
                 }
                 Example *e = &t->ex[t->nex++];
+                e->line = line_no;
                 e->spec = xstrdup(s->valuestring);
                 e->input = xstrdup(in->valuestring);
                 e->output = xstrdup(out->valuestring);
@@ -124,6 +137,8 @@ typedef struct {
     const char *interpreter;
     int max_new;
     double seconds;
+    // What else changes the outputs: the weights' kinds, the device, the pseudo-program model.
+    const char *weights, *compiler_weights, *device, *pseudo_model;
 } ReportInfo;
 
 static cJSON *report_json(const TestSet *t, const ReportInfo *ri, const int *conds, int final) {
@@ -132,6 +147,10 @@ static cJSON *report_json(const TestSet *t, const ReportInfo *ri, const int *con
     cJSON_AddStringToObject(r, "compiler", ri->compiler_fp);
     cJSON_AddStringToObject(r, "interpreter", ri->interpreter);
     cJSON_AddNumberToObject(r, "max_new_tokens", ri->max_new);
+    cJSON_AddStringToObject(r, "weights", ri->weights);
+    cJSON_AddStringToObject(r, "compiler_weights", ri->compiler_weights);
+    cJSON_AddStringToObject(r, "device", ri->device);
+    cJSON_AddStringToObject(r, "pseudo_model", ri->pseudo_model);
     cJSON_AddBoolToObject(r, "complete", final);
     cJSON *summary = cJSON_AddObjectToObject(r, "exact_match");
     for (int c = 0; c < NCOND; c++) {
@@ -190,13 +209,19 @@ static int resume_report(TestSet *t, const ReportInfo *ri, const int *conds) {
     cJSON *r = text ? cJSON_Parse(text) : NULL;
     free(text);
     if (!r) return paw_error("%s: an existing report that is not valid JSON; move it away or pick another --report", ri->path);
-    const cJSON *sha = cJSON_GetObjectItem(r, "data_sha256"), *fp = cJSON_GetObjectItem(r, "compiler");
     const cJSON *mn = cJSON_GetObjectItem(r, "max_new_tokens");
-    if (!cJSON_IsString(sha) || strcmp(sha->valuestring, ri->data_sha) || !cJSON_IsString(fp) ||
-        strcmp(fp->valuestring, ri->compiler_fp) || !cJSON_IsNumber(mn) || mn->valueint != ri->max_new) {
+    const char *keys[7] = {"data_sha256", "compiler", "interpreter", "weights", "compiler_weights", "device", "pseudo_model"};
+    const char *want[7] = {ri->data_sha, ri->compiler_fp, ri->interpreter, ri->weights, ri->compiler_weights, ri->device,
+                           ri->pseudo_model};
+    const char *differs = !cJSON_IsNumber(mn) || mn->valueint != ri->max_new ? "max_new_tokens" : NULL;
+    for (int k = 0; k < 7 && !differs; k++) {
+        const cJSON *v = cJSON_GetObjectItem(r, keys[k]);
+        if (!cJSON_IsString(v) || strcmp(v->valuestring, want[k])) differs = keys[k];
+    }
+    if (differs) {
         cJSON_Delete(r);
-        return paw_error("%s: an existing report of a different data set, compiler or setting; move it away or pick another --report",
-                         ri->path);
+        return paw_error("%s: an existing report of another run (its \"%s\" differs); move it away or pick another --report",
+                         ri->path, differs);
     }
     int taken = 0;
     const cJSON *e;
@@ -398,7 +423,7 @@ int cmd_eval(int argc, char **argv) {
     PawGpuRunner *gpu = NULL;
     PawRunStats gpu_total = {0};
     int stop, status = 0;
-    ReportInfo ri = {report_path, "", NULL, interp_dir, max_new, 0};
+    ReportInfo ri = {.path = report_path, .interpreter = interp_dir, .max_new = max_new};
     if (read_set(data, max_examples, &t) != 0 || paw_sha256_file(data, ri.data_sha) != 0) {
         fprintf(stderr, "paw eval: %s\n", paw_last_error());
         free(report_path);
@@ -418,6 +443,8 @@ int cmd_eval(int argc, char **argv) {
         goto out;
     }
     ri.compiler_fp = tc.fingerprint;
+    ri.weights = qwen3_weights_kind(&model), ri.compiler_weights = qwen3_weights_kind(&tc.comp.model);
+    ri.device = cuda ? "cuda" : "cpu", ri.pseudo_model = pseudo_model ? pseudo_model : "";
     paw_trained_compiler_describe(&tc, stderr);
     if (cuda && paw_trained_compiler_use_gpu(&tc) != 0) {  // the compiler and mapper run there too
         fprintf(stderr, "paw eval: --device cuda: %s\n", paw_last_error());
@@ -441,7 +468,11 @@ int cmd_eval(int argc, char **argv) {
         if (e->pseudo) continue;
         if (pseudo_model) {
             if (paw_pseudo_generate(pseudo_model, e->spec, 512, 8000, &e->pseudo) != 0) {
-                fprintf(stderr, "paw eval: %s:%d: %s\n", data, i + 1, paw_last_error());
+                fprintf(stderr, "paw eval: %s:%d: %s\n", data, e->line, paw_last_error());
+                status = 1;
+            } else if (strstr(e->pseudo, PAW_INPUT_PLACEHOLDER)) {
+                fprintf(stderr, "paw eval: %s:%d: the generated pseudo-program holds %s\n", data, e->line,
+                        PAW_INPUT_PLACEHOLDER);
                 status = 1;
             }
         } else {

@@ -28,8 +28,9 @@ typedef struct {
 // Prints one result line (an empty line or an error object for a failed input, so that outputs
 // stay aligned with inputs); -1 when it could not be written.
 static int print_line(const Line *l, int jsonl) {
-    if (!jsonl) {
-        printf("%s\n", l->output ? l->output : "");
+    if (!jsonl) {  // one line an input: an output's own line breaks are printed as spaces
+        for (const char *c = l->output ? l->output : ""; *c; c++) putchar(*c == '\n' || *c == '\r' ? ' ' : *c);
+        putchar('\n');
     } else if (!l->input) {
         printf("{\"error\":\"bad input line\"}\n");
     } else {
@@ -65,7 +66,8 @@ int cmd_run(int argc, char **argv) {
     PawCommandSpec cs = {"paw run PROGRAM.paw [INPUT | -] [--interpreter DIR] [--jsonl] [--device cpu|cuda] [--batch N]",
                          "Runs a program: the interpreter with the program's adapter, on its prompt with the input, greedy "
                          "until <|im_end|>; prints the stripped output. With no INPUT (or -) every stdin line is an input "
-                         "and every output one line, so that paw run works as a filter. The inputs that have arrived are "
+                         "and every output one line (its own line breaks printed as spaces; --jsonl keeps them), so that paw run "
+                         "works as a filter. The inputs that have arrived are "
                          "decoded --batch rows at a time, rows whose output has ended taking the next inputs (once an "
                          "eighth of the rows are free), and the program's text before the input is computed once and "
                          "shared by every row. Batching pays on the CPU too: a decoding step reads every weight once "
@@ -172,7 +174,11 @@ int cmd_run(int argc, char **argv) {
             Line *l = &lines[nl++];
             l->line = text;
             l->input = text;
-            if (jsonl) {
+            if (strlen(text) != in.last_len) {  // the input would end at the NUL without a word
+                fprintf(stderr, "paw run: stdin:%d: the line holds a NUL byte\n", line_no);
+                status = 1;
+                l->input = NULL;
+            } else if (jsonl) {
                 l->obj = cJSON_Parse(text);
                 const cJSON *in = l->obj ? cJSON_GetObjectItemCaseSensitive(l->obj, "input") : NULL;
                 if (!cJSON_IsString(in)) {

@@ -84,7 +84,7 @@ int paw_runner_prompt_ids(const PawRunner *r, const char *input, int max_new, Pa
         return paw_error_context("input");
     }
     int n = (int)ids->n, maxpos = r->model->cfg.max_position_embeddings;
-    if (n + max_new > maxpos) {
+    if (max_new > maxpos - n) {  // not n + max_new: --max-new near INT_MAX must not wrap
         paw_ids_free(ids);
         return paw_error("the prompt is %d tokens; with %d new tokens it exceeds the interpreter's context of %d", n, max_new,
                          maxpos);
@@ -257,6 +257,9 @@ int paw_runner_run_jobs(PawRunner *const *runners, const int *job_runner, const 
     if (st) *st = s;
     if (rows < 1 || max_new < 1) return paw_error("run: rows %d and max_new %d must be at least 1", rows, max_new);
     PawRunner *r = runners[0];
+    if (max_new > r->model->cfg.max_position_embeddings)  // before sizing the output buffer by it
+        return paw_error("run: %d new tokens exceed the interpreter's context of %d", max_new,
+                         r->model->cfg.max_position_embeddings);
     for (int i = 0; i < n; i++)  // one model and one stop token: the decoding loop runs them all
         if (runners[job_runner[i]]->model != r->model || runners[job_runner[i]]->stop_id != r->stop_id)
             return paw_error("run: the programs' runners use different models or stop tokens");

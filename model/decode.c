@@ -21,6 +21,7 @@ void qwen3_cache_create(Qwen3KVCache *c, const Qwen3Config *cfg, int B, int cap)
 }
 
 void qwen3_cache_copy_prefix(Qwen3KVCache *dst, const Qwen3KVCache *src, int n) {
+    if (n <= 0) return;  // src may be a cache never created (an empty template prefix)
     int H = src->kvdim / src->hd, hd = src->hd;
     for (int l = 0; l < src->L; l++)
         for (int g = 0; g < H; g++) {

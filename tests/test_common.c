@@ -87,7 +87,24 @@ static void expect_line(PawLines *r, const char *want) {
     char *got = paw_lines_next(r);
     cr_assert(got != NULL, "expected the line \"%s\", got the end", want);
     cr_assert_str_eq(got, want);
+    cr_assert_eq(r->last_len, strlen(want), "a line with no NUL: its length");
     free(got);
+}
+
+Test(lines, last_len_counts_the_bytes_past_a_nul) {
+    int p[2];
+    cr_assert_eq(pipe(p), 0);
+    cr_assert_eq(write(p[1], "a\0b\r\nc\n", 7), 7);
+    close(p[1]);
+    PawLines r;
+    paw_lines_open(&r, p[0]);
+    char *got = paw_lines_next(&r);
+    cr_assert(got && !strcmp(got, "a") && r.last_len == 3, "the NUL line: %zu bytes", r.last_len);
+    free(got);
+    expect_line(&r, "c");
+    cr_assert_null(paw_lines_next(&r));
+    paw_lines_close(&r);
+    close(p[0]);
 }
 
 Test(lines, splits_lines_and_keeps_a_last_line_without_newline) {

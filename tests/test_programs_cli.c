@@ -146,6 +146,24 @@ Test(programs_cli, compile_run_eval_end_to_end, .timeout = 300) {
     char want[8192];
     snprintf(want, sizeof want, "%s%s%s", arg, arg, arg);
     cr_assert_str_eq(filt, want, "filter output differs from single runs (prompt cache?)");
+    // A line holding a NUL byte is refused by line number (not run as the text before the NUL),
+    // with an empty output line that keeps the others aligned.
+    {
+        size_t n = strlen(input);
+        char *bytes = xmalloc(3 * n + 16);
+        memcpy(bytes, input, n), bytes[n] = '\n';
+        memcpy(bytes + n + 1, input, n), bytes[2 * n + 1] = '\0', bytes[2 * n + 2] = 'x', bytes[2 * n + 3] = '\n';
+        memcpy(bytes + 2 * n + 4, input, n), bytes[3 * n + 4] = '\n';
+        snprintf(path, sizeof path, "%s/nul.txt", W);
+        cr_assert_eq(paw_write_file_atomic(path, bytes, 3 * n + 5), 0);
+        free(bytes);
+        cr_assert_eq(sh("%s run %s/one.paw --max-new 6 < %s/nul.txt > %s/nul.out 2> %s/nul.err", p, W, W, W, W), 1);
+        char *nout = slurp("%s/nul.out", W), *nerr = slurp("%s/nul.err", W);
+        snprintf(want, sizeof want, "%s\n%s", arg, arg);
+        cr_assert_str_eq(nout, want);
+        cr_assert(strstr(nerr, "stdin:2: the line holds a NUL byte"), "%s", nerr);
+        free(nout), free(nerr);
+    }
     // Typed one line at a time, each is answered before the next (the batch takes the lines that
     // have arrived), with the argument run's output.
     {
@@ -221,6 +239,11 @@ Test(programs_cli, compile_run_eval_end_to_end, .timeout = 300) {
     // Another setting on the same report is refused, not mixed in.
     cr_assert_eq(sh("%s eval --compiler %s/run/export --interpreter %s/interp --data %s/jsonl/test.jsonl --max-new 5 "
                     "--report %s/report.json >/dev/null 2>&1", p, W, W, W, W), 2);
+    cr_assert_eq(sh("%s eval --compiler %s/run/export --interpreter %s/interp --data %s/jsonl/test.jsonl --max-new 6 "
+                    "--weights q8 --report %s/report.json > %s/e.out 2>&1", p, W, W, W, W, W), 2);
+    char *eo = slurp("%s/e.out", W);
+    cr_assert(strstr(eo, "\"weights\" differs"), "%s", eo);
+    free(eo);
     // One program for every example (the first one's spec and pseudo-program, the others' inputs):
     // eval decodes the group's inputs 4 rows at a time on the CPU, with the outputs of one at a time.
     char *all = slurp("%s/jsonl/test.jsonl", W), *save = NULL;
@@ -315,6 +338,28 @@ Test(programs_cli, command_line_errors, .timeout = 300) {
     cr_assert(strstr(e6, "context"), "%s", e6);
     cr_assert_eq(sh("%s eval --compiler %s/run/export --interpreter %s/interp --data %s/jsonl/test.jsonl --conditions best 2>/dev/null",
                     p, W, W, W), 2);
+    // Test sets refused by file and line: a NUL byte, a spec holding the input placeholder.
+    {
+        const char good[] = "{\"spec\":\"s\",\"input\":\"i\",\"output\":\"o\"}\n";
+        char path[512];
+        char bytes[256];
+        size_t n = strlen(good);
+        memcpy(bytes, good, n), memcpy(bytes + n, good, n), bytes[n + 3] = '\0';  // line 2: {"s\0ec"...
+        snprintf(path, sizeof path, "%s/nul.jsonl", W);
+        cr_assert_eq(paw_write_file_atomic(path, bytes, 2 * n), 0);
+        snprintf(path, sizeof path, "%s/ph.jsonl", W);
+        const char *ph = "{\"spec\":\"s\",\"input\":\"i\",\"output\":\"o\"}\n\n"
+                         "{\"spec\":\"say {INPUT_PLACEHOLDER}\",\"input\":\"i\",\"output\":\"o\"}\n";
+        cr_assert_eq(paw_write_file_atomic(path, ph, strlen(ph)), 0);
+        const char *files[2] = {"nul.jsonl", "ph.jsonl"}, *want[2] = {"nul.jsonl:2: a NUL byte", "ph.jsonl:3: the spec"};
+        for (int k = 0; k < 2; k++) {
+            cr_assert_neq(sh("%s eval --compiler %s/run/export --interpreter %s/interp --data %s/%s --report %s/x.json "
+                             "2>%s/e8", p, W, W, W, files[k], W, W), 0);
+            char *e8 = slurp("%s/e8", W);
+            cr_assert(strstr(e8, want[k]), "%s", e8);
+            free(e8);
+        }
+    }
     // The compiler on the GPU: works where a GPU is (the program then runs like the CPU's),
     // refused with the reason elsewhere, and an unknown device is a usage error.
     cr_assert_eq(sh("%s compile --compiler %s/run/export --spec-file %s --pseudo-program %s/s.txt -o %s/g.paw --device tpu 2>/dev/null",

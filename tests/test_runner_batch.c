@@ -3,6 +3,7 @@
 // without CUDA, or a machine without a GPU) giving a clear refusal.
 #include <cjson/cJSON.h>
 #include <criterion/criterion.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -368,6 +369,31 @@ Test(runner_batch, cpu_batches_equal_one_input_at_a_time, .timeout = 300) {
         }
         char *none_out[1], *none_err[1];
         cr_assert_eq(paw_runner_run_many(&many, inputs, 0, 4, max_new, none_out, none_err, NULL), 0);
+        // A template that starts with the input has no prefix to share: batched runs compute
+        // every prompt whole (this divided by zero copying a prefix from a cache never made).
+        {
+            PawRunner bare, bare_alone;
+            cr_assert_eq(paw_runner_init(&bare, &m, tok, &vm, stop, PAW_INPUT_PLACEHOLDER, &lo), 0, "%s", paw_last_error());
+            cr_assert_eq(paw_runner_init(&bare_alone, &m, tok, &vm, stop, PAW_INPUT_PLACEHOLDER, &lo), 0);
+            char *out[3], *err[3];
+            PawRunStats st;
+            cr_assert_eq(paw_runner_run_many(&bare, inputs, 3, 2, max_new, out, err, &st), 0, "%s", paw_last_error());
+            cr_assert_eq(st.prefix_tokens, 0);
+            for (int i = 0; i < 3; i++) {
+                char *w = NULL;
+                cr_assert_eq(paw_runner_run(&bare_alone, inputs[i], max_new, &w), 0, "%s", paw_last_error());
+                cr_assert(out[i] && !err[i] && !strcmp(out[i], w), "input %d: \"%s\" vs alone \"%s\"", i, out[i], w);
+                free(w), free(out[i]);
+            }
+            // --max-new near INT_MAX: refused as past the context, not wrapped into a small number.
+            char *w = NULL;
+            cr_assert_eq(paw_runner_run(&bare_alone, inputs[0], INT_MAX, &w), -1);
+            cr_assert(strstr(paw_last_error(), "context"), "%s", paw_last_error());
+            cr_assert_eq(paw_runner_run_many(&bare, inputs, 3, 2, INT_MAX, out, err, NULL), -1);
+            cr_assert(strstr(paw_last_error(), "context"), "%s", paw_last_error());
+            paw_runner_free(&bare);
+            paw_runner_free(&bare_alone);
+        }
         for (int i = 0; i < nin; i++) free(want[i]), free(want_err[i]);
         paw_runner_free(&one);
         paw_runner_free(&many);
