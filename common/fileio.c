@@ -82,6 +82,13 @@ int paw_fsync_dir(const char *path) {
     return rc;
 }
 
+int paw_fsync_parent(const char *path) {
+    char *copy = xstrdup(path);
+    int rc = paw_fsync_dir(dirname(copy));  // dirname's result is a directory: that one is synced
+    free(copy);
+    return rc;
+}
+
 int paw_atomic_open(PawAtomicFile *af, const char *path) {
     memset(af, 0, sizeof *af);
     size_t n = strlen(path) + 32;

@@ -34,6 +34,7 @@ int paw_write_file_atomic(const char *path, const void *data, size_t n);
 
 int paw_mkdir_p(const char *path);          // like `mkdir -p`
 int paw_fsync_dir(const char *path);        // fsync the directory holding path (or path itself if a dir)
+int paw_fsync_parent(const char *path);     // fsync the directory holding path, a directory too (after its rename)
 int paw_file_exists(const char *path);
 int paw_is_dir(const char *path);
 // Removes a file or a directory tree (like `rm -rf`); a missing path is not an error.

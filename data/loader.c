@@ -332,6 +332,12 @@ uint64_t paw_loader_steps_in_epoch(PawLoader *l) {
 
 PawLoaderPos paw_loader_tell(const PawLoader *l) { return l->pos; }
 
+PawLoaderPos paw_loader_tell_next(PawLoader *l) {
+    PawLoaderPos pos = l->pos;
+    if (l->n > 0 && pos.step >= paw_loader_steps_in_epoch(l)) pos.epoch++, pos.step = 0;
+    return pos;
+}
+
 int paw_loader_seek(PawLoader *l, PawLoaderPos pos) {
     if (pos.fingerprint != l->fingerprint)
         return paw_error("loader: the saved position belongs to another loader configuration or dataset "

@@ -86,6 +86,11 @@ void paw_loader_free(PawLoader *l);
 // Steps in the loader's current epoch (the same on every rank).
 uint64_t paw_loader_steps_in_epoch(PawLoader *l);
 PawLoaderPos paw_loader_tell(const PawLoader *l);
+// The position to save in a checkpoint: paw_loader_tell's, except that after an epoch's last step
+// (the loader moves on only at its next batch) it is the next epoch's start. Both give the same
+// next batch; only the second is expressible in steps of any world size (10 batches, at the end
+// of step 3 of 4 ranks, would be step 6 of 2 ranks, of an epoch of 5).
+PawLoaderPos paw_loader_tell_next(PawLoader *l);
 // -1 + paw_error() if the position was saved under another configuration or dataset.
 int paw_loader_seek(PawLoader *l, PawLoaderPos pos);
 // Fills b with this rank's next batch (indices, lengths and copies of the examples) and advances,

@@ -223,16 +223,21 @@ Test(loader, resume_from_saved_position_reproduces_sequence) {
         PawLoader *run = paw_loader_new(ds, &c);
         size_t n0, n1, n2;
         uint64_t *pre = sequence(run, saves[k], &n0);
-        PawLoaderPos pos = paw_loader_tell(run);
+        PawLoaderPos pos = paw_loader_tell(run), next = paw_loader_tell_next(run);
+        cr_assert(saves[k] == (int)steps ? next.epoch == 1 && next.step == 0
+                                         : next.epoch == pos.epoch && next.step == pos.step, "save at %d", saves[k]);
         uint64_t *rest = sequence(run, 2 * (int)steps, &n1);  // crosses at least one epoch boundary
-        PawLoader *resumed = paw_loader_new(ds, &c);
-        cr_assert_eq(paw_loader_seek(resumed, pos), 0, "%s", paw_last_error());
-        uint64_t *again = sequence(resumed, 2 * (int)steps, &n2);
-        cr_assert_eq(n1, n2);
-        cr_assert_eq(memcmp(rest, again, n1 * sizeof *rest), 0, "resume at step %d", saves[k]);
-        free(pre), free(rest), free(again);
+        for (int t = 0; t < 2; t++) {  // from the position as it is, and as a checkpoint saves it
+            PawLoader *resumed = paw_loader_new(ds, &c);
+            cr_assert_eq(paw_loader_seek(resumed, t ? next : pos), 0, "%s", paw_last_error());
+            uint64_t *again = sequence(resumed, 2 * (int)steps, &n2);
+            cr_assert_eq(n1, n2);
+            cr_assert_eq(memcmp(rest, again, n1 * sizeof *rest), 0, "resume at step %d (%s)", saves[k], t ? "next" : "tell");
+            free(again);
+            paw_loader_free(resumed);
+        }
+        free(pre), free(rest);
         paw_loader_free(run);
-        paw_loader_free(resumed);
     }
     // A position from another configuration is refused.
     PawLoaderConfig other = c;
@@ -317,4 +322,34 @@ Test(loader, dataset_refuses_a_count_out_of_range) {
         cr_assert_eq(paw_write_file_atomic(mpath, m, strlen(m)), 0);
         free(t), free(m), free(mpath);
     }
+}
+
+// The end of an epoch as a checkpoint saves it (the next epoch's start) is a position that
+// another world size can take: 4 ranks' step count times 4 is past the end of the epoch in
+// steps of 2 ranks whenever 4 does not divide the batches. The same next batch for both.
+Test(loader, an_epochs_end_saved_as_the_next_start_reshards) {
+    PawDataset *ds = paw_dataset_open(g_data);
+    cr_assert_not_null(ds);
+    PawLoaderConfig c4 = config(9, 0, 4, 1200, 4, PAW_BUDGET_PADDED, 16), c2 = c4;
+    c2.world_size = 2;
+    PawLoader *l4 = paw_loader_new(ds, &c4), *l2 = paw_loader_new(ds, &c2);
+    uint64_t steps4 = paw_loader_steps_in_epoch(l4), steps2 = paw_loader_steps_in_epoch(l2);
+    size_t n;
+    free(sequence(l4, (int)steps4, &n));
+    PawLoaderPos end = paw_loader_tell(l4), next = paw_loader_tell_next(l4);
+    cr_assert(end.epoch == 0 && end.step == steps4 && next.epoch == 1 && next.step == 0);
+    // As a step count of 2 ranks, the end itself is past the epoch's end, and refused.
+    end.step = end.step * 4 / 2, end.fingerprint = paw_loader_tell(l2).fingerprint;
+    cr_assert_gt(end.step, steps2, "the case this test is for: 4 does not divide the epoch's batches");
+    cr_assert_eq(paw_loader_seek(l2, end), -1);
+    next.fingerprint = end.fingerprint;
+    cr_assert_eq(paw_loader_seek(l2, next), 0, "%s", paw_last_error());
+    PawBatch a = {0}, b = {0};
+    cr_assert_eq(paw_loader_next(l4, &a, 0), 0);
+    cr_assert_eq(paw_loader_next(l2, &b, 0), 0);
+    cr_assert(a.epoch == 1 && b.epoch == 1 && a.n == b.n && !memcmp(a.index, b.index, sizeof *a.index * (size_t)a.n),
+              "global batch 0 of epoch 1 for both world sizes");
+    paw_batch_free(&a), paw_batch_free(&b);
+    paw_loader_free(l4), paw_loader_free(l2);
+    paw_dataset_close(ds);
 }

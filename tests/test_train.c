@@ -137,6 +137,47 @@ Test(train_checkpoint, free_space_is_checked_before_training) {
     cr_assert(strstr(e, "/tmp/paw-not-created/run/out") && strstr(e, "GB free"), "%s", e);
 }
 
+static void touch(const char *dir, const char *name) {
+    cr_assert_eq(paw_mkdir_p(dir), 0);
+    char *p = paw_path_join(dir, name);
+    cr_assert_eq(paw_write_file_atomic(p, "x\n", 2), 0);
+    free(p);
+}
+
+// Pruning keeps the checkpoint just written whatever higher steps are there (an old run's, when
+// a resume found none), removes leftovers of interrupted removals, and never leaves a half
+// checkpoint that looks complete; a checkpoints path that cannot be listed is an error, not
+// "no checkpoint" (a resume would otherwise start over).
+Test(train_checkpoint, pruning_keeps_the_new_checkpoint_and_listing_errors_are_errors) {
+    char dir[] = "/tmp/paw-prune-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char *cdir = paw_path_join(dir, "checkpoints"), *old = paw_path_join(cdir, "step-00000100");
+    char *gone = paw_path_join(cdir, "step-00000050.removing");
+    touch(old, "COMPLETE"), touch(gone, "params.safetensors");
+    float p[3] = {1, 2, 3}, m[3] = {0}, v[3] = {0};
+    TrainParam ps[1] = {{.name = "w", .p = p, .m = m, .v = v, .n = 3, .lo = 0, .hi = 3}};
+    cr_assert_eq(ckpt_save(dir, 1, ps, 1, "{}", 2, NULL, 0), 0, "%s", paw_last_error());
+    char *latest = NULL;
+    cr_assert_eq(ckpt_find_latest(dir, &latest), 0);
+    cr_assert(latest && strstr(latest, "step-00000100"), "%s", latest ? latest : "(none)");
+    free(latest);
+    char *s1 = paw_path_join(cdir, "step-00000001/COMPLETE");
+    cr_assert(paw_file_exists(s1) && paw_file_exists(old) && !paw_file_exists(gone), "keep_last 2: both, no leftover");
+    cr_assert_eq(ckpt_save(dir, 2, ps, 1, "{}", 1, NULL, 0), 0, "%s", paw_last_error());
+    char *s2 = paw_path_join(cdir, "step-00000002/COMPLETE");
+    cr_assert(paw_file_exists(s2) && !paw_file_exists(old) && !paw_file_exists(s1), "keep_last 1: only the new one");
+    cr_assert_eq(ckpt_remove_all(dir), 0, "%s", paw_last_error());
+    char *removing = paw_path_join(dir, "checkpoints.removing");
+    cr_assert(!paw_file_exists(cdir) && !paw_file_exists(removing));
+    cr_assert_eq(ckpt_find_latest(dir, &latest), 0);
+    cr_assert_null(latest);
+    cr_assert_eq(paw_write_file_atomic(cdir, "not a directory\n", 16), 0);
+    cr_assert_eq(ckpt_find_latest(dir, &latest), -1);
+    cr_assert(strstr(paw_last_error(), "cannot list the checkpoints"), "%s", paw_last_error());
+    paw_rm_rf(dir);
+    free(cdir), free(old), free(gone), free(s1), free(s2), free(removing);
+}
+
 Test(train_e2e, resume_is_bit_exact_and_a_killed_save_leaves_the_previous_checkpoint, .timeout = 300) {
     make_world(g_dir);
     const char *p = paw_bin();

@@ -88,15 +88,41 @@ static int is_step_name(const char *name, long *step) {
     return 1;
 }
 
-static int prune(const char *dir, int keep_last) {
+// Removes a checkpoint directory so that no crash leaves a half-deleted one that still looks
+// complete: it is renamed out of the step-* names first (atomic), then deleted.
+static int remove_checkpoint(const char *cdir, const char *name) {
+    char gone[96];
+    snprintf(gone, sizeof gone, "%s.removing", name);
+    char *from = paw_path_join(cdir, name), *to = paw_path_join(cdir, gone);
+    int rc = paw_rm_rf(to);
+    if (rc == 0 && rename(from, to) != 0) rc = paw_error("%s: cannot rename to %s: %s", from, to, strerror(errno));
+    if (rc == 0) rc = paw_fsync_dir(cdir);
+    if (rc == 0) rc = paw_rm_rf(to);
+    free(from), free(to);
+    return rc;
+}
+
+// Keeps the keep_last newest checkpoints, and always keep_step (the one just written: an old run's
+// higher steps must not push it out). Leftovers of interrupted removals go too. A failure is
+// reported, not fatal: the new checkpoint is complete.
+static void prune(const char *dir, int keep_last, long keep_step) {
     DIR *d = opendir(dir);
-    if (!d) return 0;
+    if (!d) {
+        fprintf(stderr, "paw train: warning: %s: cannot list old checkpoints to remove: %s\n", dir, strerror(errno));
+        return;
+    }
     long steps[4096];
     int n = 0;
     struct dirent *e;
-    while ((e = readdir(d)) && n < 4096) {
+    while ((e = readdir(d))) {
         long s;
-        if (is_step_name(e->d_name, &s)) steps[n++] = s;
+        size_t len = strlen(e->d_name);
+        if (is_step_name(e->d_name, &s) && s != keep_step && n < 4096) steps[n++] = s;
+        else if (len > 9 && !strcmp(e->d_name + len - 9, ".removing") && !strncmp(e->d_name, "step-", 5)) {
+            char *p = paw_path_join(dir, e->d_name);
+            if (paw_rm_rf(p) != 0) fprintf(stderr, "paw train: warning: %s\n", paw_last_error());
+            free(p);
+        }
     }
     closedir(d);
     for (int i = 0; i < n; i++)
@@ -106,14 +132,23 @@ static int prune(const char *dir, int keep_last) {
                 steps[i] = steps[j];
                 steps[j] = t;
             }
-    for (int i = 0; i + keep_last < n; i++) {
+    for (int i = 0; i + (keep_last - 1) < n; i++) {  // keep_step is one of the keep_last
         char name[64];
         snprintf(name, sizeof name, "step-%08ld", steps[i]);
-        char *p = paw_path_join(dir, name);
-        paw_rm_rf(p);
-        free(p);
+        if (remove_checkpoint(dir, name) != 0) fprintf(stderr, "paw train: warning: %s\n", paw_last_error());
     }
-    return 0;
+}
+
+int ckpt_remove_all(const char *out_dir) {
+    char *cdir = paw_path_join(out_dir, "checkpoints"), *gone = paw_path_join(out_dir, "checkpoints.removing");
+    int rc = paw_rm_rf(gone);
+    if (rc == 0 && paw_file_exists(cdir)) {
+        if (rename(cdir, gone) != 0) rc = paw_error("%s: cannot rename to %s: %s", cdir, gone, strerror(errno));
+        if (rc == 0) rc = paw_fsync_dir(out_dir);
+        if (rc == 0) rc = paw_rm_rf(gone);
+    }
+    free(cdir), free(gone);
+    return rc;
 }
 
 unsigned long long ckpt_size_estimate(const TrainParam *ps, int np) {
@@ -159,6 +194,7 @@ int ckpt_save(const char *out_dir, long step, const TrainParam *ps, int np, cons
     int rc = 0;
     if (rank == 0) {
         rc = paw_mkdir_p(cdir);
+        if (rc == 0) rc = paw_fsync_dir(out_dir);  // "checkpoints" may be new: its entry durable too
         if (rc == 0) rc = paw_rm_rf(tmp);  // a leftover of a crashed save
         if (rc == 0) rc = paw_mkdir_p(tmp);
         if (rc == 0) rc = write_tensors(pp, ps, np, 0);
@@ -177,9 +213,9 @@ int ckpt_save(const char *out_dir, long step, const TrainParam *ps, int np, cons
         if (rc == 0) rc = paw_write_file_atomic(cp, "complete\n", 9);
         if (rc == 0) rc = paw_fsync_dir(tmp);
         if (rc == 0 && paw_file_exists(final)) rc = paw_rm_rf(final);  // re-saving a step after a resume
-        if (rc == 0 && rename(tmp, final) != 0) rc = paw_error("%s: cannot rename to %s", tmp, final);
+        if (rc == 0 && rename(tmp, final) != 0) rc = paw_error("%s: cannot rename to %s: %s", tmp, final, strerror(errno));
         if (rc == 0) rc = paw_fsync_dir(cdir);
-        if (rc == 0) prune(cdir, keep_last);
+        if (rc == 0) prune(cdir, keep_last, step);
     }
     rc = agree(comm, rc, "completing the checkpoint");
     if (rc != 0) {
@@ -193,10 +229,21 @@ int ckpt_save(const char *out_dir, long step, const TrainParam *ps, int np, cons
 }
 
 char *ckpt_latest(const char *out_dir) {
+    char *p = NULL;
+    return ckpt_find_latest(out_dir, &p) == 0 ? p : NULL;
+}
+
+int ckpt_find_latest(const char *out_dir, char **path) {
     char *cdir = paw_path_join(out_dir, "checkpoints");
     DIR *d = opendir(cdir);
     char *best = NULL;
     long best_step = -1;
+    *path = NULL;
+    if (!d && errno != ENOENT) {  // not "no checkpoints": a resume must not start over silently
+        int rc = paw_error("%s: cannot list the checkpoints: %s", cdir, strerror(errno));
+        free(cdir);
+        return rc;
+    }
     if (d) {
         struct dirent *e;
         while ((e = readdir(d))) {
@@ -216,7 +263,8 @@ char *ckpt_latest(const char *out_dir) {
         closedir(d);
     }
     free(cdir);
-    return best;
+    *path = best;
+    return 0;
 }
 
 static int read_into(const SafeTensors *st, const char *name, float *dst, size_t n) {
@@ -290,7 +338,7 @@ static char *reshard_state(const char *in_dir, const char *text, int world, int 
     cJSON *o = cJSON_Parse(text);
     long long old_world, lws, step, old_zero;
     if (!o || json_int(o, "world_size", 1, &old_world) || json_int(o, "loader_step", -1, &step) ||
-        json_int(o, "zero", 0, &old_zero) || step < 0 || old_world < 1) {
+        json_int(o, "zero", 0, &old_zero) || step < 0 || old_world < 1 || old_world > CKPT_MAX_WORLD) {
         cJSON_Delete(o);
         paw_error("%s/state.json: malformed (world_size, loader_step)", in_dir);
         return NULL;
@@ -341,7 +389,8 @@ static int gather_moments(const char *in_dir, const char *name, size_t n, float 
 }
 
 int ckpt_reshard(const char *in_dir, const char *out_dir, int world, int zero) {
-    if (world < 1) return paw_error("reshard: world size %d must be at least 1", world);
+    if (world < 1 || world > CKPT_MAX_WORLD)
+        return paw_error("reshard: world size %d must be 1 to %d", world, CKPT_MAX_WORLD);
     if (paw_file_exists(out_dir)) return paw_error("reshard: %s already exists", out_dir);
     char *cp = paw_path_join(in_dir, "COMPLETE"), *sp = paw_path_join(in_dir, "state.json");
     char *pp = paw_path_join(in_dir, "params.safetensors");
@@ -357,7 +406,8 @@ int ckpt_reshard(const char *in_dir, const char *out_dir, int world, int zero) {
     long long old_world = 1, old_zero = 0;
     if (rc == 0) {
         cJSON *o = cJSON_Parse(state);
-        if (!o || json_int(o, "world_size", 1, &old_world) || json_int(o, "zero", 0, &old_zero) || old_world < 1)
+        if (!o || json_int(o, "world_size", 1, &old_world) || json_int(o, "zero", 0, &old_zero) || old_world < 1 ||
+            old_world > CKPT_MAX_WORLD)
             rc = paw_error("%s: malformed world_size/zero", sp);
         cJSON_Delete(o);
     }
@@ -403,8 +453,14 @@ int ckpt_reshard(const char *in_dir, const char *out_dir, int world, int zero) {
     if (rc == 0) rc = paw_write_file_atomic(tsp, new_state, strlen(new_state));
     if (rc == 0) rc = paw_write_file_atomic(tcp, "complete\n", 9);
     if (rc == 0) rc = paw_fsync_dir(tmp);
-    if (rc == 0 && rename(tmp, out_dir) != 0) rc = paw_error("%s: cannot rename to %s", tmp, out_dir);
-    if (rc == 0) rc = paw_fsync_dir(out_dir);
+    if (rc == 0 && rename(tmp, out_dir) != 0) rc = paw_error("%s: cannot rename to %s: %s", tmp, out_dir, strerror(errno));
+    if (rc == 0) rc = paw_fsync_parent(out_dir);  // the new name, in the directory that holds it
+    if (rc != 0 && paw_file_exists(tmp)) {  // no half copy left taking the space
+        char *why = xstrdup(paw_last_error());
+        paw_rm_rf(tmp);
+        paw_error("%s", why);
+        free(why);
+    }
     free(tsp), free(tcp);
     for (int i = 0; tp && i < np; i++) free(tp[i].m), free(tp[i].v);
     free(tp);

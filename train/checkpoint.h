@@ -33,8 +33,16 @@ unsigned long long ckpt_size_estimate(const TrainParam *ps, int np);
 // 0 when the file system that holds dir (or its nearest existing parent) has `bytes` free for an
 // unprivileged writer; else -1 + paw_error naming the directory, the bytes needed and the bytes free.
 int ckpt_check_space(const char *dir, unsigned long long bytes);
-// The newest complete checkpoint directory under out_dir (caller frees), or NULL when none.
+// The newest complete checkpoint directory under out_dir (caller frees) in *path, NULL when none;
+// -1 + paw_error when the checkpoints directory exists but cannot be read. ckpt_latest: the
+// same, NULL for both.
+int ckpt_find_latest(const char *out_dir, char **path);
 char *ckpt_latest(const char *out_dir);
+// Removes out_dir/checkpoints (--overwrite) by renaming it away first, so that an interrupted
+// removal leaves no checkpoint that looks complete.
+int ckpt_remove_all(const char *out_dir);
+// World sizes a checkpoint may have (keeps the re-sharding arithmetic within 64 bits).
+#define CKPT_MAX_WORLD (1 << 20)
 // Loads parameters and this rank's moments (names and sizes must match) and returns state.json's
 // text. The checkpoint's layout must be the run's (zero, and under ZeRO-1 the world size).
 int ckpt_load(const char *ckpt_dir, TrainParam *ps, int np, char **state_json, int rank, int world, int zero);

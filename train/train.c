@@ -409,7 +409,7 @@ static int run_eval(Trainer *tr, PawProgress *prog) {
 // ---- checkpoints and export ---------------------------------------------------------------------
 
 static char *state_json(Trainer *tr) {
-    PawLoaderPos pos = paw_loader_tell(tr->loader);
+    PawLoaderPos pos = paw_loader_tell_next(tr->loader);  // re-shardable at an epoch's end too
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "step", (double)tr->step);
     char buf[32];
@@ -1330,6 +1330,22 @@ static int check_ranks_agree(Trainer *tr, const char *config_text) {
     return rc;
 }
 
+// Every rank resumes from the checkpoint rank 0 found (a stale directory listing on one node of a
+// shared file system must not start it from another step): their step numbers are compared.
+static int ranks_agree_on_checkpoint(Trainer *tr, const char *latest) {
+    if (tr->comm->world == 1) return 0;
+    long long mine = -1, *all = xmalloc(sizeof(long long) * (size_t)tr->comm->world);
+    const char *base = latest ? strrchr(latest, '/') : NULL;
+    if (base) mine = strtoll(base + 1 + 5, NULL, 10);  // ".../step-%08ld"
+    int rc = paw_allgather_bytes(tr->comm, &mine, all, sizeof mine);
+    for (int r = 1; rc == 0 && r < tr->comm->world; r++)
+        if (all[r] != all[0])
+            rc = paw_error("rank %d sees checkpoint step %lld in %s, rank 0 step %lld (-1: none): the ranks must see "
+                           "the same checkpoints directory", r, all[r], tr->cfg.out_dir, all[0]);
+    free(all);
+    return rc;
+}
+
 // Failures that not every rank sees (a file, a corrupt shard) end the whole job: the other ranks
 // would otherwise wait in their next collective.
 static int fail_local(Trainer *tr, const char *what) {
@@ -1348,15 +1364,21 @@ static int train_main(Trainer *tr, const char *config_path, int resume, int over
     // Rank 0 decides about an existing run and tells the others.
     int verdict = 0;
     if (rank0) {
-        char *latest = ckpt_latest(tr->cfg.out_dir);
-        if (latest && !resume && !overwrite && !export_only) {
+        char *latest = NULL;
+        if (ckpt_find_latest(tr->cfg.out_dir, &latest) != 0) {
+            fprintf(stderr, "paw train: %s\n", paw_last_error());
+            verdict = 1;
+        } else if (latest && !resume && !overwrite && !export_only) {
             fprintf(stderr, "paw train: %s already holds checkpoints (newest %s); use --resume to continue or --overwrite to start over\n",
                     tr->cfg.out_dir, latest);
             verdict = 2;
         } else if (overwrite && !resume) {
-            char *cd = paw_path_join(tr->cfg.out_dir, "checkpoints"), *lg = paw_path_join(tr->cfg.out_dir, "log.jsonl");
-            paw_rm_rf(cd), paw_rm_rf(lg);
-            free(cd), free(lg);
+            char *lg = paw_path_join(tr->cfg.out_dir, "log.jsonl");
+            if (ckpt_remove_all(tr->cfg.out_dir) != 0 || paw_rm_rf(lg) != 0) {
+                fprintf(stderr, "paw train: --overwrite: %s\n", paw_last_error());
+                verdict = 1;
+            }
+            free(lg);
         }
         free(latest);
     }
@@ -1371,7 +1393,12 @@ static int train_main(Trainer *tr, const char *config_path, int resume, int over
         if (rank0) fprintf(stderr, "paw train: %s\n", paw_last_error());
         return 2;
     }
-    char *latest = ckpt_latest(tr->cfg.out_dir);
+    char *latest = NULL;
+    if (ckpt_find_latest(tr->cfg.out_dir, &latest) != 0) return fail_local(tr, "");
+    if (ranks_agree_on_checkpoint(tr, latest) != 0) {
+        free(latest);
+        return fail_local(tr, "");
+    }
     int status = 0;
     double load_s = 0;  // reading the checkpoint (and, on the GPU, moving it to the device)
     if ((resume || export_only) && !latest) {
