@@ -147,6 +147,7 @@ int paw_write_file_atomic(const char *path, const void *data, size_t n) {
 }
 
 int paw_mkdir_p(const char *path) {
+    if (!*path) return paw_error("cannot create a directory with an empty name");
     char *p = xstrdup(path);
     for (char *s = p + 1;; s++) {
         if (*s == '/' || *s == 0) {

@@ -99,9 +99,9 @@ static void write_config(const char *name, const char *out, const char *extra) {
              "{\"mode\":\"paw\",\"compiler\":\"%s/comp\",\"interpreter\":\"%s/interp\",\"train_data\":\"%s/train\","
              "\"out_dir\":\"%s/%s\",\"lora_rank\":4,\"lora_alpha\":8,\"mapper_bases\":3,\"prefix_steps\":4,"
              "\"steps\":6,\"batch_tokens\":4096,\"max_batch_examples\":4,\"lr\":0.003,\"warmup_steps\":2,"
-             "\"save_every\":2,\"keep_last\":5,\"eval_every\":0,\"seed\":3%s}",
-             g_dir, g_dir, g_dir, g_dir, out, extra);
-    cr_assert_eq(paw_write_file_atomic(path, text, strlen(text)), 0);
+             "\"save_every\":2,\"keep_last\":5,\"eval_every\":0,\"seed\":3}",
+             g_dir, g_dir, g_dir, g_dir, out);
+    cr_assert_eq(write_json_merged(path, text, extra), 0);
 }
 
 typedef struct {
@@ -321,9 +321,9 @@ static void write_pretrain_config(const char *name, const char *out, const char 
     snprintf(text, sizeof text,
              "{\"mode\":\"pretrain\",\"interpreter\":\"%s/interp\",\"train_data\":\"%s/train\",\"out_dir\":\"%s/%s\","
              "\"steps\":6,\"batch_tokens\":4096,\"max_batch_examples\":4,\"lr\":0.003,\"warmup_steps\":2,"
-             "\"save_every\":2,\"keep_last\":5,\"eval_every\":0,\"seed\":3%s}",
-             g_dir, g_dir, g_dir, out, extra);
-    cr_assert_eq(paw_write_file_atomic(path, text, strlen(text)), 0);
+             "\"save_every\":2,\"keep_last\":5,\"eval_every\":0,\"seed\":3}",
+             g_dir, g_dir, g_dir, out);
+    cr_assert_eq(write_json_merged(path, text, extra), 0);
 }
 
 // The run's bucket count (start event) and, per step, the buckets started during the backward.

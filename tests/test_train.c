@@ -42,6 +42,13 @@ Test(train_config, refusals_name_the_key) {
         {"{\"interpreter\":\"tests\",\"train_data\":\"tests\",\"out_dir\":\"x\",\"mode\":\"pretrain\",\"export_dtype\":\"float16\"}", "\"export_dtype\""},
         {"{\"interpreter\":\"tests\",\"train_data\":\"tests\",\"out_dir\":\"x\",\"mode\":\"pretrain\",\"export_dtype\":16}", "\"export_dtype\""},
         {"[1,2]", "malformed"},
+        {"{\"interpreter\":\"tests\",\"train_data\":\"tests\",\"out_dir\":\"x\",\"mode\":\"pretrain\"}{\"steps\":5}", "text after"},
+        {"{\"interpreter\":\"tests\",\"train_data\":\"tests\",\"out_dir\":\"x\",\"mode\":\"pretrain\",\"lr\":1,\"lr\":2}", "\"lr\" given twice"},
+        {"{\"interpreter\":\"tests\",\"train_data\":\"tests\",\"out_dir\":\"\",\"mode\":\"pretrain\"}", "\"out_dir\""},
+        {"{\"interpreter\":\"tests\",\"train_data\":\"tests\",\"out_dir\":\"x\",\"mode\":\"pretrain\",\"beta2\":0.99999999}", "\"beta2\""},
+        {"{\"interpreter\":\"tests\",\"train_data\":\"tests\",\"out_dir\":\"x\",\"mode\":\"pretrain\",\"eps\":0}", "\"eps\""},
+        {"{\"interpreter\":\"tests\",\"train_data\":\"tests\",\"out_dir\":\"x\",\"mode\":\"pretrain\",\"eval_every\":5}", "\"eval_every\""},
+        {"{\"interpreter\":\"tests\",\"train_data\":\"tests\",\"val_data\":\"tests\",\"out_dir\":\"x\",\"mode\":\"pretrain\",\"eval_every\":5,\"eval_examples\":0}", "\"eval_examples\""},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         TrainConfig c;
@@ -113,9 +120,9 @@ static void write_config(const char *name, const char *out, const char *extra) {
              "{\"mode\":\"paw\",\"compiler\":\"%s/comp\",\"interpreter\":\"%s/interp\",\"train_data\":\"%s/train\","
              "\"val_data\":\"%s/val\",\"out_dir\":\"%s/%s\",\"lora_rank\":4,\"lora_alpha\":8,\"mapper_bases\":3,"
              "\"prefix_steps\":4,\"steps\":6,\"batch_tokens\":4096,\"max_batch_examples\":4,\"lr\":0.003,"
-             "\"warmup_steps\":2,\"save_every\":3,\"keep_last\":5,\"eval_every\":0,\"seed\":3%s}",
-             g_dir, g_dir, g_dir, g_dir, g_dir, out, extra);
-    cr_assert_eq(paw_write_file_atomic(path, text, strlen(text)), 0);
+             "\"warmup_steps\":2,\"save_every\":3,\"keep_last\":5,\"eval_every\":0,\"seed\":3}",
+             g_dir, g_dir, g_dir, g_dir, g_dir, out);
+    cr_assert_eq(write_json_merged(path, text, extra), 0);
 }
 
 // step -> loss from a run's log (the last line for each step wins, as after a resume).
@@ -185,6 +192,21 @@ Test(train_e2e, resume_is_bit_exact_and_a_killed_save_leaves_the_previous_checkp
     cr_assert_eq(sh("%s train %s/a.json 2>%s/a.err", p, g_dir, g_dir), 0);
     double a[6], b[6];
     cr_assert_eq(read_losses("run_a", a, 6), 6);
+    // --overwrite starts over: the run's checkpoints, log and export go (a stale export file
+    // too), and the same losses come again; with --export-only or --resume it is refused.
+    cr_assert_eq(sh("%s train %s/a.json --overwrite --export-only 2>/dev/null", p, g_dir), 2);
+    cr_assert_eq(sh("%s train %s/a.json --overwrite --resume 2>/dev/null", p, g_dir), 2);
+    {
+        char ex[256];
+        snprintf(ex, sizeof ex, "%s/run_a/export", g_dir);
+        touch(ex, "stale.txt");
+        cr_assert_eq(sh("%s train %s/a.json --overwrite 2>/dev/null", p, g_dir), 0);
+        snprintf(ex, sizeof ex, "%s/run_a/export/stale.txt", g_dir);
+        cr_assert(!paw_file_exists(ex), "a stale export file outlived --overwrite");
+        double a2[12];
+        cr_assert_eq(read_losses("run_a", a2, 12), 6, "the log holds the new run only");
+        for (int i = 0; i < 6; i++) cr_assert(a2[i] == a[i], "step %d", i + 1);
+    }
 
     // Interrupted run: killed (SIGKILL) while writing the step-6 checkpoint, then resumed.
     write_config("b.json", "run_b", "");
@@ -200,6 +222,16 @@ Test(train_e2e, resume_is_bit_exact_and_a_killed_save_leaves_the_previous_checkp
     cr_assert_eq(sh("%s train %s/b.json 2>/dev/null", p, g_dir), 2);
     cr_assert_eq(sh("%s train %s/b.json --resume 2>%s/b.err", p, g_dir, g_dir), 0);
     cr_assert_eq(read_losses("run_b", b, 6), 6);
+    // Steps 4-6, logged before the kill, are logged once: the resume dropped the old lines.
+    {
+        snprintf(path, sizeof path, "%s/run_b/log.jsonl", g_dir);
+        char *log = paw_read_file(path, NULL);
+        cr_assert_not_null(log);
+        int step_lines = 0;
+        for (char *l = strstr(log, "\"loss\""); l; l = strstr(l + 1, "\"loss\"")) step_lines++;
+        cr_assert_eq(step_lines, 6, "%d step lines for 6 steps:\n%s", step_lines, log);
+        free(log);
+    }
     for (int i = 0; i < 6; i++) cr_assert(a[i] == b[i], "step %d: %.17g uninterrupted vs %.17g resumed", i + 1, a[i], b[i]);
 
     // Stopped by a signal (SIGINT, as Ctrl-C sends) after step 2: a checkpoint of step 2, no

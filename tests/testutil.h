@@ -86,4 +86,28 @@ static inline int read_log_losses(const char *log, double *loss, int max) {
     return n;
 }
 
+// Writes to path the JSON object base with the members of extra (",\"k\":v,..." or "") set, each
+// replacing a member of the same name (a config refuses a key given twice). 0, or -1.
+static inline int write_json_merged(const char *path, const char *base, const char *extra) {
+    cJSON *o = cJSON_Parse(base);
+    size_t n = strlen(extra);
+    char *wrapped = (char *)malloc(n + 3);
+    if (!o || !wrapped) return -1;
+    snprintf(wrapped, n + 3, "{%s}", extra + (extra[0] == ','));
+    cJSON *e = cJSON_Parse(wrapped);
+    free(wrapped);
+    if (!e) return -1;
+    while (e->child) {
+        cJSON *it = cJSON_DetachItemViaPointer(e, e->child);
+        cJSON_DeleteItemFromObjectCaseSensitive(o, it->string);
+        cJSON_AddItemToObject(o, it->string, it);
+    }
+    cJSON_Delete(e);
+    char *text = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    int rc = text ? paw_write_file_atomic(path, text, strlen(text)) : -1;
+    free(text);
+    return rc;
+}
+
 #endif

@@ -63,8 +63,8 @@ static const KeySpec keys[] = {
     {"min_lr_ratio", K_FLOAT, OFF(min_lr_ratio), 0, 1},
     {"weight_decay", K_FLOAT, OFF(weight_decay), 0, 10},
     {"beta1", K_FLOAT, OFF(beta1), 0, 0.999999},
-    {"beta2", K_FLOAT, OFF(beta2), 0, 0.999999999},
-    {"eps", K_FLOAT, OFF(eps), 0, 1},
+    {"beta2", K_FLOAT, OFF(beta2), 0, 0.9999999},  // 1 - beta2^t must not round to 0 in float
+    {"eps", K_FLOAT, OFF(eps), 1e-30, 1},          // 0 would make a zero gradient's update 0/0
     {"grad_clip", K_FLOAT, OFF(grad_clip), 0, 1e9},
     {"warmup_steps", K_INT, OFF(warmup_steps), 0, 1e9},
     {"schedule", K_STR, 0, 0, 0},  // handled specially
@@ -94,14 +94,22 @@ static const KeySpec keys[] = {
 
 int train_config_parse(TrainConfig *c, const char *json, const char *path) {
     train_config_defaults(c);
-    cJSON *root = cJSON_Parse(json);
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithOpts(json, &end, 0);
     if (!root || !cJSON_IsObject(root)) {
         cJSON_Delete(root);
         return paw_error("%s: not a JSON object (malformed JSON)", path);
     }
+    if (end && end[strspn(end, " \t\r\n")]) {
+        cJSON_Delete(root);
+        return paw_error("%s: text after the JSON object", path);
+    }
     int rc = 0;
     const cJSON *it;
     cJSON_ArrayForEach(it, root) {
+        for (const cJSON *prev = root->child; prev != it; prev = prev->next)
+            if (strcmp(prev->string, it->string) == 0) rc = paw_error("%s: key \"%s\" given twice", path, it->string);
+        if (rc) break;
         const KeySpec *k = NULL;
         for (int i = 0; i < NKEYS; i++)
             if (strcmp(keys[i].key, it->string) == 0) k = &keys[i];
@@ -175,7 +183,7 @@ int train_config_parse(TrainConfig *c, const char *json, const char *path) {
         if (!c->interpreter) rc = paw_error("%s: missing required key \"interpreter\"", path);
         else if (c->mode == TRAIN_MODE_PAW && !c->compiler) rc = paw_error("%s: missing required key \"compiler\" (mode paw)", path);
         else if (!c->train_data) rc = paw_error("%s: missing required key \"train_data\"", path);
-        else if (!c->out_dir) rc = paw_error("%s: missing required key \"out_dir\"", path);
+        else if (!c->out_dir || !*c->out_dir) rc = paw_error("%s: missing required key \"out_dir\" (or it is empty)", path);
         else if (c->mode == TRAIN_MODE_PRETRAIN && c->compiler)
             rc = paw_error("%s: key \"compiler\" has no meaning in mode pretrain", path);
         else if (c->device && strcmp(c->device, "cpu") && strcmp(c->device, "cuda"))
@@ -191,6 +199,11 @@ int train_config_parse(TrainConfig *c, const char *json, const char *path) {
         else if (!c->recompute && (c->recompute_keep || c->recompute_keep_interpreter))
             rc = paw_error("%s: key \"%s\" needs \"recompute\": true", path,
                            c->recompute_keep ? "recompute_keep" : "recompute_keep_interpreter");
+        else if (c->eval_every > 0 && !c->val_data)
+            rc = paw_error("%s: key \"eval_every\" needs \"val_data\" (or 0: no evaluation)", path);
+        else if (c->eval_every > 0 && c->eval_examples == 0)
+            rc = paw_error("%s: key \"eval_examples\" is 0 with \"eval_every\" %d: nothing would be measured", path,
+                           c->eval_every);
         else if (c->warmup_steps > c->steps)
             rc = paw_error("%s: key \"warmup_steps\" (%d) exceeds \"steps\" (%d)", path, c->warmup_steps, c->steps);
     }

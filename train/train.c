@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #ifdef _OPENMP
 #include <omp.h>
@@ -384,6 +385,34 @@ static void log_json(Trainer *tr, cJSON *obj) {
     free(s);
 }
 
+// The log as the run resumes from step `keep` (-1: from nothing): lines of later steps, which the
+// run will log again, and a line torn by a crash are dropped, so that each step is logged once.
+static int trim_log(const char *path, long keep) {
+    struct stat st;
+    if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode)) return 0;  // none, or a link or device: left as it is
+    size_t n;
+    char *text = paw_read_file(path, &n);
+    if (!text) return -1;
+    char *out = xmalloc(n + 1);
+    size_t k = 0;
+    for (char *line = text, *nl; line < text + n; line = nl + 1) {
+        nl = memchr(line, '\n', (size_t)(text + n - line));
+        if (!nl) break;  // no newline: torn
+        *nl = 0;
+        cJSON *o = cJSON_Parse(line);
+        const cJSON *st = o ? cJSON_GetObjectItem(o, "step") : NULL;
+        if (cJSON_IsNumber(st) && st->valuedouble <= (double)keep) {
+            memcpy(out + k, line, (size_t)(nl - line));
+            k += (size_t)(nl - line);
+            out[k++] = '\n';
+        }
+        cJSON_Delete(o);
+    }
+    int rc = paw_write_file_atomic(path, out, k);
+    free(text), free(out);
+    return rc;
+}
+
 static int run_eval(Trainer *tr, PawProgress *prog) {
     if (!tr->val_ds) return 0;
     EvalResult r;
@@ -613,6 +642,10 @@ static int setup(Trainer *tr) {
                                        tr->pm.mapper.num_params, c->mapper_lr_scale, 0, 0};
         tr->nparams = k;
     }
+    // Checked here, not at the first evaluation (after a resume, that comes only after steps).
+    if (c->eval_every > 0 && c->max_new_tokens >= tr->interp->cfg.max_position_embeddings)
+        return paw_error("key \"max_new_tokens\" = %d leaves no room for a prompt in the interpreter's context of %d",
+                         c->max_new_tokens, tr->interp->cfg.max_position_embeddings);
     // ZeRO-1: this rank keeps the moments of its block of every tensor only.
     for (int i = 0; i < tr->nparams; i++) {
         TrainParam *p = &tr->params[i];
@@ -1134,7 +1167,7 @@ static int train_loop(Trainer *tr) {
     PawProgress prog;
     memset(&prog, 0, sizeof prog);
     int rank0 = tr->comm->rank == 0;
-    if (rank0) paw_progress_start(&prog, tr->pretrain ? "pretrain" : "train", c->steps);
+    if (rank0) paw_progress_start_at(&prog, tr->pretrain ? "pretrain" : "train", c->steps, tr->step);
     int rc = 0;
     if (c->eval_every > 0 && tr->step == 0) {
         if (rank0) rc = run_eval(tr, &prog);
@@ -1256,10 +1289,6 @@ static int train_loop(Trainer *tr) {
             if (!prog.tty && (tr->step % (10L * c->log_every) == 0 || tr->step == c->steps))
                 fprintf(stderr, "step %ld/%d %s eta %.0fs\n", tr->step, c->steps, extra, eta);
         }
-        if (c->eval_every > 0 && (tr->step % c->eval_every == 0 || tr->step == c->steps)) {
-            if (rank0) rc = run_eval(tr, &prog);  // on the device that trains (gpu_eval_chunk)
-            if (rc == 0) rc = wait_for_rank0(tr);
-        }
         if (rc == 0 && ((c->save_every > 0 && tr->step % c->save_every == 0) || tr->step == c->steps || stop)) {
             double ts = paw_now();
             rc = gpu_to_host(tr, 1);
@@ -1273,7 +1302,14 @@ static int train_loop(Trainer *tr) {
                 cJSON_AddNumberToObject(o, "save_s", paw_now() - ts);  // device copy + write + fsync + rename
                 log_json(tr, o);
                 cJSON_Delete(o);
+                if (tr->log) fsync(fileno(tr->log));  // the log as far as the checkpoint survives with it
             }
+        }
+        // After the step's checkpoint, so that a failed evaluation (a bad validation shard, no
+        // memory for decoding) loses no training; not when stopping, which was asked for now.
+        if (rc == 0 && !stop && c->eval_every > 0 && (tr->step % c->eval_every == 0 || tr->step == c->steps)) {
+            if (rank0) rc = run_eval(tr, &prog);  // on the device that trains (gpu_eval_chunk)
+            if (rc == 0) rc = wait_for_rank0(tr);
         }
     }
     signal(SIGINT, old_int), signal(SIGTERM, old_term);
@@ -1372,13 +1408,13 @@ static int train_main(Trainer *tr, const char *config_path, int resume, int over
             fprintf(stderr, "paw train: %s already holds checkpoints (newest %s); use --resume to continue or --overwrite to start over\n",
                     tr->cfg.out_dir, latest);
             verdict = 2;
-        } else if (overwrite && !resume) {
-            char *lg = paw_path_join(tr->cfg.out_dir, "log.jsonl");
-            if (ckpt_remove_all(tr->cfg.out_dir) != 0 || paw_rm_rf(lg) != 0) {
+        } else if (overwrite) {  // the run's checkpoints, log and export (a stale file must not outlive it)
+            char *lg = paw_path_join(tr->cfg.out_dir, "log.jsonl"), *ex = paw_path_join(tr->cfg.out_dir, "export");
+            if (ckpt_remove_all(tr->cfg.out_dir) != 0 || paw_rm_rf(lg) != 0 || paw_rm_rf(ex) != 0) {
                 fprintf(stderr, "paw train: --overwrite: %s\n", paw_last_error());
                 verdict = 1;
             }
-            free(lg);
+            free(lg), free(ex);
         }
         free(latest);
     }
@@ -1449,7 +1485,7 @@ static int train_main(Trainer *tr, const char *config_path, int resume, int over
     release_host_grads(tr);
     if (rank0) {
         char *lp = paw_path_join(tr->cfg.out_dir, "log.jsonl");
-        if (paw_mkdir_p(tr->cfg.out_dir) != 0 || !(tr->log = fopen(lp, "a"))) {
+        if (paw_mkdir_p(tr->cfg.out_dir) != 0 || trim_log(lp, latest ? tr->step : -1) != 0 || !(tr->log = fopen(lp, "a"))) {
             if (!paw_last_error()[0] || tr->log == NULL) paw_error("cannot open %s", lp);
             free(lp);
             free(latest);
@@ -1507,6 +1543,10 @@ int cmd_train(int argc, char **argv) {
     }
     if (zero < -1 || zero > 1) {
         fprintf(stderr, "paw train: --zero %d: expected 0 or 1\n", zero);
+        return 2;
+    }
+    if (resume + overwrite + export_only > 1) {  // --export-only --overwrite would delete what it exports
+        fprintf(stderr, "paw train: --resume, --overwrite and --export-only exclude each other\n");
         return 2;
     }
     Trainer tr;
