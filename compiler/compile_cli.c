@@ -29,6 +29,13 @@ static int read_specs(const char *path, const char *out_dir, Job **jobs, int *n)
     size_t len;
     char *text = paw_read_file(path, &len);
     if (!text) return -1;
+    const char *nul = memchr(text, 0, len);
+    if (nul) {  // the lines would end there without a word
+        int at = 1;
+        for (const char *c = text; c < nul; c++) at += *c == '\n';
+        free(text);
+        return paw_error("%s:%d: a NUL byte", path, at);
+    }
     int cap = 16, k = 0, line_no = 0, rc = 0;
     Job *v = xcalloc((size_t)cap, sizeof(Job));
     for (char *line = text; line && *line && rc == 0;) {
@@ -51,6 +58,9 @@ static int read_specs(const char *path, const char *out_dir, Job **jobs, int *n)
                 char name[64];
                 snprintf(name, sizeof name, "program-%05d.paw", k);
                 v[k].out = paw_path_join(out_dir, cJSON_IsString(of) ? of->valuestring : name);
+                for (int j = 0; j < k && rc == 0; j++)  // the later program would replace the earlier
+                    if (!strcmp(v[j].out, v[k].out))
+                        rc = paw_error("%s:%d: writes %s, as spec %d does", path, line_no, v[k].out, j + 1);
                 k++;
             }
             cJSON_Delete(o);
@@ -150,8 +160,12 @@ int cmd_compile(int argc, char **argv) {
     // 1. Pseudo-programs.
     for (int i = 0; i < njobs && status == 0; i++) {
         if (jobs[i].pseudo) continue;
-        if (pseudo_arg) jobs[i].pseudo = text_or_file(pseudo_arg);
-        else if (pseudo_model) {
+        if (pseudo_arg) {
+            if (!(jobs[i].pseudo = text_or_file(pseudo_arg))) {
+                fprintf(stderr, "paw compile: --pseudo-program: %s\n", paw_last_error());
+                status = 1;
+            }
+        } else if (pseudo_model) {
             fprintf(stderr, "writing the pseudo-program %d/%d with %s...\n", i + 1, njobs, pseudo_model);
             if (paw_pseudo_generate(pseudo_model, jobs[i].spec, max_pseudo_tokens, (size_t)max_pseudo_chars, &jobs[i].pseudo) != 0) {
                 fprintf(stderr, "paw compile: spec %d: %s\n", i + 1, paw_last_error());
@@ -162,6 +176,12 @@ int cmd_compile(int argc, char **argv) {
             status = 2;
         }
     }
+    for (int i = 0; i < njobs && status == 0; i++)  // refused before the compute, not at the write
+        if (strstr(jobs[i].spec, PAW_INPUT_PLACEHOLDER) || strstr(jobs[i].pseudo, PAW_INPUT_PLACEHOLDER)) {
+            fprintf(stderr, "paw compile: spec %d: the spec or pseudo-program holds %s, which marks where the input goes "
+                    "in a program's prompt\n", i + 1, PAW_INPUT_PLACEHOLDER);
+            status = 2;
+        }
     if (status) goto out;
     // 2. Adapters, in batches.
     adapters = xcalloc((size_t)njobs, sizeof(Qwen3Lora));

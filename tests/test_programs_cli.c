@@ -297,6 +297,36 @@ Test(programs_cli, command_line_errors, .timeout = 300) {
     cr_assert(strstr(e2, "--pseudo-model"), "%s", e2);
     cr_assert_eq(sh("%s compile --compiler %s/run/export --spec x --pseudo-program y -o %s/x.paw --adapter-dtype q3 2>/dev/null",
                     p, W, W), 2);
+    // Refused with the reason, before any compute: a --pseudo-program file that cannot be read
+    // (this crashed), a spec holding the input placeholder, two specs writing one file, a NUL.
+    {
+        cr_assert_eq(sh("%s compile --compiler %s/run/export --spec x --pseudo-program /proc/self/mem -o %s/x.paw 2>%s/e9", p,
+                        W, W, W), 1);
+        char *e9 = slurp("%s/e9", W);
+        cr_assert(strstr(e9, "--pseudo-program"), "%s", e9);
+        free(e9);
+        cr_assert_eq(sh("%s compile --compiler %s/run/export --spec 'say {INPUT_PLACEHOLDER}' --pseudo-program y -o %s/x.paw "
+                        "2>%s/e9", p, W, W, W), 2);
+        e9 = slurp("%s/e9", W);
+        cr_assert(strstr(e9, "spec 1") && strstr(e9, "{INPUT_PLACEHOLDER}"), "%s", e9);
+        free(e9);
+        char sp[512];
+        snprintf(sp, sizeof sp, "%s/dup.jsonl", W);
+        const char *dup = "{\"spec\":\"a\",\"out\":\"p.paw\"}\n{\"spec\":\"b\",\"out\":\"p.paw\"}\n";
+        cr_assert_eq(paw_write_file_atomic(sp, dup, strlen(dup)), 0);
+        cr_assert_eq(sh("%s compile --compiler %s/run/export --specs %s --out-dir %s/dup --pseudo-program y 2>%s/e9", p, W,
+                        sp, W, W), 1);
+        e9 = slurp("%s/e9", W);
+        cr_assert(strstr(e9, "dup.jsonl:2") && strstr(e9, "as spec 1 does"), "%s", e9);
+        free(e9);
+        const char nulspec[] = "{\"spec\":\"a\"}\n{\"spec\":\"b\0\"}\n";
+        cr_assert_eq(paw_write_file_atomic(sp, nulspec, sizeof nulspec - 1), 0);
+        cr_assert_eq(sh("%s compile --compiler %s/run/export --specs %s --out-dir %s/dup --pseudo-program y 2>%s/e9", p, W,
+                        sp, W, W), 1);
+        e9 = slurp("%s/e9", W);
+        cr_assert(strstr(e9, "dup.jsonl:2: a NUL byte"), "%s", e9);
+        free(e9);
+    }
     // A spec with words the tiny vocabulary lacks is refused with the reason.
     cr_assert_eq(sh("%s compile --compiler %s/run/export --spec 'zebra quantum' --pseudo-program y -o %s/x.paw 2>%s/e3", p, W,
                     W, W), 1);
