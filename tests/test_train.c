@@ -206,6 +206,18 @@ Test(train_e2e, resume_is_bit_exact_and_a_killed_save_leaves_the_previous_checkp
         double a2[12];
         cr_assert_eq(read_losses("run_a", a2, 12), 6, "the log holds the new run only");
         for (int i = 0; i < 6; i++) cr_assert(a2[i] == a[i], "step %d", i + 1);
+        // A second export replaces the first in one swap: the same files, no temporary left.
+        snprintf(ex, sizeof ex, "%s/run_a/export/model.safetensors", g_dir);
+        char *before = paw_read_file(ex, NULL);
+        cr_assert_not_null(before);
+        cr_assert_eq(sh("%s train %s/a.json --export-only 2>/dev/null", p, g_dir), 0);
+        char *after = paw_read_file(ex, NULL);
+        cr_assert(after && !memcmp(before, after, 64), "re-exported weights");
+        snprintf(ex, sizeof ex, "%s/run_a/export.tmp", g_dir);
+        cr_assert(!paw_file_exists(ex), "export.tmp left behind");
+        snprintf(ex, sizeof ex, "%s/run_a/export/paw.json", g_dir);
+        cr_assert(paw_file_exists(ex));
+        free(before), free(after);
     }
 
     // Interrupted run: killed (SIGKILL) while writing the step-6 checkpoint, then resumed.

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #ifdef _OPENMP
@@ -509,9 +510,25 @@ static int copy_file(const char *src, const char *dst) {
     return rc;
 }
 
+// Puts the finished directory tmp in place of dir in one step (an earlier export is swapped out,
+// then removed), so that no crash leaves an export of mixed old and new files.
+static int replace_dir(const char *tmp, const char *dir, const char *parent) {
+    int rc = paw_fsync_dir(tmp);
+    if (rc == 0 && paw_file_exists(dir)) {
+        if (renameat2(AT_FDCWD, tmp, AT_FDCWD, dir, RENAME_EXCHANGE) != 0)
+            return paw_error("%s: cannot swap in %s: %s", dir, tmp, strerror(errno));
+        if ((rc = paw_fsync_dir(parent)) == 0) rc = paw_rm_rf(tmp);  // tmp now holds the old export
+        return rc;
+    }
+    if (rc == 0 && rename(tmp, dir) != 0) rc = paw_error("%s: cannot rename to %s: %s", tmp, dir, strerror(errno));
+    if (rc == 0) rc = paw_fsync_dir(parent);
+    return rc;
+}
+
 static int export_models(Trainer *tr) {
-    char *dir = paw_path_join(tr->cfg.out_dir, "export");
-    int rc = paw_mkdir_p(dir);
+    char *final = paw_path_join(tr->cfg.out_dir, "export"), *dir = paw_path_join(tr->cfg.out_dir, "export.tmp");
+    int rc = paw_rm_rf(dir);  // a leftover of an interrupted export
+    if (rc == 0) rc = paw_mkdir_p(dir);
     const Qwen3 *model = tr->pretrain ? &tr->lm : &tr->pm.comp.model;
     if (rc == 0) rc = qwen3_save(model, dir, tr->cfg.export_dtype);
     if (rc == 0 && tr->vmap.n) rc = paw_vocab_map_save(&tr->vmap, dir);
@@ -548,8 +565,9 @@ static int export_models(Trainer *tr) {
         free(pj);
         free(s);
     }
-    if (rc == 0) fprintf(stderr, "exported %s to %s\n", tr->pretrain ? "the trained model" : "the compiler", dir);
-    free(dir);
+    if (rc == 0) rc = replace_dir(dir, final, tr->cfg.out_dir);
+    if (rc == 0) fprintf(stderr, "exported %s to %s\n", tr->pretrain ? "the trained model" : "the compiler", final);
+    free(dir), free(final);
     return rc;
 }
 
