@@ -195,6 +195,20 @@ Test(train_e2e, resume_is_bit_exact_and_a_killed_save_leaves_the_previous_checkp
     // --overwrite starts over: the run's checkpoints, log and export go (a stale export file
     // too), and the same losses come again; with --export-only or --resume it is refused.
     cr_assert_eq(sh("%s train %s/a.json --overwrite --export-only 2>/dev/null", p, g_dir), 2);
+    // A new run that fails its setup (no room for max_new_tokens in the context) keeps the old one.
+    write_config("a_bad.json", "run_a", ",\"eval_every\":1,\"max_new_tokens\":100000");
+    cr_assert_eq(sh("%s train %s/a_bad.json --overwrite 2>%s/a_bad.err", p, g_dir, g_dir), 1);
+    {
+        char ap[256];
+        snprintf(ap, sizeof ap, "%s/run_a", g_dir);
+        char *kept = ckpt_latest(ap);
+        cr_assert(kept && strstr(kept, "step-00000006"), "the refused --overwrite deleted %s", ap);
+        free(kept);
+        snprintf(ap, sizeof ap, "%s/a_bad.err", g_dir);
+        char *be = paw_read_file(ap, NULL);
+        cr_assert(be && strstr(be, "max_new_tokens"), "%s", be ? be : "");
+        free(be);
+    }
     cr_assert_eq(sh("%s train %s/a.json --overwrite --resume 2>/dev/null", p, g_dir), 2);
     {
         char ex[256];

@@ -1426,13 +1426,6 @@ static int train_main(Trainer *tr, const char *config_path, int resume, int over
             fprintf(stderr, "paw train: %s already holds checkpoints (newest %s); use --resume to continue or --overwrite to start over\n",
                     tr->cfg.out_dir, latest);
             verdict = 2;
-        } else if (overwrite) {  // the run's checkpoints, log and export (a stale file must not outlive it)
-            char *lg = paw_path_join(tr->cfg.out_dir, "log.jsonl"), *ex = paw_path_join(tr->cfg.out_dir, "export");
-            if (ckpt_remove_all(tr->cfg.out_dir) != 0 || paw_rm_rf(lg) != 0 || paw_rm_rf(ex) != 0) {
-                fprintf(stderr, "paw train: --overwrite: %s\n", paw_last_error());
-                verdict = 1;
-            }
-            free(lg), free(ex);
         }
         free(latest);
     }
@@ -1446,6 +1439,21 @@ static int train_main(Trainer *tr, const char *config_path, int resume, int over
     if (agree != 0) {
         if (rank0) fprintf(stderr, "paw train: %s\n", paw_last_error());
         return 2;
+    }
+    // --overwrite only once the new run has passed its checks: a refused run keeps the old one.
+    // The run's checkpoints, log and export go (a stale export file must not outlive it).
+    if (overwrite) {
+        int orc = 0;
+        if (rank0) {
+            char *lg = paw_path_join(tr->cfg.out_dir, "log.jsonl"), *ex = paw_path_join(tr->cfg.out_dir, "export");
+            if (ckpt_remove_all(tr->cfg.out_dir) != 0 || paw_rm_rf(lg) != 0 || paw_rm_rf(ex) != 0) {
+                fprintf(stderr, "paw train: --overwrite: %s\n", paw_last_error());
+                orc = 1;
+            }
+            free(lg), free(ex);
+        }
+        if (comm->world > 1 && paw_broadcast(comm, &orc, sizeof orc, 0) != 0) return fail_local(tr, "");
+        if (orc) return orc;
     }
     char *latest = NULL;
     if (ckpt_find_latest(tr->cfg.out_dir, &latest) != 0) return fail_local(tr, "");
