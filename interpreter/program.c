@@ -307,6 +307,12 @@ int paw_program_write(const char *path, const PawProgram *p, int adapter_dtype) 
         for (size_t i = 0; i < nb; i++)
             if (!isfinite(p->B[m][i]))
                 return paw_error("%s: module %s: B holds a non-finite value at index %zu", path, lora_module_names[m], i);
+        // F16 values, and the fp16 scales of Q8_0 and Q4_0 blocks (which may fall back to F16),
+        // end at 65504: a larger weight would be written as infinity.
+        for (size_t i = 0; adapter_dtype != GGML_TYPE_F32 && i < na + nb; i++)
+            if (fabsf(i < na ? p->A[m][i] : p->B[m][i - na]) > 65504.0f)
+                return paw_error("%s: module %s: %s holds %g, past fp16's range: write it with --adapter-dtype f32", path,
+                                 lora_module_names[m], i < na ? "A" : "B", (double)(i < na ? p->A[m][i] : p->B[m][i - na]));
     }
 
     uint8_t *adapter = NULL, *zipbuf = NULL;
@@ -558,6 +564,17 @@ static int load_adapter(PawProgram *p, const Gguf *g, const char *where, int met
                 rc = gguf_tensor_to_f32(g, pr->a, p->A[m] + (size_t)l * na);
                 if (rc == 0) rc = gguf_tensor_to_f32(g, pr->b, p->B[m] + (size_t)l * nb);
             }
+            // Refused as the writer refuses them: a NaN or infinity (an fp16 scale past its
+            // range, say) would turn every output of the program into NaN without a word.
+            const float *vals[2] = {mq8 ? p->qAd[m] : p->A[m], mq8 ? p->qBd[m] : p->B[m]};
+            const size_t nvals[2] = {(size_t)L * na / (mq8 ? 32 : 1), (size_t)L * nb / (mq8 ? 32 : 1)};
+            for (int ab = 0; ab < 2 && rc == 0; ab++)
+                for (size_t i = 0; i < nvals[ab]; i++)
+                    if (!isfinite(vals[ab][i])) {
+                        rc = paw_error("%s: module %s: %s holds a non-finite %s", where, lora_module_names[m], ab ? "B" : "A",
+                                       mq8 ? "block scale" : "value");
+                        break;
+                    }
         }
     }
     free(pairs);

@@ -455,6 +455,17 @@ Test(program, writer_refusals) {
     cr_assert_eq(paw_program_write(path, &p, GGML_TYPE_F32), -1);
     cr_assert(strstr(paw_last_error(), "q_proj: A holds a non-finite value at index 17"), "%s", paw_last_error());
     p.A[LORA_Q][17] = 0;
+    p.B[LORA_DOWN][3] = 1e5f;  // past fp16: written as infinity in F16, Q8_0 or Q4_0 blocks
+    for (int t = 0; t < 3; t++) {
+        const int dt[3] = {GGML_TYPE_F16, GGML_TYPE_Q8_0, GGML_TYPE_Q4_0};
+        cr_assert_eq(paw_program_write(path, &p, dt[t]), -1);
+        cr_assert(strstr(paw_last_error(), "down_proj: B holds 100000, past fp16's range"), "%s", paw_last_error());
+    }
+    char big[600];
+    snprintf(big, sizeof big, "%s.f32", path);  // F32 holds it
+    cr_assert_eq(paw_program_write(big, &p, GGML_TYPE_F32), 0, "%s", paw_last_error());
+    unlink(big);
+    p.B[LORA_DOWN][3] = 0;
     p.shape.head_dim = 0;
     cr_assert_eq(paw_program_write(path, &p, GGML_TYPE_F32), -1);
     cr_assert(strstr(paw_last_error(), "incomplete"));
