@@ -192,6 +192,14 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
     return remove(path) != 0 && errno != ENOENT ? -1 : 0;
 }
 
+int paw_check_no_nul(const char *path, const char *text, size_t n) {
+    const char *nul = memchr(text, 0, n);
+    if (!nul) return 0;
+    int line = 1;
+    for (const char *c = text; c < nul; c++) line += *c == '\n';
+    return paw_error("%s:%d: a NUL byte", path, line);
+}
+
 int paw_rm_rf(const char *path) {
     struct stat st;
     if (lstat(path, &st) != 0) return errno == ENOENT ? 0 : paw_error("%s: %s", path, strerror(errno));

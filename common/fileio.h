@@ -37,6 +37,9 @@ int paw_fsync_dir(const char *path);        // fsync the directory holding path 
 int paw_fsync_parent(const char *path);     // fsync the directory holding path, a directory too (after its rename)
 int paw_file_exists(const char *path);
 int paw_is_dir(const char *path);
+// For a file read as lines (JSONL): 0, or -1 + paw_error "PATH:LINE: a NUL byte" when text[0, n)
+// holds one (its lines would end there without a word).
+int paw_check_no_nul(const char *path, const char *text, size_t n);
 // Removes a file or a directory tree (like `rm -rf`); a missing path is not an error.
 int paw_rm_rf(const char *path);
 // Joins a directory and a file name into a new string (caller frees).

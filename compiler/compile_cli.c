@@ -29,12 +29,9 @@ static int read_specs(const char *path, const char *out_dir, Job **jobs, int *n)
     size_t len;
     char *text = paw_read_file(path, &len);
     if (!text) return -1;
-    const char *nul = memchr(text, 0, len);
-    if (nul) {  // the lines would end there without a word
-        int at = 1;
-        for (const char *c = text; c < nul; c++) at += *c == '\n';
+    if (paw_check_no_nul(path, text, len) != 0) {
         free(text);
-        return paw_error("%s:%d: a NUL byte", path, at);
+        return -1;
     }
     int cap = 16, k = 0, line_no = 0, rc = 0;
     Job *v = xcalloc((size_t)cap, sizeof(Job));
