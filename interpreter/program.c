@@ -361,6 +361,11 @@ static int read_member(zip_t *za, const char *path, const char *name, int requir
     if (st.size > limit)
         return paw_error("%s: %s: member claims %llu bytes, more than the %llu allowed", path, name,
                          (unsigned long long)st.size, (unsigned long long)limit);
+    // Deflate expands at most about 1032:1 (stored members not at all): a claim past that is a
+    // lie, refused before it is allocated.
+    if ((st.valid & ZIP_STAT_COMP_SIZE) && st.size > st.comp_size * 1032 + 1024)
+        return paw_error("%s: %s: member claims %llu bytes from %llu compressed, more than deflate can give", path, name,
+                         (unsigned long long)st.size, (unsigned long long)st.comp_size);
     zip_file_t *zf = zip_fopen_index(za, (zip_uint64_t)idx, 0);
     if (!zf) return paw_error("%s: %s: cannot open member: %s", path, name, zip_strerror(za));
     uint8_t *buf = xmalloc((size_t)st.size + 1);

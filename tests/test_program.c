@@ -590,6 +590,26 @@ Test(program, bad_bundles) {
     cr_assert_eq(paw_write_file_atomic(bad, bytes, n - 1), 0);
     expect_read_fails(bad, "bad.paw");
 
+    // A member that claims far more bytes than its compressed size can give (the central
+    // directory's uncompressed size of adapter.gguf set to 4 GB): refused before allocating.
+    {
+        uint8_t *lie = malloc(n);
+        memcpy(lie, bytes, n);
+        int patched = 0;
+        for (size_t i = 0; i + 46 + 12 <= n; i++)
+            if (!memcmp(lie + i, "PK\x01\x02", 4) && !memcmp(lie + i + 46, "adapter.gguf", 12)) {
+                const uint8_t big[4] = {0x00, 0x00, 0x00, 0xf0};
+                uint32_t local = (uint32_t)lie[i + 42] | (uint32_t)lie[i + 43] << 8 | (uint32_t)lie[i + 44] << 16 |
+                                 (uint32_t)lie[i + 45] << 24;
+                cr_assert(local + 30 <= n && !memcmp(lie + local, "PK\x03\x04", 4));
+                memcpy(lie + i + 24, big, 4), memcpy(lie + local + 22, big, 4), patched = 1;  // both headers
+            }
+        cr_assert(patched, "the central directory entry of adapter.gguf");
+        cr_assert_eq(paw_write_file_atomic(bad, lie, n), 0);
+        expect_read_fails(bad, "more than deflate can give");
+        free(lie);
+    }
+
     // A flipped byte inside the stored adapter's tensor data: the CRC catches it.
     uint8_t *at = memmem(bytes, n, "GGUF", 4);
     cr_assert_not_null(at);
