@@ -20,9 +20,10 @@ void matmul_forward_acc(float *out, const float *inp, const float *weight, int N
 // fp32: bit for bit the fp32 functions on the widened weight, for any number of rows.
 void matmul_forward_bf16w(float *out, const float *inp, const uint16_t *weight, int N, int C, int OC);
 void matmul_forward_bf16w_acc(float *out, const float *inp, const uint16_t *weight, int N, int C, int OC, float alpha);
-// The same with a Q8 weight (QWEN3_WEIGHTS_Q8): int8 values q[OC, C] and one scale per 32 of them
-// along each row, d[OC * C / 32]; C a multiple of 32. Bit for bit the fp32 functions on the
-// dequantized weight d * q (exact in fp32 when d is an fp16 value, as a Q8_0 scale is).
+// The same with a Q8 weight (program adapters held as Q8 blocks; QWEN3_WEIGHTS_Q8 models use
+// matmul_forward_q8q below): int8 values q[OC, C] and one scale per 32 of them along each row,
+// d[OC * C / 32]; C a multiple of 32. Bit for bit the fp32 functions on the dequantized weight
+// d * q (exact in fp32 when d is an fp16 value, as a Q8_0 scale is).
 void matmul_forward_q8w(float *out, const float *inp, const int8_t *q, const float *d, int N, int C, int OC);
 void matmul_forward_q8w_acc(float *out, const float *inp, const int8_t *q, const float *d, int N, int C, int OC,
                             float alpha);
