@@ -192,6 +192,20 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
     return remove(path) != 0 && errno != ENOENT ? -1 : 0;
 }
 
+int paw_rm_rf_renamed(const char *path) {
+    size_t n = strlen(path) + 10;
+    char *gone = xmalloc(n);
+    snprintf(gone, n, "%s.removing", path);
+    int rc = paw_rm_rf(gone);
+    if (rc == 0 && paw_file_exists(path)) {
+        if (rename(path, gone) != 0) rc = paw_error("%s: cannot rename to %s: %s", path, gone, strerror(errno));
+        if (rc == 0) rc = paw_fsync_parent(path);
+        if (rc == 0) rc = paw_rm_rf(gone);
+    }
+    free(gone);
+    return rc;
+}
+
 int paw_check_no_nul(const char *path, const char *text, size_t n) {
     const char *nul = memchr(text, 0, n);
     if (!nul) return 0;

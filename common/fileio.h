@@ -42,6 +42,10 @@ int paw_is_dir(const char *path);
 int paw_check_no_nul(const char *path, const char *text, size_t n);
 // Removes a file or a directory tree (like `rm -rf`); a missing path is not an error.
 int paw_rm_rf(const char *path);
+// The same for a directory whose partial removal must not pass for the whole (a checkpoint, an
+// export): it is renamed to PATH.removing first (a leftover of an interrupted removal goes too),
+// the rename fsynced, then removed. A missing path is not an error.
+int paw_rm_rf_renamed(const char *path);
 // Joins a directory and a file name into a new string (caller frees).
 char *paw_path_join(const char *dir, const char *name);
 

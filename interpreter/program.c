@@ -269,6 +269,19 @@ static int build_zip(const char *path, const Member *mem, int n, uint8_t **out, 
     return 0;
 }
 
+// Adapter values the file can hold: finite, and for F16, Q8_0 and Q4_0 (whose fp16 block scales
+// end at 65504 too, and which may fall back to F16) within fp16's range, not written as infinity.
+static int check_writable(const char *path, int m, const char *ab, const float *v, size_t n, int dtype) {
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(v[i]))
+            return paw_error("%s: module %s: %s holds a non-finite value at index %zu", path, lora_module_names[m], ab, i);
+        if (dtype != GGML_TYPE_F32 && fabsf(v[i]) > 65504.0f)
+            return paw_error("%s: module %s: %s holds %g, past fp16's range: write it with --adapter-dtype f32", path,
+                             lora_module_names[m], ab, (double)v[i]);
+    }
+    return 0;
+}
+
 int paw_program_write(const char *path, const PawProgram *p, int adapter_dtype) {
     const Qwen3Config *c = &p->shape;
     if (adapter_dtype != GGML_TYPE_Q4_0 && adapter_dtype != GGML_TYPE_Q8_0 && adapter_dtype != GGML_TYPE_F16 &&
@@ -301,18 +314,9 @@ int paw_program_write(const char *path, const PawProgram *p, int adapter_dtype) 
         if (p->qA[m]) return paw_error("%s: module %s is held as Q8 blocks for inference, not fp32", path, lora_module_names[m]);
         if (!p->A[m] || !p->B[m]) return paw_error("%s: module %s has no A or B weights", path, lora_module_names[m]);
         size_t na = (size_t)c->num_layers * p->rank * din, nb = (size_t)c->num_layers * dout * p->rank;
-        for (size_t i = 0; i < na; i++)
-            if (!isfinite(p->A[m][i]))
-                return paw_error("%s: module %s: A holds a non-finite value at index %zu", path, lora_module_names[m], i);
-        for (size_t i = 0; i < nb; i++)
-            if (!isfinite(p->B[m][i]))
-                return paw_error("%s: module %s: B holds a non-finite value at index %zu", path, lora_module_names[m], i);
-        // F16 values, and the fp16 scales of Q8_0 and Q4_0 blocks (which may fall back to F16),
-        // end at 65504: a larger weight would be written as infinity.
-        for (size_t i = 0; adapter_dtype != GGML_TYPE_F32 && i < na + nb; i++)
-            if (fabsf(i < na ? p->A[m][i] : p->B[m][i - na]) > 65504.0f)
-                return paw_error("%s: module %s: %s holds %g, past fp16's range: write it with --adapter-dtype f32", path,
-                                 lora_module_names[m], i < na ? "A" : "B", (double)(i < na ? p->A[m][i] : p->B[m][i - na]));
+        if (check_writable(path, m, "A", p->A[m], na, adapter_dtype) != 0 ||
+            check_writable(path, m, "B", p->B[m], nb, adapter_dtype) != 0)
+            return -1;
     }
 
     uint8_t *adapter = NULL, *zipbuf = NULL;

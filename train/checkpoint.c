@@ -88,20 +88,6 @@ static int is_step_name(const char *name, long *step) {
     return 1;
 }
 
-// Removes a checkpoint directory so that no crash leaves a half-deleted one that still looks
-// complete: it is renamed out of the step-* names first (atomic), then deleted.
-static int remove_checkpoint(const char *cdir, const char *name) {
-    char gone[96];
-    snprintf(gone, sizeof gone, "%s.removing", name);
-    char *from = paw_path_join(cdir, name), *to = paw_path_join(cdir, gone);
-    int rc = paw_rm_rf(to);
-    if (rc == 0 && rename(from, to) != 0) rc = paw_error("%s: cannot rename to %s: %s", from, to, strerror(errno));
-    if (rc == 0) rc = paw_fsync_dir(cdir);
-    if (rc == 0) rc = paw_rm_rf(to);
-    free(from), free(to);
-    return rc;
-}
-
 // Keeps the keep_last newest checkpoints, and always keep_step (the one just written: an old run's
 // higher steps must not push it out). Leftovers of interrupted removals go too. A failure is
 // reported, not fatal: the new checkpoint is complete.
@@ -135,19 +121,16 @@ static void prune(const char *dir, int keep_last, long keep_step) {
     for (int i = 0; i + (keep_last - 1) < n; i++) {  // keep_step is one of the keep_last
         char name[64];
         snprintf(name, sizeof name, "step-%08ld", steps[i]);
-        if (remove_checkpoint(dir, name) != 0) fprintf(stderr, "paw train: warning: %s\n", paw_last_error());
+        char *p = paw_path_join(dir, name);
+        if (paw_rm_rf_renamed(p) != 0) fprintf(stderr, "paw train: warning: %s\n", paw_last_error());
+        free(p);
     }
 }
 
 int ckpt_remove_all(const char *out_dir) {
-    char *cdir = paw_path_join(out_dir, "checkpoints"), *gone = paw_path_join(out_dir, "checkpoints.removing");
-    int rc = paw_rm_rf(gone);
-    if (rc == 0 && paw_file_exists(cdir)) {
-        if (rename(cdir, gone) != 0) rc = paw_error("%s: cannot rename to %s: %s", cdir, gone, strerror(errno));
-        if (rc == 0) rc = paw_fsync_dir(out_dir);
-        if (rc == 0) rc = paw_rm_rf(gone);
-    }
-    free(cdir), free(gone);
+    char *cdir = paw_path_join(out_dir, "checkpoints");
+    int rc = paw_rm_rf_renamed(cdir);
+    free(cdir);
     return rc;
 }
 

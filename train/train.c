@@ -401,8 +401,8 @@ static int trim_log(const char *path, long keep) {
         if (!nl) break;  // no newline: torn
         *nl = 0;
         cJSON *o = cJSON_Parse(line);
-        const cJSON *st = o ? cJSON_GetObjectItem(o, "step") : NULL;
-        if (cJSON_IsNumber(st) && st->valuedouble <= (double)keep) {
+        const cJSON *step = o ? cJSON_GetObjectItem(o, "step") : NULL;
+        if (cJSON_IsNumber(step) && step->valuedouble <= (double)keep) {
             memcpy(out + k, line, (size_t)(nl - line));
             k += (size_t)(nl - line);
             out[k++] = '\n';
@@ -1446,7 +1446,7 @@ static int train_main(Trainer *tr, const char *config_path, int resume, int over
         int orc = 0;
         if (rank0) {
             char *lg = paw_path_join(tr->cfg.out_dir, "log.jsonl"), *ex = paw_path_join(tr->cfg.out_dir, "export");
-            if (ckpt_remove_all(tr->cfg.out_dir) != 0 || paw_rm_rf(lg) != 0 || paw_rm_rf(ex) != 0) {
+            if (ckpt_remove_all(tr->cfg.out_dir) != 0 || paw_rm_rf(lg) != 0 || paw_rm_rf_renamed(ex) != 0) {
                 fprintf(stderr, "paw train: --overwrite: %s\n", paw_last_error());
                 orc = 1;
             }
